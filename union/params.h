@@ -1,0 +1,91 @@
+// Mount parameters: parsing the fuse-overlayfs-compatible command line and
+// checking the layers before anything is mounted (the overlayfs "params.c").
+//
+// Two command-line forms reach here:
+//   overtier mount [-f] [-d] -o OPTS MOUNTPOINT        (people)
+//   overtier [-f] [-d] -o OPTS MOUNTPOINT              (containers/storage
+//                                                       mount_program form)
+// and `--version` / `-V`, `--help` / `-h`. Several -o may be given; their
+// options are joined. Empty options (",," and a trailing ",") are ignored.
+#ifndef OVERTIER_UNION_PARAMS_H_
+#define OVERTIER_UNION_PARAMS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "overtier/status.h"
+
+namespace overtier {
+
+// One range of an id mapping, fuse-overlayfs' `uidmapping=INNER:OUTER:COUNT`
+// (several ranges joined by ':'; containers/storage sometimes writes a
+// leading ':'). INNER is the id seen through the mount, OUTER the id stored
+// on the layers' disks.
+struct IdMapping {
+  uint32_t inner = 0;
+  uint32_t outer = 0;
+  uint32_t count = 0;
+};
+
+struct MountOptions {
+  std::vector<std::string> lowerdirs;  // top-most first, as given
+  std::string upperdir;                // empty: read-only union
+  std::string workdir;                 // required iff upperdir is set
+  bool is_volatile = false;            // "volatile": skip fsync (like overlayfs)
+  bool read_only = false;              // "ro"
+  bool allow_other = false;            // "allow_other" (containers need it)
+  bool allow_root = false;             // "allow_root"
+  bool default_permissions = true;     // kernel permission checks; always on
+  bool userxattr = false;              // overlay xattrs in user.overlay.*
+  bool suid = true;                    // "suid"/"nosuid" (root default: suid)
+  bool dev = true;                     // "dev"/"nodev" (root default: dev)
+  bool exec = true;                    // "exec"/"noexec"
+  bool noatime = false;                // "noatime" (relatime etc. accepted)
+  std::vector<IdMapping> uidmap;       // empty: identity
+  std::vector<IdMapping> gidmap;
+  double timeout = 1.0;                // "timeout=SECS" entry/attr cache time
+  std::string fsname;                  // "fsname=NAME", default "overtier"
+  // Options accepted for compatibility with the kernel overlayfs and
+  // fuse-overlayfs whose effect overtier has anyway or that do not apply
+  // (redirect_dir=, metacopy=, index=, xino=, fsync=, context=, ...). Kept
+  // so the daemon can log that it ignored them.
+  std::vector<std::string> ignored;
+};
+
+struct Invocation {
+  MountOptions opts;
+  std::string mountpoint;
+  bool foreground = false;  // -f
+  bool debug = false;       // -d (implies foreground)
+  bool show_version = false;
+  bool show_help = false;
+};
+
+// Parses a comma-separated option string (the text after -o) into *opts,
+// adding to what is already there. Unknown options are an error naming
+// the option.
+Status ParseMountOptionString(const std::string& text, MountOptions* opts);
+
+// Parses argv (argv[0] is the program or the "mount" word; options start at
+// argv[1]). Fills *inv; errors name the offending argument.
+Status ParseMountCommandLine(int argc, const char* const* argv, Invocation* inv);
+
+// Checks the file system side of the options: every layer exists and is a
+// directory (symlinked paths such as containers/storage's l/SHORT links are
+// resolved), upperdir is writable, upperdir is not inside a lowerdir (and no
+// lowerdir inside upperdir), workdir is on the same file system as upperdir
+// and is neither inside upperdir nor contains it, the mount point is a
+// directory that is not already a mount point of an overtier/FUSE mount
+// in use. Returns the first problem as a message a person can act on.
+Status ValidateMountOptions(const MountOptions& opts, const std::string& mountpoint);
+
+// Maps an id through the table (identity when empty). ToInner: disk id ->
+// id seen through the mount; ToOuter: the reverse. Unmapped ids become the
+// overflow id 65534.
+uint32_t MapIdToInner(const std::vector<IdMapping>& map, uint32_t outer);
+uint32_t MapIdToOuter(const std::vector<IdMapping>& map, uint32_t inner);
+
+}  // namespace overtier
+
+#endif  // OVERTIER_UNION_PARAMS_H_

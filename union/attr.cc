@@ -1,0 +1,155 @@
+// Attributes: stat, chmod/chown/utimes/truncate, readlink, statfs
+// (overlayfs' inode.c).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "union/fs_util.h"
+#include "union/union_fs.h"
+
+namespace overtier {
+
+void UnionFs::FixupAttr(Node* node, struct stat* st) {
+  st->st_ino = node->key;
+  st->st_uid = MapIdToInner(opts_.uidmap, st->st_uid);
+  st->st_gid = MapIdToInner(opts_.gidmap, st->st_gid);
+}
+
+Status UnionFs::StatNode(Node* node, struct stat* out) {
+  FdPtr fd, lfd;
+  bool merged_dir, metacopy;
+  {
+    std::lock_guard<std::mutex> g(node->mu);
+    if (node->upper.valid()) {
+      OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->upper, &fd));
+    } else if (node->is_dir()) {
+      if (node->lower_dirs.empty()) return Status::Errno(ESTALE);
+      OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->lower_dirs[0], &fd));
+    } else {
+      OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->lower, &fd));
+    }
+    metacopy = node->metacopy && node->lower.valid();
+    if (metacopy) OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->lower, &lfd));
+    merged_dir = node->is_dir() && (node->upper.valid() ? !node->lower_dirs.empty()
+                                                        : node->lower_dirs.size() > 1);
+  }
+  if (fstat(fd->get(), out) != 0) return Status::FromErrno();
+  if (metacopy) {
+    struct stat lst;
+    if (fstat(lfd->get(), &lst) == 0) out->st_blocks = lst.st_blocks;
+  }
+  // Like overlayfs: a merged directory's link count is unknown, and 1 tells
+  // find(1) not to use it to skip subdirectories.
+  if (merged_dir) out->st_nlink = 1;
+  if (node->is_reg() && node->lower_nlink > 1 && out->st_nlink < node->lower_nlink)
+    out->st_nlink = node->lower_nlink;
+  FixupAttr(node, out);
+  return Status::OK();
+}
+
+Status UnionFs::GetAttr(Node* node, const OpenFile* of, struct stat* out) {
+  if (of != nullptr && of->upper && of->fd >= 0) {
+    // fstat of the open file: right even when the name is gone (nlink 0).
+    if (fstat(of->fd, out) != 0) return Status::FromErrno();
+    FixupAttr(node, out);
+    return Status::OK();
+  }
+  return StatNode(node, out);
+}
+
+Status UnionFs::SetAttr(const Ctx&, Node* node, const SetAttrRequest& req, OpenFile* of,
+                        struct stat* out) {
+  if (read_only_) return Status::Errno(EROFS);
+  bool open_upper = of != nullptr && of->upper && of->fd >= 0;
+  if (!open_upper) {
+    // A size change needs the data; the rest is metadata (no data copy).
+    bool with_data = req.size && !(req.values.st_size == 0);
+    OVT_RETURN_IF_ERROR(CopyUp(node, with_data));
+  }
+  FdPtr fd;
+  OVT_RETURN_IF_ERROR(nodes_.Fd(node, &Node::upper, &fd));
+  ProcPath pp(fd->get());
+  if (req.uid || req.gid) {
+    uid_t uid = req.uid ? MapIdToOuter(opts_.uidmap, req.values.st_uid) : static_cast<uid_t>(-1);
+    gid_t gid = req.gid ? MapIdToOuter(opts_.gidmap, req.values.st_gid) : static_cast<gid_t>(-1);
+    if (fchownat(fd->get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+      return Status::FromErrno();
+  }
+  if (req.mode) {
+    if (node->type == S_IFLNK) return Status::Errno(EOPNOTSUPP);
+    if (fchmodat(AT_FDCWD, pp.c_str(), req.values.st_mode & 07777, 0) != 0)
+      return Status::FromErrno();
+  }
+  if (req.size) {
+    int tfd = open_upper && of->writable ? of->fd : -1;
+    int own = -1;
+    if (tfd < 0) {
+      own = open(pp.c_str(), O_WRONLY | O_CLOEXEC);
+      if (own < 0) return Status::FromErrno();
+      tfd = own;
+    }
+    int rc = ftruncate(tfd, req.values.st_size);
+    int err = errno;
+    if (rc == 0) {
+      // A truncate to zero needed no data copy: the upper file now holds
+      // all of it (nothing), so it is no longer a metadata-only copy.
+      std::lock_guard<std::mutex> g(node->mu);
+      if (node->metacopy) {
+        fremovexattr(tfd, xn_.metacopy().c_str());
+        node->metacopy = false;
+      }
+    }
+    if (own >= 0) close(own);
+    if (rc != 0) return Status::Errno(err);
+  }
+  if (req.atime || req.mtime) {
+    struct timespec ts[2];
+    ts[0].tv_nsec = UTIME_OMIT;
+    ts[1].tv_nsec = UTIME_OMIT;
+    if (req.atime) ts[0] = req.atime_now ? timespec{0, UTIME_NOW} : req.values.st_atim;
+    if (req.mtime) ts[1] = req.mtime_now ? timespec{0, UTIME_NOW} : req.values.st_mtim;
+    int rc;
+    if (node->type == S_IFLNK) {
+      // No fd-based call sets a symlink's own times: go through its parent.
+      Node* parent;
+      std::string name;
+      if (!nodes_.GetAlias(node, &parent, &name)) return Status::Errno(EINVAL);
+      FdPtr pfd;
+      OVT_RETURN_IF_ERROR(ParentUpperFd(parent, &pfd));
+      rc = utimensat(pfd->get(), name.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+    } else if (open_upper) {
+      rc = futimens(of->fd, ts);
+    } else {
+      rc = utimensat(AT_FDCWD, pp.c_str(), ts, 0);
+    }
+    if (rc != 0) return Status::FromErrno();
+  }
+  if (open_upper) return GetAttr(node, of, out);
+  return StatNode(node, out);
+}
+
+Status UnionFs::ReadLink(Node* node, std::string* target) {
+  if (node->type != S_IFLNK) return Status::Errno(EINVAL);
+  FdPtr fd;
+  {
+    std::lock_guard<std::mutex> g(node->mu);
+    OVT_RETURN_IF_ERROR(
+        nodes_.FdLocked(node, node->upper.valid() ? &node->upper : &node->lower, &fd));
+  }
+  char buf[PATH_MAX + 1];
+  ssize_t n = readlinkat(fd->get(), "", buf, sizeof(buf));
+  if (n < 0) return Status::FromErrno();
+  target->assign(buf, n);
+  return Status::OK();
+}
+
+Status UnionFs::StatFs(struct statvfs* out) {
+  const Layer& l = layers_->layer(0);
+  if (fstatvfs(l.root_fd, out) != 0) return Status::FromErrno();
+  out->f_namemax = NAME_MAX;
+  return Status::OK();
+}
+
+}  // namespace overtier

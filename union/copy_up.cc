@@ -1,0 +1,218 @@
+// Copy-up: bringing a lower object into the upper layer before it changes
+// (overlayfs' copy_up.c).
+//
+// The copy is assembled in work/work under a temporary name, complete with
+// data, owner, mode, xattrs and times, and only then renamed into place, so
+// a crash leaves either no upper object or a whole one (work/work is
+// emptied at the next mount). Data is fsynced before the rename unless the
+// mount is volatile.
+//
+// chmod, chown, utimes, setxattr and rename need no data: the copy is then
+// "metadata only" (overlayfs' metacopy): a sparse upper file of the right
+// size with the overlay metacopy xattr, whose data is still read from the
+// lower file until something writes it.
+#include <fcntl.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "union/fs_util.h"
+#include "union/union_fs.h"
+
+namespace overtier {
+
+namespace {
+std::string IndexName(uint64_t key) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(key));
+  return buf;
+}
+}  // namespace
+
+Status UnionFs::SetImpure(Node* dir) {
+  std::lock_guard<std::mutex> g(dir->mu);
+  if (dir->impure) return Status::OK();
+  FdPtr fd;
+  OVT_RETURN_IF_ERROR(nodes_.FdLocked(dir, &dir->upper, &fd));
+  if (fsetxattr(fd->get(), xn_.impure().c_str(), "y", 1, 0) != 0)
+    return Status::FromErrno("mark directory impure");
+  dir->impure = true;
+  return Status::OK();
+}
+
+Status UnionFs::CopyUp(Node* node, bool with_data) {
+  if (!layers_->has_upper() || read_only_) return Status::Errno(EROFS);
+  {
+    std::lock_guard<std::mutex> g(node->mu);
+    if (node->upper.valid() && !(with_data && node->metacopy)) return Status::OK();
+  }
+  Node* parent;
+  std::string name;
+  if (!nodes_.GetAlias(node, &parent, &name)) return Status::Errno(ESTALE, "copy-up of unlinked");
+  OVT_RETURN_IF_ERROR(CopyUp(parent, false));
+  std::lock_guard<std::mutex> g(node->mu);
+  return CopyUpLocked(node, parent, name, with_data);
+}
+
+Status UnionFs::CopyUpLocked(Node* node, Node* parent, const std::string& name, bool with_data) {
+  if (node->upper.valid()) {
+    if (with_data && node->metacopy) return CopyUpData(node);
+    return Status::OK();
+  }
+  return CopyUpNew(node, parent, name, with_data);
+}
+
+Status UnionFs::CopyUpData(Node* node) {
+  FdPtr ufd, lfd;
+  OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->upper, &ufd));
+  OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->lower, &lfd));
+  int dst = open(ProcPath(ufd->get()).c_str(), O_WRONLY | O_CLOEXEC);
+  if (dst < 0) return Status::FromErrno("open upper for copy-up");
+  int src = open(ProcPath(lfd->get()).c_str(), O_RDONLY | O_CLOEXEC);
+  if (src < 0) {
+    Status s = Status::FromErrno("open lower for copy-up");
+    close(dst);
+    return s;
+  }
+  struct stat st;
+  Status s;
+  if (fstat(dst, &st) != 0) s = Status::FromErrno();
+  if (s.ok()) {
+    struct stat lst;
+    fstat(src, &lst);
+    s = CopyData(src, dst, std::min(st.st_size, lst.st_size));
+    if (s.ok() && st.st_size != std::min(st.st_size, lst.st_size) &&
+        ftruncate(dst, st.st_size) != 0)
+      s = Status::FromErrno();
+  }
+  if (s.ok() && sync_ && fsync(dst) != 0) s = Status::FromErrno("fsync copy-up");
+  // Removing the mark is the commit point: until then the lower file is
+  // still the source of the data, also after a crash.
+  if (s.ok() && fremovexattr(dst, xn_.metacopy().c_str()) != 0 && errno != ENODATA)
+    s = Status::FromErrno("clear metacopy");
+  if (s.ok()) {
+    fremovexattr(dst, xn_.redirect().c_str());
+    node->metacopy = false;
+  }
+  close(src);
+  close(dst);
+  return s;
+}
+
+Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, bool with_data) {
+  FdPtr pupper;
+  OVT_RETURN_IF_ERROR(ParentUpperFd(parent, &pupper));
+  FdPtr src;
+  RealRef* srcref = node->is_dir() ? (node->lower_dirs.empty() ? nullptr : &node->lower_dirs[0])
+                                   : &node->lower;
+  if (srcref == nullptr) return Status::Errno(ESTALE);
+  OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, srcref, &src));
+  struct stat st;
+  if (fstat(src->get(), &st) != 0) return Status::FromErrno("stat copy-up source");
+
+  const int work = layers_->work_fd();
+  const int pfd = pupper->get();
+  const bool reg = S_ISREG(st.st_mode);
+  const bool linked = reg && st.st_nlink > 1;
+  const std::string iname = IndexName(node->key);
+
+  // Another name of this hard-linked file was copied up already: link to it.
+  if (linked && linkat(layers_->index_fd(), iname.c_str(), pfd, name.c_str(), 0) == 0) {
+    int fd = openat(pfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return Status::FromErrno();
+    node->upper.layer = 0;
+    OVT_RETURN_IF_ERROR(GetHandle(fd, "", &node->upper.handle));
+    nodes_.SetFdLocked(node, &node->upper, fd);
+    node->metacopy = false;
+    return SetImpure(parent);
+  }
+
+  const std::string tmp = TempName("cu.");
+  int dfd = -1;  // fd of the new object (O_PATH for non-regular non-dirs)
+  Status s;
+  if (S_ISDIR(st.st_mode)) {
+    if (mkdirat(work, tmp.c_str(), st.st_mode & 07777) != 0) return Status::FromErrno("mkdir");
+    dfd = openat(work, tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  } else if (reg) {
+    dfd = openat(work, tmp.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, st.st_mode & 07777);
+    if (dfd >= 0) {
+      if (with_data) {
+        int rfd = open(ProcPath(src->get()).c_str(), O_RDONLY | O_CLOEXEC);
+        if (rfd < 0) {
+          s = Status::FromErrno("open lower for copy-up");
+        } else {
+          s = CopyData(rfd, dfd, st.st_size);
+          close(rfd);
+        }
+        if (s.ok() && sync_ && fsync(dfd) != 0) s = Status::FromErrno("fsync copy-up");
+      } else {
+        if (ftruncate(dfd, st.st_size) != 0) s = Status::FromErrno();
+        if (s.ok() && fsetxattr(dfd, xn_.metacopy().c_str(), "", 0, 0) != 0)
+          s = Status::FromErrno("set metacopy");
+      }
+    }
+  } else if (S_ISLNK(st.st_mode)) {
+    char target[PATH_MAX + 1];
+    ssize_t n = readlinkat(src->get(), "", target, PATH_MAX);
+    if (n < 0) return Status::FromErrno("readlink");
+    target[n] = '\0';
+    if (symlinkat(target, work, tmp.c_str()) != 0) return Status::FromErrno("symlink");
+    dfd = openat(work, tmp.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  } else {
+    if (mknodat(work, tmp.c_str(), st.st_mode, st.st_rdev) != 0) return Status::FromErrno("mknod");
+    dfd = openat(work, tmp.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  }
+  if (dfd < 0 && s.ok()) s = Status::FromErrno("open copy-up target");
+
+  if (s.ok() && !S_ISLNK(st.st_mode)) {
+    s = CopyXattrs(src->get(), dfd, [this](std::string_view n) { return xn_.IsInternal(n); });
+  }
+  if (s.ok() && fchownat(dfd, "", st.st_uid, st.st_gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+    s = Status::FromErrno("chown copy-up");
+  // chown clears set-user-ID bits: the mode goes on after it.
+  if (s.ok() && !S_ISLNK(st.st_mode) &&
+      fchmodat(AT_FDCWD, ProcPath(dfd).c_str(), st.st_mode & 07777, 0) != 0)
+    s = Status::FromErrno("chmod copy-up");
+  if (s.ok() && !S_ISLNK(st.st_mode)) {
+    uint64_t key = node->key;
+    if (setxattr(ProcPath(dfd).c_str(), xn_.origin().c_str(), &key, sizeof(key), 0) != 0)
+      s = Status::FromErrno("set origin");
+  }
+  if (s.ok()) {
+    struct timespec ts[2] = {st.st_atim, st.st_mtim};
+    if (utimensat(work, tmp.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0)
+      s = Status::FromErrno("set times");
+  }
+  if (s.ok() && linked && linkat(work, tmp.c_str(), layers_->index_fd(), iname.c_str(), 0) != 0 &&
+      errno != EEXIST)
+    s = Status::FromErrno("index hard link");
+  if (s.ok()) s = SetImpure(parent);
+  if (s.ok() && renameat2(work, tmp.c_str(), pfd, name.c_str(), RENAME_NOREPLACE) != 0)
+    s = Status::FromErrno("move copy-up into place");
+  if (!s.ok()) {
+    if (dfd >= 0) close(dfd);
+    (void)RemoveTreeAt(work, tmp.c_str());
+    return s;
+  }
+  node->upper.layer = 0;
+  if (layers_->layer(0).handles) {
+    Status hs = GetHandle(dfd, "", &node->upper.handle);
+    if (!hs.ok()) {
+      close(dfd);
+      return hs;
+    }
+  }
+  if (reg) {
+    // Cache an O_PATH fd like lookup does.
+    int pfd2 = openat(pfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    close(dfd);
+    if (pfd2 < 0) return Status::FromErrno();
+    dfd = pfd2;
+  }
+  nodes_.SetFdLocked(node, &node->upper, dfd);
+  node->metacopy = reg && !with_data;
+  return Status::OK();
+}
+
+}  // namespace overtier

@@ -1,0 +1,364 @@
+// Directory operations: creating, linking, removing and renaming names
+// (overlayfs' dir.c).
+//
+// New names go to the upper layer. A name that hides a lower entry is
+// removed by leaving a whiteout; a name created over a whiteout is built in
+// the work directory and swapped in atomically, a directory made there
+// being opaque. A renamed directory that merges lower directories keeps
+// them through an absolute redirect xattr, so rename(2) of a lower or
+// merged directory never returns EXDEV.
+#include <fcntl.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "union/fs_util.h"
+#include "union/union_fs.h"
+
+namespace overtier {
+
+namespace {
+// Upper entry state of parent/name.
+enum class UpperState { kNone, kWhiteout, kObject };
+
+Status UpperStateAt(int pfd, const char* name, UpperState* state, struct stat* st) {
+  if (fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno != ENOENT) return Status::FromErrno();
+    *state = UpperState::kNone;
+    return Status::OK();
+  }
+  *state = IsWhiteoutStat(*st) ? UpperState::kWhiteout : UpperState::kObject;
+  return Status::OK();
+}
+
+Status MakeWhiteoutAt(int dirfd, const char* name) {
+  if (mknodat(dirfd, name, S_IFCHR | 0, makedev(0, 0)) != 0) return Status::FromErrno("whiteout");
+  return Status::OK();
+}
+}  // namespace
+
+Status UnionFs::CreateObject(const Ctx& ctx, Node* parent, std::string_view name_sv,
+                             mode_t type, const MakeFn& make, Entry* out) {
+  if (read_only_) return Status::Errno(EROFS);
+  if (name_sv.size() > NAME_MAX) return Status::Errno(ENAMETOOLONG);
+  const std::string name(name_sv);
+  {
+    LookupResult r;
+    OVT_RETURN_IF_ERROR(LookupReal(parent, name, &r));
+    if (r.found) return Status::Errno(EEXIST);
+  }
+  OVT_RETURN_IF_ERROR(CopyUp(parent, false));
+  FdPtr pupper;
+  OVT_RETURN_IF_ERROR(ParentUpperFd(parent, &pupper));
+  const int pfd = pupper->get();
+  UpperState state;
+  struct stat st;
+  OVT_RETURN_IF_ERROR(UpperStateAt(pfd, name.c_str(), &state, &st));
+  if (state == UpperState::kObject) return Status::Errno(EEXIST);
+
+  if (state == UpperState::kNone) {
+    CredScope cred(*this, ctx);
+    OVT_RETURN_IF_ERROR(make(pfd, name.c_str()));
+  } else {
+    // Over a whiteout: build aside, then swap in, so the lower entry never
+    // shows through.
+    const int work = layers_->work_fd();
+    const std::string tmp = TempName("new.");
+    {
+      CredScope cred(*this, ctx);
+      OVT_RETURN_IF_ERROR(make(work, tmp.c_str()));
+    }
+    Status s;
+    if (S_ISDIR(type)) {
+      int dfd = openat(work, tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (dfd < 0 || fsetxattr(dfd, xn_.opaque().c_str(), "y", 1, 0) != 0)
+        s = Status::FromErrno("mark new directory opaque");
+      if (dfd >= 0) close(dfd);
+      if (s.ok() && renameat2(work, tmp.c_str(), pfd, name.c_str(), RENAME_EXCHANGE) != 0)
+        s = Status::FromErrno("replace whiteout");
+      if (s.ok()) unlinkat(work, tmp.c_str(), 0);  // the whiteout, now in work
+    } else if (renameat(work, tmp.c_str(), pfd, name.c_str()) != 0) {
+      s = Status::FromErrno("replace whiteout");
+    }
+    if (!s.ok()) {
+      (void)RemoveTreeAt(work, tmp.c_str());
+      return s;
+    }
+  }
+  LookupResult r;
+  OVT_RETURN_IF_ERROR(LookupReal(parent, name, &r));
+  if (!r.found) return Status::Errno(ENOENT, "new entry vanished");
+  std::unique_ptr<Node> fresh;
+  OVT_RETURN_IF_ERROR(NodeFromResult(&r, &fresh));
+  out->node = nodes_.Intern(std::move(fresh), parent, name);
+  return StatNode(out->node, &out->attr);
+}
+
+Status UnionFs::Mknod(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode,
+                      dev_t rdev, Entry* out) {
+  return CreateObject(ctx, parent, name, mode & S_IFMT,
+                      [&](int dfd, const char* n) {
+                        if (mknodat(dfd, n, mode, rdev) != 0) return Status::FromErrno();
+                        return Status::OK();
+                      },
+                      out);
+}
+
+Status UnionFs::Mkdir(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode,
+                      Entry* out) {
+  return CreateObject(ctx, parent, name, S_IFDIR,
+                      [&](int dfd, const char* n) {
+                        if (mkdirat(dfd, n, mode & 07777) != 0) return Status::FromErrno();
+                        return Status::OK();
+                      },
+                      out);
+}
+
+Status UnionFs::Symlink(const Ctx& ctx, Node* parent, std::string_view name, const char* target,
+                        Entry* out) {
+  return CreateObject(ctx, parent, name, S_IFLNK,
+                      [&](int dfd, const char* n) {
+                        if (symlinkat(target, dfd, n) != 0) return Status::FromErrno();
+                        return Status::OK();
+                      },
+                      out);
+}
+
+Status UnionFs::Link(const Ctx& ctx, Node* node, Node* newparent, std::string_view newname,
+                     Entry* out) {
+  if (read_only_) return Status::Errno(EROFS);
+  if (node->is_dir()) return Status::Errno(EPERM);
+  OVT_RETURN_IF_ERROR(CopyUp(node, false));
+  FdPtr src;
+  OVT_RETURN_IF_ERROR(nodes_.Fd(node, &Node::upper, &src));
+  Entry tmp;
+  Status s = CreateObject(ctx, newparent, newname, node->type,
+                          [&](int dfd, const char* n) {
+                            if (linkat(src->get(), "", dfd, n, AT_EMPTY_PATH) != 0)
+                              return Status::FromErrno();
+                            return Status::OK();
+                          },
+                          &tmp);
+  if (!s.ok()) return s;
+  // The new name resolves to the same upper inode and so to the same node.
+  out->node = tmp.node;
+  out->attr = tmp.attr;
+  if (node->has_lower()) OVT_RETURN_IF_ERROR(SetImpure(newparent));
+  return Status::OK();
+}
+
+Status UnionFs::IsEmptyDir(Node* dir, bool* empty) {
+  OpenDir od;
+  od.node = dir;
+  OVT_RETURN_IF_ERROR(LoadDirectory(&od, true));
+  for (const auto& e : od.entries) {
+    if (e.name != "." && e.name != "..") {
+      *empty = false;
+      return Status::OK();
+    }
+  }
+  *empty = true;
+  return Status::OK();
+}
+
+Status UnionFs::RemoveObject(const Ctx&, Node* parent, std::string_view name_sv, bool dir) {
+  if (read_only_) return Status::Errno(EROFS);
+  const std::string name(name_sv);
+  LookupResult r;
+  OVT_RETURN_IF_ERROR(LookupReal(parent, name, &r));
+  if (!r.found) return Status::Errno(ENOENT);
+  if (dir && !S_ISDIR(r.type)) return Status::Errno(ENOTDIR);
+  if (!dir && S_ISDIR(r.type)) return Status::Errno(EISDIR);
+  std::unique_ptr<Node> victim;
+  OVT_RETURN_IF_ERROR(NodeFromResult(&r, &victim));
+  if (dir) {
+    bool empty;
+    OVT_RETURN_IF_ERROR(IsEmptyDir(victim.get(), &empty));
+    if (!empty) return Status::Errno(ENOTEMPTY);
+  }
+  bool lower_has;
+  OVT_RETURN_IF_ERROR(LowerHasName(parent, name, &lower_has));
+  OVT_RETURN_IF_ERROR(CopyUp(parent, false));
+  FdPtr pupper;
+  OVT_RETURN_IF_ERROR(ParentUpperFd(parent, &pupper));
+  const int pfd = pupper->get();
+  const int work = layers_->work_fd();
+  UpperState state;
+  struct stat st;
+  OVT_RETURN_IF_ERROR(UpperStateAt(pfd, name.c_str(), &state, &st));
+
+  if (state == UpperState::kObject) {
+    if (!lower_has) {
+      if (unlinkat(pfd, name.c_str(), dir ? AT_REMOVEDIR : 0) != 0) {
+        if (!(dir && (errno == ENOTEMPTY || errno == EEXIST))) return Status::FromErrno();
+        // An opaque directory holding only whiteouts: move it aside whole.
+        const std::string tmp = TempName("rm.");
+        if (renameat(pfd, name.c_str(), work, tmp.c_str()) != 0) return Status::FromErrno();
+        OVT_RETURN_IF_ERROR(RemoveTreeAt(work, tmp.c_str()));
+      }
+    } else {
+      const std::string tmp = TempName("wh.");
+      OVT_RETURN_IF_ERROR(MakeWhiteoutAt(work, tmp.c_str()));
+      if (dir) {
+        // Swap the directory for the whiteout, then clear it out of sight.
+        if (renameat2(work, tmp.c_str(), pfd, name.c_str(), RENAME_EXCHANGE) != 0) {
+          Status s = Status::FromErrno("replace directory with whiteout");
+          unlinkat(work, tmp.c_str(), 0);
+          return s;
+        }
+        OVT_RETURN_IF_ERROR(RemoveTreeAt(work, tmp.c_str()));
+      } else if (renameat(work, tmp.c_str(), pfd, name.c_str()) != 0) {
+        Status s = Status::FromErrno("replace file with whiteout");
+        unlinkat(work, tmp.c_str(), 0);
+        return s;
+      }
+    }
+  } else if (lower_has) {
+    OVT_RETURN_IF_ERROR(MakeWhiteoutAt(pfd, name.c_str()));
+  } else {
+    return Status::Errno(ENOENT);
+  }
+  nodes_.Unalias(victim->key, parent, name);
+  return Status::OK();
+}
+
+Status UnionFs::Unlink(const Ctx& ctx, Node* parent, std::string_view name) {
+  return RemoveObject(ctx, parent, name, false);
+}
+
+Status UnionFs::Rmdir(const Ctx& ctx, Node* parent, std::string_view name) {
+  return RemoveObject(ctx, parent, name, true);
+}
+
+namespace {
+// Holds one lookup reference on a node for the duration of an operation.
+class NodeRef {
+ public:
+  NodeRef(NodeTable* t, Node* n) : t_(t), n_(n) {}
+  ~NodeRef() {
+    if (n_) t_->Forget(n_, 1);
+  }
+  Node* get() const { return n_; }
+
+ private:
+  NodeTable* t_;
+  Node* n_;
+};
+}  // namespace
+
+Status UnionFs::Rename(const Ctx&, Node* parent, std::string_view name_sv, Node* newparent,
+                       std::string_view newname_sv, unsigned flags) {
+  if (read_only_) return Status::Errno(EROFS);
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Status::Errno(EINVAL);
+  if (newname_sv.size() > NAME_MAX) return Status::Errno(ENAMETOOLONG);
+  const std::string name(name_sv), newname(newname_sv);
+  const bool exchange = flags & RENAME_EXCHANGE;
+
+  LookupResult sr, dr;
+  OVT_RETURN_IF_ERROR(LookupReal(parent, name, &sr));
+  if (!sr.found) return Status::Errno(ENOENT);
+  OVT_RETURN_IF_ERROR(LookupReal(newparent, newname, &dr));
+  if (exchange && !dr.found) return Status::Errno(ENOENT);
+  if ((flags & RENAME_NOREPLACE) && dr.found) return Status::Errno(EEXIST);
+
+  std::unique_ptr<Node> fs_src, fs_dst;
+  OVT_RETURN_IF_ERROR(NodeFromResult(&sr, &fs_src));
+  NodeRef src(&nodes_, nodes_.Intern(std::move(fs_src), parent, name));
+  std::unique_ptr<NodeRef> dst;
+  if (dr.found) {
+    OVT_RETURN_IF_ERROR(NodeFromResult(&dr, &fs_dst));
+    dst = std::make_unique<NodeRef>(&nodes_, nodes_.Intern(std::move(fs_dst), newparent, newname));
+    if (dst->get() == src.get()) return Status::OK();  // two names of one file
+    if (!exchange) {
+      bool sdir = src.get()->is_dir(), ddir = dst->get()->is_dir();
+      if (sdir && !ddir) return Status::Errno(ENOTDIR);
+      if (!sdir && ddir) return Status::Errno(EISDIR);
+      if (ddir) {
+        bool empty;
+        OVT_RETURN_IF_ERROR(IsEmptyDir(dst->get(), &empty));
+        if (!empty) return Status::Errno(ENOTEMPTY);
+      }
+    }
+  }
+
+  // Bring what moves into the upper layer, remembering where its lower
+  // part lives (redirect) when the name alone will not find it any more.
+  auto prepare = [&](Node* n) -> Status {
+    OVT_RETURN_IF_ERROR(CopyUp(n, false));
+    std::lock_guard<std::mutex> g(n->mu);
+    bool needs_redirect = n->is_dir() ? !n->lower_dirs.empty() : n->metacopy;
+    if (!needs_redirect || n->lower_path.empty()) return Status::OK();
+    FdPtr fd;
+    OVT_RETURN_IF_ERROR(nodes_.FdLocked(n, &n->upper, &fd));
+    if (setxattr(ProcPath(fd->get()).c_str(), xn_.redirect().c_str(), n->lower_path.data(),
+                 n->lower_path.size(), 0) != 0)
+      return Status::FromErrno("set redirect");
+    return Status::OK();
+  };
+  OVT_RETURN_IF_ERROR(prepare(src.get()));
+  if (exchange) OVT_RETURN_IF_ERROR(prepare(dst->get()));
+  OVT_RETURN_IF_ERROR(CopyUp(parent, false));
+  OVT_RETURN_IF_ERROR(CopyUp(newparent, false));
+
+  bool src_lower_has, dst_lower_has;
+  OVT_RETURN_IF_ERROR(LowerHasName(parent, name, &src_lower_has));
+  OVT_RETURN_IF_ERROR(LowerHasName(newparent, newname, &dst_lower_has));
+
+  // A directory of the upper layer alone must not start merging with lower
+  // directories that happen to have its new name.
+  auto keep_apart = [&](Node* n, bool lower_at_new_name) -> Status {
+    if (!n->is_dir() || !lower_at_new_name) return Status::OK();
+    std::lock_guard<std::mutex> g(n->mu);
+    if (!n->lower_dirs.empty() || n->opaque) return Status::OK();
+    FdPtr fd;
+    OVT_RETURN_IF_ERROR(nodes_.FdLocked(n, &n->upper, &fd));
+    if (fsetxattr(fd->get(), xn_.opaque().c_str(), "y", 1, 0) != 0)
+      return Status::FromErrno("mark opaque");
+    n->opaque = true;
+    return Status::OK();
+  };
+  OVT_RETURN_IF_ERROR(keep_apart(src.get(), dst_lower_has));
+  if (exchange) OVT_RETURN_IF_ERROR(keep_apart(dst->get(), src_lower_has));
+  if (src.get()->has_lower()) OVT_RETURN_IF_ERROR(SetImpure(newparent));
+  if (exchange && dst->get()->has_lower()) OVT_RETURN_IF_ERROR(SetImpure(parent));
+
+  FdPtr sp, dp;
+  OVT_RETURN_IF_ERROR(ParentUpperFd(parent, &sp));
+  OVT_RETURN_IF_ERROR(ParentUpperFd(newparent, &dp));
+  const int spfd = sp->get(), dpfd = dp->get();
+
+  if (exchange) {
+    if (renameat2(spfd, name.c_str(), dpfd, newname.c_str(), RENAME_EXCHANGE) != 0)
+      return Status::FromErrno();
+    nodes_.SetAlias(src.get(), newparent, newname);
+    nodes_.SetAlias(dst->get(), parent, name);
+    return Status::OK();
+  }
+
+  UpperState dstate;
+  struct stat dst_st;
+  OVT_RETURN_IF_ERROR(UpperStateAt(dpfd, newname.c_str(), &dstate, &dst_st));
+  if (dstate == UpperState::kObject && S_ISDIR(dst_st.st_mode)) {
+    // The target is empty in the merged view but may hold whiteouts.
+    int tfd = openat(dpfd, newname.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (tfd < 0) return Status::FromErrno();
+    Status s = EmptyDirAt(tfd);
+    close(tfd);
+    OVT_RETURN_IF_ERROR(s);
+  }
+  if (dstate == UpperState::kWhiteout && src.get()->is_dir()) {
+    // rename(2) cannot put a directory over a non-directory: swap with the
+    // whiteout, which lands at the source, where it is needed or removed.
+    if (renameat2(spfd, name.c_str(), dpfd, newname.c_str(), RENAME_EXCHANGE) != 0)
+      return Status::FromErrno();
+    if (!src_lower_has) unlinkat(spfd, name.c_str(), 0);
+  } else {
+    unsigned rflags = src_lower_has ? RENAME_WHITEOUT : 0;
+    if (renameat2(spfd, name.c_str(), dpfd, newname.c_str(), rflags) != 0)
+      return Status::FromErrno();
+  }
+  if (dst) nodes_.Unalias(dst->get()->key, newparent, newname);
+  nodes_.SetAlias(src.get(), newparent, newname);
+  return Status::OK();
+}
+
+}  // namespace overtier

@@ -1,0 +1,88 @@
+// Open files (overlayfs' file.c): which real file an open reaches, and the
+// calls that act on an open file.
+//
+// Opening for writing (or with O_TRUNC) copies the file up first; a
+// read-only open of a file not copied up reads the lower file, and keeps
+// reading it even if another open copies the file up later (as overlayfs).
+#include <fcntl.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "union/fs_util.h"
+#include "union/union_fs.h"
+
+namespace overtier {
+
+Status UnionFs::Open(const Ctx&, Node* node, int flags, std::unique_ptr<OpenFile>* out) {
+  if (node->is_dir()) return Status::Errno(EISDIR);
+  const int acc = flags & O_ACCMODE;
+  const bool write = acc != O_RDONLY || (flags & O_TRUNC);
+  if (write) {
+    if (read_only_) return Status::Errno(EROFS);
+    // O_TRUNC throws the data away: a metadata-only copy is enough.
+    OVT_RETURN_IF_ERROR(CopyUp(node, !(flags & O_TRUNC)));
+  }
+  FdPtr fd;
+  bool upper;
+  {
+    std::lock_guard<std::mutex> g(node->mu);
+    upper = node->upper.valid() && !(node->metacopy && !write);
+    OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, upper ? &node->upper : &node->lower, &fd));
+  }
+  int rflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY);
+  int rfd = open(ProcPath(fd->get()).c_str(), rflags | O_CLOEXEC);
+  if (rfd < 0) return Status::FromErrno();
+  if (write && (flags & O_TRUNC)) {
+    std::lock_guard<std::mutex> g(node->mu);
+    if (node->metacopy) {
+      // Truncated: nothing is left to read from the lower file.
+      fremovexattr(rfd, xn_.metacopy().c_str());
+      node->metacopy = false;
+    }
+  }
+  auto of = std::make_unique<OpenFile>();
+  of->node = node;
+  of->fd = rfd;
+  of->upper = upper;
+  of->writable = acc != O_RDONLY;
+  *out = std::move(of);
+  return Status::OK();
+}
+
+Status UnionFs::CreateFile(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode,
+                           int flags, Entry* entry, std::unique_ptr<OpenFile>* out) {
+  int rfd = -1;
+  const int rflags = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)) | O_CREAT | O_EXCL;
+  Status s = CreateObject(ctx, parent, name, S_IFREG,
+                          [&](int dfd, const char* n) {
+                            rfd = openat(dfd, n, rflags | O_CLOEXEC, mode & 07777);
+                            if (rfd < 0) return Status::FromErrno();
+                            return Status::OK();
+                          },
+                          entry);
+  if (!s.ok()) {
+    if (rfd >= 0) close(rfd);
+    return s;
+  }
+  auto of = std::make_unique<OpenFile>();
+  of->node = entry->node;
+  of->fd = rfd;
+  of->upper = true;
+  of->writable = (flags & O_ACCMODE) != O_RDONLY;
+  *out = std::move(of);
+  return Status::OK();
+}
+
+Status UnionFs::Fsync(OpenFile* of, bool datasync) {
+  if (!sync_) return Status::OK();  // volatile: like overlayfs, fsync is a no-op
+  if ((datasync ? fdatasync(of->fd) : fsync(of->fd)) != 0) return Status::FromErrno();
+  return Status::OK();
+}
+
+Status UnionFs::Fallocate(OpenFile* of, int mode, off_t offset, off_t length) {
+  if (!of->upper || !of->writable) return Status::Errno(EBADF);
+  if (fallocate(of->fd, mode, offset, length) != 0) return Status::FromErrno();
+  return Status::OK();
+}
+
+}  // namespace overtier

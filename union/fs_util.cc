@@ -1,0 +1,164 @@
+#include "union/fs_util.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <vector>
+
+namespace overtier {
+
+Status EmptyDirAt(int dirfd) {
+  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return Status::FromErrno("open directory to empty it");
+  DIR* d = fdopendir(fd);
+  if (d == nullptr) {
+    close(fd);
+    return Status::FromErrno("fdopendir");
+  }
+  std::vector<std::string> names;
+  while (struct dirent* e = readdir(d)) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    names.emplace_back(e->d_name);
+  }
+  Status s;
+  for (const auto& n : names) {
+    s = RemoveTreeAt(dirfd, n.c_str());
+    if (!s.ok()) break;
+  }
+  closedir(d);
+  return s;
+}
+
+Status RemoveTreeAt(int dirfd, const char* name) {
+  if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT) return Status::OK();
+  if (errno != EISDIR && errno != EPERM) return Status::FromErrno(std::string("unlink ") + name);
+  int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (sub < 0) return Status::FromErrno(std::string("open ") + name);
+  Status s = EmptyDirAt(sub);
+  close(sub);
+  if (!s.ok()) return s;
+  if (unlinkat(dirfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+    return Status::FromErrno(std::string("rmdir ") + name);
+  return Status::OK();
+}
+
+Status GetXattrFd(int fd, const std::string& name, std::string* value, bool* present) {
+  ProcPath p(fd);
+  char buf[4096];
+  // fgetxattr works on real fds (directories, open files); O_PATH fds give
+  // EBADF and go through the fd's magic link instead.
+  ssize_t n = fgetxattr(fd, name.c_str(), buf, sizeof(buf));
+  if (n < 0 && errno == EBADF) n = getxattr(p.c_str(), name.c_str(), buf, sizeof(buf));
+  if (n < 0 && errno == ERANGE) {
+    ssize_t want = getxattr(p.c_str(), name.c_str(), nullptr, 0);
+    if (want >= 0) {
+      value->resize(want);
+      n = getxattr(p.c_str(), name.c_str(), value->data(), value->size());
+      if (n >= 0) {
+        value->resize(n);
+        *present = true;
+        return Status::OK();
+      }
+    }
+  }
+  if (n < 0) {
+    *present = false;
+    if (errno == ENODATA || errno == ENOTSUP) return Status::OK();
+    return Status::FromErrno("getxattr " + name);
+  }
+  value->assign(buf, n);
+  *present = true;
+  return Status::OK();
+}
+
+Status CopyXattrs(int src, int dst, const std::function<bool(std::string_view)>& skip) {
+  ProcPath sp(src), dp(dst);
+  ssize_t len = llistxattr(sp.c_str(), nullptr, 0);
+  if (len < 0) {
+    if (errno == ENOTSUP) return Status::OK();
+    return Status::FromErrno("listxattr");
+  }
+  std::string names(len, '\0');
+  len = llistxattr(sp.c_str(), names.data(), names.size());
+  if (len < 0) return Status::FromErrno("listxattr");
+  names.resize(len);
+  std::string value;
+  for (size_t pos = 0; pos < names.size();) {
+    std::string name(names.c_str() + pos);
+    pos += name.size() + 1;
+    if (name.empty() || skip(name)) continue;
+    bool present = false;
+    OVT_RETURN_IF_ERROR(GetXattrFd(src, name, &value, &present));
+    if (!present) continue;
+    if (setxattr(dp.c_str(), name.c_str(), value.data(), value.size(), 0) != 0) {
+      // A destination that cannot hold security labels or ACLs of this kind
+      // is not a reason to fail a copy-up (overlayfs behaves the same).
+      if ((errno == ENOTSUP || errno == EPERM) &&
+          (name.starts_with("security.") || name.starts_with("system.")))
+        continue;
+      return Status::FromErrno("copy xattr " + name);
+    }
+  }
+  return Status::OK();
+}
+
+std::string TempName(const char* prefix) {
+  static std::atomic<uint64_t> counter{0};
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%s%d.%llu", prefix, static_cast<int>(getpid()),
+                static_cast<unsigned long long>(counter.fetch_add(1) + 1));
+  return buf;
+}
+
+Status CopyData(int src, int dst, off_t len) {
+  off_t pos = 0;
+  while (pos < len) {
+    // Keep holes: copy only the data segments.
+    off_t data = lseek(src, pos, SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole remains
+      if (errno != EINVAL) return Status::FromErrno("seek data");
+      data = pos;  // file system without SEEK_DATA: copy everything
+    }
+    if (data >= len) break;
+    off_t hole = lseek(src, data, SEEK_HOLE);
+    if (hole < 0 || hole > len) hole = len;
+    off_t in = data, out = data;
+    while (in < hole) {
+      ssize_t n = copy_file_range(src, &in, dst, &out, hole - in, 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EXDEV && errno != EINVAL && errno != EOPNOTSUPP && errno != ENOSYS)
+          return Status::FromErrno("copy data");
+        // Fallback for file systems copy_file_range cannot pair.
+        std::vector<char> buf(1 << 20);
+        while (in < hole) {
+          ssize_t r = pread(src, buf.data(), std::min<off_t>(buf.size(), hole - in), in);
+          if (r < 0 && errno == EINTR) continue;
+          if (r < 0) return Status::FromErrno("read for copy");
+          if (r == 0) break;
+          for (ssize_t done = 0; done < r;) {
+            ssize_t w = pwrite(dst, buf.data() + done, r - done, out);
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0) return Status::FromErrno("write for copy");
+            done += w;
+            out += w;
+          }
+          in += r;
+        }
+        break;
+      }
+      if (n == 0) break;  // source shrank
+    }
+    pos = hole;
+  }
+  // Holes at the end are not written: set the size explicitly.
+  if (ftruncate(dst, len) != 0) return Status::FromErrno("set size after copy");
+  return Status::OK();
+}
+
+}  // namespace overtier

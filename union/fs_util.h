@@ -1,0 +1,51 @@
+// Small helpers over raw Linux file-system calls, shared by the union files.
+#ifndef OVERTIER_UNION_FS_UTIL_H_
+#define OVERTIER_UNION_FS_UTIL_H_
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "overtier/status.h"
+
+namespace overtier {
+
+// "/proc/self/fd/N": names exactly the object an fd refers to (a magic link,
+// not a path that could be redirected). Used for the calls that have no
+// fd-based form for O_PATH descriptors (xattrs, chmod, utimes, reopen).
+class ProcPath {
+ public:
+  explicit ProcPath(int fd) { std::snprintf(buf_, sizeof(buf_), "/proc/self/fd/%d", fd); }
+  const char* c_str() const { return buf_; }
+
+ private:
+  char buf_[32];
+};
+
+// Removes dirfd/name and, for a directory, everything below it (never
+// following symlinks). ENOENT is success.
+Status RemoveTreeAt(int dirfd, const char* name);
+// Removes everything inside the directory dirfd, leaving it empty.
+Status EmptyDirAt(int dirfd);
+
+// Reads an xattr of the object behind fd into *value; false if absent (or
+// the file system has no xattrs), errors other than that are returned.
+Status GetXattrFd(int fd, const std::string& name, std::string* value, bool* present);
+
+// Copies every xattr of src to dst (both any fds, O_PATH allowed), except
+// those for which skip(name) is true. ENOTSUP on either side is not an error
+// for "security."/"system." names the destination cannot take.
+Status CopyXattrs(int src, int dst, const std::function<bool(std::string_view)>& skip);
+
+// A unique temporary name for the work directory.
+std::string TempName(const char* prefix);
+
+// Copies file data src -> dst (regular files), keeping holes; len bytes.
+Status CopyData(int src, int dst, off_t len);
+
+}  // namespace overtier
+
+#endif  // OVERTIER_UNION_FS_UTIL_H_

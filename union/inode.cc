@@ -1,0 +1,206 @@
+#include "union/inode.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace overtier {
+
+int CachedFdFlags(mode_t type) {
+  return S_ISDIR(type) ? (O_RDONLY | O_DIRECTORY | O_NOFOLLOW) : (O_PATH | O_NOFOLLOW);
+}
+
+NodeTable::NodeTable(const LayerSet* layers, long fd_budget)
+    : layers_(layers), fd_budget_(fd_budget) {}
+
+NodeTable::~NodeTable() {
+  for (auto& [key, node] : map_)
+    if (node != root_) delete node;
+  delete root_;
+}
+
+void NodeTable::SetRoot(std::unique_ptr<Node> root) {
+  root_ = root.release();
+  root_->nlookup = 1;
+  std::lock_guard<std::mutex> g(map_mu_);
+  map_[root_->key] = root_;
+}
+
+static bool SameObject(const Node& a, const Node& b) {
+  if (a.type != b.type) return false;
+  auto same = [](const RealRef& x, const RealRef& y) {
+    if (x.layer != y.layer) return false;
+    // Without handles we cannot tell; the key (inode number) decides.
+    return x.handle.empty() || y.handle.empty() || x.handle == y.handle;
+  };
+  if (a.upper.valid() || b.upper.valid()) {
+    return a.upper.valid() && b.upper.valid() && same(a.upper, b.upper);
+  }
+  if (a.is_dir()) {
+    if (a.lower_dirs.empty() || b.lower_dirs.empty()) return false;
+    return same(a.lower_dirs[0], b.lower_dirs[0]);
+  }
+  return same(a.lower, b.lower);
+}
+
+Node* NodeTable::Intern(std::unique_ptr<Node> fresh, Node* parent, const std::string& name) {
+  std::unique_lock<std::mutex> g(map_mu_);
+  auto it = map_.find(fresh->key);
+  if (it != map_.end()) {
+    Node* old = it->second;
+    bool same;
+    {
+      std::lock_guard<std::mutex> ng(old->mu);
+      same = SameObject(*old, *fresh);
+    }
+    if (same) {
+      old->nlookup.fetch_add(1);
+      if (old != root_ && (old->parent != parent || old->name != name)) {
+        ReleaseAliasLocked(old);
+        old->parent = parent;
+        old->name = name;
+        if (parent) parent->child_refs_.fetch_add(1);
+      }
+      return old;
+    }
+  }
+  g.unlock();
+  return Insert(std::move(fresh), parent, name);
+}
+
+Node* NodeTable::Insert(std::unique_ptr<Node> fresh, Node* parent, const std::string& name) {
+  Node* n = fresh.release();
+  n->nlookup = 1;
+  n->parent = parent;
+  n->name = name;
+  std::lock_guard<std::mutex> g(map_mu_);
+  if (parent) parent->child_refs_.fetch_add(1);
+  map_[n->key] = n;  // a stale node under the same key stays alive, unlisted
+  return n;
+}
+
+void NodeTable::ReleaseAliasLocked(Node* node) {
+  Node* p = node->parent;
+  node->parent = nullptr;
+  if (p && p->child_refs_.fetch_sub(1) == 1) MaybeDeleteLocked(p);
+}
+
+void NodeTable::MaybeDeleteLocked(Node* node) {
+  if (node == root_ || node->nlookup.load() != 0 || node->child_refs_.load() != 0) return;
+  auto it = map_.find(node->key);
+  if (it != map_.end() && it->second == node) map_.erase(it);
+  {
+    std::lock_guard<std::mutex> lg(lru_mu_);
+    if (node->in_lru_) lru_.erase(node->lru_it_);
+    node->in_lru_ = false;
+  }
+  ReleaseAliasLocked(node);
+  delete node;
+}
+
+void NodeTable::Forget(Node* node, uint64_t n) {
+  if (node == root_) return;
+  std::lock_guard<std::mutex> g(map_mu_);
+  if (node->nlookup.fetch_sub(n) == n) MaybeDeleteLocked(node);
+}
+
+void NodeTable::SetAlias(Node* node, Node* parent, const std::string& name) {
+  std::lock_guard<std::mutex> g(map_mu_);
+  if (node == root_) return;
+  if (parent) parent->child_refs_.fetch_add(1);
+  ReleaseAliasLocked(node);
+  node->parent = parent;
+  node->name = name;
+}
+
+void NodeTable::Unalias(uint64_t key, Node* parent, const std::string& name) {
+  std::lock_guard<std::mutex> g(map_mu_);
+  auto it = map_.find(key);
+  if (it == map_.end() || it->second == root_) return;
+  Node* n = it->second;
+  if (n->parent == parent && n->name == name) {
+    ReleaseAliasLocked(n);
+    n->name.clear();
+  }
+}
+
+bool NodeTable::GetAlias(Node* node, Node** parent, std::string* name) {
+  std::lock_guard<std::mutex> g(map_mu_);
+  if (node == root_ || node->parent == nullptr) return false;
+  *parent = node->parent;
+  *name = node->name;
+  return true;
+}
+
+size_t NodeTable::size() {
+  std::lock_guard<std::mutex> g(map_mu_);
+  return map_.size();
+}
+
+void NodeTable::TouchLru(Node* node) {
+  std::lock_guard<std::mutex> g(lru_mu_);
+  if (node->in_lru_) {
+    if (node->lru_it_ != lru_.begin()) lru_.splice(lru_.begin(), lru_, node->lru_it_);
+  } else {
+    lru_.push_front(node);
+    node->lru_it_ = lru_.begin();
+    node->in_lru_ = true;
+  }
+}
+
+void NodeTable::MaybeEvict() {
+  if (Fd::live() <= fd_budget_) return;
+  // Evict from the cold end. try_lock: a node busy now is not cold, and
+  // taking node->mu after lru_mu_ must never wait (callers take the other
+  // order).
+  std::lock_guard<std::mutex> g(lru_mu_);
+  long target = fd_budget_ - fd_budget_ / 8;
+  auto it = lru_.end();
+  int scanned = 0;
+  while (Fd::live() > target && it != lru_.begin() && scanned < 4096) {
+    --it;
+    ++scanned;
+    Node* n = *it;
+    if (n == root_ || !n->mu.try_lock()) continue;
+    auto drop = [](RealRef& r) {
+      if (!r.handle.empty()) r.fd.reset();
+    };
+    drop(n->upper);
+    drop(n->lower);
+    for (auto& d : n->lower_dirs) drop(d);
+    n->mu.unlock();
+    auto victim = it;
+    ++it;
+    n->in_lru_ = false;
+    lru_.erase(victim);
+  }
+}
+
+Status NodeTable::FdLocked(Node* node, RealRef* ref, FdPtr* out) {
+  if (!ref->valid()) return Status::Errno(ENOENT, "no such real object");
+  if (!ref->fd) {
+    int fd;
+    Status s = OpenByHandle(layers_->layer(ref->layer), ref->handle, CachedFdFlags(node->type), &fd);
+    if (!s.ok()) return s;
+    ref->fd = std::make_shared<const class Fd>(fd);
+  }
+  *out = ref->fd;
+  TouchLru(node);
+  return Status::OK();
+}
+
+Status NodeTable::Fd(Node* node, RealRef Node::*which, FdPtr* out) {
+  Status s;
+  {
+    std::lock_guard<std::mutex> g(node->mu);
+    s = FdLocked(node, &(node->*which), out);
+  }
+  if (s.ok()) MaybeEvict();
+  return s;
+}
+
+void NodeTable::SetFdLocked(Node* node, RealRef* ref, int fd) {
+  ref->fd = std::make_shared<const class Fd>(fd);
+  TouchLru(node);
+}
+
+}  // namespace overtier

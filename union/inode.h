@@ -1,0 +1,142 @@
+// Union inodes: one Node per object of the merged view, its references to
+// the real objects in the layers, and the table that hands them to the
+// transport (the FUSE node id is the Node's address).
+//
+// A Node holds no path. It holds, per real object, the layer, a file handle
+// (name_to_handle_at) and a cached fd. The fds live in a bounded LRU: the
+// kernel may keep hundreds of thousands of inodes referenced, while the
+// process may hold only 20000 fds (see shared/PERF-NOTES.md), so an
+// evicted fd is reopened from its handle on next use.
+#ifndef OVERTIER_UNION_INODE_H_
+#define OVERTIER_UNION_INODE_H_
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "overtier/status.h"
+#include "union/layer.h"
+
+namespace overtier {
+
+// One real object in one layer.
+struct RealRef {
+  int layer = -1;      // LayerSet index; -1 = none
+  std::string handle;  // file handle; empty when the fs has none (fd pinned)
+  FdPtr fd;            // cached fd; null when evicted
+  bool valid() const { return layer >= 0; }
+};
+
+class Node {
+ public:
+  Node(uint64_t key, mode_t type) : key(key), type(type & S_IFMT) {}
+
+  const uint64_t key;  // stable inode number (st_ino) and table key
+  const mode_t type;   // S_IFMT bits; never change for a node
+  std::atomic<uint64_t> nlookup{0};
+
+  bool is_dir() const { return S_ISDIR(type); }
+  bool is_reg() const { return S_ISREG(type); }
+
+  // Everything below is guarded by mu. A thread holding a node's mu may lock
+  // its parent's mu only if it did not take them in the other order:
+  // copy-up locks child then parent (walking up), so nothing locks parent
+  // then child while holding both.
+  std::mutex mu;
+  RealRef upper;                   // the object in the upper layer, if any
+  RealRef lower;                   // non-dir: the lower object (data source)
+  std::vector<RealRef> lower_dirs; // dir: merged lower dirs, top-most first
+  std::string lower_path;          // dir: absolute path of the lower dirs
+  bool opaque = false;             // dir: no fall-through below the upper dir
+  bool impure = false;             // dir: upper dir marked impure
+  bool metacopy = false;           // reg: upper has metadata only
+  bool no_caps_xattr = false;      // security.capability known absent
+  uint32_t lower_nlink = 1;        // reg: st_nlink of the lower object
+
+  // Where the node was last seen in the tree (guarded by NodeTable::tree_mu).
+  // Copy-up needs it to find the parent; it is an alias, like a dentry.
+  Node* parent = nullptr;
+  std::string name;
+
+  bool has_lower() const { return lower.valid() || !lower_dirs.empty(); }
+
+ private:
+  friend class NodeTable;
+  std::atomic<int> child_refs_{0};  // aliases pointing at this node
+  std::list<Node*>::iterator lru_it_;
+  bool in_lru_ = false;
+};
+
+class NodeTable {
+ public:
+  NodeTable(const LayerSet* layers, long fd_budget);
+  ~NodeTable();
+
+  // Installs the root node (nlookup stays 1 forever).
+  void SetRoot(std::unique_ptr<Node> root);
+  Node* root() const { return root_; }
+
+  // Returns the live node for fresh->key if it is the same object (same
+  // upper handle or, without upper, same lower handle), else inserts fresh.
+  // Either way the result's nlookup is incremented and its alias set to
+  // (parent, name).
+  Node* Intern(std::unique_ptr<Node> fresh, Node* parent, const std::string& name);
+  // Like Intern for a node the caller knows is new (create, mkdir).
+  Node* Insert(std::unique_ptr<Node> fresh, Node* parent, const std::string& name);
+
+  // Drops n lookups; frees the node when nothing refers to it any more.
+  void Forget(Node* node, uint64_t n);
+
+  // Moves node's alias to (parent, name).
+  void SetAlias(Node* node, Node* parent, const std::string& name);
+  // Forgets where the live node with this key was seen if it was at
+  // (parent, name): after an unlink its alias must not be used to copy it
+  // up again under the old name.
+  void Unalias(uint64_t key, Node* parent, const std::string& name);
+  // Reads the alias. Returns false for the root.
+  bool GetAlias(Node* node, Node** parent, std::string* name);
+
+  // The fd of a real object of node, reopened from its handle if evicted.
+  // Requires node->mu held.
+  Status FdLocked(Node* node, RealRef* ref, FdPtr* out);
+  // Same, taking node->mu.
+  Status Fd(Node* node, RealRef Node::*which, FdPtr* out);
+  // Installs a fresh fd for ref (node->mu held) and accounts it.
+  void SetFdLocked(Node* node, RealRef* ref, int fd);
+  // Closes cold cached fds while over budget. Call with no node->mu held.
+  void MaybeEvict();
+
+  const LayerSet& layers() const { return *layers_; }
+  size_t size();
+
+ private:
+  void TouchLru(Node* node);
+  void ReleaseAliasLocked(Node* node);
+  void MaybeDeleteLocked(Node* node);
+
+  const LayerSet* layers_;
+  const long fd_budget_;
+  Node* root_ = nullptr;
+
+  std::mutex map_mu_;  // guards map_, aliases, child refs
+  std::unordered_map<uint64_t, Node*> map_;
+
+  std::mutex lru_mu_;
+  std::list<Node*> lru_;  // most recently used first
+};
+
+// Reopen flags for a cached fd of an object of this type: directories are
+// opened for reading (so *at() and fgetxattr work), everything else O_PATH
+// (never opening a fifo or a device).
+int CachedFdFlags(mode_t type);
+
+}  // namespace overtier
+
+#endif  // OVERTIER_UNION_INODE_H_

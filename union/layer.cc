@@ -1,0 +1,135 @@
+#include "union/layer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "union/fs_util.h"
+
+namespace overtier {
+
+namespace {
+std::atomic<long> g_live_fds{0};
+
+constexpr const char kWorkTemp[] = "work";
+constexpr const char kWorkIndex[] = "overtier-index";
+
+Status OpenLayerRoot(const std::string& path, const char* what, Layer* l) {
+  l->path = path;
+  l->root_fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (l->root_fd < 0) return Status::FromErrno(std::string(what) + " '" + path + "'");
+  struct stat st;
+  if (fstat(l->root_fd, &st) != 0) return Status::FromErrno(path);
+  l->dev = st.st_dev;
+  std::string h;
+  Status s = GetHandle(l->root_fd, "", &h);
+  l->handles = s.ok() && !h.empty();
+  return Status::OK();
+}
+
+// mkdirat that tolerates an existing directory.
+Status EnsureDirAt(int dirfd, const char* name, int* fd) {
+  if (mkdirat(dirfd, name, 0700) != 0 && errno != EEXIST)
+    return Status::FromErrno(std::string("create work directory ") + name);
+  *fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (*fd < 0) return Status::FromErrno(std::string("open work directory ") + name);
+  return Status::OK();
+}
+}  // namespace
+
+Fd::Fd(int fd) : fd_(fd) { g_live_fds.fetch_add(1, std::memory_order_relaxed); }
+Fd::~Fd() {
+  if (fd_ >= 0) close(fd_);
+  g_live_fds.fetch_sub(1, std::memory_order_relaxed);
+}
+long Fd::live() { return g_live_fds.load(std::memory_order_relaxed); }
+
+LayerSet::~LayerSet() {
+  for (auto& l : layers_)
+    if (l.root_fd >= 0) close(l.root_fd);
+  for (int fd : {work_fd_, index_fd_, workdir_fd_})
+    if (fd >= 0) close(fd);
+}
+
+Status LayerSet::Open(const MountOptions& opts, std::unique_ptr<LayerSet>* out) {
+  auto ls = std::unique_ptr<LayerSet>(new LayerSet());
+  if (!opts.upperdir.empty()) {
+    Layer l;
+    OVT_RETURN_IF_ERROR(OpenLayerRoot(opts.upperdir, "upperdir", &l));
+    l.upper = true;
+    ls->layers_.push_back(l);
+    ls->has_upper_ = true;
+  }
+  for (const auto& p : opts.lowerdirs) {
+    Layer l;
+    OVT_RETURN_IF_ERROR(OpenLayerRoot(p, "lowerdir", &l));
+    ls->layers_.push_back(l);
+  }
+  // Distinct devices get distinct numbers, in layer order (upper first).
+  std::vector<dev_t> devs;
+  for (size_t i = 0; i < ls->layers_.size(); ++i) {
+    Layer& l = ls->layers_[i];
+    l.index = static_cast<int>(i);
+    unsigned k = 0;
+    while (k < devs.size() && devs[k] != l.dev) ++k;
+    if (k == devs.size()) devs.push_back(l.dev);
+    l.fsidx = k;
+  }
+  if (devs.size() > 1) {
+    unsigned bits = 1;
+    while ((1u << bits) < devs.size()) ++bits;
+    ls->xino_shift_ = 64 - bits;
+  }
+  if (ls->has_upper_) {
+    ls->workdir_fd_ = open(opts.workdir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (ls->workdir_fd_ < 0) return Status::FromErrno("workdir '" + opts.workdir + "'");
+    OVT_RETURN_IF_ERROR(EnsureDirAt(ls->workdir_fd_, kWorkTemp, &ls->work_fd_));
+    // Whatever a crash left half-made in work/work was never visible: drop it.
+    Status s = EmptyDirAt(ls->work_fd_);
+    if (!s.ok()) return Status::Errno(s.err(), "clean workdir '" + opts.workdir + "/work': " +
+                                                   s.message());
+    OVT_RETURN_IF_ERROR(EnsureDirAt(ls->workdir_fd_, kWorkIndex, &ls->index_fd_));
+  }
+  *out = std::move(ls);
+  return Status::OK();
+}
+
+uint64_t LayerSet::MixIno(int layer, ino_t ino) const {
+  if (xino_shift_ == 0) return ino;
+  return static_cast<uint64_t>(ino) ^ (static_cast<uint64_t>(layers_[layer].fsidx) << xino_shift_);
+}
+
+Status GetHandle(int dirfd, const char* name, std::string* handle) {
+  struct {
+    struct file_handle fh;
+    unsigned char buf[MAX_HANDLE_SZ];
+  } h;
+  h.fh.handle_bytes = MAX_HANDLE_SZ;
+  int mount_id;
+  int flags = name[0] == '\0' ? AT_EMPTY_PATH : 0;
+  if (name_to_handle_at(dirfd, name, &h.fh, &mount_id, flags) != 0) {
+    handle->clear();
+    if (errno == EOPNOTSUPP || errno == ENOSYS) return Status::OK();
+    return Status::FromErrno("name_to_handle_at");
+  }
+  handle->assign(reinterpret_cast<const char*>(&h.fh), sizeof(h.fh) + h.fh.handle_bytes);
+  return Status::OK();
+}
+
+Status OpenByHandle(const Layer& layer, const std::string& handle, int flags, int* fd) {
+  if (handle.empty()) return Status::Errno(ESTALE);
+  // Copy into an aligned buffer: the string's bytes are only char-aligned.
+  struct {
+    struct file_handle fh;
+    unsigned char buf[MAX_HANDLE_SZ];
+  } h;
+  std::memcpy(&h, handle.data(), std::min(handle.size(), sizeof(h)));
+  *fd = open_by_handle_at(layer.root_fd, &h.fh, flags | O_CLOEXEC);
+  if (*fd < 0) return Status::FromErrno();
+  return Status::OK();
+}
+
+}  // namespace overtier

@@ -1,0 +1,380 @@
+// Lookup: finding a name in the merged view (overlayfs' namei.c).
+//
+// The upper layer is asked first. A whiteout there ends the search; an
+// upper non-directory hides everything below (unless it is a metadata-only
+// copy whose data is still in a lower file); an upper directory merges with
+// the lower directories of the same name until one is opaque. A redirect
+// xattr on an upper directory (left by a rename) says where its lower
+// directories are. In lower layers the AUFS markers of container image
+// layers (".wh.NAME", ".wh..wh..opq") count as whiteouts and opaque marks.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "union/fs_util.h"
+#include "union/union_fs.h"
+
+namespace overtier {
+
+
+namespace {
+
+// Opens dirfd/name for the node cache: returns the fd and its stat, or
+// ENOENT. Directories get a readable fd; everything else O_PATH.
+Status OpenReal(int dirfd, const char* name, int* fd, struct stat* st) {
+  int pfd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (pfd < 0) return Status::FromErrno();
+  if (fstat(pfd, st) != 0) {
+    Status s = Status::FromErrno();
+    close(pfd);
+    return s;
+  }
+  if (S_ISDIR(st->st_mode)) {
+    int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    close(pfd);
+    if (dfd < 0) return Status::FromErrno();
+    pfd = dfd;
+  }
+  *fd = pfd;
+  return Status::OK();
+}
+
+bool XattrIsY(int fd, const std::string& name) {
+  std::string v;
+  bool present = false;
+  if (!GetXattrFd(fd, name, &v, &present).ok() || !present) return false;
+  return v == "y" || v == "Y";
+}
+
+}  // namespace
+
+// A lower directory is opaque by the overlay xattr or by an AUFS marker.
+static bool LowerDirOpaque(int dfd, const XattrNames& xn) {
+  if (XattrIsY(dfd, xn.opaque())) return true;
+  struct stat st;
+  return fstatat(dfd, std::string(kAufsOpaque).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+Status UnionFs::ParentUpperFd(Node* parent, FdPtr* out) {
+  std::lock_guard<std::mutex> g(parent->mu);
+  if (!parent->upper.valid()) return Status::Errno(ENOENT);
+  return nodes_.FdLocked(parent, &parent->upper, out);
+}
+
+Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult* r) {
+  const std::string name(name_sv);
+  // Snapshot what we need of the parent.
+  FdPtr pupper;
+  std::vector<std::pair<int, FdPtr>> pdirs;
+  bool pimpure;
+  std::string ppath;
+  {
+    std::lock_guard<std::mutex> g(parent->mu);
+    if (parent->upper.valid()) OVT_RETURN_IF_ERROR(nodes_.FdLocked(parent, &parent->upper, &pupper));
+    for (auto& d : parent->lower_dirs) {
+      FdPtr fd;
+      OVT_RETURN_IF_ERROR(nodes_.FdLocked(parent, &d, &fd));
+      pdirs.emplace_back(d.layer, std::move(fd));
+    }
+    pimpure = parent->impure;
+    ppath = parent->lower_path;
+  }
+  auto make_ref = [&](int layer, int fd, RealRef* ref) -> Status {
+    ref->layer = layer;
+    ref->fd = std::make_shared<const class Fd>(fd);
+    if (layers_->layer(layer).handles) OVT_RETURN_IF_ERROR(GetHandle(fd, "", &ref->handle));
+    return Status::OK();
+  };
+
+  // 1. The upper layer.
+  bool search_lowers = true;
+  bool want_dirs_only = false;
+  std::string sname = name;
+  if (pupper) {
+    int fd;
+    Status s = OpenReal(pupper->get(), name.c_str(), &fd, &r->upper_st);
+    if (!s.ok() && s.err() != ENOENT) return s;
+    if (s.ok()) {
+      if (IsWhiteoutStat(r->upper_st)) {
+        close(fd);
+        return Status::OK();  // not found
+      }
+      OVT_RETURN_IF_ERROR(make_ref(0, fd, &r->upper));
+      r->found = true;
+      r->type = r->upper_st.st_mode & S_IFMT;
+      r->st = r->upper_st;
+      std::string v;
+      bool present = false;
+      if (S_ISDIR(r->type)) {
+        r->opaque = XattrIsY(fd, xn_.opaque());
+        r->impure = XattrIsY(fd, xn_.impure());
+        OVT_RETURN_IF_ERROR(GetXattrFd(fd, xn_.redirect(), &r->redirect, &present));
+        if (!present) r->redirect.clear();
+        want_dirs_only = true;
+        if (r->opaque) search_lowers = false;
+      } else {
+        search_lowers = false;
+      }
+      // Only copied-up objects carry an origin, and overlayfs marks their
+      // parent impure: other upper files need no xattr reads here.
+      if (pimpure || S_ISDIR(r->type)) {
+        OVT_RETURN_IF_ERROR(GetXattrFd(fd, xn_.origin(), &v, &present));
+        if (present && v.size() == sizeof(uint64_t)) {
+          std::memcpy(&r->origin, v.data(), sizeof(uint64_t));
+          r->has_origin = true;
+        }
+        if (S_ISREG(r->type)) {
+          OVT_RETURN_IF_ERROR(GetXattrFd(fd, xn_.metacopy(), &v, &present));
+          r->metacopy = present;
+          if (r->metacopy) {
+            OVT_RETURN_IF_ERROR(GetXattrFd(fd, xn_.redirect(), &r->redirect, &present));
+            if (!present) r->redirect.clear();
+            search_lowers = true;
+          }
+        }
+      }
+    }
+  }
+
+  // 2. The lower layers.
+  std::vector<std::pair<int, FdPtr>> search = std::move(pdirs);
+  if (!r->redirect.empty()) {
+    if (r->redirect[0] == '/') {
+      // Absolute redirect: the lower objects live at that path of each
+      // lower layer, wherever the parent's lower dirs are.
+      if (S_ISDIR(r->type)) {
+        OVT_RETURN_IF_ERROR(ResolveLowerDirs(r->redirect, &r->lower_dirs));
+        r->lower_path = r->redirect;
+      } else {
+        Status s = FindLowerByPath(r->redirect, &r->lower, &r->lower_st);
+        if (!s.ok() && s.err() != ENOENT) return s;
+      }
+      search_lowers = false;
+    } else {
+      sname = r->redirect;  // relative: a sibling name in the parent
+    }
+  }
+  if (r->lower_path.empty()) r->lower_path = (ppath == "/" ? "" : ppath) + "/" + sname;
+
+  if (search_lowers && !IsAufsMarker(sname)) {
+    for (auto& [layer, dfd] : search) {
+      int fd;
+      struct stat st;
+      Status s = OpenReal(dfd->get(), sname.c_str(), &fd, &st);
+      if (!s.ok()) {
+        if (s.err() != ENOENT && s.err() != ENOTDIR) return s;
+        struct stat wst;
+        if (fstatat(dfd->get(), AufsWhiteoutName(sname).c_str(), &wst, AT_SYMLINK_NOFOLLOW) == 0)
+          break;  // AUFS whiteout: hidden from here down
+        continue;
+      }
+      if (IsWhiteoutStat(st)) {
+        close(fd);
+        break;
+      }
+      if (r->metacopy) {  // looking for the data of a metadata-only copy
+        if (S_ISREG(st.st_mode)) {
+          OVT_RETURN_IF_ERROR(make_ref(layer, fd, &r->lower));
+          r->lower_st = st;
+        } else {
+          close(fd);
+        }
+        break;
+      }
+      if (!S_ISDIR(st.st_mode)) {
+        if (want_dirs_only) {  // a non-directory below a directory ends the merge
+          close(fd);
+          break;
+        }
+        OVT_RETURN_IF_ERROR(make_ref(layer, fd, &r->lower));
+        r->lower_st = st;
+        r->found = true;
+        r->type = st.st_mode & S_IFMT;
+        r->st = st;
+        break;
+      }
+      // A directory: merge it.
+      bool opaque = LowerDirOpaque(fd, xn_);
+      RealRef ref;
+      OVT_RETURN_IF_ERROR(make_ref(layer, fd, &ref));
+      if (!r->found) {
+        r->found = true;
+        r->type = S_IFDIR;
+        r->st = st;
+        r->lower_st = st;
+      }
+      r->lower_dirs.push_back(std::move(ref));
+      want_dirs_only = true;
+      if (opaque) break;
+    }
+  }
+  if (!r->found) return Status::OK();
+
+  // Hard links of a lower file: if one of its names was copied up, every
+  // name shows that copy (the index entry), so identity and content agree.
+  if (!r->upper.valid() && S_ISREG(r->type) && r->lower_st.st_nlink > 1 && layers_->has_upper()) {
+    uint64_t key = layers_->MixIno(r->lower.layer, r->lower_st.st_ino);
+    char iname[32];
+    std::snprintf(iname, sizeof(iname), "%016llx", static_cast<unsigned long long>(key));
+    int fd;
+    struct stat st;
+    if (OpenReal(layers_->index_fd(), iname, &fd, &st).ok()) {
+      OVT_RETURN_IF_ERROR(make_ref(0, fd, &r->upper));
+      r->upper_st = st;
+      r->st = st;
+      r->has_origin = true;
+      r->origin = key;
+    }
+  }
+  return Status::OK();
+}
+
+Status UnionFs::ResolveLowerDirs(const std::string& abs_path, std::vector<RealRef>* dirs) {
+  // Walks the path component by component from each lower layer's root
+  // (openat + O_NOFOLLOW: a redirect can never leave a layer).
+  std::vector<std::string> comps;
+  for (size_t i = 0; i < abs_path.size();) {
+    size_t j = abs_path.find('/', i);
+    if (j == std::string::npos) j = abs_path.size();
+    if (j > i) comps.emplace_back(abs_path.substr(i, j - i));
+    i = j + 1;
+  }
+  for (int l = layers_->first_lower(); l < layers_->size(); ++l) {
+    int cur = openat(layers_->layer(l).root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cur < 0) return Status::FromErrno("open lower root");
+    bool stop = false, ok = true;
+    for (const auto& c : comps) {
+      int fd;
+      struct stat st;
+      Status s = OpenReal(cur, c.c_str(), &fd, &st);
+      if (!s.ok()) {
+        struct stat wst;
+        if (fstatat(cur, AufsWhiteoutName(c).c_str(), &wst, AT_SYMLINK_NOFOLLOW) == 0) stop = true;
+        ok = false;
+        break;
+      }
+      close(cur);
+      cur = fd;
+      if (IsWhiteoutStat(st)) stop = true;
+      if (!S_ISDIR(st.st_mode)) {
+        ok = false;
+        break;
+      }
+    }
+    if (ok) {
+      bool opaque = LowerDirOpaque(cur, xn_);
+      RealRef ref;
+      ref.layer = l;
+      ref.fd = std::make_shared<const class Fd>(cur);
+      if (layers_->layer(l).handles) OVT_RETURN_IF_ERROR(GetHandle(cur, "", &ref.handle));
+      dirs->push_back(std::move(ref));
+      if (opaque) break;
+    } else {
+      close(cur);
+    }
+    if (stop) break;
+  }
+  return Status::OK();
+}
+
+Status UnionFs::FindLowerByPath(const std::string& abs_path, RealRef* out, struct stat* st) {
+  size_t slash = abs_path.rfind('/');
+  std::string dir = abs_path.substr(0, slash), base = abs_path.substr(slash + 1);
+  std::vector<RealRef> dirs;
+  OVT_RETURN_IF_ERROR(ResolveLowerDirs(dir.empty() ? "/" : dir, &dirs));
+  for (auto& d : dirs) {
+    int fd;
+    if (OpenReal(d.fd->get(), base.c_str(), &fd, st).ok()) {
+      if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        break;
+      }
+      out->layer = d.layer;
+      out->fd = std::make_shared<const class Fd>(fd);
+      if (layers_->layer(d.layer).handles) OVT_RETURN_IF_ERROR(GetHandle(fd, "", &out->handle));
+      return Status::OK();
+    }
+  }
+  return Status::Errno(ENOENT);
+}
+
+Status UnionFs::NodeFromResult(LookupResult* r, std::unique_ptr<Node>* out) {
+  uint64_t key;
+  if (r->has_origin) {
+    key = r->origin;
+  } else if (r->upper.valid()) {
+    key = layers_->MixIno(0, r->upper_st.st_ino);
+  } else if (!r->lower_dirs.empty()) {
+    key = layers_->MixIno(r->lower_dirs[0].layer, r->lower_st.st_ino);
+  } else {
+    key = layers_->MixIno(r->lower.layer, r->lower_st.st_ino);
+  }
+  auto n = std::make_unique<Node>(key, r->type);
+  n->upper = std::move(r->upper);
+  n->lower = std::move(r->lower);
+  n->lower_dirs = std::move(r->lower_dirs);
+  n->lower_path = std::move(r->lower_path);
+  n->opaque = r->opaque;
+  n->impure = r->impure;
+  n->metacopy = r->metacopy;
+  n->lower_nlink = r->lower_st.st_nlink ? r->lower_st.st_nlink : 1;
+  *out = std::move(n);
+  return Status::OK();
+}
+
+Status UnionFs::Lookup(const Ctx&, Node* parent, std::string_view name, Entry* out) {
+  if (name.size() > NAME_MAX) return Status::Errno(ENAMETOOLONG);
+  if (!parent->is_dir()) return Status::Errno(ENOTDIR);
+  if (name == "..") {
+    Node* p;
+    std::string n;
+    if (!nodes_.GetAlias(parent, &p, &n)) p = root();
+    // The kernel only asks for ".." when reconnecting; answer with the alias.
+    p->nlookup.fetch_add(1);
+    out->node = p;
+    return StatNode(p, &out->attr);
+  }
+  LookupResult r;
+  OVT_RETURN_IF_ERROR(LookupReal(parent, name, &r));
+  if (!r.found) return Status::Errno(ENOENT);
+  std::unique_ptr<Node> fresh;
+  OVT_RETURN_IF_ERROR(NodeFromResult(&r, &fresh));
+  Node* node = nodes_.Intern(std::move(fresh), parent, std::string(name));
+  out->node = node;
+  Status s = StatNode(node, &out->attr);
+  if (!s.ok()) {
+    nodes_.Forget(node, 1);
+    return s;
+  }
+  nodes_.MaybeEvict();
+  return Status::OK();
+}
+
+Status UnionFs::LowerHasName(Node* parent, std::string_view name_sv, bool* has) {
+  *has = false;
+  std::vector<std::pair<int, FdPtr>> dirs;
+  {
+    std::lock_guard<std::mutex> g(parent->mu);
+    for (auto& d : parent->lower_dirs) {
+      FdPtr fd;
+      OVT_RETURN_IF_ERROR(nodes_.FdLocked(parent, &d, &fd));
+      dirs.emplace_back(d.layer, std::move(fd));
+    }
+  }
+  const std::string name(name_sv);
+  if (IsAufsMarker(name)) return Status::OK();
+  for (auto& [layer, dfd] : dirs) {
+    struct stat st;
+    if (fstatat(dfd->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      *has = !IsWhiteoutStat(st);
+      return Status::OK();
+    }
+    if (errno != ENOENT) return Status::FromErrno("lookup in lower layer");
+    if (fstatat(dfd->get(), AufsWhiteoutName(name).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+      return Status::OK();
+  }
+  return Status::OK();
+}
+
+}  // namespace overtier

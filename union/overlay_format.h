@@ -1,0 +1,71 @@
+// The on-disk vocabulary of an overlayfs-compatible upper layer, and of the
+// AUFS-style markers found in container image layers: pure predicates, no I/O.
+#ifndef OVERTIER_UNION_OVERLAY_FORMAT_H_
+#define OVERTIER_UNION_OVERLAY_FORMAT_H_
+
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <string>
+#include <string_view>
+
+namespace overtier {
+
+// overlayfs whiteout: a character device 0/0 named like the hidden entry.
+inline bool IsWhiteoutStat(const struct stat& st) {
+  return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+}
+
+// AUFS / OCI image-layer markers (containers/storage lower layers):
+//   ".wh.NAME"      hides NAME of the layers below
+//   ".wh..wh..opq"  makes the directory opaque
+//   ".wh..wh.*"     other AUFS bookkeeping (".wh..wh.plnk", ".wh..wh.aufs"):
+//                   never shown
+inline constexpr std::string_view kAufsPrefix = ".wh.";
+inline constexpr std::string_view kAufsOpaque = ".wh..wh..opq";
+
+inline bool IsAufsMarker(std::string_view name) { return name.starts_with(kAufsPrefix); }
+inline std::string AufsWhiteoutName(std::string_view name) {
+  std::string s(kAufsPrefix);
+  s += name;
+  return s;
+}
+
+// Names of the xattrs that carry union state. overlayfs keeps them in
+// "trusted.overlay." (or "user.overlay." with the userxattr option); ours
+// (origin, hard-link bookkeeping) sit in "trusted.overtier." next to them.
+class XattrNames {
+ public:
+  explicit XattrNames(bool userxattr)
+      : overlay_(userxattr ? "user.overlay." : "trusted.overlay."),
+        opaque_(overlay_ + "opaque"),
+        redirect_(overlay_ + "redirect"),
+        impure_(overlay_ + "impure"),
+        metacopy_(overlay_ + "metacopy"),
+        origin_(std::string(userxattr ? "user.overtier." : "trusted.overtier.") + "origin"),
+        userxattr_(userxattr) {}
+
+  const std::string& opaque() const { return opaque_; }
+  const std::string& redirect() const { return redirect_; }
+  const std::string& impure() const { return impure_; }
+  const std::string& metacopy() const { return metacopy_; }
+  const std::string& origin() const { return origin_; }
+
+  // True for the names users may neither see, set nor remove through the
+  // mount: the overlay namespace in use, and every overtier-internal name.
+  bool IsInternal(std::string_view name) const {
+    if (name.starts_with("trusted.overlay.")) return true;
+    if (name.starts_with("trusted.overtier.")) return true;
+    if (name.starts_with("user.overtier.")) return true;
+    return userxattr_ && name.starts_with("user.overlay.");
+  }
+
+ private:
+  std::string overlay_;
+  std::string opaque_, redirect_, impure_, metacopy_, origin_;
+  bool userxattr_;
+};
+
+}  // namespace overtier
+
+#endif  // OVERTIER_UNION_OVERLAY_FORMAT_H_

@@ -1,0 +1,208 @@
+// UnionFs: the merged view of the layers, as operations on Nodes.
+//
+// This is the whole surface the transport (src/fuse_*.cc) sees. It knows
+// nothing of FUSE: requests arrive as calls with a caller context, answers
+// leave as Status (an errno) plus out-parameters. The implementation is
+// split by concern, like Linux fs/overlayfs/:
+//   namei.cc    lookup: fall-through, whiteouts, opaque dirs, redirects
+//   copy_up.cc  copy-up of a lower object (metadata only or with data)
+//   dir.cc      create, mkdir, mknod, symlink, link, unlink, rmdir, rename
+//   readdir.cc  merged directory listings
+//   attr.cc     getattr, setattr, readlink, statfs
+//   file.cc     open, read/write targets, fsync, fallocate, lseek
+//   xattrs.cc   extended attributes (internal names hidden and protected)
+#ifndef OVERTIER_UNION_UNION_FS_H_
+#define OVERTIER_UNION_UNION_FS_H_
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "overtier/status.h"
+#include "union/inode.h"
+#include "union/layer.h"
+#include "union/overlay_format.h"
+#include "union/params.h"
+
+namespace overtier {
+
+// Who is asking (ids as seen through the mount).
+struct Ctx {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  pid_t pid = 0;
+};
+
+struct Entry {
+  Node* node = nullptr;  // with one lookup counted for the caller
+  struct stat attr {};
+};
+
+// An open file: the real fd and what it was opened on.
+struct OpenFile {
+  Node* node = nullptr;
+  int fd = -1;          // owned
+  bool upper = false;   // fd is on the upper layer
+  bool writable = false;
+  ~OpenFile();
+};
+
+// A merged directory listing, made once per opendir (and again on rewind):
+// offsets are indexes into it, so telldir/seekdir stay valid across the
+// whole listing however the layers interleave.
+struct DirEntry {
+  std::string name;
+  uint64_t ino;
+  mode_t type;  // S_IFMT bits
+};
+struct OpenDir {
+  Node* node = nullptr;
+  std::vector<DirEntry> entries;
+  bool loaded = false;
+};
+
+// Attribute changes (FUSE's SETATTR bits, named here).
+struct SetAttrRequest {
+  bool mode = false, uid = false, gid = false, size = false;
+  bool atime = false, mtime = false, atime_now = false, mtime_now = false;
+  bool ctime = false;
+  struct stat values {};
+};
+
+class UnionFs {
+ public:
+  static Status Create(const MountOptions& opts, std::unique_ptr<UnionFs>* out);
+  ~UnionFs();
+
+  Node* root() const { return nodes_.root(); }
+  const MountOptions& options() const { return opts_; }
+  bool read_only() const { return read_only_; }
+
+  // namei.cc
+  Status Lookup(const Ctx& ctx, Node* parent, std::string_view name, Entry* out);
+  void Forget(Node* node, uint64_t nlookup) { nodes_.Forget(node, nlookup); }
+
+  // attr.cc
+  Status GetAttr(Node* node, const OpenFile* of, struct stat* out);
+  Status SetAttr(const Ctx& ctx, Node* node, const SetAttrRequest& req, OpenFile* of,
+                 struct stat* out);
+  Status ReadLink(Node* node, std::string* target);
+  Status StatFs(struct statvfs* out);
+
+  // dir.cc
+  Status Mknod(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode, dev_t rdev,
+               Entry* out);
+  Status Mkdir(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode, Entry* out);
+  Status Symlink(const Ctx& ctx, Node* parent, std::string_view name, const char* target,
+                 Entry* out);
+  Status Link(const Ctx& ctx, Node* node, Node* newparent, std::string_view newname, Entry* out);
+  Status Unlink(const Ctx& ctx, Node* parent, std::string_view name);
+  Status Rmdir(const Ctx& ctx, Node* parent, std::string_view name);
+  Status Rename(const Ctx& ctx, Node* parent, std::string_view name, Node* newparent,
+                std::string_view newname, unsigned flags);
+
+  // file.cc
+  Status Open(const Ctx& ctx, Node* node, int flags, std::unique_ptr<OpenFile>* out);
+  Status CreateFile(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode, int flags,
+                    Entry* entry, std::unique_ptr<OpenFile>* out);
+  Status Fsync(OpenFile* of, bool datasync);
+  Status Fallocate(OpenFile* of, int mode, off_t offset, off_t length);
+
+  // readdir.cc
+  Status OpenDirectory(Node* node, std::unique_ptr<OpenDir>* out);
+  // Fills od->entries if not yet (or again when offset is 0).
+  Status LoadDirectory(OpenDir* od, bool reload);
+  Status FsyncDir(Node* node, bool datasync);
+
+  // xattrs.cc
+  Status GetXattr(Node* node, const char* name, std::string* value);
+  Status ListXattr(Node* node, std::string* names);  // NUL-separated
+  Status SetXattr(const Ctx& ctx, Node* node, const char* name, const void* value, size_t size,
+                  int flags);
+  Status RemoveXattr(const Ctx& ctx, Node* node, const char* name);
+
+  NodeTable& nodes() { return nodes_; }
+
+ private:
+  UnionFs(const MountOptions& opts, std::unique_ptr<LayerSet> layers, long fd_budget);
+
+  // --- namei.cc ---
+  // What a lookup found in the layers for one name.
+  struct LookupResult {
+    bool found = false;
+    mode_t type = 0;
+    struct stat st {};  // of the object that gives the attributes
+    RealRef upper;
+    struct stat upper_st {};
+    RealRef lower;
+    struct stat lower_st {};
+    std::vector<RealRef> lower_dirs;
+    std::string lower_path;
+    bool opaque = false, impure = false, metacopy = false;
+    bool has_origin = false;
+    uint64_t origin = 0;
+    std::string redirect;
+  };
+  Status LookupReal(Node* parent, std::string_view name, LookupResult* r);
+  Status NodeFromResult(LookupResult* r, std::unique_ptr<Node>* out);
+  Status ResolveLowerDirs(const std::string& abs_path, std::vector<RealRef>* dirs);
+  Status FindLowerByPath(const std::string& abs_path, RealRef* out, struct stat* st);
+  Status StatNode(Node* node, struct stat* out);
+  // Does any lower layer show `name` below parent (for whiteout decisions)?
+  Status LowerHasName(Node* parent, std::string_view name, bool* has);
+  // Is the merged directory empty (no visible entry in any layer)?
+  Status IsEmptyDir(Node* dir, bool* empty);
+  Status ParentUpperFd(Node* parent, FdPtr* out);
+
+  // --- copy_up.cc ---
+ public:
+  // Makes sure node exists in the upper layer. with_data: the data too
+  // (else a regular file may be copied as metadata only).
+  Status CopyUp(Node* node, bool with_data);
+
+ private:
+  Status CopyUpLocked(Node* node, Node* parent, const std::string& name, bool with_data);
+  Status CopyUpData(Node* node);
+  Status CopyUpNew(Node* node, Node* parent, const std::string& name, bool with_data);
+  Status SetImpure(Node* dir);
+
+  // --- dir.cc ---
+  using MakeFn = std::function<Status(int dirfd, const char* name)>;
+  Status CreateObject(const Ctx& ctx, Node* parent, std::string_view name, mode_t type,
+                      const MakeFn& make, Entry* out);
+  Status MakeWhiteout(Node* parent, const std::string& name, bool upper_exists, bool is_dir);
+  Status RemoveObject(const Ctx& ctx, Node* parent, std::string_view name, bool dir);
+
+  // --- attr.cc ---
+  void FixupAttr(Node* node, struct stat* st);
+
+  MountOptions opts_;
+  std::unique_ptr<LayerSet> layers_;
+  NodeTable nodes_;
+  XattrNames xn_;
+  bool read_only_;
+  bool sync_;  // fsync copy-ups and honour fsync (off with volatile)
+
+  friend class CredScope;
+};
+
+// Runs the enclosed creation syscalls with the caller's fsuid/fsgid so new
+// objects get the right owner and group (including set-group-ID directory
+// inheritance) from the file system itself, as overlayfs does.
+class CredScope {
+ public:
+  CredScope(const UnionFs& fs, const Ctx& ctx);
+  ~CredScope();
+
+ private:
+  bool active_ = false;
+};
+
+}  // namespace overtier
+
+#endif  // OVERTIER_UNION_UNION_FS_H_

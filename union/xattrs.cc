@@ -1,0 +1,113 @@
+// Extended attributes (overlayfs' xattrs.c). The union's own bookkeeping
+// xattrs (trusted.overlay.*, trusted.overtier.*, user.overtier.*) are
+// invisible through the mount and can be neither set nor removed there.
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "union/fs_util.h"
+#include "union/union_fs.h"
+
+namespace overtier {
+
+namespace {
+// The object whose xattrs the union shows: upper if copied up (metadata
+// copies carry the xattrs too), else the lower one.
+RealRef* XattrSource(Node* node) {
+  if (node->upper.valid()) return &node->upper;
+  if (node->is_dir()) return node->lower_dirs.empty() ? nullptr : &node->lower_dirs[0];
+  return &node->lower;
+}
+}  // namespace
+
+Status UnionFs::GetXattr(Node* node, const char* name, std::string* value) {
+  if (xn_.IsInternal(name)) return Status::Errno(ENODATA);
+  // The kernel asks for security.capability before every write(2) (to
+  // know whether to drop file capabilities): answer a known absence from
+  // memory instead of a syscall (see shared/PERF-NOTES.md).
+  const bool caps = std::string_view(name) == "security.capability";
+  FdPtr fd;
+  {
+    std::lock_guard<std::mutex> g(node->mu);
+    if (caps && node->no_caps_xattr) return Status::Errno(ENODATA);
+    RealRef* ref = XattrSource(node);
+    if (ref == nullptr) return Status::Errno(ESTALE);
+    OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, ref, &fd));
+  }
+  bool present = false;
+  OVT_RETURN_IF_ERROR(GetXattrFd(fd->get(), name, value, &present));
+  if (!present) {
+    if (caps) {
+      std::lock_guard<std::mutex> g(node->mu);
+      node->no_caps_xattr = true;
+    }
+    return Status::Errno(ENODATA);
+  }
+  return Status::OK();
+}
+
+Status UnionFs::ListXattr(Node* node, std::string* names) {
+  FdPtr fd;
+  {
+    std::lock_guard<std::mutex> g(node->mu);
+    RealRef* ref = XattrSource(node);
+    if (ref == nullptr) return Status::Errno(ESTALE);
+    OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, ref, &fd));
+  }
+  ProcPath pp(fd->get());
+  std::string raw;
+  for (;;) {
+    ssize_t len = node->type == S_IFLNK ? 0 : listxattr(pp.c_str(), nullptr, 0);
+    if (len < 0) {
+      if (errno == ENOTSUP) len = 0;
+      else return Status::FromErrno();
+    }
+    raw.resize(len);
+    if (len == 0) break;
+    len = listxattr(pp.c_str(), raw.data(), raw.size());
+    if (len >= 0) {
+      raw.resize(len);
+      break;
+    }
+    if (errno != ERANGE) return Status::FromErrno();
+  }
+  names->clear();
+  for (size_t pos = 0; pos < raw.size();) {
+    std::string_view n(raw.c_str() + pos);
+    pos += n.size() + 1;
+    if (n.empty() || xn_.IsInternal(n)) continue;
+    names->append(n);
+    names->push_back('\0');
+  }
+  return Status::OK();
+}
+
+Status UnionFs::SetXattr(const Ctx&, Node* node, const char* name, const void* value, size_t size,
+                         int flags) {
+  if (xn_.IsInternal(name)) return Status::Errno(EPERM);
+  if (read_only_) return Status::Errno(EROFS);
+  OVT_RETURN_IF_ERROR(CopyUp(node, false));
+  FdPtr fd;
+  OVT_RETURN_IF_ERROR(nodes_.Fd(node, &Node::upper, &fd));
+  if (setxattr(ProcPath(fd->get()).c_str(), name, value, size, flags) != 0)
+    return Status::FromErrno();
+  if (std::string_view(name) == "security.capability") {
+    std::lock_guard<std::mutex> g(node->mu);
+    node->no_caps_xattr = false;
+  }
+  return Status::OK();
+}
+
+Status UnionFs::RemoveXattr(const Ctx&, Node* node, const char* name) {
+  if (xn_.IsInternal(name)) return Status::Errno(EPERM);
+  if (read_only_) return Status::Errno(EROFS);
+  // Removing what is not there must not copy the file up.
+  std::string v;
+  OVT_RETURN_IF_ERROR(GetXattr(node, name, &v));
+  OVT_RETURN_IF_ERROR(CopyUp(node, false));
+  FdPtr fd;
+  OVT_RETURN_IF_ERROR(nodes_.Fd(node, &Node::upper, &fd));
+  if (removexattr(ProcPath(fd->get()).c_str(), name) != 0) return Status::FromErrno();
+  return Status::OK();
+}
+
+}  // namespace overtier

@@ -11,8 +11,8 @@ namespace overtier {
 int RunMount(const Invocation& inv) {
   Status s = ValidateMountOptions(inv.opts, inv.mountpoint);
   if (!s.ok()) {
-    std::fprintf(stderr, "overtier: %s\n", s.message().empty() ? s.ToString().c_str()
-                                                                : s.message().c_str());
+    std::fprintf(stderr, "overtier: %s\n",
+                 s.message().empty() ? s.ToString().c_str() : s.message().c_str());
     return 2;
   }
   for (const auto& o : inv.opts.ignored)

@@ -34,9 +34,7 @@ Node* N(fuse_req_t req, fuse_ino_t ino) {
 fuse_ino_t Ino(UnionFs* fs, Node* n) {
   return n == fs->root() ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(n);
 }
-OpenFile* OF(fuse_file_info* fi) {
-  return fi ? reinterpret_cast<OpenFile*>(fi->fh) : nullptr;
-}
+OpenFile* OF(fuse_file_info* fi) { return fi ? reinterpret_cast<OpenFile*>(fi->fh) : nullptr; }
 
 Ctx CtxOf(fuse_req_t req) {
   const fuse_ctx* c = fuse_req_ctx(req);
@@ -117,8 +115,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fuse_reply_attr(req, &st, St(req)->timeout);
 }
 
-void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
-               fuse_file_info* fi) {
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   SetAttrRequest r;
   r.mode = to_set & FUSE_SET_ATTR_MODE;
   r.uid = to_set & FUSE_SET_ATTR_UID;
@@ -180,6 +177,9 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
 // With the writeback cache the kernel may read a file opened write-only
 // (to fill partial pages) and handles O_APPEND itself.
 int RealOpenFlags(fuse_req_t req, int flags) {
+  // O_DIRECT stays a property of the FUSE file (fi->direct_io): the real
+  // file is written from FUSE's buffers, which O_DIRECT could not align.
+  flags &= ~O_DIRECT;
   if (St(req)->writeback) {
     if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
     flags &= ~O_APPEND;
@@ -195,6 +195,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // Every change to the data goes through this mount: cached pages stay
   // valid across opens.
   fi->keep_cache = 1;
+  if (fi->flags & O_DIRECT) fi->direct_io = 1;
   if (fuse_reply_open(req, fi) == 0) of.release();
 }
 
@@ -207,6 +208,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   if (!s.ok()) return ReplyErr(req, s);
   fi->fh = reinterpret_cast<uint64_t>(of.get());
   fi->keep_cache = 1;
+  if (fi->flags & O_DIRECT) fi->direct_io = 1;
   fuse_entry_param p;
   FillEntry(req, e, &p);
   if (fuse_reply_create(req, &p, fi) == 0) {
@@ -271,8 +273,7 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (fuse_reply_open(req, fi) == 0) od.release();
 }
 
-void DoReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi,
-               bool plus) {
+void DoReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi, bool plus) {
   auto* od = reinterpret_cast<OpenDir*>(fi->fh);
   UnionFs* fs = Fs(req);
   Status s = fs->LoadDirectory(od, off == 0);
@@ -421,9 +422,9 @@ const fuse_lowlevel_ops kOps = [] {
 int ServeFuse(UnionFs* fs, const Invocation& inv) {
   State state{fs, inv.opts.timeout};
   const MountOptions& o = inv.opts;
-  std::string mopts = "default_permissions,fsname=" +
-                      (o.fsname.empty() ? std::string("overtier") : o.fsname) +
-                      ",subtype=overtier";
+  std::string mopts =
+      "default_permissions,fsname=" + (o.fsname.empty() ? std::string("overtier") : o.fsname) +
+      ",subtype=overtier";
   if (o.allow_other) mopts += ",allow_other";
   if (o.allow_root) mopts += ",allow_root";
   if (fs->read_only()) mopts += ",ro";
@@ -437,6 +438,7 @@ int ServeFuse(UnionFs* fs, const Invocation& inv) {
   if (inv.debug) argv.push_back("-d");
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
   fuse_session* se = fuse_session_new(&args, &kOps, sizeof(kOps), &state);
+  fuse_opt_free_args(&args);  // libfuse may have copied them
   if (se == nullptr) {
     std::fprintf(stderr, "overtier: cannot start a FUSE session\n");
     return 2;

@@ -44,8 +44,8 @@ struct MountOptions {
   bool noatime = false;                // "noatime" (relatime etc. accepted)
   std::vector<IdMapping> uidmap;       // empty: identity
   std::vector<IdMapping> gidmap;
-  double timeout = 1.0;                // "timeout=SECS" entry/attr cache time
-  std::string fsname;                  // "fsname=NAME", default "overtier"
+  double timeout = 1.0;  // "timeout=SECS" entry/attr cache time
+  std::string fsname;    // "fsname=NAME"; the command line defaults it to "overtier"
   // Options accepted for compatibility with the kernel overlayfs and
   // fuse-overlayfs whose effect overtier has anyway or that do not apply
   // (redirect_dir=, metacopy=, index=, xino=, fsync=, context=, ...). Kept
@@ -75,9 +75,10 @@ Status ParseMountCommandLine(int argc, const char* const* argv, Invocation* inv)
 // directory (symlinked paths such as containers/storage's l/SHORT links are
 // resolved), upperdir is writable, upperdir is not inside a lowerdir (and no
 // lowerdir inside upperdir), workdir is on the same file system as upperdir
-// and is neither inside upperdir nor contains it, the mount point is a
-// directory that is not already a mount point of an overtier/FUSE mount
-// in use. Returns the first problem as a message a person can act on.
+// and is neither inside upperdir nor contains it (nor any lowerdir), the mount
+// point is a directory, not inside any layer, and not already a mount point of
+// a FUSE or overlay file system. Returns the first problem as a message a
+// person can act on.
 Status ValidateMountOptions(const MountOptions& opts, const std::string& mountpoint);
 
 // Maps an id through the table (identity when empty). ToInner: disk id ->

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The main job, end to end on a fresh machine: install, build, mount a union
+# and show what it does. Today the lower layers are plain directories; the
+# store (images in vv containers) and the migration tier (archive, release,
+# restore) are the next steps of the project and will join this demo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh >/dev/null
+[ -d build/meson-private ] || meson setup build >/dev/null
+ninja -C build tools/overtier >/dev/null
+bin=$PWD/build/tools/overtier
+
+demo=$(mktemp -d /tmp/overtier-demo.XXXXXX)
+mnt=$demo/merged
+cleanup() {
+  fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+  rm -rf "$demo"
+}
+trap cleanup EXIT
+
+mkdir -p "$demo"/{base,app,upper,work,merged}
+echo "base layer: os-release"       > "$demo/base/os-release"
+mkdir -p "$demo/base/etc" "$demo/app/etc"
+echo "from the base layer"          > "$demo/base/etc/motd"
+echo "from the app layer"           > "$demo/app/etc/app.conf"
+echo "obsolete"                     > "$demo/base/etc/old.conf"
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; eval "$@"; }
+
+step "$bin -o lowerdir=$demo/app:$demo/base,upperdir=$demo/upper,workdir=$demo/work $mnt"
+step "ls -l $mnt/etc"
+step "echo 'edited in the union' >> $mnt/etc/motd   # copy-up"
+step "cat $mnt/etc/motd; cat $demo/base/etc/motd    # the lower layer is untouched"
+step "rm $mnt/etc/old.conf                           # a whiteout hides the lower file"
+step "mv $mnt/etc $mnt/config                        # a merged directory renames (no EXDEV)"
+step "ls -l $mnt/config"
+step "ls -l $demo/upper $demo/upper/config         # the upper layer, overlayfs format"
+step "getfattr -d -m trusted.overlay $demo/upper/config"
+step "fusermount3 -u $mnt"
+echo
+echo "demo: done"

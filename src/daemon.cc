@@ -11,8 +11,10 @@ namespace overtier {
 int RunMount(const Invocation& inv) {
   Status s = ValidateMountOptions(inv.opts, inv.mountpoint);
   if (!s.ok()) {
-    std::fprintf(stderr, "overtier: %s\n",
-                 s.message().empty() ? s.ToString().c_str() : s.message().c_str());
+    // Invalid-argument messages are whole sentences; the others are context
+    // that still needs the errno text.
+    const std::string msg = s.err() == EINVAL && !s.message().empty() ? s.message() : s.ToString();
+    std::fprintf(stderr, "overtier: %s\n", msg.c_str());
     return 2;
   }
   for (const auto& o : inv.opts.ignored)

@@ -2,8 +2,8 @@
 // (overlayfs' inode.c).
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "union/fs_util.h"
@@ -32,8 +32,8 @@ Status UnionFs::StatNode(Node* node, struct stat* out) {
     }
     metacopy = node->metacopy && node->lower.valid();
     if (metacopy) OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->lower, &lfd));
-    merged_dir = node->is_dir() && (node->upper.valid() ? !node->lower_dirs.empty()
-                                                        : node->lower_dirs.size() > 1);
+    merged_dir = node->is_dir() &&
+                 (node->upper.valid() ? !node->lower_dirs.empty() : node->lower_dirs.size() > 1);
   }
   if (fstat(fd->get(), out) != 0) return Status::FromErrno();
   if (metacopy) {

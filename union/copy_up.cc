@@ -104,8 +104,8 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
   FdPtr pupper;
   OVT_RETURN_IF_ERROR(ParentUpperFd(parent, &pupper));
   FdPtr src;
-  RealRef* srcref = node->is_dir() ? (node->lower_dirs.empty() ? nullptr : &node->lower_dirs[0])
-                                   : &node->lower;
+  RealRef* srcref =
+      node->is_dir() ? (node->lower_dirs.empty() ? nullptr : &node->lower_dirs[0]) : &node->lower;
   if (srcref == nullptr) return Status::Errno(ESTALE);
   OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, srcref, &src));
   struct stat st;
@@ -165,7 +165,9 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
   }
   if (dfd < 0 && s.ok()) s = Status::FromErrno("open copy-up target");
 
-  if (s.ok() && !S_ISLNK(st.st_mode)) {
+  // Through the fd's magic link, the xattr calls reach the object itself,
+  // symlinks included (they are not followed further).
+  if (s.ok()) {
     s = CopyXattrs(src->get(), dfd, [this](std::string_view n) { return xn_.IsInternal(n); });
   }
   if (s.ok() && fchownat(dfd, "", st.st_uid, st.st_gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
@@ -174,7 +176,7 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
   if (s.ok() && !S_ISLNK(st.st_mode) &&
       fchmodat(AT_FDCWD, ProcPath(dfd).c_str(), st.st_mode & 07777, 0) != 0)
     s = Status::FromErrno("chmod copy-up");
-  if (s.ok() && !S_ISLNK(st.st_mode)) {
+  if (s.ok()) {
     uint64_t key = node->key;
     if (setxattr(ProcPath(dfd).c_str(), xn_.origin().c_str(), &key, sizeof(key), 0) != 0)
       s = Status::FromErrno("set origin");

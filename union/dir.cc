@@ -36,8 +36,8 @@ Status MakeWhiteoutAt(int dirfd, const char* name) {
 }
 }  // namespace
 
-Status UnionFs::CreateObject(const Ctx& ctx, Node* parent, std::string_view name_sv,
-                             mode_t type, const MakeFn& make, Entry* out) {
+Status UnionFs::CreateObject(const Ctx& ctx, Node* parent, std::string_view name_sv, mode_t type,
+                             const MakeFn& make, Entry* out) {
   if (read_only_) return Status::Errno(EROFS);
   if (name_sv.size() > NAME_MAX) return Status::Errno(ENAMETOOLONG);
   const std::string name(name_sv);
@@ -93,34 +93,37 @@ Status UnionFs::CreateObject(const Ctx& ctx, Node* parent, std::string_view name
   return StatNode(out->node, &out->attr);
 }
 
-Status UnionFs::Mknod(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode,
-                      dev_t rdev, Entry* out) {
-  return CreateObject(ctx, parent, name, mode & S_IFMT,
-                      [&](int dfd, const char* n) {
-                        if (mknodat(dfd, n, mode, rdev) != 0) return Status::FromErrno();
-                        return Status::OK();
-                      },
-                      out);
+Status UnionFs::Mknod(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode, dev_t rdev,
+                      Entry* out) {
+  return CreateObject(
+      ctx, parent, name, mode & S_IFMT,
+      [&](int dfd, const char* n) {
+        if (mknodat(dfd, n, mode, rdev) != 0) return Status::FromErrno();
+        return Status::OK();
+      },
+      out);
 }
 
 Status UnionFs::Mkdir(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode,
                       Entry* out) {
-  return CreateObject(ctx, parent, name, S_IFDIR,
-                      [&](int dfd, const char* n) {
-                        if (mkdirat(dfd, n, mode & 07777) != 0) return Status::FromErrno();
-                        return Status::OK();
-                      },
-                      out);
+  return CreateObject(
+      ctx, parent, name, S_IFDIR,
+      [&](int dfd, const char* n) {
+        if (mkdirat(dfd, n, mode & 07777) != 0) return Status::FromErrno();
+        return Status::OK();
+      },
+      out);
 }
 
 Status UnionFs::Symlink(const Ctx& ctx, Node* parent, std::string_view name, const char* target,
                         Entry* out) {
-  return CreateObject(ctx, parent, name, S_IFLNK,
-                      [&](int dfd, const char* n) {
-                        if (symlinkat(target, dfd, n) != 0) return Status::FromErrno();
-                        return Status::OK();
-                      },
-                      out);
+  return CreateObject(
+      ctx, parent, name, S_IFLNK,
+      [&](int dfd, const char* n) {
+        if (symlinkat(target, dfd, n) != 0) return Status::FromErrno();
+        return Status::OK();
+      },
+      out);
 }
 
 Status UnionFs::Link(const Ctx& ctx, Node* node, Node* newparent, std::string_view newname,
@@ -131,13 +134,13 @@ Status UnionFs::Link(const Ctx& ctx, Node* node, Node* newparent, std::string_vi
   FdPtr src;
   OVT_RETURN_IF_ERROR(nodes_.Fd(node, &Node::upper, &src));
   Entry tmp;
-  Status s = CreateObject(ctx, newparent, newname, node->type,
-                          [&](int dfd, const char* n) {
-                            if (linkat(src->get(), "", dfd, n, AT_EMPTY_PATH) != 0)
-                              return Status::FromErrno();
-                            return Status::OK();
-                          },
-                          &tmp);
+  Status s = CreateObject(
+      ctx, newparent, newname, node->type,
+      [&](int dfd, const char* n) {
+        if (linkat(src->get(), "", dfd, n, AT_EMPTY_PATH) != 0) return Status::FromErrno();
+        return Status::OK();
+      },
+      &tmp);
   if (!s.ok()) return s;
   // The new name resolves to the same upper inode and so to the same node.
   out->node = tmp.node;

@@ -53,13 +53,14 @@ Status UnionFs::CreateFile(const Ctx& ctx, Node* parent, std::string_view name, 
                            int flags, Entry* entry, std::unique_ptr<OpenFile>* out) {
   int rfd = -1;
   const int rflags = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)) | O_CREAT | O_EXCL;
-  Status s = CreateObject(ctx, parent, name, S_IFREG,
-                          [&](int dfd, const char* n) {
-                            rfd = openat(dfd, n, rflags | O_CLOEXEC, mode & 07777);
-                            if (rfd < 0) return Status::FromErrno();
-                            return Status::OK();
-                          },
-                          entry);
+  Status s = CreateObject(
+      ctx, parent, name, S_IFREG,
+      [&](int dfd, const char* n) {
+        rfd = openat(dfd, n, rflags | O_CLOEXEC, mode & 07777);
+        if (rfd < 0) return Status::FromErrno();
+        return Status::OK();
+      },
+      entry);
   if (!s.ok()) {
     if (rfd >= 0) close(rfd);
     return s;

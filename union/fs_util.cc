@@ -77,13 +77,13 @@ Status GetXattrFd(int fd, const std::string& name, std::string* value, bool* pre
 
 Status CopyXattrs(int src, int dst, const std::function<bool(std::string_view)>& skip) {
   ProcPath sp(src), dp(dst);
-  ssize_t len = llistxattr(sp.c_str(), nullptr, 0);
+  ssize_t len = listxattr(sp.c_str(), nullptr, 0);
   if (len < 0) {
     if (errno == ENOTSUP) return Status::OK();
     return Status::FromErrno("listxattr");
   }
   std::string names(len, '\0');
-  len = llistxattr(sp.c_str(), names.data(), names.size());
+  len = listxattr(sp.c_str(), names.data(), names.size());
   if (len < 0) return Status::FromErrno("listxattr");
   names.resize(len);
   std::string value;

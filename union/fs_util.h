@@ -36,7 +36,8 @@ Status EmptyDirAt(int dirfd);
 Status GetXattrFd(int fd, const std::string& name, std::string* value, bool* present);
 
 // Copies every xattr of src to dst (both any fds, O_PATH allowed), except
-// those for which skip(name) is true. ENOTSUP on either side is not an error
+// those for which skip(name) is true. Symlinks included: through the
+// fd's magic link the calls act on the symlink itself. ENOTSUP on either side is not an error
 // for "security."/"system." names the destination cannot take.
 Status CopyXattrs(int src, int dst, const std::function<bool(std::string_view)>& skip);
 

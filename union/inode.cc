@@ -179,7 +179,8 @@ Status NodeTable::FdLocked(Node* node, RealRef* ref, FdPtr* out) {
   if (!ref->valid()) return Status::Errno(ENOENT, "no such real object");
   if (!ref->fd) {
     int fd;
-    Status s = OpenByHandle(layers_->layer(ref->layer), ref->handle, CachedFdFlags(node->type), &fd);
+    Status s =
+        OpenByHandle(layers_->layer(ref->layer), ref->handle, CachedFdFlags(node->type), &fd);
     if (!s.ok()) return s;
     ref->fd = std::make_shared<const class Fd>(fd);
   }

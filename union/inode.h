@@ -50,15 +50,15 @@ class Node {
   // copy-up locks child then parent (walking up), so nothing locks parent
   // then child while holding both.
   std::mutex mu;
-  RealRef upper;                   // the object in the upper layer, if any
-  RealRef lower;                   // non-dir: the lower object (data source)
-  std::vector<RealRef> lower_dirs; // dir: merged lower dirs, top-most first
-  std::string lower_path;          // dir: absolute path of the lower dirs
-  bool opaque = false;             // dir: no fall-through below the upper dir
-  bool impure = false;             // dir: upper dir marked impure
-  bool metacopy = false;           // reg: upper has metadata only
-  bool no_caps_xattr = false;      // security.capability known absent
-  uint32_t lower_nlink = 1;        // reg: st_nlink of the lower object
+  RealRef upper;                    // the object in the upper layer, if any
+  RealRef lower;                    // non-dir: the lower object (data source)
+  std::vector<RealRef> lower_dirs;  // dir: merged lower dirs, top-most first
+  std::string lower_path;           // dir: absolute path of the lower dirs
+  bool opaque = false;              // dir: no fall-through below the upper dir
+  bool impure = false;              // dir: upper dir marked impure
+  bool metacopy = false;            // reg: upper has metadata only
+  bool no_caps_xattr = false;       // security.capability known absent
+  uint32_t lower_nlink = 1;         // reg: st_nlink of the lower object
 
   // Where the node was last seen in the tree (guarded by NodeTable::tree_mu).
   // Copy-up needs it to find the parent; it is an alias, like a dentry.

@@ -89,8 +89,8 @@ Status LayerSet::Open(const MountOptions& opts, std::unique_ptr<LayerSet>* out) 
     OVT_RETURN_IF_ERROR(EnsureDirAt(ls->workdir_fd_, kWorkTemp, &ls->work_fd_));
     // Whatever a crash left half-made in work/work was never visible: drop it.
     Status s = EmptyDirAt(ls->work_fd_);
-    if (!s.ok()) return Status::Errno(s.err(), "clean workdir '" + opts.workdir + "/work': " +
-                                                   s.message());
+    if (!s.ok())
+      return Status::Errno(s.err(), "clean workdir '" + opts.workdir + "/work': " + s.message());
     OVT_RETURN_IF_ERROR(EnsureDirAt(ls->workdir_fd_, kWorkIndex, &ls->index_fd_));
   }
   *out = std::move(ls);

@@ -36,10 +36,10 @@ class Fd {
 using FdPtr = std::shared_ptr<const Fd>;
 
 struct Layer {
-  int index = 0;        // 0..n-1; the upper layer (if any) is index 0
+  int index = 0;  // 0..n-1; the upper layer (if any) is index 0
   bool upper = false;
-  std::string path;     // as given, for messages only
-  int root_fd = -1;     // O_RDONLY|O_DIRECTORY
+  std::string path;  // as given, for messages only
+  int root_fd = -1;  // O_RDONLY|O_DIRECTORY
   dev_t dev = 0;
   unsigned fsidx = 0;   // distinct st_dev number, for inode numbering
   bool handles = true;  // file handles supported (name_to_handle_at)

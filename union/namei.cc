@@ -17,7 +17,6 @@
 
 namespace overtier {
 
-
 namespace {
 
 // Opens dirfd/name for the node cache: returns the fd and its stat, or
@@ -71,7 +70,8 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
   std::string ppath;
   {
     std::lock_guard<std::mutex> g(parent->mu);
-    if (parent->upper.valid()) OVT_RETURN_IF_ERROR(nodes_.FdLocked(parent, &parent->upper, &pupper));
+    if (parent->upper.valid())
+      OVT_RETURN_IF_ERROR(nodes_.FdLocked(parent, &parent->upper, &pupper));
     for (auto& d : parent->lower_dirs) {
       FdPtr fd;
       OVT_RETURN_IF_ERROR(nodes_.FdLocked(parent, &d, &fd));

@@ -46,8 +46,8 @@ struct Entry {
 // An open file: the real fd and what it was opened on.
 struct OpenFile {
   Node* node = nullptr;
-  int fd = -1;          // owned
-  bool upper = false;   // fd is on the upper layer
+  int fd = -1;         // owned
+  bool upper = false;  // fd is on the upper layer
   bool writable = false;
   ~OpenFile();
 };

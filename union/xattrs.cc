@@ -56,10 +56,12 @@ Status UnionFs::ListXattr(Node* node, std::string* names) {
   ProcPath pp(fd->get());
   std::string raw;
   for (;;) {
-    ssize_t len = node->type == S_IFLNK ? 0 : listxattr(pp.c_str(), nullptr, 0);
+    ssize_t len = listxattr(pp.c_str(), nullptr, 0);
     if (len < 0) {
-      if (errno == ENOTSUP) len = 0;
-      else return Status::FromErrno();
+      if (errno == ENOTSUP)
+        len = 0;
+      else
+        return Status::FromErrno();
     }
     raw.resize(len);
     if (len == 0) break;

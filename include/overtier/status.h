@@ -49,10 +49,10 @@ class [[nodiscard]] Status {
 };
 
 // Evaluates an expression yielding a Status and returns it if not ok.
-#define OVT_RETURN_IF_ERROR(expr)            \
-  do {                                       \
-    ::overtier::Status _ovt_s = (expr);      \
-    if (!_ovt_s.ok()) return _ovt_s;         \
+#define OVT_RETURN_IF_ERROR(expr)       \
+  do {                                  \
+    ::overtier::Status _ovt_s = (expr); \
+    if (!_ovt_s.ok()) return _ovt_s;    \
   } while (0)
 
 }  // namespace overtier

@@ -355,14 +355,14 @@ void ReplyXattrValue(fuse_req_t req, const std::string& v, size_t size) {
 
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   std::string v;
-  Status s = Fs(req)->GetXattr(N(req, ino), name, &v);
+  Status s = Fs(req)->GetXattr(CtxOf(req), N(req, ino), name, &v);
   if (!s.ok()) return ReplyErr(req, s);
   ReplyXattrValue(req, v, size);
 }
 
 void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   std::string v;
-  Status s = Fs(req)->ListXattr(N(req, ino), &v);
+  Status s = Fs(req)->ListXattr(CtxOf(req), N(req, ino), &v);
   if (!s.ok()) return ReplyErr(req, s);
   ReplyXattrValue(req, v, size);
 }

@@ -19,7 +19,7 @@ void UnionFs::FixupAttr(Node* node, struct stat* st) {
 
 Status UnionFs::StatNode(Node* node, struct stat* out) {
   FdPtr fd, lfd;
-  bool merged_dir, metacopy;
+  bool merged_dir, metacopy, indexed;
   {
     std::lock_guard<std::mutex> g(node->mu);
     if (node->upper.valid()) {
@@ -31,6 +31,7 @@ Status UnionFs::StatNode(Node* node, struct stat* out) {
       OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->lower, &fd));
     }
     metacopy = node->metacopy && node->lower.valid();
+    indexed = node->indexed && node->upper.valid();
     if (metacopy) OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->lower, &lfd));
     merged_dir = node->is_dir() &&
                  (node->upper.valid() ? !node->lower_dirs.empty() : node->lower_dirs.size() > 1);
@@ -43,8 +44,7 @@ Status UnionFs::StatNode(Node* node, struct stat* out) {
   // Like overlayfs: a merged directory's link count is unknown, and 1 tells
   // find(1) not to use it to skip subdirectories.
   if (merged_dir) out->st_nlink = 1;
-  if (node->is_reg() && node->lower_nlink > 1 && out->st_nlink < node->lower_nlink)
-    out->st_nlink = node->lower_nlink;
+  if (indexed) OVT_RETURN_IF_ERROR(IndexedNlink(node, fd->get(), &out->st_nlink));
   FixupAttr(node, out);
   return Status::OK();
 }
@@ -53,6 +53,13 @@ Status UnionFs::GetAttr(Node* node, const OpenFile* of, struct stat* out) {
   if (of != nullptr && of->upper && of->fd >= 0) {
     // fstat of the open file: right even when the name is gone (nlink 0).
     if (fstat(of->fd, out) != 0) return Status::FromErrno();
+    bool indexed;
+    {
+      std::lock_guard<std::mutex> g(node->mu);
+      indexed = node->indexed;
+    }
+    if (indexed && out->st_nlink > 0)
+      OVT_RETURN_IF_ERROR(IndexedNlink(node, of->fd, &out->st_nlink));
     FixupAttr(node, out);
     return Status::OK();
   }
@@ -63,6 +70,11 @@ Status UnionFs::SetAttr(const Ctx&, Node* node, const SetAttrRequest& req, OpenF
                         struct stat* out) {
   if (read_only_) return Status::Errno(EROFS);
   bool open_upper = of != nullptr && of->upper && of->fd >= 0;
+  if (!(req.mode || req.uid || req.gid || req.size || req.atime || req.mtime)) {
+    // ctime alone: the kernel (writeback cache) reports a change it made;
+    // the real file system keeps its own ctime, nothing to copy up.
+    return open_upper ? GetAttr(node, of, out) : StatNode(node, out);
+  }
   if (!open_upper) {
     // A size change needs the data; the rest is metadata (no data copy).
     bool with_data = req.size && !(req.values.st_size == 0);

@@ -15,7 +15,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "union/fs_util.h"
 #include "union/union_fs.h"
@@ -43,13 +45,21 @@ Status UnionFs::SetImpure(Node* dir) {
 
 Status UnionFs::CopyUp(Node* node, bool with_data) {
   if (!layers_->has_upper() || read_only_) return Status::Errno(EROFS);
+  bool has_upper;
   {
     std::lock_guard<std::mutex> g(node->mu);
-    if (node->upper.valid() && !(with_data && node->metacopy)) return Status::OK();
+    has_upper = node->upper.valid();
+    if (has_upper && !node->indexed && !(with_data && node->metacopy)) return Status::OK();
   }
   Node* parent;
   std::string name;
-  if (!nodes_.GetAlias(node, &parent, &name)) return Status::Errno(ESTALE, "copy-up of unlinked");
+  if (!nodes_.GetAlias(node, &parent, &name)) {
+    // A name already gone: the object itself is in the upper layer, which
+    // is all that an operation on it needs.
+    if (!has_upper) return Status::Errno(ESTALE, "copy-up of an unlinked file");
+    std::lock_guard<std::mutex> g(node->mu);
+    return with_data && node->metacopy ? CopyUpData(node) : Status::OK();
+  }
   OVT_RETURN_IF_ERROR(CopyUp(parent, false));
   std::lock_guard<std::mutex> g(node->mu);
   return CopyUpLocked(node, parent, name, with_data);
@@ -57,10 +67,58 @@ Status UnionFs::CopyUp(Node* node, bool with_data) {
 
 Status UnionFs::CopyUpLocked(Node* node, Node* parent, const std::string& name, bool with_data) {
   if (node->upper.valid()) {
+    if (node->indexed) {
+      bool linked;
+      OVT_RETURN_IF_ERROR(LinkFromIndexLocked(node, parent, name, &linked));
+    }
     if (with_data && node->metacopy) return CopyUpData(node);
     return Status::OK();
   }
   return CopyUpNew(node, parent, name, with_data);
+}
+
+namespace {
+Status ReadLowerLinks(int fd, const std::string& xname, long* n) {
+  std::string v;
+  bool present = false;
+  OVT_RETURN_IF_ERROR(GetXattrFd(fd, xname, &v, &present));
+  *n = present ? std::strtol(v.c_str(), nullptr, 10) : 0;
+  if (*n < 0) *n = 0;
+  return Status::OK();
+}
+
+Status WriteLowerLinks(int fd, const std::string& xname, long n) {
+  std::string v = std::to_string(n < 0 ? 0 : n);
+  if (setxattr(ProcPath(fd).c_str(), xname.c_str(), v.data(), v.size(), 0) != 0)
+    return Status::FromErrno("update hard-link count");
+  return Status::OK();
+}
+}  // namespace
+
+Status UnionFs::IndexedNlink(Node*, int fd, nlink_t* n) {
+  long left;
+  OVT_RETURN_IF_ERROR(ReadLowerLinks(fd, xn_.nlink(), &left));
+  // Upper links minus the index entry, plus the lower names still showing it.
+  *n = (*n > 0 ? *n - 1 : 0) + static_cast<nlink_t>(left);
+  return Status::OK();
+}
+
+Status UnionFs::LinkFromIndexLocked(Node* node, Node* parent, const std::string& name,
+                                    bool* linked) {
+  *linked = false;
+  FdPtr pupper, ufd;
+  OVT_RETURN_IF_ERROR(ParentUpperFd(parent, &pupper));
+  struct stat st;
+  if (fstatat(pupper->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return Status::OK();
+  OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->upper, &ufd));
+  OVT_RETURN_IF_ERROR(SetImpure(parent));
+  if (linkat(ufd->get(), "", pupper->get(), name.c_str(), AT_EMPTY_PATH) != 0)
+    return Status::FromErrno("link hard link from index");
+  long left;
+  OVT_RETURN_IF_ERROR(ReadLowerLinks(ufd->get(), xn_.nlink(), &left));
+  OVT_RETURN_IF_ERROR(WriteLowerLinks(ufd->get(), xn_.nlink(), left - 1));
+  *linked = true;
+  return Status::OK();
 }
 
 Status UnionFs::CopyUpData(Node* node) {
@@ -118,14 +176,23 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
   const std::string iname = IndexName(node->key);
 
   // Another name of this hard-linked file was copied up already: link to it.
-  if (linked && linkat(layers_->index_fd(), iname.c_str(), pfd, name.c_str(), 0) == 0) {
-    int fd = openat(pfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return Status::FromErrno();
-    node->upper.layer = 0;
-    OVT_RETURN_IF_ERROR(GetHandle(fd, "", &node->upper.handle));
-    nodes_.SetFdLocked(node, &node->upper, fd);
-    node->metacopy = false;
-    return SetImpure(parent);
+  if (linked) {
+    int ifd = openat(layers_->index_fd(), iname.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (ifd >= 0) {
+      node->upper.layer = 0;
+      node->indexed = true;
+      Status hs = GetHandle(ifd, "", &node->upper.handle);
+      nodes_.SetFdLocked(node, &node->upper, ifd);
+      OVT_RETURN_IF_ERROR(hs);
+      std::string v;
+      bool present = false;
+      OVT_RETURN_IF_ERROR(GetXattrFd(ifd, xn_.metacopy(), &v, &present));
+      node->metacopy = present;
+      bool done;
+      OVT_RETURN_IF_ERROR(LinkFromIndexLocked(node, parent, name, &done));
+      if (with_data && node->metacopy) return CopyUpData(node);
+      return Status::OK();
+    }
   }
 
   const std::string tmp = TempName("cu.");
@@ -186,6 +253,7 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
     if (utimensat(work, tmp.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0)
       s = Status::FromErrno("set times");
   }
+  if (s.ok() && linked) s = WriteLowerLinks(dfd, xn_.nlink(), static_cast<long>(st.st_nlink) - 1);
   if (s.ok() && linked && linkat(work, tmp.c_str(), layers_->index_fd(), iname.c_str(), 0) != 0 &&
       errno != EEXIST)
     s = Status::FromErrno("index hard link");
@@ -214,6 +282,7 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
   }
   nodes_.SetFdLocked(node, &node->upper, dfd);
   node->metacopy = reg && !with_data;
+  node->indexed = linked;
   return Status::OK();
 }
 

@@ -149,6 +149,22 @@ Status UnionFs::Link(const Ctx& ctx, Node* node, Node* newparent, std::string_vi
   return Status::OK();
 }
 
+namespace {
+// Holds one lookup reference on a node for the duration of an operation.
+class NodeRef {
+ public:
+  NodeRef(NodeTable* t, Node* n) : t_(t), n_(n) {}
+  ~NodeRef() {
+    if (n_) t_->Forget(n_, 1);
+  }
+  Node* get() const { return n_; }
+
+ private:
+  NodeTable* t_;
+  Node* n_;
+};
+}  // namespace
+
 Status UnionFs::IsEmptyDir(Node* dir, bool* empty) {
   OpenDir od;
   od.node = dir;
@@ -171,12 +187,21 @@ Status UnionFs::RemoveObject(const Ctx&, Node* parent, std::string_view name_sv,
   if (!r.found) return Status::Errno(ENOENT);
   if (dir && !S_ISDIR(r.type)) return Status::Errno(ENOTDIR);
   if (!dir && S_ISDIR(r.type)) return Status::Errno(EISDIR);
+  const bool hardlinked = !dir && S_ISREG(r.type) && (r.indexed || r.lower_st.st_nlink > 1);
   std::unique_ptr<Node> victim;
   OVT_RETURN_IF_ERROR(NodeFromResult(&r, &victim));
   if (dir) {
     bool empty;
     OVT_RETURN_IF_ERROR(IsEmptyDir(victim.get(), &empty));
     if (!empty) return Status::Errno(ENOTEMPTY);
+  }
+  const uint64_t victim_key = victim->key;
+  if (hardlinked) {
+    // One name of a lower hard-link group goes: the others must count one
+    // link less. Copying this name up first puts the group in the index,
+    // where the count is kept; its upper name is then replaced by a whiteout.
+    NodeRef n(&nodes_, nodes_.Intern(std::move(victim), parent, name));
+    OVT_RETURN_IF_ERROR(CopyUp(n.get(), false));
   }
   bool lower_has;
   OVT_RETURN_IF_ERROR(LowerHasName(parent, name, &lower_has));
@@ -220,7 +245,7 @@ Status UnionFs::RemoveObject(const Ctx&, Node* parent, std::string_view name_sv,
   } else {
     return Status::Errno(ENOENT);
   }
-  nodes_.Unalias(victim->key, parent, name);
+  nodes_.Unalias(victim_key, parent, name);
   return Status::OK();
 }
 
@@ -231,22 +256,6 @@ Status UnionFs::Unlink(const Ctx& ctx, Node* parent, std::string_view name) {
 Status UnionFs::Rmdir(const Ctx& ctx, Node* parent, std::string_view name) {
   return RemoveObject(ctx, parent, name, true);
 }
-
-namespace {
-// Holds one lookup reference on a node for the duration of an operation.
-class NodeRef {
- public:
-  NodeRef(NodeTable* t, Node* n) : t_(t), n_(n) {}
-  ~NodeRef() {
-    if (n_) t_->Forget(n_, 1);
-  }
-  Node* get() const { return n_; }
-
- private:
-  NodeTable* t_;
-  Node* n_;
-};
-}  // namespace
 
 Status UnionFs::Rename(const Ctx&, Node* parent, std::string_view name_sv, Node* newparent,
                        std::string_view newname_sv, unsigned flags) {

@@ -49,10 +49,8 @@ Status RemoveTreeAt(int dirfd, const char* name) {
 Status GetXattrFd(int fd, const std::string& name, std::string* value, bool* present) {
   ProcPath p(fd);
   char buf[4096];
-  // fgetxattr works on real fds (directories, open files); O_PATH fds give
-  // EBADF and go through the fd's magic link instead.
-  ssize_t n = fgetxattr(fd, name.c_str(), buf, sizeof(buf));
-  if (n < 0 && errno == EBADF) n = getxattr(p.c_str(), name.c_str(), buf, sizeof(buf));
+  // Through the magic link: one call whether fd is O_PATH or not.
+  ssize_t n = getxattr(p.c_str(), name.c_str(), buf, sizeof(buf));
   if (n < 0 && errno == ERANGE) {
     ssize_t want = getxattr(p.c_str(), name.c_str(), nullptr, 0);
     if (want >= 0) {

@@ -57,6 +57,7 @@ class Node {
   bool opaque = false;              // dir: no fall-through below the upper dir
   bool impure = false;              // dir: upper dir marked impure
   bool metacopy = false;            // reg: upper has metadata only
+  bool indexed = false;             // reg: upper linked in the hard-link index
   bool no_caps_xattr = false;       // security.capability known absent
   uint32_t lower_nlink = 1;         // reg: st_nlink of the lower object
 

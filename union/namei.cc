@@ -124,6 +124,10 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
           std::memcpy(&r->origin, v.data(), sizeof(uint64_t));
           r->has_origin = true;
         }
+        if (S_ISREG(r->type) && r->has_origin) {
+          OVT_RETURN_IF_ERROR(GetXattrFd(fd, xn_.nlink(), &v, &present));
+          r->indexed = present;
+        }
         if (S_ISREG(r->type)) {
           OVT_RETURN_IF_ERROR(GetXattrFd(fd, xn_.metacopy(), &v, &present));
           r->metacopy = present;
@@ -225,6 +229,11 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
       r->st = st;
       r->has_origin = true;
       r->origin = key;
+      r->indexed = true;
+      std::string v;
+      bool present = false;
+      OVT_RETURN_IF_ERROR(GetXattrFd(fd, xn_.metacopy(), &v, &present));
+      r->metacopy = present;  // the data is then still r->lower's
     }
   }
   return Status::OK();
@@ -318,6 +327,7 @@ Status UnionFs::NodeFromResult(LookupResult* r, std::unique_ptr<Node>* out) {
   n->opaque = r->opaque;
   n->impure = r->impure;
   n->metacopy = r->metacopy;
+  n->indexed = r->indexed;
   n->lower_nlink = r->lower_st.st_nlink ? r->lower_st.st_nlink : 1;
   *out = std::move(n);
   return Status::OK();

@@ -43,6 +43,7 @@ class XattrNames {
         impure_(overlay_ + "impure"),
         metacopy_(overlay_ + "metacopy"),
         origin_(std::string(userxattr ? "user.overtier." : "trusted.overtier.") + "origin"),
+        nlink_(std::string(userxattr ? "user.overtier." : "trusted.overtier.") + "nlink"),
         userxattr_(userxattr) {}
 
   const std::string& opaque() const { return opaque_; }
@@ -50,6 +51,9 @@ class XattrNames {
   const std::string& impure() const { return impure_; }
   const std::string& metacopy() const { return metacopy_; }
   const std::string& origin() const { return origin_; }
+  // On a copied-up file that had several lower names: how many of those
+  // names still show it without having an upper name of their own.
+  const std::string& nlink() const { return nlink_; }
 
   // True for the names users may neither see, set nor remove through the
   // mount: the overlay namespace in use, and every overtier-internal name.
@@ -62,7 +66,7 @@ class XattrNames {
 
  private:
   std::string overlay_;
-  std::string opaque_, redirect_, impure_, metacopy_, origin_;
+  std::string opaque_, redirect_, impure_, metacopy_, origin_, nlink_;
   bool userxattr_;
 };
 

@@ -120,8 +120,10 @@ class UnionFs {
   Status FsyncDir(Node* node, bool datasync);
 
   // xattrs.cc
-  Status GetXattr(Node* node, const char* name, std::string* value);
-  Status ListXattr(Node* node, std::string* names);  // NUL-separated
+  // Names in "trusted." are for privileged callers only (uid 0), as the
+  // kernel shows them only to CAP_SYS_ADMIN.
+  Status GetXattr(const Ctx& ctx, Node* node, const char* name, std::string* value);
+  Status ListXattr(const Ctx& ctx, Node* node, std::string* names);  // NUL-separated
   Status SetXattr(const Ctx& ctx, Node* node, const char* name, const void* value, size_t size,
                   int flags);
   Status RemoveXattr(const Ctx& ctx, Node* node, const char* name);
@@ -143,7 +145,7 @@ class UnionFs {
     struct stat lower_st {};
     std::vector<RealRef> lower_dirs;
     std::string lower_path;
-    bool opaque = false, impure = false, metacopy = false;
+    bool opaque = false, impure = false, metacopy = false, indexed = false;
     bool has_origin = false;
     uint64_t origin = 0;
     std::string redirect;
@@ -170,6 +172,11 @@ class UnionFs {
   Status CopyUpData(Node* node);
   Status CopyUpNew(Node* node, Node* parent, const std::string& name, bool with_data);
   Status SetImpure(Node* dir);
+  // Gives parent/name an upper link to the indexed copy of a lower hard
+  // link (node->mu held); a no-op if the name has one.
+  Status LinkFromIndexLocked(Node* node, Node* parent, const std::string& name, bool* linked);
+  // The link count the union shows for an indexed file with upper count n.
+  Status IndexedNlink(Node* node, int fd, nlink_t* n);
 
   // --- dir.cc ---
   using MakeFn = std::function<Status(int dirfd, const char* name)>;

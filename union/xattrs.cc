@@ -19,8 +19,14 @@ RealRef* XattrSource(Node* node) {
 }
 }  // namespace
 
-Status UnionFs::GetXattr(Node* node, const char* name, std::string* value) {
+namespace {
+bool Privileged(const Ctx& ctx) { return ctx.uid == 0; }
+bool IsTrusted(std::string_view name) { return name.starts_with("trusted."); }
+}  // namespace
+
+Status UnionFs::GetXattr(const Ctx& ctx, Node* node, const char* name, std::string* value) {
   if (xn_.IsInternal(name)) return Status::Errno(ENODATA);
+  if (IsTrusted(name) && !Privileged(ctx)) return Status::Errno(ENODATA);
   // The kernel asks for security.capability before every write(2) (to
   // know whether to drop file capabilities): answer a known absence from
   // memory instead of a syscall (see shared/PERF-NOTES.md).
@@ -45,7 +51,7 @@ Status UnionFs::GetXattr(Node* node, const char* name, std::string* value) {
   return Status::OK();
 }
 
-Status UnionFs::ListXattr(Node* node, std::string* names) {
+Status UnionFs::ListXattr(const Ctx& ctx, Node* node, std::string* names) {
   FdPtr fd;
   {
     std::lock_guard<std::mutex> g(node->mu);
@@ -76,16 +82,17 @@ Status UnionFs::ListXattr(Node* node, std::string* names) {
   for (size_t pos = 0; pos < raw.size();) {
     std::string_view n(raw.c_str() + pos);
     pos += n.size() + 1;
-    if (n.empty() || xn_.IsInternal(n)) continue;
+    if (n.empty() || xn_.IsInternal(n) || (IsTrusted(n) && !Privileged(ctx))) continue;
     names->append(n);
     names->push_back('\0');
   }
   return Status::OK();
 }
 
-Status UnionFs::SetXattr(const Ctx&, Node* node, const char* name, const void* value, size_t size,
-                         int flags) {
+Status UnionFs::SetXattr(const Ctx& ctx, Node* node, const char* name, const void* value,
+                         size_t size, int flags) {
   if (xn_.IsInternal(name)) return Status::Errno(EPERM);
+  if (IsTrusted(name) && !Privileged(ctx)) return Status::Errno(EPERM);
   if (read_only_) return Status::Errno(EROFS);
   OVT_RETURN_IF_ERROR(CopyUp(node, false));
   FdPtr fd;
@@ -99,12 +106,13 @@ Status UnionFs::SetXattr(const Ctx&, Node* node, const char* name, const void* v
   return Status::OK();
 }
 
-Status UnionFs::RemoveXattr(const Ctx&, Node* node, const char* name) {
+Status UnionFs::RemoveXattr(const Ctx& ctx, Node* node, const char* name) {
   if (xn_.IsInternal(name)) return Status::Errno(EPERM);
+  if (IsTrusted(name) && !Privileged(ctx)) return Status::Errno(EPERM);
   if (read_only_) return Status::Errno(EROFS);
   // Removing what is not there must not copy the file up.
   std::string v;
-  OVT_RETURN_IF_ERROR(GetXattr(node, name, &v));
+  OVT_RETURN_IF_ERROR(GetXattr(ctx, node, name, &v));
   OVT_RETURN_IF_ERROR(CopyUp(node, false));
   FdPtr fd;
   OVT_RETURN_IF_ERROR(nodes_.Fd(node, &Node::upper, &fd));

@@ -22,6 +22,7 @@ struct State {
   UnionFs* fs;
   double timeout;
   bool writeback = false;
+  fuse_session* se = nullptr;
 };
 
 State* St(fuse_req_t req) { return static_cast<State*>(fuse_req_userdata(req)); }
@@ -73,7 +74,7 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_READDIRPLUS);
   want(FUSE_CAP_READDIRPLUS_AUTO);
   // Small writes become large WRITEs; the kernel keeps size and mtime.
-  if (!st->fs->read_only()) {
+  if (!st->fs->read_only() && st->fs->options().writeback) {
     want(FUSE_CAP_WRITEBACK_CACHE);
     st->writeback = conn->want & FUSE_CAP_WRITEBACK_CACHE;
   }
@@ -221,7 +222,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
   fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
   buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  buf.buf[0].fd = OF(fi)->fd;
+  buf.buf[0].fd = Fs(req)->ReadFd(OF(fi));
   buf.buf[0].pos = off;
   fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
@@ -251,14 +252,15 @@ void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t lengt
 }
 
 void OpLseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
-  off_t r = lseek(OF(fi)->fd, off, whence);
+  off_t r = lseek(Fs(req)->ReadFd(OF(fi)), off, whence);
   if (r < 0) return (void)fuse_reply_err(req, errno);
   fuse_reply_lseek(req, r);
 }
 
 void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in, fuse_ino_t,
                      off_t off_out, fuse_file_info* fi_out, size_t len, int flags) {
-  ssize_t n = copy_file_range(OF(fi_in)->fd, &off_in, OF(fi_out)->fd, &off_out, len, flags);
+  ssize_t n =
+      copy_file_range(Fs(req)->ReadFd(OF(fi_in)), &off_in, OF(fi_out)->fd, &off_out, len, flags);
   if (n < 0) return (void)fuse_reply_err(req, errno);
   fuse_reply_write(req, static_cast<size_t>(n));
 }
@@ -439,6 +441,12 @@ int ServeFuse(UnionFs* fs, const Invocation& inv) {
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
   fuse_session* se = fuse_session_new(&args, &kOps, sizeof(kOps), &state);
   fuse_opt_free_args(&args);  // libfuse may have copied them
+  state.se = se;
+  fs->SetAttrChangedHook([&state](Node* n) {
+    // Attributes only (negative offset): takes no lock the request that
+    // triggered this may hold.
+    fuse_lowlevel_notify_inval_inode(state.se, Ino(state.fs, n), -1, 0);
+  });
   if (se == nullptr) {
     std::fprintf(stderr, "overtier: cannot start a FUSE session\n");
     return 2;

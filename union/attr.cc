@@ -95,7 +95,7 @@ Status UnionFs::SetAttr(const Ctx&, Node* node, const SetAttrRequest& req, OpenF
       return Status::FromErrno();
   }
   if (req.size) {
-    int tfd = open_upper && of->writable ? of->fd : -1;
+    int tfd = open_upper && of->writable ? of->fd.load() : -1;
     int own = -1;
     if (tfd < 0) {
       own = open(pp.c_str(), O_WRONLY | O_CLOEXEC);
@@ -111,6 +111,7 @@ Status UnionFs::SetAttr(const Ctx&, Node* node, const SetAttrRequest& req, OpenF
       if (node->metacopy) {
         fremovexattr(tfd, xn_.metacopy().c_str());
         node->metacopy = false;
+        node->data_gen.fetch_add(1, std::memory_order_release);
       }
     }
     if (own >= 0) close(own);

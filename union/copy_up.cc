@@ -114,6 +114,7 @@ Status UnionFs::LinkFromIndexLocked(Node* node, Node* parent, const std::string&
   OVT_RETURN_IF_ERROR(SetImpure(parent));
   if (linkat(ufd->get(), "", pupper->get(), name.c_str(), AT_EMPTY_PATH) != 0)
     return Status::FromErrno("link hard link from index");
+  NotifyAttrChanged(parent);
   long left;
   OVT_RETURN_IF_ERROR(ReadLowerLinks(ufd->get(), xn_.nlink(), &left));
   OVT_RETURN_IF_ERROR(WriteLowerLinks(ufd->get(), xn_.nlink(), left - 1));
@@ -127,7 +128,7 @@ Status UnionFs::CopyUpData(Node* node) {
   OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->lower, &lfd));
   int dst = open(ProcPath(ufd->get()).c_str(), O_WRONLY | O_CLOEXEC);
   if (dst < 0) return Status::FromErrno("open upper for copy-up");
-  int src = open(ProcPath(lfd->get()).c_str(), O_RDONLY | O_CLOEXEC);
+  int src = open(ProcPath(lfd->get()).c_str(), O_RDONLY | O_NOATIME | O_CLOEXEC);
   if (src < 0) {
     Status s = Status::FromErrno("open lower for copy-up");
     close(dst);
@@ -152,6 +153,7 @@ Status UnionFs::CopyUpData(Node* node) {
   if (s.ok()) {
     fremovexattr(dst, xn_.redirect().c_str());
     node->metacopy = false;
+    node->data_gen.fetch_add(1, std::memory_order_release);
   }
   close(src);
   close(dst);
@@ -205,7 +207,7 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
     dfd = openat(work, tmp.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, st.st_mode & 07777);
     if (dfd >= 0) {
       if (with_data) {
-        int rfd = open(ProcPath(src->get()).c_str(), O_RDONLY | O_CLOEXEC);
+        int rfd = open(ProcPath(src->get()).c_str(), O_RDONLY | O_NOATIME | O_CLOEXEC);
         if (rfd < 0) {
           s = Status::FromErrno("open lower for copy-up");
         } else {
@@ -265,6 +267,7 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
     (void)RemoveTreeAt(work, tmp.c_str());
     return s;
   }
+  NotifyAttrChanged(parent);  // its mtime moved, behind the kernel's back
   node->upper.layer = 0;
   if (layers_->layer(0).handles) {
     Status hs = GetHandle(dfd, "", &node->upper.handle);
@@ -283,6 +286,7 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
   nodes_.SetFdLocked(node, &node->upper, dfd);
   node->metacopy = reg && !with_data;
   node->indexed = linked;
+  if (reg && with_data) node->data_gen.fetch_add(1, std::memory_order_release);
   return Status::OK();
 }
 

@@ -24,12 +24,17 @@ Status UnionFs::Open(const Ctx&, Node* node, int flags, std::unique_ptr<OpenFile
   }
   FdPtr fd;
   bool upper;
+  uint32_t data_gen;
   {
     std::lock_guard<std::mutex> g(node->mu);
+    data_gen = node->data_gen.load();
     upper = node->upper.valid() && !(node->metacopy && !write);
     OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, upper ? &node->upper : &node->lower, &fd));
   }
-  int rflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY);
+  // The object is resolved already: O_NOFOLLOW would refuse the magic link.
+  // Reading a lower file must not change it, not even its atime.
+  int rflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW);
+  if (!upper) rflags |= O_NOATIME;
   int rfd = open(ProcPath(fd->get()).c_str(), rflags | O_CLOEXEC);
   if (rfd < 0) return Status::FromErrno();
   if (write && (flags & O_TRUNC)) {
@@ -38,6 +43,7 @@ Status UnionFs::Open(const Ctx&, Node* node, int flags, std::unique_ptr<OpenFile
       // Truncated: nothing is left to read from the lower file.
       fremovexattr(rfd, xn_.metacopy().c_str());
       node->metacopy = false;
+      node->data_gen.fetch_add(1, std::memory_order_release);
     }
   }
   auto of = std::make_unique<OpenFile>();
@@ -45,8 +51,26 @@ Status UnionFs::Open(const Ctx&, Node* node, int flags, std::unique_ptr<OpenFile
   of->fd = rfd;
   of->upper = upper;
   of->writable = acc != O_RDONLY;
+  of->data_gen = data_gen;
   *out = std::move(of);
   return Status::OK();
+}
+
+int UnionFs::ReadFd(OpenFile* of) {
+  Node* node = of->node;
+  if (of->upper || node->data_gen.load(std::memory_order_acquire) == of->data_gen) return of->fd;
+  std::lock_guard<std::mutex> g(of->mu);
+  uint32_t gen = node->data_gen.load(std::memory_order_acquire);
+  if (of->upper || gen == of->data_gen) return of->fd;
+  FdPtr ufd;
+  if (!nodes_.Fd(node, &Node::upper, &ufd).ok()) return of->fd;
+  int nfd = open(ProcPath(ufd->get()).c_str(), O_RDONLY | O_CLOEXEC);
+  if (nfd < 0) return of->fd;  // keep reading what we have
+  // The old fd may be in use by a concurrent read: close it at release.
+  of->retired.push_back(of->fd.exchange(nfd));
+  of->upper = true;
+  of->data_gen = gen;
+  return nfd;
 }
 
 Status UnionFs::CreateFile(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode,

@@ -29,7 +29,8 @@ static bool SameObject(const Node& a, const Node& b) {
   if (a.type != b.type) return false;
   auto same = [](const RealRef& x, const RealRef& y) {
     if (x.layer != y.layer) return false;
-    // Without handles we cannot tell; the key (inode number) decides.
+    // Without handles (lower objects not yet evicted, or a file system
+    // without them) the key, an inode number, decides.
     return x.handle.empty() || y.handle.empty() || x.handle == y.handle;
   };
   if (a.upper.valid() || b.upper.valid()) {
@@ -161,7 +162,13 @@ void NodeTable::MaybeEvict() {
     ++scanned;
     Node* n = *it;
     if (n == root_ || !n->mu.try_lock()) continue;
-    auto drop = [](RealRef& r) {
+    auto drop = [this](RealRef& r) {
+      if (!r.fd) return;
+      // Lower objects get their handle only now (lookups skip the call:
+      // lower layers never change, so the inode number alone names them).
+      if (r.handle.empty() && layers_->layer(r.layer).handles &&
+          !GetHandle(r.fd->get(), "", &r.handle).ok())
+        return;
       if (!r.handle.empty()) r.fd.reset();
     };
     drop(n->upper);

@@ -41,6 +41,9 @@ class Node {
   const uint64_t key;  // stable inode number (st_ino) and table key
   const mode_t type;   // S_IFMT bits; never change for a node
   std::atomic<uint64_t> nlookup{0};
+  // Bumped whenever the upper file becomes the one holding the data (a
+  // copy-up with data): read-only opens of the lower file then move over.
+  std::atomic<uint32_t> data_gen{0};
 
   bool is_dir() const { return S_ISDIR(type); }
   bool is_reg() const { return S_ISREG(type); }

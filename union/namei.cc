@@ -83,7 +83,11 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
   auto make_ref = [&](int layer, int fd, RealRef* ref) -> Status {
     ref->layer = layer;
     ref->fd = std::make_shared<const class Fd>(fd);
-    if (layers_->layer(layer).handles) OVT_RETURN_IF_ERROR(GetHandle(fd, "", &ref->handle));
+    // Upper objects need their handle now: an upper inode number can be
+    // reused after an unlink, and the handle (with its generation) is what
+    // tells a new object from a stale node. Lower ones get it at eviction.
+    if (layers_->layer(layer).upper && layers_->layer(layer).handles)
+      OVT_RETURN_IF_ERROR(GetHandle(fd, "", &ref->handle));
     return Status::OK();
   };
 
@@ -276,7 +280,6 @@ Status UnionFs::ResolveLowerDirs(const std::string& abs_path, std::vector<RealRe
       RealRef ref;
       ref.layer = l;
       ref.fd = std::make_shared<const class Fd>(cur);
-      if (layers_->layer(l).handles) OVT_RETURN_IF_ERROR(GetHandle(cur, "", &ref.handle));
       dirs->push_back(std::move(ref));
       if (opaque) break;
     } else {
@@ -301,7 +304,6 @@ Status UnionFs::FindLowerByPath(const std::string& abs_path, RealRef* out, struc
       }
       out->layer = d.layer;
       out->fd = std::make_shared<const class Fd>(fd);
-      if (layers_->layer(d.layer).handles) OVT_RETURN_IF_ERROR(GetHandle(fd, "", &out->handle));
       return Status::OK();
     }
   }

@@ -219,11 +219,11 @@ constexpr std::string_view kIgnoredKeys[] = {
     "context", "fscontext", "defcontext", "rootcontext",
     // fuse-overlayfs tuning and features
     "squash_to_uid", "squash_to_gid", "xattr_permissions", "plugins", "max_idle_threads",
-    "threaded", "fast_ino", "writeback",
+    "threaded", "fast_ino",
 };
 // clang-format on
 constexpr std::string_view kValueKeys[] = {
-    "lowerdir", "upperdir", "workdir", "uidmapping", "gidmapping", "timeout", "fsname",
+    "lowerdir", "upperdir", "workdir", "uidmapping", "gidmapping", "timeout", "fsname", "writeback",
 };
 
 template <typename Range>
@@ -238,6 +238,11 @@ Status ParseValueOption(std::string_view key, std::string_view value, MountOptio
   if (key == "uidmapping") return ParseIdMapping(key, value, &opts->uidmap);
   if (key == "gidmapping") return ParseIdMapping(key, value, &opts->gidmap);
   if (key == "timeout") return ParseTimeout(value, &opts->timeout);
+  if (key == "writeback") {  // fuse-overlayfs' writeback=0|1
+    if (value != "0" && value != "1") return Status::InvalidArgument("writeback= takes 0 or 1");
+    opts->writeback = value == "1";
+    return Status::OK();
+  }
   // key == "fsname"
   std::string name = Unescape(value);
   if (name.empty()) return Status::InvalidArgument("fsname= needs a name");

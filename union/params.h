@@ -45,7 +45,11 @@ struct MountOptions {
   std::vector<IdMapping> uidmap;       // empty: identity
   std::vector<IdMapping> gidmap;
   double timeout = 1.0;  // "timeout=SECS" entry/attr cache time
-  std::string fsname;    // "fsname=NAME"; the command line defaults it to "overtier"
+  // "writeback=1": the kernel's writeback cache (small writes merged into
+  // large WRITEs). Off by default: the kernel then owns mtime until it
+  // pushes it back, so stat can briefly differ from the upper file.
+  bool writeback = false;
+  std::string fsname;  // "fsname=NAME"; the command line defaults it to "overtier"
   // Options accepted for compatibility with the kernel overlayfs and
   // fuse-overlayfs whose effect overtier has anyway or that do not apply
   // (redirect_dir=, metacopy=, index=, xino=, fsync=, context=, ...). Kept

@@ -434,7 +434,6 @@ TEST(ParseOptions, IgnoredOptionsAreKeptRaw) {
       "max_idle_threads=10",
       "threaded=1",
       "fast_ino=1",
-      "writeback=0",
       "debug",
       "sync",
       "async",
@@ -1072,5 +1071,19 @@ TEST_F(ValidateTest, FirstProblemIsReported) {
   EXPECT_EQ(s.message(), "lowerdir '" + Path("missing1") + "'");
 }
 
+}  // namespace
+}  // namespace overtier
+
+namespace overtier {
+namespace {
+TEST(ParseMountOptionStringTest, Writeback) {
+  MountOptions o;
+  EXPECT_FALSE(o.writeback);
+  ASSERT_TRUE(ParseMountOptionString("writeback=1", &o).ok());
+  EXPECT_TRUE(o.writeback);
+  ASSERT_TRUE(ParseMountOptionString("writeback=0", &o).ok());
+  EXPECT_FALSE(o.writeback);
+  EXPECT_EQ(ParseMountOptionString("writeback=yes", &o).err(), EINVAL);
+}
 }  // namespace
 }  // namespace overtier

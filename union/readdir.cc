@@ -54,7 +54,7 @@ struct linux_dirent64 {
 // a private fd so the cached one's position is never disturbed.
 template <typename Fn>
 Status ForEachEntry(int dirfd, Fn fn) {
-  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_NOATIME | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno("open directory");
   alignas(linux_dirent64) char buf[32768];
   Status s;

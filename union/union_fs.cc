@@ -15,6 +15,7 @@ namespace overtier {
 
 OpenFile::~OpenFile() {
   if (fd >= 0) close(fd);
+  for (int r : retired) close(r);
 }
 
 UnionFs::UnionFs(const MountOptions& opts, std::unique_ptr<LayerSet> layers, long fd_budget)

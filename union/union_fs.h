@@ -17,8 +17,10 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,9 +48,12 @@ struct Entry {
 // An open file: the real fd and what it was opened on.
 struct OpenFile {
   Node* node = nullptr;
-  int fd = -1;         // owned
-  bool upper = false;  // fd is on the upper layer
+  std::atomic<int> fd{-1};  // owned
+  bool upper = false;       // fd is on the upper layer
   bool writable = false;
+  uint32_t data_gen = 0;     // node->data_gen when fd was opened
+  std::mutex mu;             // guards moving a lower fd to the upper file
+  std::vector<int> retired;  // fds replaced while requests may still use them
   ~OpenFile();
 };
 
@@ -110,6 +115,9 @@ class UnionFs {
   Status Open(const Ctx& ctx, Node* node, int flags, std::unique_ptr<OpenFile>* out);
   Status CreateFile(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode, int flags,
                     Entry* entry, std::unique_ptr<OpenFile>* out);
+  // The fd to read from: a read-only open of a lower file follows the data
+  // to the upper file once it has been copied up (as overlayfs does).
+  int ReadFd(OpenFile* of);
   Status Fsync(OpenFile* of, bool datasync);
   Status Fallocate(OpenFile* of, int mode, off_t offset, off_t length);
 
@@ -129,6 +137,11 @@ class UnionFs {
   Status RemoveXattr(const Ctx& ctx, Node* node, const char* name);
 
   NodeTable& nodes() { return nodes_; }
+
+  // Called when an object's attributes change without the kernel asking
+  // for it (a copy-up renames into the parent directory): the transport
+  // drops its cached attributes.
+  void SetAttrChangedHook(std::function<void(Node*)> hook) { attr_changed_ = std::move(hook); }
 
  private:
   UnionFs(const MountOptions& opts, std::unique_ptr<LayerSet> layers, long fd_budget);
@@ -187,6 +200,9 @@ class UnionFs {
 
   // --- attr.cc ---
   void FixupAttr(Node* node, struct stat* st);
+  void NotifyAttrChanged(Node* node) {
+    if (attr_changed_) attr_changed_(node);
+  }
 
   MountOptions opts_;
   std::unique_ptr<LayerSet> layers_;
@@ -194,6 +210,7 @@ class UnionFs {
   XattrNames xn_;
   bool read_only_;
   bool sync_;  // fsync copy-ups and honour fsync (off with volatile)
+  std::function<void(Node*)> attr_changed_;
 
   friend class CredScope;
 };

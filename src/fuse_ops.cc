@@ -12,6 +12,8 @@
 
 #include <cstring>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "union/union_fs.h"
 
@@ -64,9 +66,11 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   auto want = [&](unsigned cap) {
     if (conn->capable & cap) conn->want |= cap;
   };
-  want(FUSE_CAP_SPLICE_WRITE);
-  want(FUSE_CAP_SPLICE_MOVE);
-  want(FUSE_CAP_SPLICE_READ);
+  if (!getenv("OVERTIER_NOSPLICE")) {
+    want(FUSE_CAP_SPLICE_WRITE);
+    want(FUSE_CAP_SPLICE_MOVE);
+    want(FUSE_CAP_SPLICE_READ);
+  }
   want(FUSE_CAP_ATOMIC_O_TRUNC);
   want(FUSE_CAP_CACHE_SYMLINKS);
   want(FUSE_CAP_PARALLEL_DIROPS);
@@ -419,6 +423,37 @@ const fuse_lowlevel_ops kOps = [] {
   return o;
 }();
 
+// The request loop: a fixed set of workers, each reading from /dev/fuse
+// and answering what it read. libfuse 3.14's own multi-threaded loop
+// starts a thread whenever no worker is idle and stops it again when too
+// many are, and on a small machine that bookkeeping and thread handoff
+// cost several times the request itself (measured: 8 KiB writes 5x
+// slower than with a single thread). A fixed pool keeps the concurrency
+// (a slow copy-up does not stall other requests) without the churn.
+int RunWorkers(fuse_session* se, int nthreads) {
+  auto work = [se] {
+    fuse_buf buf{};
+    while (!fuse_session_exited(se)) {
+      int res = fuse_session_receive_buf(se, &buf);
+      if (res == -EINTR) continue;
+      if (res <= 0) {
+        if (res < 0) fuse_session_exit(se);
+        break;
+      }
+      fuse_session_process_buf(se, &buf);
+    }
+    free(buf.mem);
+  };
+  std::vector<std::thread> pool;
+  for (int i = 1; i < nthreads; ++i) pool.emplace_back(work);
+  work();
+  // An unmount wakes every reader (ENODEV). A signal (SIGTERM) ends only the
+  // worker it interrupted: unmounting wakes the others the same way.
+  if (!pool.empty()) fuse_session_unmount(se);
+  for (auto& t : pool) t.join();
+  return 0;
+}
+
 }  // namespace
 
 int ServeFuse(UnionFs* fs, const Invocation& inv) {
@@ -461,11 +496,7 @@ int ServeFuse(UnionFs* fs, const Invocation& inv) {
       // Daemonize only now: the caller (containers/storage) waits for our
       // exit and expects a ready mount when it sees status 0.
       fuse_daemonize(inv.foreground || inv.debug);
-      fuse_loop_config* cfg = fuse_loop_cfg_create();
-      fuse_loop_cfg_set_max_threads(cfg, 16);
-      fuse_loop_cfg_set_idle_threads(cfg, 4);
-      rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
-      fuse_loop_cfg_destroy(cfg);
+      rc = RunWorkers(se, inv.opts.threads);
       fuse_session_unmount(se);
     }
     fuse_remove_signal_handlers(se);

@@ -223,7 +223,8 @@ constexpr std::string_view kIgnoredKeys[] = {
 };
 // clang-format on
 constexpr std::string_view kValueKeys[] = {
-    "lowerdir", "upperdir", "workdir", "uidmapping", "gidmapping", "timeout", "fsname", "writeback",
+    "lowerdir", "upperdir", "workdir", "uidmapping", "gidmapping", "timeout", "fsname",
+    "writeback", "threads",
 };
 
 template <typename Range>
@@ -238,6 +239,14 @@ Status ParseValueOption(std::string_view key, std::string_view value, MountOptio
   if (key == "uidmapping") return ParseIdMapping(key, value, &opts->uidmap);
   if (key == "gidmapping") return ParseIdMapping(key, value, &opts->gidmap);
   if (key == "timeout") return ParseTimeout(value, &opts->timeout);
+  if (key == "threads") {
+    int n = 0;
+    auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc() || ptr != value.data() + value.size() || n < 1 || n > 64)
+      return Status::InvalidArgument("threads= takes a number from 1 to 64");
+    opts->threads = n;
+    return Status::OK();
+  }
   if (key == "writeback") {  // fuse-overlayfs' writeback=0|1
     if (value != "0" && value != "1") return Status::InvalidArgument("writeback= takes 0 or 1");
     opts->writeback = value == "1";

@@ -1085,5 +1085,15 @@ TEST(ParseMountOptionStringTest, Writeback) {
   EXPECT_FALSE(o.writeback);
   EXPECT_EQ(ParseMountOptionString("writeback=yes", &o).err(), EINVAL);
 }
+
+TEST(ParseMountOptionStringTest, Threads) {
+  MountOptions o;
+  EXPECT_EQ(o.threads, 2);
+  ASSERT_TRUE(ParseMountOptionString("threads=4", &o).ok());
+  EXPECT_EQ(o.threads, 4);
+  EXPECT_EQ(ParseMountOptionString("threads=0", &o).err(), EINVAL);
+  EXPECT_EQ(ParseMountOptionString("threads=65", &o).err(), EINVAL);
+  EXPECT_EQ(ParseMountOptionString("threads=x", &o).err(), EINVAL);
+}
 }  // namespace
 }  // namespace overtier

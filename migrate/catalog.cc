@@ -1,0 +1,722 @@
+#include "migrate/catalog.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <utility>
+
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/statistics.h>
+#include <rocksdb/write_batch.h>
+
+namespace overtier {
+
+namespace {
+
+// Indexes into Catalog::ColumnFamilyNames() and handles_.
+enum Cf : int {
+  kDefaultCf = 0,
+  kImagesCf,
+  kNodesCf,
+  kDirentsCf,
+  kFilesCf,
+  kVolumesCf,
+  kMigrationCf,
+  kJobsCf,
+  kNumCf,
+};
+
+rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+// The RocksDB status as an errno. Most failures of a local database are
+// I/O errors or damage, EIO; the distinctions below are the ones a caller
+// can act on.
+int RocksErrno(const rocksdb::Status& s) {
+  if (s.IsNoSpace()) return ENOSPC;
+  if (s.IsBusy() || s.IsTryAgain()) return EBUSY;
+  if (s.IsNotSupported()) return EOPNOTSUPP;
+  if (s.IsIOError()) {
+    // Another Catalog (this process or another) holds the LOCK file.
+    const std::string text = s.ToString();
+    if (text.find("lock hold") != std::string::npos ||
+        text.find("While lock file") != std::string::npos) {
+      return EBUSY;
+    }
+  }
+  return EIO;
+}
+
+Status FromRocks(const rocksdb::Status& s, std::string context) {
+  return Status::Errno(RocksErrno(s), std::move(context) + ": " + s.ToString());
+}
+
+rocksdb::DBOptions DbOptions() {
+  rocksdb::DBOptions o;
+  // Never create implicitly: an empty or damaged directory must be an error,
+  // not a fresh catalog that forgets every archive.
+  o.create_if_missing = false;
+  o.create_missing_column_families = false;
+  o.paranoid_checks = true;
+  o.keep_log_file_num = 4;
+  return o;
+}
+
+// A name, quoted when printable, else in hex: keys are raw bytes.
+std::string Printable(std::string_view s) {
+  bool plain = !s.empty();
+  for (char c : s) {
+    if (c < 0x20 || c > 0x7e || c == '\'') plain = false;
+  }
+  return plain ? "'" + std::string(s) + "'" : "0x" + HexString(s);
+}
+
+Status KeyId(uint64_t id, const char* what) {
+  if (id == 0) return Status::InvalidArgument(std::string(what) + " 0");
+  return Status::OK();
+}
+
+Status ImageId(uint64_t id) {
+  if (id == 0 || id == UINT64_MAX) return Status::InvalidArgument("image id 0 or 2^64-1");
+  return Status::OK();
+}
+
+Status Both(Status a, Status b) { return a.ok() ? b : a; }
+
+std::string_view NextIdKey(int space) {
+  switch (space) {
+    case static_cast<int>(IdSpace::kImage):
+      return Catalog::kNextImageIdKey;
+    case static_cast<int>(IdSpace::kVolume):
+      return Catalog::kNextVolumeIdKey;
+    default:
+      return Catalog::kNextJobIdKey;
+  }
+}
+
+std::string Fixed64Value(uint64_t v) {
+  std::string s;
+  PutFixed64(&s, v);
+  return s;
+}
+
+Status SyncDir(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("open '" + dir + "'");
+  Status s;
+  if (fsync(fd) != 0) s = Status::FromErrno("fsync '" + dir + "'");
+  close(fd);
+  return s;
+}
+
+}  // namespace
+
+const std::vector<std::string>& Catalog::ColumnFamilyNames() {
+  static const std::vector<std::string> kNames = {
+      std::string(kDefault), std::string(kImages),  std::string(kNodes),     std::string(kDirents),
+      std::string(kFiles),   std::string(kVolumes), std::string(kMigration), std::string(kJobs),
+  };
+  return kNames;
+}
+
+std::string Catalog::Context(std::string_view what) const {
+  return "catalog '" + path_ + "': " + std::string(what);
+}
+
+std::string Catalog::DescribeKey(int cf, std::string_view key) {
+  const std::string& family = ColumnFamilyNames()[cf];
+  uint64_t a = 0, b = 0;
+  std::string_view name;
+  Bfid bfid;
+  switch (cf) {
+    case kImagesCf:
+      return family + " " + Printable(key);
+    case kNodesCf:
+      if (ParseNodeKey(key, &a, &b)) {
+        return family + " (image " + std::to_string(a) + ", inode " + std::to_string(b) + ")";
+      }
+      break;
+    case kDirentsCf:
+      if (ParseDirentKey(key, &a, &b, &name)) {
+        return family + " (image " + std::to_string(a) + ", parent " + std::to_string(b) +
+               ", name " + Printable(name) + ")";
+      }
+      break;
+    case kFilesCf:
+      if (ParseFileKey(key, &bfid)) return family + " bfid " + bfid.ToHex();
+      break;
+    case kVolumesCf:
+    case kJobsCf:
+      if (ParseU64Key(key, &a))
+        return family + (cf == kJobsCf ? " job " : " vv ") + std::to_string(a);
+      break;
+    case kMigrationCf:
+      return family + " handle 0x" + HexString(key);
+    default:
+      break;
+  }
+  return family + " key " + Printable(key);
+}
+
+template <typename R>
+Status Catalog::DecodeAt(int cf, std::string_view key, std::string_view value, R* out) const {
+  Status s = DecodeRecord(value, out);
+  if (s.ok()) return s;
+  return Status::Corruption(Context(DescribeKey(cf, key) + ": " + s.message()));
+}
+
+// ---------------------------------------------------------------------------
+// Opening
+// ---------------------------------------------------------------------------
+
+Status Catalog::OpenDb(const std::string& path, bool read_only, bool statistics,
+                       std::unique_ptr<Catalog>* out) {
+  std::unique_ptr<Catalog> cat(new Catalog());
+  cat->path_ = path;
+  cat->read_only_ = read_only;
+  rocksdb::DBOptions options = DbOptions();
+  if (statistics) {
+    cat->stats_ = rocksdb::CreateDBStatistics();
+    options.statistics = cat->stats_;
+  }
+
+  // RocksDB requires every existing family to be opened (read-write), so
+  // open what is there and judge it afterwards, in CheckContents.
+  std::vector<std::string> names;
+  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(options, path, &names);
+  if (!s.ok()) return FromRocks(s, cat->Context("RocksDB cannot read it (damaged?)"));
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& n : names) {
+    descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  }
+  if (read_only) {
+    s = rocksdb::DB::OpenForReadOnly(options, path, descriptors, &cat->opened_, &cat->db_);
+  } else {
+    s = rocksdb::DB::Open(options, path, descriptors, &cat->opened_, &cat->db_);
+  }
+  if (!s.ok()) {
+    cat->db_ = nullptr;  // RocksDB leaves it unset on failure; make sure
+    cat->opened_.clear();
+    if (RocksErrno(s) == EBUSY) return FromRocks(s, cat->Context("in use (its LOCK file is held)"));
+    return FromRocks(s, cat->Context("RocksDB cannot open it (damaged?)"));
+  }
+  cat->opened_names_ = std::move(names);
+  *out = std::move(cat);
+  return Status::OK();
+}
+
+Status Catalog::CheckContents() {
+  rocksdb::ColumnFamilyHandle* def = db_->DefaultColumnFamily();
+  // The format version first: a newer overtier may have changed anything
+  // else, and "newer than this overtier" is the message that helps.
+  std::string value;
+  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), def, ToSlice(kMetaKey), &value);
+  if (rs.IsNotFound()) {
+    return Status::Corruption(
+        Context("no meta entry: not an overtier catalog, or its creation did not finish"));
+  }
+  if (!rs.ok()) return FromRocks(rs, Context("reading the meta entry"));
+  CatalogMeta meta;
+  Status s = DecodeRecord(value, &meta);
+  if (s.err() == ENOTSUP) return Status::Errno(ENOTSUP, Context(s.message()));
+  if (!s.ok()) return Status::Corruption(Context("meta entry: " + s.message()));
+  store_id_ = meta.store_id;
+
+  const std::vector<std::string>& want = ColumnFamilyNames();
+  for (const std::string& name : opened_names_) {
+    if (std::find(want.begin(), want.end(), name) == want.end()) {
+      return Status::Corruption(Context("unexpected column family '" + name + "'"));
+    }
+  }
+  handles_.assign(kNumCf, nullptr);
+  for (int cf = 0; cf < kNumCf; cf++) {
+    auto it = std::find(opened_names_.begin(), opened_names_.end(), want[cf]);
+    if (it == opened_names_.end()) {
+      return Status::Corruption(Context("column family '" + want[cf] + "' is missing"));
+    }
+    handles_[cf] = opened_[it - opened_names_.begin()];
+  }
+
+  for (int space = 0; space < 3; space++) {
+    std::string_view key = NextIdKey(space);
+    rs = db_->Get(rocksdb::ReadOptions(), def, ToSlice(key), &value);
+    if (rs.IsNotFound()) return Status::Corruption(Context("no " + std::string(key) + " entry"));
+    if (!rs.ok()) return FromRocks(rs, Context("reading " + std::string(key)));
+    if (value.size() != 8 || DecodeFixed64(value.data()) == 0) {
+      return Status::Corruption(Context(std::string(key) + " entry is malformed"));
+    }
+    next_id_[space] = DecodeFixed64(value.data());
+  }
+  return Status::OK();
+}
+
+Status Catalog::Open(const std::string& path, const CatalogOptions& options,
+                     std::unique_ptr<Catalog>* out) {
+  const std::string where = "catalog '" + path + "'";
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::NotFound(where + " does not exist");
+    return Status::FromErrno(where);
+  }
+  if (!S_ISDIR(st.st_mode)) return Status::Errno(ENOTDIR, where + " is not a directory");
+  if (access((path + "/CURRENT").c_str(), F_OK) != 0) {
+    if (errno == ENOENT) return Status::NotFound(where + " holds no database (no CURRENT file)");
+    return Status::FromErrno(where + "/CURRENT");
+  }
+
+  // Judge the catalog on a read-only open, which writes nothing that
+  // matters (RocksDB only starts a new LOG), so that a refused catalog stays
+  // as it was for whoever investigates it.
+  std::unique_ptr<Catalog> probe;
+  OVT_RETURN_IF_ERROR(OpenDb(path, /*read_only=*/true, options.statistics, &probe));
+  OVT_RETURN_IF_ERROR(probe->CheckContents());
+  if (options.read_only) {
+    *out = std::move(probe);
+    return Status::OK();
+  }
+  probe.reset();
+
+  std::unique_ptr<Catalog> cat;
+  OVT_RETURN_IF_ERROR(OpenDb(path, /*read_only=*/false, options.statistics, &cat));
+  OVT_RETURN_IF_ERROR(cat->CheckContents());
+  *out = std::move(cat);
+  return Status::OK();
+}
+
+Status Catalog::Create(const std::string& path_in, const StoreId& store_id,
+                       std::unique_ptr<Catalog>* out) {
+  std::string path = path_in;
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  const std::string where = "catalog '" + path + "'";
+  if (path.empty()) return Status::InvalidArgument("empty catalog path");
+  if (store_id.IsZero()) return Status::InvalidArgument(where + ": store id is zero");
+
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) {
+    std::error_code ec;
+    if (!S_ISDIR(st.st_mode) || !std::filesystem::is_empty(path, ec) || ec) {
+      return Status::Errno(EEXIST, where + " already exists; not creating a catalog over it");
+    }
+  } else if (errno != ENOENT) {
+    return Status::FromErrno(where);
+  }
+
+  // Build it beside its final place and rename it there: `path` is then
+  // either absent or a complete catalog, whenever a crash comes.
+  std::filesystem::path final_path(path);
+  std::string parent = final_path.parent_path().string();
+  if (parent.empty()) parent = ".";
+  std::string tmp = parent + "/." + final_path.filename().string() + ".creating-XXXXXX";
+  if (mkdtemp(tmp.data()) == nullptr) {
+    return Status::FromErrno(where + ": cannot make a temporary directory beside it");
+  }
+  auto fail = [&tmp](Status s) {
+    std::error_code ec;
+    std::filesystem::remove_all(tmp, ec);  // our own temporary directory only
+    return s;
+  };
+
+  {
+    rocksdb::DBOptions options = DbOptions();
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    for (const std::string& n : ColumnFamilyNames()) {
+      descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(options, tmp, descriptors, &handles, &db);
+    if (!s.ok()) return fail(FromRocks(s, where + ": RocksDB cannot create it"));
+
+    CatalogMeta meta;
+    meta.store_id = store_id;
+    rocksdb::WriteBatch wb;
+    s = wb.Put(handles[kDefaultCf], ToSlice(kMetaKey), EncodeRecord(meta));
+    for (int space = 0; s.ok() && space < 3; space++) {
+      s = wb.Put(handles[kDefaultCf], ToSlice(NextIdKey(space)), Fixed64Value(1));
+    }
+    if (s.ok()) {
+      rocksdb::WriteOptions wo;
+      wo.sync = true;
+      s = db->Write(wo, &wb);
+    }
+    for (rocksdb::ColumnFamilyHandle* h : handles) db->DestroyColumnFamilyHandle(h);
+    rocksdb::Status cs = db->Close();
+    delete db;
+    if (s.ok()) s = cs;
+    if (!s.ok()) return fail(FromRocks(s, where + ": writing the new catalog"));
+  }
+
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    if (err == ENOTEMPTY) err = EEXIST;  // someone filled the directory meanwhile
+    return fail(Status::Errno(err, where + ": cannot move the new catalog into place"));
+  }
+  OVT_RETURN_IF_ERROR(SyncDir(parent));
+  return Open(path, CatalogOptions(), out);
+}
+
+Catalog::~Catalog() {
+  if (db_ == nullptr) return;
+  for (rocksdb::ColumnFamilyHandle* h : opened_) db_->DestroyColumnFamilyHandle(h);
+  // Every committed batch is in the WAL already; a failing Close loses
+  // nothing that was acknowledged.
+  db_->Close().PermitUncheckedError();
+  delete db_;
+}
+
+uint64_t Catalog::WalSyncs() const {
+  return stats_ ? stats_->getTickerCount(rocksdb::WAL_FILE_SYNCED) : 0;
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+// ---------------------------------------------------------------------------
+
+Status Catalog::Get(int cf, std::string_view key, std::string* value) const {
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[cf], ToSlice(key), value);
+  if (s.IsNotFound()) return Status::NotFound();
+  if (!s.ok()) return FromRocks(s, Context("reading " + DescribeKey(cf, key)));
+  return Status::OK();
+}
+
+Status Catalog::Scan(
+    int cf, std::string_view prefix, std::string_view after,
+    const std::function<Status(std::string_view, std::string_view, bool*)>& fn) const {
+  // The smallest key past every key with this prefix, when there is one (a
+  // prefix of only 0xff bytes has none): it lets RocksDB stop early.
+  std::string limit(prefix);
+  while (!limit.empty() && static_cast<uint8_t>(limit.back()) == 0xff) limit.pop_back();
+  if (!limit.empty()) limit.back() = static_cast<char>(static_cast<uint8_t>(limit.back()) + 1);
+  rocksdb::Slice limit_slice(limit);
+
+  rocksdb::ReadOptions ro;
+  if (!limit.empty()) ro.iterate_upper_bound = &limit_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[cf]));
+  std::string start = std::string(prefix) + std::string(after);
+  it->Seek(start);
+  if (it->Valid() && it->key().ToStringView() == start) it->Next();  // `after` is exclusive
+  for (; it->Valid(); it->Next()) {
+    std::string_view key = it->key().ToStringView();
+    if (!key.starts_with(prefix)) break;
+    bool more = true;
+    OVT_RETURN_IF_ERROR(fn(key, it->value().ToStringView(), &more));
+    if (!more) return Status::OK();
+  }
+  if (!it->status().ok()) {
+    return FromRocks(it->status(), Context("scanning " + ColumnFamilyNames()[cf]));
+  }
+  return Status::OK();
+}
+
+Status Catalog::GetImage(std::string_view name, ImageRecord* out) const {
+  std::string key = ImageKey(name), value;
+  OVT_RETURN_IF_ERROR(Get(kImagesCf, key, &value));
+  return DecodeAt(kImagesCf, key, value, out);
+}
+
+Status Catalog::FindImageById(uint64_t image_id, std::string* name, ImageRecord* out) const {
+  bool found = false;
+  OVT_RETURN_IF_ERROR(ScanImages("", [&](std::string_view n, const ImageRecord& r) {
+    if (r.image_id != image_id) return true;
+    found = true;
+    name->assign(n);
+    *out = r;
+    return false;
+  }));
+  return found ? Status::OK() : Status::NotFound();
+}
+
+Status Catalog::GetNode(uint64_t image, uint64_t ino, NodeRecord* out) const {
+  std::string key = NodeKey(image, ino), value;
+  OVT_RETURN_IF_ERROR(Get(kNodesCf, key, &value));
+  return DecodeAt(kNodesCf, key, value, out);
+}
+
+Status Catalog::GetDirent(uint64_t image, uint64_t parent, std::string_view name,
+                          DirentRecord* out) const {
+  std::string key = DirentKey(image, parent, name), value;
+  OVT_RETURN_IF_ERROR(Get(kDirentsCf, key, &value));
+  return DecodeAt(kDirentsCf, key, value, out);
+}
+
+Status Catalog::GetFile(const Bfid& bfid, FileRecord* out) const {
+  std::string key = FileKey(bfid), value;
+  OVT_RETURN_IF_ERROR(Get(kFilesCf, key, &value));
+  return DecodeAt(kFilesCf, key, value, out);
+}
+
+Status Catalog::GetVolume(uint64_t vv_id, VolumeRecord* out) const {
+  std::string key = U64Key(vv_id), value;
+  OVT_RETURN_IF_ERROR(Get(kVolumesCf, key, &value));
+  return DecodeAt(kVolumesCf, key, value, out);
+}
+
+Status Catalog::GetMigration(std::string_view handle, MigrationRecord* out) const {
+  std::string key = MigrationKey(handle), value;
+  OVT_RETURN_IF_ERROR(Get(kMigrationCf, key, &value));
+  return DecodeAt(kMigrationCf, key, value, out);
+}
+
+Status Catalog::GetJob(uint64_t job_id, JobRecord* out) const {
+  std::string key = U64Key(job_id), value;
+  OVT_RETURN_IF_ERROR(Get(kJobsCf, key, &value));
+  return DecodeAt(kJobsCf, key, value, out);
+}
+
+// Each typed scan checks the shape of the keys it meets: a key that does not
+// parse is damage, reported like a bad value.
+#define OVT_BAD_KEY(cf, key) Status::Corruption(Context(DescribeKey(cf, key) + ": malformed key"))
+
+Status Catalog::ScanImages(std::string_view after, const ImageFn& fn) const {
+  return Scan(kImagesCf, "", after, [&](std::string_view key, std::string_view value, bool* more) {
+    if (!CheckImageName(key).ok()) return OVT_BAD_KEY(kImagesCf, key);
+    ImageRecord r;
+    OVT_RETURN_IF_ERROR(DecodeAt(kImagesCf, key, value, &r));
+    *more = fn(key, r);
+    return Status::OK();
+  });
+}
+
+Status Catalog::ScanNodes(uint64_t image, uint64_t after_ino, const NodeFn& fn) const {
+  return Scan(kNodesCf, ImagePrefix(image), U64Key(after_ino),
+              [&](std::string_view key, std::string_view value, bool* more) {
+                uint64_t im = 0, ino = 0;
+                if (!ParseNodeKey(key, &im, &ino) || ino == 0) return OVT_BAD_KEY(kNodesCf, key);
+                NodeRecord r;
+                OVT_RETURN_IF_ERROR(DecodeAt(kNodesCf, key, value, &r));
+                *more = fn(ino, r);
+                return Status::OK();
+              });
+}
+
+Status Catalog::ReadDir(uint64_t image, uint64_t parent, std::string_view after,
+                        const DirentFn& fn) const {
+  return Scan(kDirentsCf, DirentPrefix(image, parent), after,
+              [&](std::string_view key, std::string_view value, bool* more) {
+                uint64_t im = 0, pa = 0;
+                std::string_view name;
+                if (!ParseDirentKey(key, &im, &pa, &name) || !CheckDirentName(name).ok()) {
+                  return OVT_BAD_KEY(kDirentsCf, key);
+                }
+                DirentRecord r;
+                OVT_RETURN_IF_ERROR(DecodeAt(kDirentsCf, key, value, &r));
+                *more = fn(name, r);
+                return Status::OK();
+              });
+}
+
+Status Catalog::ScanFiles(const Bfid& after, const FileFn& fn) const {
+  return Scan(kFilesCf, "", after.view(),
+              [&](std::string_view key, std::string_view value, bool* more) {
+                Bfid bfid;
+                if (!ParseFileKey(key, &bfid) || bfid.IsZero()) return OVT_BAD_KEY(kFilesCf, key);
+                FileRecord r;
+                OVT_RETURN_IF_ERROR(DecodeAt(kFilesCf, key, value, &r));
+                *more = fn(bfid, r);
+                return Status::OK();
+              });
+}
+
+Status Catalog::ScanVolumes(uint64_t after_vv, const VolumeFn& fn) const {
+  return Scan(kVolumesCf, "", U64Key(after_vv),
+              [&](std::string_view key, std::string_view value, bool* more) {
+                uint64_t id = 0;
+                if (!ParseU64Key(key, &id) || id == 0) return OVT_BAD_KEY(kVolumesCf, key);
+                VolumeRecord r;
+                OVT_RETURN_IF_ERROR(DecodeAt(kVolumesCf, key, value, &r));
+                *more = fn(id, r);
+                return Status::OK();
+              });
+}
+
+Status Catalog::ScanVolumesInState(VolumeState state, const VolumeFn& fn) const {
+  return ScanVolumes(
+      0, [&](uint64_t id, const VolumeRecord& r) { return r.state != state || fn(id, r); });
+}
+
+Status Catalog::ScanMigration(std::string_view after_handle, const MigrationFn& fn) const {
+  return Scan(kMigrationCf, "", after_handle,
+              [&](std::string_view key, std::string_view value, bool* more) {
+                if (!CheckFileHandle(key).ok()) return OVT_BAD_KEY(kMigrationCf, key);
+                MigrationRecord r;
+                OVT_RETURN_IF_ERROR(DecodeAt(kMigrationCf, key, value, &r));
+                *more = fn(key, r);
+                return Status::OK();
+              });
+}
+
+Status Catalog::ScanJobs(uint64_t after_job, const JobFn& fn) const {
+  return Scan(kJobsCf, "", U64Key(after_job),
+              [&](std::string_view key, std::string_view value, bool* more) {
+                uint64_t id = 0;
+                if (!ParseU64Key(key, &id) || id == 0) return OVT_BAD_KEY(kJobsCf, key);
+                JobRecord r;
+                OVT_RETURN_IF_ERROR(DecodeAt(kJobsCf, key, value, &r));
+                *more = fn(id, r);
+                return Status::OK();
+              });
+}
+
+#undef OVT_BAD_KEY
+
+// ---------------------------------------------------------------------------
+// Writing
+// ---------------------------------------------------------------------------
+
+Status Catalog::Write(rocksdb::WriteBatch* batch, Durability durability) {
+  if (read_only_) return Status::Errno(EROFS, Context("opened read-only"));
+  rocksdb::WriteOptions wo;
+  wo.sync = durability == Durability::kSync;
+  rocksdb::Status s = db_->Write(wo, batch);
+  if (!s.ok()) return FromRocks(s, Context("commit"));
+  return Status::OK();
+}
+
+Status Catalog::AllocateIds(IdSpace space, uint64_t count, uint64_t* first, Durability durability) {
+  const int i = static_cast<int>(space);
+  if (i < 0 || i >= 3) return Status::InvalidArgument(Context("unknown id space"));
+  if (count == 0) return Status::InvalidArgument(Context("allocating 0 ids"));
+  std::lock_guard<std::mutex> lock(id_mu_);
+  // UINT64_MAX itself is never handed out (it is reserved for image ids).
+  if (count >= UINT64_MAX - next_id_[i]) {
+    return Status::Errno(EOVERFLOW, Context(std::string(NextIdKey(i)) + " exhausted"));
+  }
+  const uint64_t next = next_id_[i] + count;
+  rocksdb::WriteBatch wb;
+  rocksdb::Status rs = wb.Put(handles_[kDefaultCf], ToSlice(NextIdKey(i)), Fixed64Value(next));
+  if (!rs.ok()) return FromRocks(rs, Context("allocating ids"));
+  OVT_RETURN_IF_ERROR(Write(&wb, durability));
+  *first = next_id_[i];
+  next_id_[i] = next;
+  return Status::OK();
+}
+
+Catalog::Batch::Batch(Catalog* catalog)
+    : catalog_(catalog), wb_(std::make_unique<rocksdb::WriteBatch>()) {}
+
+Catalog::Batch::~Batch() = default;
+
+void Catalog::Batch::Add(int cf, const std::string& key, const Status& check,
+                         const std::string* value) {
+  if (!error_.ok()) return;
+  if (!check.ok()) {
+    error_ =
+        Status::InvalidArgument(catalog_->Context(DescribeKey(cf, key) + ": " + check.message()));
+    return;
+  }
+  rocksdb::ColumnFamilyHandle* h = catalog_->handles_[cf];
+  rocksdb::Status s =
+      value != nullptr ? wb_->Put(h, ToSlice(key), ToSlice(*value)) : wb_->Delete(h, ToSlice(key));
+  if (!s.ok()) {
+    error_ = FromRocks(s, catalog_->Context("queueing " + DescribeKey(cf, key)));
+    return;
+  }
+  ops_++;
+}
+
+template <typename R>
+void Catalog::Batch::Put(int cf, const std::string& key, Status check, const R& r) {
+  if (!error_.ok()) return;
+  if (check.ok()) check = CheckRecord(r);
+  std::string value = check.ok() ? EncodeRecord(r) : std::string();
+  Add(cf, key, check, &value);
+}
+
+void Catalog::Batch::PutImage(std::string_view name, const ImageRecord& r) {
+  Put(kImagesCf, ImageKey(name), CheckImageName(name), r);
+}
+
+void Catalog::Batch::DeleteImage(std::string_view name) {
+  Add(kImagesCf, ImageKey(name), CheckImageName(name), nullptr);
+}
+
+void Catalog::Batch::PutNode(uint64_t image, uint64_t ino, const NodeRecord& r) {
+  Put(kNodesCf, NodeKey(image, ino), Both(ImageId(image), KeyId(ino, "inode")), r);
+}
+
+void Catalog::Batch::DeleteNode(uint64_t image, uint64_t ino) {
+  Add(kNodesCf, NodeKey(image, ino), Both(ImageId(image), KeyId(ino, "inode")), nullptr);
+}
+
+void Catalog::Batch::PutDirent(uint64_t image, uint64_t parent, std::string_view name,
+                               const DirentRecord& r) {
+  Put(kDirentsCf, DirentKey(image, parent, name),
+      Both(Both(ImageId(image), KeyId(parent, "parent inode")), CheckDirentName(name)), r);
+}
+
+void Catalog::Batch::DeleteDirent(uint64_t image, uint64_t parent, std::string_view name) {
+  Add(kDirentsCf, DirentKey(image, parent, name),
+      Both(Both(ImageId(image), KeyId(parent, "parent inode")), CheckDirentName(name)), nullptr);
+}
+
+void Catalog::Batch::DeleteImageTree(uint64_t image) {
+  if (!error_.ok()) return;
+  Status check = ImageId(image);
+  if (!check.ok()) {
+    error_ = Status::InvalidArgument(catalog_->Context("deleting image tree: " + check.message()));
+    return;
+  }
+  // Keys of image N are exactly those in [be64(N), be64(N+1)).
+  const std::string begin = ImagePrefix(image), end = ImagePrefix(image + 1);
+  for (int cf : {kNodesCf, kDirentsCf}) {
+    rocksdb::Status s = wb_->DeleteRange(catalog_->handles_[cf], begin, end);
+    if (!s.ok()) {
+      error_ = FromRocks(s, catalog_->Context("deleting image tree"));
+      return;
+    }
+    ops_++;
+  }
+}
+
+void Catalog::Batch::PutFile(const Bfid& bfid, const FileRecord& r) {
+  Put(kFilesCf, FileKey(bfid), bfid.IsZero() ? Status::InvalidArgument("zero bfid") : Status::OK(),
+      r);
+}
+
+void Catalog::Batch::DeleteFile(const Bfid& bfid) {
+  Add(kFilesCf, FileKey(bfid), bfid.IsZero() ? Status::InvalidArgument("zero bfid") : Status::OK(),
+      nullptr);
+}
+
+void Catalog::Batch::PutVolume(uint64_t vv_id, const VolumeRecord& r) {
+  Put(kVolumesCf, U64Key(vv_id), KeyId(vv_id, "vv id"), r);
+}
+
+void Catalog::Batch::DeleteVolume(uint64_t vv_id) {
+  Add(kVolumesCf, U64Key(vv_id), KeyId(vv_id, "vv id"), nullptr);
+}
+
+void Catalog::Batch::PutMigration(std::string_view handle, const MigrationRecord& r) {
+  Put(kMigrationCf, MigrationKey(handle), CheckFileHandle(handle), r);
+}
+
+void Catalog::Batch::DeleteMigration(std::string_view handle) {
+  Add(kMigrationCf, MigrationKey(handle), CheckFileHandle(handle), nullptr);
+}
+
+void Catalog::Batch::PutJob(uint64_t job_id, const JobRecord& r) {
+  Put(kJobsCf, U64Key(job_id), KeyId(job_id, "job id"), r);
+}
+
+void Catalog::Batch::DeleteJob(uint64_t job_id) {
+  Add(kJobsCf, U64Key(job_id), KeyId(job_id, "job id"), nullptr);
+}
+
+Status Catalog::Batch::Commit(Durability durability) {
+  Status s = error_;
+  if (s.ok() && ops_ > 0) s = catalog_->Write(wb_.get(), durability);
+  wb_->Clear();
+  ops_ = 0;
+  error_ = Status::OK();
+  return s;
+}
+
+}  // namespace overtier

@@ -1,0 +1,116 @@
+// Volume backends: where the bytes of vv containers are kept.
+//
+// A volume set is one independent location (a folder on some disk, later a
+// Ceph RADOS pool) holding containers named by their 64-bit vv id. Nothing
+// above this interface knows file paths, and the interface only asks what an
+// object store can give:
+//
+//   - a container is created once, written append-only, made durable by
+//     Sync() and finished by Seal(); it is never renamed nor overwritten in
+//     place (a crash leaves a prefix of what was appended, which the vv layer
+//     recovers by scanning);
+//   - it is read by byte ranges;
+//   - a backend may store it as pieces of at most kMaxVolumePiece bytes
+//     (RADOS caps objects at 128 MiB and one write at 90 MiB), invisibly:
+//     offsets are always those of the whole container.
+//
+// The vv layer (vv_writer.h, vv_reader.h) gives the bytes their meaning.
+#ifndef OVERTIER_MIGRATE_VOLUME_H_
+#define OVERTIER_MIGRATE_VOLUME_H_
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "overtier/status.h"
+
+namespace overtier {
+
+constexpr uint64_t kMaxVolumePiece = uint64_t{64} << 20;
+
+// Appends to one new container. Not thread-safe: one writer per container.
+// After any failure the writer is broken and every later call returns that
+// failure (a failed fsync, in particular, is never retried as if it worked).
+class VolumeWriter {
+ public:
+  virtual ~VolumeWriter() = default;
+
+  // Appends data at the end. It may sit in a buffer until Sync(); readers
+  // opened meanwhile need not see it.
+  virtual Status Append(std::string_view data) = 0;
+  // Makes everything appended so far durable (data and the names of any
+  // new pieces): after OK, a crash cannot lose it.
+  virtual Status Sync() = 0;
+  // Sync() and finish: no more appends. Destroying an unsealed writer leaves
+  // the container as it is, like a crash after the last Sync().
+  virtual Status Seal() = 0;
+  // Bytes appended so far, buffered ones included.
+  virtual uint64_t Size() const = 0;
+};
+
+// A piece of a container as a local file, for engines that read it
+// themselves (io_uring, O_DIRECT). The fd belongs to the reader: valid
+// while the reader lives, opened O_RDONLY without O_DIRECT. For O_DIRECT,
+// open "/proc/self/fd/<fd>" with O_RDONLY|O_DIRECT, which gives a new open
+// file description of the same file (do not fcntl(F_SETFL) O_DIRECT onto
+// this fd, that would change it for ReadAt too).
+struct RawSegment {
+  int fd = -1;
+  uint64_t file_offset = 0;       // where the segment starts in that file
+  uint64_t container_offset = 0;  // the same byte as a container offset
+  uint64_t length = 0;
+};
+
+// Reads one container. ReadAt is thread-safe. The reader sees the container
+// as it was when opened: Size() does not change; to see later appends to a
+// container still being written, open a new reader.
+class VolumeReader {
+ public:
+  virtual ~VolumeReader() = default;
+
+  // Reads exactly n bytes at offset into buf. A range past Size() is an
+  // error (ENODATA), not a short read.
+  virtual Status ReadAt(uint64_t offset, size_t n, char* buf) const = 0;
+  virtual uint64_t Size() const = 0;
+  // Maps [offset, offset + n) onto local files, one segment per piece
+  // crossed, in order. ENOTSUP for backends without local files (RADOS):
+  // callers then use ReadAt. The range may extend past Size() (an O_DIRECT
+  // read rounded up to the alignment); the segments then end at Size().
+  virtual Status RawSegments(uint64_t offset, uint64_t n, std::vector<RawSegment>* out) const {
+    (void)offset;
+    (void)n;
+    out->clear();
+    return Status::Errno(ENOTSUP, "volume backend has no local files");
+  }
+};
+
+// One volume set. Implementations are thread-safe. The writers and readers
+// a set hands out must not outlive it.
+class VolumeSet {
+ public:
+  virtual ~VolumeSet() = default;
+
+  // The set's name, as recorded in each container header.
+  virtual const std::string& name() const = 0;
+  // Creates an empty container; EEXIST if vv_id already exists. Its name is
+  // durable when this returns.
+  virtual Status Create(uint64_t vv_id, std::unique_ptr<VolumeWriter>* out) = 0;
+  // Opens a container for reading; NotFound (ENOENT) naming it if absent.
+  virtual Status Open(uint64_t vv_id, std::unique_ptr<VolumeReader>* out) = 0;
+  // Reopens a container that was never sealed, to append after its current
+  // end (crash recovery seals such a container this way; nothing is
+  // truncated or rewritten). NotFound if absent.
+  virtual Status OpenForAppend(uint64_t vv_id, std::unique_ptr<VolumeWriter>* out) = 0;
+  // Removes a container and all its pieces, durably. NotFound if absent.
+  virtual Status Remove(uint64_t vv_id) = 0;
+  // Ids of all containers, ascending.
+  virtual Status List(std::vector<uint64_t>* ids) = 0;
+};
+
+}  // namespace overtier
+
+#endif  // OVERTIER_MIGRATE_VOLUME_H_

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "src/worker_pool.h"
 #include "union/union_fs.h"
 
 namespace overtier {
@@ -25,6 +26,7 @@ struct State {
   double timeout;
   bool writeback = false;
   fuse_session* se = nullptr;
+  WorkerPool* slow = nullptr;  // for requests that may take long
 };
 
 State* St(fuse_req_t req) { return static_cast<State*>(fuse_req_userdata(req)); }
@@ -120,7 +122,14 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fuse_reply_attr(req, &st, St(req)->timeout);
 }
 
-void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+// Runs fn(req, ...) on the slow pool: the request loop goes on with other
+// requests while a large file is copied up or synced.
+template <typename Fn>
+void Defer(fuse_req_t req, Fn fn) {
+  St(req)->slow->Submit(std::move(fn));
+}
+
+void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   SetAttrRequest r;
   r.mode = to_set & FUSE_SET_ATTR_MODE;
   r.uid = to_set & FUSE_SET_ATTR_UID;
@@ -136,6 +145,16 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   Status s = Fs(req)->SetAttr(CtxOf(req), N(req, ino), r, OF(fi), &out);
   if (!s.ok()) return ReplyErr(req, s);
   fuse_reply_attr(req, &out, St(req)->timeout);
+}
+
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != 0 && fi == nullptr &&
+      Fs(req)->WriteOpenCopiesData(N(req, ino))) {
+    struct stat a = *attr;
+    return Defer(req,
+                 [req, ino, a, to_set]() mutable { DoSetattr(req, ino, &a, to_set, nullptr); });
+  }
+  DoSetattr(req, ino, attr, to_set, fi);
 }
 
 void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
@@ -192,7 +211,7 @@ int RealOpenFlags(fuse_req_t req, int flags) {
   return flags;
 }
 
-void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   std::unique_ptr<OpenFile> of;
   Status s = Fs(req)->Open(CtxOf(req), N(req, ino), RealOpenFlags(req, fi->flags), &of);
   if (!s.ok()) return ReplyErr(req, s);
@@ -202,6 +221,16 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->keep_cache = 1;
   if (fi->flags & O_DIRECT) fi->direct_io = 1;
   if (fuse_reply_open(req, fi) == 0) of.release();
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  const int acc = fi->flags & O_ACCMODE;
+  const bool write = acc != O_RDONLY || (fi->flags & O_TRUNC);
+  if (write && !(fi->flags & O_TRUNC) && Fs(req)->WriteOpenCopiesData(N(req, ino))) {
+    fuse_file_info copy = *fi;
+    return Defer(req, [req, ino, copy]() mutable { DoOpen(req, ino, &copy); });
+  }
+  DoOpen(req, ino, fi);
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
@@ -247,7 +276,8 @@ void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 }
 
 void OpFsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
-  ReplyErr(req, Fs(req)->Fsync(OF(fi), datasync));
+  OpenFile* of = OF(fi);
+  Defer(req, [req, of, datasync] { ReplyErr(req, Fs(req)->Fsync(of, datasync)); });
 }
 
 void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
@@ -336,7 +366,7 @@ void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 }
 
 void OpFsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
-  ReplyErr(req, Fs(req)->FsyncDir(N(req, ino), datasync));
+  Defer(req, [req, ino, datasync] { ReplyErr(req, Fs(req)->FsyncDir(N(req, ino), datasync)); });
 }
 
 void OpStatfs(fuse_req_t req, fuse_ino_t) {
@@ -477,6 +507,8 @@ int ServeFuse(UnionFs* fs, const Invocation& inv) {
   fuse_session* se = fuse_session_new(&args, &kOps, sizeof(kOps), &state);
   fuse_opt_free_args(&args);  // libfuse may have copied them
   state.se = se;
+  WorkerPool slow(4);
+  state.slow = &slow;
   fs->SetAttrChangedHook([&state](Node* n) {
     // Attributes only (negative offset): takes no lock the request that
     // triggered this may hold.

@@ -56,6 +56,11 @@ Status UnionFs::Open(const Ctx&, Node* node, int flags, std::unique_ptr<OpenFile
   return Status::OK();
 }
 
+bool UnionFs::WriteOpenCopiesData(Node* node) {
+  std::lock_guard<std::mutex> g(node->mu);
+  return node->is_reg() && (!node->upper.valid() || node->metacopy);
+}
+
 int UnionFs::ReadFd(OpenFile* of) {
   Node* node = of->node;
   if (of->upper || node->data_gen.load(std::memory_order_acquire) == of->data_gen) return of->fd;

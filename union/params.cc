@@ -223,8 +223,8 @@ constexpr std::string_view kIgnoredKeys[] = {
 };
 // clang-format on
 constexpr std::string_view kValueKeys[] = {
-    "lowerdir", "upperdir", "workdir", "uidmapping", "gidmapping", "timeout", "fsname",
-    "writeback", "threads",
+    "lowerdir", "upperdir", "workdir",   "uidmapping", "gidmapping",
+    "timeout",  "fsname",   "writeback", "threads",
 };
 
 template <typename Range>

@@ -49,7 +49,7 @@ struct MountOptions {
   // large WRITEs). Off by default: the kernel then owns mtime until it
   // pushes it back, so stat can briefly differ from the upper file.
   bool writeback = false;
-  int threads = 2;     // "threads=N": FUSE worker threads (1..64)
+  int threads = 1;     // "threads=N": request-loop threads (1..64)
   std::string fsname;  // "fsname=NAME"; the command line defaults it to "overtier"
   // Options accepted for compatibility with the kernel overlayfs and
   // fuse-overlayfs whose effect overtier has anyway or that do not apply

@@ -1088,7 +1088,7 @@ TEST(ParseMountOptionStringTest, Writeback) {
 
 TEST(ParseMountOptionStringTest, Threads) {
   MountOptions o;
-  EXPECT_EQ(o.threads, 2);
+  EXPECT_EQ(o.threads, 1);
   ASSERT_TRUE(ParseMountOptionString("threads=4", &o).ok());
   EXPECT_EQ(o.threads, 4);
   EXPECT_EQ(ParseMountOptionString("threads=0", &o).err(), EINVAL);

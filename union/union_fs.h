@@ -113,6 +113,9 @@ class UnionFs {
 
   // file.cc
   Status Open(const Ctx& ctx, Node* node, int flags, std::unique_ptr<OpenFile>* out);
+  // True when opening node for writing would copy its data up first (the
+  // transport runs such opens off its request loop).
+  bool WriteOpenCopiesData(Node* node);
   Status CreateFile(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode, int flags,
                     Entry* entry, std::unique_ptr<OpenFile>* out);
   // The fd to read from: a read-only open of a lower file follows the data

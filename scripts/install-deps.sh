@@ -10,8 +10,9 @@ packages=(
   libfuse3-dev fuse3 librocksdb-dev liburing-dev libxxhash-dev libarchive-dev
   googletest libgtest-dev
   # tests: xattr/acl tools, the references we compare with, a C code base
+  # (tests/stress builds the OCaml runtime from ocaml-source)
   attr acl fuse-overlayfs python3 kmod e2fsprogs util-linux procps psmisc
-  lua5.4 liblua5.4-dev
+  ocaml-source
 )
 
 if [ "$(id -u)" -ne 0 ]; then

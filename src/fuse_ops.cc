@@ -507,8 +507,6 @@ int ServeFuse(UnionFs* fs, const Invocation& inv) {
   fuse_session* se = fuse_session_new(&args, &kOps, sizeof(kOps), &state);
   fuse_opt_free_args(&args);  // libfuse may have copied them
   state.se = se;
-  WorkerPool slow(4);
-  state.slow = &slow;
   fs->SetAttrChangedHook([&state](Node* n) {
     // Attributes only (negative offset): takes no lock the request that
     // triggered this may hold.
@@ -528,6 +526,10 @@ int ServeFuse(UnionFs* fs, const Invocation& inv) {
       // Daemonize only now: the caller (containers/storage) waits for our
       // exit and expects a ready mount when it sees status 0.
       fuse_daemonize(inv.foreground || inv.debug);
+      // Threads only now: fuse_daemonize forks, and threads do not survive
+      // a fork.
+      WorkerPool slow(4);
+      state.slow = &slow;
       rc = RunWorkers(se, inv.opts.threads);
       fuse_session_unmount(se);
     }

@@ -130,7 +130,9 @@ Status UnionFs::Link(const Ctx& ctx, Node* node, Node* newparent, std::string_vi
                      Entry* out) {
   if (read_only_) return Status::Errno(EROFS);
   if (node->is_dir()) return Status::Errno(EPERM);
-  OVT_RETURN_IF_ERROR(CopyUp(node, false));
+  // With the data: a metadata-only copy finds its lower data by its name
+  // (or redirect), which a second name would not have after a remount.
+  OVT_RETURN_IF_ERROR(CopyUp(node, node->is_reg()));
   FdPtr src;
   OVT_RETURN_IF_ERROR(nodes_.Fd(node, &Node::upper, &src));
   Entry tmp;

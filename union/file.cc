@@ -33,7 +33,9 @@ Status UnionFs::Open(const Ctx&, Node* node, int flags, std::unique_ptr<OpenFile
   }
   // The object is resolved already: O_NOFOLLOW would refuse the magic link.
   // Reading a lower file must not change it, not even its atime.
-  int rflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW);
+  // O_APPEND stays with the kernel, which sends every WRITE with its offset
+  // (on an O_APPEND fd, pwrite would append the mmap write-back of a page).
+  int rflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_APPEND);
   if (!upper) rflags |= O_NOATIME;
   int rfd = open(ProcPath(fd->get()).c_str(), rflags | O_CLOEXEC);
   if (rfd < 0) return Status::FromErrno();
@@ -81,7 +83,8 @@ int UnionFs::ReadFd(OpenFile* of) {
 Status UnionFs::CreateFile(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode,
                            int flags, Entry* entry, std::unique_ptr<OpenFile>* out) {
   int rfd = -1;
-  const int rflags = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)) | O_CREAT | O_EXCL;
+  const int rflags =
+      (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND)) | O_CREAT | O_EXCL;
   Status s = CreateObject(
       ctx, parent, name, S_IFREG,
       [&](int dfd, const char* n) {

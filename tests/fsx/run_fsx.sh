@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Runs overtier-fsx against a union mount, end to end:
+#   prepare the lower layers -> mount -> run (with a state file outside the mount) -> unmount
+#   -> mount again -> verify -> unmount -> cross-check the layers with a read-only kernel
+#   overlay (upper as the top lower layer), so content that only ever lived in the daemon's
+#   memory is caught.
+#
+# usage: run_fsx.sh --fsx PATH [--profile ci|long]
+#   OVERTIER_TEST_TARGET  overtier (default) | kernel | fuse-overlayfs | raw
+#   OVERTIER_BIN          overtier binary (target overtier)
+#   OVERTIER_FSX_SEED     base seed, or "random" (default: fixed per profile; always printed)
+#   OVERTIER_FSX_OPS_PERCENT  scale every scenario's op count (default 100)
+#   OVERTIER_FSX_CROSSCHECK 0 disables the kernel-overlay cross-check
+#   OVERTIER_FSX_STALE_FDS  1/0: also read through fds opened before copy-up (default 1,
+#                         except 0 for fuse-overlayfs, which keeps serving the lower file to them)
+#   OVERTIER_FSX_EXTRA    extra `overtier-fsx run` arguments, e.g. "--disable mmap --trace-from 900"
+#   OVERTIER_FSX_BUDGET   seconds for the whole run (default 540 for ci, 3500 for long: under
+#                         meson's timeout, so a hang still ends in our own teardown)
+#   OVERTIER_FSX_KEEP     1 keeps the temp dir (layers, state, logs) for inspection
+# shellcheck source-path=SCRIPTDIR
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../stress/union_mount.sh
+source "$here/../stress/union_mount.sh"
+
+fsx=""
+profile="ci"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --fsx) fsx="$2"; shift 2 ;;
+    --profile) profile="$2"; shift 2 ;;
+    *) echo "usage: $0 --fsx PATH [--profile ci|long]" >&2; exit 2 ;;
+  esac
+done
+[[ -x "$fsx" ]] || { echo "run_fsx.sh: --fsx must name the overtier-fsx binary" >&2; exit 2; }
+target="$(union_target)"
+ops_percent="${OVERTIER_FSX_OPS_PERCENT:-100}"
+
+# Fixed default seeds keep CI reproducible; OVERTIER_FSX_SEED=random explores new streams.
+case "$profile" in
+  ci) seed="${OVERTIER_FSX_SEED:-20240601}" ;;
+  long) seed="${OVERTIER_FSX_SEED:-77001}" ;;
+  *) echo "run_fsx.sh: unknown profile '$profile'" >&2; exit 2 ;;
+esac
+if [[ "$seed" == random ]]; then seed=$(((RANDOM << 15) | RANDOM)); fi
+if [[ "$profile" == ci ]]; then budget=540; else budget=3500; fi
+deadline=$((SECONDS + ${OVERTIER_FSX_BUDGET:-$budget}))
+# step_timeout WANT: WANT seconds, but never past the deadline.
+step_timeout() {
+  local left=$((deadline - SECONDS))
+  if ((left < 5)); then left=5; fi
+  if (($1 < left)); then echo "$1"; else echo "$left"; fi
+}
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/overtier-fsx.XXXXXX")"
+cleanup() {
+  local rc=$?
+  union_cleanup_all
+  if [[ "${OVERTIER_FSX_KEEP:-0}" == 1 ]]; then
+    echo "run_fsx.sh: kept $tmp"
+  elif union_nothing_mounted_under "$tmp"; then
+    rm -rf "$tmp"
+  else
+    echo "run_fsx.sh: something is still mounted under $tmp; not deleting it" >&2
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+crosscheck_possible() {
+  [[ "$target" != raw && "${OVERTIER_FSX_CROSSCHECK:-1}" != 0 ]] || return 1
+  mkdir -p "$tmp/probe/l1" "$tmp/probe/l2" "$tmp/probe/m"
+  if mount -t overlay overlay -o "ro,lowerdir=$tmp/probe/l1:$tmp/probe/l2" "$tmp/probe/m" \
+    2>/dev/null; then
+    umount "$tmp/probe/m"
+    return 0
+  fi
+  return 1
+}
+crosscheck=0
+if crosscheck_possible; then crosscheck=1; fi
+
+# Kernel overlayfs (since 4.19) redirects an fd opened read-only before a copy-up to the upper
+# file, so it sees later writes; fuse-overlayfs 1.10 does not (its fd stays on the lower file),
+# so that check is off for it by default.
+stale_default=1
+if [[ "$target" == fuse-overlayfs ]]; then stale_default=0; fi
+stale_args=()
+if [[ "${OVERTIER_FSX_STALE_FDS:-$stale_default}" == 1 ]]; then stale_args=(--stale-fds); fi
+read -r -a extra_args <<<"${OVERTIER_FSX_EXTRA:-}"
+
+# scenario NAME SEED LAYERS FILES JOBS OPS MAX_SIZE MAX_LEN [extra fsx run args...]
+scenario() {
+  local name="$1" s="$2" nlayers="$3" files="$4" jobs="$5" ops="$6" max_size="$7" max_len="$8"
+  shift 8
+  local d="$tmp/$name" lowers="" i start
+  local -a common=(--files "$files" --seed "$s" --max-size "$max_size")
+  ops=$((ops * ops_percent / 100))
+  mkdir -p "$d/upper" "$d/work" "$d/mnt"
+  for ((i = 1; i <= nlayers; i++)); do
+    mkdir -p "$d/lower$i"
+    lowers="${lowers:+$lowers:}$d/lower$i"
+  done
+  echo "=== fsx scenario $name on $target: seed=$s layers=$nlayers files=$files jobs=$jobs" \
+    "ops=$ops max_size=$max_size $*"
+  start=$SECONDS
+  "$fsx" prepare --lower "$lowers" "${common[@]}"
+
+  union_mount "$d/mnt" "$lowers" "$d/upper" "$d/work"
+  # The op budget is ~0.5 ms/op on a slow FUSE path plus slack; a hang is a failure too.
+  timeout -k 10 "$(step_timeout $((120 + ops / 500)))" "$fsx" run --dir "$d/mnt" "${common[@]}" --ops "$ops" \
+    --jobs "$jobs" --max-len "$max_len" --state "$d/state" --quiet "$@" "${extra_args[@]}" ||
+    union_fail "fsx run failed or timed out (scenario $name, seed $s, target $target)"
+  union_umount "$d/mnt" || union_fail "unmount after the run failed (scenario $name)"
+
+  # Persistence: a fresh mount of the same layers must show exactly the final model.
+  union_mount "$d/mnt" "$lowers" "$d/upper" "$d/work"
+  timeout -k 10 "$(step_timeout 90)" "$fsx" verify --dir "$d/mnt" --state "$d/state" ||
+    union_fail "content wrong after unmount + remount (scenario $name, seed $s)"
+  union_umount "$d/mnt" || union_fail "unmount after verify failed (scenario $name)"
+
+  if [[ "$crosscheck" == 1 ]]; then
+    # What the layers hold on disk, read by the kernel's overlayfs.
+    mkdir -p "$d/xcheck"
+    mount -t overlay overlay -o "ro,lowerdir=$d/upper:$lowers" "$d/xcheck" ||
+      union_fail "kernel overlay cross-check mount failed"
+    local xrc=0
+    timeout -k 10 "$(step_timeout 90)" "$fsx" verify --dir "$d/xcheck" --state "$d/state" || xrc=$?
+    umount "$d/xcheck"
+    [[ "$xrc" == 0 ]] || union_fail "the upper layer left by $target does not hold the final" \
+      "content (read back through a kernel overlay of upper+lowers; scenario $name)"
+  fi
+  echo "=== fsx scenario $name passed in $((SECONDS - start)) s"
+}
+
+echo "run_fsx.sh: target=$target profile=$profile base seed=$seed (set OVERTIER_FSX_SEED to" \
+  "reproduce) crosscheck=$crosscheck stale_fds=${#stale_args[@]}"
+total_start=$SECONDS
+case "$profile" in
+  ci)
+    # 100k ops in all: one long single-process run over two lowers, then four processes on
+    # disjoint files over three lowers (concurrent copy-ups), with pre-copy-up fds.
+    scenario single "$seed" 2 10 1 60000 262144 65536 "${stale_args[@]}"
+    scenario jobs "$((seed + 1))" 3 16 4 40000 131072 32768 "${stale_args[@]}"
+    ;;
+  long)
+    # 1.2M ops: bigger files, more processes, tiny files with many small ops, and 8 MiB files.
+    scenario single "$seed" 2 12 1 400000 1048576 131072 "${stale_args[@]}"
+    scenario jobs4 "$((seed + 1))" 3 24 4 400000 262144 65536 "${stale_args[@]}"
+    scenario jobs8-small "$((seed + 2))" 1 64 8 300000 16384 4096 "${stale_args[@]}"
+    scenario big-files "$((seed + 3))" 2 4 2 100000 8388608 1048576
+    ;;
+esac
+echo "run_fsx.sh: all scenarios passed on $target in $((SECONDS - total_start)) s (seed $seed)"

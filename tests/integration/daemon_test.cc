@@ -1,0 +1,142 @@
+// The daemon as containers/storage runs it: no -f, so overtier mounts,
+// forks into the background and exits 0 once the mount is ready; the
+// background daemon serves until `fusermount3 -u`, then exits. The other
+// suites run the daemon in the foreground, which does not exercise the
+// fork (threads started before it would be lost, for instance).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool Mounted(const std::string& mnt) {
+  return Slurp("/proc/self/mountinfo").find(" " + mnt + " ") != std::string::npos;
+}
+
+// Processes whose command line mentions the test directory.
+int DaemonsFor(const std::string& dir) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    std::string pid = e.path().filename();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmd = Slurp(e.path() / "cmdline");
+    if (cmd.find("overtier") != std::string::npos && cmd.find(dir) != std::string::npos) ++n;
+  }
+  return n;
+}
+
+int RunCmd(const std::vector<std::string>& args) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* bin = getenv("OVERTIER_BIN");
+    const char* target = getenv("OVERTIER_TEST_TARGET");
+    if (bin == nullptr || (target != nullptr && std::string(target) != "overtier"))
+      GTEST_SKIP() << "overtier-only (OVERTIER_BIN not set)";
+    bin_ = bin;
+    char tmpl[] = "/tmp/overtier-daemon.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    for (const char* d : {"lower", "upper", "work", "mnt"}) fs::create_directory(dir_ + "/" + d);
+    mnt_ = dir_ + "/mnt";
+    alarm(120);  // a hung request must not hang the suite
+  }
+  void TearDown() override {
+    if (dir_.empty()) return;
+    if (Mounted(mnt_) && RunCmd({"/bin/fusermount3", "-u", mnt_}) != 0)
+      RunCmd({"/bin/umount", "-l", mnt_});
+    WaitNoDaemon();
+    fs::remove_all(dir_);
+    alarm(0);
+  }
+  void WaitNoDaemon() {
+    for (int i = 0; i < 200 && DaemonsFor(dir_) > 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  int Mount() {
+    return RunCmd(
+        {bin_, "-o",
+         "lowerdir=" + dir_ + "/lower,upperdir=" + dir_ + "/upper,workdir=" + dir_ + "/work",
+         mnt_});
+  }
+
+  std::string bin_, dir_, mnt_;
+};
+
+TEST_F(DaemonTest, ExitsZeroWithTheMountReadyAndServesInTheBackground) {
+  std::string data(8 << 20, 'l');
+  std::ofstream(dir_ + "/lower/big", std::ios::binary) << data;
+  ASSERT_EQ(Mount(), 0);
+  ASSERT_TRUE(Mounted(mnt_)) << "mount not ready when the command returned";
+  EXPECT_EQ(DaemonsFor(dir_), 1);
+
+  // Open for write copies the 8 MiB up (a slow request, served off the
+  // request loop), then write and fsync (also off the loop).
+  int fd = open((mnt_ + "/big").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, "UP", 2, 0), 2);
+  ASSERT_EQ(fsync(fd), 0);
+  ASSERT_EQ(fdatasync(fd), 0);
+  close(fd);
+  int dfd = open(mnt_.c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(dfd, 0);
+  EXPECT_EQ(fsync(dfd), 0);
+  close(dfd);
+  ASSERT_EQ(truncate((mnt_ + "/big").c_str(), 4 << 20), 0);
+  std::string got = Slurp(mnt_ + "/big");
+  ASSERT_EQ(got.size(), 4u << 20);
+  EXPECT_EQ(got.substr(0, 4), "UPll");
+  EXPECT_EQ(Slurp(dir_ + "/lower/big"), data) << "the lower layer changed";
+
+  ASSERT_EQ(RunCmd({"/bin/fusermount3", "-u", mnt_}), 0);
+  WaitNoDaemon();
+  EXPECT_EQ(DaemonsFor(dir_), 0) << "the daemon did not exit after unmount";
+  EXPECT_FALSE(Mounted(mnt_));
+}
+
+TEST_F(DaemonTest, BadInputExitsTwoWithNothingMounted) {
+  int rc =
+      RunCmd({bin_, "-o",
+              "lowerdir=" + dir_ + "/missing,upperdir=" + dir_ + "/upper,workdir=" + dir_ + "/work",
+              mnt_});
+  EXPECT_EQ(rc, 2);
+  EXPECT_FALSE(Mounted(mnt_));
+  EXPECT_EQ(DaemonsFor(dir_), 0);
+  ASSERT_EQ(Mount(), 0);
+  EXPECT_EQ(Mount(), 2) << "a second mount on a mounted mount point must be refused";
+}
+
+}  // namespace

@@ -5,11 +5,14 @@
 // fork (threads started before it would be lost, for instance).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -59,6 +62,17 @@ int RunCmd(const std::vector<std::string>& args) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+// Watchdog: a hung request must neither hang the suite nor leave a mount
+// behind. umount2 and _exit are async-signal-safe.
+char g_watch_mnt[4096];
+void OnAlarm(int) {
+  static const char kMsg[] = "daemon_test: timed out, detaching the mount\n";
+  if (write(2, kMsg, sizeof(kMsg) - 1) < 0) {
+  }
+  umount2(g_watch_mnt, MNT_DETACH);
+  _exit(3);
+}
+
 class DaemonTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -72,7 +86,9 @@ class DaemonTest : public ::testing::Test {
     dir_ = tmpl;
     for (const char* d : {"lower", "upper", "work", "mnt"}) fs::create_directory(dir_ + "/" + d);
     mnt_ = dir_ + "/mnt";
-    alarm(120);  // a hung request must not hang the suite
+    snprintf(g_watch_mnt, sizeof(g_watch_mnt), "%s", mnt_.c_str());
+    signal(SIGALRM, OnAlarm);
+    alarm(120);
   }
   void TearDown() override {
     if (dir_.empty()) return;

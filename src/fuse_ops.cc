@@ -68,11 +68,12 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   auto want = [&](unsigned cap) {
     if (conn->capable & cap) conn->want |= cap;
   };
-  if (!getenv("OVERTIER_NOSPLICE")) {
-    want(FUSE_CAP_SPLICE_WRITE);
-    want(FUSE_CAP_SPLICE_MOVE);
-    want(FUSE_CAP_SPLICE_READ);
-  }
+  // Zero-copy data between /dev/fuse and the real files. (Whether splice
+  // pays for small WRITEs, where it costs two pipe calls per request, is
+  // still to be measured: see docs/BENCHMARKS.md, 8 KiB overwrite.)
+  want(FUSE_CAP_SPLICE_WRITE);
+  want(FUSE_CAP_SPLICE_MOVE);
+  want(FUSE_CAP_SPLICE_READ);
   want(FUSE_CAP_ATOMIC_O_TRUNC);
   want(FUSE_CAP_CACHE_SYMLINKS);
   want(FUSE_CAP_PARALLEL_DIROPS);

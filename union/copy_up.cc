@@ -61,8 +61,13 @@ Status UnionFs::CopyUp(Node* node, bool with_data) {
     return with_data && node->metacopy ? CopyUpData(node) : Status::OK();
   }
   OVT_RETURN_IF_ERROR(CopyUp(parent, false));
-  std::lock_guard<std::mutex> g(node->mu);
-  return CopyUpLocked(node, parent, name, with_data);
+  Status s;
+  {
+    std::lock_guard<std::mutex> g(node->mu);
+    s = CopyUpLocked(node, parent, name, with_data);
+  }
+  nodes_.MaybeEvict();
+  return s;
 }
 
 Status UnionFs::CopyUpLocked(Node* node, Node* parent, const std::string& name, bool with_data) {

@@ -61,11 +61,13 @@ Node* NodeTable::Intern(std::unique_ptr<Node> fresh, Node* parent, const std::st
         old->name = name;
         if (parent) parent->child_refs_.fetch_add(1);
       }
+      g.unlock();
+      MaybeEvict();  // the fresh node's fds close with it, the old one's may be cold
       return old;
     }
   }
   g.unlock();
-  return Insert(std::move(fresh), parent, name);
+  return Insert(std::move(fresh), parent, name);  // evicts
 }
 
 Node* NodeTable::Insert(std::unique_ptr<Node> fresh, Node* parent, const std::string& name) {
@@ -73,9 +75,14 @@ Node* NodeTable::Insert(std::unique_ptr<Node> fresh, Node* parent, const std::st
   n->nlookup = 1;
   n->parent = parent;
   n->name = name;
-  std::lock_guard<std::mutex> g(map_mu_);
-  if (parent) parent->child_refs_.fetch_add(1);
-  map_[n->key] = n;  // a stale node under the same key stays alive, unlisted
+  {
+    std::lock_guard<std::mutex> g(map_mu_);
+    if (parent) parent->child_refs_.fetch_add(1);
+    map_[n->key] = n;  // a stale node under the same key stays alive, unlisted
+  }
+  // Every new node brings fds: keep the total within the budget here, where
+  // no node lock is held (creations add nodes without any lookup).
+  MaybeEvict();
   return n;
 }
 

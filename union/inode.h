@@ -90,7 +90,7 @@ class NodeTable {
   // Returns the live node for fresh->key if it is the same object (same
   // upper handle or, without upper, same lower handle), else inserts fresh.
   // Either way the result's nlookup is incremented and its alias set to
-  // (parent, name).
+  // (parent, name). Callers must hold no node's mu (cold fds are closed).
   Node* Intern(std::unique_ptr<Node> fresh, Node* parent, const std::string& name);
   // Like Intern for a node the caller knows is new (create, mkdir).
   Node* Insert(std::unique_ptr<Node> fresh, Node* parent, const std::string& name);

@@ -14,6 +14,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -141,6 +142,37 @@ TEST_F(DaemonTest, ExitsZeroWithTheMountReadyAndServesInTheBackground) {
   WaitNoDaemon();
   EXPECT_EQ(DaemonsFor(dir_), 0) << "the daemon did not exit after unmount";
   EXPECT_FALSE(Mounted(mnt_));
+}
+
+// The kernel keeps an inode for every file it has seen, far more than the
+// 20000 fds this machine allows a process (shared/PERF-NOTES.md): the daemon
+// must keep its cached layer fds within budget however many files exist.
+TEST_F(DaemonTest, MoreFilesThanTheFdLimit) {
+  constexpr int kLower = 6000, kNew = 25000;
+  fs::create_directory(dir_ + "/lower/d");
+  for (int i = 0; i < kLower; ++i) std::ofstream(dir_ + "/lower/d/l" + std::to_string(i)) << i;
+  ASSERT_EQ(Mount(), 0);
+  const std::string d = mnt_ + "/d/";
+  const std::string top = mnt_ + "/";
+  for (int i = 0; i < kNew; ++i) {
+    const std::string& where = i % 2 ? d : top;  // a merged and an upper-only directory
+    int fd = open((where + "n" + std::to_string(i)).c_str(), O_CREAT | O_WRONLY | O_EXCL, 0644);
+    ASSERT_GE(fd, 0) << "create #" << i << ": " << strerror(errno);
+    ASSERT_EQ(write(fd, "x", 1), 1);
+    close(fd);
+  }
+  struct stat st;
+  for (int i = 0; i < kLower; ++i)
+    ASSERT_EQ(stat((d + "l" + std::to_string(i)).c_str(), &st), 0) << i << ": " << strerror(errno);
+  for (int i = 0; i < kNew; i += 7)
+    ASSERT_EQ(Slurp((i % 2 ? d : top) + "n" + std::to_string(i)), "x") << i;
+  for (int i = 0; i < kLower; i += 11)
+    ASSERT_EQ(Slurp(d + "l" + std::to_string(i)), std::to_string(i));
+  // Copy-ups of files whose cached fds were evicted long ago.
+  for (int i = 0; i < 50; ++i) {
+    std::ofstream(d + "l" + std::to_string(i), std::ios::app) << "+";
+    ASSERT_EQ(Slurp(d + "l" + std::to_string(i)), std::to_string(i) + "+");
+  }
 }
 
 TEST_F(DaemonTest, BadInputExitsTwoWithNothingMounted) {

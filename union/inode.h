@@ -62,7 +62,6 @@ class Node {
   bool metacopy = false;            // reg: upper has metadata only
   bool indexed = false;             // reg: upper linked in the hard-link index
   bool no_caps_xattr = false;       // security.capability known absent
-  uint32_t lower_nlink = 1;         // reg: st_nlink of the lower object
 
   // Where the node was last seen in the tree (guarded by NodeTable::tree_mu).
   // Copy-up needs it to find the parent; it is an alias, like a dentry.

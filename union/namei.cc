@@ -330,7 +330,6 @@ Status UnionFs::NodeFromResult(LookupResult* r, std::unique_ptr<Node>* out) {
   n->impure = r->impure;
   n->metacopy = r->metacopy;
   n->indexed = r->indexed;
-  n->lower_nlink = r->lower_st.st_nlink ? r->lower_st.st_nlink : 1;
   *out = std::move(n);
   return Status::OK();
 }

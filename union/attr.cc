@@ -44,7 +44,7 @@ Status UnionFs::StatNode(Node* node, struct stat* out) {
   // Like overlayfs: a merged directory's link count is unknown, and 1 tells
   // find(1) not to use it to skip subdirectories.
   if (merged_dir) out->st_nlink = 1;
-  if (indexed) OVT_RETURN_IF_ERROR(IndexedNlink(node, fd->get(), &out->st_nlink));
+  if (indexed) OVT_RETURN_IF_ERROR(IndexedNlink(fd->get(), &out->st_nlink));
   FixupAttr(node, out);
   return Status::OK();
 }
@@ -58,8 +58,7 @@ Status UnionFs::GetAttr(Node* node, const OpenFile* of, struct stat* out) {
       std::lock_guard<std::mutex> g(node->mu);
       indexed = node->indexed;
     }
-    if (indexed && out->st_nlink > 0)
-      OVT_RETURN_IF_ERROR(IndexedNlink(node, of->fd, &out->st_nlink));
+    if (indexed && out->st_nlink > 0) OVT_RETURN_IF_ERROR(IndexedNlink(of->fd, &out->st_nlink));
     FixupAttr(node, out);
     return Status::OK();
   }

@@ -100,7 +100,7 @@ Status WriteLowerLinks(int fd, const std::string& xname, long n) {
 }
 }  // namespace
 
-Status UnionFs::IndexedNlink(Node*, int fd, nlink_t* n) {
+Status UnionFs::IndexedNlink(int fd, nlink_t* n) {
   long left;
   OVT_RETURN_IF_ERROR(ReadLowerLinks(fd, xn_.nlink(), &left));
   // Upper links minus the index entry, plus the lower names still showing it.

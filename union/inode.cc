@@ -139,11 +139,6 @@ bool NodeTable::GetAlias(Node* node, Node** parent, std::string* name) {
   return true;
 }
 
-size_t NodeTable::size() {
-  std::lock_guard<std::mutex> g(map_mu_);
-  return map_.size();
-}
-
 void NodeTable::TouchLru(Node* node) {
   std::lock_guard<std::mutex> g(lru_mu_);
   if (node->in_lru_) {

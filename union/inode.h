@@ -117,7 +117,6 @@ class NodeTable {
   void MaybeEvict();
 
   const LayerSet& layers() const { return *layers_; }
-  size_t size();
 
  private:
   void TouchLru(Node* node);

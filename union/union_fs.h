@@ -139,8 +139,6 @@ class UnionFs {
                   int flags);
   Status RemoveXattr(const Ctx& ctx, Node* node, const char* name);
 
-  NodeTable& nodes() { return nodes_; }
-
   // Called when an object's attributes change without the kernel asking
   // for it (a copy-up renames into the parent directory): the transport
   // drops its cached attributes.
@@ -192,7 +190,7 @@ class UnionFs {
   // link (node->mu held); a no-op if the name has one.
   Status LinkFromIndexLocked(Node* node, Node* parent, const std::string& name, bool* linked);
   // The link count the union shows for an indexed file with upper count n.
-  Status IndexedNlink(Node* node, int fd, nlink_t* n);
+  Status IndexedNlink(int fd, nlink_t* n);
 
   // --- dir.cc ---
   using MakeFn = std::function<Status(int dirfd, const char* name)>;

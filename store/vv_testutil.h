@@ -2,8 +2,8 @@
 // directory, deterministic payloads, and ways to damage container files the
 // way crashes and bad disks do. Tests only: this is where paths of container
 // files are allowed to be known above the volume layer.
-#ifndef OVERTIER_MIGRATE_VV_TESTUTIL_H_
-#define OVERTIER_MIGRATE_VV_TESTUTIL_H_
+#ifndef OVERTIER_STORE_VV_TESTUTIL_H_
+#define OVERTIER_STORE_VV_TESTUTIL_H_
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -18,8 +18,8 @@
 
 #include <gtest/gtest.h>
 
-#include "migrate/local_volume.h"
-#include "migrate/vv_format.h"
+#include "store/local_volume.h"
+#include "store/vv_format.h"
 
 namespace overtier {
 namespace test {
@@ -155,4 +155,4 @@ class ScratchStore {
 }  // namespace test
 }  // namespace overtier
 
-#endif  // OVERTIER_MIGRATE_VV_TESTUTIL_H_
+#endif  // OVERTIER_STORE_VV_TESTUTIL_H_

@@ -1,4 +1,4 @@
-#include "migrate/local_volume.h"
+#include "store/local_volume.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,7 +13,7 @@
 
 #include <gtest/gtest.h>
 
-#include "migrate/vv_testutil.h"
+#include "store/vv_testutil.h"
 
 namespace overtier {
 namespace {

@@ -1,4 +1,4 @@
-#include "migrate/catalog_records.h"
+#include "store/catalog_records.h"
 
 #include <dirent.h>
 #include <sys/stat.h>

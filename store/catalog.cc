@@ -1,4 +1,4 @@
-#include "migrate/catalog.h"
+#include "store/catalog.h"
 
 #include <fcntl.h>
 #include <stdlib.h>

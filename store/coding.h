@@ -9,8 +9,8 @@
 //
 // Everything that reads bytes (Decoder, Parse*Key) is written for hostile
 // input: a damaged catalog must give an error, never a read past the end.
-#ifndef OVERTIER_MIGRATE_CODING_H_
-#define OVERTIER_MIGRATE_CODING_H_
+#ifndef OVERTIER_STORE_CODING_H_
+#define OVERTIER_STORE_CODING_H_
 
 #include <array>
 #include <compare>
@@ -172,4 +172,4 @@ bool ParseU64Key(std::string_view key, uint64_t* id);
 
 }  // namespace overtier
 
-#endif  // OVERTIER_MIGRATE_CODING_H_
+#endif  // OVERTIER_STORE_CODING_H_

@@ -1,4 +1,4 @@
-#include "migrate/coding.h"
+#include "store/coding.h"
 
 #include <algorithm>
 #include <cstdint>

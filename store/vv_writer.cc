@@ -1,4 +1,4 @@
-#include "migrate/vv_writer.h"
+#include "store/vv_writer.h"
 
 #include <string>
 #include <utility>

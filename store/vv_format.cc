@@ -1,4 +1,4 @@
-#include "migrate/vv_format.h"
+#include "store/vv_format.h"
 
 #include <xxhash.h>
 

@@ -1,8 +1,8 @@
-#include "migrate/vv_recovery.h"
+#include "store/vv_recovery.h"
 
 #include <memory>
 
-#include "migrate/vv_writer.h"
+#include "store/vv_writer.h"
 
 namespace overtier {
 

@@ -19,8 +19,8 @@
 // or none of it, and a scan runs on one RocksDB snapshot.
 //
 // A Catalog is safe to use from many threads; a Batch belongs to one.
-#ifndef OVERTIER_MIGRATE_CATALOG_H_
-#define OVERTIER_MIGRATE_CATALOG_H_
+#ifndef OVERTIER_STORE_CATALOG_H_
+#define OVERTIER_STORE_CATALOG_H_
 
 #include <cstdint>
 #include <functional>
@@ -30,9 +30,9 @@
 #include <string_view>
 #include <vector>
 
-#include "migrate/catalog_records.h"
-#include "migrate/coding.h"
 #include "overtier/status.h"
+#include "store/catalog_records.h"
+#include "store/coding.h"
 
 namespace rocksdb {
 class ColumnFamilyHandle;
@@ -255,4 +255,4 @@ class Catalog::Batch {
 
 }  // namespace overtier
 
-#endif  // OVERTIER_MIGRATE_CATALOG_H_
+#endif  // OVERTIER_STORE_CATALOG_H_

@@ -1,4 +1,4 @@
-#include "migrate/catalog.h"
+#include "store/catalog.h"
 
 #include <dirent.h>
 #include <stdlib.h>

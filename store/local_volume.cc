@@ -1,4 +1,4 @@
-#include "migrate/local_volume.h"
+#include "store/local_volume.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "migrate/vv_format.h"
+#include "store/vv_format.h"
 
 namespace overtier {
 

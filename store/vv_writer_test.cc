@@ -1,4 +1,4 @@
-#include "migrate/vv_writer.h"
+#include "store/vv_writer.h"
 
 #include <memory>
 #include <string>
@@ -6,8 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include "migrate/vv_reader.h"
-#include "migrate/vv_testutil.h"
+#include "store/vv_reader.h"
+#include "store/vv_testutil.h"
 
 namespace overtier {
 namespace {

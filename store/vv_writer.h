@@ -11,17 +11,17 @@
 // that does not fit: callers split large files into records of at most
 // Room() bytes and continue in a new container (large files span
 // containers).
-#ifndef OVERTIER_MIGRATE_VV_WRITER_H_
-#define OVERTIER_MIGRATE_VV_WRITER_H_
+#ifndef OVERTIER_STORE_VV_WRITER_H_
+#define OVERTIER_STORE_VV_WRITER_H_
 
 #include <cstdint>
 #include <memory>
 #include <string_view>
 #include <vector>
 
-#include "migrate/volume.h"
-#include "migrate/vv_format.h"
 #include "overtier/status.h"
+#include "store/volume.h"
+#include "store/vv_format.h"
 
 namespace overtier {
 
@@ -88,4 +88,4 @@ Status AppendVvSeal(VolumeWriter* w, uint64_t vv_id, const std::vector<RecordInf
 
 }  // namespace overtier
 
-#endif  // OVERTIER_MIGRATE_VV_WRITER_H_
+#endif  // OVERTIER_STORE_VV_WRITER_H_

@@ -11,15 +11,15 @@
 // All access is through the set directory's fd (openat and friends). New
 // files and pieces are created under their final names with O_EXCL (object
 // stores cannot rename), and their directory entries are fsynced.
-#ifndef OVERTIER_MIGRATE_LOCAL_VOLUME_H_
-#define OVERTIER_MIGRATE_LOCAL_VOLUME_H_
+#ifndef OVERTIER_STORE_LOCAL_VOLUME_H_
+#define OVERTIER_STORE_LOCAL_VOLUME_H_
 
 #include <cstdint>
 #include <memory>
 #include <string>
 
-#include "migrate/volume.h"
 #include "overtier/status.h"
+#include "store/volume.h"
 
 namespace overtier {
 
@@ -48,4 +48,4 @@ std::string LocalPieceName(uint64_t vv_id, uint64_t n);
 
 }  // namespace overtier
 
-#endif  // OVERTIER_MIGRATE_LOCAL_VOLUME_H_
+#endif  // OVERTIER_STORE_LOCAL_VOLUME_H_

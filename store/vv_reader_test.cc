@@ -1,4 +1,4 @@
-#include "migrate/vv_reader.h"
+#include "store/vv_reader.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -10,9 +10,9 @@
 
 #include <gtest/gtest.h>
 
-#include "migrate/vv_testutil.h"
-#include "migrate/vv_writer.h"
 #include "overtier/status.h"
+#include "store/vv_testutil.h"
+#include "store/vv_writer.h"
 
 namespace overtier {
 namespace {

@@ -15,8 +15,8 @@
 //     offsets are always those of the whole container.
 //
 // The vv layer (vv_writer.h, vv_reader.h) gives the bytes their meaning.
-#ifndef OVERTIER_MIGRATE_VOLUME_H_
-#define OVERTIER_MIGRATE_VOLUME_H_
+#ifndef OVERTIER_STORE_VOLUME_H_
+#define OVERTIER_STORE_VOLUME_H_
 
 #include <cerrno>
 #include <cstddef>
@@ -113,4 +113,4 @@ class VolumeSet {
 
 }  // namespace overtier
 
-#endif  // OVERTIER_MIGRATE_VOLUME_H_
+#endif  // OVERTIER_STORE_VOLUME_H_

@@ -8,15 +8,15 @@
 // the valid ones plus a trailer after whatever the container ends with.
 // From then on it is sealed like any other, and its footer's data end says
 // where the valid records stop.
-#ifndef OVERTIER_MIGRATE_VV_RECOVERY_H_
-#define OVERTIER_MIGRATE_VV_RECOVERY_H_
+#ifndef OVERTIER_STORE_VV_RECOVERY_H_
+#define OVERTIER_STORE_VV_RECOVERY_H_
 
 #include <cstdint>
 
-#include "migrate/volume.h"
-#include "migrate/vv_format.h"
-#include "migrate/vv_reader.h"
 #include "overtier/status.h"
+#include "store/volume.h"
+#include "store/vv_format.h"
+#include "store/vv_reader.h"
 
 namespace overtier {
 
@@ -30,4 +30,4 @@ Status SealAfterCrash(VolumeSet* set, const Id128& store_id, uint64_t vv_id, Rec
 
 }  // namespace overtier
 
-#endif  // OVERTIER_MIGRATE_VV_RECOVERY_H_
+#endif  // OVERTIER_STORE_VV_RECOVERY_H_

@@ -1,4 +1,4 @@
-#include "migrate/vv_recovery.h"
+#include "store/vv_recovery.h"
 
 #include <memory>
 #include <string>
@@ -6,9 +6,9 @@
 
 #include <gtest/gtest.h>
 
-#include "migrate/vv_reader.h"
-#include "migrate/vv_testutil.h"
-#include "migrate/vv_writer.h"
+#include "store/vv_reader.h"
+#include "store/vv_testutil.h"
+#include "store/vv_writer.h"
 
 namespace overtier {
 namespace {

@@ -19,8 +19,8 @@
 // headers (see vv_reader.h).
 //
 // Everything is little-endian. Nothing here does I/O.
-#ifndef OVERTIER_MIGRATE_VV_FORMAT_H_
-#define OVERTIER_MIGRATE_VV_FORMAT_H_
+#ifndef OVERTIER_STORE_VV_FORMAT_H_
+#define OVERTIER_STORE_VV_FORMAT_H_
 
 #include <array>
 #include <cstddef>
@@ -165,4 +165,4 @@ Status DecodeTrailer(const char* src, uint64_t vv_id, Trailer* t);
 
 }  // namespace overtier
 
-#endif  // OVERTIER_MIGRATE_VV_FORMAT_H_
+#endif  // OVERTIER_STORE_VV_FORMAT_H_

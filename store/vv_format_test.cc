@@ -1,4 +1,4 @@
-#include "migrate/vv_format.h"
+#include "store/vv_format.h"
 
 #include <xxhash.h>
 
@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "migrate/vv_testutil.h"
+#include "store/vv_testutil.h"
 
 namespace overtier {
 namespace {

@@ -13,8 +13,8 @@
 // fails its checksum, reporting where valid data ends.
 //
 // All methods are const and thread-safe.
-#ifndef OVERTIER_MIGRATE_VV_READER_H_
-#define OVERTIER_MIGRATE_VV_READER_H_
+#ifndef OVERTIER_STORE_VV_READER_H_
+#define OVERTIER_STORE_VV_READER_H_
 
 #include <cstdint>
 #include <memory>
@@ -22,9 +22,9 @@
 #include <string_view>
 #include <vector>
 
-#include "migrate/volume.h"
-#include "migrate/vv_format.h"
 #include "overtier/status.h"
+#include "store/volume.h"
+#include "store/vv_format.h"
 
 namespace overtier {
 
@@ -117,4 +117,4 @@ class VvReader {
 
 }  // namespace overtier
 
-#endif  // OVERTIER_MIGRATE_VV_READER_H_
+#endif  // OVERTIER_STORE_VV_READER_H_

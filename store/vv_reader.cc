@@ -1,4 +1,4 @@
-#include "migrate/vv_reader.h"
+#include "store/vv_reader.h"
 
 #include <algorithm>
 #include <utility>

@@ -14,8 +14,8 @@
 // used by Catalog::Batch, giving InvalidArgument) and after one is read
 // (DecodeRecord, giving Corruption): what the catalog hands out always passes
 // CheckRecord.
-#ifndef OVERTIER_MIGRATE_CATALOG_RECORDS_H_
-#define OVERTIER_MIGRATE_CATALOG_RECORDS_H_
+#ifndef OVERTIER_STORE_CATALOG_RECORDS_H_
+#define OVERTIER_STORE_CATALOG_RECORDS_H_
 
 #include <cstdint>
 #include <map>
@@ -23,8 +23,8 @@
 #include <string_view>
 #include <vector>
 
-#include "migrate/coding.h"
 #include "overtier/status.h"
+#include "store/coding.h"
 
 namespace overtier {
 
@@ -269,4 +269,4 @@ Status CheckFileHandle(std::string_view handle);  // 1..128 bytes
 
 }  // namespace overtier
 
-#endif  // OVERTIER_MIGRATE_CATALOG_RECORDS_H_
+#endif  // OVERTIER_STORE_CATALOG_RECORDS_H_

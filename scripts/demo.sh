@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh machine: install, build, mount a union
-# and show what it does. Today the lower layers are plain directories; the
-# store (images in vv containers) and the migration tier (archive, release,
-# restore) are the next steps of the project and will join this demo.
+# and show what it does: a base image imported into a store (an embedded
+# local store: a RocksDB catalog and vv containers in one folder) is the
+# bottom layer of a union, under a plain-directory layer and a writable upper.
+# The migration tier (archive, release, restore of upper files) is the next
+# step of the project and will join this demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,7 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$demo"/{base,app,upper,work,merged}
+store=$demo/store
 echo "base layer: os-release"       > "$demo/base/os-release"
 mkdir -p "$demo/base/etc" "$demo/app/etc"
 echo "from the base layer"          > "$demo/base/etc/motd"
@@ -28,15 +31,19 @@ echo "obsolete"                     > "$demo/base/etc/old.conf"
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; eval "$@"; }
 
-step "$bin -o lowerdir=$demo/app:$demo/base,upperdir=$demo/upper,workdir=$demo/work $mnt"
+step "$bin store init $store"
+step "$bin image import $store base $demo/base"
+step "$bin image ls $store"
+step "$bin -o lowerdir=$demo/app:image:base,upperdir=$demo/upper,workdir=$demo/work,store=$store $mnt"
 step "ls -l $mnt/etc"
 step "echo 'edited in the union' >> $mnt/etc/motd   # copy-up"
-step "cat $mnt/etc/motd; cat $demo/base/etc/motd    # the lower layer is untouched"
+step "cat $mnt/etc/motd; cat $demo/base/etc/motd    # the image is untouched"
 step "rm $mnt/etc/old.conf                           # a whiteout hides the lower file"
 step "mv $mnt/etc $mnt/config                        # a merged directory renames (no EXDEV)"
 step "ls -l $mnt/config"
 step "ls -l $demo/upper $demo/upper/config         # the upper layer, overlayfs format"
 step "getfattr -d -m trusted.overlay $demo/upper/config"
 step "fusermount3 -u $mnt"
+step "$bin fsck $store"
 echo
 echo "demo: done"

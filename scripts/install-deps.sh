@@ -8,11 +8,13 @@ packages=(
   build-essential pkg-config meson ninja-build clang-format
   # libraries
   libfuse3-dev fuse3 librocksdb-dev liburing-dev libxxhash-dev libarchive-dev
-  googletest libgtest-dev
+  googletest libgtest-dev libcli11-dev nlohmann-json3-dev
   # tests: xattr/acl tools, the references we compare with, a C code base
   # (tests/stress builds the OCaml runtime from ocaml-source)
   attr acl fuse-overlayfs python3 kmod e2fsprogs util-linux procps psmisc
   ocaml-source
+  # store tests: compressed tars, a static shell for the chroot test
+  zstd xz-utils busybox-static
 )
 
 if [ "$(id -u)" -ne 0 ]; then

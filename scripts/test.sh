@@ -30,7 +30,7 @@ setup build
 ninja -C build -j"$(nproc)"
 
 status=0
-suites=(--suite unit --suite integration --suite fsx --suite stress)
+suites=(--suite unit --suite integration --suite fsx --suite stress --suite store --suite image-mount)
 echo "== tests (plain build)"
 meson test -C build "${suites[@]}" --print-errorlogs --num-processes 1 || status=1
 logs=(build/meson-logs/testlog.json)
@@ -43,7 +43,8 @@ if [ $quick -eq 0 ]; then
   # served by the instrumented binary.
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  meson test -C build-asan --suite unit --suite integration --suite fsx \
+  meson test -C build-asan --suite unit --suite integration --suite fsx --suite store \
+    --suite image-mount \
     --print-errorlogs --num-processes 1 || status=1
   logs+=(build-asan/meson-logs/testlog.json)
 fi

@@ -6,7 +6,8 @@
 
 namespace overtier {
 
-// Checks the layers, builds the union and serves it. Returns the process
+// Checks the layers, serves the image lowers (lowerdir=image:NAME, from
+// store=; src/image_fuse.h), builds the union and serves it. Returns the process
 // exit status; every failure before the mount is ready prints one clear
 // line on stderr and returns 2 with nothing mounted.
 int RunMount(const Invocation& inv);

@@ -487,7 +487,7 @@ int RunWorkers(fuse_session* se, int nthreads) {
 
 }  // namespace
 
-int ServeFuse(UnionFs* fs, const Invocation& inv) {
+int ServeFuse(UnionFs* fs, const Invocation& inv, const std::function<void()>& after_daemonize) {
   State state{fs, inv.opts.timeout};
   const MountOptions& o = inv.opts;
   std::string mopts =
@@ -527,6 +527,7 @@ int ServeFuse(UnionFs* fs, const Invocation& inv) {
       // Daemonize only now: the caller (containers/storage) waits for our
       // exit and expects a ready mount when it sees status 0.
       fuse_daemonize(inv.foreground || inv.debug);
+      if (after_daemonize) after_daemonize();
       // Threads only now: fuse_daemonize forks, and threads do not survive
       // a fork.
       WorkerPool slow(4);

@@ -2,6 +2,8 @@
 #ifndef OVERTIER_SRC_FUSE_OPS_H_
 #define OVERTIER_SRC_FUSE_OPS_H_
 
+#include <functional>
+
 #include "union/params.h"
 
 namespace overtier {
@@ -11,7 +13,10 @@ class UnionFs;
 // Mounts fs on inv.mountpoint, daemonizes unless inv.foreground, and serves
 // requests until the file system is unmounted. Returns the exit status:
 // 0 after a clean unmount, 2 if the mount could not be made.
-int ServeFuse(UnionFs* fs, const Invocation& inv);
+// after_daemonize (if set) runs in the process that serves, once the fork
+// is behind: the place to start threads of other sessions (image layers).
+int ServeFuse(UnionFs* fs, const Invocation& inv,
+              const std::function<void()>& after_daemonize = {});
 
 }  // namespace overtier
 

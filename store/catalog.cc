@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <utility>
 
 #include <rocksdb/db.h>
@@ -28,6 +30,7 @@ enum Cf : int {
   kDirentsCf,
   kFilesCf,
   kVolumesCf,
+  kChunksCf,
   kMigrationCf,
   kJobsCf,
   kNumCf,
@@ -65,6 +68,13 @@ rocksdb::DBOptions DbOptions() {
   o.create_missing_column_families = false;
   o.paranoid_checks = true;
   o.keep_log_file_num = 4;
+  // Open every table file at open time and keep it open (the default, but
+  // relied upon, so spelled out). A read-only Catalog (a mount) lives for
+  // days beside a writer that imports and compacts: the writer deletes the
+  // table files it compacted away, and a reader that opened tables lazily
+  // would then fail to find files its (frozen) version still lists. Open
+  // descriptors keep deleted files readable.
+  o.max_open_files = -1;
   return o;
 }
 
@@ -119,8 +129,9 @@ Status SyncDir(const std::string& dir) {
 
 const std::vector<std::string>& Catalog::ColumnFamilyNames() {
   static const std::vector<std::string> kNames = {
-      std::string(kDefault), std::string(kImages),  std::string(kNodes),     std::string(kDirents),
-      std::string(kFiles),   std::string(kVolumes), std::string(kMigration), std::string(kJobs),
+      std::string(kDefault), std::string(kImages),    std::string(kNodes),
+      std::string(kDirents), std::string(kFiles),     std::string(kVolumes),
+      std::string(kChunks),  std::string(kMigration), std::string(kJobs),
   };
   return kNames;
 }
@@ -134,6 +145,7 @@ std::string Catalog::DescribeKey(int cf, std::string_view key) {
   uint64_t a = 0, b = 0;
   std::string_view name;
   Bfid bfid;
+  Digest128 digest;
   switch (cf) {
     case kImagesCf:
       return family + " " + Printable(key);
@@ -155,6 +167,9 @@ std::string Catalog::DescribeKey(int cf, std::string_view key) {
     case kJobsCf:
       if (ParseU64Key(key, &a))
         return family + (cf == kJobsCf ? " job " : " vv ") + std::to_string(a);
+      break;
+    case kChunksCf:
+      if (Digest128::FromBytes(key, &digest)) return family + " digest " + digest.ToHex();
       break;
     case kMigrationCf:
       return family + " handle 0x" + HexString(key);
@@ -188,21 +203,39 @@ Status Catalog::OpenDb(const std::string& path, bool read_only, bool statistics,
 
   // RocksDB requires every existing family to be opened (read-write), so
   // open what is there and judge it afterwards, in CheckContents.
+  //
+  // A read-only open races any writer of the same catalog (an import
+  // beside a mount): between reading the MANIFEST and opening the files it
+  // lists, the writer may delete a WAL or table file it has flushed or
+  // compacted, or roll the MANIFEST itself. Such an open fails with "No such
+  // file"; it is retried, briefly, from the start. A file that is really
+  // missing fails every attempt and is reported as damage.
+  constexpr int kAttempts = 200;
   std::vector<std::string> names;
-  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(options, path, &names);
-  if (!s.ok()) return FromRocks(s, cat->Context("RocksDB cannot read it (damaged?)"));
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const std::string& n : names) {
-    descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
-  }
-  if (read_only) {
-    s = rocksdb::DB::OpenForReadOnly(options, path, descriptors, &cat->opened_, &cat->db_);
-  } else {
-    s = rocksdb::DB::Open(options, path, descriptors, &cat->opened_, &cat->db_);
-  }
-  if (!s.ok()) {
-    cat->db_ = nullptr;  // RocksDB leaves it unset on failure; make sure
-    cat->opened_.clear();
+  rocksdb::Status s;
+  for (int attempt = 1;; attempt++) {
+    names.clear();
+    s = rocksdb::DB::ListColumnFamilies(options, path, &names);
+    if (s.ok()) {
+      std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+      for (const std::string& n : names) {
+        descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
+      }
+      if (read_only) {
+        s = rocksdb::DB::OpenForReadOnly(options, path, descriptors, &cat->opened_, &cat->db_);
+      } else {
+        s = rocksdb::DB::Open(options, path, descriptors, &cat->opened_, &cat->db_);
+      }
+      if (s.ok()) break;
+      cat->db_ = nullptr;  // RocksDB leaves it unset on failure; make sure
+      cat->opened_.clear();
+    }
+    const bool vanished =
+        s.IsPathNotFound() || s.ToString().find("No such file") != std::string::npos;
+    if (read_only && vanished && attempt < kAttempts) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(attempt, 20)));
+      continue;
+    }
     if (RocksErrno(s) == EBUSY) return FromRocks(s, cat->Context("in use (its LOCK file is held)"));
     return FromRocks(s, cat->Context("RocksDB cannot open it (damaged?)"));
   }
@@ -254,6 +287,11 @@ Status Catalog::CheckContents() {
     next_id_[space] = DecodeFixed64(value.data());
   }
   return Status::OK();
+}
+
+uint64_t Catalog::NextId(IdSpace space) const {
+  std::lock_guard<std::mutex> lock(id_mu_);
+  return next_id_[static_cast<int>(space)];
 }
 
 Status Catalog::Open(const std::string& path, const CatalogOptions& options,
@@ -459,6 +497,14 @@ Status Catalog::GetVolume(uint64_t vv_id, VolumeRecord* out) const {
   return DecodeAt(kVolumesCf, key, value, out);
 }
 
+// A chunk's key is its digest's 16 bytes, as stored (coding.h): the same
+// order as the vv footer index.
+Status Catalog::GetChunk(const Digest128& digest, ChunkRecord* out) const {
+  std::string key(digest.view()), value;
+  OVT_RETURN_IF_ERROR(Get(kChunksCf, key, &value));
+  return DecodeAt(kChunksCf, key, value, out);
+}
+
 Status Catalog::GetMigration(std::string_view handle, MigrationRecord* out) const {
   std::string key = MigrationKey(handle), value;
   OVT_RETURN_IF_ERROR(Get(kMigrationCf, key, &value));
@@ -533,6 +579,20 @@ Status Catalog::ScanVolumes(uint64_t after_vv, const VolumeFn& fn) const {
                 VolumeRecord r;
                 OVT_RETURN_IF_ERROR(DecodeAt(kVolumesCf, key, value, &r));
                 *more = fn(id, r);
+                return Status::OK();
+              });
+}
+
+Status Catalog::ScanChunks(const Digest128& after, const ChunkFn& fn) const {
+  // Any 16 bytes can be a digest, the zero one too: "from the beginning" is
+  // the empty `after`, so that a zero digest key is not skipped.
+  return Scan(kChunksCf, "", after.IsZero() ? std::string_view() : after.view(),
+              [&](std::string_view key, std::string_view value, bool* more) {
+                Digest128 digest;
+                if (!Digest128::FromBytes(key, &digest)) return OVT_BAD_KEY(kChunksCf, key);
+                ChunkRecord r;
+                OVT_RETURN_IF_ERROR(DecodeAt(kChunksCf, key, value, &r));
+                *more = fn(digest, r);
                 return Status::OK();
               });
 }
@@ -692,6 +752,16 @@ void Catalog::Batch::PutVolume(uint64_t vv_id, const VolumeRecord& r) {
 
 void Catalog::Batch::DeleteVolume(uint64_t vv_id) {
   Add(kVolumesCf, U64Key(vv_id), KeyId(vv_id, "vv id"), nullptr);
+}
+
+// Any 16 bytes are a digest, zero included (however unlikely): unlike a
+// bfid, a digest is computed, not allocated, so there is nothing to refuse.
+void Catalog::Batch::PutChunk(const Digest128& digest, const ChunkRecord& r) {
+  Put(kChunksCf, std::string(digest.view()), Status::OK(), r);
+}
+
+void Catalog::Batch::DeleteChunk(const Digest128& digest) {
+  Add(kChunksCf, std::string(digest.view()), Status::OK(), nullptr);
 }
 
 void Catalog::Batch::PutMigration(std::string_view handle, const MigrationRecord& r) {

@@ -73,6 +73,7 @@ class Catalog {
   static constexpr std::string_view kDirents = "dirents";
   static constexpr std::string_view kFiles = "files";
   static constexpr std::string_view kVolumes = "volumes";
+  static constexpr std::string_view kChunks = "chunks";
   static constexpr std::string_view kMigration = "migration";
   static constexpr std::string_view kJobs = "jobs";
   // All of them, default first.
@@ -119,6 +120,7 @@ class Catalog {
   Status GetDirent(uint64_t image, uint64_t parent, std::string_view name, DirentRecord* out) const;
   Status GetFile(const Bfid& bfid, FileRecord* out) const;
   Status GetVolume(uint64_t vv_id, VolumeRecord* out) const;
+  Status GetChunk(const Digest128& digest, ChunkRecord* out) const;
   Status GetMigration(std::string_view handle, MigrationRecord* out) const;
   Status GetJob(uint64_t job_id, JobRecord* out) const;
 
@@ -132,6 +134,7 @@ class Catalog {
   using DirentFn = std::function<bool(std::string_view name, const DirentRecord&)>;
   using FileFn = std::function<bool(const Bfid&, const FileRecord&)>;
   using VolumeFn = std::function<bool(uint64_t vv_id, const VolumeRecord&)>;
+  using ChunkFn = std::function<bool(const Digest128&, const ChunkRecord&)>;
   using MigrationFn = std::function<bool(std::string_view handle, const MigrationRecord&)>;
   using JobFn = std::function<bool(uint64_t job_id, const JobRecord&)>;
 
@@ -144,6 +147,7 @@ class Catalog {
   Status ReadDir(uint64_t image, uint64_t parent, std::string_view after, const DirentFn& fn) const;
   Status ScanFiles(const Bfid& after, const FileFn& fn) const;
   Status ScanVolumes(uint64_t after_vv, const VolumeFn& fn) const;
+  Status ScanChunks(const Digest128& after, const ChunkFn& fn) const;
   // The volumes in one state (a filtered scan: there is one volume per
   // 256 MiB of archive, few enough to read them all).
   Status ScanVolumesInState(VolumeState state, const VolumeFn& fn) const;
@@ -159,6 +163,11 @@ class Catalog {
   // kNoSync since a job only exists once its own synced commit follows.
   Status AllocateIds(IdSpace space, uint64_t count, uint64_t* first,
                      Durability durability = Durability::kSync);
+
+  // The next id AllocateIds would hand out in `space` (as of the open, plus
+  // this process' allocations): every id ever allocated is below it. For
+  // scans over all ids (gc, fsck) that must not allocate.
+  uint64_t NextId(IdSpace space) const;
 
   // Number of WAL syncs RocksDB has done (0 unless options.statistics).
   uint64_t WalSyncs() const;
@@ -195,7 +204,7 @@ class Catalog {
   std::vector<std::string> opened_names_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::shared_ptr<rocksdb::Statistics> stats_;
-  std::mutex id_mu_;  // serializes AllocateIds
+  mutable std::mutex id_mu_;  // serializes AllocateIds and NextId
   uint64_t next_id_[3] = {0, 0, 0};
 };
 
@@ -229,6 +238,8 @@ class Catalog::Batch {
   void DeleteFile(const Bfid& bfid);
   void PutVolume(uint64_t vv_id, const VolumeRecord& r);
   void DeleteVolume(uint64_t vv_id);
+  void PutChunk(const Digest128& digest, const ChunkRecord& r);
+  void DeleteChunk(const Digest128& digest);
   void PutMigration(std::string_view handle, const MigrationRecord& r);
   void DeleteMigration(std::string_view handle);
   void PutJob(uint64_t job_id, const JobRecord& r);

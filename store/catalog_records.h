@@ -127,6 +127,27 @@ struct FileRecord {
 };
 
 // ---------------------------------------------------------------------------
+// chunks: XXH3-128 digest -> ChunkRecord (the dedup index)
+// ---------------------------------------------------------------------------
+
+// Where one copy of a content chunk lives.
+struct ChunkLocation {
+  uint64_t vv_id = 0;      // > 0
+  uint64_t vv_offset = 0;  // where the payload starts in the container
+  bool operator==(const ChunkLocation&) const = default;
+};
+
+// A chunk stored once and shared by every extent with its digest (after a
+// byte comparison confirmed the match). Copies are in different volume sets,
+// so no two copies are in the same container (CheckRecord refuses that; it
+// cannot see sets).
+struct ChunkRecord {
+  uint64_t length = 0;                // > 0
+  std::vector<ChunkLocation> copies;  // >= 1
+  bool operator==(const ChunkRecord&) const = default;
+};
+
+// ---------------------------------------------------------------------------
 // volumes: vv id -> VolumeRecord
 // ---------------------------------------------------------------------------
 
@@ -235,6 +256,7 @@ std::string EncodeRecord(const ImageRecord& r);
 std::string EncodeRecord(const NodeRecord& r);
 std::string EncodeRecord(const DirentRecord& r);
 std::string EncodeRecord(const FileRecord& r);
+std::string EncodeRecord(const ChunkRecord& r);
 std::string EncodeRecord(const VolumeRecord& r);
 std::string EncodeRecord(const MigrationRecord& r);
 std::string EncodeRecord(const JobRecord& r);
@@ -248,6 +270,7 @@ Status DecodeRecord(std::string_view in, ImageRecord* out);
 Status DecodeRecord(std::string_view in, NodeRecord* out);
 Status DecodeRecord(std::string_view in, DirentRecord* out);
 Status DecodeRecord(std::string_view in, FileRecord* out);
+Status DecodeRecord(std::string_view in, ChunkRecord* out);
 Status DecodeRecord(std::string_view in, VolumeRecord* out);
 Status DecodeRecord(std::string_view in, MigrationRecord* out);
 Status DecodeRecord(std::string_view in, JobRecord* out);
@@ -258,6 +281,7 @@ Status CheckRecord(const ImageRecord& r);
 Status CheckRecord(const NodeRecord& r);
 Status CheckRecord(const DirentRecord& r);
 Status CheckRecord(const FileRecord& r);
+Status CheckRecord(const ChunkRecord& r);
 Status CheckRecord(const VolumeRecord& r);
 Status CheckRecord(const MigrationRecord& r);
 Status CheckRecord(const JobRecord& r);

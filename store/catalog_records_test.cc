@@ -65,6 +65,8 @@ FileRecord SampleFile() {
   return f;
 }
 
+ChunkRecord SampleChunk() { return {256 << 10, {{3, 4096}, {17, (uint64_t{5} << 32) + 8192}}}; }
+
 VolumeRecord SampleVolume() { return {"fast-ssd", VolumeState::kSealed, 256 << 20, 100 << 20}; }
 
 MigrationRecord SampleMigrationBarrier() {
@@ -143,6 +145,10 @@ struct Samples<FileRecord> {
   static std::vector<FileRecord> Get() { return {SampleFile(), FileRecord{}}; }
 };
 template <>
+struct Samples<ChunkRecord> {
+  static std::vector<ChunkRecord> Get() { return {SampleChunk(), ChunkRecord{1, {{1, 0}}}}; }
+};
+template <>
 struct Samples<VolumeRecord> {
   static std::vector<VolumeRecord> Get() {
     return {SampleVolume(), VolumeRecord{"s", VolumeState::kOpen, 0, 0}};
@@ -162,7 +168,7 @@ struct Samples<JobRecord> {
 template <typename R>
 class RecordTest : public ::testing::Test {};
 using RecordTypes = ::testing::Types<CatalogMeta, ImageRecord, NodeRecord, DirentRecord, FileRecord,
-                                     VolumeRecord, MigrationRecord, JobRecord>;
+                                     ChunkRecord, VolumeRecord, MigrationRecord, JobRecord>;
 TYPED_TEST_SUITE(RecordTest, RecordTypes);
 
 TYPED_TEST(RecordTest, RoundTrip) {
@@ -352,6 +358,17 @@ TEST(Layout, File) {
             "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
 }
 
+TEST(Layout, Chunk) {
+  EXPECT_EQ(Hex(EncodeRecord(ChunkRecord{4, {{5, 4096}, {6, 8192}}})),
+            "01"
+            "0400000000000000"  // length
+            "02"                // two copies
+            "0500000000000000"  // vv id
+            "0010000000000000"  // vv offset
+            "0600000000000000"
+            "0020000000000000");
+}
+
 TEST(Layout, Job) {
   JobRecord j;
   j.kind = JobKind::kGc;
@@ -417,6 +434,9 @@ TEST(Damage, HugeCountsRejectedBeforeAllocating) {
   PutFixed64(&c, 100);
   PutVarint32(&c, UINT32_MAX);
   EXPECT_TRUE(HasSubstr(DecodeRecord(c, &fr).message(), "copy count"));
+
+  ChunkRecord cr;
+  EXPECT_TRUE(HasSubstr(DecodeRecord(c, &cr).message(), "chunk copy count"));
 
   std::string m = EncodeRecord(SampleMigrationRanges());
   m.resize(69);  // up to the residency kind
@@ -543,6 +563,35 @@ TEST(Check, FileExtents) {
   f.copies[0].extents[1].file_offset = UINT64_MAX - 1;
   f.copies[0].extents[1].length = 2;
   EXPECT_TRUE(HasSubstr(CheckRecord(f).message(), "wraps"));
+}
+
+TEST(Check, Chunk) {
+  ChunkRecord c = SampleChunk();
+  EXPECT_TRUE(CheckRecord(c).ok());
+  c.length = 0;
+  EXPECT_TRUE(HasSubstr(CheckRecord(c).message(), "length 0"));
+  c = SampleChunk();
+  c.copies.clear();
+  EXPECT_TRUE(HasSubstr(CheckRecord(c).message(), "without a copy"));
+  c = SampleChunk();
+  c.copies[1].vv_id = 0;
+  EXPECT_TRUE(HasSubstr(CheckRecord(c).message(), "chunk copy 1 in vv 0"));
+  c = SampleChunk();
+  c.copies[1].vv_id = c.copies[0].vv_id;
+  EXPECT_TRUE(HasSubstr(CheckRecord(c).message(), "chunk copy 1 is in vv 3, like copy 0"));
+  c = SampleChunk();
+  c.copies[0].vv_offset = UINT64_MAX - c.length + 1;
+  EXPECT_TRUE(HasSubstr(CheckRecord(c).message(), "wraps"));
+
+  // The same invariants hold on decoding, as Corruption.
+  ChunkRecord dup = SampleChunk();
+  dup.copies[1].vv_id = dup.copies[0].vv_id;
+  ChunkRecord got;
+  Status s = DecodeRecord(EncodeRecord(dup), &got);
+  EXPECT_EQ(s.err(), EIO);
+  EXPECT_TRUE(HasSubstr(s.message(), "like copy 0"));
+  ChunkRecord none{4, {}};
+  EXPECT_EQ(DecodeRecord(EncodeRecord(none), &got).err(), EIO);
 }
 
 TEST(Check, MigrationResidency) {

@@ -109,6 +109,16 @@ class RawDb {
     rocksdb::ColumnFamilyHandle* h = cf(family);
     EXPECT_TRUE(db_->DropColumnFamily(h).ok());
   }
+  // Turns the memtables into table files, then rewrites all of them into
+  // new ones: the old files are deleted, as a writer's compactions do.
+  void Flush() {
+    for (auto* h : handles_) EXPECT_TRUE(db_->Flush(rocksdb::FlushOptions(), h).ok());
+  }
+  void CompactAll() {
+    rocksdb::CompactRangeOptions o;
+    o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    for (auto* h : handles_) EXPECT_TRUE(db_->CompactRange(o, h, nullptr, nullptr).ok());
+  }
   void AddFamily(const std::string& name) {
     rocksdb::ColumnFamilyHandle* h = nullptr;
     EXPECT_TRUE(db_->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), name, &h).ok());
@@ -247,6 +257,9 @@ TEST_F(CatalogTest, RoundTripEveryFamilyAcrossReopen) {
   file.size = 11;
   file.copies = {FileCopy{{Extent{0, 3, 4096, 11, Digest128()}}}};
   VolumeRecord volume{"a", VolumeState::kOpen, 8192, 4096};
+  ChunkRecord chunk{11, {{3, 4096}, {4, 8192}}};
+  Digest128 digest;
+  digest.bytes[0] = 0xd1;
   MigrationRecord mig;
   mig.flags = kMigArchived;
   mig.generation = 77;
@@ -262,9 +275,10 @@ TEST_F(CatalogTest, RoundTripEveryFamilyAcrossReopen) {
   b.PutDirent(5, 1, "file", dirent);
   b.PutFile(MakeBfid(1), file);
   b.PutVolume(3, volume);
+  b.PutChunk(digest, chunk);
   b.PutMigration(handle, mig);
   b.PutJob(1, job);
-  EXPECT_EQ(b.size(), 7u);
+  EXPECT_EQ(b.size(), 8u);
   ASSERT_TRUE(b.Commit().ok());
   EXPECT_EQ(b.size(), 0u);
 
@@ -284,6 +298,9 @@ TEST_F(CatalogTest, RoundTripEveryFamilyAcrossReopen) {
     VolumeRecord gv;
     ASSERT_TRUE(cat_->GetVolume(3, &gv).ok());
     EXPECT_EQ(gv, volume);
+    ChunkRecord gc;
+    ASSERT_TRUE(cat_->GetChunk(digest, &gc).ok());
+    EXPECT_EQ(gc, chunk);
     MigrationRecord gm;
     ASSERT_TRUE(cat_->GetMigration(handle, &gm).ok());
     EXPECT_EQ(gm, mig);
@@ -301,12 +318,13 @@ TEST_F(CatalogTest, AbsentIsENOENTWithoutMessage) {
   DirentRecord d;
   FileRecord f;
   VolumeRecord v;
+  ChunkRecord c;
   MigrationRecord m;
   JobRecord j;
   for (const Status& s :
        {cat_->GetImage("x", &i), cat_->GetNode(1, 1, &n), cat_->GetDirent(1, 1, "x", &d),
-        cat_->GetFile(MakeBfid(9), &f), cat_->GetVolume(1, &v), cat_->GetMigration("h", &m),
-        cat_->GetJob(1, &j)}) {
+        cat_->GetFile(MakeBfid(9), &f), cat_->GetVolume(1, &v), cat_->GetChunk(Digest128(), &c),
+        cat_->GetMigration("h", &m), cat_->GetJob(1, &j)}) {
     EXPECT_EQ(s.err(), ENOENT);
     EXPECT_TRUE(s.message().empty());
   }
@@ -402,6 +420,11 @@ TEST_F(CatalogTest, InvalidKeysRefused) {
       {"zero bfid", [](Catalog::Batch* b) { b->PutFile(Bfid(), FileRecord{}); }, "zero bfid"},
       {"vv 0", [](Catalog::Batch* b) { b->DeleteVolume(0); }, "vv id 0"},
       {"job 0", [](Catalog::Batch* b) { b->PutJob(0, JobRecord{}); }, "job id 0"},
+      {"chunk",
+       [](Catalog::Batch* b) {
+         b->PutChunk(Digest128(), ChunkRecord{4, {}});
+       },
+       "chunks digest 00000000000000000000000000000000: chunk without a copy"},
       {"handle", [](Catalog::Batch* b) { b->PutMigration(std::string(129, 'h'), {}); },
        "file handle longer"},
       {"image name",
@@ -697,6 +720,50 @@ TEST_F(CatalogTest, ScanMigrationJobsFilesVolumesWithResume) {
   EXPECT_EQ(all, (std::vector<uint64_t>{2, 3, 4}));
 }
 
+TEST_F(CatalogTest, ChunksByDigestWithResumeAndDelete) {
+  CreateCatalog();
+  auto digest = [](uint8_t first, uint8_t last) {
+    Digest128 d;
+    d.bytes[0] = first;
+    d.bytes[15] = last;
+    return d;
+  };
+  // The zero digest is a key like any other (digests are computed).
+  const std::vector<Digest128> digests = {digest(0xff, 0), digest(0, 1), Digest128(),
+                                          digest(0x80, 7)};
+  Catalog::Batch b(cat_.get());
+  for (size_t i = 0; i < digests.size(); i++) {
+    b.PutChunk(digests[i], ChunkRecord{i + 1, {{10 + i, 4096 * i}}});
+  }
+  ASSERT_TRUE(b.Commit().ok());
+
+  std::vector<Digest128> seen;
+  auto scan = [&](const Digest128& after) {
+    seen.clear();
+    return cat_->ScanChunks(after, [&](const Digest128& d, const ChunkRecord& r) {
+      size_t i = std::find(digests.begin(), digests.end(), d) - digests.begin();
+      EXPECT_EQ(r.length, i + 1);
+      seen.push_back(d);
+      return true;
+    });
+  };
+  ASSERT_TRUE(scan(Digest128()).ok());
+  std::vector<Digest128> sorted = digests;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(seen, sorted);  // byte order, the zero digest first
+  ASSERT_TRUE(scan(digest(0, 1)).ok());
+  EXPECT_EQ(seen, (std::vector<Digest128>{digest(0x80, 7), digest(0xff, 0)}));
+
+  b.DeleteChunk(digest(0x80, 7));
+  ASSERT_TRUE(b.Commit().ok());
+  ChunkRecord r;
+  EXPECT_EQ(cat_->GetChunk(digest(0x80, 7), &r).err(), ENOENT);
+  ASSERT_TRUE(cat_->GetChunk(Digest128(), &r).ok());
+  EXPECT_EQ(r, (ChunkRecord{3, {{12, 8192}}}));
+  ASSERT_TRUE(scan(Digest128()).ok());
+  EXPECT_EQ(seen.size(), 3u);
+}
+
 // A scan reads one snapshot: writes made during it do not show.
 TEST_F(CatalogTest, ScanSeesOneSnapshot) {
   CreateCatalog();
@@ -732,7 +799,10 @@ TEST_F(CatalogTest, IdsAreNeverReused) {
   EXPECT_EQ(a, 1u);
   EXPECT_EQ(b, 2u);
   EXPECT_EQ(j, 1u);  // spaces are independent
+  EXPECT_EQ(cat_->NextId(IdSpace::kVolume), 12u);
   Reopen();
+  EXPECT_EQ(cat_->NextId(IdSpace::kVolume), 12u);  // NextId allocates nothing
+  EXPECT_EQ(cat_->NextId(IdSpace::kVolume), 12u);
   ASSERT_TRUE(cat_->AllocateIds(IdSpace::kVolume, 1, &c).ok());
   EXPECT_EQ(c, 12u);
   ASSERT_TRUE(cat_->AllocateIds(IdSpace::kImage, 1, &c).ok());
@@ -794,6 +864,104 @@ TEST_F(CatalogTest, SecondWriterIsBusyReadOnlyWorks) {
   EXPECT_EQ(rb.Commit().err(), EROFS);
   uint64_t id = 0;
   EXPECT_EQ(reader->AllocateIds(IdSpace::kJob, 1, &id).err(), EROFS);
+}
+
+// A mount keeps a read-only catalog open for days while another process
+// imports and compacts, deleting the table files it compacted away. The
+// reader must still read everything it saw when it opened.
+TEST_F(CatalogTest, ReadOnlyOpenSurvivesWriterDeletingTableFiles) {
+  CreateCatalog();
+  cat_.reset();
+  auto tables = [&] {
+    std::set<std::string> out;
+    for (const auto& e : fs::directory_iterator(path_)) {
+      if (e.path().extension() == ".sst") out.insert(e.path().filename().string());
+    }
+    return out;
+  };
+  {
+    RawDb raw(path_);
+    for (uint64_t id = 1; id <= 200; id++) {
+      JobRecord j;
+      j.progress = id;
+      raw.Put("jobs", U64Key(id), EncodeRecord(j));
+    }
+    raw.Flush();
+  }
+  const std::set<std::string> before = tables();
+  ASSERT_FALSE(before.empty());
+
+  CatalogOptions ro;
+  ro.read_only = true;
+  Reopen(ro);
+  {
+    // The writer (RocksDB directly: the reader holds no lock) rewrites every
+    // table file into new ones and deletes the old.
+    RawDb raw(path_);
+    for (uint64_t id = 1; id <= 200; id++) {
+      JobRecord j;
+      j.progress = id + 1000;
+      raw.Put("jobs", U64Key(id), EncodeRecord(j));
+    }
+    raw.Flush();
+    raw.CompactAll();
+  }
+  for (const std::string& t : tables()) EXPECT_EQ(before.count(t), 0u) << t << " survived";
+
+  int seen = 0;
+  Status s = cat_->ScanJobs(0, [&](uint64_t id, const JobRecord& j) {
+    EXPECT_EQ(j.progress, id);  // the view as of the open
+    seen++;
+    return true;
+  });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(seen, 200);
+  JobRecord j;
+  ASSERT_TRUE(cat_->GetJob(77, &j).ok());
+  EXPECT_EQ(j.progress, 77u);
+}
+
+// Read-only opens while a writer flushes and compacts (deleting WAL and
+// table files, and rolling the MANIFEST) all succeed: a mount starting
+// beside an import must not fail for a file that vanished mid-open.
+TEST_F(CatalogTest, ReadOnlyOpensRaceAWriter) {
+  CreateCatalog();
+  cat_.reset();
+  RawDb raw(path_);
+  {
+    JobRecord j;
+    raw.Put("jobs", U64Key(1), EncodeRecord(j));
+    raw.Flush();
+  }
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (uint64_t round = 0; !stop; round++) {
+      for (uint64_t id = 2; id < 50; id++) {
+        JobRecord j;
+        j.progress = round;
+        raw.Put("jobs", U64Key(id), EncodeRecord(j));
+      }
+      raw.Flush();
+      if (round % 4 == 3) raw.CompactAll();
+      // A flush storm with no pause at all is not what an import does; a
+      // millisecond between rounds still rolls files under every open.
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  CatalogOptions ro;
+  ro.read_only = true;
+  int failures = 0;
+  std::string first_failure;
+  for (int i = 0; i < 60; i++) {
+    std::unique_ptr<Catalog> reader;
+    Status s = Catalog::Open(path_, ro, &reader);
+    JobRecord j;
+    if (s.ok()) s = reader->GetJob(1, &j);
+    if (!s.ok() && failures++ == 0) first_failure = s.ToString();
+  }
+  stop = true;
+  writer.join();
+  EXPECT_EQ(failures, 0) << first_failure;
 }
 
 // ---------------------------------------------------------------------------
@@ -957,6 +1125,9 @@ TEST_F(CatalogTest, DamagedValueNamesFamilyAndKey) {
     raw.Put("dirents", DirentKey(1, 1, "bad"), "\x09");
     raw.Put("migration", "\xab\xcd", std::string(78, '\0'));
     raw.Put("jobs", U64Key(3), "");
+    Digest128 dup;
+    dup.bytes[1] = 0xc4;
+    raw.Put("chunks", dup.view(), EncodeRecord(ChunkRecord{8, {{2, 0}, {2, 4096}}}));
   }
   Reopen();
 
@@ -981,6 +1152,14 @@ TEST_F(CatalogTest, DamagedValueNamesFamilyAndKey) {
   JobRecord j;
   s = cat_->GetJob(3, &j);
   EXPECT_TRUE(HasSubstr(s.message(), "jobs job 3: empty value"));
+  Digest128 dup;
+  dup.bytes[1] = 0xc4;
+  ChunkRecord c;
+  s = cat_->GetChunk(dup, &c);
+  EXPECT_EQ(s.err(), EIO);
+  EXPECT_TRUE(HasSubstr(s.message(),
+                        "chunks digest 00c4000000000000000000000000000"
+                        "0: chunk copy 1 is in vv 2, like copy 0"));
 }
 
 TEST_F(CatalogTest, MalformedKeysInScansAreCorruption) {
@@ -991,6 +1170,7 @@ TEST_F(CatalogTest, MalformedKeysInScansAreCorruption) {
     raw.Put("dirents", DirentKey(1, 1, "a/b"), EncodeRecord(DirentRecord{2, DT_REG}));
     raw.Put("jobs", "short", EncodeRecord(JobRecord{}));
     raw.Put("nodes", NodeKey(2, 1) + "x", EncodeRecord(RegularNode(0)));
+    raw.Put("chunks", "15 bytes only..", EncodeRecord(ChunkRecord{1, {{1, 0}}}));
   }
   Reopen();
   auto all = [](auto&&...) { return true; };
@@ -1003,6 +1183,9 @@ TEST_F(CatalogTest, MalformedKeysInScansAreCorruption) {
   s = cat_->ScanNodes(2, 0, all);
   EXPECT_EQ(s.err(), EIO);
   EXPECT_TRUE(HasSubstr(s.message(), "malformed key"));
+  s = cat_->ScanChunks(Digest128(), all);
+  EXPECT_EQ(s.err(), EIO);
+  EXPECT_TRUE(HasSubstr(s.message(), "chunks key '15 bytes only..': malformed key"));
 }
 
 }  // namespace

@@ -449,4 +449,40 @@ Status OpenLocalVolumeSet(const std::string& store_dir, const std::string& set_n
   return Status::OK();
 }
 
+Status OpenLocalVolumeSetAt(const std::string& folder, const std::string& set_name,
+                            const LocalVolumeOptions& options, std::unique_ptr<VolumeSet>* out) {
+  if (!IsValidVolumeSetName(set_name))
+    return Status::InvalidArgument("invalid volume set name '" + set_name + "'");
+  if (options.piece_size == 0 || options.piece_size % kVvAlign != 0 ||
+      options.piece_size > kMaxVolumePiece)
+    return Status::InvalidArgument("volume piece size " + std::to_string(options.piece_size) +
+                                   " is not a multiple of 4096 up to 64 MiB");
+  std::string parent = folder, leaf = folder;
+  while (parent.size() > 1 && parent.back() == '/') parent.pop_back();
+  size_t slash = parent.rfind('/');
+  if (slash == std::string::npos) {
+    leaf = parent;
+    parent = ".";
+  } else {
+    leaf = parent.substr(slash + 1);
+    parent = slash == 0 ? "/" : parent.substr(0, slash);
+  }
+  if (leaf.empty() || leaf == "." || leaf == "..")
+    return Status::InvalidArgument("volume set folder '" + folder + "' has no last component");
+  int dir = open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) {
+    if (errno == ENOENT)
+      return Status::NotFound("volume set '" + set_name + "' (" + folder + "): " + parent +
+                              " does not exist");
+    return Status::FromErrno("open " + parent);
+  }
+  int set = -1;
+  Status s = OpenOrCreateDir(dir, leaf.c_str(), options.create_if_missing,
+                             "volume set '" + set_name + "' (" + folder + ")", &set);
+  CloseFd(&dir);
+  if (!s.ok()) return s;
+  *out = std::make_unique<LocalVolumeSet>(set, set_name, options);
+  return Status::OK();
+}
+
 }  // namespace overtier

@@ -1,5 +1,5 @@
-// The local-folder volume backend: a volume set is the directory
-// STORE/volumes/<set>/ and a container is a run of files in it,
+// The local-folder volume backend: a volume set is a directory (by default
+// STORE/volumes/<set>/, or any folder store.conf names) and a container is a run of files in it,
 //
 //   vv-<16 hex digits>.vv        piece 0 (bytes [0, piece_size))
 //   vv-<16 hex digits>.vv.<n>    piece n >= 1 (n in decimal)
@@ -42,6 +42,12 @@ bool IsValidVolumeSetName(const std::string& name);
 // store_dir. The only place a path enters the volume layer.
 Status OpenLocalVolumeSet(const std::string& store_dir, const std::string& set_name,
                           const LocalVolumeOptions& options, std::unique_ptr<VolumeSet>* out);
+
+// Opens the volume set `set_name` kept in `folder` (any absolute path: a
+// set may live on another disk than the store). The folder itself is
+// created if missing and options.create_if_missing; its parents must exist.
+Status OpenLocalVolumeSetAt(const std::string& folder, const std::string& set_name,
+                            const LocalVolumeOptions& options, std::unique_ptr<VolumeSet>* out);
 
 // The file name of piece n of container vv_id ("vv-<hex>.vv" for n = 0).
 std::string LocalPieceName(uint64_t vv_id, uint64_t n);

@@ -70,6 +70,10 @@ class VvReader {
   uint64_t size() const { return volume_->Size(); }
   // True if a valid trailer ends the container.
   bool sealed() const { return sealed_; }
+  // The volume underneath, for engines that read payloads themselves
+  // (RawSegments, io_uring) and verify them against a digest they trust
+  // (the catalog's), skipping the record header read.
+  const VolumeReader* volume() const { return volume_.get(); }
 
   // Reads and verifies the record at loc (as Append returned it).
   Status ReadRecord(const RecordLocation& loc, RecordHeader* header, std::string* payload) const;

@@ -2,11 +2,14 @@
 //   overtier mount [-f] [-d] -o OPTIONS MOUNTPOINT
 //   overtier [-f] [-d] -o OPTIONS MOUNTPOINT   (mount_program form, as
 //                                               containers/storage calls it)
+//   overtier store|image|gc|fsck ...           (the store, tools/cli.h)
 //   overtier --version | --help
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 
 #include "src/daemon.h"
+#include "tools/cli.h"
 #include "union/params.h"
 
 namespace {
@@ -14,16 +17,67 @@ namespace {
 constexpr const char kUsage[] =
     "usage: overtier mount [-f] [-d] -o lowerdir=L1[:L2...][,upperdir=U,workdir=W][,OPTS] MNT\n"
     "       overtier [-f] [-d] -o OPTIONS MNT     (fuse-overlayfs compatible form)\n"
+    "       overtier store init STORE [--volume-set NAME=PATH ...] [--copies N] [--vv-size B]\n"
+    "       overtier image import|export|commit|ls|inspect|rm|mount STORE ...\n"
+    "       overtier gc STORE | overtier fsck STORE\n"
     "       overtier --version\n"
     "\n"
     "mount options: lowerdir=, upperdir=, workdir=, volatile, ro, allow_other, allow_root,\n"
     "  userxattr, uidmapping=IN:OUT:N[:...], gidmapping=..., timeout=SECS, fsname=NAME,\n"
     "  suid/nosuid, dev/nodev, exec/noexec, noatime\n"
-    "  -f  stay in the foreground    -d  debug output (implies -f)\n";
+    "  -f  stay in the foreground    -d  debug output (implies -f)\n"
+    "Each subcommand has --help.\n";
+
+// "overtier image import ..." -> the function and the arguments after
+// "import" (argv[0] becomes "overtier image import" for messages).
+int Dispatch(int argc, char** argv, int* status) {
+  using namespace overtier::cli;
+  if (argc < 2) return 0;
+  std::string_view group = argv[1];
+  struct Sub {
+    const char* name;
+    int (*fn)(int, char**);
+  };
+  static const Sub kImage[] = {
+      {"import", ImageImport},   {"export", ImageExport}, {"commit", ImageCommit}, {"ls", ImageLs},
+      {"inspect", ImageInspect}, {"rm", ImageRm},         {"mount", ImageMount}};
+  if (group == "store") {
+    *status = StoreCommand(argc - 1, argv + 1);
+    return 1;
+  }
+  if (group == "gc") {
+    *status = Gc(argc - 1, argv + 1);
+    return 1;
+  }
+  if (group == "fsck") {
+    *status = Fsck(argc - 1, argv + 1);
+    return 1;
+  }
+  if (group != "image") return 0;
+  if (argc < 3) {
+    std::fprintf(stderr,
+                 "overtier image: missing subcommand (import, export, commit, ls, "
+                 "inspect, rm, mount)\n");
+    *status = 2;
+    return 1;
+  }
+  for (const Sub& s : kImage) {
+    if (std::strcmp(argv[2], s.name) == 0) {
+      *status = s.fn(argc - 2, argv + 2);
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "overtier image: unknown subcommand '%s'\n", argv[2]);
+  *status = 2;
+  return 1;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  int status = 0;
+  if (Dispatch(argc, argv, &status)) return status;
+
   using overtier::Invocation;
   Invocation inv;
   overtier::Status s = overtier::ParseMountCommandLine(argc, argv, &inv);

@@ -30,6 +30,23 @@ Status OpenLayerRoot(const std::string& path, const char* what, Layer* l) {
   return Status::OK();
 }
 
+// A root the daemon opened (an image layer of its image file system). The
+// layer keeps a duplicate, so the daemon's descriptor stays its own.
+// File handles are off for it: the image file system cannot reconnect a
+// directory from a handle (it keeps no parent pointers), so its objects
+// keep their descriptors instead of being reopened by handle.
+Status AdoptLayerRoot(const LowerDir& d, Layer* l) {
+  l->path = d.Describe();
+  l->root_fd = fcntl(d.root_fd, F_DUPFD_CLOEXEC, 0);
+  if (l->root_fd < 0) return Status::FromErrno("lowerdir " + l->path);
+  struct stat st;
+  if (fstat(l->root_fd, &st) != 0) return Status::FromErrno("lowerdir " + l->path);
+  if (!S_ISDIR(st.st_mode)) return Status::Errno(ENOTDIR, "lowerdir " + l->path);
+  l->dev = st.st_dev;
+  l->handles = false;
+  return Status::OK();
+}
+
 // mkdirat that tolerates an existing directory.
 Status EnsureDirAt(int dirfd, const char* name, int* fd) {
   if (mkdirat(dirfd, name, 0700) != 0 && errno != EEXIST)
@@ -63,9 +80,17 @@ Status LayerSet::Open(const MountOptions& opts, std::unique_ptr<LayerSet>* out) 
     ls->layers_.push_back(l);
     ls->has_upper_ = true;
   }
-  for (const auto& p : opts.lowerdirs) {
+  for (const LowerDir& d : opts.lowerdirs) {
     Layer l;
-    OVT_RETURN_IF_ERROR(OpenLayerRoot(p, "lowerdir", &l));
+    if (d.root_fd >= 0) {
+      OVT_RETURN_IF_ERROR(AdoptLayerRoot(d, &l));
+    } else if (d.is_image()) {
+      // Only the daemon can serve an image (it owns the store).
+      return Status::InvalidArgument("lowerdir " + d.Describe() +
+                                     ": image layers need the overtier daemon");
+    } else {
+      OVT_RETURN_IF_ERROR(OpenLayerRoot(d.path, "lowerdir", &l));
+    }
     ls->layers_.push_back(l);
   }
   // Distinct devices get distinct numbers, in layer order (upper first).

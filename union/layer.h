@@ -38,7 +38,7 @@ using FdPtr = std::shared_ptr<const Fd>;
 struct Layer {
   int index = 0;  // 0..n-1; the upper layer (if any) is index 0
   bool upper = false;
-  std::string path;  // as given, for messages only
+  std::string path;  // as given ("image:NAME" for an image layer), for messages only
   int root_fd = -1;  // O_RDONLY|O_DIRECTORY
   dev_t dev = 0;
   unsigned fsidx = 0;   // distinct st_dev number, for inode numbering
@@ -50,7 +50,10 @@ class LayerSet {
   ~LayerSet();
 
   // Opens every layer of opts and prepares the work directory (work/work
-  // for atomic copy-up, emptied; work/overtier-index for hard links).
+  // for atomic copy-up, emptied; work/overtier-index for hard links). A
+  // lower with a root_fd (an image layer the daemon serves) is taken from
+  // that descriptor (duplicated) instead of a path; an image lower without
+  // one is refused.
   static Status Open(const MountOptions& opts, std::unique_ptr<LayerSet>* out);
 
   bool has_upper() const { return has_upper_; }

@@ -74,22 +74,41 @@ Status ParsePath(std::string_view key, std::string_view value, std::string* out)
   return Status::OK();
 }
 
-Status ParseLowerdirs(std::string_view value, std::vector<std::string>* out) {
-  std::vector<std::string> dirs;
+// The word that, as a whole lowerdir entry, makes the next entry an image
+// name: "image:NAME" reads naturally although ':' separates entries.
+constexpr std::string_view kImagePrefixWord = "image";
+
+Status ParseLowerdirs(std::string_view value, std::vector<LowerDir>* out) {
+  std::vector<LowerDir> dirs;
   std::string cur;
+  bool escaped = false;  // cur holds an escape: never the "image" word
+  bool image_next = false;
   auto finish = [&]() -> Status {
     if (cur.empty()) {
+      if (image_next) {
+        return Status::InvalidArgument("lowerdir " + Quoted(value) +
+                                       ": 'image:' needs an image name");
+      }
       return Status::InvalidArgument("lowerdir " + Quoted(value) +
                                      " has an empty entry (write '\\:' for a ':' in a path)");
     }
-    dirs.push_back(Unescape(cur));
+    if (image_next) {
+      dirs.push_back(LowerDir::Image(Unescape(cur)));
+      image_next = false;
+    } else if (!escaped && cur == kImagePrefixWord) {
+      image_next = true;
+    } else {
+      dirs.push_back(LowerDir::Dir(Unescape(cur)));
+    }
     cur.clear();
+    escaped = false;
     return Status::OK();
   };
   for (size_t i = 0; i < value.size(); ++i) {
     if (value[i] == '\\' && i + 1 < value.size()) {
       cur += value[i];
       cur += value[++i];
+      escaped = true;
     } else if (value[i] == ':') {
       OVT_RETURN_IF_ERROR(finish());
     } else {
@@ -97,6 +116,9 @@ Status ParseLowerdirs(std::string_view value, std::vector<std::string>* out) {
     }
   }
   OVT_RETURN_IF_ERROR(finish());
+  if (image_next) {
+    return Status::InvalidArgument("lowerdir " + Quoted(value) + ": 'image:' needs an image name");
+  }
   // A later lowerdir= replaces an earlier one, as with the kernel overlayfs.
   *out = std::move(dirs);
   return Status::OK();
@@ -224,7 +246,7 @@ constexpr std::string_view kIgnoredKeys[] = {
 // clang-format on
 constexpr std::string_view kValueKeys[] = {
     "lowerdir", "upperdir", "workdir",   "uidmapping", "gidmapping",
-    "timeout",  "fsname",   "writeback", "threads",
+    "timeout",  "fsname",   "writeback", "threads",    "store",
 };
 
 template <typename Range>
@@ -236,6 +258,7 @@ Status ParseValueOption(std::string_view key, std::string_view value, MountOptio
   if (key == "lowerdir") return ParseLowerdirs(value, &opts->lowerdirs);
   if (key == "upperdir") return ParsePath(key, value, &opts->upperdir);
   if (key == "workdir") return ParsePath(key, value, &opts->workdir);
+  if (key == "store") return ParsePath(key, value, &opts->store);
   if (key == "uidmapping") return ParseIdMapping(key, value, &opts->uidmap);
   if (key == "gidmapping") return ParseIdMapping(key, value, &opts->gidmap);
   if (key == "timeout") return ParseTimeout(value, &opts->timeout);
@@ -313,6 +336,11 @@ Status CheckConsistency(const MountOptions& opts) {
   }
   if (opts.upperdir.empty() && !opts.workdir.empty()) {
     return Status::InvalidArgument("workdir= needs upperdir= as well");
+  }
+  for (const LowerDir& l : opts.lowerdirs) {
+    if (l.is_image() && opts.store.empty()) {
+      return Status::InvalidArgument("lowerdir " + l.Describe() + " needs store=");
+    }
   }
   return Status::OK();
 }
@@ -451,7 +479,8 @@ std::string MountinfoType(const std::string& path) {
   return type;
 }
 
-Status CheckMountPoint(const std::string& mountpoint, const std::vector<const Dir*>& layers) {
+Status CheckMountPoint(const std::string& mountpoint, const std::vector<const Dir*>& layers,
+                       const Dir* store) {
   Dir mp;
   Status s = ResolveDir("mount point", mountpoint, &mp);
   if (s.err() == ENOTCONN) {
@@ -468,6 +497,9 @@ Status CheckMountPoint(const std::string& mountpoint, const std::vector<const Di
       return Status::InvalidArgument(mp.what + " is inside " + layer->what);
     }
   }
+  // The daemon opens containers of the store while it serves: through its
+  // own mount it would wait on itself.
+  if (store != nullptr) OVT_RETURN_IF_ERROR(CheckDisjoint(*store, mp));
 
   // Stacking on an ordinary mount point is fine (the kernel allows it); a
   // union or FUSE file system already mounted here is a double mount.
@@ -561,13 +593,18 @@ Status ParseMountCommandLine(int argc, const char* const* argv, Invocation* inv)
 }
 
 Status ValidateMountOptions(const MountOptions& opts, const std::string& mountpoint) {
-  std::vector<Dir> lowers(opts.lowerdirs.size());
-  for (size_t i = 0; i < lowers.size(); ++i) {
-    OVT_RETURN_IF_ERROR(ResolveDir("lowerdir", opts.lowerdirs[i], &lowers[i]));
-    if (access(lowers[i].resolved.c_str(), R_OK | X_OK) != 0) {
-      return Status::FromErrno(lowers[i].what + " is not readable");
+  std::vector<Dir> lowers;
+  for (const LowerDir& l : opts.lowerdirs) {
+    if (l.is_image()) continue;  // the daemon opens the store and checks the image
+    Dir d;
+    OVT_RETURN_IF_ERROR(ResolveDir("lowerdir", l.path, &d));
+    if (access(d.resolved.c_str(), R_OK | X_OK) != 0) {
+      return Status::FromErrno(d.what + " is not readable");
     }
+    lowers.push_back(std::move(d));
   }
+  Dir store;
+  if (!opts.store.empty()) OVT_RETURN_IF_ERROR(ResolveDir("store", opts.store, &store));
   std::vector<const Dir*> layers;
   for (const Dir& d : lowers) layers.push_back(&d);
 
@@ -596,7 +633,7 @@ Status ValidateMountOptions(const MountOptions& opts, const std::string& mountpo
     layers.push_back(&upper);
     layers.push_back(&work);
   }
-  return CheckMountPoint(mountpoint, layers);
+  return CheckMountPoint(mountpoint, layers, opts.store.empty() ? nullptr : &store);
 }
 
 uint32_t MapIdToInner(const std::vector<IdMapping>& map, uint32_t outer) {

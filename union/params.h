@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "overtier/status.h"
@@ -28,21 +29,50 @@ struct IdMapping {
   uint32_t count = 0;
 };
 
+// One entry of lowerdir=: a directory, or an image of the store
+// (`image:NAME`, which the daemon expands into NAME and the images below it).
+struct LowerDir {
+  std::string path;   // a directory; empty for an image
+  std::string image;  // an image name; empty for a directory
+  // An open directory fd of the layer's root, supplied by the daemon for
+  // an image layer it serves (src/image_fuse.h); LayerSet uses it (dup'ed)
+  // instead of opening `path`. Not owned. -1: open `path`.
+  int root_fd = -1;
+
+  LowerDir() = default;
+  // A directory (implicit: a list of paths reads as a list of lowers).
+  LowerDir(std::string p) : path(std::move(p)) {}  // NOLINT(google-explicit-constructor)
+  static LowerDir Dir(std::string p) { return LowerDir(std::move(p)); }
+  static LowerDir Image(std::string name) {
+    LowerDir l;
+    l.image = std::move(name);
+    return l;
+  }
+  bool is_image() const { return !image.empty(); }
+  // "image:NAME" or the path, as people wrote it.
+  std::string Describe() const { return is_image() ? "image:" + image : path; }
+  bool operator==(const LowerDir&) const = default;
+};
+
 struct MountOptions {
-  std::vector<std::string> lowerdirs;  // top-most first, as given
-  std::string upperdir;                // empty: read-only union
-  std::string workdir;                 // required iff upperdir is set
-  bool is_volatile = false;            // "volatile": skip fsync (like overlayfs)
-  bool read_only = false;              // "ro"
-  bool allow_other = false;            // "allow_other" (containers need it)
-  bool allow_root = false;             // "allow_root"
-  bool default_permissions = true;     // kernel permission checks; always on
-  bool userxattr = false;              // overlay xattrs in user.overlay.*
-  bool suid = true;                    // "suid"/"nosuid" (root default: suid)
-  bool dev = true;                     // "dev"/"nodev" (root default: dev)
-  bool exec = true;                    // "exec"/"noexec"
-  bool noatime = false;                // "noatime" (relatime etc. accepted)
-  std::vector<IdMapping> uidmap;       // empty: identity
+  // Top-most first, as given. In lowerdir= entries are ':'-separated, so
+  // `image:NAME` arrives as an entry "image" followed by the name; a
+  // directory named "image" is written "./image" (or with a path).
+  std::vector<LowerDir> lowerdirs;
+  std::string store;                // "store=PATH": the store image lowers come from
+  std::string upperdir;             // empty: read-only union
+  std::string workdir;              // required iff upperdir is set
+  bool is_volatile = false;         // "volatile": skip fsync (like overlayfs)
+  bool read_only = false;           // "ro"
+  bool allow_other = false;         // "allow_other" (containers need it)
+  bool allow_root = false;          // "allow_root"
+  bool default_permissions = true;  // kernel permission checks; always on
+  bool userxattr = false;           // overlay xattrs in user.overlay.*
+  bool suid = true;                 // "suid"/"nosuid" (root default: suid)
+  bool dev = true;                  // "dev"/"nodev" (root default: dev)
+  bool exec = true;                 // "exec"/"noexec"
+  bool noatime = false;             // "noatime" (relatime etc. accepted)
+  std::vector<IdMapping> uidmap;    // empty: identity
   std::vector<IdMapping> gidmap;
   double timeout = 1.0;  // "timeout=SECS" entry/attr cache time
   // "writeback=1": the kernel's writeback cache (small writes merged into
@@ -76,14 +106,17 @@ Status ParseMountOptionString(const std::string& text, MountOptions* opts);
 // argv[1]). Fills *inv; errors name the offending argument.
 Status ParseMountCommandLine(int argc, const char* const* argv, Invocation* inv);
 
-// Checks the file system side of the options: every layer exists and is a
-// directory (symlinked paths such as containers/storage's l/SHORT links are
+// Checks the file system side of the options: every directory layer exists
+// and is a directory (symlinked paths such as containers/storage's l/SHORT links are
 // resolved), upperdir is writable, upperdir is not inside a lowerdir (and no
 // lowerdir inside upperdir), workdir is on the same file system as upperdir
 // and is neither inside upperdir nor contains it (nor any lowerdir), the mount
 // point is a directory, not inside any layer, and not already a mount point of
-// a FUSE or overlay file system. Returns the first problem as a message a
-// person can act on.
+// a FUSE or overlay file system; the store (when image lowers name one) is a
+// directory and not inside the mount point (the daemon opens its containers
+// while it serves). Image entries themselves are checked by the daemon,
+// which opens the store. Returns the first problem as a message a person can
+// act on.
 Status ValidateMountOptions(const MountOptions& opts, const std::string& mountpoint);
 
 // Maps an id through the table (identity when empty). ToInner: disk id ->

@@ -38,6 +38,13 @@ Status ParseOpt(const std::string& text, MountOptions* opts) {
   return ParseMountOptionString(text, opts);
 }
 
+// The lowers as people write them ("image:NAME" or the path).
+std::vector<std::string> Lowers(const MountOptions& o) {
+  std::vector<std::string> out;
+  for (const LowerDir& l : o.lowerdirs) out.push_back(l.Describe());
+  return out;
+}
+
 TEST(ParseCommandLine, ContainersStorageReadWrite) {
   Invocation inv;
   Status s = Parse({"overtier", "-o",
@@ -46,7 +53,7 @@ TEST(ParseCommandLine, ContainersStorageReadWrite) {
                     "/G/overlay/ID/merged"},
                    &inv);
   ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(inv.opts.lowerdirs, (std::vector<std::string>{"/G/overlay/l/A", "/G/overlay/l/B"}));
+  EXPECT_EQ(Lowers(inv.opts), (std::vector<std::string>{"/G/overlay/l/A", "/G/overlay/l/B"}));
   EXPECT_EQ(inv.opts.upperdir, "/G/overlay/ID/diff");
   EXPECT_EQ(inv.opts.workdir, "/G/overlay/ID/work");
   EXPECT_TRUE(inv.opts.is_volatile);
@@ -65,7 +72,7 @@ TEST(ParseCommandLine, ContainersStorageReadOnly) {
   Invocation inv;
   Status s = Parse({"/usr/bin/overtier", "-o", "lowerdir=/G/l/A:/G/l/B", "/target"}, &inv);
   ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(inv.opts.lowerdirs, (std::vector<std::string>{"/G/l/A", "/G/l/B"}));
+  EXPECT_EQ(Lowers(inv.opts), (std::vector<std::string>{"/G/l/A", "/G/l/B"}));
   EXPECT_TRUE(inv.opts.upperdir.empty());
   EXPECT_TRUE(inv.opts.workdir.empty());
   EXPECT_FALSE(inv.opts.is_volatile);
@@ -92,7 +99,7 @@ TEST(ParseCommandLine, MountWordIsSkipped) {
   Invocation inv;
   ASSERT_TRUE(Parse({"overtier", "mount", "-o", "lowerdir=/a", "/m"}, &inv).ok());
   EXPECT_EQ(inv.mountpoint, "/m");
-  EXPECT_EQ(inv.opts.lowerdirs, std::vector<std::string>{"/a"});
+  EXPECT_EQ(Lowers(inv.opts), std::vector<std::string>{"/a"});
 }
 
 TEST(ParseCommandLine, ArgvZeroMountWord) {
@@ -123,16 +130,16 @@ TEST(ParseCommandLine, ForegroundAndDebug) {
 TEST(ParseCommandLine, ResetsInvocation) {
   Invocation inv;
   inv.foreground = true;
-  inv.opts.lowerdirs = {"/stale"};
+  inv.opts.lowerdirs = {LowerDir::Dir("/stale")};
   ASSERT_TRUE(Parse({"p", "-o", "lowerdir=/a", "/m"}, &inv).ok());
   EXPECT_FALSE(inv.foreground);
-  EXPECT_EQ(inv.opts.lowerdirs, std::vector<std::string>{"/a"});
+  EXPECT_EQ(Lowers(inv.opts), std::vector<std::string>{"/a"});
 }
 
 TEST(ParseCommandLine, AttachedOptionArgument) {
   Invocation inv;
   ASSERT_TRUE(Parse({"p", "-olowerdir=/a:/b,ro", "/m"}, &inv).ok());
-  EXPECT_EQ(inv.opts.lowerdirs, (std::vector<std::string>{"/a", "/b"}));
+  EXPECT_EQ(Lowers(inv.opts), (std::vector<std::string>{"/a", "/b"}));
   EXPECT_TRUE(inv.opts.read_only);
 }
 
@@ -142,7 +149,7 @@ TEST(ParseCommandLine, SeveralDashOAreJoined) {
       {"p", "-o", "lowerdir=/a", "-o", "upperdir=/u", "-oworkdir=/w", "-o", "allow_other", "/m"},
       &inv);
   ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(inv.opts.lowerdirs, std::vector<std::string>{"/a"});
+  EXPECT_EQ(Lowers(inv.opts), std::vector<std::string>{"/a"});
   EXPECT_EQ(inv.opts.upperdir, "/u");
   EXPECT_EQ(inv.opts.workdir, "/w");
   EXPECT_TRUE(inv.opts.allow_other);
@@ -283,7 +290,7 @@ TEST(ParseOptions, EmptyOptionsAreIgnored) {
   MountOptions o;
   ASSERT_TRUE(ParseOpt(",,,", &o).ok());
   ASSERT_TRUE(ParseOpt(",lowerdir=/a,,volatile,", &o).ok());
-  EXPECT_EQ(o.lowerdirs, std::vector<std::string>{"/a"});
+  EXPECT_EQ(Lowers(o), std::vector<std::string>{"/a"});
   EXPECT_TRUE(o.is_volatile);
   EXPECT_TRUE(o.ignored.empty());
 }
@@ -292,27 +299,27 @@ TEST(ParseOptions, AddsToExistingOptions) {
   MountOptions o;
   ASSERT_TRUE(ParseOpt("lowerdir=/a", &o).ok());
   ASSERT_TRUE(ParseOpt("upperdir=/u", &o).ok());
-  EXPECT_EQ(o.lowerdirs, std::vector<std::string>{"/a"});
+  EXPECT_EQ(Lowers(o), std::vector<std::string>{"/a"});
   EXPECT_EQ(o.upperdir, "/u");
 }
 
 TEST(ParseOptions, LaterLowerdirReplacesEarlier) {
   MountOptions o;
   ASSERT_TRUE(ParseOpt("lowerdir=/a:/b,lowerdir=/c", &o).ok());
-  EXPECT_EQ(o.lowerdirs, std::vector<std::string>{"/c"});
+  EXPECT_EQ(Lowers(o), std::vector<std::string>{"/c"});
 }
 
 TEST(ParseOptions, LowerdirOrderIsKept) {
   MountOptions o;
   ASSERT_TRUE(ParseOpt("lowerdir=/top:/mid:/bottom", &o).ok());
-  EXPECT_EQ(o.lowerdirs, (std::vector<std::string>{"/top", "/mid", "/bottom"}));
+  EXPECT_EQ(Lowers(o), (std::vector<std::string>{"/top", "/mid", "/bottom"}));
 }
 
 TEST(ParseOptions, EscapedColonAndComma) {
   MountOptions o;
   Status s = ParseOpt("lowerdir=/a\\:b:/c\\,d:/e,upperdir=/u\\,1,workdir=/w\\:1", &o);
   ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(o.lowerdirs, (std::vector<std::string>{"/a:b", "/c,d", "/e"}));
+  EXPECT_EQ(Lowers(o), (std::vector<std::string>{"/a:b", "/c,d", "/e"}));
   EXPECT_EQ(o.upperdir, "/u,1");
   EXPECT_EQ(o.workdir, "/w:1");
 }
@@ -321,13 +328,13 @@ TEST(ParseOptions, EscapedBackslash) {
   MountOptions o;
   // "\\:" is an escaped backslash followed by a separating colon.
   ASSERT_TRUE(ParseOpt("lowerdir=/a\\\\:/b", &o).ok());
-  EXPECT_EQ(o.lowerdirs, (std::vector<std::string>{"/a\\", "/b"}));
+  EXPECT_EQ(Lowers(o), (std::vector<std::string>{"/a\\", "/b"}));
 }
 
 TEST(ParseOptions, EscapedOtherCharacterIsLiteral) {
   MountOptions o;
   ASSERT_TRUE(ParseOpt("lowerdir=/a\\ b", &o).ok());
-  EXPECT_EQ(o.lowerdirs, std::vector<std::string>{"/a b"});
+  EXPECT_EQ(Lowers(o), std::vector<std::string>{"/a b"});
 }
 
 TEST(ParseOptions, TrailingBackslashIsAnError) {
@@ -446,7 +453,7 @@ TEST(ParseOptions, IgnoredOptionsAreKeptRaw) {
     Status s = ParseOpt("lowerdir=/a," + opt, &o);
     ASSERT_TRUE(s.ok()) << opt << ": " << s.ToString();
     EXPECT_EQ(o.ignored, std::vector<std::string>{opt});
-    EXPECT_EQ(o.lowerdirs, std::vector<std::string>{"/a"});
+    EXPECT_EQ(Lowers(o), std::vector<std::string>{"/a"});
   }
 }
 
@@ -479,8 +486,44 @@ TEST(ParseOptions, UnbalancedQuote) {
   // An escaped quote does not open a quoted section.
   MountOptions o2;
   ASSERT_TRUE(ParseOpt("lowerdir=/a\\\"b,volatile", &o2).ok());
-  EXPECT_EQ(o2.lowerdirs, std::vector<std::string>{"/a\"b"});
+  EXPECT_EQ(Lowers(o2), std::vector<std::string>{"/a\"b"});
   EXPECT_TRUE(o2.is_volatile);
+}
+
+TEST(ParseOptions, ImageLowers) {
+  MountOptions o;
+  ASSERT_TRUE(ParseOpt("lowerdir=image:base:/plain/dir:image:other,store=/s", &o).ok());
+  ASSERT_EQ(o.lowerdirs.size(), 3u);
+  EXPECT_EQ(o.lowerdirs[0], LowerDir::Image("base"));
+  EXPECT_EQ(o.lowerdirs[1], LowerDir::Dir("/plain/dir"));
+  EXPECT_EQ(o.lowerdirs[2], LowerDir::Image("other"));
+  EXPECT_EQ(Lowers(o), (std::vector<std::string>{"image:base", "/plain/dir", "image:other"}));
+  EXPECT_EQ(o.store, "/s");
+  // An escaped colon keeps a directory literally named "image:x"; a
+  // directory named "image" is written with a path.
+  MountOptions o2;
+  ASSERT_TRUE(ParseOpt("lowerdir=image\\:x:./image:image:a\\:b", &o2).ok());
+  EXPECT_EQ(o2.lowerdirs, (std::vector<LowerDir>{LowerDir::Dir("image:x"), LowerDir::Dir("./image"),
+                                                 LowerDir::Image("a:b")}));
+  EXPECT_EQ(o2.lowerdirs[0].root_fd, -1);
+}
+
+TEST(ParseOptions, ImageLowerNeedsANameAndAStore) {
+  MountOptions o;
+  Status s = ParseOpt("lowerdir=/a:image", &o);
+  EXPECT_EQ(s.err(), EINVAL);
+  EXPECT_TRUE(HasSubstr(s.message(), "'image:' needs an image name")) << s.message();
+  s = ParseOpt("lowerdir=image::/a", &o);
+  EXPECT_TRUE(HasSubstr(s.message(), "'image:' needs an image name")) << s.message();
+  EXPECT_EQ(ParseOpt("store=", &o).message(), "store= needs a path");
+
+  Invocation inv;
+  s = Parse({"p", "-o", "lowerdir=/a:image:base,upperdir=/u,workdir=/w", "/m"}, &inv);
+  EXPECT_EQ(s.err(), EINVAL);
+  EXPECT_EQ(s.message(), "lowerdir image:base needs store=");
+  s = Parse({"p", "-o", "lowerdir=/a:image:base,store=/st", "/m"}, &inv);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(inv.opts.store, "/st");
 }
 
 TEST(ParseOptions, UnknownOptions) {
@@ -732,6 +775,23 @@ TEST_F(ValidateTest, AcceptsReadOnlyUnion) {
   EXPECT_TRUE(s.ok()) << s.ToString();
 }
 
+TEST_F(ValidateTest, ImageLowersAreLeftToTheDaemonButTheStoreIsChecked) {
+  MountOptions o = Layout();
+  o.lowerdirs.insert(o.lowerdirs.begin(), LowerDir::Image("does-not-matter-here"));
+  o.store = Dir("store");
+  Status s = ValidateMountOptions(o, Path("merged"));
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  o.store = Path("no-store");
+  s = ValidateMountOptions(o, Path("merged"));
+  EXPECT_EQ(s.err(), ENOENT);
+  EXPECT_TRUE(HasSubstr(s.message(), "store '" + Path("no-store") + "'")) << s.message();
+  // Containers are opened while serving: not through the mount itself.
+  o.store = Dir("merged/store");
+  s = ValidateMountOptions(o, Path("merged"));
+  EXPECT_EQ(s.err(), EINVAL);
+  EXPECT_TRUE(HasSubstr(s.message(), "is inside mount point")) << s.message();
+}
+
 TEST_F(ValidateTest, AcceptsContainersStorageSymlinkedLowers) {
   // G/overlay/l/SHORT -> ../ID/diff, as containers/storage lays layers out.
   Dir("overlay/l");
@@ -753,7 +813,7 @@ TEST_F(ValidateTest, AcceptsContainersStorageSymlinkedLowers) {
 
 TEST_F(ValidateTest, AcceptsRelativePaths) {
   MountOptions o = Layout();
-  o.lowerdirs[0] = std::filesystem::relative(o.lowerdirs[0]).string();
+  o.lowerdirs[0] = std::filesystem::relative(o.lowerdirs[0].path).string();
   Status s = ValidateMountOptions(o, std::filesystem::relative(Path("merged")).string());
   EXPECT_TRUE(s.ok()) << s.ToString();
 }
@@ -785,7 +845,7 @@ TEST_F(ValidateTest, LowerdirIsAFile) {
 
 TEST_F(ValidateTest, EmptyLowerdirPath) {
   MountOptions o = Layout();
-  o.lowerdirs = {""};
+  o.lowerdirs = {LowerDir::Dir("")};
   EXPECT_EQ(ValidateMountOptions(o, Path("merged")).err(), EINVAL);
 }
 
@@ -826,7 +886,7 @@ TEST_F(ValidateTest, LowerInsideUpper) {
 
 TEST_F(ValidateTest, UpperSameAsLower) {
   MountOptions o = Layout();
-  o.upperdir = o.lowerdirs[0];
+  o.upperdir = o.lowerdirs[0].path;
   Status s = ValidateMountOptions(o, Path("merged"));
   EXPECT_EQ(s.err(), EINVAL);
   EXPECT_TRUE(HasSubstr(s.message(), "are the same directory"));
@@ -990,7 +1050,7 @@ TEST_F(ValidateTest, UnwritableUpperdirForNonRoot) {
 TEST_F(ValidateTest, UnreadableLowerdirForNonRoot) {
   if (geteuid() == 0) GTEST_SKIP() << "permission bits do not stop root";
   MountOptions o = Layout();
-  ASSERT_EQ(chmod(o.lowerdirs[0].c_str(), 0), 0);
+  ASSERT_EQ(chmod(o.lowerdirs[0].path.c_str(), 0), 0);
   Status s = ValidateMountOptions(o, Path("merged"));
   EXPECT_EQ(s.err(), EACCES);
   EXPECT_TRUE(HasSubstr(s.message(), "is not readable"));

@@ -1,0 +1,33 @@
+// Image commit: an upper directory in the overlayfs format becomes a new
+// image stacked on a parent image — the LiveCD "save my changes" and the
+// container commit path.
+//
+// The upper is taken as it is: whiteouts (character devices 0/0) stay
+// whiteouts, opaque directories keep trusted.overlay.opaque, renamed
+// directories keep trusted.overlay.redirect, and every other xattr is kept
+// except overtier's own trusted.overtier.* / user.overtier.* (the origin
+// inode numbers and link counts of one mount, meaningless in an image).
+// Sockets are skipped with a warning; nothing else is.
+//
+// The upper should not change during a commit (unmount it, or freeze the
+// container); a file replaced while it is read fails the commit.
+#ifndef OVERTIER_IMAGE_COMMIT_H_
+#define OVERTIER_IMAGE_COMMIT_H_
+
+#include <string>
+#include <string_view>
+
+#include "image/import.h"
+#include "overtier/status.h"
+#include "store/store.h"
+
+namespace overtier {
+
+// options.parent: the image the new one stacks on ("" none);
+// options.replace: replace an existing image of that name.
+Status CommitUpper(Store* store, std::string_view name, const std::string& upper,
+                   const ImportOptions& options, ImportResult* result);
+
+}  // namespace overtier
+
+#endif  // OVERTIER_IMAGE_COMMIT_H_

@@ -1,0 +1,675 @@
+#include "store/store.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <utility>
+
+#include "store/local_volume.h"
+
+namespace overtier {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kConfName = "store.conf";
+constexpr const char* kCatalogName = "catalog";
+constexpr const char* kWriteLockName = "write.lock";
+constexpr const char* kMountsLockName = "mounts.lock";
+constexpr uint32_t kStoreFormatVersion = 1;
+constexpr uint64_t kMinChunkSize = uint64_t{4} << 10;
+constexpr uint64_t kMaxChunkSize = uint64_t{16} << 20;
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// A plain unsigned decimal: no sign, no spaces, no overflow.
+bool ParseU64(std::string_view s, uint64_t* out) {
+  if (s.empty() || s.size() > 20) return false;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
+bool ParseHexId(std::string_view s, StoreId* out) {
+  if (s.size() != 32) return false;
+  for (size_t i = 0; i < 16; i++) {
+    uint8_t b = 0;
+    auto [end, ec] = std::from_chars(s.data() + 2 * i, s.data() + 2 * i + 2, b, 16);
+    if (ec != std::errc() || end != s.data() + 2 * i + 2) return false;
+    out->bytes[i] = b;
+  }
+  return true;
+}
+
+// Paths compared as the kernel would resolve them lexically ("/a/b/" and
+// "/a//b" are one folder).
+std::string NormalPath(const std::string& p) {
+  std::string n = fs::path(p).lexically_normal().string();
+  while (n.size() > 1 && n.back() == '/') n.pop_back();
+  return n;
+}
+
+// What both Init and Parse require of a configuration (InvalidArgument).
+Status CheckConfig(const StoreConfig& c) {
+  if (c.id.IsZero()) return Status::InvalidArgument("store id is zero");
+  if (c.sets.empty()) return Status::InvalidArgument("no volume set");
+  std::set<std::string> names, paths;
+  for (const VolumeSetConfig& s : c.sets) {
+    if (!IsValidVolumeSetName(s.name)) {
+      return Status::InvalidArgument("volume set name '" + s.name +
+                                     "' is not 1 to 64 of [A-Za-z0-9._-] not starting with '.'");
+    }
+    if (!names.insert(s.name).second) {
+      return Status::InvalidArgument("volume set '" + s.name + "' is listed twice");
+    }
+    if (s.path.empty() || s.path[0] != '/') {
+      return Status::InvalidArgument("volume set '" + s.name + "': path '" + s.path +
+                                     "' is not absolute");
+    }
+    if (!paths.insert(NormalPath(s.path)).second) {
+      return Status::InvalidArgument("volume set '" + s.name + "': path '" + s.path +
+                                     "' is the folder of another set too");
+    }
+  }
+  if (c.copies < 1 || c.copies > c.sets.size()) {
+    return Status::InvalidArgument("copies = " + std::to_string(c.copies) +
+                                   ": must be between 1 and the number of volume sets (" +
+                                   std::to_string(c.sets.size()) +
+                                   "), each copy being in another set");
+  }
+  if (c.vv_size < kVvMinSealSize) {
+    return Status::InvalidArgument("vv_size = " + std::to_string(c.vv_size) + ": less than " +
+                                   std::to_string(kVvMinSealSize));
+  }
+  const uint64_t cs = c.chunk_size;
+  if (cs < kMinChunkSize || cs > kMaxChunkSize || (cs & (cs - 1)) != 0) {
+    return Status::InvalidArgument("chunk_size = " + std::to_string(cs) +
+                                   ": not a power of two from 4096 to 16777216");
+  }
+  if (cs > c.vv_size / 4) {
+    return Status::InvalidArgument("chunk_size = " + std::to_string(cs) +
+                                   ": more than a quarter of vv_size (" +
+                                   std::to_string(c.vv_size) + ")");
+  }
+  return Status::OK();
+}
+
+Status SyncDir(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("open '" + dir + "'");
+  Status s;
+  if (fsync(fd) != 0) s = Status::FromErrno("fsync '" + dir + "'");
+  close(fd);
+  return s;
+}
+
+Status WriteAll(int fd, std::string_view data, const std::string& what) {
+  while (!data.empty()) {
+    ssize_t n = write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno("write " + what);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Status::OK();
+}
+
+// Writes `data` as dir/name: a temporary file, fsynced, renamed over the
+// name, and the directory fsynced. A crash leaves the old file or the new,
+// never a part (and at worst a stray temporary, which Open ignores).
+Status WriteFileAtomic(const std::string& dir, const std::string& name, std::string_view data) {
+  const std::string final_path = dir + "/" + name;
+  std::string tmp = dir + "/." + name + ".tmp-XXXXXX";
+  int fd = mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("create a temporary file for '" + final_path + "'");
+  Status s = WriteAll(fd, data, "'" + tmp + "'");
+  if (s.ok() && fchmod(fd, 0644) != 0) s = Status::FromErrno("chmod '" + tmp + "'");
+  if (s.ok() && fsync(fd) != 0) s = Status::FromErrno("fsync '" + tmp + "'");
+  if (close(fd) != 0 && s.ok()) s = Status::FromErrno("close '" + tmp + "'");
+  if (s.ok() && rename(tmp.c_str(), final_path.c_str()) != 0) {
+    s = Status::FromErrno("rename '" + tmp + "' to '" + final_path + "'");
+  }
+  if (!s.ok()) {
+    unlink(tmp.c_str());
+    return s;
+  }
+  return SyncDir(dir);
+}
+
+Status ReadWholeFile(const std::string& path, std::string* out) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("open '" + path + "'");
+  out->clear();
+  char buf[4096];
+  Status s;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      s = Status::FromErrno("read '" + path + "'");
+      break;
+    }
+    if (n == 0) break;
+    out->append(buf, static_cast<size_t>(n));
+    // store.conf is a few hundred bytes; a huge file is not one.
+    if (out->size() > (size_t{1} << 20)) {
+      s = Status::InvalidArgument("'" + path + "' is larger than 1 MiB: not a store.conf");
+      break;
+    }
+  }
+  close(fd);
+  return s;
+}
+
+// flock with EINTR retried.
+int Flock(int fd, int op) {
+  int r;
+  do {
+    r = flock(fd, op);
+  } while (r != 0 && errno == EINTR);
+  return r;
+}
+
+// Opens a lock file of the store; a read-only opener may not be allowed to
+// create it, so creating is only tried when it is missing.
+Status OpenLockFile(const std::string& path, int* fd) {
+  *fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (*fd < 0 && errno == ENOENT) *fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (*fd < 0) return Status::FromErrno("open lock file '" + path + "'");
+  return Status::OK();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// store.conf
+// ---------------------------------------------------------------------------
+
+Status ParseStoreConfig(std::string_view text, StoreConfig* out) {
+  struct Line {
+    int number;
+    std::string_view key, value;
+  };
+  std::vector<Line> lines;
+  int number = 0;
+  if (!text.empty() && text.back() != '\n') {
+    return Status::InvalidArgument("the last line does not end in a newline (a truncated file?)");
+  }
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view raw = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    number++;
+    std::string_view line = Trim(raw);
+    // Comments are whole lines: a value (a path) may contain '#'.
+    if (line.empty() || line[0] == '#') continue;
+    size_t eq = line.find('=');
+    if (eq == std::string_view::npos) {
+      return Status::InvalidArgument("line " + std::to_string(number) + ": no '=' in '" +
+                                     std::string(line) + "'");
+    }
+    lines.push_back({number, Trim(line.substr(0, eq)), Trim(line.substr(eq + 1))});
+  }
+  auto bad = [](const Line& l, const std::string& what) {
+    return Status::InvalidArgument("line " + std::to_string(l.number) + ": " + std::string(l.key) +
+                                   " = '" + std::string(l.value) + "': " + what);
+  };
+
+  // The format first: a newer store may have other keys, and "newer than
+  // this overtier" is the message that helps then.
+  StoreConfig c;
+  const Line* format = nullptr;
+  for (const Line& l : lines) {
+    if (l.key != "format") continue;
+    if (format != nullptr) {
+      return bad(l, "format given twice (line " + std::to_string(format->number) + ")");
+    }
+    format = &l;
+    uint64_t v = 0;
+    if (!ParseU64(l.value, &v) || v == 0 || v > UINT32_MAX) return bad(l, "not a format version");
+    if (v > kStoreFormatVersion) {
+      return Status::Errno(ENOTSUP, "format " + std::to_string(v) +
+                                        " is newer than this overtier (" +
+                                        std::to_string(kStoreFormatVersion) + ")");
+    }
+    c.format_version = static_cast<uint32_t>(v);
+  }
+  if (format == nullptr) return Status::InvalidArgument("no 'format' line");
+
+  std::map<std::string_view, int> seen;  // key -> line, for the keys given once
+  c.sets.clear();
+  for (const Line& l : lines) {
+    if (l.key == "format") continue;
+    if (l.key != "volume_set") {
+      auto [it, fresh] = seen.emplace(l.key, l.number);
+      if (!fresh) return bad(l, "given twice (line " + std::to_string(it->second) + ")");
+    }
+    uint64_t v = 0;
+    if (l.key == "id") {
+      if (!ParseHexId(l.value, &c.id) || c.id.IsZero()) {
+        return bad(l, "not a store id (32 hex digits, not all zero)");
+      }
+    } else if (l.key == "copies") {
+      if (!ParseU64(l.value, &v) || v > UINT32_MAX) return bad(l, "not a number of copies");
+      c.copies = static_cast<uint32_t>(v);
+    } else if (l.key == "vv_size") {
+      if (!ParseU64(l.value, &c.vv_size)) return bad(l, "not a size in bytes");
+    } else if (l.key == "chunk_size") {
+      if (!ParseU64(l.value, &c.chunk_size)) return bad(l, "not a size in bytes");
+    } else if (l.key == "volume_set") {
+      size_t sp = l.value.find_first_of(" \t");
+      if (sp == std::string_view::npos) return bad(l, "expected NAME PATH");
+      VolumeSetConfig set;
+      set.name = std::string(l.value.substr(0, sp));
+      set.path = std::string(Trim(l.value.substr(sp)));
+      c.sets.push_back(std::move(set));
+    } else {
+      return Status::InvalidArgument("line " + std::to_string(l.number) + ": unknown key '" +
+                                     std::string(l.key) + "'");
+    }
+  }
+  for (const char* key : {"id", "copies", "vv_size", "chunk_size"}) {
+    if (!seen.count(key)) return Status::InvalidArgument("no '" + std::string(key) + "' line");
+  }
+  if (c.sets.empty()) return Status::InvalidArgument("no 'volume_set' line");
+  OVT_RETURN_IF_ERROR(CheckConfig(c));
+  *out = std::move(c);
+  return Status::OK();
+}
+
+std::string FormatStoreConfig(const StoreConfig& c) {
+  std::string out =
+      "# overtier store configuration, written by 'overtier store init'.\n"
+      "# The store id must match the catalog's; volume set paths are where the\n"
+      "# containers are (a moved set needs its path edited here).\n";
+  out += "format = " + std::to_string(c.format_version) + "\n";
+  out += "id = " + c.id.ToHex() + "\n";
+  // The sets before the required one-line keys, and a newline at the end:
+  // a store.conf cut short anywhere then lacks a required key or ends in
+  // the middle of a line, and Parse refuses it.
+  for (const VolumeSetConfig& s : c.sets) out += "volume_set = " + s.name + " " + s.path + "\n";
+  out += "copies = " + std::to_string(c.copies) + "\n";
+  out += "vv_size = " + std::to_string(c.vv_size) + "\n";
+  out += "chunk_size = " + std::to_string(c.chunk_size) + "\n";
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// The reader cache
+// ---------------------------------------------------------------------------
+
+struct Store::ReaderCache {
+  struct Entry {
+    std::unique_ptr<VvReader> reader;
+    // Readers of an open container replaced by a newer one when it grew:
+    // callers may still hold them (OpenContainer promises validity while
+    // the Store lives).
+    std::vector<std::unique_ptr<VvReader>> retired;
+  };
+  std::mutex mu;
+  std::map<uint64_t, Entry> entries;
+  // Not about readers, but private state with nowhere else to live
+  // (store.h): whether mounts_lock_fd_ is held exclusively (gc) or shared.
+  bool mounts_exclusive = false;
+};
+
+// ---------------------------------------------------------------------------
+// Init
+// ---------------------------------------------------------------------------
+
+Status Store::Init(const std::string& path_in, const StoreInitOptions& options,
+                   std::unique_ptr<Store>* out) {
+  if (path_in.empty()) return Status::InvalidArgument("empty store path");
+  std::error_code ec;
+  const fs::path abs = fs::absolute(path_in, ec);
+  if (ec) return Status::Errno(ec.value(), "store '" + path_in + "': " + ec.message());
+  const std::string path = NormalPath(abs.string());
+  const std::string where = "store '" + path + "'";
+
+  StoreConfig c;
+  c.format_version = kStoreFormatVersion;
+  OVT_RETURN_IF_ERROR(RandomId(&c.id));
+  c.sets = options.sets;
+  if (c.sets.empty()) c.sets.push_back({"default", ""});
+  for (VolumeSetConfig& s : c.sets) {
+    if (s.path.empty())
+      s.path = path + "/volumes/" + s.name;
+    else
+      s.path = NormalPath(s.path);
+  }
+  c.copies = options.copies != 0 ? options.copies
+                                 : static_cast<uint32_t>(std::min<size_t>(2, c.sets.size()));
+  c.vv_size = options.vv_size != 0 ? options.vv_size : kVvDefaultSealSize;
+  c.chunk_size = options.chunk_size != 0 ? options.chunk_size : kDefaultChunkSize;
+  Status s = CheckConfig(c);
+  if (!s.ok()) return Status::InvalidArgument(where + ": " + s.message());
+
+  // The store folder: absent (made here) or empty.
+  bool made_root = false;
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) {
+    std::error_code ec;
+    if (!S_ISDIR(st.st_mode)) return Status::Errno(EEXIST, where + " exists and is not a folder");
+    if (!fs::is_empty(path, ec) || ec) {
+      struct stat lock_st, conf_st;
+      if (stat((path + "/" + kWriteLockName).c_str(), &lock_st) == 0 &&
+          stat((path + "/" + kConfName).c_str(), &conf_st) != 0) {
+        return Status::Errno(EEXIST, where +
+                                         " is not empty: it has a write.lock but no store.conf, "
+                                         "what an interrupted init leaves; remove it first");
+      }
+      return Status::Errno(EEXIST, where + " is not empty; not making a store over it");
+    }
+  } else if (errno != ENOENT) {
+    return Status::FromErrno(where);
+  } else {
+    if (mkdir(path.c_str(), 0755) != 0) return Status::FromErrno("create " + where);
+    made_root = true;
+  }
+
+  // write.lock first, with O_EXCL: two Inits racing on one empty folder
+  // cannot both get past this, and the lock file is there for every Open.
+  const std::string lock_path = path + "/" + kWriteLockName;
+  int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (lock_fd < 0) {
+    int err = errno;
+    if (made_root) rmdir(path.c_str());
+    return Status::Errno(err, where + ": cannot create " + kWriteLockName);
+  }
+
+  // Everything made from here on, to undo on failure (a set folder outside
+  // the store is only removed if made here, and only while empty).
+  std::vector<std::string> made_dirs;
+  bool made_catalog = false;
+  auto fail = [&](Status why) {
+    if (made_catalog) {
+      std::error_code ec;
+      fs::remove_all(path + "/" + kCatalogName, ec);
+    }
+    for (auto it = made_dirs.rbegin(); it != made_dirs.rend(); ++it) rmdir(it->c_str());
+    unlink((path + "/" + kMountsLockName).c_str());
+    unlink(lock_path.c_str());
+    close(lock_fd);
+    if (made_root) rmdir(path.c_str());
+    return why;
+  };
+
+  for (const VolumeSetConfig& set : c.sets) {
+    // Make the path's missing ancestors (and the set folder), remembering
+    // which, so a failed Init takes them back.
+    std::vector<std::string> missing;
+    for (fs::path p(set.path); !p.empty() && p != p.root_path(); p = p.parent_path()) {
+      if (lstat(p.c_str(), &st) == 0) break;
+      if (errno != ENOENT) return fail(Status::FromErrno("volume set '" + set.name + "'"));
+      missing.push_back(p.string());
+    }
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+      if (mkdir(it->c_str(), 0755) != 0) {
+        return fail(
+            Status::FromErrno(where + ": create '" + *it + "' for volume set '" + set.name + "'"));
+      }
+      made_dirs.push_back(*it);
+      s = SyncDir(fs::path(*it).parent_path().string());
+      if (!s.ok()) return fail(s);
+    }
+    if (missing.empty()) {
+      // An existing folder is taken only if empty: containers of another
+      // store there would be silently shadowed, or worse, overwritten.
+      std::error_code ec;
+      if (!fs::is_directory(set.path, ec) || !fs::is_empty(set.path, ec) || ec) {
+        return fail(Status::Errno(EEXIST, where + ": volume set '" + set.name + "' folder '" +
+                                              set.path + "' exists and is not an empty folder"));
+      }
+    }
+    LocalVolumeOptions lo;
+    lo.create_if_missing = false;
+    std::unique_ptr<VolumeSet> vs;
+    s = OpenLocalVolumeSetAt(set.path, set.name, lo, &vs);
+    if (!s.ok()) return fail(Status::Errno(s.err(), where + ": " + s.message()));
+  }
+
+  int mounts_fd =
+      open((path + "/" + kMountsLockName).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (mounts_fd < 0) return fail(Status::FromErrno(where + ": cannot create " + kMountsLockName));
+  close(mounts_fd);
+
+  std::unique_ptr<Catalog> catalog;
+  s = Catalog::Create(path + "/" + kCatalogName, c.id, &catalog);
+  if (!s.ok()) return fail(Status::Errno(s.err(), where + ": " + s.message()));
+  made_catalog = true;
+  catalog.reset();
+
+  // Last: with store.conf in place this is a store.
+  s = WriteFileAtomic(path, kConfName, FormatStoreConfig(c));
+  if (!s.ok()) return fail(Status::Errno(s.err(), where + ": " + s.message()));
+  if (made_root) {
+    s = SyncDir(fs::path(path).parent_path().string());
+    if (!s.ok()) return Status::Errno(s.err(), where + ": " + s.message());
+  }
+  close(lock_fd);
+  if (out == nullptr) return Status::OK();
+  return Open(path, StoreOpenOptions(), out);
+}
+
+// ---------------------------------------------------------------------------
+// Open
+// ---------------------------------------------------------------------------
+
+Status Store::Open(const std::string& path_in, const StoreOpenOptions& options,
+                   std::unique_ptr<Store>* out) {
+  if (path_in.empty()) return Status::InvalidArgument("empty store path");
+  std::error_code ec;
+  const fs::path abs = fs::absolute(path_in, ec);
+  if (ec) return Status::Errno(ec.value(), "store '" + path_in + "': " + ec.message());
+  const std::string path = NormalPath(abs.string());
+  const std::string where = "store '" + path + "'";
+
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::NotFound(where + " does not exist");
+    return Status::FromErrno(where);
+  }
+  if (!S_ISDIR(st.st_mode)) return Status::Errno(ENOTDIR, where + " is not a folder");
+  const std::string conf_path = path + "/" + kConfName;
+  std::string text;
+  Status s = ReadWholeFile(conf_path, &text);
+  if (!s.ok()) {
+    if (s.err() == ENOENT) {
+      return Status::NotFound(where + " is not an overtier store (no " + kConfName +
+                              "; 'overtier store init' makes one)");
+    }
+    return Status::Errno(s.err(), where + ": " + s.message());
+  }
+
+  std::unique_ptr<Store> store(new Store());
+  store->path_ = path;
+  store->read_only_ = options.read_only;
+  store->readers_ = std::make_unique<ReaderCache>();
+  s = ParseStoreConfig(text, &store->config_);
+  if (!s.ok()) return Status::Errno(s.err(), where + ": " + conf_path + ": " + s.message());
+
+  // One writer at a time, in line: before the catalog, whose own lock would
+  // only say "busy".
+  if (!options.read_only) {
+    const std::string lock_path = path + "/" + kWriteLockName;
+    store->write_lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (store->write_lock_fd_ < 0) return Status::FromErrno(where + ": open " + lock_path);
+    if (Flock(store->write_lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK) return Status::FromErrno(where + ": lock " + lock_path);
+      fprintf(stderr, "overtier: waiting for another writer of %s\n", path.c_str());
+      if (Flock(store->write_lock_fd_, LOCK_EX) != 0) {
+        return Status::FromErrno(where + ": lock " + lock_path);
+      }
+    }
+  }
+
+  const std::string catalog_path = path + "/" + kCatalogName;
+  CatalogOptions co;
+  co.read_only = options.read_only;
+  s = Catalog::Open(catalog_path, co, &store->catalog_);
+  if (!s.ok()) {
+    if (s.err() == ENOENT) {
+      return Status::Errno(EIO, where + ": the catalog is missing (" + s.message() + ")");
+    }
+    return Status::Errno(s.err(), where + ": " + s.message());
+  }
+  if (store->catalog_->store_id() != store->config_.id) {
+    return Status::Corruption(where + ": the catalog belongs to store " +
+                              store->catalog_->store_id().ToHex() + " but " + kConfName + " says " +
+                              store->config_.id.ToHex());
+  }
+
+  for (const VolumeSetConfig& set : store->config_.sets) {
+    LocalVolumeOptions lo;
+    lo.create_if_missing = false;
+    std::unique_ptr<VolumeSet> vs;
+    s = OpenLocalVolumeSetAt(set.path, set.name, lo, &vs);
+    if (!s.ok()) {
+      if (s.err() == ENOENT) {
+        return Status::NotFound(where + ": the folder of volume set '" + set.name + "', '" +
+                                set.path + "', is missing (a disk not mounted?)");
+      }
+      return Status::Errno(s.err(), where + ": volume set '" + set.name + "': " + s.message());
+    }
+    store->set_ptrs_.push_back(vs.get());
+    store->sets_.push_back(std::move(vs));
+  }
+  *out = std::move(store);
+  return Status::OK();
+}
+
+Store::~Store() {
+  // Readers before their sets, the catalog before write.lock: the next
+  // writer must find RocksDB's own lock free once it has ours.
+  readers_.reset();
+  catalog_.reset();
+  set_ptrs_.clear();
+  sets_.clear();
+  if (mounts_lock_fd_ >= 0) close(mounts_lock_fd_);
+  if (write_lock_fd_ >= 0) close(write_lock_fd_);
+}
+
+VolumeSet* Store::volume_set(std::string_view name) const {
+  for (VolumeSet* s : set_ptrs_) {
+    if (s->name() == name) return s;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// Containers
+// ---------------------------------------------------------------------------
+
+Status Store::OpenContainer(uint64_t vv_id, const VvReader** out) {
+  std::lock_guard<std::mutex> lock(readers_->mu);
+  auto it = readers_->entries.find(vv_id);
+  // A sealed container never changes: its reader is good forever.
+  if (it != readers_->entries.end() && it->second.reader->sealed()) {
+    *out = it->second.reader.get();
+    return Status::OK();
+  }
+
+  VolumeRecord vr;
+  Status s = catalog_->GetVolume(vv_id, &vr);
+  if (s.err() == ENOENT) {
+    return Status::NotFound("store '" + path_ + "': vv " + std::to_string(vv_id) +
+                            " is not in the catalog");
+  }
+  OVT_RETURN_IF_ERROR(s);
+  if (vr.state == VolumeState::kLost) {
+    return Status::Corruption("store '" + path_ + "': vv " + std::to_string(vv_id) + " (set '" +
+                              vr.set + "') is marked lost in the catalog");
+  }
+  // An open container grows; a reader sees it as of its opening. The
+  // catalog's size is what has been committed, so a reader at least that
+  // large sees every record the catalog can point to.
+  if (it != readers_->entries.end() && it->second.reader->size() >= vr.size) {
+    *out = it->second.reader.get();
+    return Status::OK();
+  }
+
+  VolumeSet* set = volume_set(vr.set);
+  if (set == nullptr) {
+    return Status::Corruption("store '" + path_ + "': the catalog puts vv " +
+                              std::to_string(vv_id) + " in volume set '" + vr.set +
+                              "', which store.conf does not list");
+  }
+  std::unique_ptr<VvReader> reader;
+  OVT_RETURN_IF_ERROR(VvReader::Open(set, config_.id.bytes, vv_id, &reader));
+  if (reader->size() < vr.size) {
+    return Status::Corruption(VvName(vv_id) + " (set '" + vr.set + "') is " +
+                              std::to_string(reader->size()) + " bytes, the catalog says " +
+                              std::to_string(vr.size));
+  }
+  ReaderCache::Entry& e = readers_->entries[vv_id];
+  if (e.reader) e.retired.push_back(std::move(e.reader));
+  e.reader = std::move(reader);
+  *out = e.reader.get();
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------
+// Mounts and gc
+// ---------------------------------------------------------------------------
+
+Status Store::PinForMount() {
+  if (mounts_lock_fd_ >= 0) {
+    if (!readers_->mounts_exclusive) return Status::OK();
+    return Status::InvalidArgument("store '" + path_ +
+                                   "': holds mounts.lock exclusively (gc), cannot also mount");
+  }
+  const std::string lock_path = path_ + "/" + kMountsLockName;
+  int fd = -1;
+  OVT_RETURN_IF_ERROR(OpenLockFile(lock_path, &fd));
+  if (Flock(fd, LOCK_SH | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) {
+      Status s = Status::FromErrno("lock '" + lock_path + "'");
+      close(fd);
+      return s;
+    }
+    fprintf(stderr, "overtier: waiting for gc to finish with %s\n", path_.c_str());
+    if (Flock(fd, LOCK_SH) != 0) {
+      Status s = Status::FromErrno("lock '" + lock_path + "'");
+      close(fd);
+      return s;
+    }
+  }
+  mounts_lock_fd_ = fd;
+  readers_->mounts_exclusive = false;
+  return Status::OK();
+}
+
+bool Store::TryExclusiveOfMounts() {
+  if (mounts_lock_fd_ >= 0) return readers_->mounts_exclusive;
+  int fd = -1;
+  if (!OpenLockFile(path_ + "/" + kMountsLockName, &fd).ok()) return false;
+  if (Flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    return false;
+  }
+  mounts_lock_fd_ = fd;
+  readers_->mounts_exclusive = true;
+  return true;
+}
+
+}  // namespace overtier

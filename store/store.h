@@ -1,0 +1,129 @@
+// A store on disk: the catalog, the volume sets and store.conf.
+//
+//   STORE/
+//     store.conf          what Init wrote: store id, volume sets, copies, sizes
+//     catalog/            RocksDB (catalog.h)
+//     volumes/<set>/      the containers of a local volume set (unless the
+//                         set's path points elsewhere, e.g. another disk)
+//     write.lock          flock: one writing process at a time (import,
+//                         commit, rm, gc); others wait
+//     mounts.lock         flock: every mount holds it shared; gc deletes
+//                         containers only while it can take it exclusively
+//
+// Opening for writing takes write.lock (waiting for another writer, with a
+// message on stderr when it has to wait). Opening read-only (mounts, fsck,
+// ls) takes no write lock and sees the catalog as it was when opened: images
+// are immutable, so a mount never needs a newer view.
+#ifndef OVERTIER_STORE_STORE_H_
+#define OVERTIER_STORE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "overtier/status.h"
+#include "store/catalog.h"
+#include "store/volume.h"
+#include "store/vv_reader.h"
+
+namespace overtier {
+
+// The chunk size content is cut into (file offsets multiple of it): the
+// unit of dedup, of checksum verification on read, and of lazy restore.
+inline constexpr uint64_t kDefaultChunkSize = uint64_t{256} << 10;
+
+struct VolumeSetConfig {
+  std::string name;  // [A-Za-z0-9._-]{1,64}, not starting with '.'
+  std::string path;  // absolute; the folder holding this set's containers
+};
+
+struct StoreConfig {
+  uint32_t format_version = 1;
+  StoreId id;
+  std::vector<VolumeSetConfig> sets;  // at least one; names unique
+  uint32_t copies = 1;                // 1..sets.size(): copies of each chunk, each in another set
+  uint64_t vv_size = kVvDefaultSealSize;  // seal size of containers
+  uint64_t chunk_size = kDefaultChunkSize;
+};
+
+// store.conf is text, one "key = value" per line, '#' comments:
+//   format = 1
+//   id = <32 hex digits>
+//   copies = 2
+//   vv_size = 268435456
+//   chunk_size = 262144
+//   volume_set = NAME PATH        (one line per set, in order)
+// Parse refuses unknown keys, a newer format, duplicates and bad values,
+// naming the line.
+Status ParseStoreConfig(std::string_view text, StoreConfig* out);
+std::string FormatStoreConfig(const StoreConfig& config);
+
+struct StoreInitOptions {
+  // Empty: one set "default" at STORE/volumes/default.
+  std::vector<VolumeSetConfig> sets;
+  uint32_t copies = 0;      // 0: min(2, number of sets)
+  uint64_t vv_size = 0;     // 0: kVvDefaultSealSize
+  uint64_t chunk_size = 0;  // 0: kDefaultChunkSize
+};
+
+struct StoreOpenOptions {
+  bool read_only = false;
+};
+
+class Store {
+ public:
+  // Creates a store at `path` (absent, or an empty directory): the volume
+  // set folders, the catalog, then store.conf last (written to a temporary
+  // name, fsynced, renamed): a store without store.conf is not a store, so
+  // a crash during Init leaves nothing Open would accept. EEXIST if a store
+  // (or anything) is there.
+  static Status Init(const std::string& path, const StoreInitOptions& options,
+                     std::unique_ptr<Store>* out = nullptr);
+  // Opens an existing store. Clear errors for: no store.conf (not a store),
+  // a bad store.conf, a catalog that will not open or belongs to another
+  // store id, a missing volume set folder.
+  static Status Open(const std::string& path, const StoreOpenOptions& options,
+                     std::unique_ptr<Store>* out);
+  ~Store();
+
+  const std::string& path() const { return path_; }
+  const StoreConfig& config() const { return config_; }
+  bool read_only() const { return read_only_; }
+  Catalog* catalog() const { return catalog_.get(); }
+
+  // The volume sets, in store.conf order; nullptr for an unknown name.
+  const std::vector<VolumeSet*>& volume_sets() const { return set_ptrs_; }
+  VolumeSet* volume_set(std::string_view name) const;
+
+  // Opens container vv_id for reading, finding its set through the
+  // catalog's volumes family. Readers are cached and shared (a mount reads
+  // the same containers over and over): the result stays valid while the
+  // Store lives.
+  Status OpenContainer(uint64_t vv_id, const VvReader** out);
+
+  // Holds mounts.lock shared until destroyed (a mount calls it once).
+  Status PinForMount();
+  // Tries mounts.lock exclusively without waiting: true when no mount uses
+  // the store (gc may then delete containers); the lock is held until the
+  // Store is destroyed.
+  bool TryExclusiveOfMounts();
+
+ private:
+  Store() = default;
+  std::string path_;
+  StoreConfig config_;
+  bool read_only_ = false;
+  std::unique_ptr<Catalog> catalog_;
+  std::vector<std::unique_ptr<VolumeSet>> sets_;
+  std::vector<VolumeSet*> set_ptrs_;
+  int write_lock_fd_ = -1;
+  int mounts_lock_fd_ = -1;
+  struct ReaderCache;
+  std::unique_ptr<ReaderCache> readers_;
+};
+
+}  // namespace overtier
+
+#endif  // OVERTIER_STORE_STORE_H_

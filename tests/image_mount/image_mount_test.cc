@@ -1,0 +1,627 @@
+// Images of the store as lower layers of a mount (lowerdir=image:NAME,
+// store=STORE), and `overtier image mount`.
+//
+// Each test gets a fresh directory under /tmp with a store, source trees,
+// upper, work and mount point; imports with `overtier image import` (the
+// CLI), mounts the daemon (foreground, as a child of the test, unless the
+// test is about daemon mode), and always unmounts in TearDown. A watchdog
+// bounds every test: when it fires, the daemon is killed (which aborts the
+// FUSE connection, so no syscall stays stuck) and the mount detached.
+//
+// Needs root (FUSE mounts, mknod, trusted.* xattrs, chroot). Environment:
+//   OVERTIER_BIN            the overtier binary (set by meson)
+//   OVERTIER_TEST_TIMEOUT   per-test limit in seconds (default 120)
+//   OVERTIER_TEST_KEEP=1    keep the temp directory
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "../integration/harness.h"
+#include "image/view.h"
+#include "store/content_reader.h"
+#include "store/local_volume.h"
+#include "store/store.h"
+
+namespace overtier {
+namespace {
+
+using it::Exists;
+using it::ListDir;
+using it::Lstat;
+using it::MakeDirs;
+using it::ReadFile;
+using it::WriteFile;
+using Clock = std::chrono::steady_clock;
+
+std::string Env(const char* name, const std::string& def = "") {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : def;
+}
+
+std::string OvertierBin() {
+  std::string bin = Env("OVERTIER_BIN");
+  if (!bin.empty()) return bin;
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  std::string dir(self, n > 0 ? n : 0);
+  dir.resize(dir.rfind('/'));
+  return dir + "/../../tools/overtier";
+}
+
+template <typename Pred>
+bool PollUntil(Pred pred, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (true) {
+    if (pred()) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// Runs argv with stdout+stderr into *out; the exit status, or -1.
+int RunCmd(const std::vector<std::string>& args, std::string* out = nullptr, int timeout_s = 60) {
+  std::string tmpl = "/tmp/ovt-img-out.XXXXXX";
+  int fd = mkstemp(tmpl.data());
+  if (fd < 0) return -1;
+  unlink(tmpl.c_str());
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fd, 1);
+    dup2(fd, 2);
+    int in = open("/dev/null", O_RDONLY);
+    dup2(in, 0);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    alarm(timeout_s);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (out != nullptr) {
+    out->clear();
+    char buf[4096];
+    ssize_t n;
+    off_t off = 0;
+    while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+      out->append(buf, n);
+      off += n;
+    }
+  }
+  close(fd);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool IsMountPoint(const std::string& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string id, parent, dev, root, mp;
+    f >> id >> parent >> dev >> root >> mp;
+    if (mp == path) return true;
+  }
+  return false;
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int CountLines(const std::string& text) {
+  int n = 0;
+  for (char c : text) n += c == '\n';
+  return n;
+}
+
+::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
+}
+
+class ImageMountTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (FUSE mounts, mknod, chroot)";
+    std::string tmpl = "/tmp/ovt-image-mount.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    base_ = tmpl;
+    store_ = base_ + "/store";
+    mnt_ = base_ + "/mnt";
+    for (const char* d : {"/upper", "/work", "/mnt", "/src"}) MakeDirs(base_ + d);
+    std::string out;
+    ASSERT_EQ(RunCmd({OvertierBin(), "store", "init", store_}, &out), 0) << out;
+    StartWatchdog();
+  }
+
+  void TearDown() override {
+    if (base_.empty()) return;
+    Unmount(/*expect_clean=*/false);
+    StopWatchdog();
+    if (Env("OVERTIER_TEST_KEEP") != "1") {
+      std::error_code ec;
+      std::filesystem::remove_all(base_, ec);
+    } else {
+      std::fprintf(stderr, "kept %s\n", base_.c_str());
+    }
+  }
+
+  std::string B(const std::string& rel) const { return base_ + "/" + rel; }
+  std::string M(const std::string& rel = "") const { return rel.empty() ? mnt_ : mnt_ + "/" + rel; }
+
+  // overtier image import STORE NAME SRC [--parent P]
+  void Import(const std::string& name, const std::string& src, const std::string& parent = "") {
+    std::vector<std::string> args = {OvertierBin(), "image", "import", store_, name, src};
+    if (!parent.empty()) {
+      args.push_back("--parent");
+      args.push_back(parent);
+    }
+    std::string out;
+    int rc = RunCmd(args, &out, 120);
+    ASSERT_EQ(rc, 0) << "import " << name << " failed:\n" << out;
+  }
+
+  // The daemon in the foreground, as our child; returns once mounted.
+  void MountWith(const std::vector<std::string>& args) {
+    log_ = base_ + "/daemon.log";
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(126);
+      int in = open("/dev/null", O_RDONLY);
+      int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(in, 0);
+      dup2(out, 1);
+      dup2(out, 2);
+      std::vector<char*> argv;
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      daemon_ = pid;
+    }
+    int status = 0;
+    bool exited = false;
+    bool up = PollUntil(
+        [&] {
+          if (IsMountPoint(mnt_)) return true;
+          if (waitpid(pid, &status, WNOHANG) == pid) {
+            exited = true;
+            return true;
+          }
+          return false;
+        },
+        std::chrono::seconds(20));
+    if (exited || !up) {
+      if (!exited) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+      }
+      std::lock_guard<std::mutex> g(mu_);
+      daemon_ = -1;
+      FAIL() << "no mount (status " << status << ")\n--- daemon log ---\n" << Slurp(log_);
+    }
+  }
+
+  void MountUnion(const std::string& lowerdir, bool upper = true) {
+    std::string opts = "lowerdir=" + lowerdir + ",store=" + store_;
+    if (upper) opts += ",upperdir=" + B("upper") + ",workdir=" + B("work");
+    MountWith({OvertierBin(), "-f", "-o", opts, mnt_});
+  }
+
+  // Unmounts (fusermount3 -u) and reaps the daemon.
+  void Unmount(bool expect_clean = true) {
+    pid_t pid;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      pid = daemon_;
+    }
+    if (IsMountPoint(mnt_)) {
+      int rc = -1;
+      PollUntil(
+          [&] {
+            rc = RunCmd({"fusermount3", "-u", "-q", mnt_});
+            return rc == 0;
+          },
+          std::chrono::seconds(3));
+      if (rc != 0) {
+        if (expect_clean) ADD_FAILURE() << "fusermount3 -u failed; detaching";
+        umount2(mnt_.c_str(), MNT_DETACH);
+      }
+    }
+    if (pid <= 0) return;
+    int status = 0;
+    bool reaped =
+        PollUntil([&] { return waitpid(pid, &status, WNOHANG) == pid; }, std::chrono::seconds(10));
+    if (!reaped) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      if (expect_clean) ADD_FAILURE() << "the daemon did not exit after the unmount";
+    } else if (expect_clean) {
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+          << "daemon status " << status << "\n--- daemon log ---\n"
+          << Slurp(log_);
+    }
+    std::lock_guard<std::mutex> g(mu_);
+    daemon_ = -1;
+  }
+
+  void StartWatchdog() {
+    int limit = std::atoi(Env("OVERTIER_TEST_TIMEOUT", "120").c_str());
+    watchdog_ = std::thread([this, limit] {
+      std::unique_lock<std::mutex> g(mu_);
+      if (cv_.wait_for(g, std::chrono::seconds(limit), [this] { return stop_; })) return;
+      std::fprintf(stderr, "watchdog: test exceeded %d s; killing the daemon\n", limit);
+      if (daemon_ > 0) kill(daemon_, SIGKILL);
+      umount2(mnt_.c_str(), MNT_DETACH);
+      std::_Exit(1);
+    });
+  }
+  void StopWatchdog() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (watchdog_.joinable()) watchdog_.join();
+  }
+
+  // Where the first extent of image file /rel lives (read before mounting).
+  Extent ExtentOf(const std::string& image, const std::string& rel) {
+    std::unique_ptr<Store> st;
+    StoreOpenOptions so;
+    so.read_only = true;
+    Status s = Store::Open(store_, so, &st);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    if (!s.ok()) return {};
+    ContentReader reader(st.get());
+    std::unique_ptr<ImageView> v;
+    s = ImageView::Open(st.get(), &reader, image, &v);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    if (!s.ok()) return {};
+    uint64_t ino = v->root();
+    NodeRecord n;
+    std::stringstream parts(rel);
+    std::string part;
+    while (std::getline(parts, part, '/')) {
+      s = v->Lookup(ino, part, &ino, &n);
+      EXPECT_TRUE(s.ok()) << rel << ": " << s.ToString();
+      if (!s.ok()) return {};
+    }
+    ImageFile f;
+    s = v->OpenFile(ino, &f);
+    EXPECT_TRUE(s.ok() && !f.content.copies.empty()) << s.ToString();
+    if (!s.ok() || f.content.copies.empty()) return {};
+    return f.content.copies[0].extents.at(0);
+  }
+
+  void FlipByte(const Extent& e, uint64_t at) {
+    std::string file;
+    for (const auto& ent : std::filesystem::recursive_directory_iterator(store_)) {
+      if (ent.path().filename() == LocalPieceName(e.vv_id, 0)) file = ent.path().string();
+    }
+    ASSERT_FALSE(file.empty()) << "no container " << e.vv_id;
+    int fd = open(file.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    char c;
+    ASSERT_EQ(pread(fd, &c, 1, e.vv_offset + at), 1);
+    c ^= 0x20;
+    ASSERT_EQ(pwrite(fd, &c, 1, e.vv_offset + at), 1);
+    close(fd);
+  }
+
+  std::string base_, store_, mnt_, log_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  pid_t daemon_ = -1;
+  std::thread watchdog_;
+};
+
+std::string Pattern(size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed * 2654435761u + 1;
+  for (size_t i = 0; i < n; ++i) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    s[i] = static_cast<char>(x);
+  }
+  return s;
+}
+
+void SetNsTimes(const std::string& path, long sec, long nsec) {
+  struct timespec ts[2] = {{sec, nsec}, {sec + 7, nsec + 1}};
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW), 0) << path;
+}
+
+// A tree with one of everything the image format keeps.
+void BuildRichTree(const std::string& src) {
+  MakeDirs(src + "/etc");
+  MakeDirs(src + "/usr/share/doc", 0750);
+  MakeDirs(src + "/dev");
+  WriteFile(src + "/etc/hostname", "image-host\n", 0644);
+  WriteFile(src + "/etc/shadow", "root:*:1::::::\n", 0600);
+  WriteFile(src + "/empty", "", 0644);
+  WriteFile(src + "/usr/big", Pattern(700 * 1024 + 13, 1), 0755);  // several chunks
+  WriteFile(src + "/usr/share/doc/setuid", "x", 04755);
+  ASSERT_EQ(link((src + "/usr/big").c_str(), (src + "/usr/big-link").c_str()), 0);
+  ASSERT_EQ(symlink("../etc/hostname", (src + "/usr/hn").c_str()), 0);
+  ASSERT_EQ(symlink("/nowhere/at/all", (src + "/dangling").c_str()), 0);
+  ASSERT_EQ(mknod((src + "/dev/null").c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+  ASSERT_EQ(mknod((src + "/dev/sda").c_str(), S_IFBLK | 0660, makedev(8, 0)), 0);
+  ASSERT_EQ(mkfifo((src + "/dev/fifo").c_str(), 0640), 0);
+  ASSERT_EQ(chown((src + "/etc/shadow").c_str(), 0, 42), 0);
+  ASSERT_EQ(lchown((src + "/usr/hn").c_str(), 1234, 5678), 0);
+  ASSERT_EQ(chown((src + "/usr/share").c_str(), 1000, 1000), 0);
+  ASSERT_EQ(setxattr((src + "/etc/hostname").c_str(), "user.origin", "image", 5, 0), 0);
+  ASSERT_EQ(setxattr((src + "/usr").c_str(), "trusted.note", "t", 1, 0), 0);
+  SetNsTimes(src + "/etc/hostname", 1500000000, 123456789);
+  SetNsTimes(src + "/usr/big", 1400000000, 987654321);
+  SetNsTimes(src + "/usr/hn", 1300000000, 5);
+  SetNsTimes(src + "/etc", 1200000000, 42);
+}
+
+// A tree as the comparisons see it: everything below the root. (The root
+// of a union takes its attributes from the upper directory, as overlayfs.)
+it::TreeSnapshot Snapshot(const std::string& root) {
+  it::SnapshotOptions o;
+  o.dir_mtime = true;
+  o.all_xattrs = true;
+  it::TreeSnapshot s = it::SnapshotTree(root, o);
+  s.erase(".");
+  return s;
+}
+
+TEST_F(ImageMountTest, UnionOfAnImageMatchesTheSourceTree) {
+  ASSERT_NO_FATAL_FAILURE(BuildRichTree(B("src")));
+  ASSERT_NO_FATAL_FAILURE(Import("rich", B("src")));
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:rich"));
+  auto want = Snapshot(B("src"));
+  auto got = Snapshot(M());
+  EXPECT_EQ(it::DiffTrees(want, "source", got, "mount"), "");
+  // Hard links share st_ino through the mount.
+  EXPECT_EQ(Lstat(M("usr/big")).st_ino, Lstat(M("usr/big-link")).st_ino);
+  EXPECT_EQ(Lstat(M("usr/big")).st_nlink, 2u);
+  // Nothing was copied up by reading.
+  EXPECT_EQ(ListDir(B("upper")), std::vector<std::string>{});
+  // Remounted, the same view (nothing cached in the daemon matters).
+  Unmount();
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:rich"));
+  EXPECT_EQ(it::DiffTrees(want, "source", Snapshot(M()), "mount"), "");
+}
+
+TEST_F(ImageMountTest, WhiteoutsAndOpaqueDirsOfAChainHideLowerEntries) {
+  // base: a, b, d/{x,y}, o/{p}
+  MakeDirs(B("base/d"));
+  MakeDirs(B("base/o"));
+  for (const char* f : {"a", "b", "d/x", "d/y", "o/p"}) WriteFile(B("base/") + f, f);
+  ASSERT_NO_FATAL_FAILURE(Import("base", B("base")));
+  // top over base: whiteout a and d/x, o opaque with q, new c.
+  MakeDirs(B("top/d"));
+  MakeDirs(B("top/o"));
+  it::MakeWhiteout(B("top/a"));
+  it::MakeWhiteout(B("top/d/x"));
+  it::MakeOpaque(B("top/o"));
+  WriteFile(B("top/o/q"), "q");
+  WriteFile(B("top/c"), "c");
+  ASSERT_NO_FATAL_FAILURE(Import("top", B("top"), "base"));
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:top"));
+  EXPECT_EQ(ListDir(M()), (std::vector<std::string>{"b", "c", "d", "o"}));
+  EXPECT_EQ(ListDir(M("d")), std::vector<std::string>{"y"});
+  EXPECT_EQ(ListDir(M("o")), std::vector<std::string>{"q"});
+  EXPECT_FALSE(Exists(M("a")));
+  EXPECT_FALSE(Exists(M("o/p")));
+  EXPECT_EQ(ReadFile(M("b")), "b");
+  EXPECT_EQ(ReadFile(M("d/y")), "d/y");
+  // The overlay markers are not visible through the union.
+  EXPECT_EQ(it::GetXattr(M("o"), "trusted.overlay.opaque"), std::nullopt);
+  // Creating over a whiteout of an image works (upper wins).
+  WriteFile(M("a"), "new a");
+  EXPECT_EQ(ReadFile(M("a")), "new a");
+  EXPECT_EQ(ReadFile(B("upper/a")), "new a");
+}
+
+TEST_F(ImageMountTest, ImageLowersMixWithPlainDirectories) {
+  MakeDirs(B("img"));
+  WriteFile(B("img/shared"), "from image");
+  WriteFile(B("img/image-only"), "i");
+  ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
+  MakeDirs(B("plain"));
+  WriteFile(B("plain/shared"), "from plain");
+  WriteFile(B("plain/plain-only"), "p");
+  // Image above the plain directory...
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:img:" + B("plain")));
+  EXPECT_EQ(ListDir(M()), (std::vector<std::string>{"image-only", "plain-only", "shared"}));
+  EXPECT_EQ(ReadFile(M("shared")), "from image");
+  EXPECT_EQ(ReadFile(M("plain-only")), "p");
+  Unmount();
+  // ... and below it.
+  ASSERT_NO_FATAL_FAILURE(MountUnion(B("plain") + ":image:img", /*upper=*/false));
+  EXPECT_EQ(ReadFile(M("shared")), "from plain");
+  EXPECT_EQ(ReadFile(M("image-only")), "i");
+  EXPECT_EQ(it::Err(open(M("new").c_str(), O_CREAT | O_WRONLY, 0644)), it::Errno{EROFS});
+}
+
+TEST_F(ImageMountTest, WritingAnImageFileCopiesItUp) {
+  MakeDirs(B("img/dir"));
+  const std::string data = Pattern(600 * 1024, 9);
+  WriteFile(B("img/dir/file"), data, 0640);
+  ASSERT_EQ(setxattr(B("img/dir/file").c_str(), "user.k", "v", 1, 0), 0);
+  SetNsTimes(B("img/dir/file"), 1600000000, 1);
+  ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:img"));
+  {
+    it::Fd w(open(M("dir/file").c_str(), O_WRONLY | O_APPEND));
+    ASSERT_TRUE(w.valid()) << strerror(errno);
+    ASSERT_EQ(write(w.get(), "tail", 4), 4);
+  }
+  EXPECT_EQ(ReadFile(M("dir/file")), data + "tail");
+  // The upper now holds a plain, complete file with the attributes.
+  struct stat st = Lstat(B("upper/dir/file"));
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  EXPECT_EQ(ReadFile(B("upper/dir/file")), data + "tail");
+  EXPECT_EQ(it::GetXattr(B("upper/dir/file"), "user.k"), std::optional<std::string>("v"));
+  // After a remount the copy-up is what the union shows.
+  Unmount();
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:img"));
+  EXPECT_EQ(ReadFile(M("dir/file")), data + "tail");
+}
+
+TEST_F(ImageMountTest, ADamagedChunkGivesEioForThatFileOnly) {
+  MakeDirs(B("img"));
+  WriteFile(B("img/bad"), Pattern(300 * 1024, 3));
+  WriteFile(B("img/good"), Pattern(200 * 1024, 4));
+  WriteFile(B("img/small"), "small file");
+  ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
+  Extent e = ExtentOf("img", "bad");
+  ASSERT_GT(e.length, 100u);
+  ASSERT_NO_FATAL_FAILURE(FlipByte(e, 100));
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:img"));
+  it::Fd fd(open(M("bad").c_str(), O_RDONLY));
+  ASSERT_TRUE(fd.valid());
+  char buf[4096];
+  EXPECT_EQ(it::Err(pread(fd.get(), buf, sizeof(buf), 0)), it::Errno{EIO});
+  EXPECT_EQ(ReadFile(M("good")), Pattern(200 * 1024, 4));
+  EXPECT_EQ(ReadFile(M("small")), "small file");
+  EXPECT_EQ(Lstat(M("bad")).st_size, 300 * 1024);  // metadata still fine
+  // Copy-up cannot take damaged data either.
+  EXPECT_NE(it::Err(open(M("bad").c_str(), O_WRONLY | O_APPEND)), it::kOk);
+  fd.reset();
+  Unmount();
+  // The log names the file, the container and the offset.
+  std::string log = Slurp(log_);
+  EXPECT_TRUE(Contains(log, "read of /bad"));
+  EXPECT_TRUE(Contains(log, "checksum mismatch"));
+  EXPECT_TRUE(Contains(log, "container"));
+  EXPECT_TRUE(Contains(log, "offset"));
+}
+
+TEST_F(ImageMountTest, ChrootIntoABusyboxImage) {
+  if (access("/bin/busybox", X_OK) != 0) GTEST_SKIP() << "no /bin/busybox (busybox-static)";
+  std::string root = B("rootfs");
+  for (const char* d : {"bin", "etc", "tmp", "root"}) MakeDirs(root + "/" + d);
+  ASSERT_EQ(chmod((root + "/tmp").c_str(), 01777), 0);
+  std::string out;
+  ASSERT_EQ(RunCmd({"cp", "/bin/busybox", root + "/bin/busybox"}, &out), 0) << out;
+  for (const char* app : {"sh", "ls", "cat", "echo", "mkdir", "rm", "true"}) {
+    ASSERT_EQ(symlink("busybox", (root + "/bin/" + app).c_str()), 0);
+  }
+  WriteFile(root + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+  ASSERT_NO_FATAL_FAILURE(Import("rootfs", root));
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:rootfs"));
+  int rc = RunCmd({"chroot", M(), "/bin/sh", "-c",
+                   "ls /bin; echo hi > /tmp/x; cat /tmp/x; echo more >> /etc/passwd"},
+                  &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_TRUE(Contains(out, "busybox"));
+  EXPECT_TRUE(Contains(out, "cat"));
+  EXPECT_TRUE(Contains(out, "hi\n"));
+  EXPECT_EQ(ReadFile(M("etc/passwd")), "root:x:0:0:root:/root:/bin/sh\nmore\n");
+  EXPECT_EQ(ReadFile(B("upper/etc/passwd")), "root:x:0:0:root:/root:/bin/sh\nmore\n");
+  EXPECT_EQ(ReadFile(B("upper/tmp/x")), "hi\n");
+  // The busybox binary was executed from the image, not copied up.
+  EXPECT_FALSE(Exists(B("upper/bin/busybox")));
+}
+
+TEST_F(ImageMountTest, DaemonModeLeavesOneMountAndExitsOnUnmount) {
+  MakeDirs(B("img"));
+  WriteFile(B("img/f"), "daemon");
+  ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
+  const std::string before = Slurp("/proc/self/mounts");
+  std::string opts =
+      "lowerdir=image:img,store=" + store_ + ",upperdir=" + B("upper") + ",workdir=" + B("work");
+  std::string out;
+  // Without -f: forks, and exits 0 once the mount is ready (as
+  // containers/storage runs a mount_program).
+  ASSERT_EQ(RunCmd({OvertierBin(), "-o", opts, mnt_}, &out), 0) << out;
+  ASSERT_TRUE(IsMountPoint(mnt_));
+  // Find the daemon: the overtier process whose command line names mnt_.
+  pid_t daemon = -1;
+  for (const auto& ent : std::filesystem::directory_iterator("/proc")) {
+    std::string name = ent.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmd = Slurp(ent.path().string() + "/cmdline");
+    if (cmd.find(OvertierBin()) != std::string::npos && cmd.find(mnt_) != std::string::npos)
+      daemon = std::stoi(name);
+  }
+  ASSERT_GT(daemon, 0);
+  EXPECT_EQ(ReadFile(M("f")), "daemon");
+  // Exactly one more mount: the union. The image file system is detached.
+  const std::string during = Slurp("/proc/self/mounts");
+  EXPECT_EQ(CountLines(during), CountLines(before) + 1) << during;
+  EXPECT_FALSE(Contains(during, "overtier-image"));
+  EXPECT_FALSE(Contains(Slurp("/proc/self/mountinfo"), "overtier-image"));
+  // Both FUSE connections belong to the daemon.
+  int fuse_fds = 0;
+  for (const auto& ent :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(daemon) + "/fd")) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink(ent.path(), ec) == "/dev/fuse") ++fuse_fds;
+  }
+  EXPECT_EQ(fuse_fds, 2);
+  ASSERT_EQ(RunCmd({"fusermount3", "-u", mnt_}, &out), 0) << out;
+  bool gone =
+      PollUntil([&] { return kill(daemon, 0) != 0 && errno == ESRCH; }, std::chrono::seconds(15));
+  if (!gone) kill(daemon, SIGKILL);
+  EXPECT_TRUE(gone) << "the daemon did not exit after fusermount3 -u";
+  EXPECT_FALSE(IsMountPoint(mnt_));
+}
+
+TEST_F(ImageMountTest, ImageMountCommandIsReadOnly) {
+  ASSERT_NO_FATAL_FAILURE(BuildRichTree(B("src")));
+  ASSERT_NO_FATAL_FAILURE(Import("rich", B("src")));
+  ASSERT_NO_FATAL_FAILURE(MountWith({OvertierBin(), "image", "mount", "-f", store_, "rich", mnt_}));
+  EXPECT_EQ(it::DiffTrees(Snapshot(B("src")), "source", Snapshot(M()), "mount"), "");
+  EXPECT_EQ(it::Err(open(M("etc/hostname").c_str(), O_WRONLY)), it::Errno{EROFS});
+  EXPECT_EQ(it::Err(mkdir(M("newdir").c_str(), 0755)), it::Errno{EROFS});
+}
+
+TEST_F(ImageMountTest, MountErrorsNameWhatIsWrong) {
+  std::string out;
+  // No store=.
+  EXPECT_EQ(RunCmd({OvertierBin(), "-f", "-o", "lowerdir=image:x", mnt_}, &out), 2);
+  EXPECT_TRUE(Contains(out, "lowerdir image:x needs store="));
+  // An image the store does not have.
+  EXPECT_EQ(RunCmd({OvertierBin(), "-f", "-o", "lowerdir=image:nope,store=" + store_, mnt_}, &out),
+            2);
+  EXPECT_TRUE(Contains(out, "no image 'nope'"));
+  // Not a store.
+  EXPECT_EQ(RunCmd({OvertierBin(), "-f", "-o", "lowerdir=image:x,store=" + B("src"), mnt_}, &out),
+            2);
+  EXPECT_TRUE(Contains(out, B("src")));
+  EXPECT_FALSE(IsMountPoint(mnt_));
+}
+
+}  // namespace
+}  // namespace overtier

@@ -1,0 +1,30 @@
+// The overtier command line: one function per subcommand, each in the file
+// named after its group (cmd_store.cc, cmd_image_io.cc, ...). Each gets the
+// arguments after its own name (argv[0] is "overtier SUB ..."), parses them
+// with CLI11, prints errors as "overtier: ..." on stderr and returns the
+// process exit status: 0 success, 1 the operation failed (damage found,
+// I/O error...), 2 bad usage.
+#ifndef OVERTIER_TOOLS_CLI_H_
+#define OVERTIER_TOOLS_CLI_H_
+
+namespace overtier::cli {
+
+// overtier store init STORE [--volume-set NAME=PATH ...] [--copies N] [--vv-size BYTES]
+int StoreCommand(int argc, char** argv);
+// overtier image import|export|commit ...
+int ImageImport(int argc, char** argv);
+int ImageExport(int argc, char** argv);
+int ImageCommit(int argc, char** argv);
+// overtier image ls|inspect|rm ...
+int ImageLs(int argc, char** argv);
+int ImageInspect(int argc, char** argv);
+int ImageRm(int argc, char** argv);
+// overtier image mount STORE NAME MNT: a read-only mount of one image
+int ImageMount(int argc, char** argv);
+// overtier gc STORE, overtier fsck STORE
+int Gc(int argc, char** argv);
+int Fsck(int argc, char** argv);
+
+}  // namespace overtier::cli
+
+#endif  // OVERTIER_TOOLS_CLI_H_

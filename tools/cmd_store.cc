@@ -1,0 +1,158 @@
+// overtier store init STORE [--volume-set NAME=PATH ...] [--copies N]
+//                           [--vv-size BYTES] [--chunk-size BYTES] [--json]
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "store/store.h"
+#include "tools/cli.h"
+#include "tools/progress.h"
+
+namespace overtier::cli {
+
+namespace {
+
+// "268435456", "256M", "64K", "1G", "4KiB": binary multiples. False on
+// anything else (or an overflow).
+bool ParseSize(const std::string& in, uint64_t* out) {
+  if (in.empty() || in[0] < '0' || in[0] > '9') return false;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(in.c_str(), &end, 10);
+  if (errno != 0) return false;
+  std::string suffix(end);
+  int shift = 0;
+  if (!suffix.empty()) {
+    switch (suffix[0]) {
+      case 'K':
+      case 'k':
+        shift = 10;
+        break;
+      case 'M':
+      case 'm':
+        shift = 20;
+        break;
+      case 'G':
+      case 'g':
+        shift = 30;
+        break;
+      case 'T':
+      case 't':
+        shift = 40;
+        break;
+      default:
+        return false;
+    }
+    suffix.erase(0, 1);
+    if (suffix != "" && suffix != "B" && suffix != "iB") return false;
+  }
+  if (shift > 0 && v > (~0ull >> shift)) return false;
+  *out = static_cast<uint64_t>(v) << shift;
+  return true;
+}
+
+int Init(const std::string& path, const std::vector<std::string>& sets, uint32_t copies,
+         const std::string& vv_size, const std::string& chunk_size, bool json) {
+  StoreInitOptions o;
+  for (const std::string& s : sets) {
+    size_t eq = s.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == s.size()) {
+      std::fprintf(stderr, "overtier: store init: --volume-set '%s': expected NAME=PATH\n",
+                   s.c_str());
+      return 2;
+    }
+    std::string set_path = s.substr(eq + 1);
+    if (set_path[0] != '/') {
+      // The configuration keeps absolute paths (the store may be opened
+      // from anywhere).
+      char* cwd = getcwd(nullptr, 0);
+      if (cwd != nullptr) {
+        set_path = std::string(cwd) + "/" + set_path;
+        std::free(cwd);
+      }
+    }
+    o.sets.push_back(VolumeSetConfig{s.substr(0, eq), set_path});
+  }
+  o.copies = copies;
+  if (!vv_size.empty() && !ParseSize(vv_size, &o.vv_size)) {
+    std::fprintf(stderr, "overtier: store init: --vv-size '%s': not a size (e.g. 256M)\n",
+                 vv_size.c_str());
+    return 2;
+  }
+  if (!chunk_size.empty() && !ParseSize(chunk_size, &o.chunk_size)) {
+    std::fprintf(stderr, "overtier: store init: --chunk-size '%s': not a size (e.g. 256K)\n",
+                 chunk_size.c_str());
+    return 2;
+  }
+  std::unique_ptr<Store> store;
+  Status s = Store::Init(path, o, &store);
+  if (!s.ok()) {
+    std::fprintf(stderr, "overtier: store init %s: %s\n", path.c_str(), s.ToString().c_str());
+    return s.err() == EINVAL ? 2 : 1;
+  }
+  const StoreConfig& c = store->config();
+  if (json) {
+    nlohmann::json j;
+    j["store"] = store->path();
+    j["id"] = c.id.ToHex();
+    j["format"] = c.format_version;
+    j["copies"] = c.copies;
+    j["vv_size"] = c.vv_size;
+    j["chunk_size"] = c.chunk_size;
+    j["volume_sets"] = nlohmann::json::array();
+    for (const VolumeSetConfig& v : c.sets)
+      j["volume_sets"].push_back({{"name", v.name}, {"path", v.path}});
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("created store %s\n", store->path().c_str());
+  std::printf("  id          %s\n", c.id.ToHex().c_str());
+  std::printf("  catalog     %s/catalog\n", store->path().c_str());
+  for (const VolumeSetConfig& v : c.sets)
+    std::printf("  volume set  %s at %s\n", v.name.c_str(), v.path.c_str());
+  std::printf("  copies      %u\n", c.copies);
+  std::printf("  vv size     %s\n", HumanBytes(c.vv_size).c_str());
+  std::printf("  chunk size  %s\n", HumanBytes(c.chunk_size).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int StoreCommand(int argc, char** argv) {
+  CLI::App app{"Manage overtier stores", "overtier store"};
+  app.require_subcommand(1);
+  CLI::App* init = app.add_subcommand("init", "Create a store: catalog and volume sets");
+  std::string path, vv_size, chunk_size;
+  std::vector<std::string> sets;
+  uint32_t copies = 0;
+  bool json = false;
+  init->add_option("STORE", path, "Directory of the new store (absent or empty)")->required();
+  init->add_option("--volume-set", sets,
+                   "NAME=PATH: a volume set (folder, possibly on another disk); repeatable. "
+                   "Default: one set 'default' in STORE/volumes/default");
+  init->add_option("--copies", copies,
+                   "Copies of each chunk, each in another set (default: "
+                   "min(2, number of sets))");
+  init->add_option("--vv-size", vv_size, "Seal size of containers (K/M/G suffixes; default 256M)");
+  init->add_option("--chunk-size", chunk_size,
+                   "Chunk size: unit of dedup and verification (power of two, default 256K)");
+  init->add_flag("--json", json, "Print what was created as JSON");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "overtier store: %s\n", e.what());
+    return 2;
+  }
+  return Init(path, sets, copies, vv_size, chunk_size, json);
+}
+
+}  // namespace overtier::cli

@@ -1,0 +1,56 @@
+#include "migrate/file_handle.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <memory>
+
+#include "store/catalog_records.h"
+#include "store/coding.h"
+
+namespace overtier {
+
+Status GetFileHandle(int fd, const std::string& what, FileHandle* out) {
+  // MAX_HANDLE_SZ is 128: room for any handle the kernel produces.
+  constexpr unsigned kRoom = 128;
+  auto buf = std::make_unique<char[]>(sizeof(file_handle) + kRoom);
+  auto* h = reinterpret_cast<file_handle*>(buf.get());
+  h->handle_bytes = kRoom;
+  int mount_id = 0;
+  if (name_to_handle_at(fd, "", h, &mount_id, AT_EMPTY_PATH) != 0) {
+    return Status::FromErrno("name_to_handle_at of '" + what + "'");
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) return Status::FromErrno("fstat of '" + what + "'");
+
+  FileHandle fh;
+  PutFixed32(&fh.key, static_cast<uint32_t>(h->handle_type));
+  fh.key.append(reinterpret_cast<const char*>(h->f_handle), h->handle_bytes);
+  if (fh.key.size() > kMaxFileHandleLen) {
+    return Status::InvalidArgument("file handle of '" + what + "' is " +
+                                   std::to_string(fh.key.size()) + " bytes, more than " +
+                                   std::to_string(kMaxFileHandleLen));
+  }
+  fh.inode = st.st_ino;
+
+  int gen = 0;
+  if (ioctl(fd, FS_IOC_GETVERSION, &gen) == 0) {
+    fh.generation = static_cast<uint32_t>(gen);
+    fh.has_generation = true;
+  } else if (h->handle_bytes == 12) {
+    // tmpfs (shmem_encode_fh): generation, inode low 32 bits, inode high.
+    uint32_t w[3];
+    std::memcpy(w, h->f_handle, sizeof(w));
+    if ((uint64_t{w[2]} << 32 | w[1]) == static_cast<uint64_t>(st.st_ino)) {
+      fh.generation = w[0];
+      fh.has_generation = true;
+    }
+  }
+  *out = std::move(fh);
+  return Status::OK();
+}
+
+}  // namespace overtier

@@ -1,0 +1,44 @@
+// The identity of an upper file for the migration tier: the handle
+// name_to_handle_at(2) gives (the key of its `migration` record), and its
+// inode number and generation.
+//
+// The handle, not the path, identifies the file: renames and hard links do
+// not change it, and a file deleted and replaced by another with the same
+// inode number gets another generation, hence another handle. The record's
+// generation field repeats the generation so a record found by other means
+// (a scan, an inode-keyed index) can be checked against the file.
+//
+// The generation comes from FS_IOC_GETVERSION (ext4, xfs, btrfs...). tmpfs
+// does not answer that ioctl, but its handles are (generation, inode low,
+// inode high) as three u32s, which is recognized when the inode matches.
+// On other file systems without either, the generation is 0 and
+// has_generation is false: the handle still changes with the generation on
+// every file system that supports handles, so only the extra check is lost.
+#ifndef OVERTIER_MIGRATE_FILE_HANDLE_H_
+#define OVERTIER_MIGRATE_FILE_HANDLE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "overtier/status.h"
+
+namespace overtier {
+
+struct FileHandle {
+  // The catalog key: the u32 handle type (little-endian), then the handle's
+  // bytes; at most kMaxFileHandleLen (128) bytes.
+  std::string key;
+  uint64_t inode = 0;
+  uint64_t generation = 0;
+  bool has_generation = false;
+  bool operator==(const FileHandle&) const = default;
+};
+
+// The handle of the open file fd. `what` names the file in messages.
+// EOPNOTSUPP if the file system has no handles, EINVAL for a handle longer
+// than a catalog key may be.
+Status GetFileHandle(int fd, const std::string& what, FileHandle* out);
+
+}  // namespace overtier
+
+#endif  // OVERTIER_MIGRATE_FILE_HANDLE_H_

@@ -1,0 +1,455 @@
+#include "migrate/restorer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <future>
+#include <optional>
+
+#include "migrate/archiver.h"
+#include "migrate/file_handle.h"
+#include "migrate/migration_state.h"
+
+namespace overtier {
+
+namespace {
+
+constexpr uint64_t kBlock = 4096;
+
+bool AllZero(const char* p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] != 0) return false;
+  }
+  return true;
+}
+
+Status PwriteAll(int fd, const char* p, size_t n, uint64_t off, const std::string& what) {
+  while (n > 0) {
+    ssize_t w = pwrite(fd, p, n, static_cast<off_t>(off));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno("restoring '" + what + "': write at offset " + std::to_string(off));
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+    off += static_cast<uint64_t>(w);
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+struct Restorer::Job {
+  std::string key, what;
+  int fd = -1;
+  bool loaded = false;
+  bool queued = false;
+  // The final commit is done: the job no longer owns the record.
+  bool finished = false;
+  std::optional<MigrationRecord> rec;  // as the job will commit it
+  FileRecord file;
+  ResidencyMap map;  // what the upper file holds now
+  uint64_t cursor = 0;
+  uint64_t turn = 0;  // round-robin among waiters
+  uint64_t unsynced = 0;
+  struct timespec atime {
+  }, mtime{};
+  std::mutex io_mu;  // restore writes vs user modifications
+  ~Job() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+Restorer::Restorer(Store* store, const RestorerOptions& options)
+    : store_(store), options_(options), reader_(store), chunk_size_(store->config().chunk_size) {
+  if (options_.piece_bytes < chunk_size_) options_.piece_bytes = chunk_size_;
+  for (int i = 0; i < std::max(1, options_.threads); i++)
+    threads_.emplace_back([this] { Worker(); });
+}
+
+Restorer::~Restorer() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (std::thread& t : threads_) t.join();
+  std::vector<std::shared_ptr<Job>> left;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto& [k, j] : jobs_) left.push_back(j);
+  }
+  for (auto& j : left) FailJob(j.get(), Status::Errno(ECANCELED, "restorer shut down"));
+}
+
+size_t Restorer::active_jobs() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return jobs_.size();
+}
+
+uint64_t Restorer::Request(int fd, const std::string& what, ByteRange range, WaitCallback cb) {
+  FileHandle fh;
+  Status s = GetFileHandle(fd, what, &fh);
+  if (!s.ok()) {
+    cb(s);
+    return 0;
+  }
+  if (range.length == 0) range.length = UINT64_MAX - range.offset;  // to the end
+  std::unique_lock<std::mutex> l(mu_);
+  std::shared_ptr<Job>& job = jobs_[fh.key];
+  if (job && job->loaded && job->map.IsResident(range.offset, range.length)) {
+    l.unlock();
+    cb(Status::OK());
+    return 0;
+  }
+  if (!job) {
+    job = std::make_shared<Job>();
+    job->key = fh.key;
+    job->what = what;
+    job->fd = dup(fd);
+    if (job->fd < 0) {
+      s = Status::FromErrno("dup of '" + what + "'");
+      jobs_.erase(fh.key);
+      l.unlock();
+      cb(s);
+      return 0;
+    }
+  }
+  uint64_t id = waiters_.Add(fh.key, range, std::move(cb));
+  if (!job->queued) {
+    job->queued = true;
+    queue_.push_back(job);
+    cv_.notify_one();
+  }
+  return id;
+}
+
+bool Restorer::Cancel(uint64_t waiter_id) { return waiters_.Cancel(waiter_id); }
+
+Status Restorer::RestoreAndWait(int fd, const std::string& what, ByteRange range) {
+  auto done = std::make_shared<std::promise<Status>>();
+  std::future<Status> f = done->get_future();
+  Request(fd, what, range, [done](const Status& s) { done->set_value(s); });
+  return f.get();
+}
+
+void Restorer::Worker() {
+  for (;;) {
+    std::shared_ptr<Job> job;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [this] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      job = queue_.front();
+      queue_.pop_front();
+    }
+    bool more = Step(job.get());
+    std::lock_guard<std::mutex> l(mu_);
+    if (more) {
+      queue_.push_back(job);  // round-robin with the other files
+      cv_.notify_one();
+    } else {
+      job->queued = false;
+    }
+  }
+}
+
+Status Restorer::Load(Job* job) {
+  struct stat st;
+  if (fstat(job->fd, &st) != 0) return Status::FromErrno("fstat of '" + job->what + "'");
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  std::optional<MigrationRecord> rec;
+  MigrationRecord r;
+  Status s = store_->catalog()->GetMigration(job->key, &r);
+  if (s.ok()) {
+    rec = r;
+  } else if (s.err() != ENOENT) {
+    return s;
+  }
+  // A restore flag found here is stale (a crash, or a job whose last
+  // commit failed): this Restorer runs one job per file, and one process at
+  // a time writes a store.
+  if (rec) rec->flags &= ~kMigRestoreInProgress;
+  ResidencyMap map = ResidencyMap::FullyResident(size);
+  if (rec && (rec->flags & kMigReleased)) {
+    OVT_RETURN_IF_ERROR(ResidencyMap::FromRecord(*rec, size, &map));
+  }
+  if (!map.fully_resident()) {
+    Transition t;
+    OVT_RETURN_IF_ERROR(BeginRestore(rec, size, &t));
+    s = store_->catalog()->GetFile(rec->bfid, &job->file);
+    if (!s.ok()) {
+      return Status::Errno(s.err() == ENOENT ? EIO : s.err(),
+                           "archive " + rec->bfid.ToHex() + " of '" + job->what +
+                               "': " + (s.err() == ENOENT ? "no files row" : s.message()));
+    }
+    // The flag is for crash detection only; a lost flag is harmless.
+    Catalog::Batch b(store_->catalog());
+    b.PutMigration(job->key, *t.record);
+    OVT_RETURN_IF_ERROR(b.Commit(Durability::kNoSync));
+    rec = t.record;
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  job->finished = false;
+  job->rec = rec;
+  job->map = map;
+  job->atime = st.st_atim;
+  job->mtime = st.st_mtim;
+  job->unsynced = 0;
+  job->loaded = true;
+  return Status::OK();
+}
+
+bool Restorer::NextPiece(Job* job, ByteRange* piece) {
+  ByteRange m{};
+  bool found = false;
+  std::lock_guard<std::mutex> l(mu_);
+  // Waiters take turns, a piece each, so a reader of a few bytes is not
+  // queued behind a whole-file restore someone else asked for.
+  std::vector<ByteRange> ranges = waiters_.Ranges(job->key);
+  for (size_t i = 0; i < ranges.size() && !found; i++) {
+    const ByteRange& r = ranges[(job->turn + i) % ranges.size()];
+    found = job->map.NextMissing(r.offset, r.length, &m);
+  }
+  job->turn++;
+  if (!found && options_.whole_file) {
+    found = job->map.NextMissing(job->cursor, UINT64_MAX - job->cursor, &m) ||
+            job->map.NextMissing(0, UINT64_MAX, &m);
+  }
+  if (!found) return false;
+  // Whole chunks: the reader verifies chunk by chunk anyway.
+  uint64_t start = m.offset / chunk_size_ * chunk_size_;
+  uint64_t end =
+      std::min({RangeEnd(m.offset, m.length), start + options_.piece_bytes, job->map.size()});
+  end = std::min(job->map.size(), (end + chunk_size_ - 1) / chunk_size_ * chunk_size_);
+  *piece = {start, end - start};
+  job->cursor = end;
+  return true;
+}
+
+Status Restorer::RestorePiece(Job* job, ByteRange piece) {
+  std::string buf(piece.length, '\0');
+  size_t got = 0;
+  uint64_t archive_size = job->file.size;
+  if (piece.offset < archive_size) {
+    // Past the archive's end nothing is non-resident (it was written by the
+    // user); the reader returns short there.
+    OVT_RETURN_IF_ERROR(reader_.Read(job->rec->bfid, job->file, piece.offset, buf.size(),
+                                     buf.data(), &got, job->what));
+  }
+  std::lock_guard<std::mutex> io(job->io_mu);
+  std::vector<ByteRange> missing;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    missing = job->map.Missing(piece.offset, piece.length);
+  }
+  for (const ByteRange& r : missing) {
+    // Write the non-zero 4 KiB blocks (by file offset) of r.
+    uint64_t pos = r.offset, end = r.offset + r.length;
+    while (pos < end) {
+      uint64_t blk_end = std::min(end, (pos / kBlock + 1) * kBlock);
+      const char* p = buf.data() + (pos - piece.offset);
+      if (!AllZero(p, blk_end - pos)) {
+        // Extend over the following non-zero blocks: one pwrite.
+        uint64_t w_end = blk_end;
+        while (w_end < end) {
+          uint64_t next = std::min(end, w_end + kBlock);
+          if (AllZero(buf.data() + (w_end - piece.offset), next - w_end)) break;
+          w_end = next;
+        }
+        OVT_RETURN_IF_ERROR(PwriteAll(job->fd, p, w_end - pos, pos, job->what));
+        blk_end = w_end;
+      }
+      pos = blk_end;
+    }
+  }
+  ResidencyMap snapshot;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const ByteRange& r : missing) job->map.MarkResident(r.offset, r.length);
+    job->unsynced += piece.length;
+    snapshot = job->map;
+  }
+  waiters_.Notify(job->key, snapshot);
+  return Status::OK();
+}
+
+Status Restorer::Sync(Job* job, bool finish) {
+  // No user modification between the snapshot and the commit: the record
+  // committed is exactly the job's.
+  std::lock_guard<std::mutex> io(job->io_mu);
+  ResidencyMap snapshot;
+  struct timespec times[2];
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    snapshot = job->map;
+    times[0] = job->atime;
+    times[1] = job->mtime;
+    job->unsynced = 0;
+  }
+  if (fdatasync(job->fd) != 0) return Status::FromErrno("fdatasync of '" + job->what + "'");
+  if (futimens(job->fd, times) != 0) return Status::FromErrno("futimens of '" + job->what + "'");
+  Transition t;
+  std::optional<MigrationRecord> rec;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    rec = job->rec;
+  }
+  if (!rec) return Status::OK();
+  // The durable residency (a superset of the record's, but for bytes a
+  // truncate removed from both).
+  if (rec->flags & kMigReleased) snapshot.ToRecord(&*rec);
+  if (finish) {
+    OVT_RETURN_IF_ERROR(FinishRestore(rec, snapshot.size(), NowNs(), &t));
+    rec = t.record;
+  }
+  Catalog::Batch b(store_->catalog());
+  if (rec) {
+    b.PutMigration(job->key, *rec);
+  } else {
+    b.DeleteMigration(job->key);
+  }
+  OVT_RETURN_IF_ERROR(b.Commit());
+  std::lock_guard<std::mutex> l(mu_);
+  job->rec = rec;
+  job->finished = finish;
+  return Status::OK();
+}
+
+void Restorer::FailJob(Job* job, const Status& error) {
+  Status why = error;
+  if (why.err() != ECANCELED) {
+    why = Status::Errno(EIO, "restore of '" + job->what + "' failed: " + error.ToString());
+  }
+  // Keep what is durably back; clear the in-progress flag.
+  bool restoring;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    restoring = job->loaded && job->rec && (job->rec->flags & kMigRestoreInProgress);
+  }
+  if (restoring) {
+    // Best effort: if this fails too, the record keeps the flag, which the
+    // next job's Load clears.
+    Status s = Sync(job, /*finish=*/true);
+    (void)s;
+  }
+  std::shared_ptr<Job> keep;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = jobs_.find(job->key);
+    if (it != jobs_.end() && it->second.get() == job) {
+      keep = it->second;  // the job must outlive this call
+      jobs_.erase(it);
+    }
+  }
+  waiters_.Fail(job->key, why);
+}
+
+bool Restorer::Step(Job* job) {
+  if (!job->loaded) {
+    Status s;
+    {
+      std::lock_guard<std::mutex> io(job->io_mu);  // vs UserModify loading it
+      if (!job->loaded) s = Load(job);
+    }
+    if (!s.ok()) {
+      FailJob(job, s);
+      return false;
+    }
+    ResidencyMap snapshot;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      snapshot = job->map;
+    }
+    waiters_.Notify(job->key, snapshot);
+  }
+  ByteRange piece;
+  if (NextPiece(job, &piece)) {
+    Status s = RestorePiece(job, piece);
+    if (s.ok() && job->unsynced >= options_.commit_bytes) s = Sync(job, false);
+    if (!s.ok()) {
+      FailJob(job, s);
+      return false;
+    }
+    return true;
+  }
+  // Nothing left to do: end the restore, unless a waiter came meanwhile.
+  Status s = Status::OK();
+  bool restoring;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    restoring = job->rec && (job->rec->flags & kMigRestoreInProgress);
+  }
+  if (restoring) s = Sync(job, /*finish=*/true);
+  if (!s.ok()) {
+    FailJob(job, s);
+    return false;
+  }
+  std::shared_ptr<Job> keep;
+  ResidencyMap last;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    last = job->map;
+    bool pending = false;
+    for (const ByteRange& r : waiters_.Ranges(job->key)) {
+      if (!job->map.IsResident(r.offset, r.length)) pending = true;
+    }
+    if (pending) {
+      job->loaded = false;  // start a new restore (BeginRestore again)
+      return true;
+    }
+    auto it = jobs_.find(job->key);
+    if (it != jobs_.end() && it->second.get() == job) {
+      keep = it->second;
+      jobs_.erase(it);
+    }
+  }
+  // Waiters on ranges past the end (file truncated) are answered here.
+  waiters_.Notify(job->key, last);
+  return false;
+}
+
+Status Restorer::UserModify(const std::string& key, const UserChange& change,
+                            const std::function<Status()>& io, bool* in_job) {
+  std::shared_ptr<Job> job;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = jobs_.find(key);
+    if (it != jobs_.end()) job = it->second;
+  }
+  *in_job = job != nullptr;
+  if (!job) return io();
+  std::lock_guard<std::mutex> io_lock(job->io_mu);
+  if (job->finished || (!job->loaded && !Load(job.get()).ok())) {
+    // The job is over (or will fail on its own): the caller records the
+    // change.
+    *in_job = false;
+    return io();
+  }
+  OVT_RETURN_IF_ERROR(io());
+  struct stat st;
+  if (fstat(job->fd, &st) != 0) return Status::FromErrno("fstat of '" + job->what + "'");
+  ResidencyMap snapshot;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    Transition t;
+    uint64_t size = job->map.size();
+    Status s = change.truncate ? RecordTruncate(job->rec, size, change.new_size, &t)
+                               : RecordWrite(job->rec, size, change.offset, change.length, &t);
+    if (!s.ok()) return s;
+    job->rec = t.record;
+    if (change.truncate) {
+      job->map.Truncate(change.new_size);
+    } else {
+      job->map.RecordWrite(change.offset, change.length);
+    }
+    job->mtime = st.st_mtim;  // the user's write: its time is the one to keep
+    snapshot = job->map;
+  }
+  waiters_.Notify(key, snapshot);
+  return Status::OK();
+}
+
+}  // namespace overtier

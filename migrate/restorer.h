@@ -1,0 +1,134 @@
+// Restorer: brings the non-resident bytes of released upper files back from
+// the archive, for readers waiting on ranges (RangeWaiters) and in the
+// background.
+//
+// One restore job per file however many readers wait on it. A pool of
+// worker threads runs the jobs a piece (piece_bytes, whole chunks) at a
+// time, round-robin between files, so a huge background restore does not
+// starve a small file's reader. Within a job, the ranges readers wait for
+// come first, the waiters taking turns a piece each (a reader of the last
+// megabyte is not queued behind someone's whole-file restore); then, if
+// whole_file, the rest of the file from where the restore last was ("range
+// first, then the rest").
+//
+// A piece: read through ContentReader (io_uring, every chunk verified, the
+// other copy on a mismatch) without any lock; then, holding the file's io
+// lock, the bytes of the piece still non-resident (a user write may have
+// landed meanwhile) are pwritten into the upper file, skipping 4 KiB blocks
+// of zeros (non-resident bytes already read as zero: residency.h), and
+// marked resident; waiters whose range is now complete are answered at
+// once. Every commit_bytes, and at the end: fdatasync, the user's
+// atime/mtime put back (futimens), then the migration record committed with
+// the residency as of before the fdatasync — the catalog never claims a
+// byte that is not durable.
+//
+// Failure (container missing, every copy corrupt, write error): every
+// waiter of the file gets EIO with the reason, the record keeps what was
+// durably restored and loses the in-progress flag, the file stays released;
+// the next Request starts over.
+//
+// Records: while a job runs, it owns the file's migration record; user
+// writes and truncates of the file must go through UserModify, which
+// serializes them with the restore's writes and applies them to the job's
+// record (committed with the job's next commit).
+#ifndef OVERTIER_MIGRATE_RESTORER_H_
+#define OVERTIER_MIGRATE_RESTORER_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "migrate/range_waiters.h"
+#include "overtier/status.h"
+#include "store/content_reader.h"
+#include "store/store.h"
+
+namespace overtier {
+
+struct RestorerOptions {
+  int threads = 2;
+  // After the ranges asked for, restore the rest of the file (else only
+  // what readers wait for).
+  bool whole_file = true;
+  uint64_t piece_bytes = uint64_t{1} << 20;    // per read/write step
+  uint64_t commit_bytes = uint64_t{32} << 20;  // fdatasync + catalog commit interval
+};
+
+// A user modification, for UserModify.
+struct UserChange {
+  bool truncate = false;  // else a write
+  uint64_t offset = 0;    // write: the bytes written
+  uint64_t length = 0;
+  uint64_t new_size = 0;  // truncate: the new size
+};
+
+class Restorer {
+ public:
+  Restorer(Store* store, const RestorerOptions& options = {});
+  // Stops the workers after their current piece; jobs still running end as
+  // failed (ECANCELED to their waiters), with what was durably restored
+  // committed.
+  ~Restorer();
+  Restorer(const Restorer&) = delete;
+  Restorer& operator=(const Restorer&) = delete;
+
+  // Asks for [range.offset, range.offset + range.length) of the upper file
+  // open as fd (O_RDWR; the restorer keeps a dup while it works) to be
+  // resident; cb runs once: OK when it is (maybe at once, in this thread),
+  // else the error. Returns the waiter id for Cancel (0 if already answered).
+  uint64_t Request(int fd, const std::string& what, ByteRange range, WaitCallback cb);
+  // Ends a wait with EINTR (the restore itself goes on). False if the wait
+  // was already answered.
+  bool Cancel(uint64_t waiter_id);
+  // Request and wait for the answer.
+  Status RestoreAndWait(int fd, const std::string& what, ByteRange range);
+
+  // Runs `io` (the user's pwrite or ftruncate on the upper file `key`) with
+  // no restore write of that file in between, then records `change` in the
+  // running job (residency, size, the user's new mtime). Without a running
+  // job, only runs io: the caller updates the record (migration_state.h).
+  // *in_job says which.
+  Status UserModify(const std::string& key, const UserChange& change,
+                    const std::function<Status()>& io, bool* in_job);
+
+  // Jobs (files) being restored now.
+  size_t active_jobs() const;
+  const ContentReader& reader() const { return reader_; }
+
+ private:
+  struct Job;
+  void Worker();
+  // One step of a job; false when the job is over.
+  bool Step(Job* job);
+  Status Load(Job* job);
+  // Picks the next piece to restore; false if the job has nothing to do.
+  bool NextPiece(Job* job, ByteRange* piece);
+  Status RestorePiece(Job* job, ByteRange piece);
+  // fdatasync, times, commit of the residency as of before the sync.
+  Status Sync(Job* job, bool finish);
+  void FailJob(Job* job, const Status& error);
+
+  Store* store_;
+  RestorerOptions options_;
+  ContentReader reader_;
+  RangeWaiters waiters_;
+  uint64_t chunk_size_;
+
+  mutable std::mutex mu_;  // jobs_, queue_, each job's map and record
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::map<std::string, std::shared_ptr<Job>> jobs_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace overtier
+
+#endif  // OVERTIER_MIGRATE_RESTORER_H_

@@ -1,0 +1,256 @@
+#include "migrate/restorer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "migrate/archiver.h"
+#include "migrate/migrate_testutil.h"
+#include "migrate/migration_state.h"
+
+namespace overtier {
+namespace {
+
+using test::HasSubstr;
+using test::Payload;
+
+constexpr size_t kSize = 2 << 20;
+
+class RestorerTest : public test::MigrateFixture {
+ protected:
+  // A released file of kSize bytes keeping `keep`; returns its fd.
+  int Released(const std::string& name, uint64_t keep = 4096) {
+    data_ = Payload(kSize, 11);
+    // Some zero blocks, which the restore must not allocate.
+    std::fill(data_.begin() + 300000, data_.begin() + 500000, '\0');
+    int fd = MakeFile(name, data_);
+    SetOldTimes(fd);
+    Archiver a(store_.get());
+    Status s = a.Archive(fd, name);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    s = a.Release(fd, name, keep);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(fstat(fd, &released_st_), 0);
+    return fd;
+  }
+  std::optional<MigrationRecord> Record(int fd) {
+    MigrationRecord r;
+    Status s = store_->catalog()->GetMigration(Handle(fd).key, &r);
+    if (s.err() == ENOENT) return std::nullopt;
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return r;
+  }
+  std::string data_;
+  struct stat released_st_;
+};
+
+TEST_F(RestorerTest, WholeFileRestoreMakesItArchivedAgain) {
+  int fd = Released("f");
+  RestorerOptions o;
+  o.piece_bytes = 256 << 10;
+  o.commit_bytes = 512 << 10;  // several intermediate commits
+  Restorer r(store_.get(), o);
+  Status s = r.RestoreAndWait(fd, "f", {0, 0});
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  // The waiter is answered as soon as the data is there; the final sync,
+  // times and commit follow.
+  for (int i = 0; i < 500 && r.active_jobs() > 0; i++) usleep(10000);
+  ASSERT_EQ(r.active_jobs(), 0u);
+  struct stat st;
+  ASSERT_EQ(fstat(fd, &st), 0);  // before our own reads move atime
+  EXPECT_TRUE(ReadAll(fd) == data_);
+  auto rec = Record(fd);
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(StateOf(rec), MigState::kArchived);
+  EXPECT_EQ(rec->flags, kMigArchived);
+  EXPECT_EQ(rec->barrier, kSize);
+  EXPECT_GT(rec->restore_time_ns, 0);
+  EXPECT_EQ(Ns(st.st_mtim), Ns(released_st_.st_mtim)) << "the user's mtime is kept";
+  EXPECT_EQ(Ns(st.st_atim), Ns(released_st_.st_atim));
+  EXPECT_LT(st.st_blocks * 512, static_cast<blkcnt_t>(kSize)) << "zero blocks stay holes";
+  EXPECT_GT(st.st_blocks * 512, static_cast<blkcnt_t>(kSize / 2));
+  // A new request is answered at once.
+  EXPECT_TRUE(r.RestoreAndWait(fd, "f", {0, 10}).ok());
+}
+
+TEST_F(RestorerTest, RangeOnlyRestoresJustTheRange) {
+  int fd = Released("f");
+  RestorerOptions o;
+  o.whole_file = false;
+  Restorer r(store_.get(), o);
+  const uint64_t off = kSize - 100000;
+  ASSERT_TRUE(r.RestoreAndWait(fd, "f", {off, 1000}).ok());
+  std::string now = ReadAll(fd);
+  EXPECT_TRUE(now.substr(off, 1000) == data_.substr(off, 1000));
+  EXPECT_EQ(now[kSize / 2], '\0') << "the middle is still a hole";
+  for (int i = 0; i < 100 && r.active_jobs() > 0; i++) usleep(10000);
+  auto rec = Record(fd);
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(StateOf(rec), MigState::kReleased);
+  EXPECT_EQ(rec->flags & kMigRestoreInProgress, 0u);
+  ResidencyMap m;
+  ASSERT_TRUE(ResidencyMap::FromRecord(*rec, kSize, &m).ok());
+  EXPECT_TRUE(m.IsResident(0, 4096));
+  EXPECT_TRUE(m.IsResident(off, 1000));
+  EXPECT_FALSE(m.IsResident(4096, 1));
+  EXPECT_EQ(m.resident_bytes() % test::kTestChunk, 4096u) << "whole chunks were restored";
+}
+
+TEST_F(RestorerTest, TailReaderIsAnsweredBeforeTheWholeFile) {
+  int fd = Released("f");
+  RestorerOptions o;
+  o.threads = 1;
+  o.piece_bytes = 64 << 10;
+  Restorer r(store_.get(), o);
+  std::mutex mu;
+  std::vector<std::string> order;
+  std::promise<void> all_done;
+  r.Request(fd, "f", {0, 0}, [&](const Status& s) {
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    std::lock_guard<std::mutex> l(mu);
+    order.push_back("whole");
+    all_done.set_value();
+  });
+  r.Request(fd, "f", {kSize - 1000, 1000}, [&](const Status& s) {
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    std::lock_guard<std::mutex> l(mu);
+    order.push_back("tail");
+  });
+  all_done.get_future().wait();
+  std::lock_guard<std::mutex> l(mu);
+  ASSERT_EQ(order.size(), 2u);
+  EXPECT_EQ(order[0], "tail");
+  EXPECT_TRUE(ReadAll(fd) == data_);
+}
+
+// Overwrites 4 bytes at the start of every extent of copy `copy` of the
+// file's archive; returns what was there, to put back.
+std::vector<std::string> Damage(Store* store, const std::string& store_path, const Bfid& bfid,
+                                size_t copy, const std::vector<std::string>* restore = nullptr) {
+  FileRecord file;
+  EXPECT_TRUE(store->catalog()->GetFile(bfid, &file).ok());
+  std::vector<std::string> old;
+  size_t i = 0;
+  for (const Extent& e : file.copies[copy].extents) {
+    VolumeRecord v;
+    EXPECT_TRUE(store->catalog()->GetVolume(e.vv_id, &v).ok());
+    char name[32];
+    snprintf(name, sizeof(name), "vv-%016llx.vv", static_cast<unsigned long long>(e.vv_id));
+    std::string path = store_path + "/volumes/" + v.set + "/" + name;
+    int cfd = open(path.c_str(), O_RDWR);
+    EXPECT_GE(cfd, 0) << path;
+    std::string was(4, '\0');
+    EXPECT_EQ(pread(cfd, was.data(), 4, static_cast<off_t>(e.vv_offset)), 4);
+    old.push_back(was);
+    const char* put = restore != nullptr ? (*restore)[i++].data() : "XXXX";
+    EXPECT_EQ(pwrite(cfd, put, 4, static_cast<off_t>(e.vv_offset)), 4);
+    close(cfd);
+  }
+  return old;
+}
+
+TEST_F(RestorerTest, BothCopiesCorruptGiveEioThenRetrySucceeds) {
+  int fd = Released("f");
+  Bfid bfid = Record(fd)->bfid;
+  std::string sp = dir_.path() + "/store";
+  auto old0 = Damage(store_.get(), sp, bfid, 0);
+  auto old1 = Damage(store_.get(), sp, bfid, 1);
+  {
+    Restorer r(store_.get());
+    Status s = r.RestoreAndWait(fd, "f", {8192, 10});
+    EXPECT_EQ(s.err(), EIO) << s.ToString();
+    EXPECT_TRUE(HasSubstr(s.message(), "'f'")) << s.ToString();
+  }
+  auto rec = Record(fd);
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(StateOf(rec), MigState::kReleased) << "a failed restore leaves the file released";
+  EXPECT_EQ(rec->flags & kMigRestoreInProgress, 0u);
+  Damage(store_.get(), sp, bfid, 0, &old0);  // repaired
+  Damage(store_.get(), sp, bfid, 1, &old1);
+  Restorer r(store_.get());
+  Status s = r.RestoreAndWait(fd, "f", {0, 0});
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(ReadAll(fd) == data_);
+}
+
+TEST_F(RestorerTest, CorruptCopyFallsBackToTheOther) {
+  int fd = Released("f");
+  Damage(store_.get(), dir_.path() + "/store", Record(fd)->bfid, 0);
+  Restorer r(store_.get());
+  Status s = r.RestoreAndWait(fd, "f", {0, 0});
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(ReadAll(fd) == data_);
+  EXPECT_GT(r.reader().stats().fallbacks, 0u);
+}
+
+TEST_F(RestorerTest, CancelAnswersOnceWithEintrOrTheResult) {
+  int fd = Released("f");
+  RestorerOptions o;
+  o.threads = 1;
+  o.piece_bytes = 64 << 10;
+  Restorer r(store_.get(), o);
+  std::atomic<int> calls{0}, err{-1};
+  uint64_t id = r.Request(fd, "f", {kSize - 10, 10}, [&](const Status& s) {
+    calls++;
+    err = s.err();
+  });
+  bool cancelled = r.Cancel(id);
+  // Whichever came first, the callback ran exactly once, with EINTR iff the
+  // cancel won; the restore itself goes on.
+  ASSERT_TRUE(r.RestoreAndWait(fd, "f", {0, 0}).ok());
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_EQ(err.load(), cancelled ? EINTR : 0);
+  EXPECT_FALSE(r.Cancel(id));
+  EXPECT_TRUE(ReadAll(fd) == data_);
+}
+
+TEST_F(RestorerTest, UserWriteDuringRestoreIsNeverOverwritten) {
+  for (int round = 0; round < 3; round++) {
+    int fd = Released("w" + std::to_string(round));
+    RestorerOptions o;
+    o.threads = 1;
+    o.piece_bytes = 64 << 10;
+    Restorer r(store_.get(), o);
+    std::promise<Status> done;
+    r.Request(fd, "w", {0, 0}, [&](const Status& s) { done.set_value(s); });
+    usleep(round * 3000);
+    // The user writes into the (probably) non-resident middle.
+    const uint64_t off = kSize / 2 + 123;
+    bool in_job = false;
+    UserChange c;
+    c.offset = off;
+    c.length = 4;
+    Status s = r.UserModify(
+        Handle(fd).key, c,
+        [&]() -> Status {
+          if (pwrite(fd, "USER", 4, static_cast<off_t>(off)) != 4) return Status::FromErrno("w");
+          return Status::OK();
+        },
+        &in_job);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_TRUE(done.get_future().get().ok());
+    std::string want = data_;
+    want.replace(off, 4, "USER");
+    EXPECT_TRUE(ReadAll(fd) == want) << "round " << round << " in_job " << in_job;
+    for (int i = 0; i < 100 && r.active_jobs() > 0; i++) usleep(10000);
+    if (in_job) {
+      // The file was modified while released: dirty, then fully restored,
+      // so resident and its archive no longer referenced.
+      auto rec = Record(fd);
+      EXPECT_FALSE(rec) << "round " << round << ": " << StateString(rec, kSize);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace overtier

@@ -429,24 +429,15 @@ Status OpenLocalVolumeSet(const std::string& store_dir, const std::string& set_n
                           const LocalVolumeOptions& options, std::unique_ptr<VolumeSet>* out) {
   if (!IsValidVolumeSetName(set_name))
     return Status::InvalidArgument("invalid volume set name '" + set_name + "'");
-  if (options.piece_size == 0 || options.piece_size % kVvAlign != 0 ||
-      options.piece_size > kMaxVolumePiece)
-    return Status::InvalidArgument("volume piece size " + std::to_string(options.piece_size) +
-                                   " is not a multiple of 4096 up to 64 MiB");
   int store = open(store_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (store < 0) return Status::FromErrno("open store directory " + store_dir);
-  int volumes = -1, set = -1;
+  int volumes = -1;
   Status s = OpenOrCreateDir(store, "volumes", options.create_if_missing, store_dir + "/volumes",
                              &volumes);
-  if (s.ok())
-    s = OpenOrCreateDir(
-        volumes, set_name.c_str(), options.create_if_missing,
-        "volume set '" + set_name + "' (" + store_dir + "/volumes/" + set_name + ")", &set);
   CloseFd(&store);
   CloseFd(&volumes);
   if (!s.ok()) return s;
-  *out = std::make_unique<LocalVolumeSet>(set, set_name, options);
-  return Status::OK();
+  return OpenLocalVolumeSetAt(store_dir + "/volumes/" + set_name, set_name, options, out);
 }
 
 Status OpenLocalVolumeSetAt(const std::string& folder, const std::string& set_name,

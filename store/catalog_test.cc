@@ -952,7 +952,7 @@ TEST_F(CatalogTest, ReadOnlyOpensRaceAWriter) {
   ro.read_only = true;
   int failures = 0;
   std::string first_failure;
-  for (int i = 0; i < 60; i++) {
+  for (int i = 0; i < 25; i++) {
     std::unique_ptr<Catalog> reader;
     Status s = Catalog::Open(path_, ro, &reader);
     JobRecord j;

@@ -30,7 +30,8 @@ setup build
 ninja -C build -j"$(nproc)"
 
 status=0
-suites=(--suite unit --suite integration --suite fsx --suite stress --suite store --suite image-mount)
+suites=(--suite unit --suite integration --suite fsx --suite stress --suite store --suite image-mount
+  --suite migrate --suite migrate-mount)
 echo "== tests (plain build)"
 meson test -C build "${suites[@]}" --print-errorlogs --num-processes 1 || status=1
 logs=(build/meson-logs/testlog.json)
@@ -44,7 +45,7 @@ if [ $quick -eq 0 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   meson test -C build-asan --suite unit --suite integration --suite fsx --suite store \
-    --suite image-mount \
+    --suite image-mount --suite migrate --suite migrate-mount \
     --print-errorlogs --num-processes 1 || status=1
   logs+=(build-asan/meson-logs/testlog.json)
 fi

@@ -6,6 +6,7 @@
 
 #include "src/fuse_ops.h"
 #include "src/image_fuse.h"
+#include "src/migration.h"
 #include "store/store.h"
 #include "union/union_fs.h"
 
@@ -77,6 +78,13 @@ int RunMount(const Invocation& inv) {
     s = ServeImages(inv, &opts, &store, &images);
     if (!s.ok()) return Fail(s);
   }
+  // The migration tier, for the upper files of a writable mount with a
+  // store (src/migration.h).
+  std::unique_ptr<MigrationService> mig;
+  if (!opts.store.empty() && !opts.upperdir.empty() && !opts.read_only) {
+    s = MigrationService::Create(opts.store, &mig);
+    if (!s.ok()) return Fail(Status::Errno(s.err(), "store " + opts.store + ": " + s.message()));
+  }
   std::unique_ptr<UnionFs> fs;
   s = UnionFs::Create(opts, &fs);
   if (!s.ok()) {
@@ -89,10 +97,12 @@ int RunMount(const Invocation& inv) {
     // file system pauses across it and starts its threads in the child.
     images->PauseForFork();
     const int threads = std::max(2, opts.threads);
-    rc = ServeFuse(fs.get(), inv, [&images, threads] { images->Start(threads); });
+    rc = ServeFuse(
+        fs.get(), inv, [&images, threads] { images->Start(threads); }, mig.get());
   } else {
-    rc = ServeFuse(fs.get(), inv);
+    rc = ServeFuse(fs.get(), inv, {}, mig.get());
   }
+  mig.reset();
   // The union first: its descriptors into image layers must be closed for
   // the image file system to end.
   fs.reset();

@@ -10,11 +10,15 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <thread>
 #include <vector>
 
+#include "migrate/file_handle.h"
+#include "overtier/control.h"
+#include "src/migration.h"
 #include "src/worker_pool.h"
 #include "union/union_fs.h"
 
@@ -26,7 +30,8 @@ struct State {
   double timeout;
   bool writeback = false;
   fuse_session* se = nullptr;
-  WorkerPool* slow = nullptr;  // for requests that may take long
+  WorkerPool* slow = nullptr;       // for requests that may take long
+  MigrationService* mig = nullptr;  // the migration tier (store=), or none
 };
 
 State* St(fuse_req_t req) { return static_cast<State*>(fuse_req_userdata(req)); }
@@ -40,6 +45,21 @@ fuse_ino_t Ino(UnionFs* fs, Node* n) {
   return n == fs->root() ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(n);
 }
 OpenFile* OF(fuse_file_info* fi) { return fi ? reinterpret_cast<OpenFile*>(fi->fh) : nullptr; }
+MigrationService* Mig(fuse_req_t req) { return St(req)->mig; }
+
+// The migration state of node's upper file, if it has a migration record
+// (null otherwise, and for mounts without a store). *fd: an O_PATH fd of
+// the upper file, the caller's to close (-1 when null is returned).
+std::shared_ptr<MigFile> MigOfNode(fuse_req_t req, Node* node, int* fd) {
+  *fd = -1;
+  if (Mig(req) == nullptr || !node->is_reg()) return nullptr;
+  if (!Fs(req)->OpenUpperData(node, O_PATH, fd).ok()) return nullptr;
+  std::shared_ptr<MigFile> m = Mig(req)->Attach(*fd);
+  if (m && m->has_record.load(std::memory_order_acquire)) return m;
+  close(*fd);
+  *fd = -1;
+  return nullptr;
+}
 
 Ctx CtxOf(fuse_req_t req) {
   const fuse_ctx* c = fuse_req_ctx(req);
@@ -130,7 +150,8 @@ void Defer(fuse_req_t req, Fn fn) {
   St(req)->slow->Submit(std::move(fn));
 }
 
-void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+Status SetattrCore(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+                   fuse_file_info* fi, struct stat* out) {
   SetAttrRequest r;
   r.mode = to_set & FUSE_SET_ATTR_MODE;
   r.uid = to_set & FUSE_SET_ATTR_UID;
@@ -142,13 +163,42 @@ void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   r.mtime_now = to_set & FUSE_SET_ATTR_MTIME_NOW;
   r.ctime = to_set & FUSE_SET_ATTR_CTIME;
   r.values = *attr;
+  return Fs(req)->SetAttr(CtxOf(req), N(req, ino), r, OF(fi), out);
+}
+
+void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   struct stat out;
-  Status s = Fs(req)->SetAttr(CtxOf(req), N(req, ino), r, OF(fi), &out);
+  Status s = SetattrCore(req, ino, attr, to_set, fi, &out);
   if (!s.ok()) return ReplyErr(req, s);
   fuse_reply_attr(req, &out, St(req)->timeout);
 }
 
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  if ((to_set & FUSE_SET_ATTR_SIZE) && Mig(req) != nullptr) {
+    // A truncate of a file with a migration record: recorded with it (a
+    // shrink drops the bytes past the new size from what a restore would
+    // bring back; nothing is restored first).
+    int fd = -1;
+    std::shared_ptr<MigFile> m = MigOfNode(req, N(req, ino), &fd);
+    if (m) {
+      struct stat a = *attr;
+      OpenFile* of = OF(fi);
+      return Mig(req)->Submit([req, ino, a, to_set, of, m, fd]() mutable {
+        UserChange c;
+        c.truncate = true;
+        c.new_size = static_cast<uint64_t>(a.st_size);
+        struct stat out;
+        fuse_file_info fake{};
+        fake.fh = reinterpret_cast<uint64_t>(of);
+        Status s = Mig(req)->UserModify(m, fd, c, [&] {
+          return SetattrCore(req, ino, &a, to_set, of ? &fake : nullptr, &out);
+        });
+        close(fd);
+        if (!s.ok()) return ReplyErr(req, s);
+        fuse_reply_attr(req, &out, St(req)->timeout);
+      });
+    }
+  }
   if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != 0 && fi == nullptr &&
       Fs(req)->WriteOpenCopiesData(N(req, ino))) {
     struct stat a = *attr;
@@ -186,7 +236,30 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* ne
 }
 
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  ReplyErr(req, Fs(req)->Unlink(CtxOf(req), N(req, parent), name));
+  std::shared_ptr<MigFile> m;
+  int fd = -1;
+  if (Mig(req) != nullptr) {
+    Entry e;
+    if (Fs(req)->Lookup(CtxOf(req), N(req, parent), name, &e).ok()) {
+      if (S_ISREG(e.attr.st_mode) && e.attr.st_nlink == 1) m = MigOfNode(req, e.node, &fd);
+      Fs(req)->Forget(e.node, 1);
+    }
+  }
+  Status s = Fs(req)->Unlink(CtxOf(req), N(req, parent), name);
+  if (!m) return ReplyErr(req, s);
+  // The last link of a file with a migration record: the record goes, its
+  // archive is garbage for gc. Checked on the file itself (another link may
+  // have appeared meanwhile).
+  struct stat st;
+  bool last = s.ok() && fstat(fd, &st) == 0 && st.st_nlink == 0;
+  MigrationService* mig = Mig(req);  // req is gone once answered
+  ReplyErr(req, s);
+  if (!last) return (void)close(fd);
+  mig->Submit([mig, m, fd] {
+    Status u = mig->Unlinked(m);
+    if (!u.ok()) std::fprintf(stderr, "overtier: %s\n", u.ToString().c_str());
+    close(fd);
+  });
 }
 
 void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -212,21 +285,53 @@ int RealOpenFlags(fuse_req_t req, int flags) {
   return flags;
 }
 
+// Gives an upper regular file its migration state.
+void AttachMig(fuse_req_t req, OpenFile* of) {
+  if (Mig(req) != nullptr && of->upper && of->node->is_reg()) of->mig = Mig(req)->Attach(of->fd);
+}
+
+void ReplyOpen(fuse_req_t req, std::unique_ptr<OpenFile> of, fuse_file_info* fi) {
+  fi->fh = reinterpret_cast<uint64_t>(of.get());
+  // Every change to the data goes through this mount: cached pages stay
+  // valid across opens. Not for a file with non-resident data: the kernel
+  // must not keep pages read while it was (see the read path).
+  fi->keep_cache = !(of->mig && of->mig->slow.load(std::memory_order_acquire));
+  if (fi->flags & O_DIRECT) fi->direct_io = 1;
+  if (fuse_reply_open(req, fi) == 0) of.release();
+}
+
 void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   std::unique_ptr<OpenFile> of;
   Status s = Fs(req)->Open(CtxOf(req), N(req, ino), RealOpenFlags(req, fi->flags), &of);
   if (!s.ok()) return ReplyErr(req, s);
-  fi->fh = reinterpret_cast<uint64_t>(of.get());
-  // Every change to the data goes through this mount: cached pages stay
-  // valid across opens.
-  fi->keep_cache = 1;
-  if (fi->flags & O_DIRECT) fi->direct_io = 1;
-  if (fuse_reply_open(req, fi) == 0) of.release();
+  AttachMig(req, of.get());
+  ReplyOpen(req, std::move(of), fi);
 }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   const int acc = fi->flags & O_ACCMODE;
   const bool write = acc != O_RDONLY || (fi->flags & O_TRUNC);
+  if ((fi->flags & O_TRUNC) && Mig(req) != nullptr) {
+    // O_TRUNC of a file with a migration record: a truncate to 0, recorded
+    // (nothing is restored).
+    int fd = -1;
+    std::shared_ptr<MigFile> m = MigOfNode(req, N(req, ino), &fd);
+    if (m) {
+      fuse_file_info copy = *fi;
+      return Mig(req)->Submit([req, ino, copy, m, fd]() mutable {
+        std::unique_ptr<OpenFile> of;
+        UserChange c;
+        c.truncate = true;
+        Status s = Mig(req)->UserModify(m, fd, c, [&] {
+          return Fs(req)->Open(CtxOf(req), N(req, ino), RealOpenFlags(req, copy.flags), &of);
+        });
+        close(fd);
+        if (!s.ok()) return ReplyErr(req, s);
+        AttachMig(req, of.get());
+        ReplyOpen(req, std::move(of), &copy);
+      });
+    }
+  }
   if (write && !(fi->flags & O_TRUNC) && Fs(req)->WriteOpenCopiesData(N(req, ino))) {
     fuse_file_info copy = *fi;
     return Defer(req, [req, ino, copy]() mutable { DoOpen(req, ino, &copy); });
@@ -241,6 +346,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   Status s = Fs(req)->CreateFile(CtxOf(req), N(req, parent), name, mode,
                                  RealOpenFlags(req, fi->flags), &e, &of);
   if (!s.ok()) return ReplyErr(req, s);
+  AttachMig(req, of.get());
   fi->fh = reinterpret_cast<uint64_t>(of.get());
   fi->keep_cache = 1;
   if (fi->flags & O_DIRECT) fi->direct_io = 1;
@@ -253,7 +359,74 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   }
 }
 
+// A read parked until its range is resident (see SlowRead).
+struct ParkedRead : std::enable_shared_from_this<ParkedRead> {
+  fuse_req_t req;
+  MigrationService* mig;
+  std::mutex mu;
+  std::shared_ptr<MigrationService::Wait> wait;  // once registered
+  bool interrupted = false;
+};
+
+// libfuse calls it with the request's lock held: only hand the cancel over
+// (the answer it causes clears this function under that same lock).
+void InterruptParkedRead(fuse_req_t, void* data) {
+  auto* p = static_cast<ParkedRead*>(data);
+  std::shared_ptr<ParkedRead> keep = p->shared_from_this();
+  std::shared_ptr<MigrationService::Wait> w;
+  {
+    std::lock_guard<std::mutex> l(p->mu);
+    p->interrupted = true;
+    w = p->wait;
+  }
+  if (w) p->mig->Submit([keep, w] { keep->mig->CancelWait(w); });
+}
+
+// A read of a range not known to be resident: start (or join) its restore
+// and answer from the restorer's callback, without holding this thread.
+void SlowRead(fuse_req_t req, OpenFile* of, size_t size, off_t off) {
+  auto p = std::make_shared<ParkedRead>();
+  p->req = req;
+  p->mig = Mig(req);
+  const int fd = of->fd;
+  auto answer = [p, fd, size, off](const Status& s) {
+    // No interrupt callback may run (or be running) once we answer.
+    fuse_req_interrupt_func(p->req, nullptr, nullptr);
+    if (!s.ok()) {
+      int err = s.err() == EINTR ? EINTR : EIO;
+      if (err == EIO) std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
+      fuse_reply_err(p->req, err);
+      return;
+    }
+    std::unique_ptr<char[]> buf(new char[size]);
+    size_t got = 0;
+    while (got < size) {
+      ssize_t n = pread(fd, buf.get() + got, size - got, off + static_cast<off_t>(got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return (void)fuse_reply_err(p->req, errno);
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+    }
+    fuse_reply_buf(p->req, buf.get(), got);
+  };
+  fuse_req_interrupt_func(req, InterruptParkedRead, p.get());
+  auto w = Mig(req)->WaitRange(of->mig, fd, static_cast<uint64_t>(off), size, answer);
+  bool cancel;
+  {
+    std::lock_guard<std::mutex> l(p->mu);
+    p->wait = w;
+    cancel = p->interrupted;
+  }
+  if (cancel) Mig(req)->Submit([p, w] { p->mig->CancelWait(w); });
+}
+
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  OpenFile* of = OF(fi);
+  MigFile* m = of->mig.get();
+  if (m != nullptr && m->slow.load(std::memory_order_acquire) &&
+      !Mig(req)->KnownResident(m, static_cast<uint64_t>(off), size)) {
+    return SlowRead(req, of, size, off);
+  }
   fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
   buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
   buf.buf[0].fd = Fs(req)->ReadFd(OF(fi));
@@ -261,7 +434,41 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
+// A write to a file with a migration record: the data is copied out of the
+// request (its buffer is reused once we return), written and recorded on
+// the service's pool, without waiting for any restore.
+void MigWrite(fuse_req_t req, fuse_bufvec* in, off_t off, OpenFile* of) {
+  auto data = std::make_shared<std::string>(fuse_buf_size(in), '\0');
+  fuse_bufvec mem = FUSE_BUFVEC_INIT(data->size());
+  mem.buf[0].mem = data->data();
+  ssize_t n = fuse_buf_copy(&mem, in, static_cast<fuse_buf_copy_flags>(0));
+  if (n < 0) return (void)fuse_reply_err(req, static_cast<int>(-n));
+  data->resize(static_cast<size_t>(n));
+  std::shared_ptr<MigFile> m = of->mig;
+  Mig(req)->Submit([req, data, off, of, m] {
+    UserChange c;
+    c.offset = static_cast<uint64_t>(off);
+    c.length = data->size();
+    Status s = Mig(req)->UserModify(m, of->fd, c, [&] {
+      size_t done = 0;
+      while (done < data->size()) {
+        ssize_t w = pwrite(of->fd, data->data() + done, data->size() - done,
+                           off + static_cast<off_t>(done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return Status::FromErrno();
+        done += static_cast<size_t>(w);
+      }
+      return Status::OK();
+    });
+    if (!s.ok()) return ReplyErr(req, s);
+    fuse_reply_write(req, data->size());
+  });
+}
+
 void OpWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
+  OpenFile* of = OF(fi);
+  if (of->mig && of->mig->has_record.load(std::memory_order_acquire))
+    return MigWrite(req, in, off, of);
   fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
   out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
   out.buf[0].fd = OF(fi)->fd;
@@ -283,19 +490,79 @@ void OpFsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
 
 void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
                  fuse_file_info* fi) {
-  ReplyErr(req, Fs(req)->Fallocate(OF(fi), mode, offset, length));
+  OpenFile* of = OF(fi);
+  if (of->mig && of->mig->has_record.load(std::memory_order_acquire)) {
+    // The range becomes the user's (allocated zeros, a hole, ...): recorded
+    // like a write, so a restore never puts archive bytes over it.
+    std::shared_ptr<MigFile> m = of->mig;
+    return Mig(req)->Submit([req, of, m, mode, offset, length] {
+      struct stat st;
+      if (fstat(of->fd, &st) != 0) return (void)fuse_reply_err(req, errno);
+      UserChange c;
+      c.offset = static_cast<uint64_t>(offset);
+      uint64_t end = static_cast<uint64_t>(offset) + static_cast<uint64_t>(length);
+      if (mode & FALLOC_FL_KEEP_SIZE) end = std::min(end, static_cast<uint64_t>(st.st_size));
+      c.length = end > c.offset ? end - c.offset : 0;
+      ReplyErr(req, Mig(req)->UserModify(m, of->fd, c, [&] {
+        return Fs(req)->Fallocate(of, mode, offset, length);
+      }));
+    });
+  }
+  ReplyErr(req, Fs(req)->Fallocate(of, mode, offset, length));
 }
 
 void OpLseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
-  off_t r = lseek(Fs(req)->ReadFd(OF(fi)), off, whence);
+  OpenFile* of = OF(fi);
+  if ((whence == SEEK_DATA || whence == SEEK_HOLE) && of->mig &&
+      of->mig->slow.load(std::memory_order_acquire)) {
+    // Released bytes are punched holes in the upper file but data to the
+    // user: the whole file is data.
+    struct stat st;
+    if (fstat(of->fd, &st) != 0) return (void)fuse_reply_err(req, errno);
+    if (off >= st.st_size) return (void)fuse_reply_err(req, ENXIO);
+    return (void)fuse_reply_lseek(req, whence == SEEK_DATA ? off : st.st_size);
+  }
+  off_t r = lseek(Fs(req)->ReadFd(of), off, whence);
   if (r < 0) return (void)fuse_reply_err(req, errno);
   fuse_reply_lseek(req, r);
 }
 
 void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in, fuse_ino_t,
                      off_t off_out, fuse_file_info* fi_out, size_t len, int flags) {
-  ssize_t n =
-      copy_file_range(Fs(req)->ReadFd(OF(fi_in)), &off_in, OF(fi_out)->fd, &off_out, len, flags);
+  OpenFile* in = OF(fi_in);
+  OpenFile* out = OF(fi_out);
+  const bool in_slow = in->mig && in->mig->slow.load(std::memory_order_acquire);
+  const bool out_rec = out->mig && out->mig->has_record.load(std::memory_order_acquire);
+  if (in_slow || out_rec) {
+    // The source range restored first, the destination's change recorded:
+    // on the service's threads.
+    std::shared_ptr<MigFile> im = in->mig, om = out->mig;
+    return Mig(req)->Submit(
+        [req, in, out, im, om, in_slow, out_rec, off_in, off_out, len, flags]() mutable {
+          if (in_slow) {
+            Status s = Mig(req)->Restore(im, in->fd, "inode " + std::to_string(in->node->key),
+                                         static_cast<uint64_t>(off_in), len, /*wait=*/true);
+            if (!s.ok()) return (void)fuse_reply_err(req, EIO);
+          }
+          ssize_t n = -1;
+          auto io = [&] {
+            n = copy_file_range(in->fd, &off_in, out->fd, &off_out, len, flags);
+            return n < 0 ? Status::FromErrno() : Status::OK();
+          };
+          Status s;
+          if (out_rec) {
+            UserChange c;
+            c.offset = static_cast<uint64_t>(off_out);
+            c.length = len;  // at most what was copied: more is harmless (resident)
+            s = Mig(req)->UserModify(om, out->fd, c, io);
+          } else {
+            s = io();
+          }
+          if (!s.ok()) return ReplyErr(req, s);
+          fuse_reply_write(req, static_cast<size_t>(n));
+        });
+  }
+  ssize_t n = copy_file_range(Fs(req)->ReadFd(in), &off_in, out->fd, &off_out, len, flags);
   if (n < 0) return (void)fuse_reply_err(req, errno);
   fuse_reply_write(req, static_cast<size_t>(n));
 }
@@ -388,7 +655,28 @@ void ReplyXattrValue(fuse_req_t req, const std::string& v, size_t size) {
   fuse_reply_buf(req, v.data(), v.size());
 }
 
+// user.overtier.state: the migration state of an upper regular file
+// (docs/FORMAT.md). Read-only: the union refuses to set or remove
+// user.overtier.* (EPERM) and does not list it.
+constexpr std::string_view kStateXattr = "user.overtier.state";
+
+void GetStateXattr(fuse_req_t req, Node* node, size_t size) {
+  if (!node->is_reg()) return (void)fuse_reply_err(req, ENODATA);
+  int fd = -1;
+  Status s = Fs(req)->OpenUpperData(node, O_PATH, &fd);
+  if (!s.ok()) {
+    // A file only in a lower layer has all its data: resident.
+    return s.err() == EINVAL ? ReplyXattrValue(req, "resident", size) : ReplyErr(req, s);
+  }
+  std::string v;
+  s = Mig(req)->StateString(fd, &v);
+  close(fd);
+  if (!s.ok()) return ReplyErr(req, s);
+  ReplyXattrValue(req, v, size);
+}
+
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  if (Mig(req) != nullptr && name == kStateXattr) return GetStateXattr(req, N(req, ino), size);
   std::string v;
   Status s = Fs(req)->GetXattr(CtxOf(req), N(req, ino), name, &v);
   if (!s.ok()) return ReplyErr(req, s);
@@ -404,6 +692,129 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 
 void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   ReplyErr(req, Fs(req)->RemoveXattr(CtxOf(req), N(req, ino), name));
+}
+
+// ---- control ioctls (include/overtier/control.h)
+
+bool ValidRequest(const overtier_ctl_request& r, uint32_t allowed_flags) {
+  if (r.version != OVERTIER_CTL_VERSION || (r.flags & ~allowed_flags) != 0) return false;
+  for (uint64_t x : r.reserved)
+    if (x != 0) return false;
+  return true;
+}
+
+// Drops the kernel's cached pages of ino: after a release they must not
+// stand in for data the read path now has to check.
+// (Takes the session, not the request: called after the reply, when the
+// request is gone.)
+void InvalidateData(fuse_session* se, fuse_ino_t ino) {
+  fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);
+}
+
+void DoControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, OpenFile* of,
+               const overtier_ctl_request& r) {
+  MigrationService* mig = Mig(req);
+  const std::string what = "inode " + std::to_string(of->node->key);
+  std::shared_ptr<MigFile> m = of->mig;
+  if (r.generation != 0) {
+    FileHandle fh;
+    Status s = GetFileHandle(of->fd, what, &fh);
+    if (!s.ok()) return ReplyErr(req, s);
+    if (fh.has_generation && fh.generation != r.generation)
+      return (void)fuse_reply_err(req, ESTALE);
+  }
+  Status s;
+  switch (cmd) {
+    case OVERTIER_IOC_ARCHIVE:
+      s = mig->Archive(m, of->fd, what, r.flags & OVERTIER_CTL_RELEASE, r.offset);
+      break;
+    case OVERTIER_IOC_RELEASE:
+      s = mig->Release(m, of->fd, what, r.offset);
+      break;
+    case OVERTIER_IOC_RESTORE:
+      s = mig->Restore(m, of->fd, what, r.offset, r.length, r.flags & OVERTIER_CTL_WAIT);
+      break;
+    default:
+      s = Status::Errno(ENOTTY);
+  }
+  if (!s.ok()) {
+    if (s.err() != ENOTTY) std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
+    return ReplyErr(req, s);
+  }
+  fuse_session* se = St(req)->se;
+  fuse_reply_ioctl(req, 0, nullptr, 0);
+  if (cmd == OVERTIER_IOC_RELEASE ||
+      (cmd == OVERTIER_IOC_ARCHIVE && (r.flags & OVERTIER_CTL_RELEASE))) {
+    InvalidateData(se, ino);
+  }
+}
+
+void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned icmd, void*, fuse_file_info* fi,
+             unsigned flags, const void* in_buf, size_t in_bufsz, size_t out_bufsz) {
+  const unsigned cmd = icmd;
+  if ((flags & FUSE_IOCTL_DIR) || Mig(req) == nullptr) return (void)fuse_reply_err(req, ENOTTY);
+  OpenFile* of = OF(fi);
+  if (cmd == OVERTIER_IOC_GET_STATE) {
+    overtier_ctl_state st;
+    if (in_bufsz < sizeof(st) || out_bufsz < sizeof(st)) return (void)fuse_reply_err(req, EINVAL);
+    std::memcpy(&st, in_buf, sizeof(st));
+    if (st.version != OVERTIER_CTL_VERSION) return (void)fuse_reply_err(req, EINVAL);
+    Status s;
+    if (of->upper) {
+      s = Mig(req)->GetState(of->fd, &st);
+    } else {
+      // Only in a lower layer: all its data is there.
+      struct stat sb;
+      std::memset(&st, 0, sizeof(st));
+      st.version = OVERTIER_CTL_VERSION;
+      st.state = OVERTIER_STATE_RESIDENT;
+      if (fstat(of->fd, &sb) != 0) {
+        s = Status::FromErrno();
+      } else {
+        st.size = static_cast<uint64_t>(sb.st_size);
+        st.barrier = st.size;
+        st.resident_bytes = st.size;
+        st.nranges = st.size > 0;
+      }
+    }
+    if (!s.ok()) return ReplyErr(req, s);
+    fuse_reply_ioctl(req, 0, &st, sizeof(st));
+    return;
+  }
+  uint32_t allowed;
+  switch (cmd) {
+    case OVERTIER_IOC_ARCHIVE:
+      allowed = OVERTIER_CTL_RELEASE;
+      break;
+    case OVERTIER_IOC_RELEASE:
+      allowed = 0;
+      break;
+    case OVERTIER_IOC_RESTORE:
+      allowed = OVERTIER_CTL_WAIT | OVERTIER_CTL_RANGE_ONLY;
+      break;
+    case OVERTIER_IOC_ARCHIVE_BEGIN:
+    case OVERTIER_IOC_SET_ARCHIVED:
+    case OVERTIER_IOC_ARCHIVE_ABORT:
+    case OVERTIER_IOC_SET_NONRESIDENT:
+    case OVERTIER_IOC_RESTORE_BEGIN:
+    case OVERTIER_IOC_MOVE_BARRIER:
+    case OVERTIER_IOC_RESTORE_DONE:
+      // The DMFS primitives for external agents: not served yet.
+      if (fuse_req_ctx(req)->uid != 0) return (void)fuse_reply_err(req, EPERM);
+      return (void)fuse_reply_err(req, EOPNOTSUPP);
+    default:
+      return (void)fuse_reply_err(req, ENOTTY);
+  }
+  if (fuse_req_ctx(req)->uid != 0) return (void)fuse_reply_err(req, EPERM);
+  overtier_ctl_request r;
+  if (in_bufsz < sizeof(r)) return (void)fuse_reply_err(req, EINVAL);
+  std::memcpy(&r, in_buf, sizeof(r));
+  if (!ValidRequest(r, allowed)) return (void)fuse_reply_err(req, EINVAL);
+  // The migration tier works on upper files (a file only in a lower layer
+  // is never archived: copy it up first, e.g. by opening it for writing).
+  if (!of->upper || !of->mig || !of->node->is_reg()) return (void)fuse_reply_err(req, EINVAL);
+  // Archives and waits take long: off the request loop.
+  Mig(req)->Submit([req, ino, cmd, of, r] { DoControl(req, ino, cmd, of, r); });
 }
 
 void OpAccess(fuse_req_t req, fuse_ino_t, int) {
@@ -451,6 +862,7 @@ const fuse_lowlevel_ops kOps = [] {
   o.listxattr = OpListxattr;
   o.removexattr = OpRemovexattr;
   o.access = OpAccess;
+  o.ioctl = OpIoctl;
   return o;
 }();
 
@@ -487,8 +899,10 @@ int RunWorkers(fuse_session* se, int nthreads) {
 
 }  // namespace
 
-int ServeFuse(UnionFs* fs, const Invocation& inv, const std::function<void()>& after_daemonize) {
+int ServeFuse(UnionFs* fs, const Invocation& inv, const std::function<void()>& after_daemonize,
+              MigrationService* mig) {
   State state{fs, inv.opts.timeout};
+  state.mig = mig;
   const MountOptions& o = inv.opts;
   std::string mopts =
       "default_permissions,fsname=" + (o.fsname.empty() ? std::string("overtier") : o.fsname) +
@@ -528,12 +942,15 @@ int ServeFuse(UnionFs* fs, const Invocation& inv, const std::function<void()>& a
       // exit and expects a ready mount when it sees status 0.
       fuse_daemonize(inv.foreground || inv.debug);
       if (after_daemonize) after_daemonize();
+      if (mig != nullptr) mig->Start();
       // Threads only now: fuse_daemonize forks, and threads do not survive
       // a fork.
       WorkerPool slow(4);
       state.slow = &slow;
       rc = RunWorkers(se, inv.opts.threads);
       fuse_session_unmount(se);
+      // Waits still parked are answered before the session goes.
+      if (mig != nullptr) mig->Shutdown();
     }
     fuse_remove_signal_handlers(se);
   }

@@ -9,14 +9,18 @@
 namespace overtier {
 
 class UnionFs;
+class MigrationService;
 
 // Mounts fs on inv.mountpoint, daemonizes unless inv.foreground, and serves
 // requests until the file system is unmounted. Returns the exit status:
 // 0 after a clean unmount, 2 if the mount could not be made.
 // after_daemonize (if set) runs in the process that serves, once the fork
 // is behind: the place to start threads of other sessions (image layers).
-int ServeFuse(UnionFs* fs, const Invocation& inv,
-              const std::function<void()>& after_daemonize = {});
+// mig (if set): the migration tier (store=): control ioctls, the state
+// xattr, reads of released files; started after the fork, shut down
+// before the session ends.
+int ServeFuse(UnionFs* fs, const Invocation& inv, const std::function<void()>& after_daemonize = {},
+              MigrationService* mig = nullptr);
 
 }  // namespace overtier
 

@@ -24,6 +24,18 @@ int ImageMount(int argc, char** argv);
 // overtier gc STORE, overtier fsck STORE
 int Gc(int argc, char** argv);
 int Fsck(int argc, char** argv);
+// The migration tier, through the control ioctls on files of a mount
+// (cmd_migrate.cc):
+// overtier archive [--release [--keep BYTES]] [-r] PATH...
+int MigArchive(int argc, char** argv);
+// overtier release [--keep BYTES] [-r] PATH...
+int MigRelease(int argc, char** argv);
+// overtier restore [--range START-END] [--wait] [-r] PATH...
+int MigRestore(int argc, char** argv);
+// overtier status [--json] [--store STORE] [-r] PATH...
+int MigStatus(int argc, char** argv);
+// overtier ls [-l] [-a] [-r] [PATH...]: with the migration flag column
+int MigLs(int argc, char** argv);
 
 }  // namespace overtier::cli
 

@@ -3,6 +3,7 @@
 //   overtier [-f] [-d] -o OPTIONS MOUNTPOINT   (mount_program form, as
 //                                               containers/storage calls it)
 //   overtier store|image|gc|fsck ...           (the store, tools/cli.h)
+//   overtier archive|release|restore|status|ls (the migration tier)
 //   overtier --version | --help
 #include <cstdio>
 #include <cstring>
@@ -20,6 +21,11 @@ constexpr const char kUsage[] =
     "       overtier store init STORE [--volume-set NAME=PATH ...] [--copies N] [--vv-size B]\n"
     "       overtier image import|export|commit|ls|inspect|rm|mount STORE ...\n"
     "       overtier gc STORE | overtier fsck STORE\n"
+    "       overtier archive [--release [--keep BYTES]] [-r] PATH...\n"
+    "       overtier release [--keep BYTES] [-r] PATH...\n"
+    "       overtier restore [--range START-END] [--wait] [-r] PATH...\n"
+    "       overtier status [--json] [--store STORE] [-r] PATH...\n"
+    "       overtier ls [-l] [-a] [-r] [PATH...]\n"
     "       overtier --version\n"
     "\n"
     "mount options: lowerdir=, upperdir=, workdir=, volatile, ro, allow_other, allow_root,\n"
@@ -52,6 +58,17 @@ int Dispatch(int argc, char** argv, int* status) {
   if (group == "fsck") {
     *status = Fsck(argc - 1, argv + 1);
     return 1;
+  }
+  static const Sub kMigrate[] = {{"archive", MigArchive},
+                                 {"release", MigRelease},
+                                 {"restore", MigRestore},
+                                 {"status", MigStatus},
+                                 {"ls", MigLs}};
+  for (const Sub& s : kMigrate) {
+    if (group == s.name) {
+      *status = s.fn(argc - 1, argv + 1);
+      return 1;
+    }
   }
   if (group != "image") return 0;
   if (argc < 3) {

@@ -118,4 +118,18 @@ Status UnionFs::Fallocate(OpenFile* of, int mode, off_t offset, off_t length) {
   return Status::OK();
 }
 
+Status UnionFs::OpenUpperData(Node* node, int flags, int* fd) {
+  if (!node->is_reg()) return Status::InvalidArgument("not a regular file");
+  FdPtr ufd;
+  {
+    std::lock_guard<std::mutex> g(node->mu);
+    if (!node->upper.valid() || node->metacopy)
+      return Status::InvalidArgument("not in the upper layer");
+    OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->upper, &ufd));
+  }
+  *fd = open(ProcPath(ufd->get()).c_str(), flags | O_CLOEXEC);
+  if (*fd < 0) return Status::FromErrno("opening the upper file");
+  return Status::OK();
+}
+
 }  // namespace overtier

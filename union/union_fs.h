@@ -45,6 +45,10 @@ struct Entry {
   struct stat attr {};
 };
 
+// The migration tier's per-file state (src/migration.h); the union only
+// carries it for the transport.
+struct MigFile;
+
 // An open file: the real fd and what it was opened on.
 struct OpenFile {
   Node* node = nullptr;
@@ -54,6 +58,9 @@ struct OpenFile {
   uint32_t data_gen = 0;     // node->data_gen when fd was opened
   std::mutex mu;             // guards moving a lower fd to the upper file
   std::vector<int> retired;  // fds replaced while requests may still use them
+  // Set by the transport on upper regular files of a mount with a store
+  // (null otherwise): the file's migration state.
+  std::shared_ptr<MigFile> mig;
   ~OpenFile();
 };
 
@@ -123,6 +130,10 @@ class UnionFs {
   int ReadFd(OpenFile* of);
   Status Fsync(OpenFile* of, bool datasync);
   Status Fallocate(OpenFile* of, int mode, off_t offset, off_t length);
+  // Opens node's upper file (with its data: not a metadata-only copy) with
+  // `flags`, for the migration tier, which acts on upper files only.
+  // EINVAL "not in the upper layer" if it has none; *fd is the caller's.
+  Status OpenUpperData(Node* node, int flags, int* fd);
 
   // readdir.cc
   Status OpenDirectory(Node* node, std::unique_ptr<OpenDir>* out);

@@ -1,0 +1,576 @@
+#include "src/migration.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <future>
+
+#include "migrate/file_handle.h"
+#include "migrate/migration_state.h"
+
+namespace overtier {
+
+namespace {
+
+std::string ProcFd(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+// Another open of the file open as fd, with `flags`.
+Status Reopen(int fd, int flags, const std::string& what, int* out) {
+  *out = open(ProcFd(fd).c_str(), flags | O_CLOEXEC);
+  if (*out < 0 && (flags & O_NOATIME) && errno == EPERM) {
+    *out = open(ProcFd(fd).c_str(), (flags & ~O_NOATIME) | O_CLOEXEC);
+  }
+  if (*out < 0) return Status::FromErrno("reopening '" + what + "'");
+  return Status::OK();
+}
+
+class FdCloser {
+ public:
+  explicit FdCloser(int fd) : fd_(fd) {}
+  ~FdCloser() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+ private:
+  int fd_;
+};
+
+Status FileSize(int fd, uint64_t* size) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return Status::FromErrno("fstat of an upper file");
+  *size = static_cast<uint64_t>(st.st_size);
+  return Status::OK();
+}
+
+Status LoadRecord(Catalog* catalog, const std::string& key, std::optional<MigrationRecord>* out) {
+  MigrationRecord r;
+  Status s = catalog->GetMigration(key, &r);
+  if (s.err() == ENOENT) {
+    out->reset();
+    return Status::OK();
+  }
+  OVT_RETURN_IF_ERROR(s);
+  *out = std::move(r);
+  return Status::OK();
+}
+
+Status Apply(Catalog* catalog, const std::string& key, const Transition& t) {
+  Catalog::Batch b(catalog);
+  if (t.record) {
+    b.PutMigration(key, *t.record);
+  } else {
+    b.DeleteMigration(key);
+  }
+  return b.Commit();
+}
+
+}  // namespace
+
+MigFile::~MigFile() {
+  if (path_fd >= 0) close(path_fd);
+}
+
+// A waiting reader.
+struct MigrationService::Wait {
+  std::mutex mu;
+  std::function<void(const Status&)> cb;  // reset once called
+  uint64_t id = 0;                        // the restorer's waiter id, once known
+  Restorer* restorer = nullptr;
+  bool cancel = false;  // cancelled before the id was known
+};
+
+class MigrationService::Use {
+ public:
+  explicit Use(MigrationService* m) : m_(m) {}
+  Status Open(Session** s) {
+    Status st = m_->Acquire(s);
+    held_ = st.ok();
+    return st;
+  }
+  ~Use() {
+    if (held_) m_->Unuse();
+  }
+
+ private:
+  MigrationService* m_;
+  bool held_ = false;
+};
+
+Status MigrationService::Create(const std::string& store_path,
+                                std::unique_ptr<MigrationService>* out) {
+  std::unique_ptr<MigrationService> m(new MigrationService(store_path));
+  std::unique_ptr<Store> store;
+  StoreOpenOptions so;
+  so.read_only = true;
+  OVT_RETURN_IF_ERROR(Store::Open(store_path, so, &store));
+  // One scan at mount: from then on the memory is kept up to date by our
+  // own commits (the only writer of these records while we are mounted).
+  OVT_RETURN_IF_ERROR(
+      store->catalog()->ScanMigration("", [&](std::string_view key, const MigrationRecord& r) {
+        m->records_.emplace(std::string(key), r);
+        return true;
+      }));
+  *out = std::move(m);
+  return Status::OK();
+}
+
+MigrationService::~MigrationService() { Shutdown(); }
+
+void MigrationService::Shutdown() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
+  pool_.reset();  // runs what was submitted
+  // Waits still open end with ECANCELED (the restorer's destructor).
+  std::unique_ptr<Session> s;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    s = std::move(session_);
+  }
+  if (s) s->restorer.reset();
+}
+
+void MigrationService::Start() {
+  pool_ = std::make_unique<WorkerPool>(4);
+  reaper_ = std::thread([this] { Reaper(); });
+}
+
+bool MigrationService::session_open() {
+  std::lock_guard<std::mutex> l(mu_);
+  return session_ != nullptr;
+}
+
+Status MigrationService::Acquire(Session** out) {
+  std::unique_lock<std::mutex> l(mu_);
+  cv_.wait(l, [this] { return !opening_ && !closing_; });
+  if (!session_) {
+    opening_ = true;
+    l.unlock();
+    auto s = std::make_unique<Session>();
+    // Waits while another process (an image import) writes the store.
+    Status st = Store::Open(store_path_, StoreOpenOptions{}, &s->store);
+    if (st.ok()) {
+      s->archiver = std::make_unique<Archiver>(s->store.get());
+      s->restorer = std::make_unique<Restorer>(s->store.get());
+    }
+    l.lock();
+    opening_ = false;
+    cv_.notify_all();
+    if (!st.ok()) return Status::Errno(st.err(), "opening the store for writing: " + st.message());
+    session_ = std::move(s);
+  }
+  users_++;
+  *out = session_.get();
+  return Status::OK();
+}
+
+void MigrationService::Unuse() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (--users_ == 0) idle_since_ = std::chrono::steady_clock::now();
+}
+
+void MigrationService::Reaper() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stop_) {
+    cv_.wait_for(l, std::chrono::milliseconds(200));
+    if (stop_ || !session_ || users_ > 0 || opening_ || closing_) continue;
+    if (std::chrono::steady_clock::now() - idle_since_ < kIdleClose) continue;
+    if (session_->restorer->active_jobs() > 0) continue;  // a background restore
+    closing_ = true;
+    std::unique_ptr<Session> s = std::move(session_);
+    std::set<std::string> keys;
+    keys.swap(touched_);
+    l.unlock();
+    s->restorer.reset();
+    // What the restores committed, for the read path.
+    for (const std::string& k : keys) Refresh(s->store->catalog(), k);
+    s.reset();  // write.lock released: an import may go on
+    l.lock();
+    closing_ = false;
+    cv_.notify_all();
+  }
+}
+
+std::optional<MigrationRecord> MigrationService::RecordOf(const std::string& key) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = records_.find(key);
+  if (it == records_.end()) return std::nullopt;
+  return it->second;
+}
+
+void MigrationService::Publish(MigFile* file, const std::optional<MigrationRecord>& rec,
+                               uint64_t size) {
+  std::lock_guard<std::mutex> l(file->mu);
+  file->has_record.store(rec.has_value(), std::memory_order_release);
+  ResidencyMap map = ResidencyMap::FullyResident(size);
+  if (rec && (rec->flags & kMigReleased) && !ResidencyMap::FromRecord(*rec, size, &map).ok()) {
+    map = ResidencyMap::WithBarrier(size, 0);  // a bad record: trust nothing
+  }
+  file->map = map;
+  file->slow.store(!map.fully_resident(), std::memory_order_release);
+}
+
+void MigrationService::SetRecord(const std::string& key,
+                                 const std::optional<MigrationRecord>& rec) {
+  std::shared_ptr<MigFile> file;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (rec) {
+      records_[key] = *rec;
+    } else {
+      records_.erase(key);
+    }
+    auto it = files_.find(key);
+    if (it != files_.end()) file = it->second.lock();
+  }
+  if (!file) return;
+  int fd;
+  {
+    std::lock_guard<std::mutex> l(file->mu);
+    fd = file->path_fd;
+  }
+  uint64_t size = 0;
+  if (fd < 0 || !FileSize(fd, &size).ok()) {
+    // Unknown size: keep whatever it was, only the record's presence.
+    std::lock_guard<std::mutex> l(file->mu);
+    size = file->map.size();
+  }
+  Publish(file.get(), rec, size);
+}
+
+void MigrationService::Refresh(Catalog* catalog, const std::string& key) {
+  std::optional<MigrationRecord> rec;
+  if (!LoadRecord(catalog, key, &rec).ok()) return;  // keep what memory says
+  SetRecord(key, rec);
+}
+
+std::shared_ptr<MigFile> MigrationService::Attach(int fd) {
+  FileHandle fh;
+  if (!GetFileHandle(fd, "upper file", &fh).ok()) return nullptr;
+  std::optional<MigrationRecord> rec;
+  std::shared_ptr<MigFile> file;
+  bool fresh = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    std::weak_ptr<MigFile>& w = files_[fh.key];
+    file = w.lock();
+    if (!file) {
+      file = std::make_shared<MigFile>();
+      file->key = fh.key;
+      w = file;
+      fresh = true;
+      auto it = records_.find(fh.key);
+      if (it != records_.end()) rec = it->second;
+    }
+  }
+  if (!fresh) return file;
+  if (rec) {
+    Transition t;
+    bool invalidated = false;
+    if (fh.has_generation) CheckGeneration(rec, fh.generation, &t, &invalidated);
+    if (invalidated) {
+      // The file behind the handle was replaced behind our back: the record
+      // describes another file. Forget it now, delete it in the background.
+      rec.reset();
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        records_.erase(fh.key);
+      }
+      std::string key = fh.key;
+      Submit([this, key] {
+        Use use(this);
+        Session* s;
+        if (!use.Open(&s).ok()) return;
+        Catalog::Batch b(s->store->catalog());
+        b.DeleteMigration(key);
+        (void)b.Commit();
+      });
+    }
+  }
+  if (rec) {
+    uint64_t size = 0;
+    (void)FileSize(fd, &size);
+    {
+      std::lock_guard<std::mutex> l(file->mu);
+      if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
+    }
+    Publish(file.get(), rec, size);
+  }
+  return file;
+}
+
+bool MigrationService::KnownResident(MigFile* file, uint64_t offset, uint64_t length) {
+  std::lock_guard<std::mutex> l(file->mu);
+  return file->map.IsResident(offset, length);
+}
+
+std::shared_ptr<MigrationService::Wait> MigrationService::WaitRange(
+    const std::shared_ptr<MigFile>& file, int fd, uint64_t offset, uint64_t length,
+    std::function<void(const Status&)> cb) {
+  auto w = std::make_shared<Wait>();
+  w->cb = std::move(cb);
+  {
+    std::lock_guard<std::mutex> l(file->mu);
+    if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
+  }
+  int rfd = -1;
+  Status s = Reopen(fd, O_RDWR, "upper file", &rfd);
+  if (!s.ok()) {
+    auto c = std::move(w->cb);
+    c(s);
+    return w;
+  }
+  Submit([this, w, file, rfd, offset, length] {
+    FdCloser closer(rfd);
+    // Counted until the answer: the session stays open while we wait.
+    auto use = std::make_shared<Use>(this);
+    Session* session;
+    Status s = use->Open(&session);
+    auto answer = [w](const Status& st) {
+      std::function<void(const Status&)> c;
+      {
+        std::lock_guard<std::mutex> l(w->mu);
+        c = std::move(w->cb);
+        w->cb = nullptr;
+      }
+      if (c) c(st);
+    };
+    if (!s.ok()) return answer(s);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      touched_.insert(file->key);
+    }
+    struct stat st;
+    std::string what = fstat(rfd, &st) == 0 ? "upper inode " + std::to_string(st.st_ino)
+                                            : std::string("upper file");
+    std::lock_guard<std::mutex> ml(file->modify_mu);
+    uint64_t id = session->restorer->Request(
+        rfd, what, {offset, length}, [file, answer, use, offset, length](const Status& st) mutable {
+          if (st.ok()) {
+            std::lock_guard<std::mutex> l(file->mu);
+            file->map.MarkResident(offset, length);
+          }
+          answer(st);
+          use.reset();  // the session may close once idle
+        });
+    bool cancel;
+    {
+      std::lock_guard<std::mutex> l(w->mu);
+      w->id = id;
+      w->restorer = session->restorer.get();
+      cancel = w->cancel && w->cb != nullptr;
+    }
+    if (cancel && id != 0) session->restorer->Cancel(id);
+  });
+  return w;
+}
+
+void MigrationService::CancelWait(const std::shared_ptr<Wait>& w) {
+  uint64_t id;
+  Restorer* r;
+  {
+    std::lock_guard<std::mutex> l(w->mu);
+    if (w->cb == nullptr) return;  // answered
+    if (w->id == 0) {
+      w->cancel = true;  // the request is not registered yet
+      return;
+    }
+    id = w->id;
+    r = w->restorer;
+  }
+  // The wait is unanswered, so its Use keeps the session (and r) alive...
+  // unless it is answered right now: hold the session ourselves.
+  Use use(this);
+  Session* s;
+  if (!use.Open(&s).ok() || s->restorer.get() != r) return;
+  r->Cancel(id);
+}
+
+Status MigrationService::GetState(int fd, overtier_ctl_state* out) {
+  FileHandle fh;
+  OVT_RETURN_IF_ERROR(GetFileHandle(fd, "upper file", &fh));
+  uint64_t size = 0;
+  OVT_RETURN_IF_ERROR(FileSize(fd, &size));
+  std::optional<MigrationRecord> rec = RecordOf(fh.key);
+  {
+    // An open session knows better (a restore running in the background).
+    std::lock_guard<std::mutex> l(mu_);
+    if (session_ && !closing_) {
+      std::optional<MigrationRecord> fresh;
+      if (LoadRecord(session_->store->catalog(), fh.key, &fresh).ok()) rec = fresh;
+    }
+  }
+  std::memset(out, 0, sizeof(*out));
+  out->version = OVERTIER_CTL_VERSION;
+  out->state = static_cast<uint32_t>(StateOf(rec));
+  out->size = size;
+  ResidencyMap map = ResidencyMap::FullyResident(size);
+  if (rec) {
+    out->mig_flags = rec->flags;
+    out->archive_size = rec->archive_size;
+    out->generation = rec->generation;
+    std::memcpy(out->bfid, rec->bfid.view().data(), sizeof(out->bfid));
+    out->atime_ns = rec->atime_ns;
+    out->mtime_ns = rec->mtime_ns;
+    out->archive_time_ns = rec->archive_time_ns;
+    out->restore_time_ns = rec->restore_time_ns;
+    if (rec->flags & kMigReleased) OVT_RETURN_IF_ERROR(ResidencyMap::FromRecord(*rec, size, &map));
+  }
+  out->nranges = static_cast<uint32_t>(map.ranges().size());
+  uint64_t barrier;
+  out->barrier = map.barrier(&barrier) ? barrier : UINT64_MAX;
+  out->resident_bytes = map.resident_bytes();
+  return Status::OK();
+}
+
+Status MigrationService::StateString(int fd, std::string* out) {
+  FileHandle fh;
+  OVT_RETURN_IF_ERROR(GetFileHandle(fd, "upper file", &fh));
+  uint64_t size = 0;
+  OVT_RETURN_IF_ERROR(FileSize(fd, &size));
+  std::optional<MigrationRecord> rec = RecordOf(fh.key);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (session_ && !closing_) {
+      std::optional<MigrationRecord> fresh;
+      if (LoadRecord(session_->store->catalog(), fh.key, &fresh).ok()) rec = fresh;
+    }
+  }
+  *out = overtier::StateString(rec, size);
+  return Status::OK();
+}
+
+Status MigrationService::Archive(const std::shared_ptr<MigFile>& file, int fd,
+                                 const std::string& what, bool release, uint64_t keep) {
+  Use use(this);
+  Session* s;
+  OVT_RETURN_IF_ERROR(use.Open(&s));
+  int rfd = -1;
+  // O_NOATIME: the archive is not a user access.
+  OVT_RETURN_IF_ERROR(Reopen(fd, O_RDONLY | O_NOATIME, what, &rfd));
+  FdCloser closer(rfd);
+  {
+    std::lock_guard<std::mutex> l(file->mu);
+    if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
+  }
+  Status st = s->archiver->Archive(rfd, what);
+  Refresh(s->store->catalog(), file->key);
+  OVT_RETURN_IF_ERROR(st);
+  if (!release) return Status::OK();
+  return Release(file, fd, what, keep);
+}
+
+Status MigrationService::Release(const std::shared_ptr<MigFile>& file, int fd,
+                                 const std::string& what, uint64_t keep) {
+  Use use(this);
+  Session* s;
+  OVT_RETURN_IF_ERROR(use.Open(&s));
+  int wfd = -1;
+  OVT_RETURN_IF_ERROR(Reopen(fd, O_RDWR, what, &wfd));
+  FdCloser closer(wfd);
+  uint64_t size = 0;
+  OVT_RETURN_IF_ERROR(FileSize(wfd, &size));
+  {
+    std::lock_guard<std::mutex> l(file->mu);
+    if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
+    // Before anything is punched, readers must take the slow path for what
+    // will be gone: assume the release succeeds (a read of a byte still
+    // resident then costs a question to the restorer, which answers at
+    // once), the Refresh below says what really happened.
+    ResidencyMap pessimistic = file->map.size() == size && file->slow.load()
+                                   ? file->map
+                                   : ResidencyMap::FullyResident(size);
+    pessimistic.KeepPrefix(keep);
+    file->map = pessimistic;
+    file->slow.store(!pessimistic.fully_resident(), std::memory_order_release);
+  }
+  Status st;
+  {
+    std::lock_guard<std::mutex> ml(file->modify_mu);
+    st = s->archiver->Release(wfd, what, keep);
+  }
+  Refresh(s->store->catalog(), file->key);
+  return st;
+}
+
+Status MigrationService::Restore(const std::shared_ptr<MigFile>& file, int fd,
+                                 const std::string& what, uint64_t offset, uint64_t length,
+                                 bool wait) {
+  if (!wait) {
+    // Nobody to answer: the restore runs on its own; the session stays
+    // open until its job ends.
+    WaitRange(file, fd, offset, length == 0 ? UINT64_MAX - offset : length, [](const Status&) {});
+    return Status::OK();
+  }
+  auto done = std::make_shared<std::promise<Status>>();
+  std::future<Status> f = done->get_future();
+  WaitRange(file, fd, offset, length == 0 ? UINT64_MAX - offset : length,
+            [done](const Status& s) { done->set_value(s); });
+  Status s = f.get();
+  if (!s.ok()) return Status::Errno(s.err(), "restoring '" + what + "': " + s.message());
+  return Status::OK();
+}
+
+Status MigrationService::UserModify(const std::shared_ptr<MigFile>& file, int fd,
+                                    const UserChange& change, const std::function<Status()>& io) {
+  Use use(this);
+  Session* s;
+  OVT_RETURN_IF_ERROR(use.Open(&s));
+  {
+    std::lock_guard<std::mutex> l(file->mu);
+    if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
+  }
+  std::lock_guard<std::mutex> ml(file->modify_mu);
+  uint64_t before = 0;
+  OVT_RETURN_IF_ERROR(FileSize(fd, &before));
+  bool in_job = false;
+  OVT_RETURN_IF_ERROR(s->restorer->UserModify(file->key, change, io, &in_job));
+  {
+    // The bytes written (or the new tail) are the user's: resident.
+    std::lock_guard<std::mutex> l(file->mu);
+    if (file->slow.load()) {
+      if (change.truncate) {
+        file->map.Truncate(change.new_size);
+      } else {
+        file->map.RecordWrite(change.offset, change.length);
+      }
+    }
+  }
+  if (in_job) {
+    // The job commits it; memory learns at the session's end.
+    std::lock_guard<std::mutex> l(mu_);
+    touched_.insert(file->key);
+    return Status::OK();
+  }
+  Catalog* catalog = s->store->catalog();
+  std::optional<MigrationRecord> rec;
+  OVT_RETURN_IF_ERROR(LoadRecord(catalog, file->key, &rec));
+  Transition t;
+  Status st = change.truncate ? RecordTruncate(rec, before, change.new_size, &t)
+                              : RecordWrite(rec, before, change.offset, change.length, &t);
+  if (st.ok() && t.record != rec) st = Apply(catalog, file->key, t);
+  Refresh(catalog, file->key);
+  return st;
+}
+
+Status MigrationService::Unlinked(const std::shared_ptr<MigFile>& file) {
+  Use use(this);
+  Session* s;
+  OVT_RETURN_IF_ERROR(use.Open(&s));
+  std::lock_guard<std::mutex> ml(file->modify_mu);
+  std::optional<MigrationRecord> rec;
+  OVT_RETURN_IF_ERROR(LoadRecord(s->store->catalog(), file->key, &rec));
+  if (!rec) return Status::OK();
+  Transition t;
+  overtier::Unlink(rec, &t);
+  OVT_RETURN_IF_ERROR(Apply(s->store->catalog(), file->key, t));
+  SetRecord(file->key, std::nullopt);
+  return Status::OK();
+}
+
+}  // namespace overtier

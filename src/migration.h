@@ -1,0 +1,183 @@
+// The daemon's migration service: the migration tier (migrate/) wired to a
+// mounted union whose upper files it archives, releases and restores.
+//
+// Store access. The engine (Archiver, Restorer) writes the store: container
+// files and catalog rows. A writable Store holds write.lock, which
+// `overtier image import` into the same store also needs, so the service
+// opens the store for writing only while it has work (a "session": an
+// archive, a release, a restore job, a write to a released file) and closes
+// it again after kIdleClose without work. Opening may wait for an import
+// to finish: it always happens on the service's own threads, never on a
+// FUSE request-loop thread.
+//
+// What the read path needs to know lives in memory: the migration records
+// of the store, scanned once when the service is created (a read-only
+// catalog is a snapshot as of its open, so it could not be re-read for
+// our own later commits), then updated from the writable catalog after
+// every operation of ours (which sees its own commits) and when a session
+// closes (restores that ran in the background). Only files with a record
+// that says "released" (or dirty or lost) take the slow read path; a file
+// that was never archived costs one lookup at open and an atomic load per
+// read.
+//
+// Per file, keyed by the upper file's handle (migrate/file_handle.h), a
+// MigFile is shared by every open of the file: the state the read path
+// checks (`slow`) and, while slow, the residency map as last known. The
+// map may lag behind the restorer's (it only grows when a waiter is
+// answered or a session closes): a read of a range the map does not know
+// to be resident asks the restorer, which answers at once if it is.
+#ifndef OVERTIER_SRC_MIGRATION_H_
+#define OVERTIER_SRC_MIGRATION_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "migrate/archiver.h"
+#include "migrate/residency.h"
+#include "migrate/restorer.h"
+#include "overtier/control.h"
+#include "overtier/status.h"
+#include "src/worker_pool.h"
+#include "store/catalog_records.h"
+#include "store/store.h"
+
+namespace overtier {
+
+// One upper file as the migration tier sees it (shared by its opens).
+struct MigFile {
+  std::string key;  // the handle: the catalog key
+  // The file has a migration record (any state): writes and truncates go
+  // through the service, which updates it.
+  std::atomic<bool> has_record{false};
+  // Some bytes may be non-resident: reads check `map` first.
+  std::atomic<bool> slow{false};
+  std::mutex mu;     // map, path_fd
+  ResidencyMap map;  // while slow: what is known to be resident
+  int path_fd = -1;  // O_PATH, once the service worked on the file (to stat it later)
+  // Serializes a user modification with the start of a restore job, so a
+  // job never loads a record older than a modification it did not see.
+  std::mutex modify_mu;
+  ~MigFile();
+};
+
+class MigrationService {
+ public:
+  // Loads the migration records of the store at `store_path` (opened
+  // read-only for the scan, then closed).
+  static Status Create(const std::string& store_path, std::unique_ptr<MigrationService>* out);
+  // Ends every wait (ECANCELED), closes the session.
+  ~MigrationService();
+  MigrationService(const MigrationService&) = delete;
+  MigrationService& operator=(const MigrationService&) = delete;
+
+  // Starts the threads; after the daemon forked (threads do not survive
+  // fork).
+  void Start();
+  // Stops the threads, answers waits still open (ECANCELED) and closes the
+  // session. Idempotent; the destructor calls it.
+  void Shutdown();
+
+  // The MigFile of the upper regular file open as fd (any open mode, even
+  // O_PATH); nullptr if the file system has no handles. Checks the
+  // record's generation against the file's (a replaced file's record is
+  // invalidated).
+  std::shared_ptr<MigFile> Attach(int fd);
+
+  // Read path: whether [offset, offset + length) is known resident. Only
+  // meaningful while file->slow.
+  bool KnownResident(MigFile* file, uint64_t offset, uint64_t length);
+  // Makes [offset, offset + length) of the upper file open as fd resident,
+  // then calls cb (OK, or the failure: EIO, ECANCELED at shutdown, EINTR
+  // after CancelWait) exactly once, from another thread. Returns a wait
+  // handle for CancelWait.
+  struct Wait;
+  std::shared_ptr<Wait> WaitRange(const std::shared_ptr<MigFile>& file, int fd, uint64_t offset,
+                                  uint64_t length, std::function<void(const Status&)> cb);
+  // Ends the wait with EINTR (the restore itself goes on).
+  void CancelWait(const std::shared_ptr<Wait>& wait);
+
+  // ---- control (blocking: call them off the request loop)
+  Status GetState(int fd, overtier_ctl_state* out);
+  // `what` names the file in messages.
+  Status Archive(const std::shared_ptr<MigFile>& file, int fd, const std::string& what,
+                 bool release, uint64_t keep);
+  Status Release(const std::shared_ptr<MigFile>& file, int fd, const std::string& what,
+                 uint64_t keep);
+  Status Restore(const std::shared_ptr<MigFile>& file, int fd, const std::string& what,
+                 uint64_t offset, uint64_t length, bool wait);
+  // The value of user.overtier.state for the upper file open as fd.
+  Status StateString(int fd, std::string* out);
+
+  // ---- user modifications of a file with a record (blocking)
+  // Runs io (the user's write or truncate on the upper file) and records
+  // the change in the file's migration record.
+  // fd: the upper file (any mode), for its size before the change.
+  Status UserModify(const std::shared_ptr<MigFile>& file, int fd, const UserChange& change,
+                    const std::function<Status()>& io);
+  // The last link of the file is gone: its record goes (archive freed for
+  // gc).
+  Status Unlinked(const std::shared_ptr<MigFile>& file);
+
+  // Runs fn on the service's pool (control operations).
+  void Submit(std::function<void()> fn) { pool_->Submit(std::move(fn)); }
+
+  // Test and diagnostics: whether a writable session is open now.
+  bool session_open();
+
+ private:
+  MigrationService(std::string store_path) : store_path_(std::move(store_path)) {}
+
+  // A writable store with its agents, open while there is work.
+  struct Session {
+    std::unique_ptr<Store> store;
+    std::unique_ptr<Archiver> archiver;
+    std::unique_ptr<Restorer> restorer;
+  };
+  // Counts one user of the session for its lifetime.
+  class Use;
+  // Opens the session if needed (may wait for write.lock) and counts a
+  // user; Release (Use's destructor) uncounts.
+  Status Acquire(Session** out);
+  void Unuse();
+  // Closes the session once idle for kIdleClose.
+  void Reaper();
+  // Re-reads the record of `key` from the session's catalog (mu_ held by
+  // none; session open) and updates the memory.
+  void Refresh(Catalog* catalog, const std::string& key);
+  // Sets the in-memory record of key (nullopt: none) and the live MigFile.
+  void SetRecord(const std::string& key, const std::optional<MigrationRecord>& rec);
+  std::optional<MigrationRecord> RecordOf(const std::string& key);
+  // Publishes rec's residency to file (size: the file's size now).
+  static void Publish(MigFile* file, const std::optional<MigrationRecord>& rec, uint64_t size);
+
+  static constexpr std::chrono::milliseconds kIdleClose{1000};
+
+  const std::string store_path_;
+  std::unique_ptr<WorkerPool> pool_;
+
+  std::mutex mu_;  // everything below
+  std::condition_variable cv_;
+  std::map<std::string, MigrationRecord> records_;
+  std::map<std::string, std::weak_ptr<MigFile>> files_;
+  std::unique_ptr<Session> session_;
+  int users_ = 0;                  // Acquire without Unuse, plus waits in flight
+  std::set<std::string> touched_;  // keys restored in this session
+  std::chrono::steady_clock::time_point idle_since_;
+  bool opening_ = false, closing_ = false;
+  bool stop_ = false;
+  std::thread reaper_;
+};
+
+}  // namespace overtier
+
+#endif  // OVERTIER_SRC_MIGRATION_H_

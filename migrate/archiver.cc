@@ -114,7 +114,9 @@ Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out) 
   Transition begin;
   OVT_RETURN_IF_ERROR(Context(BeginArchive(rec, fh.generation, size, &begin), what));
 
-  ContentWriter writer(store_);
+  std::lock_guard<std::mutex> write_lock(write_mu_);
+  if (!writer_) writer_ = std::make_unique<ContentWriter>(store_);
+  ContentWriter& writer = *writer_;
   FileRecord file;
   Status s = writer.WriteFd(fd, size, &file);
   if (!s.ok()) return Status::Errno(s.err(), "archiving '" + what + "': " + s.message());
@@ -153,6 +155,19 @@ Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out) 
   }
   if (out != nullptr) *out = *done.record;
   return Status::OK();
+}
+
+Archiver::Archiver(Store* store) : store_(store) {}
+Archiver::~Archiver() = default;
+
+Status Archiver::Close() {
+  std::lock_guard<std::mutex> write_lock(write_mu_);
+  if (!writer_) return Status::OK();
+  Catalog::Batch batch(store_->catalog());
+  Status s = writer_->Finish(&batch);
+  if (s.ok()) s = batch.Commit();
+  writer_.reset();
+  return s;
 }
 
 Status Archiver::Release(int fd, const std::string& what, uint64_t keep, MigrationRecord* out) {

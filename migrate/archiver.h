@@ -42,6 +42,7 @@
 #define OVERTIER_MIGRATE_ARCHIVER_H_
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -56,9 +57,16 @@ namespace overtier {
 // Nanoseconds since the epoch, wall clock.
 int64_t NowNs();
 
+class ContentWriter;
+
+// Archives go through one ContentWriter for the Archiver's lifetime, so that
+// many files pack into one container (rather than a container per file);
+// Close() seals what is open. An Archiver destroyed without Close() leaves
+// its container open, as a crash would: gc seals it.
 class Archiver {
  public:
-  explicit Archiver(Store* store) : store_(store) {}
+  explicit Archiver(Store* store);
+  ~Archiver();
   Archiver(const Archiver&) = delete;
   Archiver& operator=(const Archiver&) = delete;
 
@@ -74,11 +82,17 @@ class Archiver {
   // catalog knows: every extent in a container that is not lost.
   Status ValidCopies(const FileRecord& file, uint32_t* valid);
 
+  // Seals the containers written so far (their volumes rows committed as
+  // sealed). Call before closing the store; later archives start new ones.
+  Status Close();
+
  private:
   // Marks the handle busy for the duration of an operation.
   class Busy;
 
   Store* store_;
+  std::mutex write_mu_;  // serializes archives: one ContentWriter
+  std::unique_ptr<ContentWriter> writer_;
   std::mutex mu_;
   std::set<std::string> busy_;  // handle keys with an operation running
 };

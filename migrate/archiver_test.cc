@@ -78,6 +78,38 @@ TEST_F(ArchiverTest, ArchiveStoresTwoCopiesAndTheRecord) {
   EXPECT_EQ(a.Archive(fd, "f").err(), EALREADY);
 }
 
+// Many files pack into one container per volume set, left open between
+// archives and sealed by Close().
+TEST_F(ArchiverTest, ArchivesShareContainersUntilClose) {
+  Archiver a(store_.get());
+  for (int i = 0; i < 5; i++) {
+    int fd = MakeFile("small" + std::to_string(i), Payload(5000, 10 + i));
+    ASSERT_TRUE(a.Archive(fd, "small").ok());
+  }
+  auto volumes = [&] {
+    std::vector<VolumeRecord> v;
+    EXPECT_TRUE(store_->catalog()
+                    ->ScanVolumes(0,
+                                  [&](uint64_t, const VolumeRecord& r) {
+                                    v.push_back(r);
+                                    return true;
+                                  })
+                    .ok());
+    return v;
+  };
+  std::vector<VolumeRecord> v = volumes();
+  ASSERT_EQ(v.size(), 2u);  // one per set, not one per file
+  for (const VolumeRecord& r : v) EXPECT_EQ(r.state, VolumeState::kOpen);
+  ASSERT_TRUE(a.Close().ok());
+  v = volumes();
+  ASSERT_EQ(v.size(), 2u);
+  for (const VolumeRecord& r : v) EXPECT_EQ(r.state, VolumeState::kSealed);
+  // After Close, a new archive starts new containers.
+  int fd = MakeFile("later", Payload(5000, 99));
+  ASSERT_TRUE(a.Archive(fd, "later").ok());
+  EXPECT_EQ(volumes().size(), 4u);
+}
+
 TEST_F(ArchiverTest, EmptyFileArchives) {
   int fd = MakeFile("empty", "");
   Archiver a(store_.get());

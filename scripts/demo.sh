@@ -3,8 +3,8 @@
 # and show what it does: a base image imported into a store (an embedded
 # local store: a RocksDB catalog and vv containers in one folder) is the
 # bottom layer of a union, under a plain-directory layer and a writable upper.
-# The migration tier (archive, release, restore of upper files) is the next
-# step of the project and will join this demo.
+# Then the migration tier: a file of the upper layer is archived into the
+# store, released (its blocks freed), and restored transparently on access.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +43,11 @@ step "mv $mnt/etc $mnt/config                        # a merged directory rename
 step "ls -l $mnt/config"
 step "ls -l $demo/upper $demo/upper/config         # the upper layer, overlayfs format"
 step "getfattr -d -m trusted.overlay $demo/upper/config"
+step "head -c 20M /dev/urandom > $mnt/data.bin; md5sum $mnt/data.bin"
+step "$bin archive --release --keep 4K $mnt/data.bin      # into the store, then the space is freed"
+step "$bin ls -l $mnt; du -h $demo/upper/data.bin         # A: archived and released; 4 KiB still on disk"
+step "md5sum $mnt/data.bin                                 # read: restored transparently"
+step "$bin status $mnt/data.bin; du -h $demo/upper/data.bin"
 step "fusermount3 -u $mnt"
 step "$bin fsck $store"
 echo

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cstdio>
 
 #include <cstring>
 #include <future>
@@ -132,7 +133,13 @@ void MigrationService::Shutdown() {
     std::lock_guard<std::mutex> l(mu_);
     s = std::move(session_);
   }
-  if (s) s->restorer.reset();
+  if (s) {
+    s->restorer.reset();
+    Status closed = s->archiver->Close();
+    if (!closed.ok()) {
+      std::fprintf(stderr, "overtier: sealing archive containers: %s\n", closed.ToString().c_str());
+    }
+  }
 }
 
 void MigrationService::Start() {
@@ -187,6 +194,12 @@ void MigrationService::Reaper() {
     keys.swap(touched_);
     l.unlock();
     s->restorer.reset();
+    // Seal the archive container: a container left open reads as one a
+    // crashed writer left behind (fsck notices it, gc seals it).
+    Status closed = s->archiver->Close();
+    if (!closed.ok()) {
+      std::fprintf(stderr, "overtier: sealing archive containers: %s\n", closed.ToString().c_str());
+    }
     // What the restores committed, for the read path.
     for (const std::string& k : keys) Refresh(s->store->catalog(), k);
     s.reset();  // write.lock released: an import may go on

@@ -7,7 +7,7 @@
 // All of them act through the control ioctls (include/overtier/control.h)
 // on files of a mounted overtier union: the daemon's agents do the work.
 // Every file is opened O_RDONLY | O_NOFOLLOW | O_NONBLOCK: the ioctls need
-// an open file, not write access (the daemon checks CAP_SYS_ADMIN itself),
+// an open file, not write access (the daemon checks that the caller is uid 0),
 // a symlink is never followed, and opening a fifo never hangs. Directories
 // are walked with openat() relative to the directory's own descriptor, so a
 // symlink swapped in for a directory during the walk is not followed

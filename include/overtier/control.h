@@ -17,7 +17,8 @@
  * (OVERTIER_CTL_VERSION): the daemon refuses (EINVAL) a version it does not
  * know and non-zero reserved fields, so fields can be added later in the
  * reserved space under a new version. Everything except GET_STATE needs
- * CAP_SYS_ADMIN in the caller (EPERM otherwise).
+ * a caller with uid 0 (EPERM otherwise: a FUSE request carries the caller's ids,
+ * not its capabilities, so uid 0 is what the daemon can check).
  *
  * Plain C (usable from C tools), no dependency but the kernel headers.
  */

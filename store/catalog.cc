@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -17,6 +18,8 @@
 #include <rocksdb/options.h>
 #include <rocksdb/statistics.h>
 #include <rocksdb/write_batch.h>
+
+#include "store/catalog_guard.h"
 
 namespace overtier {
 
@@ -190,15 +193,22 @@ Status Catalog::DecodeAt(int cf, std::string_view key, std::string_view value, R
 // Opening
 // ---------------------------------------------------------------------------
 
-Status Catalog::OpenDb(const std::string& path, bool read_only, bool statistics,
+Status Catalog::OpenDb(const std::string& path, bool read_only, const CatalogOptions& opts,
                        std::unique_ptr<Catalog>* out) {
   std::unique_ptr<Catalog> cat(new Catalog());
   cat->path_ = path;
   cat->read_only_ = read_only;
   rocksdb::DBOptions options = DbOptions();
-  if (statistics) {
+  if (opts.statistics) {
     cat->stats_ = rocksdb::CreateDBStatistics();
     options.statistics = cat->stats_;
+  }
+
+  if (!read_only) {
+    // Deletions wait for read-only opens in progress (catalog_guard.h).
+    Status gs = NewCatalogWriterEnv(path, &cat->env_);
+    if (!gs.ok()) return Status::Errno(gs.err(), gs.message());
+    options.env = cat->env_.get();
   }
 
   // RocksDB requires every existing family to be opened (read-write), so
@@ -207,14 +217,18 @@ Status Catalog::OpenDb(const std::string& path, bool read_only, bool statistics,
   // A read-only open races any writer of the same catalog (an import
   // beside a mount): between reading the MANIFEST and opening the files it
   // lists, the writer may delete a WAL or table file it has flushed or
-  // compacted, or roll the MANIFEST itself. Such an open fails with "No such
-  // file"; it is retried, briefly, from the start. A file that is really
-  // missing fails every attempt and is reported as damage.
-  constexpr int kAttempts = 200;
+  // compacted, or roll the MANIFEST itself. The read guard keeps the
+  // writer's deletions out while we open; a catalog without the guard's
+  // lock file (older overtier) can still fail with "No such file", which is
+  // retried, briefly, from the start. A file that is really missing fails
+  // every attempt and is reported as damage.
+  const int attempts = std::max(opts.open_attempts, 1);
   std::vector<std::string> names;
   rocksdb::Status s;
   for (int attempt = 1;; attempt++) {
     names.clear();
+    std::optional<CatalogReadGuard> guard;
+    if (read_only) guard.emplace(path);
     s = rocksdb::DB::ListColumnFamilies(options, path, &names);
     if (s.ok()) {
       std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
@@ -230,9 +244,10 @@ Status Catalog::OpenDb(const std::string& path, bool read_only, bool statistics,
       cat->db_ = nullptr;  // RocksDB leaves it unset on failure; make sure
       cat->opened_.clear();
     }
+    guard.reset();  // not while waiting to retry
     const bool vanished =
         s.IsPathNotFound() || s.ToString().find("No such file") != std::string::npos;
-    if (read_only && vanished && attempt < kAttempts) {
+    if (read_only && vanished && attempt < attempts) {
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(attempt, 20)));
       continue;
     }
@@ -312,7 +327,7 @@ Status Catalog::Open(const std::string& path, const CatalogOptions& options,
   // matters (RocksDB only starts a new LOG), so that a refused catalog stays
   // as it was for whoever investigates it.
   std::unique_ptr<Catalog> probe;
-  OVT_RETURN_IF_ERROR(OpenDb(path, /*read_only=*/true, options.statistics, &probe));
+  OVT_RETURN_IF_ERROR(OpenDb(path, /*read_only=*/true, options, &probe));
   OVT_RETURN_IF_ERROR(probe->CheckContents());
   if (options.read_only) {
     *out = std::move(probe);
@@ -321,7 +336,7 @@ Status Catalog::Open(const std::string& path, const CatalogOptions& options,
   probe.reset();
 
   std::unique_ptr<Catalog> cat;
-  OVT_RETURN_IF_ERROR(OpenDb(path, /*read_only=*/false, options.statistics, &cat));
+  OVT_RETURN_IF_ERROR(OpenDb(path, /*read_only=*/false, options, &cat));
   OVT_RETURN_IF_ERROR(cat->CheckContents());
   *out = std::move(cat);
   return Status::OK();

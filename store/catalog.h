@@ -37,6 +37,7 @@
 namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
+class Env;
 class Statistics;
 class WriteBatch;
 }  // namespace rocksdb
@@ -61,6 +62,9 @@ struct CatalogOptions {
   // Keep RocksDB statistics (small cost on every operation), for
   // Catalog::WalSyncs.
   bool statistics = false;
+  // How often a read-only open that lost a race with a writer deleting
+  // files is tried (catalog_guard.h). Tests set 1 to prove the guard.
+  int open_attempts = 200;
 };
 
 class Catalog {
@@ -177,7 +181,7 @@ class Catalog {
  private:
   Catalog() = default;
 
-  static Status OpenDb(const std::string& path, bool read_only, bool statistics,
+  static Status OpenDb(const std::string& path, bool read_only, const CatalogOptions& options,
                        std::unique_ptr<Catalog>* out);
   Status CheckContents();  // meta, families, counters
   Status Get(int cf, std::string_view key, std::string* value) const;
@@ -197,6 +201,8 @@ class Catalog {
   std::string path_;
   StoreId store_id_;
   bool read_only_ = false;
+  // A writer's Env (catalog_guard.h); outlives db_ (closed in ~Catalog).
+  std::unique_ptr<rocksdb::Env> env_;
   rocksdb::DB* db_ = nullptr;
   // Every family the database has, as opened, and their names; handles_ has
   // ours in ColumnFamilyNames() order once CheckContents has passed.

@@ -17,7 +17,10 @@
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/options.h>
+
+#include "store/catalog_guard.h"
 
 namespace overtier {
 namespace {
@@ -72,8 +75,12 @@ std::map<std::string, std::string> Snapshot(const std::string& dir) {
 // Direct RocksDB access, to damage a catalog the way bugs and disks do.
 class RawDb {
  public:
+  // A writer like the catalog's own: deletions wait for read-only opens
+  // (store/catalog_guard.h).
   explicit RawDb(const std::string& path) {
     rocksdb::DBOptions o;
+    EXPECT_TRUE(NewCatalogWriterEnv(path, &env_).ok());
+    o.env = env_.get();
     std::vector<std::string> names;
     EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(o, path, &names).ok());
     std::vector<rocksdb::ColumnFamilyDescriptor> d;
@@ -127,6 +134,7 @@ class RawDb {
   }
 
  private:
+  std::unique_ptr<rocksdb::Env> env_;
   rocksdb::DB* db_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::vector<std::string> names_;
@@ -950,6 +958,8 @@ TEST_F(CatalogTest, ReadOnlyOpensRaceAWriter) {
   });
   CatalogOptions ro;
   ro.read_only = true;
+  // No retries: every open must win through the read guard alone.
+  ro.open_attempts = 1;
   int failures = 0;
   std::string first_failure;
   for (int i = 0; i < 25; i++) {

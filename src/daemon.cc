@@ -1,9 +1,21 @@
 #include "src/daemon.h"
 
-#include <algorithm>
-#include <cstdio>
-#include <memory>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "migrate/policy.h"
+#include "migrate/policy_engine.h"
 #include "src/fuse_ops.h"
 #include "src/image_fuse.h"
 #include "src/migration.h"
@@ -61,6 +73,116 @@ Status ServeImages(const Invocation& inv, MountOptions* opts, std::unique_ptr<St
   return Status::OK();
 }
 
+// The periodic policy mode (-o policy=FILE,policy_interval=SECS,
+// docs/POLICY.md): every interval, the policy engine walks this daemon's own
+// mount point through the kernel, like `overtier policy run` would, from a
+// thread of its own: its requests are served by the FUSE workers like any
+// process's, and no request thread ever waits on it. One line per run on
+// stderr (the daemon's log). Started after the fork (threads do not
+// survive fuse_daemonize), stopped once the session has ended.
+class PolicyThread {
+ public:
+  PolicyThread(PolicyRules rules, std::string mountpoint, int interval_s)
+      : rules_(std::move(rules)), mountpoint_(std::move(mountpoint)), interval_s_(interval_s) {}
+  ~PolicyThread() { Stop(); }
+
+  void Start() {
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  // Interrupts the wait, or the run between two files, and joins.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    stop_flag_.store(true);
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> l(mu_);
+    while (!cv_.wait_for(l, std::chrono::seconds(interval_s_), [this] { return stop_; })) {
+      l.unlock();
+      RunOnce();
+      l.lock();
+    }
+  }
+
+  // The path must still lead to this daemon's mount: after a lazy unmount
+  // it leads to the directory below, which is not ours to manage.
+  Status CheckMount() {
+    struct statfs sfs;
+    struct stat st;
+    constexpr long kFuseSuperMagic = 0x65735546;
+    if (statfs(mountpoint_.c_str(), &sfs) != 0 || stat(mountpoint_.c_str(), &st) != 0)
+      return Status::FromErrno(mountpoint_);
+    if (sfs.f_type != kFuseSuperMagic || (dev_ != 0 && st.st_dev != dev_))
+      return Status::Errno(ENOTCONN, mountpoint_ + " is no longer this daemon's mount");
+    dev_ = st.st_dev;
+    return Status::OK();
+  }
+
+  void RunOnce() {
+    Status s = CheckMount();
+    PolicyRunResult r;
+    if (s.ok()) {
+      PolicyRunOptions o;
+      o.stop = &stop_flag_;
+      s = RunPolicy(rules_, mountpoint_, o, &r);
+    }
+    if (!s.ok()) {
+      if (!stop_flag_.load())
+        std::fprintf(stderr, "overtier: policy: run failed: %s\n", s.ToString().c_str());
+      return;
+    }
+    std::string line = "overtier: policy: " + std::to_string(r.files.size()) + " files, archived " +
+                       std::to_string(r.archived) + ", released " + std::to_string(r.released) +
+                       " (" + std::to_string(r.released_bytes) + " bytes)";
+    if (r.plan.pinned + r.plan.norelease > 0)
+      line += ", " + std::to_string(r.plan.pinned + r.plan.norelease) + " pinned";
+    char pct[64];
+    if (r.before && r.after) {
+      std::snprintf(pct, sizeof pct, ", usage %.1f%% -> %.1f%%", r.before->percent(),
+                    r.after->percent());
+      line += pct;
+    }
+    line += ", " + std::to_string(r.errors.size()) + " failed";
+    if (!r.errors.empty()) {
+      const PolicyError& e = r.errors.front();
+      line += " (first: " + e.path + ": " + e.op + ": " + std::strerror(e.err) + ")";
+    }
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+
+  const PolicyRules rules_;
+  const std::string mountpoint_;
+  const int interval_s_;
+  dev_t dev_ = 0;  // the mount's device, from the first run
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::atomic<bool> stop_flag_{false};
+  std::thread thread_;
+};
+
+// Reads the rules before anything is mounted, so that a bad file fails the
+// mount (exit 2) instead of a later run; the mount point is made absolute
+// since fuse_daemonize changes to "/".
+Status MakePolicyThread(const MountOptions& opts, const std::string& mountpoint,
+                        std::unique_ptr<PolicyThread>* out) {
+  PolicyRules rules;
+  Status s = LoadPolicyRules(opts.policy, &rules);
+  if (!s.ok()) return Status::Errno(s.err(), "policy rules " + s.message());
+  std::unique_ptr<char, decltype(&free)> real(realpath(mountpoint.c_str(), nullptr), &free);
+  if (!real) return Status::FromErrno("mount point " + mountpoint);
+  const int interval = opts.policy_interval > 0 ? opts.policy_interval : kDefaultPolicyInterval;
+  *out = std::make_unique<PolicyThread>(std::move(rules), real.get(), interval);
+  return Status::OK();
+}
+
 }  // namespace
 
 int RunMount(const Invocation& inv) {
@@ -85,6 +207,11 @@ int RunMount(const Invocation& inv) {
     s = MigrationService::Create(opts.store, &mig);
     if (!s.ok()) return Fail(Status::Errno(s.err(), "store " + opts.store + ": " + s.message()));
   }
+  std::unique_ptr<PolicyThread> policy;
+  if (!opts.policy.empty()) {
+    s = MakePolicyThread(opts, inv.mountpoint, &policy);
+    if (!s.ok()) return Fail(s);
+  }
   std::unique_ptr<UnionFs> fs;
   s = UnionFs::Create(opts, &fs);
   if (!s.ok()) {
@@ -98,10 +225,22 @@ int RunMount(const Invocation& inv) {
     images->PauseForFork();
     const int threads = std::max(2, opts.threads);
     rc = ServeFuse(
-        fs.get(), inv, [&images, threads] { images->Start(threads); }, mig.get());
+        fs.get(), inv,
+        [&images, &policy, threads] {
+          images->Start(threads);
+          if (policy) policy->Start();
+        },
+        mig.get());
   } else {
-    rc = ServeFuse(fs.get(), inv, {}, mig.get());
+    rc = ServeFuse(
+        fs.get(), inv,
+        [&policy] {
+          if (policy) policy->Start();
+        },
+        mig.get());
   }
+  // The session is over: a run still going meets a dead mount and ends.
+  if (policy) policy->Stop();
   mig.reset();
   // The union first: its descriptors into image layers must be closed for
   // the image file system to end.

@@ -36,6 +36,8 @@ int MigRestore(int argc, char** argv);
 int MigStatus(int argc, char** argv);
 // overtier ls [-l] [-a] [-r] [PATH...]: with the migration flag column
 int MigLs(int argc, char** argv);
+// overtier policy run|check --rules FILE DIR [--dry-run] [--json] (cmd_policy.cc)
+int PolicyCommand(int argc, char** argv);
 
 }  // namespace overtier::cli
 

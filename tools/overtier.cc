@@ -4,6 +4,7 @@
 //                                               containers/storage calls it)
 //   overtier store|image|gc|fsck ...           (the store, tools/cli.h)
 //   overtier archive|release|restore|status|ls (the migration tier)
+//   overtier policy run|check                  (its policy engine)
 //   overtier --version | --help
 #include <cstdio>
 #include <cstring>
@@ -26,11 +27,13 @@ constexpr const char kUsage[] =
     "       overtier restore [--range START-END] [--wait] [-r] PATH...\n"
     "       overtier status [--json] [--store STORE] [-r] PATH...\n"
     "       overtier ls [-l] [-a] [-r] [PATH...]\n"
+    "       overtier policy run|check --rules FILE DIR [--dry-run] [--json]\n"
     "       overtier --version\n"
     "\n"
     "mount options: lowerdir=, upperdir=, workdir=, volatile, ro, allow_other, allow_root,\n"
     "  userxattr, uidmapping=IN:OUT:N[:...], gidmapping=..., timeout=SECS, fsname=NAME,\n"
-    "  suid/nosuid, dev/nodev, exec/noexec, noatime\n"
+    "  suid/nosuid, dev/nodev, exec/noexec, noatime, store=STORE,\n"
+    "  policy=RULES, policy_interval=SECS (with store=; docs/POLICY.md)\n"
     "  -f  stay in the foreground    -d  debug output (implies -f)\n"
     "Each subcommand has --help.\n";
 
@@ -57,6 +60,10 @@ int Dispatch(int argc, char** argv, int* status) {
   }
   if (group == "fsck") {
     *status = Fsck(argc - 1, argv + 1);
+    return 1;
+  }
+  if (group == "policy") {
+    *status = PolicyCommand(argc - 1, argv + 1);
     return 1;
   }
   static const Sub kMigrate[] = {{"archive", MigArchive},

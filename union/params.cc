@@ -245,8 +245,8 @@ constexpr std::string_view kIgnoredKeys[] = {
 };
 // clang-format on
 constexpr std::string_view kValueKeys[] = {
-    "lowerdir", "upperdir", "workdir",   "uidmapping", "gidmapping",
-    "timeout",  "fsname",   "writeback", "threads",    "store",
+    "lowerdir", "upperdir",  "workdir", "uidmapping", "gidmapping", "timeout",
+    "fsname",   "writeback", "threads", "store",      "policy",     "policy_interval",
 };
 
 template <typename Range>
@@ -268,6 +268,16 @@ Status ParseValueOption(std::string_view key, std::string_view value, MountOptio
     if (ec != std::errc() || ptr != value.data() + value.size() || n < 1 || n > 64)
       return Status::InvalidArgument("threads= takes a number from 1 to 64");
     opts->threads = n;
+    return Status::OK();
+  }
+  if (key == "policy") return ParsePath(key, value, &opts->policy);
+  if (key == "policy_interval") {
+    int n = 0;
+    auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc() || ptr != value.data() + value.size() || n < 1 || n > 604800)
+      return Status::InvalidArgument(
+          "policy_interval= takes a number of seconds from 1 to 604800 (a week)");
+    opts->policy_interval = n;
     return Status::OK();
   }
   if (key == "writeback") {  // fuse-overlayfs' writeback=0|1
@@ -340,6 +350,16 @@ Status CheckConsistency(const MountOptions& opts) {
   for (const LowerDir& l : opts.lowerdirs) {
     if (l.is_image() && opts.store.empty()) {
       return Status::InvalidArgument("lowerdir " + l.Describe() + " needs store=");
+    }
+  }
+  // The policy engine archives into the store and releases upper files.
+  if (opts.policy_interval != 0 && opts.policy.empty()) {
+    return Status::InvalidArgument("policy_interval= needs policy=FILE");
+  }
+  if (!opts.policy.empty()) {
+    if (opts.store.empty()) return Status::InvalidArgument("policy= needs store=");
+    if (opts.upperdir.empty() || opts.read_only) {
+      return Status::InvalidArgument("policy= needs a writable upper layer (upperdir=, not ro)");
     }
   }
   return Status::OK();

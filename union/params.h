@@ -54,6 +54,9 @@ struct LowerDir {
   bool operator==(const LowerDir&) const = default;
 };
 
+// policy_interval= when policy= comes without it: every five minutes.
+inline constexpr int kDefaultPolicyInterval = 300;
+
 struct MountOptions {
   // Top-most first, as given. In lowerdir= entries are ':'-separated, so
   // `image:NAME` arrives as an entry "image" followed by the name; a
@@ -79,8 +82,14 @@ struct MountOptions {
   // large WRITEs). Off by default: the kernel then owns mtime until it
   // pushes it back, so stat can briefly differ from the upper file.
   bool writeback = false;
-  int threads = 1;     // "threads=N": request-loop threads (1..64)
-  std::string fsname;  // "fsname=NAME"; the command line defaults it to "overtier"
+  int threads = 1;  // "threads=N": request-loop threads (1..64)
+  // "policy=FILE": the daemon runs the policy engine's rules (docs/POLICY.md)
+  // on its own mount every `policy_interval` seconds
+  // ("policy_interval=SECS", 1..604800, default kDefaultPolicyInterval).
+  // Needs store= and a writable upper.
+  std::string policy;
+  int policy_interval = 0;  // 0: not given
+  std::string fsname;       // "fsname=NAME"; the command line defaults it to "overtier"
   // Options accepted for compatibility with the kernel overlayfs and
   // fuse-overlayfs whose effect overtier has anyway or that do not apply
   // (redirect_dir=, metacopy=, index=, xino=, fsync=, context=, ...). Kept

@@ -564,6 +564,48 @@ TEST(ParseOptions, Timeout) {
   }
 }
 
+TEST(ParseOptions, Policy) {
+  MountOptions o;
+  EXPECT_TRUE(o.policy.empty());
+  EXPECT_EQ(o.policy_interval, 0);
+  ASSERT_TRUE(ParseOpt("policy=/etc/ovt\\,rules,policy_interval=60", &o).ok());
+  EXPECT_EQ(o.policy, "/etc/ovt,rules");
+  EXPECT_EQ(o.policy_interval, 60);
+  ASSERT_TRUE(ParseOpt("policy_interval=1", &o).ok());
+  EXPECT_EQ(o.policy_interval, 1);
+  ASSERT_TRUE(ParseOpt("policy_interval=604800", &o).ok());
+  EXPECT_EQ(o.policy_interval, 604800);
+  for (const char* bad : {"policy_interval=", "policy_interval=0", "policy_interval=-5",
+                          "policy_interval=1.5", "policy_interval=abc", "policy_interval=604801",
+                          "policy_interval=99999999999", "policy_interval= 5"}) {
+    MountOptions b;
+    Status s = ParseOpt(bad, &b);
+    EXPECT_EQ(s.err(), EINVAL) << bad;
+    EXPECT_TRUE(HasSubstr(s.message(), "policy_interval= takes a number of seconds")) << bad;
+    EXPECT_EQ(b.policy_interval, 0) << bad;
+  }
+  EXPECT_EQ(ParseOpt("policy=", &o).message(), "policy= needs a path");
+  EXPECT_TRUE(HasSubstr(ParseOpt("policy", &o).message(), "needs a value")) << "flag form";
+}
+
+TEST(ParseCommandLine, PolicyNeedsStoreAndAWritableUpper) {
+  const std::string layers = "lowerdir=/l,upperdir=/u,workdir=/w";
+  Invocation inv;
+  Status s = Parse({"p", "-o", layers + ",policy=/r", "/m"}, &inv);
+  EXPECT_EQ(s.err(), EINVAL);
+  EXPECT_EQ(s.message(), "policy= needs store=");
+  s = Parse({"p", "-o", "lowerdir=/l,store=/s,policy=/r", "/m"}, &inv);
+  EXPECT_EQ(s.message(), "policy= needs a writable upper layer (upperdir=, not ro)");
+  s = Parse({"p", "-o", layers + ",store=/s,policy=/r,ro", "/m"}, &inv);
+  EXPECT_EQ(s.message(), "policy= needs a writable upper layer (upperdir=, not ro)");
+  s = Parse({"p", "-o", layers + ",store=/s,policy_interval=5", "/m"}, &inv);
+  EXPECT_EQ(s.message(), "policy_interval= needs policy=FILE");
+  s = Parse({"p", "-o", layers + ",store=/s,policy=/r", "-o", "policy_interval=5", "/m"}, &inv);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(inv.opts.policy, "/r");
+  EXPECT_EQ(inv.opts.policy_interval, 5);
+}
+
 // ---------------------------------------------------------------------------
 // Id mappings
 // ---------------------------------------------------------------------------

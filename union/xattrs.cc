@@ -1,6 +1,10 @@
 // Extended attributes (overlayfs' xattrs.c). The union's own bookkeeping
 // xattrs (trusted.overlay.*, trusted.overtier.*, user.overtier.*) are
 // invisible through the mount and can be neither set nor removed there.
+// One exception: user.overtier.norelease, the policy engine's pin
+// (docs/POLICY.md), is listed and readable by everyone and set or removed
+// by uid 0 only (EPERM for others), so that users cannot unpin what an
+// administrator pinned, nor pin their files against the space policy.
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -22,10 +26,11 @@ RealRef* XattrSource(Node* node) {
 namespace {
 bool Privileged(const Ctx& ctx) { return ctx.uid == 0; }
 bool IsTrusted(std::string_view name) { return name.starts_with("trusted."); }
+bool IsNoRelease(std::string_view name) { return name == "user.overtier.norelease"; }
 }  // namespace
 
 Status UnionFs::GetXattr(const Ctx& ctx, Node* node, const char* name, std::string* value) {
-  if (xn_.IsInternal(name)) return Status::Errno(ENODATA);
+  if (xn_.IsInternal(name) && !IsNoRelease(name)) return Status::Errno(ENODATA);
   if (IsTrusted(name) && !Privileged(ctx)) return Status::Errno(ENODATA);
   // The kernel asks for security.capability before every write(2) (to
   // know whether to drop file capabilities): answer a known absence from
@@ -82,7 +87,8 @@ Status UnionFs::ListXattr(const Ctx& ctx, Node* node, std::string* names) {
   for (size_t pos = 0; pos < raw.size();) {
     std::string_view n(raw.c_str() + pos);
     pos += n.size() + 1;
-    if (n.empty() || xn_.IsInternal(n) || (IsTrusted(n) && !Privileged(ctx))) continue;
+    if (n.empty() || (xn_.IsInternal(n) && !IsNoRelease(n)) || (IsTrusted(n) && !Privileged(ctx)))
+      continue;
     names->append(n);
     names->push_back('\0');
   }
@@ -91,7 +97,7 @@ Status UnionFs::ListXattr(const Ctx& ctx, Node* node, std::string* names) {
 
 Status UnionFs::SetXattr(const Ctx& ctx, Node* node, const char* name, const void* value,
                          size_t size, int flags) {
-  if (xn_.IsInternal(name)) return Status::Errno(EPERM);
+  if (xn_.IsInternal(name) && !(IsNoRelease(name) && Privileged(ctx))) return Status::Errno(EPERM);
   if (IsTrusted(name) && !Privileged(ctx)) return Status::Errno(EPERM);
   if (read_only_) return Status::Errno(EROFS);
   OVT_RETURN_IF_ERROR(CopyUp(node, false));
@@ -107,7 +113,7 @@ Status UnionFs::SetXattr(const Ctx& ctx, Node* node, const char* name, const voi
 }
 
 Status UnionFs::RemoveXattr(const Ctx& ctx, Node* node, const char* name) {
-  if (xn_.IsInternal(name)) return Status::Errno(EPERM);
+  if (xn_.IsInternal(name) && !(IsNoRelease(name) && Privileged(ctx))) return Status::Errno(EPERM);
   if (IsTrusted(name) && !Privileged(ctx)) return Status::Errno(EPERM);
   if (read_only_) return Status::Errno(EROFS);
   // Removing what is not there must not copy the file up.

@@ -1,0 +1,250 @@
+#include "migrate/policy_engine.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "overtier/control.h"
+
+namespace overtier {
+
+namespace {
+
+constexpr int kOpenFile = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+constexpr int kOpenDir = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+int64_t Ns(const struct timespec& ts) { return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec; }
+
+std::string Join(const std::string& dir, const std::string& name) {
+  return dir.empty() ? name : dir + "/" + name;
+}
+
+// 0 or the errno of the ioctl.
+int Control(int fd, unsigned long cmd, uint32_t flags, uint64_t offset) {
+  overtier_ctl_request r;
+  std::memset(&r, 0, sizeof r);
+  r.version = OVERTIER_CTL_VERSION;
+  r.flags = flags;
+  r.offset = offset;
+  return ioctl(fd, cmd, &r) == 0 ? 0 : errno;
+}
+
+int GetState(int fd, overtier_ctl_state* st) {
+  std::memset(st, 0, sizeof *st);
+  st->version = OVERTIER_CTL_VERSION;
+  return ioctl(fd, OVERTIER_IOC_GET_STATE, st) == 0 ? 0 : errno;
+}
+
+// The names in the directory open as fd (without . and ..), sorted so
+// that the walk, and so the plan, come in a stable order.
+int ReadNames(int fd, std::vector<std::string>* names) {
+  int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0) return errno;
+  DIR* d = fdopendir(dup_fd);
+  if (d == nullptr) {
+    int e = errno;
+    close(dup_fd);
+    return e;
+  }
+  errno = 0;
+  while (struct dirent* de = readdir(d)) {
+    if (std::strcmp(de->d_name, ".") == 0 || std::strcmp(de->d_name, "..") == 0) continue;
+    names->push_back(de->d_name);
+  }
+  int e = errno;
+  closedir(d);
+  std::sort(names->begin(), names->end());
+  return e;
+}
+
+class Walk {
+ public:
+  Walk(dev_t dev, const PolicyRunOptions& o, PolicyRunResult* r) : dev_(dev), opts_(o), res_(r) {}
+
+  bool stopped() const { return opts_.stop != nullptr && opts_.stop->load(); }
+
+  void Dir(int fd, const std::string& rel) {
+    std::vector<std::string> names;
+    if (int e = ReadNames(fd, &names); e != 0) return Error(rel, "walk", e);
+    for (const std::string& name : names) {
+      if (stopped()) return;
+      const std::string child = Join(rel, name);
+      struct stat st;
+      if (fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno != ENOENT) Error(child, "walk", errno);  // ENOENT: gone meanwhile
+        continue;
+      }
+      if (st.st_dev != dev_) {  // another mount below the root
+        res_->skipped++;
+        continue;
+      }
+      if (S_ISDIR(st.st_mode)) {
+        Fd sub(openat(fd, name.c_str(), kOpenDir));
+        if (sub.get() < 0) {
+          if (errno != ENOENT && errno != ELOOP) Error(child, "walk", errno);
+          continue;
+        }
+        Dir(sub.get(), child);
+      } else if (S_ISREG(st.st_mode)) {
+        File(fd, name, child);
+      } else {
+        res_->skipped++;
+      }
+    }
+  }
+
+  void Error(const std::string& rel, const char* op, int err, std::string msg = {}) {
+    res_->errors.push_back(PolicyError{rel, op, err, std::move(msg)});
+  }
+
+ private:
+  void File(int dirfd, const std::string& name, const std::string& rel) {
+    Fd fd(openat(dirfd, name.c_str(), kOpenFile));
+    if (fd.get() < 0) {
+      if (errno != ENOENT && errno != ELOOP) Error(rel, "walk", errno);
+      return;
+    }
+    struct stat st;
+    if (fstat(fd.get(), &st) != 0) return Error(rel, "walk", errno);
+    if (!S_ISREG(st.st_mode)) {  // replaced since we looked
+      res_->skipped++;
+      return;
+    }
+    overtier_ctl_state cs;
+    if (int e = GetState(fd.get(), &cs); e != 0) return Error(rel, "status", e);
+    FileFacts f;
+    f.rel_path = rel;
+    f.size = static_cast<uint64_t>(st.st_size);
+    f.atime_ns = Ns(st.st_atim);
+    f.mtime_ns = Ns(st.st_mtim);
+    f.uid = st.st_uid;
+    f.state = cs.state;
+    f.mig_flags = cs.mig_flags;
+    f.resident_bytes = cs.resident_bytes;
+    // Present with any value pins the file. Errors other than "absent"
+    // pin it too: when in doubt, do not release.
+    if (fgetxattr(fd.get(), kNoReleaseXattr, nullptr, 0) >= 0 || errno != ENODATA)
+      f.norelease = true;
+    res_->files.push_back(std::move(f));
+  }
+
+  dev_t dev_;
+  const PolicyRunOptions& opts_;
+  PolicyRunResult* res_;
+};
+
+// Opens `rel` below root one component at a time, never following a
+// symlink, so that a directory swapped for a link since the walk does not
+// lead elsewhere.
+int OpenBeneath(int root, const std::string& rel) {
+  int dir = fcntl(root, F_DUPFD_CLOEXEC, 0);
+  size_t start = 0;
+  while (dir >= 0) {
+    size_t slash = rel.find('/', start);
+    const std::string part = rel.substr(start, slash - start);
+    const int next = openat(dir, part.c_str(), slash == std::string::npos ? kOpenFile : kOpenDir);
+    const int e = errno;
+    close(dir);
+    errno = e;
+    if (slash == std::string::npos) return next;
+    dir = next;
+    start = slash + 1;
+  }
+  return -1;
+}
+
+// Carries out one action on the file it names; 0 or an errno.
+int Act(int root, const FileFacts& f, const PlannedAction& a) {
+  Fd fd(OpenBeneath(root, f.rel_path));
+  if (fd.get() < 0) return errno;
+  switch (a.op) {
+    case PlanOp::kArchive: {
+      int e = Control(fd.get(), OVERTIER_IOC_ARCHIVE, 0, 0);
+      return e == EALREADY ? 0 : e;
+    }
+    case PlanOp::kRelease:
+      return Control(fd.get(), OVERTIER_IOC_RELEASE, 0, a.keep);
+    case PlanOp::kArchiveRelease: {
+      int e = Control(fd.get(), OVERTIER_IOC_ARCHIVE, OVERTIER_CTL_RELEASE, a.keep);
+      if (e != EALREADY) return e;
+      return Control(fd.get(), OVERTIER_IOC_RELEASE, 0, a.keep);
+    }
+  }
+  return EINVAL;
+}
+
+}  // namespace
+
+Status UsageOf(int fd, Usage* out) {
+  struct statvfs sv;
+  if (fstatvfs(fd, &sv) != 0) return Status::FromErrno("statvfs");
+  const uint64_t frsize = sv.f_frsize != 0 ? sv.f_frsize : sv.f_bsize;
+  out->used_bytes = (static_cast<uint64_t>(sv.f_blocks) - sv.f_bfree) * frsize;
+  out->avail_bytes = static_cast<uint64_t>(sv.f_bavail) * frsize;
+  return Status::OK();
+}
+
+Status RunPolicy(const PolicyRules& rules, const std::string& root, const PolicyRunOptions& options,
+                 PolicyRunResult* result) {
+  *result = PolicyRunResult{};
+  Fd rfd(open(root.c_str(), kOpenDir));
+  if (rfd.get() < 0) return Status::FromErrno(root);
+  struct stat st;
+  if (fstat(rfd.get(), &st) != 0) return Status::FromErrno(root);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  result->now_ns = Ns(now);
+  Usage u;
+  if (UsageOf(rfd.get(), &u).ok()) result->before = u;
+
+  Walk walk(st.st_dev, options, result);
+  walk.Dir(rfd.get(), "");
+  if (walk.stopped()) return Status::Errno(ECANCELED, "policy run stopped");
+
+  result->plan = MakePlan(rules, result->files, result->before, result->now_ns);
+  result->outcome.assign(result->plan.actions.size(), -1);
+  if (options.dry_run) return Status::OK();
+  for (size_t i = 0; i < result->plan.actions.size(); ++i) {
+    if (walk.stopped()) return Status::Errno(ECANCELED, "policy run stopped");
+    const PlannedAction& a = result->plan.actions[i];
+    const FileFacts& f = result->files[a.file];
+    const int e = Act(rfd.get(), f, a);
+    result->outcome[i] = e;
+    if (e != 0) {
+      walk.Error(f.rel_path, a.op == PlanOp::kArchive ? "archive" : "release", e);
+      continue;
+    }
+    if (a.op != PlanOp::kRelease) result->archived++;
+    if (a.op != PlanOp::kArchive) {
+      result->released++;
+      result->released_bytes += a.freeing;
+    }
+  }
+  if (UsageOf(rfd.get(), &u).ok()) result->after = u;
+  return Status::OK();
+}
+
+}  // namespace overtier

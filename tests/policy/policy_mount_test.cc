@@ -1,0 +1,745 @@
+// The policy engine as users run it (docs/POLICY.md): `overtier policy
+// check|run --rules FILE DIR` (OVERTIER_BIN) on a union mounted with a
+// store, and the daemon's periodic mode (-o policy=FILE,policy_interval=S).
+// The upper and work directories live on a 64 MiB tmpfs of their own, so
+// that the upper file system's usage, which the watermarks act on, is
+// known and nobody else's files change it.
+//
+// PolicyErrors needs no mount: bad rules files and bad usage.
+// PolicyTest needs root (FUSE and tmpfs mounts, allow_other, running
+// commands as nobody). Each test gets a fresh directory under /tmp, the
+// daemon runs in the foreground as the test's child, a watchdog kills it
+// (and detaches the mounts) if a test hangs, and TearDown always unmounts.
+//
+//   OVERTIER_BIN            the overtier binary (set by meson)
+//   OVERTIER_TEST_TIMEOUT   per-test limit in seconds (default 120)
+//   OVERTIER_TEST_KEEP=1    keep the temp directory
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "../integration/harness.h"
+
+namespace overtier {
+namespace {
+
+using it::MakeDirs;
+using it::ReadFile;
+using it::WriteFile;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr uid_t kNobody = 65534;
+constexpr char kNoRelease[] = "user.overtier.norelease";
+
+std::string Env(const char* name, const std::string& def = "") {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : def;
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+template <typename Pred>
+bool PollUntil(Pred pred, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (true) {
+    if (pred()) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
+}
+
+std::string Payload(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = rng();
+    std::memcpy(&s[i], &v, std::min<size_t>(8, n - i));
+  }
+  return s;
+}
+
+struct Result {
+  int rc = -1;
+  std::string out, err;
+};
+
+// Runs argv (as `uid` if not -1); stdout and stderr apart.
+Result RunArgs(const std::vector<std::string>& args, uid_t uid = static_cast<uid_t>(-1),
+               int timeout_s = 120) {
+  Result r;
+  char out_t[] = "/tmp/ovt-policy-out.XXXXXX", err_t[] = "/tmp/ovt-policy-err.XXXXXX";
+  int out = mkstemp(out_t), err = mkstemp(err_t);
+  if (out < 0 || err < 0) return r;
+  unlink(out_t);
+  unlink(err_t);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out, 1);
+    dup2(err, 2);
+    int in = open("/dev/null", O_RDONLY);
+    dup2(in, 0);
+    if (uid != static_cast<uid_t>(-1)) {
+      if (setgroups(0, nullptr) != 0 || setresgid(uid, uid, uid) != 0 ||
+          setresuid(uid, uid, uid) != 0)
+        _exit(126);
+    }
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    alarm(timeout_s);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  auto read_all = [](int fd) {
+    std::string s;
+    char buf[4096];
+    ssize_t n;
+    off_t off = 0;
+    while ((n = pread(fd, buf, sizeof buf, off)) > 0) {
+      s.append(buf, n);
+      off += n;
+    }
+    close(fd);
+    return s;
+  };
+  r.out = read_all(out);
+  r.err = read_all(err);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string Bin() {
+  std::string bin = Env("OVERTIER_BIN");
+  if (!bin.empty()) return bin;
+  ADD_FAILURE() << "OVERTIER_BIN is not set (run through meson test)";
+  return "/nonexistent/overtier";
+}
+
+Result Cli(std::vector<std::string> words, uid_t uid = static_cast<uid_t>(-1)) {
+  words.insert(words.begin(), Bin());
+  return RunArgs(words, uid);
+}
+
+std::string Describe(const Result& r) {
+  return "rc " + std::to_string(r.rc) + "\n--- stdout ---\n" + r.out + "--- stderr ---\n" + r.err;
+}
+
+// errno of fn() run in a child as `uid` (0 on success).
+template <typename Fn>
+int AsUser(uid_t uid, Fn fn) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setgroups(0, nullptr) != 0 || setresgid(uid, uid, uid) != 0 ||
+        setresuid(uid, uid, uid) != 0)
+      _exit(126);
+    _exit(fn() == 0 ? 0 : errno);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+}
+
+// ---------------------------------------------------------------------------
+// Without a mount
+
+class PolicyErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = "/tmp/ovt-policy.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+  std::string dir_;
+};
+
+TEST_F(PolicyErrors, BadRulesFileNamesTheLine) {
+  const std::string rules = dir_ + "/rules";
+  WriteFile(dir_ + "/f", "data");
+  struct Case {
+    std::string text, message;
+  };
+  const std::vector<Case> cases = {
+      {"archive size>1M\n# ok\nfrob path=x\n", rules + ":3: unknown action 'frob'"},
+      {"release size>1Q\n", rules + ":1: 'size>1Q': '1Q' is not a size"},
+      {"archive atime>3 years\n", rules + ":1: 'years' is not a condition"},
+      {"release\nwatermark high=40 low=60\n", rules + ":2: watermark low= must be below high="},
+      {"pin owner=no-such-user-xyz\n", rules + ":1: 'owner=no-such-user-xyz': no user"},
+  };
+  for (const Case& c : cases) {
+    WriteFile(rules, c.text);
+    for (const char* sub : {"check", "run"}) {
+      Result r = Cli({"policy", sub, "--rules", rules, dir_});
+      EXPECT_EQ(r.rc, 2) << c.text << Describe(r);
+      EXPECT_TRUE(Contains(r.err, "overtier policy: " + c.message)) << c.text;
+      EXPECT_TRUE(r.out.empty()) << r.out;
+    }
+  }
+  Result r = Cli({"policy", "check", "--rules", dir_ + "/missing", dir_});
+  EXPECT_EQ(r.rc, 2) << Describe(r);
+  EXPECT_TRUE(Contains(r.err, dir_ + "/missing: No such file or directory")) << r.err;
+}
+
+TEST_F(PolicyErrors, BadUsageAndNotAMount) {
+  const std::string rules = dir_ + "/rules";
+  WriteFile(rules, "archive\n");
+  WriteFile(dir_ + "/f", "data");
+  for (const auto& words : std::vector<std::vector<std::string>>{
+           {"policy"},
+           {"policy", "frob"},
+           {"policy", "check", dir_},                                 // no --rules
+           {"policy", "run", "--rules", rules},                       // no DIR
+           {"policy", "check", "--dry-run", "--rules", rules, dir_},  // run only
+       }) {
+    Result r = Cli(words);
+    EXPECT_EQ(r.rc, 2) << Describe(r);
+    EXPECT_FALSE(r.err.empty());
+  }
+  // A directory that is not on an overtier mount: each file says so.
+  Result r = Cli({"policy", "check", "--rules", rules, dir_});
+  EXPECT_EQ(r.rc, 1) << Describe(r);
+  EXPECT_TRUE(Contains(r.err, dir_ + "/f is not on an overtier mount")) << r.err;
+  r = Cli({"policy", "check", "--rules", rules, dir_ + "/nosuch"});
+  EXPECT_EQ(r.rc, 1) << Describe(r);
+  EXPECT_TRUE(Contains(r.err, dir_ + "/nosuch: No such file or directory")) << r.err;
+}
+
+// ---------------------------------------------------------------------------
+// On a mount
+
+class PolicyTest : public ::testing::Test {
+ protected:
+  static constexpr uint64_t kTmpfsBytes = 64 << 20;
+
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (FUSE and tmpfs mounts)";
+    std::string tmpl = "/tmp/ovt-policy-mnt.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    base_ = tmpl;
+    chmod(base_.c_str(), 0755);  // nobody must reach the mount
+    store_ = base_ + "/store";
+    mnt_ = base_ + "/mnt";
+    tmpfs_ = base_ + "/tmpfs";
+    for (const char* d : {"/lower", "/mnt", "/tmpfs"}) MakeDirs(base_ + d);
+    ASSERT_EQ(mount("tmpfs", tmpfs_.c_str(), "tmpfs", 0, "size=64m,mode=0755"), 0)
+        << std::strerror(errno);
+    tmpfs_mounted_ = true;
+    MakeDirs(tmpfs_ + "/upper");
+    MakeDirs(tmpfs_ + "/work");
+    Result r = RunArgs({Bin(), "store", "init", store_, "--volume-set", "a=" + base_ + "/vol-a",
+                        "--volume-set", "b=" + base_ + "/vol-b", "--vv-size", "16M"});
+    ASSERT_EQ(r.rc, 0) << Describe(r);
+    StartWatchdog();
+  }
+
+  void TearDown() override {
+    if (base_.empty()) return;
+    Unmount(/*expect_clean=*/false);
+    if (tmpfs_mounted_ && umount2(tmpfs_.c_str(), 0) != 0) umount2(tmpfs_.c_str(), MNT_DETACH);
+    StopWatchdog();
+    if (Env("OVERTIER_TEST_KEEP") != "1") {
+      std::error_code ec;
+      std::filesystem::remove_all(base_, ec);
+    } else {
+      std::fprintf(stderr, "kept %s\n", base_.c_str());
+    }
+  }
+
+  std::string M(const std::string& rel) const { return mnt_ + "/" + rel; }
+  std::string Rules(const std::string& text) {
+    const std::string path = base_ + "/rules" + std::to_string(++rules_n_);
+    WriteFile(path, text);
+    return path;
+  }
+
+  std::string MountOptions(const std::string& extra) const {
+    std::string o = "lowerdir=" + base_ + "/lower,upperdir=" + tmpfs_ + "/upper,workdir=" + tmpfs_ +
+                    "/work,allow_other,store=" + store_;
+    return extra.empty() ? o : o + "," + extra;
+  }
+
+  // Starts the daemon; true if the mount came up. When it does not,
+  // *exit_status gets the daemon's exit status.
+  bool StartDaemon(const std::string& extra, int* exit_status) {
+    log_ = base_ + "/daemon.log";
+    std::vector<std::string> args = {Bin(), "-f", "-o", MountOptions(extra), mnt_};
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(126);
+      int in = open("/dev/null", O_RDONLY);
+      int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(in, 0);
+      dup2(out, 1);
+      dup2(out, 2);
+      std::vector<char*> argv;
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      daemon_ = pid;
+    }
+    int status = 0;
+    bool exited = false;
+    bool up = PollUntil(
+        [&] {
+          if (IsMountPoint()) return true;
+          if (waitpid(pid, &status, WNOHANG) == pid) return exited = true;
+          return false;
+        },
+        std::chrono::seconds(20));
+    if (exited || !up) {
+      if (!exited) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+      }
+      std::lock_guard<std::mutex> g(mu_);
+      daemon_ = -1;
+      *exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      return false;
+    }
+    return true;
+  }
+
+  void Mount(const std::string& extra = "") {
+    int status = 0;
+    ASSERT_TRUE(StartDaemon(extra, &status))
+        << "no mount (status " << status << ")\n--- daemon log ---\n"
+        << Slurp(log_);
+  }
+
+  bool IsMountPoint() {
+    std::ifstream in("/proc/self/mountinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream f(line);
+      std::string id, parent, dev, root, mp;
+      f >> id >> parent >> dev >> root >> mp;
+      if (mp == mnt_) return true;
+    }
+    return false;
+  }
+
+  void Unmount(bool expect_clean = true) {
+    pid_t pid;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      pid = daemon_;
+    }
+    if (IsMountPoint()) {
+      int rc = -1;
+      PollUntil(
+          [&] {
+            rc = RunArgs({"/bin/fusermount3", "-u", "-q", mnt_}).rc;
+            return rc == 0;
+          },
+          std::chrono::seconds(10));
+      if (rc != 0) {
+        if (expect_clean) ADD_FAILURE() << "fusermount3 -u failed; detaching";
+        umount2(mnt_.c_str(), MNT_DETACH);
+      }
+    }
+    if (pid <= 0) return;
+    int status = 0;
+    bool reaped =
+        PollUntil([&] { return waitpid(pid, &status, WNOHANG) == pid; }, std::chrono::seconds(10));
+    if (!reaped) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      if (expect_clean) ADD_FAILURE() << "the daemon did not exit after the unmount";
+    } else if (expect_clean) {
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+          << "daemon status " << status << "\n--- daemon log ---\n"
+          << Slurp(log_);
+    }
+    std::lock_guard<std::mutex> g(mu_);
+    daemon_ = -1;
+  }
+
+  void StartWatchdog() {
+    int limit = std::atoi(Env("OVERTIER_TEST_TIMEOUT", "120").c_str());
+    watchdog_ = std::thread([this, limit] {
+      std::unique_lock<std::mutex> g(mu_);
+      if (cv_.wait_for(g, std::chrono::seconds(limit), [this] { return stop_; })) return;
+      std::fprintf(stderr, "watchdog: test exceeded %d s; killing the daemon\n", limit);
+      if (daemon_ > 0) kill(daemon_, SIGKILL);
+      umount2(mnt_.c_str(), MNT_DETACH);
+      umount2(tmpfs_.c_str(), MNT_DETACH);
+      std::_Exit(1);
+    });
+  }
+  void StopWatchdog() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (watchdog_.joinable()) watchdog_.join();
+  }
+
+  // `overtier status --json PATH` -> its object.
+  json StatusOf(const std::string& path) {
+    Result r = Cli({"status", "--json", path});
+    EXPECT_EQ(r.rc, 0) << Describe(r);
+    json j = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+    return j.is_array() && j.size() == 1 ? j[0] : json::object();
+  }
+  std::string StateOf(const std::string& rel) {
+    json s = StatusOf(M(rel));
+    return s.contains("state") ? s["state"].get<std::string>() : "?";
+  }
+
+  // The policy command's JSON output (rc checked by the caller).
+  json PolicyJson(const std::vector<std::string>& words, Result* raw = nullptr) {
+    std::vector<std::string> w = {"policy"};
+    w.insert(w.end(), words.begin(), words.end());
+    w.push_back("--json");
+    Result r = Cli(w);
+    if (raw != nullptr) *raw = r;
+    json j = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+    EXPECT_TRUE(j.is_object()) << Describe(r);
+    return j.is_object() ? j : json::object();
+  }
+
+  // path -> op of the JSON actions.
+  static std::map<std::string, std::string> Ops(const json& j) {
+    std::map<std::string, std::string> m;
+    if (j.contains("actions"))
+      for (const json& a : j["actions"]) m[a["path"]] = a["op"];
+    return m;
+  }
+
+  std::string base_, store_, mnt_, tmpfs_, log_;
+  bool tmpfs_mounted_ = false;
+  int rules_n_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  pid_t daemon_ = -1;
+  std::thread watchdog_;
+};
+
+TEST_F(PolicyTest, CheckAndDryRunChangeNothing) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  MakeDirs(M("cold"));
+  WriteFile(M("cold/big.dat"), Payload(1 << 20, 1));
+  WriteFile(M("hot.bin"), Payload(600 << 10, 2));
+  WriteFile(M("small.txt"), "tiny");
+  const std::string rules = Rules("archive size>=512K\nrelease path=cold/*\n");
+
+  Result r = Cli({"policy", "check", "--rules", rules, mnt_});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "would archive " + M("hot.bin") + " (600.0 KiB; rule line 1)"))
+      << r.out;
+  EXPECT_TRUE(Contains(r.out, "would archive+release " + M("cold/big.dat"))) << r.out;
+  EXPECT_TRUE(Contains(r.out, "policy check: 3 files, would archive 2, would release 1 (1.0 MiB)"))
+      << r.out;
+  EXPECT_FALSE(Contains(r.out, "small.txt"));
+
+  json j = PolicyJson({"run", "--dry-run", "--rules", rules, mnt_}, &r);
+  EXPECT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_EQ(j["dry_run"], true);
+  EXPECT_EQ(j["files"], 3u);
+  EXPECT_EQ(Ops(j), (std::map<std::string, std::string>{{M("cold/big.dat"), "archive+release"},
+                                                        {M("hot.bin"), "archive"}}));
+  for (const json& a : j["actions"]) EXPECT_EQ(a["result"], "planned");
+  EXPECT_TRUE(j["usage_after"].is_null());
+
+  for (const char* f : {"cold/big.dat", "hot.bin", "small.txt"})
+    EXPECT_EQ(StateOf(f), "resident") << f;
+}
+
+TEST_F(PolicyTest, RunArchivesAndReleasesWhatRulesSelect) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  MakeDirs(M("cold/deep"));
+  MakeDirs(M("hot"));
+  const std::string a = Payload(2 << 20, 3), b = Payload(1 << 20, 4), c = Payload(1 << 20, 5);
+  WriteFile(M("cold/a.dat"), a);
+  WriteFile(M("cold/deep/b.dat"), b);
+  WriteFile(M("hot/c.dat"), c);
+  WriteFile(M("small.txt"), "tiny");
+  ASSERT_EQ(symlink("cold", M("link").c_str()), 0);  // never followed
+  const std::string rules = Rules(
+      "# big files go to the store, cold ones leave the disk\n"
+      "archive size>=1M\n"
+      "release keep=64K path=cold/*\n");
+
+  Result r = Cli({"policy", "run", "--rules", rules, mnt_});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "archive " + M("hot/c.dat"))) << r.out;
+  EXPECT_TRUE(Contains(r.out, "archive+release " + M("cold/a.dat"))) << r.out;
+  // archive+release counts in both.
+  EXPECT_TRUE(Contains(r.out, "policy run: 4 files, archived 3, released 2")) << r.out;
+
+  for (const char* f : {"cold/a.dat", "cold/deep/b.dat"}) {
+    json s = StatusOf(M(f));
+    EXPECT_EQ(s["state"], "released") << f << s.dump();
+    EXPECT_EQ(s["resident_bytes"], 64u << 10) << f;
+  }
+  EXPECT_EQ(StateOf("hot/c.dat"), "archived");
+  EXPECT_EQ(StateOf("small.txt"), "resident");
+  // Transparent: the contents are all there.
+  EXPECT_TRUE(ReadFile(M("cold/a.dat")) == a);
+  EXPECT_TRUE(ReadFile(M("cold/deep/b.dat")) == b);
+
+  // The reads brought the files back (once their restores end, they are
+  // archived and resident); the next run releases them again, archiving
+  // nothing.
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        return StateOf("cold/a.dat") == "archived" && StateOf("cold/deep/b.dat") == "archived";
+      },
+      std::chrono::seconds(30)));
+  json j = PolicyJson({"run", "--rules", rules, mnt_}, &r);
+  EXPECT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_EQ(j["archived"], 0u);
+  EXPECT_EQ(Ops(j), (std::map<std::string, std::string>{{M("cold/a.dat"), "release"},
+                                                        {M("cold/deep/b.dat"), "release"}}));
+  for (const json& a : j["actions"]) EXPECT_EQ(a["result"], "done") << a.dump();
+  // And then there is nothing left to do.
+  j = PolicyJson({"run", "--rules", rules, mnt_}, &r);
+  EXPECT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(j["actions"].empty()) << j.dump();
+
+  // Walking a subdirectory: globs are relative to it ("deep/*" does not
+  // match from the mount point), and keep=0 frees the 64 KiB left.
+  const std::string sub = Rules("release path=deep/*\n");
+  j = PolicyJson({"check", "--rules", sub, M("cold")}, &r);
+  EXPECT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_EQ(j["files"], 2u);
+  EXPECT_EQ(Ops(j), (std::map<std::string, std::string>{{M("cold/deep/b.dat"), "release"}}));
+  EXPECT_EQ(j["actions"][0]["freeing"], 64u << 10);
+  j = PolicyJson({"check", "--rules", sub, mnt_}, &r);
+  EXPECT_TRUE(j["actions"].empty()) << j.dump();
+}
+
+TEST_F(PolicyTest, AgeAndOwnerRules) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  WriteFile(M("old"), Payload(100000, 6));
+  WriteFile(M("new"), Payload(100000, 7));
+  WriteFile(M("theirs"), Payload(100000, 8));
+  const time_t now = time(nullptr);
+  it::SetTimes(M("old"), now - 40 * 86400, now - 40 * 86400);
+  ASSERT_EQ(chown(M("theirs").c_str(), kNobody, kNobody), 0);
+
+  json j = PolicyJson({"run", "--rules", Rules("archive atime>30d\nrelease owner=nobody\n"), mnt_});
+  EXPECT_EQ(Ops(j), (std::map<std::string, std::string>{{M("old"), "archive"},
+                                                        {M("theirs"), "archive+release"}}));
+  EXPECT_EQ(StateOf("old"), "archived");
+  EXPECT_EQ(StateOf("new"), "resident");
+  EXPECT_EQ(StateOf("theirs"), "released");
+
+  // mtime, and a numeric uid with !=.
+  j = PolicyJson({"check", "--rules", Rules("release mtime<1d owner!=65534\n"), mnt_});
+  EXPECT_EQ(Ops(j), (std::map<std::string, std::string>{{M("new"), "archive+release"}}));
+}
+
+TEST_F(PolicyTest, PinsAreHonoured) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  for (const char* f : {"p1.dat", "p2.dat", "p3.dat"}) WriteFile(M(f), Payload(200000, 9));
+  ASSERT_EQ(setxattr(M("p2.dat").c_str(), kNoRelease, "1", 1, 0), 0) << std::strerror(errno);
+  const std::string rules = Rules("release path=*.dat\npin path=p1.dat\n");
+  Result r = Cli({"policy", "run", "--rules", rules, mnt_});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "released 1 (")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "2 pinned")) << r.out;
+  EXPECT_EQ(StateOf("p1.dat"), "resident");
+  EXPECT_EQ(StateOf("p2.dat"), "resident");
+  EXPECT_EQ(StateOf("p3.dat"), "released");
+
+  // An archived file pinned later is not released either.
+  ASSERT_EQ(Cli({"archive", M("p1.dat"), M("p2.dat")}).rc, 0);
+  json j = PolicyJson({"run", "--rules", rules, mnt_});
+  EXPECT_TRUE(j["actions"].empty()) << j.dump();
+  EXPECT_EQ(j["pinned"], 1u);
+  EXPECT_EQ(j["norelease"], 1u);
+  EXPECT_EQ(StateOf("p2.dat"), "archived");
+  // Unpinned: released by the next run.
+  ASSERT_EQ(removexattr(M("p2.dat").c_str(), kNoRelease), 0) << std::strerror(errno);
+  j = PolicyJson({"run", "--rules", rules, mnt_});
+  EXPECT_EQ(Ops(j), (std::map<std::string, std::string>{{M("p2.dat"), "release"}}));
+  EXPECT_EQ(StateOf("p2.dat"), "released");
+}
+
+TEST_F(PolicyTest, NoReleaseXattrIsRootOnly) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  WriteFile(M("f"), "data");
+  ASSERT_EQ(chown(M("f").c_str(), kNobody, kNobody), 0);  // nobody may write it
+  // Users cannot set it, nor forge any other user.overtier.* name.
+  EXPECT_EQ(AsUser(kNobody, [&] { return setxattr(M("f").c_str(), kNoRelease, "1", 1, 0); }),
+            EPERM);
+  EXPECT_EQ(
+      AsUser(kNobody, [&] { return setxattr(M("f").c_str(), "user.overtier.state", "x", 1, 0); }),
+      EPERM);
+  EXPECT_EQ(AsUser(kNobody, [&] { return setxattr(M("f").c_str(), "user.mine", "1", 1, 0); }), 0);
+  // Root can set it; everybody reads and lists it.
+  ASSERT_EQ(setxattr(M("f").c_str(), kNoRelease, "yes", 3, 0), 0) << std::strerror(errno);
+  char buf[64];
+  EXPECT_EQ(getxattr(M("f").c_str(), kNoRelease, buf, sizeof buf), 3);
+  EXPECT_EQ(AsUser(kNobody,
+                   [&] {
+                     char b[64];
+                     ssize_t n = getxattr(M("f").c_str(), kNoRelease, b, sizeof b);
+                     if (n != 3 || std::memcmp(b, "yes", 3) != 0) return errno = EBADMSG, -1;
+                     n = listxattr(M("f").c_str(), b, sizeof b);
+                     if (n < 0) return -1;
+                     std::string names(b, n);
+                     return names.find(kNoRelease) == std::string::npos ? errno = ENOENT, -1 : 0;
+                   }),
+            0);
+  // Users cannot remove it; root can.
+  EXPECT_EQ(AsUser(kNobody, [&] { return removexattr(M("f").c_str(), kNoRelease); }), EPERM);
+  EXPECT_EQ(getxattr(M("f").c_str(), kNoRelease, buf, sizeof buf), 3);
+  ASSERT_EQ(removexattr(M("f").c_str(), kNoRelease), 0) << std::strerror(errno);
+  EXPECT_EQ(getxattr(M("f").c_str(), kNoRelease, buf, sizeof buf), -1);
+  EXPECT_EQ(errno, ENODATA);
+  // Every other user.overtier.* name stays out of reach, root included.
+  EXPECT_EQ(setxattr(M("f").c_str(), "user.overtier.nlink", "1", 1, 0), -1);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_EQ(setxattr(M("f").c_str(), "user.overtier.noreleasex", "1", 1, 0), -1);
+  EXPECT_EQ(errno, EPERM);
+  // It is stored on the upper file as is.
+  EXPECT_EQ(setxattr(M("f").c_str(), kNoRelease, "", 0, 0), 0);
+  EXPECT_EQ(getxattr((tmpfs_ + "/upper/f").c_str(), kNoRelease, buf, sizeof buf), 0);
+}
+
+TEST_F(PolicyTest, WatermarksReleaseLeastRecentlyUsedFirst) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  constexpr size_t kFile = 8 << 20;
+  const time_t now = time(nullptr);
+  for (int i = 1; i <= 6; ++i) {  // f1 the least recently used
+    const std::string f = M("f" + std::to_string(i) + ".bin");
+    WriteFile(f, Payload(kFile, 10 + i));
+    it::SetTimes(f, now - (10 - i) * 86400, now - 20 * 86400);
+  }
+  WriteFile(M("notes.txt"), Payload(kFile, 99));  // no release rule selects it
+  it::SetTimes(M("notes.txt"), now - 100 * 86400, now - 100 * 86400);
+  struct statvfs sv;
+  ASSERT_EQ(statvfs(mnt_.c_str(), &sv), 0);
+  const double used = static_cast<double>(sv.f_blocks - sv.f_bfree) * sv.f_frsize;
+  const double avail = static_cast<double>(sv.f_bavail) * sv.f_frsize;
+  const double pct = 100 * used / (used + avail);
+  ASSERT_GT(pct, 50) << "7 x 8 MiB on a 64 MiB tmpfs";
+  ASSERT_LT(pct, 95);
+
+  // Below the high watermark: nothing.
+  json j = PolicyJson(
+      {"check", "--rules", Rules("watermark high=95 low=10\nrelease path=*.bin\n"), mnt_});
+  EXPECT_TRUE(j["actions"].empty()) << j.dump();
+  EXPECT_EQ(j["watermarks"]["over_high"], false);
+
+  // Above it: the oldest files until the usage is expected below `low`.
+  const double low = 40;
+  const double need = used - (used + avail) * low / 100;
+  const size_t expect = static_cast<size_t>(std::ceil(need / kFile));
+  ASSERT_GE(expect, 1u);
+  ASSERT_LE(expect, 5u);
+  const std::string rules = Rules("watermark high=50% low=40%\nrelease path=*.bin\n");
+  j = PolicyJson({"check", "--rules", rules, mnt_});
+  ASSERT_EQ(j["actions"].size(), expect) << j.dump();
+  for (size_t i = 0; i < expect; ++i) {
+    EXPECT_EQ(j["actions"][i]["path"], M("f" + std::to_string(i + 1) + ".bin")) << j.dump();
+    EXPECT_EQ(j["actions"][i]["watermark"], true);
+  }
+  Result r;
+  j = PolicyJson({"run", "--rules", rules, mnt_}, &r);
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_EQ(j["released"], expect);
+  for (size_t i = 1; i <= 6; ++i)
+    EXPECT_EQ(StateOf("f" + std::to_string(i) + ".bin"), i <= expect ? "released" : "resident")
+        << i;
+  EXPECT_EQ(StateOf("notes.txt"), "resident");
+  ASSERT_TRUE(j["usage_after"].is_object()) << j.dump();
+  EXPECT_LT(j["usage_after"]["percent"].get<double>(), low) << j.dump();
+  ASSERT_EQ(statvfs(mnt_.c_str(), &sv), 0);
+  EXPECT_LT(100.0 * (sv.f_blocks - sv.f_bfree) / (sv.f_blocks - sv.f_bfree + sv.f_bavail), low);
+  // Under the high watermark now: a second run does nothing.
+  j = PolicyJson({"run", "--rules", rules, mnt_});
+  EXPECT_TRUE(j["actions"].empty()) << j.dump();
+}
+
+TEST_F(PolicyTest, PeriodicModeInTheDaemon) {
+  const std::string rules = Rules("archive size>=100K\nrelease path=cold/*\n");
+  ASSERT_NO_FATAL_FAILURE(Mount("policy=" + rules + ",policy_interval=1"));
+  MakeDirs(M("cold"));
+  const std::string data = Payload(300000, 20);
+  WriteFile(M("cold/x"), data);
+  WriteFile(M("warm"), Payload(300000, 21));
+  WriteFile(M("tiny"), "t");
+  EXPECT_TRUE(
+      PollUntil([&] { return StateOf("cold/x") == "released" && StateOf("warm") == "archived"; },
+                std::chrono::seconds(20)))
+      << StatusOf(M("cold/x")).dump() << "\n"
+      << Slurp(log_);
+  EXPECT_EQ(StateOf("tiny"), "resident");
+  EXPECT_TRUE(ReadFile(M("cold/x")) == data);
+  EXPECT_TRUE(PollUntil([&] { return Contains(Slurp(log_), "overtier: policy: 3 files"); },
+                        std::chrono::seconds(10)))
+      << Slurp(log_);
+  Unmount();
+  EXPECT_FALSE(IsMountPoint());
+}
+
+TEST_F(PolicyTest, DaemonRefusesBadPolicyOptions) {
+  const std::string bad = Rules("archive\nfrobnicate all\n");
+  int status = 0;
+  EXPECT_FALSE(StartDaemon("policy=" + bad, &status));
+  EXPECT_EQ(status, 2);
+  EXPECT_TRUE(Contains(Slurp(log_), "overtier: policy rules " + bad + ":2: unknown action"))
+      << Slurp(log_);
+  EXPECT_FALSE(StartDaemon("policy=" + base_ + "/missing", &status));
+  EXPECT_EQ(status, 2);
+  EXPECT_TRUE(Contains(Slurp(log_), base_ + "/missing: No such file or directory"));
+  EXPECT_FALSE(StartDaemon("policy=" + Rules("archive\n") + ",policy_interval=0", &status));
+  EXPECT_EQ(status, 2);
+  EXPECT_TRUE(Contains(Slurp(log_), "policy_interval= takes a number of seconds")) << Slurp(log_);
+  EXPECT_FALSE(IsMountPoint());
+}
+
+}  // namespace
+}  // namespace overtier

@@ -157,6 +157,44 @@ Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out) 
   return Status::OK();
 }
 
+Status Archiver::Adopt(int fd, const Bfid& bfid, const std::string& what, MigrationRecord* out) {
+  FileHandle fh;
+  OVT_RETURN_IF_ERROR(GetFileHandle(fd, what, &fh));
+  Busy busy(this, fh.key);
+  if (!busy.taken())
+    return Status::Errno(EBUSY, "'" + what + "': an archive or release is running");
+  struct stat st;
+  if (fstat(fd, &st) != 0) return Status::FromErrno("fstat of '" + what + "'");
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("'" + what + "' is not a regular file");
+
+  Catalog* catalog = store_->catalog();
+  FileRecord file;
+  Status s = catalog->GetFile(bfid, &file);
+  if (!s.ok()) return Status::Errno(s.err(), "lazy copy-up of '" + what + "': " + s.message());
+  if (file.size != static_cast<uint64_t>(st.st_size)) {
+    return Status::Errno(EINVAL, "lazy copy-up of '" + what + "': content holds " +
+                                     std::to_string(file.size) + " bytes, the file " +
+                                     std::to_string(st.st_size));
+  }
+  std::optional<MigrationRecord> rec;
+  OVT_RETURN_IF_ERROR(LoadRecord(catalog, fh.key, what, &rec));
+  AdoptInfo info;
+  info.bfid = bfid;
+  info.size = file.size;
+  info.generation = fh.generation;
+  info.atime_ns = Ns(st.st_atim);
+  info.mtime_ns = Ns(st.st_mtim);
+  info.now_ns = NowNs();
+  Transition t;
+  OVT_RETURN_IF_ERROR(Context(overtier::Adopt(rec, info, &t), what));
+  Catalog::Batch batch(catalog);
+  Queue(&batch, fh.key, t);
+  s = batch.Commit();
+  if (!s.ok()) return Status::Errno(s.err(), "lazy copy-up of '" + what + "': " + s.message());
+  if (out != nullptr) *out = *t.record;
+  return Status::OK();
+}
+
 Archiver::Archiver(Store* store) : store_(store) {}
 Archiver::~Archiver() = default;
 

@@ -78,6 +78,13 @@ class Archiver {
   // at its start resident. *out (optional): the record now committed.
   Status Release(int fd, const std::string& what, uint64_t keep, MigrationRecord* out = nullptr);
 
+  // Lazy copy-up: the regular upper file open as fd (size = the content's,
+  // no data yet) takes the store's content `bfid` (an image file's) as its
+  // archive, released with nothing resident and restored on demand only
+  // (migration_state.h, Adopt). Nothing is copied; one synced catalog
+  // commit. EINVAL if the content is not of the file's size.
+  Status Adopt(int fd, const Bfid& bfid, const std::string& what, MigrationRecord* out = nullptr);
+
   // How many copies of the archive `bfid` are readable as far as the
   // catalog knows: every extent in a container that is not lost.
   Status ValidCopies(const FileRecord& file, uint32_t* valid);

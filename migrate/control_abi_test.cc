@@ -53,6 +53,7 @@ static_assert(OVERTIER_MIG_DIRTY == kMigDirty);
 static_assert(OVERTIER_MIG_LOST == kMigLost);
 static_assert(OVERTIER_MIG_ARCHIVE_IN_PROGRESS == kMigArchiveInProgress);
 static_assert(OVERTIER_MIG_RESTORE_IN_PROGRESS == kMigRestoreInProgress);
+static_assert(OVERTIER_MIG_ON_DEMAND == kMigOnDemand);
 
 // The numbers themselves, as documented (x86-64 / generic ioctl encoding).
 static_assert(OVERTIER_IOC_GET_STATE == 0xc0a04f01u);

@@ -180,6 +180,28 @@ Status AbortArchive(const OptRecord& record, Transition* out) {
 }
 
 // ---------------------------------------------------------------------------
+// lazy copy-up
+// ---------------------------------------------------------------------------
+
+Status Adopt(const OptRecord& record, const AdoptInfo& info, Transition* out) {
+  if (info.bfid.IsZero()) return Refuse(EINVAL, "adopting content without a bfid");
+  if (info.size == 0) return Refuse(EINVAL, "adopting empty content");
+  MigrationRecord r;
+  r.flags = kMigArchived | kMigReleased | kMigOnDemand;
+  r.generation = info.generation;
+  r.archive_size = info.size;
+  r.bfid = info.bfid;
+  r.atime_ns = info.atime_ns;
+  r.mtime_ns = info.mtime_ns;
+  r.archive_time_ns = info.now_ns;
+  ResidencyMap::WithBarrier(info.size, 0).ToRecord(&r);
+  Emit(std::move(r), out);
+  // A replaced record's archive is no longer referenced by this file.
+  if (record && !(record->bfid == info.bfid)) out->freed = record->bfid;
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------
 // releasing
 // ---------------------------------------------------------------------------
 

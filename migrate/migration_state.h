@@ -101,6 +101,25 @@ Status FinishArchive(const std::optional<MigrationRecord>& record, const Archive
 // Gives up an archive in progress (failure, cancellation).
 Status AbortArchive(const std::optional<MigrationRecord>& record, Transition* out);
 
+// ---- lazy copy-up
+
+// What a lazy copy-up adopts: content already in the store (an image file)
+// that becomes the archive of a new, empty upper file of the same size.
+struct AdoptInfo {
+  Bfid bfid;                // the image file's `files` row
+  uint64_t size = 0;        // its size, and the upper file's
+  uint64_t generation = 0;  // of the upper file
+  int64_t atime_ns = 0;     // the user's times of the upper file
+  int64_t mtime_ns = 0;
+  int64_t now_ns = 0;
+};
+
+// The upper file is released with nothing resident and the adopted content
+// as its archive, restored on demand only (kMigOnDemand). Whatever record
+// the upper file had is replaced (it can only be an earlier adoption of
+// the same content that a crash interrupted before the copy-up finished).
+Status Adopt(const std::optional<MigrationRecord>& record, const AdoptInfo& info, Transition* out);
+
 // ---- releasing
 
 struct ReleaseCheck {

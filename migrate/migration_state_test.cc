@@ -225,6 +225,51 @@ TEST(MigrationStateTest, WriteToReleasedFileMakesItDirtyUntilNothingDependsOnThe
   EXPECT_EQ(t.freed, TestBfid(1));
 }
 
+TEST(MigrationStateTest, AdoptMakesAReleasedOnDemandFileOfSharedContent) {
+  AdoptInfo a;
+  a.bfid = TestBfid(9);
+  a.size = kSize;
+  a.generation = kGen;
+  a.atime_ns = 5;
+  a.mtime_ns = 6;
+  a.now_ns = 7;
+  Transition t;
+  ASSERT_TRUE(Adopt(std::nullopt, a, &t).ok());
+  ExpectStorable(t);
+  EXPECT_EQ(StateOf(t.record), MigState::kReleased);
+  EXPECT_EQ(t.record->flags, kMigArchived | kMigReleased | kMigOnDemand);
+  EXPECT_EQ(StateString(t.record, kSize), "released barrier=0 size=1048576");
+  EXPECT_EQ(t.record->bfid, TestBfid(9));
+  EXPECT_EQ(t.record->mtime_ns, 6);
+  EXPECT_TRUE(t.freed.IsZero());
+
+  // Appending one byte: dirty, the image still the source of the rest.
+  Transition w;
+  ASSERT_TRUE(RecordWrite(t.record, kSize, kSize, 1, &w).ok());
+  ExpectStorable(w);
+  EXPECT_EQ(StateOf(w.record), MigState::kDirty);
+  EXPECT_TRUE(w.record->flags & kMigOnDemand) << "still restored on demand only";
+  EXPECT_EQ(StateString(w.record, kSize + 1), "dirty resident=[1048576,1048577) size=1048577");
+
+  // A restore that brings everything back leaves a resident file.
+  Transition b, p, f;
+  ASSERT_TRUE(BeginRestore(w.record, kSize + 1, &b).ok());
+  ASSERT_TRUE(RestoreProgress(b.record, kSize + 1, 0, kSize, &p).ok());
+  ASSERT_TRUE(FinishRestore(p.record, kSize + 1, 8, &f).ok());
+  EXPECT_FALSE(f.record);
+
+  // Adopting again (a crash interrupted the first copy-up) replaces the
+  // record; empty content or no bfid is refused.
+  Transition again;
+  ASSERT_TRUE(Adopt(w.record, a, &again).ok());
+  EXPECT_EQ(again.record, t.record);
+  a.size = 0;
+  EXPECT_EQ(Adopt(std::nullopt, a, &again).err(), EINVAL);
+  a.size = kSize;
+  a.bfid = Bfid();
+  EXPECT_EQ(Adopt(std::nullopt, a, &again).err(), EINVAL);
+}
+
 TEST(MigrationStateTest, RestoreLifecycle) {
   OptRecord rel = Released(4096);
   Transition t;

@@ -214,7 +214,10 @@ bool Restorer::NextPiece(Job* job, ByteRange* piece) {
     found = job->map.NextMissing(r.offset, r.length, &m);
   }
   job->turn++;
-  if (!found && options_.whole_file) {
+  // Shared content (a lazily copied-up image file) is only restored as
+  // read: the rest stays in the image, where it costs nothing.
+  const bool on_demand = job->rec && (job->rec->flags & kMigOnDemand) != 0;
+  if (!found && options_.whole_file && !on_demand) {
     found = job->map.NextMissing(job->cursor, UINT64_MAX - job->cursor, &m) ||
             job->map.NextMissing(0, UINT64_MAX, &m);
   }

@@ -9,7 +9,8 @@
 // come first, the waiters taking turns a piece each (a reader of the last
 // megabyte is not queued behind someone's whole-file restore); then, if
 // whole_file, the rest of the file from where the restore last was ("range
-// first, then the rest").
+// first, then the rest") — except for a record marked kMigOnDemand (a lazy
+// copy-up of an image file), whose rest stays in the image.
 //
 // A piece: read through ContentReader (io_uring, every chunk verified, the
 // other copy on a mismatch) without any lock; then, holding the file's io

@@ -106,6 +106,46 @@ TEST_F(RestorerTest, RangeOnlyRestoresJustTheRange) {
   EXPECT_EQ(m.resident_bytes() % test::kTestChunk, 4096u) << "whole chunks were restored";
 }
 
+TEST_F(RestorerTest, AdoptedContentIsRestoredOnDemandOnly) {
+  // The "image file": content already in the store (archived from a
+  // source file), adopted by an empty upper file of the same size.
+  data_ = Payload(kSize, 12);
+  int src = MakeFile("image-file", data_);
+  Archiver a(store_.get());
+  MigrationRecord src_rec;
+  ASSERT_TRUE(a.Archive(src, "image-file", &src_rec).ok());
+  int fd = MakeFile("copy", "");
+  ASSERT_EQ(ftruncate(fd, kSize), 0);
+  MigrationRecord adopted;
+  Status s = a.Adopt(fd, src_rec.bfid, "copy", &adopted);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(adopted.flags, kMigArchived | kMigReleased | kMigOnDemand);
+  EXPECT_EQ(adopted.bfid, src_rec.bfid) << "shared, not copied";
+  EXPECT_EQ(adopted.barrier, 0u);
+  EXPECT_EQ(*Record(fd), adopted);
+
+  // whole_file is on, yet only the range asked for comes back.
+  Restorer r(store_.get(), RestorerOptions());
+  const uint64_t off = kSize / 2;
+  ASSERT_TRUE(r.RestoreAndWait(fd, "copy", {off, 1000}).ok());
+  for (int i = 0; i < 100 && r.active_jobs() > 0; i++) usleep(10000);
+  ASSERT_EQ(r.active_jobs(), 0u);
+  std::string now = ReadAll(fd);
+  EXPECT_TRUE(now.substr(off, 1000) == data_.substr(off, 1000));
+  auto rec = Record(fd);
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(StateOf(rec), MigState::kReleased);
+  ResidencyMap m;
+  ASSERT_TRUE(ResidencyMap::FromRecord(*rec, kSize, &m).ok());
+  EXPECT_EQ(m.resident_bytes(), test::kTestChunk) << "one chunk, nothing else";
+  EXPECT_FALSE(m.IsResident(0, 1));
+
+  // Content of another size is refused, and nothing is recorded.
+  int other = MakeFile("other", "abc");
+  EXPECT_EQ(a.Adopt(other, src_rec.bfid, "other").err(), EINVAL);
+  EXPECT_FALSE(Record(other));
+}
+
 TEST_F(RestorerTest, TailReaderIsAnsweredBeforeTheWholeFile) {
   int fd = Released("f");
   RestorerOptions o;

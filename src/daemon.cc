@@ -18,6 +18,7 @@
 #include "migrate/policy_engine.h"
 #include "src/fuse_ops.h"
 #include "src/image_fuse.h"
+#include "src/lazy_copy_up.h"
 #include "src/migration.h"
 #include "store/store.h"
 #include "union/union_fs.h"
@@ -218,6 +219,7 @@ int RunMount(const Invocation& inv) {
     std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
     return 2;
   }
+  if (images && mig) InstallLazyCopyUp(fs.get(), images.get(), mig.get());
   int rc;
   if (images) {
     // fuse_daemonize forks, and threads do not survive a fork: the image

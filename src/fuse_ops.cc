@@ -174,6 +174,19 @@ void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
 }
 
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  if ((to_set & FUSE_SET_ATTR_SIZE) && Mig(req) != nullptr && attr->st_size != 0 && fi == nullptr &&
+      Fs(req)->WriteOpenCopiesData(N(req, ino))) {
+    // A truncate of a file whose data is not in the upper layer yet: the
+    // data copy-up first (lazy for an image file, which leaves a migration
+    // record that must take the truncate too), off the request loop; then
+    // the truncate as for any upper file.
+    struct stat a = *attr;
+    return Defer(req, [req, ino, a, to_set]() mutable {
+      Status s = Fs(req)->CopyUpForWrite(N(req, ino));
+      if (!s.ok()) return ReplyErr(req, s);
+      OpSetattr(req, ino, &a, to_set, nullptr);
+    });
+  }
   if ((to_set & FUSE_SET_ATTR_SIZE) && Mig(req) != nullptr) {
     // A truncate of a file with a migration record: recorded with it (a
     // shrink drops the bytes past the new size from what a restore would
@@ -382,13 +395,30 @@ void InterruptParkedRead(fuse_req_t, void* data) {
   if (w) p->mig->Submit([keep, w] { keep->mig->CancelWait(w); });
 }
 
+// The migration state of the file `of` reads: its own (set at open), or,
+// for a read-only open of a lower file that a copy-up has since moved to
+// the upper layer, the upper file's, attached on first sight (a lazy
+// copy-up leaves that file released: its reads must take the slow path).
+// Call after Fs()->ReadFd(of), which follows the move.
+const std::shared_ptr<MigFile>& ReadMig(fuse_req_t req, OpenFile* of) {
+  static const std::shared_ptr<MigFile> kNone;
+  if (of->mig || Mig(req) == nullptr) return of->mig;
+  if (of->followed.load(std::memory_order_acquire)) return of->followed_mig;
+  if (!of->upper.load(std::memory_order_acquire) || !of->node->is_reg()) return kNone;
+  std::lock_guard<std::mutex> l(of->mu);
+  if (!of->followed.load(std::memory_order_relaxed)) {
+    of->followed_mig = Mig(req)->Attach(of->fd);
+    of->followed.store(true, std::memory_order_release);
+  }
+  return of->followed_mig;
+}
+
 // A read of a range not known to be resident: start (or join) its restore
 // and answer from the restorer's callback, without holding this thread.
-void SlowRead(fuse_req_t req, OpenFile* of, size_t size, off_t off) {
+void SlowRead(fuse_req_t req, const std::shared_ptr<MigFile>& mf, int fd, size_t size, off_t off) {
   auto p = std::make_shared<ParkedRead>();
   p->req = req;
   p->mig = Mig(req);
-  const int fd = of->fd;
   auto answer = [p, fd, size, off](const Status& s) {
     // No interrupt callback may run (or be running) once we answer.
     fuse_req_interrupt_func(p->req, nullptr, nullptr);
@@ -410,7 +440,7 @@ void SlowRead(fuse_req_t req, OpenFile* of, size_t size, off_t off) {
     fuse_reply_buf(p->req, buf.get(), got);
   };
   fuse_req_interrupt_func(req, InterruptParkedRead, p.get());
-  auto w = Mig(req)->WaitRange(of->mig, fd, static_cast<uint64_t>(off), size, answer);
+  auto w = Mig(req)->WaitRange(mf, fd, static_cast<uint64_t>(off), size, answer);
   bool cancel;
   {
     std::lock_guard<std::mutex> l(p->mu);
@@ -422,14 +452,16 @@ void SlowRead(fuse_req_t req, OpenFile* of, size_t size, off_t off) {
 
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
   OpenFile* of = OF(fi);
-  MigFile* m = of->mig.get();
+  const int fd = Fs(req)->ReadFd(of);
+  const std::shared_ptr<MigFile>& mf = ReadMig(req, of);
+  MigFile* m = mf.get();
   if (m != nullptr && m->slow.load(std::memory_order_acquire) &&
       !Mig(req)->KnownResident(m, static_cast<uint64_t>(off), size)) {
-    return SlowRead(req, of, size, off);
+    return SlowRead(req, mf, fd, size, off);
   }
   fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
   buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  buf.buf[0].fd = Fs(req)->ReadFd(OF(fi));
+  buf.buf[0].fd = fd;
   buf.buf[0].pos = off;
   fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
@@ -513,16 +545,18 @@ void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t lengt
 
 void OpLseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
   OpenFile* of = OF(fi);
-  if ((whence == SEEK_DATA || whence == SEEK_HOLE) && of->mig &&
-      of->mig->slow.load(std::memory_order_acquire)) {
+  const int fd = Fs(req)->ReadFd(of);
+  const std::shared_ptr<MigFile>& mf = ReadMig(req, of);
+  if ((whence == SEEK_DATA || whence == SEEK_HOLE) && mf &&
+      mf->slow.load(std::memory_order_acquire)) {
     // Released bytes are punched holes in the upper file but data to the
     // user: the whole file is data.
     struct stat st;
-    if (fstat(of->fd, &st) != 0) return (void)fuse_reply_err(req, errno);
+    if (fstat(fd, &st) != 0) return (void)fuse_reply_err(req, errno);
     if (off >= st.st_size) return (void)fuse_reply_err(req, ENXIO);
     return (void)fuse_reply_lseek(req, whence == SEEK_DATA ? off : st.st_size);
   }
-  off_t r = lseek(Fs(req)->ReadFd(of), off, whence);
+  off_t r = lseek(fd, off, whence);
   if (r < 0) return (void)fuse_reply_err(req, errno);
   fuse_reply_lseek(req, r);
 }
@@ -531,22 +565,24 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
                      off_t off_out, fuse_file_info* fi_out, size_t len, int flags) {
   OpenFile* in = OF(fi_in);
   OpenFile* out = OF(fi_out);
-  const bool in_slow = in->mig && in->mig->slow.load(std::memory_order_acquire);
+  const int in_fd = Fs(req)->ReadFd(in);
+  const std::shared_ptr<MigFile>& in_mig = ReadMig(req, in);
+  const bool in_slow = in_mig && in_mig->slow.load(std::memory_order_acquire);
   const bool out_rec = out->mig && out->mig->has_record.load(std::memory_order_acquire);
   if (in_slow || out_rec) {
     // The source range restored first, the destination's change recorded:
     // on the service's threads.
-    std::shared_ptr<MigFile> im = in->mig, om = out->mig;
+    std::shared_ptr<MigFile> im = in_mig, om = out->mig;
     return Mig(req)->Submit(
-        [req, in, out, im, om, in_slow, out_rec, off_in, off_out, len, flags]() mutable {
+        [req, in, in_fd, out, im, om, in_slow, out_rec, off_in, off_out, len, flags]() mutable {
           if (in_slow) {
-            Status s = Mig(req)->Restore(im, in->fd, "inode " + std::to_string(in->node->key),
+            Status s = Mig(req)->Restore(im, in_fd, "inode " + std::to_string(in->node->key),
                                          static_cast<uint64_t>(off_in), len, /*wait=*/true);
             if (!s.ok()) return (void)fuse_reply_err(req, EIO);
           }
           ssize_t n = -1;
           auto io = [&] {
-            n = copy_file_range(in->fd, &off_in, out->fd, &off_out, len, flags);
+            n = copy_file_range(in_fd, &off_in, out->fd, &off_out, len, flags);
             return n < 0 ? Status::FromErrno() : Status::OK();
           };
           Status s;
@@ -562,7 +598,7 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
           fuse_reply_write(req, static_cast<size_t>(n));
         });
   }
-  ssize_t n = copy_file_range(Fs(req)->ReadFd(in), &off_in, out->fd, &off_out, len, flags);
+  ssize_t n = copy_file_range(in_fd, &off_in, out->fd, &off_out, len, flags);
   if (n < 0) return (void)fuse_reply_err(req, errno);
   fuse_reply_write(req, static_cast<size_t>(n));
 }

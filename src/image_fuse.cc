@@ -622,6 +622,22 @@ int ImageFs::LayerRootFd(uint64_t image_id) const {
   return it == impl_->roots.end() ? -1 : it->second;
 }
 
+Status ImageFs::ContentOf(int fd, Bfid* bfid, bool* found) const {
+  *found = false;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return Status::FromErrno("fstat of a lower file");
+  if (st.st_dev != impl_->dev || !S_ISREG(st.st_mode)) return Status::OK();
+  uint64_t ino;
+  const ImageView* v = impl_->View(st.st_ino, &ino);
+  if (v == nullptr) return Status::OK();
+  NodeRecord n;
+  OVT_RETURN_IF_ERROR(v->GetNode(ino, &n));
+  if (!n.has_content) return Status::OK();
+  *bfid = n.content;
+  *found = true;
+  return Status::OK();
+}
+
 void ImageFs::PauseForFork() {
   Impl* impl = impl_.get();
   if (!impl->bootstrap.joinable()) return;

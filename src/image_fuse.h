@@ -67,6 +67,11 @@ class ImageFs {
   // owned by this ImageFs (valid until Stop). -1 for an unknown id.
   int LayerRootFd(uint64_t image_id) const;
 
+  // The store content of the file open as fd, if fd is a regular file of
+  // this file system with content (lazy copy-up adopts it): *found false
+  // for anything else (another file system, an empty file).
+  Status ContentOf(int fd, Bfid* bfid, bool* found) const;
+
   // Ends the bootstrap thread: nothing may touch the file system until
   // Start (a request would wait for it).
   void PauseForFork();

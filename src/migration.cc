@@ -295,10 +295,17 @@ std::shared_ptr<MigFile> MigrationService::Attach(int fd) {
         records_.erase(fh.key);
       }
       std::string key = fh.key;
-      Submit([this, key] {
+      const uint64_t generation = fh.generation;
+      Submit([this, key, generation] {
         Use use(this);
         Session* s;
         if (!use.Open(&s).ok()) return;
+        // Only the stale record: the new file may have one of its own by
+        // now (a lazy copy-up commits right after attaching).
+        std::optional<MigrationRecord> now;
+        if (!LoadRecord(s->store->catalog(), key, &now).ok() || !now ||
+            now->generation == generation)
+          return;
         Catalog::Batch b(s->store->catalog());
         b.DeleteMigration(key);
         (void)b.Commit();
@@ -568,6 +575,25 @@ Status MigrationService::UserModify(const std::shared_ptr<MigFile>& file, int fd
                               : RecordWrite(rec, before, change.offset, change.length, &t);
   if (st.ok() && t.record != rec) st = Apply(catalog, file->key, t);
   Refresh(catalog, file->key);
+  return st;
+}
+
+Status MigrationService::Adopt(int fd, const Bfid& bfid, const std::string& what) {
+  std::shared_ptr<MigFile> file = Attach(fd);
+  if (!file) {
+    return Status::Errno(
+        EOPNOTSUPP, "lazy copy-up of '" + what + "': the upper file system has no file handles");
+  }
+  Use use(this);
+  Session* s;
+  OVT_RETURN_IF_ERROR(use.Open(&s));
+  {
+    std::lock_guard<std::mutex> l(file->mu);
+    if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
+  }
+  std::lock_guard<std::mutex> ml(file->modify_mu);
+  Status st = s->archiver->Adopt(fd, bfid, what);
+  Refresh(s->store->catalog(), file->key);
   return st;
 }
 

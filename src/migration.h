@@ -118,6 +118,12 @@ class MigrationService {
   // The value of user.overtier.state for the upper file open as fd.
   Status StateString(int fd, std::string* out);
 
+  // ---- lazy copy-up (blocking)
+  // The upper file open as fd (any mode; the lower's size, no data yet)
+  // takes the image content `bfid` as its archive: released, restored on
+  // demand (migrate/archiver.h, Adopt). `what` names it in messages.
+  Status Adopt(int fd, const Bfid& bfid, const std::string& what);
+
   // ---- user modifications of a file with a record (blocking)
   // Runs io (the user's write or truncate on the upper file) and records
   // the change in the file's migration record.

@@ -181,7 +181,10 @@ inline constexpr uint32_t kMigDirty = 1u << 2;              // modified since ar
 inline constexpr uint32_t kMigLost = 1u << 3;               // no readable archive copy
 inline constexpr uint32_t kMigArchiveInProgress = 1u << 4;  // archive agent at work
 inline constexpr uint32_t kMigRestoreInProgress = 1u << 5;  // restore agent at work
-inline constexpr uint32_t kMigKnownFlags = (1u << 6) - 1;
+// The archive is shared content (an image file adopted by a lazy copy-up):
+// reads restore only what they need, never the rest of the file.
+inline constexpr uint32_t kMigOnDemand = 1u << 6;
+inline constexpr uint32_t kMigKnownFlags = (1u << 7) - 1;
 
 struct ByteRange {
   uint64_t offset = 0;

@@ -469,9 +469,9 @@ TEST(Damage, UnknownEnumsAndFlags) {
   EXPECT_TRUE(HasSubstr(DecodeRecord(j, &jr).message(), "unknown job state 4"));
 
   std::string m = EncodeRecord(SampleMigrationBarrier());
-  m[1] = static_cast<char>(0x40);  // flag bit 6
+  m[1] = static_cast<char>(0x80);  // flag bit 7
   MigrationRecord mr;
-  EXPECT_TRUE(HasSubstr(DecodeRecord(m, &mr).message(), "unknown migration flags 64"));
+  EXPECT_TRUE(HasSubstr(DecodeRecord(m, &mr).message(), "unknown migration flags 128"));
   m = EncodeRecord(SampleMigrationBarrier());
   m[69] = 2;  // residency kind
   EXPECT_TRUE(HasSubstr(DecodeRecord(m, &mr).message(), "unknown residency kind 2"));

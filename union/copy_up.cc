@@ -79,7 +79,17 @@ Status UnionFs::CopyUpLocked(Node* node, Node* parent, const std::string& name, 
     if (with_data && node->metacopy) return CopyUpData(node);
     return Status::OK();
   }
+  if (with_data && LazyCandidate(node)) {
+    // Metadata first, then the data step adopts the image's content.
+    OVT_RETURN_IF_ERROR(CopyUpNew(node, parent, name, false));
+    return node->metacopy ? CopyUpData(node) : Status::OK();
+  }
   return CopyUpNew(node, parent, name, with_data);
+}
+
+bool UnionFs::LazyCandidate(const Node* node) const {
+  return lazy_copy_up_ && node->is_reg() && node->lower.valid() &&
+         layers_->layer(node->lower.layer).served;
 }
 
 namespace {
@@ -142,15 +152,22 @@ Status UnionFs::CopyUpData(Node* node) {
   struct stat st;
   Status s;
   if (fstat(dst, &st) != 0) s = Status::FromErrno();
+  bool adopted = false;
   if (s.ok()) {
     struct stat lst;
     fstat(src, &lst);
-    s = CopyData(src, dst, std::min(st.st_size, lst.st_size));
-    if (s.ok() && st.st_size != std::min(st.st_size, lst.st_size) &&
+    if (LazyCandidate(node) && st.st_size == lst.st_size && st.st_size > 0) {
+      // Lazy copy-up: no data moves; the image's content becomes the
+      // upper file's archive (committed before the mark goes below).
+      std::string what = "inode " + std::to_string(node->key);
+      s = lazy_copy_up_(dst, src, what, &adopted);
+    }
+    if (s.ok() && !adopted) s = CopyData(src, dst, std::min(st.st_size, lst.st_size));
+    if (s.ok() && !adopted && st.st_size != std::min(st.st_size, lst.st_size) &&
         ftruncate(dst, st.st_size) != 0)
       s = Status::FromErrno();
   }
-  if (s.ok() && sync_ && fsync(dst) != 0) s = Status::FromErrno("fsync copy-up");
+  if (s.ok() && !adopted && sync_ && fsync(dst) != 0) s = Status::FromErrno("fsync copy-up");
   // Removing the mark is the commit point: until then the lower file is
   // still the source of the data, also after a crash.
   if (s.ok() && fremovexattr(dst, xn_.metacopy().c_str()) != 0 && errno != ENODATA)

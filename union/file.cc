@@ -58,6 +58,11 @@ Status UnionFs::Open(const Ctx&, Node* node, int flags, std::unique_ptr<OpenFile
   return Status::OK();
 }
 
+Status UnionFs::CopyUpForWrite(Node* node) {
+  if (read_only_) return Status::Errno(EROFS);
+  return CopyUp(node, true);
+}
+
 bool UnionFs::WriteOpenCopiesData(Node* node) {
   std::lock_guard<std::mutex> g(node->mu);
   return node->is_reg() && (!node->upper.valid() || node->metacopy);

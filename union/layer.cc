@@ -44,6 +44,7 @@ Status AdoptLayerRoot(const LowerDir& d, Layer* l) {
   if (!S_ISDIR(st.st_mode)) return Status::Errno(ENOTDIR, "lowerdir " + l->path);
   l->dev = st.st_dev;
   l->handles = false;
+  l->served = true;
   return Status::OK();
 }
 

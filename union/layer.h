@@ -43,6 +43,9 @@ struct Layer {
   dev_t dev = 0;
   unsigned fsidx = 0;   // distinct st_dev number, for inode numbering
   bool handles = true;  // file handles supported (name_to_handle_at)
+  // Served by the daemon (an image layer): its files' content is in the
+  // store, so a copy-up may adopt it instead of copying (lazy copy-up).
+  bool served = false;
 };
 
 class LayerSet {

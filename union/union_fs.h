@@ -52,8 +52,8 @@ struct MigFile;
 // An open file: the real fd and what it was opened on.
 struct OpenFile {
   Node* node = nullptr;
-  std::atomic<int> fd{-1};  // owned
-  bool upper = false;       // fd is on the upper layer
+  std::atomic<int> fd{-1};         // owned
+  std::atomic<bool> upper{false};  // fd is on the upper layer
   bool writable = false;
   uint32_t data_gen = 0;     // node->data_gen when fd was opened
   std::mutex mu;             // guards moving a lower fd to the upper file
@@ -61,6 +61,12 @@ struct OpenFile {
   // Set by the transport on upper regular files of a mount with a store
   // (null otherwise): the file's migration state.
   std::shared_ptr<MigFile> mig;
+  // A read-only open of a lower file whose data a copy-up moved to the
+  // upper layer (ReadFd follows it): the upper file's migration state,
+  // attached once (under mu) when the transport first sees the move; a
+  // lazy copy-up leaves the upper file released.
+  std::atomic<bool> followed{false};
+  std::shared_ptr<MigFile> followed_mig;
   ~OpenFile();
 };
 
@@ -123,6 +129,9 @@ class UnionFs {
   // True when opening node for writing would copy its data up first (the
   // transport runs such opens off its request loop).
   bool WriteOpenCopiesData(Node* node);
+  // The copy-up an open for writing does (data included; lazy for an image
+  // file when a LazyCopyUpHook is set).
+  Status CopyUpForWrite(Node* node);
   Status CreateFile(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode, int flags,
                     Entry* entry, std::unique_ptr<OpenFile>* out);
   // The fd to read from: a read-only open of a lower file follows the data
@@ -154,6 +163,16 @@ class UnionFs {
   // for it (a copy-up renames into the parent directory): the transport
   // drops its cached attributes.
   void SetAttrChangedHook(std::function<void(Node*)> hook) { attr_changed_ = std::move(hook); }
+
+  // Lazy copy-up (the migration tier; set before serving). Called instead
+  // of copying the data of a regular file of a served lower layer (an
+  // image) into its upper file: `upper_fd` (writable) already has the
+  // lower's size and no data; the hook makes the lower's content the upper
+  // file's archive and sets *adopted, or leaves *adopted false to have the
+  // data copied as usual. An error fails the copy-up (nothing changed).
+  using LazyCopyUpHook =
+      std::function<Status(int upper_fd, int lower_fd, const std::string& what, bool* adopted)>;
+  void SetLazyCopyUpHook(LazyCopyUpHook hook) { lazy_copy_up_ = std::move(hook); }
 
  private:
   UnionFs(const MountOptions& opts, std::unique_ptr<LayerSet> layers, long fd_budget);
@@ -195,6 +214,8 @@ class UnionFs {
  private:
   Status CopyUpLocked(Node* node, Node* parent, const std::string& name, bool with_data);
   Status CopyUpData(Node* node);
+  // Whether a data copy-up of node goes through lazy_copy_up_.
+  bool LazyCandidate(const Node* node) const;
   Status CopyUpNew(Node* node, Node* parent, const std::string& name, bool with_data);
   Status SetImpure(Node* dir);
   // Gives parent/name an upper link to the indexed copy of a lower hard
@@ -223,6 +244,7 @@ class UnionFs {
   bool read_only_;
   bool sync_;  // fsync copy-ups and honour fsync (off with volatile)
   std::function<void(Node*)> attr_changed_;
+  LazyCopyUpHook lazy_copy_up_;
 
   friend class CredScope;
 };

@@ -46,6 +46,7 @@
 #define OVERTIER_MIG_LOST (1u << 3)
 #define OVERTIER_MIG_ARCHIVE_IN_PROGRESS (1u << 4)
 #define OVERTIER_MIG_RESTORE_IN_PROGRESS (1u << 5)
+#define OVERTIER_MIG_ON_DEMAND (1u << 6) /* shared archive (lazy copy-up): restored as read */
 
 /* overtier_ctl_request.flags */
 #define OVERTIER_CTL_RELEASE (1u << 0)    /* ARCHIVE: release afterwards, keeping `offset` bytes */

@@ -515,8 +515,21 @@ TEST_F(ImageMountTest, ADamagedChunkGivesEioForThatFileOnly) {
   EXPECT_EQ(ReadFile(M("good")), Pattern(200 * 1024, 4));
   EXPECT_EQ(ReadFile(M("small")), "small file");
   EXPECT_EQ(Lstat(M("bad")).st_size, 300 * 1024);  // metadata still fine
-  // Copy-up cannot take damaged data either.
-  EXPECT_NE(it::Err(open(M("bad").c_str(), O_WRONLY | O_APPEND)), it::kOk);
+  // Copy-up is lazy (the image's content becomes the upper file's
+  // archive): the open for writing copies nothing and succeeds, and the
+  // damaged bytes stay unreadable through the upper file, even after a
+  // write elsewhere in it.
+  {
+    it::Fd w(open(M("bad").c_str(), O_WRONLY | O_APPEND));
+    ASSERT_TRUE(w.valid());
+    EXPECT_EQ(write(w.get(), "tail", 4), 4);
+  }
+  fd.reset();
+  fd = it::Fd(open(M("bad").c_str(), O_RDONLY));
+  ASSERT_TRUE(fd.valid());
+  EXPECT_EQ(it::Err(pread(fd.get(), buf, sizeof(buf), 0)), it::Errno{EIO});
+  EXPECT_EQ(it::Err(pread(fd.get(), buf, 4, 300 * 1024)), it::kOk);
+  EXPECT_EQ(std::string(buf, 4), "tail");
   fd.reset();
   Unmount();
   // The log names the file, the container and the offset.
@@ -525,6 +538,130 @@ TEST_F(ImageMountTest, ADamagedChunkGivesEioForThatFileOnly) {
   EXPECT_TRUE(Contains(log, "checksum mismatch"));
   EXPECT_TRUE(Contains(log, "container"));
   EXPECT_TRUE(Contains(log, "offset"));
+}
+
+// ---------------------------------------------------------------------------
+// Lazy copy-up (src/lazy_copy_up.h): a write to an image file copies
+// nothing; the image's content becomes the upper file's archive.
+
+// Bytes of the upper file on disk.
+uint64_t Allocated(const std::string& path) {
+  struct stat st;
+  EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
+  return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
+std::string StateOf(const std::string& path) {
+  char buf[256];
+  ssize_t n = getxattr(path.c_str(), "user.overtier.state", buf, sizeof(buf));
+  return n < 0 ? "error " + std::string(strerror(errno)) : std::string(buf, n);
+}
+
+TEST_F(ImageMountTest, LazyCopyUpAppendsWithoutCopyingTheFile) {
+  constexpr size_t kBig = 48 << 20;
+  const std::string big = Pattern(kBig, 21);
+  const std::string other = Pattern(6 << 20, 22);
+  MakeDirs(B("img/d"));
+  WriteFile(B("img/d/big"), big);
+  WriteFile(B("img/other"), other);
+  WriteFile(B("img/cut"), Pattern(3 << 20, 23));
+  ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:img"));
+
+  // A reader of `other` from before its copy-up.
+  it::Fd old_reader(open(M("other").c_str(), O_RDONLY));
+  ASSERT_TRUE(old_reader.valid());
+  char c;
+  ASSERT_EQ(pread(old_reader.get(), &c, 1, 0), 1);
+
+  // Appending one byte: the upper file holds that byte's block, no more.
+  {
+    it::Fd w(open(M("d/big").c_str(), O_WRONLY | O_APPEND));
+    ASSERT_TRUE(w.valid());
+    ASSERT_EQ(write(w.get(), "!", 1), 1);
+  }
+  EXPECT_LT(Allocated(B("upper/d/big")), uint64_t{1} << 20);
+  EXPECT_EQ(Lstat(B("upper/d/big")).st_size, static_cast<off_t>(kBig + 1));
+  EXPECT_EQ(StateOf(M("d/big")), "dirty resident=[" + std::to_string(kBig) + "," +
+                                     std::to_string(kBig + 1) +
+                                     ") size=" + std::to_string(kBig + 1));
+  EXPECT_FALSE(it::GetXattr(B("upper/d/big"), "trusted.overlay.metacopy"))
+      << "the copy-up is complete: the archive, not the lower, is the source";
+
+  // A write in the middle lands; a read of one range restores only that
+  // range (on demand: never the rest of the file).
+  {
+    it::Fd w(open(M("d/big").c_str(), O_WRONLY));
+    ASSERT_TRUE(w.valid());
+    ASSERT_EQ(pwrite(w.get(), "MIDDLE", 6, 20 << 20), 6);
+  }
+  std::string expect = big + "!";
+  expect.replace(20 << 20, 6, "MIDDLE");
+  {
+    it::Fd r(open(M("d/big").c_str(), O_RDONLY));
+    ASSERT_TRUE(r.valid());
+    std::string part(100000, '\0');
+    ASSERT_EQ(pread(r.get(), part.data(), part.size(), 30 << 20), 100000);
+    EXPECT_TRUE(part == expect.substr(30 << 20, 100000));
+  }
+  EXPECT_LT(Allocated(B("upper/d/big")), uint64_t{4} << 20);
+
+  // The old reader follows the copy-up: the write at 0 and the image's
+  // bytes elsewhere (not the upper file's holes).
+  {
+    it::Fd w(open(M("other").c_str(), O_WRONLY));
+    ASSERT_TRUE(w.valid());
+    ASSERT_EQ(pwrite(w.get(), "Y", 1, 0), 1);
+  }
+  std::string head(4096, '\0');
+  ASSERT_EQ(pread(old_reader.get(), head.data(), head.size(), 0), 4096);
+  EXPECT_EQ(head[0], 'Y');
+  EXPECT_TRUE(head.substr(1) == other.substr(1, 4095));
+  std::string mid(8192, '\0');
+  ASSERT_EQ(pread(old_reader.get(), mid.data(), mid.size(), 5 << 20), 8192);
+  EXPECT_TRUE(mid == other.substr(5 << 20, 8192));
+  old_reader.reset();
+
+  // A truncate by path copies up lazily and restores nothing.
+  ASSERT_EQ(truncate(M("cut").c_str(), 1 << 20), 0);
+  EXPECT_EQ(Allocated(B("upper/cut")), 0u);
+  EXPECT_EQ(ReadFile(M("cut")), Pattern(3 << 20, 23).substr(0, 1 << 20));
+
+  // Everything reads back, and again after a remount (the records are in
+  // the catalog).
+  EXPECT_TRUE(ReadFile(M("d/big")) == expect);
+  Unmount();
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:img"));
+  EXPECT_TRUE(ReadFile(M("d/big")) == expect);
+  std::string other_now = other;
+  other_now[0] = 'Y';
+  EXPECT_TRUE(ReadFile(M("other")) == other_now);
+  Unmount();
+  std::string out;
+  EXPECT_EQ(RunCmd({OvertierBin(), "fsck", store_}, &out), 0) << out;
+}
+
+TEST_F(ImageMountTest, LazyCopyUpKeepsTheContentAfterTheImageIsRemoved) {
+  const std::string data = Pattern(5 << 20, 31);
+  MakeDirs(B("img"));
+  WriteFile(B("img/f"), data);
+  ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:img"));
+  {
+    it::Fd w(open(M("f").c_str(), O_WRONLY | O_APPEND));
+    ASSERT_TRUE(w.valid());
+    ASSERT_EQ(write(w.get(), "+", 1), 1);
+  }
+  Unmount();
+  // The image goes, and gc runs: the upper file's record keeps its archive.
+  std::string out;
+  ASSERT_EQ(RunCmd({OvertierBin(), "image", "rm", store_, "img"}, &out), 0) << out;
+  ASSERT_EQ(RunCmd({OvertierBin(), "gc", store_}, &out), 0) << out;
+  MakeDirs(B("empty"));
+  ASSERT_NO_FATAL_FAILURE(MountUnion(B("empty")));
+  EXPECT_TRUE(ReadFile(M("f")) == data + "+");
+  Unmount();
+  EXPECT_EQ(RunCmd({OvertierBin(), "fsck", store_}, &out), 0) << out;
 }
 
 TEST_F(ImageMountTest, ChrootIntoABusyboxImage) {

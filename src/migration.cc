@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <cstdio>
 
@@ -14,6 +15,8 @@
 namespace overtier {
 
 namespace {
+
+constexpr char kNoReleaseXattr[] = "user.overtier.norelease";
 
 std::string ProcFd(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
@@ -493,6 +496,12 @@ Status MigrationService::Release(const std::shared_ptr<MigFile>& file, int fd,
   int wfd = -1;
   OVT_RETURN_IF_ERROR(Reopen(fd, O_RDWR, what, &wfd));
   FdCloser closer(wfd);
+  // A pinned file is never released (docs/POLICY.md): root set the mark
+  // through the mount, on the upper file. EACCES, as EPERM means "not
+  // root".
+  if (fgetxattr(wfd, kNoReleaseXattr, nullptr, 0) >= 0) {
+    return Status::Errno(EACCES, "'" + what + "' is pinned (" + kNoReleaseXattr + ")");
+  }
   uint64_t size = 0;
   OVT_RETURN_IF_ERROR(FileSize(wfd, &size));
   {

@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -634,6 +635,29 @@ TEST_F(MigrateCliTest, RefusalsNameTheFileAndGoOn) {
   EXPECT_TRUE(Contains(r.out, "1 failed")) << r.out;
   EXPECT_EQ(StatusOf(M("ok"))["state"], "released");
   EXPECT_EQ(StatusOf(M("never"))["state"], "resident");
+}
+
+TEST_F(MigrateCliTest, PinnedFilesAreNeverReleased) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string data = Payload(50000, 9);
+  WriteFile(M("pinned"), data);
+  ASSERT_EQ(setxattr(M("pinned").c_str(), "user.overtier.norelease", "1", 1, 0), 0);
+  // Archived, but the release is refused; the file stays whole.
+  Result r = Cli({"archive", "--release", M("pinned")});
+  EXPECT_EQ(r.rc, 1) << Describe(r);
+  EXPECT_TRUE(Contains(r.err, M("pinned") + ": archive: pinned (user.overtier.norelease)"))
+      << r.err;
+  EXPECT_EQ(StatusOf(M("pinned"))["state"], "archived");
+  r = Cli({"release", M("pinned")});
+  EXPECT_EQ(r.rc, 1) << Describe(r);
+  EXPECT_EQ(StatusOf(M("pinned"))["state"], "archived");
+  EXPECT_EQ(ReadFile(M("pinned")), data);
+  // Unpinned, it goes.
+  ASSERT_EQ(removexattr(M("pinned").c_str(), "user.overtier.norelease"), 0);
+  r = Cli({"release", M("pinned")});
+  EXPECT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_EQ(StatusOf(M("pinned"))["state"], "released");
+  EXPECT_EQ(ReadFile(M("pinned")), data);
 }
 
 TEST_F(MigrateCliTest, NonRootGetsPermissionDenied) {

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 
+#include "migrate/crash_point.h"
 #include "migrate/migration_state.h"
 #include "migrate/residency.h"
 #include "store/coding.h"
@@ -15,9 +16,9 @@
 
 namespace overtier {
 
-namespace {
-
 int64_t Ns(const struct timespec& ts) { return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec; }
+
+namespace {
 
 // The record stored under `key`, or nullopt.
 Status LoadRecord(Catalog* catalog, const std::string& key, const std::string& what,
@@ -121,6 +122,7 @@ Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out) 
   Status s = writer.WriteFd(fd, size, &file);
   if (!s.ok()) return Status::Errno(s.err(), "archiving '" + what + "': " + s.message());
 
+  CrashPoint("archive-written");
   struct stat st1;
   if (fstat(fd, &st1) != 0) return Status::FromErrno("fstat of '" + what + "'");
   if (st1.st_size != st0.st_size || Ns(st1.st_mtim) != Ns(st0.st_mtim) ||
@@ -147,6 +149,7 @@ Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out) 
   Queue(&batch, fh.key, done);
   s = batch.Commit();
   if (!s.ok()) return Status::Errno(s.err(), "archiving '" + what + "': " + s.message());
+  CrashPoint("archive-committed");
 
   // Reading may have moved atime (without O_NOATIME): put the user's back.
   if (Ns(st1.st_atim) != Ns(st0.st_atim)) {
@@ -191,6 +194,7 @@ Status Archiver::Adopt(int fd, const Bfid& bfid, const std::string& what, Migrat
   Queue(&batch, fh.key, t);
   s = batch.Commit();
   if (!s.ok()) return Status::Errno(s.err(), "lazy copy-up of '" + what + "': " + s.message());
+  CrashPoint("adopt-committed");
   if (out != nullptr) *out = *t.record;
   return Status::OK();
 }
@@ -267,6 +271,7 @@ Status Archiver::Release(int fd, const std::string& what, uint64_t keep, Migrati
   Queue(&batch, fh.key, t);
   Status s = batch.Commit();
   if (!s.ok()) return Status::Errno(s.err(), "releasing '" + what + "': " + s.message());
+  CrashPoint("release-committed");
 
   for (const ByteRange& r : punch) {
     if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(r.offset),
@@ -275,6 +280,7 @@ Status Archiver::Release(int fd, const std::string& what, uint64_t keep, Migrati
                                std::to_string(r.offset + r.length) + ") of '" + what + "'");
     }
   }
+  CrashPoint("release-punched");
   if (fsync(fd) != 0) return Status::FromErrno("fsync of '" + what + "'");
   struct timespec times[2] = {st.st_atim, st.st_mtim};
   if (futimens(fd, times) != 0) return Status::FromErrno("futimens of '" + what + "'");

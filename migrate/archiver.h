@@ -41,6 +41,8 @@
 #ifndef OVERTIER_MIGRATE_ARCHIVER_H_
 #define OVERTIER_MIGRATE_ARCHIVER_H_
 
+#include <time.h>
+
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -56,6 +58,8 @@ namespace overtier {
 
 // Nanoseconds since the epoch, wall clock.
 int64_t NowNs();
+// A timespec in nanoseconds since the epoch (as migration records keep times).
+int64_t Ns(const struct timespec& ts);
 
 class ContentWriter;
 

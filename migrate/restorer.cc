@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "migrate/archiver.h"
+#include "migrate/crash_point.h"
 #include "migrate/file_handle.h"
 #include "migrate/migration_state.h"
 
@@ -268,6 +269,7 @@ Status Restorer::RestorePiece(Job* job, ByteRange piece) {
       pos = blk_end;
     }
   }
+  CrashPoint("restore-written");
   ResidencyMap snapshot;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -304,6 +306,11 @@ Status Restorer::Sync(Job* job, bool finish) {
   // The durable residency (a superset of the record's, but for bytes a
   // truncate removed from both).
   if (rec->flags & kMigReleased) snapshot.ToRecord(&*rec);
+  // The times just put back are the user's (a touch during the job moved
+  // job->mtime): the record says the same, or a later release would take
+  // the file for changed behind our back.
+  rec->atime_ns = Ns(times[0]);
+  rec->mtime_ns = Ns(times[1]);
   if (finish) {
     OVT_RETURN_IF_ERROR(FinishRestore(rec, snapshot.size(), NowNs(), &t));
     rec = t.record;
@@ -315,6 +322,7 @@ Status Restorer::Sync(Job* job, bool finish) {
     b.DeleteMigration(job->key);
   }
   OVT_RETURN_IF_ERROR(b.Commit());
+  CrashPoint("restore-committed");
   std::lock_guard<std::mutex> l(mu_);
   job->rec = rec;
   job->finished = finish;

@@ -212,6 +212,28 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
       });
     }
   }
+  constexpr int kTimes =
+      FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW;
+  if ((to_set & kTimes) && !(to_set & FUSE_SET_ATTR_SIZE) && Mig(req) != nullptr) {
+    // utimes/touch of a file with a migration record: the record's
+    // preserved times follow.
+    int fd = -1;
+    std::shared_ptr<MigFile> m = MigOfNode(req, N(req, ino), &fd);
+    if (m) {
+      struct stat a = *attr;
+      OpenFile* of = OF(fi);
+      return Mig(req)->Submit([req, ino, a, to_set, of, m, fd]() mutable {
+        struct stat out;
+        fuse_file_info fake{};
+        fake.fh = reinterpret_cast<uint64_t>(of);
+        Status s = Mig(req)->UserTimes(
+            m, fd, [&] { return SetattrCore(req, ino, &a, to_set, of ? &fake : nullptr, &out); });
+        close(fd);
+        if (!s.ok()) return ReplyErr(req, s);
+        fuse_reply_attr(req, &out, St(req)->timeout);
+      });
+    }
+  }
   if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != 0 && fi == nullptr &&
       Fs(req)->WriteOpenCopiesData(N(req, ino))) {
     struct stat a = *attr;

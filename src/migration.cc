@@ -70,6 +70,24 @@ Status Apply(Catalog* catalog, const std::string& key, const Transition& t) {
   return b.Commit();
 }
 
+// An archived or released file's mtime is the record's: every change of
+// the file or of its times through the mount updates or drops the record.
+// A difference is an agent killed between moving the time (a punch, a
+// restored piece) and putting it back: put it back now.
+void RepairTimes(int fd, const MigrationRecord& rec) {
+  if (!(rec.flags & kMigArchived) || (rec.flags & (kMigDirty | kMigLost))) return;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
+  if (Ns(st.st_mtim) == rec.mtime_ns) return;
+  struct timespec times[2] = {{0, UTIME_OMIT},
+                              {static_cast<time_t>(rec.mtime_ns / 1000000000),
+                               static_cast<long>(rec.mtime_ns % 1000000000)}};
+  if (utimensat(AT_FDCWD, ProcFd(fd).c_str(), times, 0) != 0) {
+    std::fprintf(stderr, "overtier: cannot put back the mtime of an archived file: %s\n",
+                 std::strerror(errno));
+  }
+}
+
 }  // namespace
 
 MigFile::~MigFile() {
@@ -315,6 +333,7 @@ std::shared_ptr<MigFile> MigrationService::Attach(int fd) {
       });
     }
   }
+  if (rec) RepairTimes(fd, *rec);
   if (rec) {
     uint64_t size = 0;
     (void)FileSize(fd, &size);
@@ -604,6 +623,36 @@ Status MigrationService::Adopt(int fd, const Bfid& bfid, const std::string& what
   Status st = s->archiver->Adopt(fd, bfid, what);
   Refresh(s->store->catalog(), file->key);
   return st;
+}
+
+Status MigrationService::UserTimes(const std::shared_ptr<MigFile>& file, int fd,
+                                   const std::function<Status()>& io) {
+  Use use(this);
+  Session* s;
+  OVT_RETURN_IF_ERROR(use.Open(&s));
+  std::lock_guard<std::mutex> ml(file->modify_mu);
+  // Through the restorer: a restore job in progress must put back the new
+  // times, not the ones it loaded (a zero-length change records nothing).
+  bool in_job = false;
+  OVT_RETURN_IF_ERROR(s->restorer->UserModify(file->key, UserChange{}, io, &in_job));
+  if (in_job) {
+    std::lock_guard<std::mutex> l(mu_);
+    touched_.insert(file->key);
+    return Status::OK();
+  }
+  Catalog* catalog = s->store->catalog();
+  std::optional<MigrationRecord> rec;
+  OVT_RETURN_IF_ERROR(LoadRecord(catalog, file->key, &rec));
+  if (!rec || !(rec->flags & kMigArchived)) return Status::OK();
+  struct stat st;
+  if (fstat(fd, &st) != 0) return Status::FromErrno("fstat of an upper file");
+  rec->atime_ns = Ns(st.st_atim);
+  rec->mtime_ns = Ns(st.st_mtim);
+  Catalog::Batch b(catalog);
+  b.PutMigration(file->key, *rec);
+  OVT_RETURN_IF_ERROR(b.Commit());
+  Refresh(catalog, file->key);
+  return Status::OK();
 }
 
 Status MigrationService::Unlinked(const std::shared_ptr<MigFile>& file) {

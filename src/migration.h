@@ -130,6 +130,11 @@ class MigrationService {
   // fd: the upper file (any mode), for its size before the change.
   Status UserModify(const std::shared_ptr<MigFile>& file, int fd, const UserChange& change,
                     const std::function<Status()>& io);
+  // Runs io (the user's utimes/touch on the upper file) and makes the
+  // record's preserved times follow (an archived or released file's record
+  // must hold the file's mtime: that is how a change behind our back is
+  // told from ours).
+  Status UserTimes(const std::shared_ptr<MigFile>& file, int fd, const std::function<Status()>& io);
   // The last link of the file is gone: its record goes (archive freed for
   // gc).
   Status Unlinked(const std::shared_ptr<MigFile>& file);

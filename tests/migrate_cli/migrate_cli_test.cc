@@ -637,6 +637,28 @@ TEST_F(MigrateCliTest, RefusalsNameTheFileAndGoOn) {
   EXPECT_EQ(StatusOf(M("never"))["state"], "resident");
 }
 
+TEST_F(MigrateCliTest, TouchOfAnArchivedFileIsKeptThroughReleaseAndRestore) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string data = Payload(70000, 10);
+  WriteFile(M("t"), data);
+  ASSERT_EQ(Cli({"archive", M("t")}).rc, 0);
+  struct timespec times[2] = {{1000000000, 5}, {1200000000, 7}};
+  ASSERT_EQ(utimensat(AT_FDCWD, M("t").c_str(), times, 0), 0);
+  Result r = Cli({"release", M("t")});
+  EXPECT_EQ(r.rc, 0) << Describe(r);
+  struct stat st;
+  ASSERT_EQ(stat(M("t").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, 1200000000);
+  EXPECT_EQ(st.st_mtim.tv_nsec, 7);
+  EXPECT_EQ(ReadFile(M("t")), data);  // restores
+  // Once the restore has put the times back (the read is answered first).
+  EXPECT_TRUE(
+      PollUntil([&] { return StatusOf(M("t"))["state"] == "archived"; }, std::chrono::seconds(20)));
+  ASSERT_EQ(stat(M("t").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, 1200000000);
+  EXPECT_EQ(st.st_mtim.tv_nsec, 7);
+}
+
 TEST_F(MigrateCliTest, PinnedFilesAreNeverReleased) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   const std::string data = Payload(50000, 9);

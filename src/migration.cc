@@ -413,17 +413,25 @@ std::shared_ptr<MigrationService::Wait> MigrationService::WaitRange(
 }
 
 void MigrationService::CancelWait(const std::shared_ptr<Wait>& w) {
-  uint64_t id;
-  Restorer* r;
+  uint64_t id = 0;
+  Restorer* r = nullptr;
   {
-    std::lock_guard<std::mutex> l(w->mu);
-    if (w->cb == nullptr) return;  // answered
-    if (w->id == 0) {
-      w->cancel = true;  // the request is not registered yet
-      return;
+    std::function<void(const Status&)> now;
+    {
+      std::lock_guard<std::mutex> l(w->mu);
+      if (w->cb == nullptr) return;  // answered
+      if (w->id == 0) {
+        // Not registered yet (the store may be busy opening, behind an
+        // import's write.lock): answer now; the restore goes on alone.
+        w->cancel = true;
+        now = std::move(w->cb);
+        w->cb = nullptr;
+      } else {
+        id = w->id;
+        r = w->restorer;
+      }
     }
-    id = w->id;
-    r = w->restorer;
+    if (now) return now(Status::Errno(EINTR, "wait interrupted"));
   }
   // The wait is unanswered, so its Use keeps the session (and r) alive...
   // unless it is answered right now: hold the session ourselves.

@@ -499,6 +499,11 @@ Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t of
         if (c > 0 && !counted[u.fetch]) {
           counted[u.fetch] = true;
           m.fallbacks.fetch_add(1, std::memory_order_relaxed);
+          // The damaged copy is reported (fsck finds it too); the read goes on.
+          std::fprintf(stderr, "overtier: %.*s: bytes [%llu, %llu) read from copy %zu: %s\n",
+                       static_cast<int>(what.size()), what.data(),
+                       static_cast<unsigned long long>(u.a), static_cast<unsigned long long>(u.b),
+                       c + 1, needs[u.need].why.c_str());
         }
         continue;
       }

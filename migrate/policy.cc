@@ -10,6 +10,7 @@
 #include <limits>
 #include <sstream>
 
+#include "migrate/byte_size.h"
 #include "overtier/control.h"
 
 namespace overtier {
@@ -103,7 +104,7 @@ Status ParseCond(std::string_view term, int line, PolicyCond* c) {
   if (value.empty()) return LineError(line, Quoted(term) + ": missing value");
   if (key == "size") {
     c->key = PolicyCond::Key::kSize;
-    if (!ParsePolicyBytes(value, &c->bytes))
+    if (!ParseByteSize(value, &c->bytes))
       return LineError(
           line, Quoted(term) + ": " + Quoted(value) + " is not a size (BYTES, or with K/M/G/T)");
     return Status::OK();
@@ -193,7 +194,7 @@ Status ParseLine(std::string_view text, int line, PolicyRules* out) {
       if (rule.action != PolicyRule::Action::kRelease)
         return LineError(line, Quoted(t) + ": keep= only goes with release");
       if (keep_seen) return LineError(line, "keep= given twice");
-      if (!ParsePolicyBytes(t.substr(5), &rule.keep))
+      if (!ParseByteSize(t.substr(5), &rule.keep))
         return LineError(line, Quoted(t) + ": not a size (BYTES, or with K/M/G/T)");
       keep_seen = true;
       continue;
@@ -244,39 +245,6 @@ const PolicyRule* FirstMatch(const PolicyRules& rules, PolicyRule::Action action
 constexpr uint32_t kBusyFlags = OVERTIER_MIG_ARCHIVE_IN_PROGRESS | OVERTIER_MIG_RESTORE_IN_PROGRESS;
 
 }  // namespace
-
-bool ParsePolicyBytes(std::string_view s, uint64_t* out) {
-  uint64_t v;
-  if (!ParseU64(&s, &v)) return false;
-  int shift = 0;
-  if (!s.empty()) {
-    switch (s[0]) {
-      case 'K':
-      case 'k':
-        shift = 10;
-        break;
-      case 'M':
-      case 'm':
-        shift = 20;
-        break;
-      case 'G':
-      case 'g':
-        shift = 30;
-        break;
-      case 'T':
-      case 't':
-        shift = 40;
-        break;
-      default:
-        return false;
-    }
-    s.remove_prefix(1);
-    if (!s.empty() && s != "B" && s != "iB") return false;
-  }
-  if (shift > 0 && v > (UINT64_MAX >> shift)) return false;
-  *out = v << shift;
-  return true;
-}
 
 bool ParseDuration(std::string_view s, int64_t* out_ns) {
   uint64_t v;

@@ -60,12 +60,12 @@ Status ParsePolicyRules(std::string_view text, PolicyRules* out);
 // Reads and parses the rules file at `path`; messages start with "PATH:".
 Status LoadPolicyRules(const std::string& path, PolicyRules* out);
 
+// The values of conditions and watermarks. Sizes ("size>=1M", "keep=64K")
+// are read by ParseByteSize (migrate/byte_size.h), as on the command line.
 // "90", "90%", "12.5%": a percentage in [0, 100].
 bool ParsePercent(std::string_view s, double* out);
 // "30", "30s", "15m", "12h", "7d", "2w": a duration in nanoseconds.
 bool ParseDuration(std::string_view s, int64_t* out_ns);
-// "4096", "64K", "1M", "2G", "1T" (binary multiples, optional "B"/"iB").
-bool ParsePolicyBytes(std::string_view s, uint64_t* out);
 
 // What the engine knows of one regular file of the walked tree.
 struct FileFacts {

@@ -1,18 +1,16 @@
 #include "migrate/policy_engine.h"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <ctime>
 
+#include "migrate/control_client.h"
+#include "migrate/dir_names.h"
 #include "overtier/control.h"
 
 namespace overtier {
@@ -42,44 +40,6 @@ std::string Join(const std::string& dir, const std::string& name) {
   return dir.empty() ? name : dir + "/" + name;
 }
 
-// 0 or the errno of the ioctl.
-int Control(int fd, unsigned long cmd, uint32_t flags, uint64_t offset) {
-  overtier_ctl_request r;
-  std::memset(&r, 0, sizeof r);
-  r.version = OVERTIER_CTL_VERSION;
-  r.flags = flags;
-  r.offset = offset;
-  return ioctl(fd, cmd, &r) == 0 ? 0 : errno;
-}
-
-int GetState(int fd, overtier_ctl_state* st) {
-  std::memset(st, 0, sizeof *st);
-  st->version = OVERTIER_CTL_VERSION;
-  return ioctl(fd, OVERTIER_IOC_GET_STATE, st) == 0 ? 0 : errno;
-}
-
-// The names in the directory open as fd (without . and ..), sorted so
-// that the walk, and so the plan, come in a stable order.
-int ReadNames(int fd, std::vector<std::string>* names) {
-  int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (dup_fd < 0) return errno;
-  DIR* d = fdopendir(dup_fd);
-  if (d == nullptr) {
-    int e = errno;
-    close(dup_fd);
-    return e;
-  }
-  errno = 0;
-  while (struct dirent* de = readdir(d)) {
-    if (std::strcmp(de->d_name, ".") == 0 || std::strcmp(de->d_name, "..") == 0) continue;
-    names->push_back(de->d_name);
-  }
-  int e = errno;
-  closedir(d);
-  std::sort(names->begin(), names->end());
-  return e;
-}
-
 class Walk {
  public:
   Walk(dev_t dev, const PolicyRunOptions& o, PolicyRunResult* r) : dev_(dev), opts_(o), res_(r) {}
@@ -88,7 +48,7 @@ class Walk {
 
   void Dir(int fd, const std::string& rel) {
     std::vector<std::string> names;
-    if (int e = ReadNames(fd, &names); e != 0) return Error(rel, "walk", e);
+    if (int e = ReadDirNames(fd, &names); e != 0) return Error(rel, "walk", e);
     for (const std::string& name : names) {
       if (stopped()) return;
       const std::string child = Join(rel, name);
@@ -134,7 +94,7 @@ class Walk {
       return;
     }
     overtier_ctl_state cs;
-    if (int e = GetState(fd.get(), &cs); e != 0) return Error(rel, "status", e);
+    if (int e = control::GetState(fd.get(), &cs); e != 0) return Error(rel, "status", e);
     FileFacts f;
     f.rel_path = rel;
     f.size = static_cast<uint64_t>(st.st_size);
@@ -180,18 +140,16 @@ int OpenBeneath(int root, const std::string& rel) {
 int Act(int root, const FileFacts& f, const PlannedAction& a) {
   Fd fd(OpenBeneath(root, f.rel_path));
   if (fd.get() < 0) return errno;
+  // Archived meanwhile (or by an earlier run) is fine: then an
+  // archive+release only releases.
+  bool already = false;
   switch (a.op) {
-    case PlanOp::kArchive: {
-      int e = Control(fd.get(), OVERTIER_IOC_ARCHIVE, 0, 0);
-      return e == EALREADY ? 0 : e;
-    }
+    case PlanOp::kArchive:
+      return control::Archive(fd.get(), /*release=*/false, 0, &already);
     case PlanOp::kRelease:
-      return Control(fd.get(), OVERTIER_IOC_RELEASE, 0, a.keep);
-    case PlanOp::kArchiveRelease: {
-      int e = Control(fd.get(), OVERTIER_IOC_ARCHIVE, OVERTIER_CTL_RELEASE, a.keep);
-      if (e != EALREADY) return e;
-      return Control(fd.get(), OVERTIER_IOC_RELEASE, 0, a.keep);
-    }
+      return control::Release(fd.get(), a.keep);
+    case PlanOp::kArchiveRelease:
+      return control::Archive(fd.get(), /*release=*/true, a.keep, &already);
   }
   return EINVAL;
 }

@@ -37,17 +37,8 @@ FileFacts File(std::string path, uint64_t size, int64_t age_days = 0,
   return f;
 }
 
+// Sizes ("size>=1M", "keep=64K") are ParseByteSize's: migrate/byte_size_test.cc.
 TEST(PolicyParse, Values) {
-  uint64_t b = 0;
-  EXPECT_TRUE(ParsePolicyBytes("4096", &b));
-  EXPECT_EQ(b, 4096u);
-  EXPECT_TRUE(ParsePolicyBytes("64K", &b));
-  EXPECT_EQ(b, 65536u);
-  EXPECT_TRUE(ParsePolicyBytes("1MiB", &b));
-  EXPECT_EQ(b, 1u << 20);
-  for (const char* bad : {"", "K", "1Q", "1KX", "-1", "99999999999T"})
-    EXPECT_FALSE(ParsePolicyBytes(bad, &b)) << bad;
-
   int64_t ns = 0;
   EXPECT_TRUE(ParseDuration("30", &ns));
   EXPECT_EQ(ns, 30 * kSec);

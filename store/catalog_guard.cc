@@ -9,18 +9,11 @@
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
 
+#include "store/flock_retry.h"
+
 namespace overtier {
 
 namespace {
-
-// flock, restarted after signals.
-int Flock(int fd, int op) {
-  int r;
-  do {
-    r = flock(fd, op);
-  } while (r != 0 && errno == EINTR);
-  return r;
-}
 
 // The default file system, with deletions under the exclusive lock.
 class GuardedFs : public rocksdb::FileSystemWrapper {

@@ -16,6 +16,7 @@
 #include <set>
 #include <utility>
 
+#include "store/flock_retry.h"
 #include "store/local_volume.h"
 
 namespace overtier {
@@ -179,15 +180,6 @@ Status ReadWholeFile(const std::string& path, std::string* out) {
   }
   close(fd);
   return s;
-}
-
-// flock with EINTR retried.
-int Flock(int fd, int op) {
-  int r;
-  do {
-    r = flock(fd, op);
-  } while (r != 0 && errno == EINTR);
-  return r;
 }
 
 // Opens a lock file of the store; a read-only opener may not be allowed to

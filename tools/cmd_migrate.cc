@@ -13,15 +13,12 @@
 // symlink swapped in for a directory during the walk is not followed
 // either. One file's error is reported and the next one goes on; the exit
 // status is 1 if any failed.
-#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -36,6 +33,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "migrate/control_client.h"
+#include "migrate/dir_names.h"
 #include "overtier/control.h"
 #include "store/store.h"
 #include "tools/cli.h"
@@ -90,31 +89,6 @@ class Reporter {
 std::string Join(const std::string& dir, const std::string& name) {
   if (!dir.empty() && dir.back() == '/') return dir + name;
   return dir + "/" + name;
-}
-
-// The names in the directory open as fd (without . and ..), sorted, so
-// that output and errors come in a stable order.
-bool ReadNames(int fd, std::vector<std::string>* names) {
-  int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (dup_fd < 0) return false;
-  DIR* d = fdopendir(dup_fd);
-  if (d == nullptr) {
-    int e = errno;
-    close(dup_fd);
-    errno = e;
-    return false;
-  }
-  rewinddir(d);
-  errno = 0;
-  while (struct dirent* de = readdir(d)) {
-    if (std::strcmp(de->d_name, ".") == 0 || std::strcmp(de->d_name, "..") == 0) continue;
-    names->push_back(de->d_name);
-  }
-  int e = errno;
-  closedir(d);
-  std::sort(names->begin(), names->end());
-  errno = e;
-  return e == 0;
 }
 
 // The regular files named by the arguments and, with `recursive`, under
@@ -178,7 +152,8 @@ class Walker {
 
   void VisitDir(int fd, const std::string& path) {
     std::vector<std::string> names;
-    if (!ReadNames(fd, &names)) return rep_->Error(path + ": " + std::strerror(errno));
+    if (int e = ReadDirNames(fd, &names); e != 0)
+      return rep_->Error(path + ": " + std::strerror(e));
     for (const std::string& name : names) {
       const std::string child = Join(path, name);
       struct stat st;
@@ -207,27 +182,6 @@ class Walker {
   Fn fn_;
   uint64_t skipped_ = 0;
 };
-
-overtier_ctl_request Request(uint32_t flags, uint64_t offset, uint64_t length) {
-  overtier_ctl_request r;
-  std::memset(&r, 0, sizeof r);
-  r.version = OVERTIER_CTL_VERSION;
-  r.flags = flags;
-  r.offset = offset;
-  r.length = length;
-  return r;
-}
-
-// 0 or the errno of the ioctl.
-int Control(int fd, unsigned long cmd, overtier_ctl_request r) {
-  return ioctl(fd, cmd, &r) == 0 ? 0 : errno;
-}
-
-int GetState(int fd, overtier_ctl_state* st) {
-  std::memset(st, 0, sizeof *st);
-  st->version = OVERTIER_CTL_VERSION;
-  return ioctl(fd, OVERTIER_IOC_GET_STATE, st) == 0 ? 0 : errno;
-}
 
 // The total size of the regular files a command will visit, for the
 // progress bar; only walked when there is a terminal to draw it on.
@@ -320,14 +274,11 @@ int MigArchive(int argc, char** argv) {
   int rc = run.Run(
       "archive", "archive", paths, recursive,
       [&](int fd) {
-        int err = Control(fd, OVERTIER_IOC_ARCHIVE,
-                          Request(release ? OVERTIER_CTL_RELEASE : 0, release ? keep : 0, 0));
-        if (err != EALREADY) return err;
-        // Already archived: fine for an archive; --release then
-        // still asks for the release.
-        if (!release) return -1;
-        err = Control(fd, OVERTIER_IOC_RELEASE, Request(0, keep, 0));
-        return err == 0 ? -1 : err;
+        // Already archived: fine for an archive; --release then still
+        // asks for the release (control::Archive does).
+        bool already = false;
+        const int err = control::Archive(fd, release, keep, &already);
+        return err == 0 && already ? -1 : err;
       },
       &skipped);
   std::string line = Summary(release ? "archived and released" : "archived", run.files, run.bytes);
@@ -350,8 +301,8 @@ int MigRelease(int argc, char** argv) {
   JobRun run;
   uint64_t skipped = 0;
   int rc = run.Run(
-      "release", "release", paths, recursive,
-      [&](int fd) { return Control(fd, OVERTIER_IOC_RELEASE, Request(0, keep, 0)); }, &skipped);
+      "release", "release", paths, recursive, [&](int fd) { return control::Release(fd, keep); },
+      &skipped);
   PrintSummary(Summary("released", run.files, run.bytes), skipped, run.rep.failures());
   return rc;
 }
@@ -386,7 +337,7 @@ int MigRestore(int argc, char** argv) {
   int rc = run.Run(
       "restore", "restore", paths, recursive,
       [&](int fd) {
-        int err = Control(fd, OVERTIER_IOC_RESTORE, Request(flags, offset, length));
+        int err = control::Ioctl(fd, OVERTIER_IOC_RESTORE, control::Request(flags, offset, length));
         return err == EALREADY ? -1 : err;  // nothing non-resident
       },
       &skipped);
@@ -424,7 +375,7 @@ int MigStatus(int argc, char** argv) {
            [&](const std::string& path, int fd, const struct stat&) {
              FileStatus f;
              f.path = path;
-             if (int err = GetState(fd, &f.state); err != 0)
+             if (int err = control::GetState(fd, &f.state); err != 0)
                return rep.Error(ControlErrorMessage(path, "status", err));
              Bfid bfid;
              if (store && !BfidHex(f.state.bfid).empty() &&
@@ -496,7 +447,8 @@ class Lister {
     *first = false;
     if (header) std::printf("%s:\n", path.c_str());
     std::vector<std::string> names;
-    if (!ReadNames(fd, &names)) return rep_->Error(path + ": " + std::strerror(errno));
+    if (int e = ReadDirNames(fd, &names); e != 0)
+      return rep_->Error(path + ": " + std::strerror(e));
     std::vector<LsEntry> entries;
     std::vector<std::string> subdirs;
     for (const std::string& name : names) {
@@ -553,7 +505,7 @@ class Lister {
       return true;
     }
     overtier_ctl_state s;
-    if (int err = GetState(fd, &s); err != 0) {
+    if (int err = control::GetState(fd, &s); err != 0) {
       e->flag = '?';
       rep_->Error(ControlErrorMessage(path, "status", err));
     } else {

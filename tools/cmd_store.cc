@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "migrate/byte_size.h"
 #include "store/store.h"
 #include "tools/cli.h"
 #include "tools/progress.h"
@@ -19,45 +20,6 @@
 namespace overtier::cli {
 
 namespace {
-
-// "268435456", "256M", "64K", "1G", "4KiB": binary multiples. False on
-// anything else (or an overflow).
-bool ParseSize(const std::string& in, uint64_t* out) {
-  if (in.empty() || in[0] < '0' || in[0] > '9') return false;
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long v = std::strtoull(in.c_str(), &end, 10);
-  if (errno != 0) return false;
-  std::string suffix(end);
-  int shift = 0;
-  if (!suffix.empty()) {
-    switch (suffix[0]) {
-      case 'K':
-      case 'k':
-        shift = 10;
-        break;
-      case 'M':
-      case 'm':
-        shift = 20;
-        break;
-      case 'G':
-      case 'g':
-        shift = 30;
-        break;
-      case 'T':
-      case 't':
-        shift = 40;
-        break;
-      default:
-        return false;
-    }
-    suffix.erase(0, 1);
-    if (suffix != "" && suffix != "B" && suffix != "iB") return false;
-  }
-  if (shift > 0 && v > (~0ull >> shift)) return false;
-  *out = static_cast<uint64_t>(v) << shift;
-  return true;
-}
 
 int Init(const std::string& path, const std::vector<std::string>& sets, uint32_t copies,
          const std::string& vv_size, const std::string& chunk_size, bool json) {
@@ -82,12 +44,12 @@ int Init(const std::string& path, const std::vector<std::string>& sets, uint32_t
     o.sets.push_back(VolumeSetConfig{s.substr(0, eq), set_path});
   }
   o.copies = copies;
-  if (!vv_size.empty() && !ParseSize(vv_size, &o.vv_size)) {
+  if (!vv_size.empty() && !ParseByteSize(vv_size, &o.vv_size)) {
     std::fprintf(stderr, "overtier: store init: --vv-size '%s': not a size (e.g. 256M)\n",
                  vv_size.c_str());
     return 2;
   }
-  if (!chunk_size.empty() && !ParseSize(chunk_size, &o.chunk_size)) {
+  if (!chunk_size.empty() && !ParseByteSize(chunk_size, &o.chunk_size)) {
     std::fprintf(stderr, "overtier: store init: --chunk-size '%s': not a size (e.g. 256K)\n",
                  chunk_size.c_str());
     return 2;

@@ -9,57 +9,6 @@
 
 namespace overtier::cli {
 
-namespace {
-
-bool ParseDecimal(std::string_view* in, uint64_t* out) {
-  if (in->empty() || (*in)[0] < '0' || (*in)[0] > '9') return false;
-  uint64_t v = 0;
-  size_t i = 0;
-  for (; i < in->size() && (*in)[i] >= '0' && (*in)[i] <= '9'; ++i) {
-    const uint64_t d = static_cast<uint64_t>((*in)[i] - '0');
-    if (v > (UINT64_MAX - d) / 10) return false;
-    v = v * 10 + d;
-  }
-  in->remove_prefix(i);
-  *out = v;
-  return true;
-}
-
-}  // namespace
-
-bool ParseByteSize(std::string_view in, uint64_t* out) {
-  uint64_t v;
-  if (!ParseDecimal(&in, &v)) return false;
-  int shift = 0;
-  if (!in.empty()) {
-    switch (in[0]) {
-      case 'K':
-      case 'k':
-        shift = 10;
-        break;
-      case 'M':
-      case 'm':
-        shift = 20;
-        break;
-      case 'G':
-      case 'g':
-        shift = 30;
-        break;
-      case 'T':
-      case 't':
-        shift = 40;
-        break;
-      default:
-        return false;
-    }
-    in.remove_prefix(1);
-    if (!in.empty() && in != "B" && in != "iB") return false;
-  }
-  if (shift > 0 && v > (UINT64_MAX >> shift)) return false;
-  *out = v << shift;
-  return true;
-}
-
 bool ParseByteRange(std::string_view in, uint64_t* offset, uint64_t* length) {
   const size_t dash = in.find('-');
   if (dash == std::string_view::npos) return false;

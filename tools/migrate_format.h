@@ -18,17 +18,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "migrate/byte_size.h"
 #include "overtier/control.h"
 
 namespace overtier::cli {
 
-// "4096", "64K", "1M", "2G", "1T", "4KiB", "4KB": binary multiples. False
-// on anything else, including an overflow of 64 bits.
-bool ParseByteSize(std::string_view in, uint64_t* out);
-
-// "START-END": the bytes [START, END), both sizes as ParseByteSize takes
-// them, START < END; "START-": from START to the end of the file (length
-// 0, as OVERTIER_IOC_RESTORE reads it). False on anything else.
+// "START-END": the bytes [START, END), both sizes as ParseByteSize
+// (migrate/byte_size.h) takes them, START < END; "START-": from START to
+// the end of the file (length 0, as OVERTIER_IOC_RESTORE reads it). False
+// on anything else.
 bool ParseByteRange(std::string_view in, uint64_t* offset, uint64_t* length);
 
 // "resident", "archived", "released", "dirty", "lost"; "unknown(N)".

@@ -422,6 +422,19 @@ bool Restorer::Step(Job* job) {
   return false;
 }
 
+void Restorer::Unlinked(const std::string& key) {
+  std::shared_ptr<Job> job;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = jobs_.find(key);
+    if (it != jobs_.end()) job = it->second;
+  }
+  if (!job) return;
+  std::lock_guard<std::mutex> io_lock(job->io_mu);  // Sync holds it until it has committed
+  std::lock_guard<std::mutex> l(mu_);
+  job->rec.reset();
+}
+
 Status Restorer::UserModify(const std::string& key, const UserChange& change,
                             const std::function<Status()>& io, bool* in_job) {
   std::shared_ptr<Job> job;

@@ -99,6 +99,12 @@ class Restorer {
   Status UserModify(const std::string& key, const UserChange& change,
                     const std::function<Status()>& io, bool* in_job);
 
+  // The file is gone (its last link, and its last user): a job still
+  // running for it stops owning a record, so its later commits write none
+  // and the caller's deletion of the record stands. Waits for a commit in
+  // progress; call before deleting the record.
+  void Unlinked(const std::string& key);
+
   // Jobs (files) being restored now.
   size_t active_jobs() const;
   const ContentReader& reader() const { return reader_; }

@@ -52,7 +52,7 @@ MigrationService* Mig(fuse_req_t req) { return St(req)->mig; }
 // the upper file, the caller's to close (-1 when null is returned).
 std::shared_ptr<MigFile> MigOfNode(fuse_req_t req, Node* node, int* fd) {
   *fd = -1;
-  if (Mig(req) == nullptr || !node->is_reg()) return nullptr;
+  if (Mig(req) == nullptr || !node->is_reg() || !Mig(req)->may_have_records()) return nullptr;
   if (!Fs(req)->OpenUpperData(node, O_PATH, fd).ok()) return nullptr;
   std::shared_ptr<MigFile> m = Mig(req)->Attach(*fd);
   if (m && m->has_record.load(std::memory_order_acquire)) return m;
@@ -282,19 +282,15 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   }
   Status s = Fs(req)->Unlink(CtxOf(req), N(req, parent), name);
   if (!m) return ReplyErr(req, s);
-  // The last link of a file with a migration record: the record goes, its
-  // archive is garbage for gc. Checked on the file itself (another link may
-  // have appeared meanwhile).
+  // The last link of a file with a migration record: the record goes (its
+  // archive is garbage for gc) once nobody has the file open. Checked on
+  // the file itself (another link may have appeared meanwhile).
   struct stat st;
   bool last = s.ok() && fstat(fd, &st) == 0 && st.st_nlink == 0;
   MigrationService* mig = Mig(req);  // req is gone once answered
   ReplyErr(req, s);
-  if (!last) return (void)close(fd);
-  mig->Submit([mig, m, fd] {
-    Status u = mig->Unlinked(m);
-    if (!u.ok()) std::fprintf(stderr, "overtier: %s\n", u.ToString().c_str());
-    close(fd);
-  });
+  close(fd);
+  if (last) mig->Unlinked(m);
 }
 
 void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {

@@ -53,6 +53,8 @@
 
 namespace overtier {
 
+class MigrationService;
+
 // One upper file as the migration tier sees it (shared by its opens).
 struct MigFile {
   std::string key;  // the handle: the catalog key
@@ -67,6 +69,11 @@ struct MigFile {
   // Serializes a user modification with the start of a restore job, so a
   // job never loads a record older than a modification it did not see.
   std::mutex modify_mu;
+  // The last link is gone. The record (and with it the archive) is dropped
+  // when the last user of the file lets go: an unlinked file still open
+  // must read as before.
+  std::atomic<bool> unlinked{false};
+  MigrationService* owner = nullptr;  // told when the file is let go
   ~MigFile();
 };
 
@@ -136,14 +143,22 @@ class MigrationService {
   // told from ours).
   Status UserTimes(const std::shared_ptr<MigFile>& file, int fd, const std::function<Status()>& io);
   // The last link of the file is gone: its record goes (archive freed for
-  // gc).
-  Status Unlinked(const std::shared_ptr<MigFile>& file);
+  // gc) once nobody has the file open any more.
+  void Unlinked(const std::shared_ptr<MigFile>& file);
 
   // Runs fn on the service's pool (control operations).
   void Submit(std::function<void()> fn) { pool_->Submit(std::move(fn)); }
 
   // Test and diagnostics: whether a writable session is open now.
   bool session_open();
+
+  // Whether any upper file may have a record: false lets the callers of
+  // the unlink and truncate paths skip taking a file handle.
+  bool may_have_records() const { return record_count_.load(std::memory_order_acquire) > 0; }
+
+  // ~MigFile: the file's last user is gone (its map entry goes; an
+  // unlinked file's record is deleted on the pool).
+  void Closed(const std::string& key, bool unlinked);
 
  private:
   MigrationService(std::string store_path) : store_path_(std::move(store_path)) {}
@@ -168,6 +183,8 @@ class MigrationService {
   // Sets the in-memory record of key (nullopt: none) and the live MigFile.
   void SetRecord(const std::string& key, const std::optional<MigrationRecord>& rec);
   std::optional<MigrationRecord> RecordOf(const std::string& key);
+  // Deletes the record of an unlinked file nobody holds any more.
+  void DeleteUnlinked(const std::string& key);
   // Publishes rec's residency to file (size: the file's size now).
   static void Publish(MigFile* file, const std::optional<MigrationRecord>& rec, uint64_t size);
 
@@ -179,6 +196,7 @@ class MigrationService {
   std::mutex mu_;  // everything below
   std::condition_variable cv_;
   std::map<std::string, MigrationRecord> records_;
+  std::atomic<size_t> record_count_{0};  // records_.size(), read without mu_
   std::map<std::string, std::weak_ptr<MigFile>> files_;
   std::unique_ptr<Session> session_;
   int users_ = 0;                  // Acquire without Unuse, plus waits in flight

@@ -441,11 +441,7 @@ TEST_F(WaitersTest, RenameDuringARestore) {
 // The last link of a released file unlinked while a reader (holding it
 // open) waits on its restore: the reader gets its bytes, and once the file
 // is gone the catalog keeps no record of it (its archive is free for gc).
-// DISABLED: a known bug (issue 4 note): a restore job running when the last
-// link goes commits the record again, so the archive is never freed.
-// Deleting the record at unlink is also wrong while the file is still open
-// (its reads need the archive): the record must go at the last close.
-TEST_F(WaitersTest, DISABLED_UnlinkDuringARestore) {
+TEST_F(WaitersTest, UnlinkDuringARestore) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   const uint64_t size = 16 * kMiB;
   const std::string data = RandomBytes(size, 28);

@@ -54,6 +54,7 @@ struct Restorer::Job {
   ResidencyMap map;  // what the upper file holds now
   uint64_t cursor = 0;
   uint64_t turn = 0;  // round-robin among waiters
+  bool rest = false;  // some request wants the rest of the file too
   uint64_t unsynced = 0;
   struct timespec atime {
   }, mtime{};
@@ -90,7 +91,8 @@ size_t Restorer::active_jobs() const {
   return jobs_.size();
 }
 
-uint64_t Restorer::Request(int fd, const std::string& what, ByteRange range, WaitCallback cb) {
+uint64_t Restorer::Request(int fd, const std::string& what, ByteRange range, WaitCallback cb,
+                           bool range_only) {
   FileHandle fh;
   Status s = GetFileHandle(fd, what, &fh);
   if (!s.ok()) {
@@ -118,6 +120,7 @@ uint64_t Restorer::Request(int fd, const std::string& what, ByteRange range, Wai
       return 0;
     }
   }
+  if (!range_only) job->rest = true;
   uint64_t id = waiters_.Add(fh.key, range, std::move(cb));
   if (!job->queued) {
     job->queued = true;
@@ -218,7 +221,7 @@ bool Restorer::NextPiece(Job* job, ByteRange* piece) {
   // Shared content (a lazily copied-up image file) is only restored as
   // read: the rest stays in the image, where it costs nothing.
   const bool on_demand = job->rec && (job->rec->flags & kMigOnDemand) != 0;
-  if (!found && options_.whole_file && !on_demand) {
+  if (!found && options_.whole_file && job->rest && !on_demand) {
     found = job->map.NextMissing(job->cursor, UINT64_MAX - job->cursor, &m) ||
             job->map.NextMissing(0, UINT64_MAX, &m);
   }

@@ -84,7 +84,11 @@ class Restorer {
   // open as fd (O_RDWR; the restorer keeps a dup while it works) to be
   // resident; cb runs once: OK when it is (maybe at once, in this thread),
   // else the error. Returns the waiter id for Cancel (0 if already answered).
-  uint64_t Request(int fd, const std::string& what, ByteRange range, WaitCallback cb);
+  // range_only: this request does not want the rest of the file restored
+  // in the background (the job restores the rest, with whole_file, as soon
+  // as any request of it did not say range_only).
+  uint64_t Request(int fd, const std::string& what, ByteRange range, WaitCallback cb,
+                   bool range_only = false);
   // Ends a wait with EINTR (the restore itself goes on). False if the wait
   // was already answered.
   bool Cancel(uint64_t waiter_id);

@@ -786,7 +786,8 @@ void DoControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, OpenFile* of,
       s = mig->Release(m, of->fd, what, r.offset);
       break;
     case OVERTIER_IOC_RESTORE:
-      s = mig->Restore(m, of->fd, what, r.offset, r.length, r.flags & OVERTIER_CTL_WAIT);
+      s = mig->Restore(m, of->fd, what, r.offset, r.length, r.flags & OVERTIER_CTL_WAIT,
+                       r.flags & OVERTIER_CTL_RANGE_ONLY);
       break;
     default:
       s = Status::Errno(ENOTTY);

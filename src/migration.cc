@@ -392,7 +392,7 @@ bool MigrationService::KnownResident(MigFile* file, uint64_t offset, uint64_t le
 
 std::shared_ptr<MigrationService::Wait> MigrationService::WaitRange(
     const std::shared_ptr<MigFile>& file, int fd, uint64_t offset, uint64_t length,
-    std::function<void(const Status&)> cb) {
+    std::function<void(const Status&)> cb, bool range_only) {
   auto w = std::make_shared<Wait>();
   w->cb = std::move(cb);
   {
@@ -406,7 +406,7 @@ std::shared_ptr<MigrationService::Wait> MigrationService::WaitRange(
     c(s);
     return w;
   }
-  Submit([this, w, file, rfd, offset, length] {
+  Submit([this, w, file, rfd, offset, length, range_only] {
     FdCloser closer(rfd);
     // Counted until the answer: the session stays open while we wait.
     auto use = std::make_shared<Use>(this);
@@ -431,14 +431,16 @@ std::shared_ptr<MigrationService::Wait> MigrationService::WaitRange(
                                             : std::string("upper file");
     std::lock_guard<std::mutex> ml(file->modify_mu);
     uint64_t id = session->restorer->Request(
-        rfd, what, {offset, length}, [file, answer, use, offset, length](const Status& st) mutable {
+        rfd, what, {offset, length},
+        [file, answer, use, offset, length](const Status& st) mutable {
           if (st.ok()) {
             std::lock_guard<std::mutex> l(file->mu);
             file->map.MarkResident(offset, length);
           }
           answer(st);
           use.reset();  // the session may close once idle
-        });
+        },
+        range_only);
     bool cancel;
     {
       std::lock_guard<std::mutex> l(w->mu);
@@ -595,17 +597,20 @@ Status MigrationService::Release(const std::shared_ptr<MigFile>& file, int fd,
 
 Status MigrationService::Restore(const std::shared_ptr<MigFile>& file, int fd,
                                  const std::string& what, uint64_t offset, uint64_t length,
-                                 bool wait) {
+                                 bool wait, bool range_only) {
   if (!wait) {
     // Nobody to answer: the restore runs on its own; the session stays
     // open until its job ends.
-    WaitRange(file, fd, offset, length == 0 ? UINT64_MAX - offset : length, [](const Status&) {});
+    WaitRange(
+        file, fd, offset, length == 0 ? UINT64_MAX - offset : length, [](const Status&) {},
+        range_only);
     return Status::OK();
   }
   auto done = std::make_shared<std::promise<Status>>();
   std::future<Status> f = done->get_future();
-  WaitRange(file, fd, offset, length == 0 ? UINT64_MAX - offset : length,
-            [done](const Status& s) { done->set_value(s); });
+  WaitRange(
+      file, fd, offset, length == 0 ? UINT64_MAX - offset : length,
+      [done](const Status& s) { done->set_value(s); }, range_only);
   Status s = f.get();
   if (!s.ok()) return Status::Errno(s.err(), "restoring '" + what + "': " + s.message());
   return Status::OK();

@@ -108,8 +108,10 @@ class MigrationService {
   // after CancelWait) exactly once, from another thread. Returns a wait
   // handle for CancelWait.
   struct Wait;
+  // range_only: do not restore the rest of the file in the background.
   std::shared_ptr<Wait> WaitRange(const std::shared_ptr<MigFile>& file, int fd, uint64_t offset,
-                                  uint64_t length, std::function<void(const Status&)> cb);
+                                  uint64_t length, std::function<void(const Status&)> cb,
+                                  bool range_only = false);
   // Ends the wait with EINTR (the restore itself goes on).
   void CancelWait(const std::shared_ptr<Wait>& wait);
 
@@ -121,7 +123,7 @@ class MigrationService {
   Status Release(const std::shared_ptr<MigFile>& file, int fd, const std::string& what,
                  uint64_t keep);
   Status Restore(const std::shared_ptr<MigFile>& file, int fd, const std::string& what,
-                 uint64_t offset, uint64_t length, bool wait);
+                 uint64_t offset, uint64_t length, bool wait, bool range_only = false);
   // The value of user.overtier.state for the upper file open as fd.
   Status StateString(int fd, std::string* out);
 

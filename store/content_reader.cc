@@ -437,6 +437,9 @@ Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t of
     Key first;  // the failing extent of the first copy (for the log)
   };
   std::vector<Need> needs{{offset, end, "", Key{}}};
+  // Chunks another copy had to serve, reported once per read below.
+  size_t fell_back = 0;
+  std::string fallback_why;
   for (size_t c = 0; c < file.copies.size() && !needs.empty(); c++) {
     const std::vector<Extent>& ex = file.copies[c].extents;
     std::vector<Fetch> fetches;
@@ -499,11 +502,7 @@ Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t of
         if (c > 0 && !counted[u.fetch]) {
           counted[u.fetch] = true;
           m.fallbacks.fetch_add(1, std::memory_order_relaxed);
-          // The damaged copy is reported (fsck finds it too); the read goes on.
-          std::fprintf(stderr, "overtier: %.*s: bytes [%llu, %llu) read from copy %zu: %s\n",
-                       static_cast<int>(what.size()), what.data(),
-                       static_cast<unsigned long long>(u.a), static_cast<unsigned long long>(u.b),
-                       c + 1, needs[u.need].why.c_str());
+          if (fell_back++ == 0) fallback_why = needs[u.need].why;
         }
         continue;
       }
@@ -529,6 +528,11 @@ Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t of
     }
     if (first_time) std::fprintf(stderr, "overtier: %s\n", s.message().c_str());
     return s;
+  }
+  if (fell_back > 0) {
+    // The damaged copy is reported (fsck finds it too); the read went on.
+    std::fprintf(stderr, "overtier: %.*s: %zu chunk(s) read from another copy; first: %s\n",
+                 static_cast<int>(what.size()), what.data(), fell_back, fallback_why.c_str());
   }
   m.SetLastEnd(bfid, end);
   *got = static_cast<size_t>(end - offset);

@@ -325,7 +325,7 @@ void DoReaddir(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, bool 
       p.attr.st_ino = e.nodeid;
       p.attr.st_mode = DTTOIF(e.type);
       if (plus) {
-        uint64_t ino;
+        uint64_t ino = 0;
         const ImageView* v = impl->View(e.nodeid, &ino);
         NodeRecord n;
         Status s = v != nullptr ? v->GetNode(ino, &n) : Status::Errno(ESTALE);

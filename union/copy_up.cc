@@ -111,7 +111,7 @@ Status WriteLowerLinks(int fd, const std::string& xname, long n) {
 }  // namespace
 
 Status UnionFs::IndexedNlink(int fd, nlink_t* n) {
-  long left;
+  long left = 0;
   OVT_RETURN_IF_ERROR(ReadLowerLinks(fd, xn_.nlink(), &left));
   // Upper links minus the index entry, plus the lower names still showing it.
   *n = (*n > 0 ? *n - 1 : 0) + static_cast<nlink_t>(left);
@@ -130,7 +130,7 @@ Status UnionFs::LinkFromIndexLocked(Node* node, Node* parent, const std::string&
   if (linkat(ufd->get(), "", pupper->get(), name.c_str(), AT_EMPTY_PATH) != 0)
     return Status::FromErrno("link hard link from index");
   NotifyAttrChanged(parent);
-  long left;
+  long left = 0;
   OVT_RETURN_IF_ERROR(ReadLowerLinks(ufd->get(), xn_.nlink(), &left));
   OVT_RETURN_IF_ERROR(WriteLowerLinks(ufd->get(), xn_.nlink(), left - 1));
   *linked = true;

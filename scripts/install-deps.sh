@@ -15,6 +15,9 @@ packages=(
   ocaml-source
   # store tests: compressed tars, a static shell for the chroot test
   zstd xz-utils busybox-static
+  # overtier as podman's mount_program (tests/podman); runc: crun cannot run
+  # in some sandboxes' cgroup setups
+  podman runc
 )
 
 if [ "$(id -u)" -ne 0 ]; then

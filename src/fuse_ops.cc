@@ -789,6 +789,14 @@ void DoControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, OpenFile* of,
       s = mig->Restore(m, of->fd, what, r.offset, r.length, r.flags & OVERTIER_CTL_WAIT,
                        r.flags & OVERTIER_CTL_RANGE_ONLY);
       break;
+    case OVERTIER_IOC_ARCHIVE_BEGIN:
+    case OVERTIER_IOC_ARCHIVE_ABORT:
+    case OVERTIER_IOC_SET_NONRESIDENT:
+    case OVERTIER_IOC_RESTORE_BEGIN:
+    case OVERTIER_IOC_MOVE_BARRIER:
+    case OVERTIER_IOC_RESTORE_DONE:
+      s = mig->Primitive(m, of->fd, what, cmd, r, nullptr);
+      break;
     default:
       s = Status::Errno(ENOTTY);
   }
@@ -798,10 +806,34 @@ void DoControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, OpenFile* of,
   }
   fuse_session* se = St(req)->se;
   fuse_reply_ioctl(req, 0, nullptr, 0);
-  if (cmd == OVERTIER_IOC_RELEASE ||
+  if (cmd == OVERTIER_IOC_RELEASE || cmd == OVERTIER_IOC_SET_NONRESIDENT ||
       (cmd == OVERTIER_IOC_ARCHIVE && (r.flags & OVERTIER_CTL_RELEASE))) {
     InvalidateData(se, ino);
   }
+}
+
+// SET_ARCHIVED: an external agent's archive (overtier_ctl_archived).
+void AgentSetArchived(fuse_req_t req, fuse_ino_t, OpenFile* of, const void* in_buf,
+                      size_t in_bufsz) {
+  if (fuse_req_ctx(req)->uid != 0) return (void)fuse_reply_err(req, EPERM);
+  overtier_ctl_archived a;
+  if (in_bufsz < sizeof(a)) return (void)fuse_reply_err(req, EINVAL);
+  std::memcpy(&a, in_buf, sizeof(a));
+  if (a.version != OVERTIER_CTL_VERSION) return (void)fuse_reply_err(req, EINVAL);
+  for (uint64_t x : a.reserved)
+    if (x != 0) return (void)fuse_reply_err(req, EINVAL);
+  if (!of->upper || !of->mig || !of->node->is_reg()) return (void)fuse_reply_err(req, EINVAL);
+  Mig(req)->Submit([req, of, a] {
+    overtier_ctl_request r{};
+    r.version = OVERTIER_CTL_VERSION;
+    Status s = Mig(req)->Primitive(of->mig, of->fd, "inode " + std::to_string(of->node->key),
+                                   OVERTIER_IOC_SET_ARCHIVED, r, &a);
+    if (!s.ok()) {
+      std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
+      return ReplyErr(req, s);
+    }
+    fuse_reply_ioctl(req, 0, nullptr, 0);
+  });
 }
 
 void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned icmd, void*, fuse_file_info* fi,
@@ -847,16 +879,16 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned icmd, void*, fuse_file_inf
     case OVERTIER_IOC_RESTORE:
       allowed = OVERTIER_CTL_WAIT | OVERTIER_CTL_RANGE_ONLY;
       break;
-    case OVERTIER_IOC_ARCHIVE_BEGIN:
     case OVERTIER_IOC_SET_ARCHIVED:
+      return AgentSetArchived(req, ino, of, in_buf, in_bufsz);
+    case OVERTIER_IOC_ARCHIVE_BEGIN:
     case OVERTIER_IOC_ARCHIVE_ABORT:
     case OVERTIER_IOC_SET_NONRESIDENT:
     case OVERTIER_IOC_RESTORE_BEGIN:
     case OVERTIER_IOC_MOVE_BARRIER:
     case OVERTIER_IOC_RESTORE_DONE:
-      // The DMFS primitives for external agents: not served yet.
-      if (fuse_req_ctx(req)->uid != 0) return (void)fuse_reply_err(req, EPERM);
-      return (void)fuse_reply_err(req, EOPNOTSUPP);
+      allowed = 0;  // the DMFS primitives, for external agents
+      break;
     default:
       return (void)fuse_reply_err(req, ENOTTY);
   }

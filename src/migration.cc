@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <cstdio>
 
+#include <algorithm>
 #include <cstring>
 #include <future>
 
@@ -396,6 +397,18 @@ std::shared_ptr<MigrationService::Wait> MigrationService::WaitRange(
   auto w = std::make_shared<Wait>();
   w->cb = std::move(cb);
   {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = agent_restores_.find(file->key);
+    if (it != agent_restores_.end()) {
+      // An external agent is restoring the file: wait for its barrier.
+      int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      if (dfd >= 0) {
+        it->second.push_back(AgentWait{file, dfd, offset, length, w});
+        return w;
+      }
+    }
+  }
+  {
     std::lock_guard<std::mutex> l(file->mu);
     if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
   }
@@ -656,6 +669,152 @@ Status MigrationService::UserModify(const std::shared_ptr<MigFile>& file, int fd
   if (st.ok() && t.record != rec) st = Apply(catalog, file->key, t);
   Refresh(catalog, file->key);
   return st;
+}
+
+void MigrationService::WakeAgentWaits(const std::string& key, bool done) {
+  std::vector<AgentWait> ready, rest;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = agent_restores_.find(key);
+    if (it == agent_restores_.end()) return;
+    for (AgentWait& a : it->second) {
+      bool resident;
+      {
+        std::lock_guard<std::mutex> fl(a.file->mu);
+        resident = a.file->map.IsResident(a.offset, a.length);
+      }
+      if (resident) {
+        ready.push_back(std::move(a));
+      } else if (done) {
+        rest.push_back(std::move(a));
+      }
+    }
+    if (done) {
+      agent_restores_.erase(it);
+    } else {
+      auto& v = it->second;
+      v.erase(std::remove_if(v.begin(), v.end(), [](const AgentWait& a) { return !a.wait; }),
+              v.end());
+    }
+  }
+  auto answer = [](const std::shared_ptr<Wait>& w, const Status& s) {
+    std::function<void(const Status&)> c;
+    {
+      std::lock_guard<std::mutex> l(w->mu);
+      c = std::move(w->cb);
+      w->cb = nullptr;
+    }
+    if (c) c(s);
+  };
+  for (AgentWait& a : ready) {
+    answer(a.wait, Status::OK());
+    close(a.fd);
+  }
+  for (AgentWait& a : rest) {
+    // The agent is done and this range is still missing: ours restores it.
+    std::function<void(const Status&)> c;
+    {
+      std::lock_guard<std::mutex> l(a.wait->mu);
+      c = std::move(a.wait->cb);
+      a.wait->cb = nullptr;
+    }
+    if (c) WaitRange(a.file, a.fd, a.offset, a.length, std::move(c));
+    close(a.fd);
+  }
+}
+
+Status MigrationService::Primitive(const std::shared_ptr<MigFile>& file, int fd,
+                                   const std::string& what, unsigned cmd,
+                                   const overtier_ctl_request& r,
+                                   const overtier_ctl_archived* archived) {
+  if (cmd == OVERTIER_IOC_SET_NONRESIDENT) return Release(file, fd, what, r.offset);
+  Use use(this);
+  Session* s;
+  OVT_RETURN_IF_ERROR(use.Open(&s));
+  {
+    std::lock_guard<std::mutex> l(file->mu);
+    if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
+  }
+  Catalog* catalog = s->store->catalog();
+  Status st;
+  {
+    std::lock_guard<std::mutex> ml(file->modify_mu);
+    FileHandle fh;
+    OVT_RETURN_IF_ERROR(GetFileHandle(fd, what, &fh));
+    uint64_t size = 0;
+    OVT_RETURN_IF_ERROR(FileSize(fd, &size));
+    std::optional<MigrationRecord> rec;
+    OVT_RETURN_IF_ERROR(LoadRecord(catalog, fh.key, &rec));
+    Transition t;
+    switch (cmd) {
+      case OVERTIER_IOC_ARCHIVE_BEGIN:
+        st = BeginArchive(rec, fh.generation, size, &t);
+        break;
+      case OVERTIER_IOC_ARCHIVE_ABORT:
+        st = AbortArchive(rec, &t);
+        break;
+      case OVERTIER_IOC_SET_ARCHIVED: {
+        if (rec && fh.has_generation && archived->generation != fh.generation) {
+          st = Status::Errno(ESTALE, "the file's generation is not the one archived");
+          break;
+        }
+        if (archived->archive_size != size) {
+          st = Status::Errno(ESTALE, "archive size " + std::to_string(archived->archive_size) +
+                                         " is not the file's size " + std::to_string(size));
+          break;
+        }
+        Bfid bfid;
+        std::memcpy(bfid.bytes.data(), archived->bfid, bfid.bytes.size());
+        FileRecord f;
+        st = catalog->GetFile(bfid, &f);
+        if (!st.ok()) {
+          st = Status::Errno(EINVAL, "archive " + bfid.ToHex() + ": " + st.message());
+          break;
+        }
+        if (f.size != size) {
+          st =
+              Status::Errno(EINVAL, "archive " + bfid.ToHex() + " holds " + std::to_string(f.size) +
+                                        " bytes, the file " + std::to_string(size));
+          break;
+        }
+        uint32_t valid = 0;
+        st = s->archiver->ValidCopies(f, &valid);
+        if (!st.ok()) break;
+        ArchiveInfo info;
+        info.bfid = bfid;
+        info.size = size;
+        info.copies = std::min(valid, archived->copies);
+        info.copies_needed = s->store->config().copies;
+        info.atime_ns = archived->atime_ns;
+        info.mtime_ns = archived->mtime_ns;
+        info.now_ns = NowNs();
+        st = FinishArchive(rec, info, &t);
+        break;
+      }
+      case OVERTIER_IOC_RESTORE_BEGIN:
+        st = BeginRestore(rec, size, &t);
+        break;
+      case OVERTIER_IOC_MOVE_BARRIER:
+        st = RestoreProgress(rec, size, r.offset, r.length, &t);
+        break;
+      case OVERTIER_IOC_RESTORE_DONE:
+        st = FinishRestore(rec, size, NowNs(), &t);
+        break;
+      default:
+        return Status::Errno(ENOTTY);
+    }
+    if (st.ok() && t.record != rec) st = Apply(catalog, fh.key, t);
+    if (st.ok() && cmd == OVERTIER_IOC_RESTORE_BEGIN) {
+      std::lock_guard<std::mutex> l(mu_);
+      agent_restores_[fh.key];  // readers now wait for the agent
+    }
+    Refresh(catalog, fh.key);
+  }
+  if (cmd == OVERTIER_IOC_MOVE_BARRIER || cmd == OVERTIER_IOC_RESTORE_DONE) {
+    WakeAgentWaits(file->key, /*done=*/cmd == OVERTIER_IOC_RESTORE_DONE);
+  }
+  if (!st.ok()) return Status::Errno(st.err(), "'" + what + "': " + st.message());
+  return Status::OK();
 }
 
 Status MigrationService::Adopt(int fd, const Bfid& bfid, const std::string& what) {

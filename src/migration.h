@@ -127,6 +127,19 @@ class MigrationService {
   // The value of user.overtier.state for the upper file open as fd.
   Status StateString(int fd, std::string* out);
 
+  // ---- the DMFS primitives, for an external agent (blocking)
+  // cmd: OVERTIER_IOC_ARCHIVE_BEGIN, SET_ARCHIVED (archived: its argument),
+  // ARCHIVE_ABORT, SET_NONRESIDENT (keep = r.offset), RESTORE_BEGIN,
+  // MOVE_BARRIER ([r.offset, +r.length) was written into the upper file by
+  // the agent), RESTORE_DONE. Each applies the state machine's transition
+  // (migrate/migration_state.h) to the file's record and commits it.
+  // While an agent's restore is in progress, readers of non-resident
+  // ranges wait for its MOVE_BARRIERs; what is still missing at
+  // RESTORE_DONE (or after an agent gave up) is restored by the daemon.
+  Status Primitive(const std::shared_ptr<MigFile>& file, int fd, const std::string& what,
+                   unsigned cmd, const overtier_ctl_request& r,
+                   const overtier_ctl_archived* archived);
+
   // ---- lazy copy-up (blocking)
   // The upper file open as fd (any mode; the lower's size, no data yet)
   // takes the image content `bfid` as its archive: released, restored on
@@ -203,6 +216,18 @@ class MigrationService {
   std::unique_ptr<Session> session_;
   int users_ = 0;                  // Acquire without Unuse, plus waits in flight
   std::set<std::string> touched_;  // keys restored in this session
+  // Readers waiting on a file an external agent is restoring (between its
+  // RESTORE_BEGIN and RESTORE_DONE), by key.
+  struct AgentWait {
+    std::shared_ptr<MigFile> file;
+    int fd;  // a dup, closed when handed on or answered
+    uint64_t offset, length;
+    std::shared_ptr<Wait> wait;
+  };
+  std::map<std::string, std::vector<AgentWait>> agent_restores_;
+  // Answers the waits of key that the residency now covers; with `done`,
+  // hands the others to the daemon's own restorer.
+  void WakeAgentWaits(const std::string& key, bool done);
   std::chrono::steady_clock::time_point idle_since_;
   bool opening_ = false, closing_ = false;
   bool stop_ = false;

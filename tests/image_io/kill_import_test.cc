@@ -2,7 +2,7 @@
 // again: no half image is ever visible, the re-run completes, the image is
 // identical to the source, and fsck finds no damage.
 //
-// The binary is $OVERTIER (set by meson to BUILD/tools/overtier).
+// The binary is $OVERTIER_BIN (set by meson to BUILD/tools/overtier).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "../integration/test_util.h"
 #include "image/io_testutil.h"
 #include "store/fsck.h"
 
@@ -29,24 +30,10 @@ using testing::ReadFile;
 using testing::TempDir;
 using testing::WriteFile;
 
-const char* Binary() {
-  const char* b = std::getenv("OVERTIER");
-  return b != nullptr ? b : "overtier";
-}
-
 // Starts `overtier image import STORE NAME SRC`, output to a log.
 pid_t StartImport(const std::string& store, const std::string& name, const std::string& src,
                   const std::string& log) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execl(Binary(), Binary(), "image", "import", store.c_str(), name.c_str(), src.c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  return pid;
+  return it::Spawn({it::OvertierBin(), "image", "import", store, name, src}, log);
 }
 
 int Wait(pid_t pid) {
@@ -111,10 +98,7 @@ TEST(KillImportTest, KilledImportsLeaveNothingAndTheRerunIsComplete) {
       // Finished before the kill (only the last rounds can: later runs
       // dedup everything and go faster). Remove it to keep testing.
       ASSERT_EQ(WEXITSTATUS(status), 0) << ReadFile(log);
-      ASSERT_EQ(
-          system(
-              (std::string(Binary()) + " image rm " + store_path + " img >/dev/null 2>&1").c_str()),
-          0);
+      ASSERT_EQ(it::RunCmd({it::OvertierBin(), "image", "rm", store_path, "img"}), 0);
       continue;
     }
     ASSERT_TRUE(WIFSIGNALED(status));

@@ -14,8 +14,6 @@
 //   OVERTIER_TEST_KEEP=1    keep the temp directory
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -23,19 +21,16 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <mutex>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "../integration/daemon_fixture.h"
 #include "../integration/harness.h"
 #include "image/view.h"
 #include "store/content_reader.h"
@@ -45,92 +40,18 @@
 namespace overtier {
 namespace {
 
+using it::Contains;
 using it::Exists;
+using it::IsMountPoint;
 using it::ListDir;
 using it::Lstat;
 using it::MakeDirs;
+using it::OvertierBin;
+using it::PollUntil;
 using it::ReadFile;
+using it::RunCmd;
+using it::Slurp;
 using it::WriteFile;
-using Clock = std::chrono::steady_clock;
-
-std::string Env(const char* name, const std::string& def = "") {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? v : def;
-}
-
-std::string OvertierBin() {
-  std::string bin = Env("OVERTIER_BIN");
-  if (!bin.empty()) return bin;
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  std::string dir(self, n > 0 ? n : 0);
-  dir.resize(dir.rfind('/'));
-  return dir + "/../../tools/overtier";
-}
-
-template <typename Pred>
-bool PollUntil(Pred pred, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  while (true) {
-    if (pred()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
-// Runs argv with stdout+stderr into *out; the exit status, or -1.
-int RunCmd(const std::vector<std::string>& args, std::string* out = nullptr, int timeout_s = 60) {
-  std::string tmpl = "/tmp/ovt-img-out.XXXXXX";
-  int fd = mkstemp(tmpl.data());
-  if (fd < 0) return -1;
-  unlink(tmpl.c_str());
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fd, 1);
-    dup2(fd, 2);
-    int in = open("/dev/null", O_RDONLY);
-    dup2(in, 0);
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    alarm(timeout_s);
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (out != nullptr) {
-    out->clear();
-    char buf[4096];
-    ssize_t n;
-    off_t off = 0;
-    while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
-      out->append(buf, n);
-      off += n;
-    }
-  }
-  close(fd);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-bool IsMountPoint(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string id, parent, dev, root, mp;
-    f >> id >> parent >> dev >> root >> mp;
-    if (mp == path) return true;
-  }
-  return false;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 int CountLines(const std::string& text) {
   int n = 0;
@@ -138,40 +59,13 @@ int CountLines(const std::string& text) {
   return n;
 }
 
-::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
-
-class ImageMountTest : public ::testing::Test {
+class ImageMountTest : public it::MountFixture {
  protected:
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (FUSE mounts, mknod, chroot)";
-    std::string tmpl = "/tmp/ovt-image-mount.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    base_ = tmpl;
-    store_ = base_ + "/store";
-    mnt_ = base_ + "/mnt";
-    for (const char* d : {"/upper", "/work", "/mnt", "/src"}) MakeDirs(base_ + d);
-    std::string out;
-    ASSERT_EQ(RunCmd({OvertierBin(), "store", "init", store_}, &out), 0) << out;
-    StartWatchdog();
-  }
+  ImageMountTest()
+      : MountFixture("image-mount", "needs root (FUSE mounts, mknod, chroot)",
+                     {"upper", "work", "src"}) {}
 
-  void TearDown() override {
-    if (base_.empty()) return;
-    Unmount(/*expect_clean=*/false);
-    StopWatchdog();
-    if (Env("OVERTIER_TEST_KEEP") != "1") {
-      std::error_code ec;
-      std::filesystem::remove_all(base_, ec);
-    } else {
-      std::fprintf(stderr, "kept %s\n", base_.c_str());
-    }
-  }
-
-  std::string B(const std::string& rel) const { return base_ + "/" + rel; }
-  std::string M(const std::string& rel = "") const { return rel.empty() ? mnt_ : mnt_ + "/" + rel; }
+  void Prepare() override { ASSERT_NO_FATAL_FAILURE(InitStore()); }
 
   // overtier image import STORE NAME SRC [--parent P]
   void Import(const std::string& name, const std::string& src, const std::string& parent = "") {
@@ -185,114 +79,13 @@ class ImageMountTest : public ::testing::Test {
     ASSERT_EQ(rc, 0) << "import " << name << " failed:\n" << out;
   }
 
-  // The daemon in the foreground, as our child; returns once mounted.
-  void MountWith(const std::vector<std::string>& args) {
-    log_ = base_ + "/daemon.log";
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(126);
-      int in = open("/dev/null", O_RDONLY);
-      int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(in, 0);
-      dup2(out, 1);
-      dup2(out, 2);
-      std::vector<char*> argv;
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      daemon_ = pid;
-    }
-    int status = 0;
-    bool exited = false;
-    bool up = PollUntil(
-        [&] {
-          if (IsMountPoint(mnt_)) return true;
-          if (waitpid(pid, &status, WNOHANG) == pid) {
-            exited = true;
-            return true;
-          }
-          return false;
-        },
-        std::chrono::seconds(20));
-    if (exited || !up) {
-      if (!exited) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-      }
-      std::lock_guard<std::mutex> g(mu_);
-      daemon_ = -1;
-      FAIL() << "no mount (status " << status << ")\n--- daemon log ---\n" << Slurp(log_);
-    }
-  }
-
-  void MountUnion(const std::string& lowerdir, bool upper = true) {
+  // The daemon in the foreground, as our child (env: added to its
+  // environment); returns once mounted.
+  void MountUnion(const std::string& lowerdir, bool upper = true,
+                  const std::vector<std::string>& env = {}) {
     std::string opts = "lowerdir=" + lowerdir + ",store=" + store_;
     if (upper) opts += ",upperdir=" + B("upper") + ",workdir=" + B("work");
-    MountWith({OvertierBin(), "-f", "-o", opts, mnt_});
-  }
-
-  // Unmounts (fusermount3 -u) and reaps the daemon.
-  void Unmount(bool expect_clean = true) {
-    pid_t pid;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      pid = daemon_;
-    }
-    if (IsMountPoint(mnt_)) {
-      int rc = -1;
-      PollUntil(
-          [&] {
-            rc = RunCmd({"fusermount3", "-u", "-q", mnt_});
-            return rc == 0;
-          },
-          std::chrono::seconds(3));
-      if (rc != 0) {
-        if (expect_clean) ADD_FAILURE() << "fusermount3 -u failed; detaching";
-        umount2(mnt_.c_str(), MNT_DETACH);
-      }
-    }
-    if (pid <= 0) return;
-    int status = 0;
-    bool reaped =
-        PollUntil([&] { return waitpid(pid, &status, WNOHANG) == pid; }, std::chrono::seconds(10));
-    if (!reaped) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      if (expect_clean) ADD_FAILURE() << "the daemon did not exit after the unmount";
-    } else if (expect_clean) {
-      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-          << "daemon status " << status << "\n--- daemon log ---\n"
-          << Slurp(log_);
-    }
-    std::lock_guard<std::mutex> g(mu_);
-    daemon_ = -1;
-  }
-
-  void StartWatchdog() {
-    int limit = std::atoi(Env("OVERTIER_TEST_TIMEOUT", "120").c_str());
-    watchdog_ = std::thread([this, limit] {
-      std::unique_lock<std::mutex> g(mu_);
-      if (cv_.wait_for(g, std::chrono::seconds(limit), [this] { return stop_; })) return;
-      std::fprintf(stderr, "watchdog: test exceeded %d s; killing the daemon\n", limit);
-      if (daemon_ > 0) kill(daemon_, SIGKILL);
-      umount2(mnt_.c_str(), MNT_DETACH);
-      std::_Exit(1);
-    });
-  }
-  void StopWatchdog() {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (watchdog_.joinable()) watchdog_.join();
+    MountDaemon(opts, env);
   }
 
   // Where the first extent of image file /rel lives (read before mounting).
@@ -338,13 +131,6 @@ class ImageMountTest : public ::testing::Test {
     ASSERT_EQ(pwrite(fd, &c, 1, e.vv_offset + at), 1);
     close(fd);
   }
-
-  std::string base_, store_, mnt_, log_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  pid_t daemon_ = -1;
-  std::thread watchdog_;
 };
 
 std::string Pattern(size_t n, unsigned seed) {
@@ -675,16 +461,7 @@ class MigrationCrashTest : public ImageMountTest,
                            public ::testing::WithParamInterface<const char*> {
  protected:
   // Whether the daemon has exited (not reaped: Unmount does that).
-  bool DaemonGone() {
-    pid_t pid;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      pid = daemon_;
-    }
-    siginfo_t info{};
-    return pid > 0 && waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-           info.si_pid == pid;
-  }
+  bool DaemonGone() { return daemon_.Exited(); }
   int Cli(const std::vector<std::string>& words) {
     std::vector<std::string> args = {OvertierBin()};
     args.insert(args.end(), words.begin(), words.end());
@@ -704,9 +481,7 @@ TEST_P(MigrationCrashTest, NothingIsLost) {
   WriteFile(B("img/f"), image_data);
   ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
 
-  setenv("OVERTIER_CRASH_AT", point.c_str(), 1);
-  MountUnion("image:img");
-  unsetenv("OVERTIER_CRASH_AT");
+  MountUnion("image:img", /*upper=*/true, {"OVERTIER_CRASH_AT=" + point});
   ASSERT_FALSE(HasFatalFailure());
 
   // The workload, step by step, until the daemon is gone.

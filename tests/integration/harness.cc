@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include "test_util.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -25,8 +27,6 @@
 namespace overtier::it {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 std::string ErrnoText(int err) {
   const char* name = strerrorname_np(err);
   std::string s = name != nullptr ? name : std::to_string(err);
@@ -48,17 +48,6 @@ bool EnvFlag(const char* name) {
   return v != nullptr && std::string_view(v) != "0";
 }
 
-std::string OvertierBinary() {
-  if (const char* bin = Env("OVERTIER_BIN")) return bin;
-  // Fallback: the build tree layout BUILD/tests/integration/x -> BUILD/tools/overtier.
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return "overtier";
-  std::string dir(self, static_cast<size_t>(n));
-  dir.resize(dir.rfind('/'));
-  return dir + "/../../tools/overtier";
-}
-
 std::string JoinPath(std::string_view dir, std::string_view rel) {
   std::string p(dir);
   if (!rel.empty()) {
@@ -66,43 +55,6 @@ std::string JoinPath(std::string_view dir, std::string_view rel) {
     p += rel;
   }
   return p;
-}
-
-// Sleeps in small steps until pred() holds or timeout passes.
-template <typename Pred>
-bool PollUntil(Pred pred, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  while (true) {
-    if (pred()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
-// Runs a command (argv[0] looked up in PATH) with stdout/stderr appended to
-// log (or inherited when empty); returns its exit status, -1 if it did not
-// run or was killed.
-int RunCommand(const std::vector<std::string>& args, const std::string& log) {
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    if (!log.empty()) {
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-      if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-      }
-    }
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    alarm(20);
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  if (waitpid(pid, &status, 0) < 0) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 // FNV-1a, 64 bit: a content fingerprint for snapshots.
@@ -625,7 +577,7 @@ void UnionFsTest::SetUp() {
     ASSERT_TRUE(v == "kernel" || v == "overtier") << "OVERTIER_TEST_TARGET must be kernel|overtier";
   }
   if (target_ == Target::kOvertier) {
-    std::string bin = OvertierBinary();
+    std::string bin = OvertierBin();
     ASSERT_EQ(access(bin.c_str(), X_OK), 0)
         << "overtier binary " << bin << " not executable (set OVERTIER_BIN): " << LastError();
     ASSERT_EQ(access("/dev/fuse", R_OK | W_OK), 0) << "/dev/fuse: " << LastError();
@@ -645,7 +597,16 @@ void UnionFsTest::SetUp() {
     ASSERT_EQ(mkdir(d.c_str(), 0755), 0) << d << ": " << LastError();
     ASSERT_EQ(chmod(d.c_str(), 0755), 0);
   }
-  StartWatchdog();
+  daemon_.set_mount_point(mnt_);
+  daemon_.set_log(base_ + "/daemon.log");
+  auto limit = Watchdog::LimitFromEnv(60);
+  watchdog_.Start(limit, [this, limit] {
+    wd_fired_ = true;
+    std::fprintf(stderr,
+                 "[harness] watchdog: test exceeded %d s; killing the daemon and detaching %s\n",
+                 static_cast<int>(limit.count()), mnt_.c_str());
+    daemon_.Kill();
+  });
 }
 
 void UnionFsTest::TearDown() {
@@ -655,7 +616,7 @@ void UnionFsTest::TearDown() {
     ADD_FAILURE() << "mount still present at teardown; detaching";
     DetachAll();
   }
-  StopWatchdog();
+  watchdog_.Stop();
   if (wd_fired_) {
     ADD_FAILURE() << "watchdog fired: the test exceeded its time limit";
   } else {
@@ -679,30 +640,10 @@ std::string UnionFsTest::L(int i, std::string_view rel) const {
 std::string UnionFsTest::U(std::string_view rel) const { return JoinPath(upper_dir_, rel); }
 std::string UnionFsTest::M(std::string_view rel) const { return JoinPath(mnt_, rel); }
 
-bool UnionFsTest::IsMountPoint() const {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    // id parent major:minor root mountpoint ...
-    std::istringstream fields(line);
-    std::string id, parent, devno, root, mp;
-    fields >> id >> parent >> devno >> root >> mp;
-    if (mp == mnt_) return true;
-  }
-  return false;
-}
+bool UnionFsTest::IsMountPoint() const { return it::IsMountPoint(mnt_); }
 
 void UnionFsTest::DetachAll() {
   for (int i = 0; i < 8 && IsMountPoint(); ++i) umount2(mnt_.c_str(), MNT_DETACH);
-}
-
-std::string UnionFsTest::DaemonLog() const {
-  std::ifstream in(base_ + "/daemon.log");
-  std::stringstream s;
-  s << in.rdbuf();
-  std::string log = s.str();
-  if (log.size() > 8192) log = "...\n" + log.substr(log.size() - 8192);
-  return log;
 }
 
 void UnionFsTest::Mount(const MountConfig& cfg) {
@@ -741,7 +682,7 @@ void UnionFsTest::MountKernel(const MountConfig& cfg) {
 }
 
 void UnionFsTest::MountOvertier(const MountConfig& cfg) {
-  std::string bin = OvertierBinary();
+  std::string bin = OvertierBin();
   std::string opts = "lowerdir=";
   for (int i = 0; i < cfg.lowers; ++i) {
     if (i > 0) opts += ":";
@@ -760,58 +701,11 @@ void UnionFsTest::MountOvertier(const MountConfig& cfg) {
     std::ofstream l(log, std::ios::app);
     l << "=== " << bin << " -f -o " << opts << " " << mnt_ << "\n";
   }
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0) << LastError();
-  if (pid == 0) {
-    // The daemon must not outlive a crashed test binary.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(126);
-    int in = open("/dev/null", O_RDONLY);
-    int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (in >= 0) dup2(in, 0);
-    if (out >= 0) {
-      dup2(out, 1);
-      dup2(out, 2);
-    }
-    for (int fd = 3; fd < 1024; ++fd) close(fd);
-    execv(argv[0], argv.data());
-    std::fprintf(stderr, "exec %s: %s\n", argv[0], std::strerror(errno));
-    _exit(127);
-  }
-  {
-    std::lock_guard lk(wd_mu_);
-    daemon_pid_ = pid;
-  }
   int status = 0;
-  bool exited = false;
-  bool up = PollUntil(
-      [&] {
-        if (IsMountPoint()) return true;
-        std::lock_guard lk(wd_mu_);
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-          exited = true;
-          daemon_pid_ = -1;
-          return true;
-        }
-        return false;
-      },
-      std::chrono::seconds(10));
-  if (exited || !up) {
-    if (!exited) {
-      std::lock_guard lk(wd_mu_);
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      daemon_pid_ = -1;
-    }
-    FAIL() << "overtier did not mount within 10 s"
-           << (exited ? " (daemon exited, status " + std::to_string(status) + ")" : "")
+  if (!daemon_.Start(args, {}, &status, std::chrono::seconds(10))) {
+    FAIL() << "overtier did not mount within 10 s (wait status " << status << ")"
            << "\n--- daemon log ---\n"
-           << DaemonLog();
+           << daemon_.LogTail();
   }
   mounted_ = true;
 }
@@ -829,48 +723,10 @@ void UnionFsTest::Unmount() {
     }
     return;
   }
-  int rc = -1;
-  if (!wd_fired_) {  // after the watchdog, the mount is already detached
-    PollUntil(
-        [&] {
-          rc = RunCommand({"fusermount3", "-u", "-q", mnt_}, base_ + "/daemon.log");
-          return rc == 0;
-        },
-        std::chrono::seconds(2));
-  }
-  if (wd_fired_) {
-    DetachAll();
-  } else if (rc != 0 || IsMountPoint()) {
-    ADD_FAILURE() << "fusermount3 -u " << mnt_ << " failed (exit " << rc
-                  << "; busy?); falling back to umount -l";
-    DetachAll();
-  }
-  int status = 0;
-  bool reaped = PollUntil(
-      [&] {
-        std::lock_guard lk(wd_mu_);
-        pid_t pid = daemon_pid_;
-        if (pid <= 0) return true;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-          daemon_pid_ = -1;
-          return true;
-        }
-        return false;
-      },
-      std::chrono::seconds(10));
-  if (!reaped) {
-    std::lock_guard lk(wd_mu_);
-    ADD_FAILURE() << "overtier daemon did not exit within 10 s of the unmount; killing it";
-    kill(daemon_pid_, SIGKILL);
-    waitpid(daemon_pid_, &status, 0);
-    daemon_pid_ = -1;
-  } else if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) && !wd_fired_) {
-    ADD_FAILURE() << "overtier daemon ended abnormally: "
-                  << (WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
-                                          : "exit " + std::to_string(WEXITSTATUS(status)))
-                  << "\n--- daemon log ---\n"
-                  << DaemonLog();
-  }
+  // After the watchdog the mount is already detached and the daemon killed:
+  // only reap it.
+  daemon_.Stop(/*expect_clean=*/!wd_fired_, std::chrono::seconds(2));
+  DetachAll();
 }
 
 void UnionFsTest::Remount() {
@@ -923,34 +779,6 @@ int UnionFsTest::RunAs(uid_t uid, gid_t gid, const std::function<int()>& fn) {
 
 Errno UnionFsTest::AsNobody(const std::function<Errno()>& fn) {
   return Errno{RunAs(kNobody, kNogroup, [&] { return fn().value; })};
-}
-
-void UnionFsTest::StartWatchdog() {
-  int limit = 60;
-  if (const char* t = Env("OVERTIER_TEST_TIMEOUT")) limit = std::max(1, std::atoi(t));
-  wd_stop_ = false;
-  watchdog_ = std::thread([this, limit] {
-    std::unique_lock lk(wd_mu_);
-    if (wd_cv_.wait_for(lk, std::chrono::seconds(limit), [&] { return wd_stop_; })) return;
-    wd_fired_ = true;
-    std::fprintf(stderr,
-                 "[harness] watchdog: test exceeded %d s; killing the daemon and detaching %s\n",
-                 limit, mnt_.c_str());
-    if (daemon_pid_ > 0) kill(daemon_pid_, SIGKILL);
-    umount2(mnt_.c_str(), MNT_DETACH);
-    if (wd_cv_.wait_for(lk, std::chrono::seconds(20), [&] { return wd_stop_; })) return;
-    std::fprintf(stderr, "[harness] watchdog: test still stuck 20 s later; aborting\n");
-    std::abort();
-  });
-}
-
-void UnionFsTest::StopWatchdog() {
-  {
-    std::lock_guard lk(wd_mu_);
-    wd_stop_ = true;
-  }
-  wd_cv_.notify_all();
-  if (watchdog_.joinable()) watchdog_.join();
 }
 
 }  // namespace overtier::it

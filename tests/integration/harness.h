@@ -13,7 +13,8 @@
 // mount and inspects the layers. TearDown always unmounts (fusermount3 -u,
 // then umount -l as a fallback), waits for the daemon to exit, checks that
 // no lower layer was modified and removes the directories. A watchdog thread
-// bounds every test.
+// bounds every test. The daemon and the watchdog are it::Daemon and
+// it::Watchdog (daemon_fixture.h), shared with the store-backed mount tests.
 //
 // Kernel reference options: redirect_dir=on,metacopy=on,index=on (see
 // kKernelOptions). All layers live on the same file system (/tmp), so the
@@ -45,6 +46,8 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include "daemon_fixture.h"
 
 namespace overtier::it {
 
@@ -244,9 +247,6 @@ class UnionFsTest : public ::testing::Test {
   void MountOvertier(const MountConfig& cfg);
   bool IsMountPoint() const;
   void DetachAll();
-  std::string DaemonLog() const;
-  void StartWatchdog();
-  void StopWatchdog();
 
   Target target_ = Target::kOvertier;
   std::string base_, work_, mnt_, upper_dir_;
@@ -254,15 +254,11 @@ class UnionFsTest : public ::testing::Test {
   bool mounted_ = false;
   MountConfig cfg_;
   Target cfg_target_ = Target::kOvertier;
-  std::atomic<pid_t> daemon_pid_{-1};
+  Daemon daemon_;  // the overtier daemon (target kOvertier)
   std::vector<TreeSnapshot> lower_snapshots_;
   bool keep_ = false;
 
-  // Watchdog.
-  std::thread watchdog_;
-  std::mutex wd_mu_;
-  std::condition_variable wd_cv_;
-  bool wd_stop_ = false;
+  Watchdog watchdog_;
   std::atomic<bool> wd_fired_{false};
 };
 

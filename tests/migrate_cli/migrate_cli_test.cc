@@ -16,23 +16,20 @@
 //   OVERTIER_TEST_TIMEOUT   per-test limit in seconds (default 120)
 //   OVERTIER_TEST_KEEP=1    keep the temp directory
 #include <fcntl.h>
-#include <grp.h>
+#include <linux/fs.h>
 #include <signal.h>
-#include <sys/mount.h>
-#include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
-#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -41,124 +38,15 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../integration/daemon_fixture.h"
 #include "../integration/harness.h"
+#include "migrate/control_client.h"
+#include "overtier/control.h"
 
-namespace overtier {
+namespace overtier::it {
 namespace {
 
-using it::MakeDirs;
-using it::ReadFile;
-using it::WriteFile;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
-
-std::string Env(const char* name, const std::string& def = "") {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? v : def;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-template <typename Pred>
-bool PollUntil(Pred pred, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  while (true) {
-    if (pred()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
-::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
-
-// Bytes that never repeat a chunk (so that dedup within a file does not
-// make the test about something else).
-std::string Payload(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(&s[i], &v, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
-
-struct Result {
-  int rc = -1;
-  std::string out, err;
-};
-
-// Runs argv (as `uid` if not -1); stdout and stderr apart.
-Result RunArgs(const std::vector<std::string>& args, uid_t uid = static_cast<uid_t>(-1),
-               int timeout_s = 120) {
-  Result r;
-  char out_t[] = "/tmp/ovt-migcli-out.XXXXXX", err_t[] = "/tmp/ovt-migcli-err.XXXXXX";
-  int out = mkstemp(out_t), err = mkstemp(err_t);
-  if (out < 0 || err < 0) return r;
-  unlink(out_t);
-  unlink(err_t);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out, 1);
-    dup2(err, 2);
-    int in = open("/dev/null", O_RDONLY);
-    dup2(in, 0);
-    if (uid != static_cast<uid_t>(-1)) {
-      if (setgroups(0, nullptr) != 0 || setresgid(uid, uid, uid) != 0 ||
-          setresuid(uid, uid, uid) != 0)
-        _exit(126);
-    }
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    alarm(timeout_s);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  auto read_all = [](int fd) {
-    std::string s;
-    char buf[4096];
-    ssize_t n;
-    off_t off = 0;
-    while ((n = pread(fd, buf, sizeof buf, off)) > 0) {
-      s.append(buf, n);
-      off += n;
-    }
-    close(fd);
-    return s;
-  };
-  r.out = read_all(out);
-  r.err = read_all(err);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
-std::string Bin() {
-  std::string bin = Env("OVERTIER_BIN");
-  if (!bin.empty()) return bin;
-  ADD_FAILURE() << "OVERTIER_BIN is not set (run through meson test)";
-  return "/nonexistent/overtier";
-}
-
-// `overtier WORDS...`
-Result Cli(std::vector<std::string> words, uid_t uid = static_cast<uid_t>(-1)) {
-  words.insert(words.begin(), Bin());
-  return RunArgs(words, uid);
-}
-
-std::string Describe(const Result& r) {
-  return "rc " + std::to_string(r.rc) + "\n--- stdout ---\n" + r.out + "--- stderr ---\n" + r.err;
-}
 
 // The lines of `ls -l` output that end with " NAME" (or " NAME -> ...").
 std::string LsLine(const std::string& out, const std::string& name) {
@@ -177,18 +65,9 @@ std::string LsLine(const std::string& out, const std::string& name) {
 // ---------------------------------------------------------------------------
 // Without a mount
 
-class MigrateCliErrors : public ::testing::Test {
+class MigrateCliErrors : public it::TempDirTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = "/tmp/ovt-migcli.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
-  }
-  std::string dir_;
+  MigrateCliErrors() : TempDirTest("migcli") {}
 };
 
 TEST_F(MigrateCliErrors, NotOnAnOvertierMount) {
@@ -279,152 +158,27 @@ TEST_F(MigrateCliErrors, BadUsage) {
 // ---------------------------------------------------------------------------
 // On a mount
 
-class MigrateCliTest : public ::testing::Test {
+class MigrateCliTest : public it::MountFixture {
  protected:
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (FUSE mounts with allow_other)";
-    std::string tmpl = "/tmp/ovt-migcli-mnt.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    base_ = tmpl;
-    chmod(base_.c_str(), 0755);  // nobody must reach the mount (EPERM test)
-    store_ = base_ + "/store";
-    mnt_ = base_ + "/mnt";
-    for (const char* d : {"/lower", "/upper", "/work", "/mnt"}) MakeDirs(base_ + d);
-    Result r = RunArgs({Bin(), "store", "init", store_, "--volume-set", "a=" + base_ + "/vol-a",
-                        "--volume-set", "b=" + base_ + "/vol-b", "--vv-size", "4M"});
-    ASSERT_EQ(r.rc, 0) << Describe(r);
+  MigrateCliTest()
+      : MountFixture("migcli-mnt", "needs root (FUSE mounts with allow_other)",
+                     {"lower", "upper", "work"}) {}
+
+  void Prepare() override {
+    Result r;
+    ASSERT_NO_FATAL_FAILURE(InitStore(
+        {"--volume-set", "a=" + B("vol-a"), "--volume-set", "b=" + B("vol-b"), "--vv-size", "4M"},
+        &r));
     ASSERT_TRUE(Contains(r.out, "copies      2")) << r.out;
-    StartWatchdog();
   }
 
-  void TearDown() override {
-    if (base_.empty()) return;
-    Unmount(/*expect_clean=*/false);
-    StopWatchdog();
-    if (Env("OVERTIER_TEST_KEEP") != "1") {
-      std::error_code ec;
-      std::filesystem::remove_all(base_, ec);
-    } else {
-      std::fprintf(stderr, "kept %s\n", base_.c_str());
-    }
-  }
-
-  std::string M(const std::string& rel) const { return mnt_ + "/" + rel; }
   std::string U(const std::string& rel) const { return base_ + "/upper/" + rel; }
 
   void Mount(bool with_store = true) {
     std::string opts = "lowerdir=" + base_ + "/lower,upperdir=" + base_ +
                        "/upper,workdir=" + base_ + "/work,allow_other";
     if (with_store) opts += ",store=" + store_;
-    log_ = base_ + "/daemon.log";
-    std::vector<std::string> args = {Bin(), "-f", "-o", opts, mnt_};
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(126);
-      int in = open("/dev/null", O_RDONLY);
-      int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(in, 0);
-      dup2(out, 1);
-      dup2(out, 2);
-      std::vector<char*> argv;
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      daemon_ = pid;
-    }
-    int status = 0;
-    bool exited = false;
-    bool up = PollUntil(
-        [&] {
-          if (IsMountPoint()) return true;
-          if (waitpid(pid, &status, WNOHANG) == pid) return exited = true;
-          return false;
-        },
-        std::chrono::seconds(20));
-    if (exited || !up) {
-      if (!exited) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-      }
-      std::lock_guard<std::mutex> g(mu_);
-      daemon_ = -1;
-      FAIL() << "no mount (status " << status << ")\n--- daemon log ---\n" << Slurp(log_);
-    }
-  }
-
-  bool IsMountPoint() {
-    std::ifstream in("/proc/self/mountinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-      std::istringstream f(line);
-      std::string id, parent, dev, root, mp;
-      f >> id >> parent >> dev >> root >> mp;
-      if (mp == mnt_) return true;
-    }
-    return false;
-  }
-
-  void Unmount(bool expect_clean = true) {
-    pid_t pid;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      pid = daemon_;
-    }
-    if (IsMountPoint()) {
-      int rc = -1;
-      PollUntil(
-          [&] {
-            rc = RunArgs({"/bin/fusermount3", "-u", "-q", mnt_}).rc;
-            return rc == 0;
-          },
-          std::chrono::seconds(3));
-      if (rc != 0) {
-        if (expect_clean) ADD_FAILURE() << "fusermount3 -u failed; detaching";
-        umount2(mnt_.c_str(), MNT_DETACH);
-      }
-    }
-    if (pid <= 0) return;
-    int status = 0;
-    bool reaped =
-        PollUntil([&] { return waitpid(pid, &status, WNOHANG) == pid; }, std::chrono::seconds(10));
-    if (!reaped) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      if (expect_clean) ADD_FAILURE() << "the daemon did not exit after the unmount";
-    } else if (expect_clean) {
-      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-          << "daemon status " << status << "\n--- daemon log ---\n"
-          << Slurp(log_);
-    }
-    std::lock_guard<std::mutex> g(mu_);
-    daemon_ = -1;
-  }
-
-  void StartWatchdog() {
-    int limit = std::atoi(Env("OVERTIER_TEST_TIMEOUT", "120").c_str());
-    watchdog_ = std::thread([this, limit] {
-      std::unique_lock<std::mutex> g(mu_);
-      if (cv_.wait_for(g, std::chrono::seconds(limit), [this] { return stop_; })) return;
-      std::fprintf(stderr, "watchdog: test exceeded %d s; killing the daemon\n", limit);
-      if (daemon_ > 0) kill(daemon_, SIGKILL);
-      umount2(mnt_.c_str(), MNT_DETACH);
-      std::_Exit(1);
-    });
-  }
-  void StopWatchdog() {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (watchdog_.joinable()) watchdog_.join();
+    MountDaemon(opts);
   }
 
   // `overtier status --json --store S PATHS...` -> its array.
@@ -442,13 +196,6 @@ class MigrateCliTest : public ::testing::Test {
     json a = StatusOf(std::vector<std::string>{path});
     return a.size() == 1 ? a[0] : json::object();
   }
-
-  std::string base_, store_, mnt_, log_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  pid_t daemon_ = -1;
-  std::thread watchdog_;
 };
 
 TEST_F(MigrateCliTest, ArchiveReleaseRestoreOneFile) {
@@ -662,6 +409,100 @@ TEST_F(MigrateCliTest, TouchOfAnArchivedFileIsKeptThroughReleaseAndRestore) {
   EXPECT_EQ(st.st_mtim.tv_nsec, 7);
 }
 
+// The DMFS primitives an external agent drives a file with (ioctls of
+// include/overtier/control.h, through the shared control client): archive
+// in progress, archived, non-resident keeping N bytes, restore in
+// progress, barrier moves, restore done. The agent keeps one descriptor of
+// the file: an open while a reader waits in the kernel for a page of the
+// file would wait for that reader.
+int AgentIoctl(int fd, unsigned long cmd, uint64_t offset = 0, uint64_t length = 0) {
+  return control::Ioctl(fd, cmd, control::Request(0, offset, length));
+}
+
+TEST_F(MigrateCliTest, AnExternalAgentDrivesAFileWithTheDmfsPrimitives) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string data = Payload(300000, 11);
+  WriteFile(M("f"), data);
+  WriteFile(M("twin"), data);
+  it::Fd agent(open(M("f").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(agent.valid());
+  const int afd = agent.get();
+  // Begin and abort.
+  ASSERT_EQ(AgentIoctl(afd, OVERTIER_IOC_ARCHIVE_BEGIN), 0);
+  EXPECT_TRUE(Contains(StatusOf(M("f")).dump(), "archiving")) << StatusOf(M("f")).dump();
+  EXPECT_EQ(AgentIoctl(afd, OVERTIER_IOC_ARCHIVE_BEGIN), EBUSY);
+  ASSERT_EQ(AgentIoctl(afd, OVERTIER_IOC_ARCHIVE_ABORT), 0);
+  EXPECT_EQ(StatusOf(M("f"))["state"], "resident");
+
+  // The agent's archive: content already in the store (here: the daemon's
+  // archive of an identical file), named by its bfid.
+  ASSERT_EQ(Cli({"archive", M("twin")}).rc, 0);
+  overtier_ctl_state twin{};
+  {
+    it::Fd fd(open(M("twin").c_str(), O_RDONLY));
+    ASSERT_TRUE(fd.valid());
+    ASSERT_EQ(control::GetState(fd.get(), &twin), 0);
+  }
+  ASSERT_EQ(AgentIoctl(afd, OVERTIER_IOC_ARCHIVE_BEGIN), 0);
+  overtier_ctl_archived a{};
+  a.version = OVERTIER_CTL_VERSION;
+  a.copies = 2;
+  a.archive_size = data.size();
+  std::memcpy(a.bfid, twin.bfid, sizeof(a.bfid));
+  {
+    it::Fd ufd(open(U("f").c_str(), O_RDONLY));
+    ASSERT_TRUE(ufd.valid());
+    int gen = 0;
+    if (ioctl(ufd.get(), FS_IOC_GETVERSION, &gen) == 0) a.generation = static_cast<uint32_t>(gen);
+    struct stat st;
+    ASSERT_EQ(fstat(ufd.get(), &st), 0);
+    a.atime_ns = st.st_atim.tv_sec * 1000000000LL + st.st_atim.tv_nsec;
+    a.mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+  }
+  overtier_ctl_archived bad = a;
+  bad.archive_size = 1;
+  EXPECT_EQ(ioctl(afd, OVERTIER_IOC_SET_ARCHIVED, &bad), -1);
+  ASSERT_EQ(ioctl(afd, OVERTIER_IOC_SET_ARCHIVED, &a), 0) << strerror(errno);
+  EXPECT_EQ(StatusOf(M("f"))["state"], "archived");
+
+  // Non-resident keeping 4 KiB, then the agent restores it: readers of a
+  // missing range wait for its barrier moves.
+  ASSERT_EQ(AgentIoctl(afd, OVERTIER_IOC_SET_NONRESIDENT, 4096), 0);
+  EXPECT_EQ(StatusOf(M("f"))["state"], "released");
+  ASSERT_EQ(AgentIoctl(afd, OVERTIER_IOC_RESTORE_BEGIN), 0);
+  std::atomic<bool> answered{false};
+  std::string got(1000, '\0');
+  std::thread reader([&] {
+    it::Fd fd(open(M("f").c_str(), O_RDONLY));
+    ssize_t n = fd.valid() ? pread(fd.get(), got.data(), got.size(), 200000) : -1;
+    got.resize(n < 0 ? 0 : static_cast<size_t>(n));
+    answered = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(answered) << "the reader waits for the agent";
+  {
+    it::Fd ufd(open(U("f").c_str(), O_WRONLY));
+    ASSERT_TRUE(ufd.valid());
+    ASSERT_EQ(pwrite(ufd.get(), data.data() + 4096, data.size() - 4096, 4096),
+              static_cast<ssize_t>(data.size() - 4096));
+  }
+  ASSERT_EQ(AgentIoctl(afd, OVERTIER_IOC_MOVE_BARRIER, 4096, data.size() - 4096), 0);
+  reader.join();
+  EXPECT_TRUE(got == data.substr(200000, 1000));
+  ASSERT_EQ(AgentIoctl(afd, OVERTIER_IOC_RESTORE_DONE), 0);
+  EXPECT_EQ(StatusOf(M("f"))["state"], "archived");
+  EXPECT_EQ(ReadFile(M("f")), data);
+  // Privileged, like every control operation but the query.
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setresuid(65534, 65534, 65534) != 0) _exit(2);
+    _exit(AgentIoctl(afd, OVERTIER_IOC_RESTORE_BEGIN) == EPERM ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 TEST_F(MigrateCliTest, PinnedFilesAreNeverReleased) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   const std::string data = Payload(50000, 9);
@@ -715,4 +556,4 @@ TEST_F(MigrateCliTest, MountWithoutStore) {
 }
 
 }  // namespace
-}  // namespace overtier
+}  // namespace overtier::it

@@ -11,7 +11,7 @@ namespace {
 
 TEST_F(MigrateMountTest, ArchiveReleaseKeepsStatAndReadsBackIdentical) {
   ASSERT_NO_FATAL_FAILURE(Mount());
-  const std::string data = RandomBytes(20 * kMiB, 1);
+  const std::string data = Payload(20 * kMiB, 1);
   struct stat before = MakeFile("big", data);
   EXPECT_EQ(StateXattr(M("big")), "resident");
 
@@ -57,7 +57,7 @@ TEST_F(MigrateMountTest, ArchiveReleaseKeepsStatAndReadsBackIdentical) {
 
 TEST_F(MigrateMountTest, ReaderOfTheLastMiBGetsItsData) {
   ASSERT_NO_FATAL_FAILURE(Mount());
-  const std::string data = RandomBytes(20 * kMiB, 2);
+  const std::string data = Payload(20 * kMiB, 2);
   MakeFile("f", data);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
   int fd = open(M("f").c_str(), O_RDONLY);
@@ -71,7 +71,7 @@ TEST_F(MigrateMountTest, ReaderOfTheLastMiBGetsItsData) {
 
 TEST_F(MigrateMountTest, ConcurrentReadersAllGetTheData) {
   ASSERT_NO_FATAL_FAILURE(Mount());
-  const std::string data = RandomBytes(20 * kMiB, 3);
+  const std::string data = Payload(20 * kMiB, 3);
   MakeFile("f", data);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
   std::atomic<int> good{0};
@@ -102,7 +102,7 @@ TEST_F(MigrateMountTest, ConcurrentReadersAllGetTheData) {
 
 TEST_F(MigrateMountTest, EioWhileContainersAreMissingThenSuccessAfterTheyAreBack) {
   ASSERT_NO_FATAL_FAILURE(Mount());
-  const std::string data = RandomBytes(4 * kMiB, 4);
+  const std::string data = Payload(4 * kMiB, 4);
   MakeFile("f", data);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
   WaitStoreIdle();
@@ -127,7 +127,7 @@ TEST_F(MigrateMountTest, EioWhileContainersAreMissingThenSuccessAfterTheyAreBack
 
 TEST_F(MigrateMountTest, NonRootCallersGetEpermButMayQueryTheState) {
   ASSERT_NO_FATAL_FAILURE(Mount());
-  MakeFile("f", RandomBytes(kMiB, 5));
+  MakeFile("f", Payload(kMiB, 5));
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
@@ -158,10 +158,10 @@ TEST_F(MigrateMountTest, NonRootCallersGetEpermButMayQueryTheState) {
 
 TEST_F(MigrateMountTest, WriteInTheMiddleOfAReleasedFile) {
   ASSERT_NO_FATAL_FAILURE(Mount());
-  std::string model = RandomBytes(8 * kMiB, 6);
+  std::string model = Payload(8 * kMiB, 6);
   MakeFile("f", model);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
-  const std::string patch = RandomBytes(100 * 1024, 7);
+  const std::string patch = Payload(100 * 1024, 7);
   const uint64_t at = 5 * kMiB + 123;
   int fd = open(M("f").c_str(), O_WRONLY);
   ASSERT_GE(fd, 0);
@@ -177,7 +177,7 @@ TEST_F(MigrateMountTest, WriteInTheMiddleOfAReleasedFile) {
 
 TEST_F(MigrateMountTest, TruncateShrinksAReleasedFile) {
   ASSERT_NO_FATAL_FAILURE(Mount());
-  std::string model = RandomBytes(8 * kMiB, 8);
+  std::string model = Payload(8 * kMiB, 8);
   MakeFile("f", model);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
   const uint64_t size = 3 * kMiB + 5;
@@ -200,7 +200,7 @@ TEST_F(MigrateMountTest, ArchiveOfALowerOnlyFileIsRefused) {
 
 TEST_F(MigrateMountTest, ImageImportIntoTheStoreWorksWhileMounted) {
   ASSERT_NO_FATAL_FAILURE(Mount());
-  MakeFile("f", RandomBytes(kMiB, 9));
+  MakeFile("f", Payload(kMiB, 9));
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
   // The daemon holds the store's write lock only while it works.
   WaitStoreIdle();
@@ -216,8 +216,8 @@ TEST_F(MigrateMountTest, ImageImportIntoTheStoreWorksWhileMounted) {
 
 TEST_F(MigrateMountTest, UnlinkOfTheLastLinkDeletesTheRecord) {
   ASSERT_NO_FATAL_FAILURE(Mount());
-  MakeFile("a", RandomBytes(kMiB, 10));
-  MakeFile("b", RandomBytes(kMiB, 11));
+  MakeFile("a", Payload(kMiB, 10));
+  MakeFile("b", Payload(kMiB, 11));
   ASSERT_EQ(Ctl(M("a"), OVERTIER_IOC_ARCHIVE), 0);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("b"));
   ASSERT_EQ(link(M("b").c_str(), M("b2").c_str()), 0);

@@ -163,7 +163,7 @@ class WaitersTest : public MigrateMountTest {
 TEST_F(WaitersTest, ReaderOfTheLastMiBIsAnsweredBeforeTheWholeFileIsBack) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   const uint64_t size = 256 * kMiB;
-  const std::string data = RandomBytes(size, 21);
+  const std::string data = Payload(size, 21);
   MakeFile("big", data);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("big"));
   ASSERT_LT(UpperAllocated(B("upper/big")), kMiB) << "released: the upper file is sparse";
@@ -209,7 +209,7 @@ TEST_F(WaitersTest, ManyReadersOneRestore) {
   // Larger than the reader's chunk cache (64 MiB), so a second restore
   // would have to go to the disk again.
   const uint64_t size = 96 * kMiB;
-  const std::string data = RandomBytes(size, 22);
+  const std::string data = Payload(size, 22);
   MakeFile("f", data);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
   ASSERT_NO_FATAL_FAILURE(SlowRestores(32 * kMiB));  // about 3 s for the file
@@ -267,7 +267,7 @@ TEST_F(WaitersTest, ManyReadersOneRestore) {
 TEST_F(WaitersTest, SignalEndsTheWaitWithEintr) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   const uint64_t size = 32 * kMiB;
-  const std::string data = RandomBytes(size, 23);
+  const std::string data = Payload(size, 23);
   MakeFile("f", data);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
   // 256 KiB/s: the reader's first piece (1 MiB, plus readahead) takes
@@ -297,7 +297,7 @@ TEST_F(WaitersTest, SignalEndsTheWaitWithEintr) {
 TEST_F(WaitersTest, CtrlCEndsABufferedReaderAtOnce) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   const uint64_t size = 32 * kMiB;
-  const std::string data = RandomBytes(size, 30);
+  const std::string data = Payload(size, 30);
   MakeFile("f", data);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
   ASSERT_NO_FATAL_FAILURE(SlowRestores(256 * 1024));
@@ -339,7 +339,7 @@ TEST_F(WaitersTest, CtrlCEndsABufferedReaderAtOnce) {
 // (O_DIRECT: see above).
 TEST_F(WaitersTest, SignalEndsAWaitForTheStoreWithEintr) {
   ASSERT_NO_FATAL_FAILURE(Mount());
-  const std::string data = RandomBytes(4 * kMiB, 24);
+  const std::string data = Payload(4 * kMiB, 24);
   MakeFile("f", data);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
   WaitStoreIdle();
@@ -373,7 +373,7 @@ TEST_F(WaitersTest, SecondCopyServesReadsWhenTheFirstIsCorrupt) {
   ASSERT_NO_FATAL_FAILURE(
       ReinitStore({"--volume-set", "a=" + B("va"), "--volume-set", "b=" + B("vb")}));
   ASSERT_NO_FATAL_FAILURE(Mount());
-  const std::string f = RandomBytes(3 * kMiB, 25), g = RandomBytes(2 * kMiB + 777, 26);
+  const std::string f = Payload(3 * kMiB, 25), g = Payload(2 * kMiB + 777, 26);
   MakeFile("f", f);
   MakeFile("g", g);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
@@ -417,7 +417,7 @@ TEST_F(WaitersTest, SecondCopyServesReadsWhenTheFirstIsCorrupt) {
 TEST_F(WaitersTest, RenameDuringARestore) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   const uint64_t size = 16 * kMiB;
-  const std::string data = RandomBytes(size, 27);
+  const std::string data = Payload(size, 27);
   MakeFile("f", data);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
   ASSERT_NO_FATAL_FAILURE(SlowRestores(2 * kMiB));
@@ -444,7 +444,7 @@ TEST_F(WaitersTest, RenameDuringARestore) {
 TEST_F(WaitersTest, UnlinkDuringARestore) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   const uint64_t size = 16 * kMiB;
-  const std::string data = RandomBytes(size, 28);
+  const std::string data = Payload(size, 28);
   MakeFile("f", data);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
   ASSERT_NO_FATAL_FAILURE(SlowRestores(2 * kMiB));
@@ -494,7 +494,7 @@ TEST_F(WaitersTest, UnlinkDuringARestore) {
 // see the restore.
 TEST_F(WaitersTest, HardLinkOfAReleasedFileReadsThroughTheOtherName) {
   ASSERT_NO_FATAL_FAILURE(Mount());
-  const std::string data = RandomBytes(6 * kMiB + 5, 29);
+  const std::string data = Payload(6 * kMiB + 5, 29);
   MakeFile("b", data);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("b"));
   ASSERT_EQ(link(M("b").c_str(), M("b2").c_str()), 0) << strerror(errno);

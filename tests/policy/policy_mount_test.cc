@@ -18,7 +18,6 @@
 #include <grp.h>
 #include <signal.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -27,139 +26,26 @@
 
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
-#include <random>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../integration/daemon_fixture.h"
 #include "../integration/harness.h"
 
-namespace overtier {
+namespace overtier::it {
 namespace {
 
-using it::MakeDirs;
-using it::ReadFile;
-using it::WriteFile;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
-constexpr uid_t kNobody = 65534;
 constexpr char kNoRelease[] = "user.overtier.norelease";
-
-std::string Env(const char* name, const std::string& def = "") {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? v : def;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-template <typename Pred>
-bool PollUntil(Pred pred, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  while (true) {
-    if (pred()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-}
-
-::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
-
-std::string Payload(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(&s[i], &v, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
-
-struct Result {
-  int rc = -1;
-  std::string out, err;
-};
-
-// Runs argv (as `uid` if not -1); stdout and stderr apart.
-Result RunArgs(const std::vector<std::string>& args, uid_t uid = static_cast<uid_t>(-1),
-               int timeout_s = 120) {
-  Result r;
-  char out_t[] = "/tmp/ovt-policy-out.XXXXXX", err_t[] = "/tmp/ovt-policy-err.XXXXXX";
-  int out = mkstemp(out_t), err = mkstemp(err_t);
-  if (out < 0 || err < 0) return r;
-  unlink(out_t);
-  unlink(err_t);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out, 1);
-    dup2(err, 2);
-    int in = open("/dev/null", O_RDONLY);
-    dup2(in, 0);
-    if (uid != static_cast<uid_t>(-1)) {
-      if (setgroups(0, nullptr) != 0 || setresgid(uid, uid, uid) != 0 ||
-          setresuid(uid, uid, uid) != 0)
-        _exit(126);
-    }
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    alarm(timeout_s);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  auto read_all = [](int fd) {
-    std::string s;
-    char buf[4096];
-    ssize_t n;
-    off_t off = 0;
-    while ((n = pread(fd, buf, sizeof buf, off)) > 0) {
-      s.append(buf, n);
-      off += n;
-    }
-    close(fd);
-    return s;
-  };
-  r.out = read_all(out);
-  r.err = read_all(err);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
-std::string Bin() {
-  std::string bin = Env("OVERTIER_BIN");
-  if (!bin.empty()) return bin;
-  ADD_FAILURE() << "OVERTIER_BIN is not set (run through meson test)";
-  return "/nonexistent/overtier";
-}
-
-Result Cli(std::vector<std::string> words, uid_t uid = static_cast<uid_t>(-1)) {
-  words.insert(words.begin(), Bin());
-  return RunArgs(words, uid);
-}
-
-std::string Describe(const Result& r) {
-  return "rc " + std::to_string(r.rc) + "\n--- stdout ---\n" + r.out + "--- stderr ---\n" + r.err;
-}
 
 // errno of fn() run in a child as `uid` (0 on success).
 template <typename Fn>
@@ -179,18 +65,9 @@ int AsUser(uid_t uid, Fn fn) {
 // ---------------------------------------------------------------------------
 // Without a mount
 
-class PolicyErrors : public ::testing::Test {
+class PolicyErrors : public it::TempDirTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = "/tmp/ovt-policy.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
-  }
-  std::string dir_;
+  PolicyErrors() : TempDirTest("policy") {}
 };
 
 TEST_F(PolicyErrors, BadRulesFileNamesTheLine) {
@@ -247,45 +124,38 @@ TEST_F(PolicyErrors, BadUsageAndNotAMount) {
 // ---------------------------------------------------------------------------
 // On a mount
 
-class PolicyTest : public ::testing::Test {
+class PolicyTest : public it::MountFixture {
  protected:
   static constexpr uint64_t kTmpfsBytes = 64 << 20;
 
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (FUSE and tmpfs mounts)";
-    std::string tmpl = "/tmp/ovt-policy-mnt.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    base_ = tmpl;
-    chmod(base_.c_str(), 0755);  // nobody must reach the mount
-    store_ = base_ + "/store";
-    mnt_ = base_ + "/mnt";
+  PolicyTest()
+      : MountFixture("policy-mnt", "needs root (FUSE and tmpfs mounts)", {"lower", "tmpfs"}) {
+    unmount_retry_ = std::chrono::seconds(10);
+  }
+
+  void Prepare() override {
     tmpfs_ = base_ + "/tmpfs";
-    for (const char* d : {"/lower", "/mnt", "/tmpfs"}) MakeDirs(base_ + d);
     ASSERT_EQ(mount("tmpfs", tmpfs_.c_str(), "tmpfs", 0, "size=64m,mode=0755"), 0)
         << std::strerror(errno);
     tmpfs_mounted_ = true;
     MakeDirs(tmpfs_ + "/upper");
     MakeDirs(tmpfs_ + "/work");
-    Result r = RunArgs({Bin(), "store", "init", store_, "--volume-set", "a=" + base_ + "/vol-a",
-                        "--volume-set", "b=" + base_ + "/vol-b", "--vv-size", "16M"});
-    ASSERT_EQ(r.rc, 0) << Describe(r);
-    StartWatchdog();
+    ASSERT_NO_FATAL_FAILURE(InitStore({"--volume-set", "a=" + B("vol-a"), "--volume-set",
+                                       "b=" + B("vol-b"), "--vv-size", "16M"}));
   }
 
   void TearDown() override {
     if (base_.empty()) return;
     Unmount(/*expect_clean=*/false);
     if (tmpfs_mounted_ && umount2(tmpfs_.c_str(), 0) != 0) umount2(tmpfs_.c_str(), MNT_DETACH);
-    StopWatchdog();
-    if (Env("OVERTIER_TEST_KEEP") != "1") {
-      std::error_code ec;
-      std::filesystem::remove_all(base_, ec);
-    } else {
-      std::fprintf(stderr, "kept %s\n", base_.c_str());
-    }
+    MountFixture::TearDown();
   }
 
-  std::string M(const std::string& rel) const { return mnt_ + "/" + rel; }
+  void OnTimeout() override {
+    MountFixture::OnTimeout();
+    umount2(tmpfs_.c_str(), MNT_DETACH);
+  }
+
   std::string Rules(const std::string& text) {
     const std::string path = base_ + "/rules" + std::to_string(++rules_n_);
     WriteFile(path, text);
@@ -301,49 +171,11 @@ class PolicyTest : public ::testing::Test {
   // Starts the daemon; true if the mount came up. When it does not,
   // *exit_status gets the daemon's exit status.
   bool StartDaemon(const std::string& extra, int* exit_status) {
-    log_ = base_ + "/daemon.log";
-    std::vector<std::string> args = {Bin(), "-f", "-o", MountOptions(extra), mnt_};
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) return false;
-    if (pid == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(126);
-      int in = open("/dev/null", O_RDONLY);
-      int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(in, 0);
-      dup2(out, 1);
-      dup2(out, 2);
-      std::vector<char*> argv;
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      daemon_ = pid;
-    }
     int status = 0;
-    bool exited = false;
-    bool up = PollUntil(
-        [&] {
-          if (IsMountPoint()) return true;
-          if (waitpid(pid, &status, WNOHANG) == pid) return exited = true;
-          return false;
-        },
-        std::chrono::seconds(20));
-    if (exited || !up) {
-      if (!exited) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-      }
-      std::lock_guard<std::mutex> g(mu_);
-      daemon_ = -1;
-      *exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      return false;
-    }
-    return true;
+    if (daemon_.Start({OvertierBin(), "-f", "-o", MountOptions(extra), mnt_}, {}, &status))
+      return true;
+    *exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return false;
   }
 
   void Mount(const std::string& extra = "") {
@@ -353,74 +185,7 @@ class PolicyTest : public ::testing::Test {
         << Slurp(log_);
   }
 
-  bool IsMountPoint() {
-    std::ifstream in("/proc/self/mountinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-      std::istringstream f(line);
-      std::string id, parent, dev, root, mp;
-      f >> id >> parent >> dev >> root >> mp;
-      if (mp == mnt_) return true;
-    }
-    return false;
-  }
-
-  void Unmount(bool expect_clean = true) {
-    pid_t pid;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      pid = daemon_;
-    }
-    if (IsMountPoint()) {
-      int rc = -1;
-      PollUntil(
-          [&] {
-            rc = RunArgs({"/bin/fusermount3", "-u", "-q", mnt_}).rc;
-            return rc == 0;
-          },
-          std::chrono::seconds(10));
-      if (rc != 0) {
-        if (expect_clean) ADD_FAILURE() << "fusermount3 -u failed; detaching";
-        umount2(mnt_.c_str(), MNT_DETACH);
-      }
-    }
-    if (pid <= 0) return;
-    int status = 0;
-    bool reaped =
-        PollUntil([&] { return waitpid(pid, &status, WNOHANG) == pid; }, std::chrono::seconds(10));
-    if (!reaped) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      if (expect_clean) ADD_FAILURE() << "the daemon did not exit after the unmount";
-    } else if (expect_clean) {
-      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-          << "daemon status " << status << "\n--- daemon log ---\n"
-          << Slurp(log_);
-    }
-    std::lock_guard<std::mutex> g(mu_);
-    daemon_ = -1;
-  }
-
-  void StartWatchdog() {
-    int limit = std::atoi(Env("OVERTIER_TEST_TIMEOUT", "120").c_str());
-    watchdog_ = std::thread([this, limit] {
-      std::unique_lock<std::mutex> g(mu_);
-      if (cv_.wait_for(g, std::chrono::seconds(limit), [this] { return stop_; })) return;
-      std::fprintf(stderr, "watchdog: test exceeded %d s; killing the daemon\n", limit);
-      if (daemon_ > 0) kill(daemon_, SIGKILL);
-      umount2(mnt_.c_str(), MNT_DETACH);
-      umount2(tmpfs_.c_str(), MNT_DETACH);
-      std::_Exit(1);
-    });
-  }
-  void StopWatchdog() {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (watchdog_.joinable()) watchdog_.join();
-  }
+  bool IsMountPoint() const { return it::IsMountPoint(mnt_); }
 
   // `overtier status --json PATH` -> its object.
   json StatusOf(const std::string& path) {
@@ -454,14 +219,9 @@ class PolicyTest : public ::testing::Test {
     return m;
   }
 
-  std::string base_, store_, mnt_, tmpfs_, log_;
+  std::string tmpfs_;
   bool tmpfs_mounted_ = false;
   int rules_n_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  pid_t daemon_ = -1;
-  std::thread watchdog_;
 };
 
 TEST_F(PolicyTest, CheckAndDryRunChangeNothing) {
@@ -742,4 +502,4 @@ TEST_F(PolicyTest, DaemonRefusesBadPolicyOptions) {
 }
 
 }  // namespace
-}  // namespace overtier
+}  // namespace overtier::it

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../integration/test_util.h"
 #include "store/gc_fsck_testutil.h"
 
 namespace overtier {
@@ -27,10 +28,7 @@ using test::HasSubstr;
 using test::ImageFiles;
 using test::Payload;
 
-struct Result {
-  int rc = -1;
-  std::string out, err;
-};
+using it::Result;
 
 class StoreCliTest : public test::StoreFixture {
  protected:
@@ -41,23 +39,12 @@ class StoreCliTest : public test::StoreFixture {
     bin_ = bin;
   }
 
-  // Runs `overtier ARGS` (words joined by spaces: test paths have none).
+  // Runs `overtier ARGS` (words split at spaces: test paths have none).
   Result Run(const std::string& args) {
-    const std::string out = dir_.path() + "/out", err = dir_.path() + "/err";
-    std::string cmd = bin_ + " " + args + " >" + out + " 2>" + err + " </dev/null";
-    int st = std::system(cmd.c_str());
-    Result r;
-    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.out = Slurp(out);
-    r.err = Slurp(err);
-    return r;
-  }
-
-  static std::string Slurp(const std::string& p) {
-    std::ifstream f(p);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
+    std::vector<std::string> argv = {bin_};
+    std::istringstream words(args);
+    for (std::string w; words >> w;) argv.push_back(w);
+    return it::RunArgs(argv);
   }
 
   // `overtier store init`, then images written through the library, then

@@ -18,6 +18,9 @@ packages=(
   # overtier as podman's mount_program (tests/podman); runc: crun cannot run
   # in some sandboxes' cgroup setups
   podman runc
+  # RADOS volume sets: librados (C and C++ headers; no pkg-config file) and
+  # the daemons of the single-node test cluster (scripts/ceph-test-cluster.sh)
+  librados-dev libradospp-dev ceph-mon ceph-osd ceph-common
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -18,6 +18,7 @@
 
 #include "store/flock_retry.h"
 #include "store/local_volume.h"
+#include "store/rados_volume.h"
 
 namespace overtier {
 
@@ -81,6 +82,18 @@ Status CheckConfig(const StoreConfig& c) {
     }
     if (!names.insert(s.name).second) {
       return Status::InvalidArgument("volume set '" + s.name + "' is listed twice");
+    }
+    if (IsRadosVolumeSpec(s.path)) {
+      RadosVolumeSpec spec;
+      Status st = ParseRadosVolumeSpec(s.path, &spec);
+      if (!st.ok()) return Status::InvalidArgument("volume set '" + s.name + "': " + st.message());
+      // One pool namespace of one cluster is one location, whoever
+      // connects to it.
+      if (!paths.insert("rados:" + spec.conf + "?" + spec.pool + "?" + spec.ns).second) {
+        return Status::InvalidArgument("volume set '" + s.name + "': " + s.path +
+                                       " is the pool (and namespace) of another set too");
+      }
+      continue;
     }
     if (s.path.empty() || s.path[0] != '/') {
       return Status::InvalidArgument("volume set '" + s.name + "': path '" + s.path +
@@ -180,6 +193,19 @@ Status ReadWholeFile(const std::string& path, std::string* out) {
   }
   close(fd);
   return s;
+}
+
+// Opens an existing volume set: a local folder (never created here) or a
+// RADOS pool.
+Status OpenVolumeSet(const VolumeSetConfig& set, std::unique_ptr<VolumeSet>* out) {
+  if (IsRadosVolumeSpec(set.path)) {
+    RadosVolumeSpec spec;
+    OVT_RETURN_IF_ERROR(ParseRadosVolumeSpec(set.path, &spec));
+    return OpenRadosVolumeSet(set.name, spec, RadosVolumeOptions(), out);
+  }
+  LocalVolumeOptions lo;
+  lo.create_if_missing = false;
+  return OpenLocalVolumeSetAt(set.path, set.name, lo, out);
 }
 
 // Opens a lock file of the store; a read-only opener may not be allowed to
@@ -344,10 +370,16 @@ Status Store::Init(const std::string& path_in, const StoreInitOptions& options,
   c.sets = options.sets;
   if (c.sets.empty()) c.sets.push_back({"default", ""});
   for (VolumeSetConfig& s : c.sets) {
-    if (s.path.empty())
+    if (s.path.empty()) {
       s.path = path + "/volumes/" + s.name;
-    else
+    } else if (IsRadosVolumeSpec(s.path)) {
+      // Canonical form (store.conf compares and shows it); a bad spec is
+      // left for CheckConfig to name.
+      RadosVolumeSpec spec;
+      if (ParseRadosVolumeSpec(s.path, &spec).ok()) s.path = FormatRadosVolumeSpec(spec);
+    } else {
       s.path = NormalPath(s.path);
+    }
   }
   c.copies = options.copies != 0 ? options.copies
                                  : static_cast<uint32_t>(std::min<size_t>(2, c.sets.size()));
@@ -407,6 +439,22 @@ Status Store::Init(const std::string& path_in, const StoreInitOptions& options,
   };
 
   for (const VolumeSetConfig& set : c.sets) {
+    if (IsRadosVolumeSpec(set.path)) {
+      // The pool must exist and be reachable, and hold no containers
+      // (another store's would collide with ours by id).
+      std::unique_ptr<VolumeSet> vs;
+      s = OpenVolumeSet(set, &vs);
+      if (!s.ok()) return fail(Status::Errno(s.err(), where + ": " + s.message()));
+      std::vector<uint64_t> ids;
+      s = vs->List(&ids);
+      if (!s.ok()) return fail(Status::Errno(s.err(), where + ": " + s.message()));
+      if (!ids.empty()) {
+        return fail(Status::Errno(EEXIST, where + ": volume set '" + set.name + "' (" + set.path +
+                                              ") already holds " + std::to_string(ids.size()) +
+                                              " containers; use another pool or ns="));
+      }
+      continue;
+    }
     // Make the path's missing ancestors (and the set folder), remembering
     // which, so a failed Init takes them back.
     std::vector<std::string> missing;
@@ -532,11 +580,10 @@ Status Store::Open(const std::string& path_in, const StoreOpenOptions& options,
   }
 
   for (const VolumeSetConfig& set : store->config_.sets) {
-    LocalVolumeOptions lo;
-    lo.create_if_missing = false;
     std::unique_ptr<VolumeSet> vs;
-    s = OpenLocalVolumeSetAt(set.path, set.name, lo, &vs);
+    s = OpenVolumeSet(set, &vs);
     if (!s.ok()) {
+      if (IsRadosVolumeSpec(set.path)) return Status::Errno(s.err(), where + ": " + s.message());
       if (s.err() == ENOENT) {
         return Status::NotFound(where + ": the folder of volume set '" + set.name + "', '" +
                                 set.path + "', is missing (a disk not mounted?)");

@@ -36,7 +36,10 @@ inline constexpr uint64_t kDefaultChunkSize = uint64_t{256} << 10;
 
 struct VolumeSetConfig {
   std::string name;  // [A-Za-z0-9._-]{1,64}, not starting with '.'
-  std::string path;  // absolute; the folder holding this set's containers
+  // Where this set's containers are: the absolute path of a folder, or a
+  // RADOS spec "rados:POOL?conf=...&id=client.NAME..." (store/rados_volume.h;
+  // canonical form once Init has written it).
+  std::string path;
 };
 
 struct StoreConfig {
@@ -54,7 +57,8 @@ struct StoreConfig {
 //   copies = 2
 //   vv_size = 268435456
 //   chunk_size = 262144
-//   volume_set = NAME PATH        (one line per set, in order)
+//   volume_set = NAME PATH        (one line per set, in order; PATH may be
+//                                 a RADOS spec "rados:POOL?...")
 // Parse refuses unknown keys, a newer format, duplicates and bad values,
 // naming the line.
 Status ParseStoreConfig(std::string_view text, StoreConfig* out);

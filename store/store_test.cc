@@ -181,9 +181,59 @@ TEST(StoreConfigTest, RefusalsNameTheLine) {
   }
 }
 
+// A set may be a RADOS pool (store/rados_volume.h): its spec stands where
+// a path would. The cluster tests are in rados_volume_test.
+TEST(StoreConfigTest, RadosSets) {
+  StoreConfig c = SampleConfig();
+  c.sets[1].path = "rados:cold?conf=/etc/ceph/ceph.conf&id=client.ovt&ns=s1";
+  StoreConfig got;
+  Status s = ParseStoreConfig(FormatStoreConfig(c), &got);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(got.sets[1].path, c.sets[1].path);
+
+  struct Case {
+    std::string fast, slow, message;
+  };
+  const std::vector<Case> cases = {
+      {"/srv/a", "rados:", "volume set 'slow': RADOS volume set spec 'rados:': no pool name"},
+      {"/srv/a", "rados:p?colour=red", "unknown key 'colour'"},
+      {"rados:p?ns=x", "rados:p?ns=x&id=client.other", "is the pool (and namespace) of another"},
+      {"rados:p", "rados:p?timeout=3", "is the pool (and namespace) of another set too"},
+  };
+  for (const Case& k : cases) {
+    c.sets[0].path = k.fast;
+    c.sets[1].path = k.slow;
+    s = ParseStoreConfig(FormatStoreConfig(c), &got);
+    EXPECT_EQ(s.err(), EINVAL) << k.message;
+    EXPECT_TRUE(HasSubstr(s.message(), k.message));
+  }
+  // The same pool in two namespaces, or of two clusters, is two places.
+  c.sets[0].path = "rados:p?ns=x";
+  c.sets[1].path = "rados:p?ns=y";
+  EXPECT_TRUE(ParseStoreConfig(FormatStoreConfig(c), &got).ok());
+  c.sets[1].path = "rados:p?conf=/etc/ceph/other.conf&ns=x";
+  EXPECT_TRUE(ParseStoreConfig(FormatStoreConfig(c), &got).ok());
+}
+
 // ---------------------------------------------------------------------------
 // Init and Open
 // ---------------------------------------------------------------------------
+
+// A RADOS set that cannot be opened (here: its ceph.conf is missing, or
+// overtier lacks librados) fails Init, which leaves nothing behind.
+TEST_F(StoreTest, InitWithAnUnreachableRadosSetLeavesNothing) {
+  StoreInitOptions o;
+  o.sets.push_back({"cold", "rados:p?conf=" + root_ + "/no-such/ceph.conf"});
+  Status s = Store::Init(path_, o);
+  EXPECT_TRUE(s.err() == ENOENT || s.err() == ENOTSUP) << s.ToString();
+  EXPECT_TRUE(HasSubstr(s.message(), "volume set 'cold'"));
+  EXPECT_FALSE(fs::exists(path_));
+  o.sets[0].path = "rados:p?conf=relative.conf";
+  s = Store::Init(path_, o);
+  EXPECT_EQ(s.err(), EINVAL);
+  EXPECT_TRUE(HasSubstr(s.message(), "not an absolute path"));
+  EXPECT_FALSE(fs::exists(path_));
+}
 
 TEST_F(StoreTest, InitThenOpenRoundTrip) {
   std::unique_ptr<Store> st;

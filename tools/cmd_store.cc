@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "migrate/byte_size.h"
+#include "store/rados_volume.h"
 #include "store/store.h"
 #include "tools/cli.h"
 #include "tools/progress.h"
@@ -32,7 +33,8 @@ int Init(const std::string& path, const std::vector<std::string>& sets, uint32_t
       return 2;
     }
     std::string set_path = s.substr(eq + 1);
-    if (set_path[0] != '/') {
+    // A RADOS spec (rados:POOL?...) is not a path: keep it as given.
+    if (set_path[0] != '/' && !IsRadosVolumeSpec(set_path)) {
       // The configuration keeps absolute paths (the store may be opened
       // from anywhere).
       char* cwd = getcwd(nullptr, 0);

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "image/view.h"
 #include "store/content_reader.h"
@@ -82,6 +83,17 @@ struct ImageFs::Impl {
   int running = 0;  // worker threads still in their loop
   std::mutex log_mu;
   std::set<fuse_ino_t> reported;  // files whose read failure was logged
+  // The parent of every directory the kernel has been told about, for
+  // ".." lookups: the kernel reconnects a directory opened by file handle
+  // (the union's reopen of an evicted descriptor) by walking up to the
+  // root. An image keeps no parent pointers; lookups and readdirplus
+  // record them here. Grows with the directories seen (16 bytes each).
+  std::mutex parents_mu;
+  std::unordered_map<fuse_ino_t, fuse_ino_t> parents;
+  void NoteParent(fuse_ino_t dir, fuse_ino_t parent) {
+    std::lock_guard<std::mutex> l(parents_mu);
+    parents[dir] = parent;
+  }
   bool stopped = false;
 
   static fuse_ino_t NodeId(const ImageView& v, uint64_t ino) {
@@ -155,12 +167,45 @@ void OpInit(void*, fuse_conn_info* conn) {
   want(FUSE_CAP_PARALLEL_DIROPS);
   want(FUSE_CAP_READDIRPLUS);
   want(FUSE_CAP_POSIX_ACL);  // ACLs of the image apply, as on a disk
+  // File handles (name_to_handle_at / open_by_handle_at): the union can
+  // close the descriptors of image objects it has not used for a while and
+  // reopen them by handle, instead of holding one per object ever seen
+  // (EMFILE on large images). Node ids are stable, so "." answers any.
+  want(FUSE_CAP_EXPORT_SUPPORT);
   // Cached pages stay valid whatever getattr says: nothing changes.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   want(FUSE_CAP_EXPLICIT_INVAL_DATA);
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
   conn->max_readahead = 1 << 20;
   conn->time_gran = 1;
+}
+
+// ".." of directory `dir` (node `ino` of v): its parent as recorded, or the
+// file system's root for an image's root directory.
+void LookupParent(fuse_req_t req, ImageFs::Impl* impl, const ImageView& v, fuse_ino_t dir,
+                  uint64_t ino) {
+  if (ino == v.root()) {
+    fuse_entry_param p;
+    std::memset(&p, 0, sizeof(p));
+    RootStat(impl, &p.attr);
+    p.ino = FUSE_ROOT_ID;
+    p.attr_timeout = kForever;
+    p.entry_timeout = kForever;
+    fuse_reply_entry(req, &p);
+    return;
+  }
+  fuse_ino_t parent;
+  {
+    std::lock_guard<std::mutex> l(impl->parents_mu);
+    auto it = impl->parents.find(dir);
+    if (it == impl->parents.end()) return (void)fuse_reply_err(req, ESTALE);
+    parent = it->second;
+  }
+  uint64_t pino;
+  const ImageView* pv = impl->View(parent, &pino);
+  NodeRecord n;
+  if (pv == nullptr || !pv->GetNode(pino, &n).ok()) return (void)fuse_reply_err(req, ESTALE);
+  ReplyEntry(req, *pv, pino, n);
 }
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -182,7 +227,17 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     uint64_t pino;
     v = impl->View(parent, &pino);
     if (v == nullptr) return (void)fuse_reply_err(req, ESTALE);
-    s = v->Lookup(pino, name, &ino, &n);
+    if (std::strcmp(name, ".") == 0) {
+      // A file handle being opened: the node itself.
+      ino = pino;
+      s = v->GetNode(ino, &n);
+      if (s.err() == ENOENT) return (void)fuse_reply_err(req, ESTALE);
+    } else if (std::strcmp(name, "..") == 0) {
+      return LookupParent(req, impl, *v, parent, pino);
+    } else {
+      s = v->Lookup(pino, name, &ino, &n);
+      if (s.ok() && S_ISDIR(n.mode)) impl->NoteParent(ImageFs::Impl::NodeId(*v, ino), parent);
+    }
   }
   if (s.err() == ENOENT && s.message().empty()) {
     fuse_entry_param p;  // negative entry: it will never appear
@@ -338,6 +393,7 @@ void DoReaddir(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, bool 
           return ReplyStatus(req, s);
         }
         NodeStat(*v, ino, n, &p.attr);
+        if (S_ISDIR(n.mode)) impl->NoteParent(e.nodeid, snap->self);
         p.ino = e.nodeid;
         p.attr_timeout = kForever;
         p.entry_timeout = kForever;

@@ -36,6 +36,9 @@ Status UnionFs::StatNode(Node* node, struct stat* out) {
     merged_dir = node->is_dir() &&
                  (node->upper.valid() ? !node->lower_dirs.empty() : node->lower_dirs.size() > 1);
   }
+  // FdLocked may have reopened an evicted descriptor: keep within budget
+  // (not under node->mu, which eviction try-locks).
+  nodes_.MaybeEvict();
   if (fstat(fd->get(), out) != 0) return Status::FromErrno();
   if (metacopy) {
     struct stat lst;

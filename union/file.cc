@@ -31,6 +31,7 @@ Status UnionFs::Open(const Ctx&, Node* node, int flags, std::unique_ptr<OpenFile
     upper = node->upper.valid() && !(node->metacopy && !write);
     OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, upper ? &node->upper : &node->lower, &fd));
   }
+  nodes_.MaybeEvict();  // FdLocked may have reopened an evicted descriptor
   // The object is resolved already: O_NOFOLLOW would refuse the magic link.
   // Reading a lower file must not change it, not even its atime.
   // O_APPEND stays with the kernel, which sends every WRITE with its offset

@@ -32,9 +32,10 @@ Status OpenLayerRoot(const std::string& path, const char* what, Layer* l) {
 
 // A root the daemon opened (an image layer of its image file system). The
 // layer keeps a duplicate, so the daemon's descriptor stays its own.
-// File handles are off for it: the image file system cannot reconnect a
-// directory from a handle (it keeps no parent pointers), so its objects
-// keep their descriptors instead of being reopened by handle.
+// File handles are used when the image file system offers them (it
+// answers "." and ".." lookups, src/image_fuse.cc): the union then closes
+// descriptors of image objects like those of any layer, instead of holding
+// one per object (EMFILE on an image larger than the fd limit).
 Status AdoptLayerRoot(const LowerDir& d, Layer* l) {
   l->path = d.Describe();
   l->root_fd = fcntl(d.root_fd, F_DUPFD_CLOEXEC, 0);
@@ -43,7 +44,9 @@ Status AdoptLayerRoot(const LowerDir& d, Layer* l) {
   if (fstat(l->root_fd, &st) != 0) return Status::FromErrno("lowerdir " + l->path);
   if (!S_ISDIR(st.st_mode)) return Status::Errno(ENOTDIR, "lowerdir " + l->path);
   l->dev = st.st_dev;
-  l->handles = false;
+  std::string h;
+  Status hs = GetHandle(l->root_fd, "", &h);
+  l->handles = hs.ok() && !h.empty();
   l->served = true;
   return Status::OK();
 }

@@ -21,6 +21,14 @@ constexpr char kNoReleaseXattr[] = "user.overtier.norelease";
 
 std::string ProcFd(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
+// Gives file an O_PATH descriptor of the upper file open as fd, once: the
+// service stats the file through it later (SetRecord), when no request
+// holds a descriptor.
+void KeepPath(MigFile* file, int fd) {
+  std::lock_guard<std::mutex> l(file->mu);
+  if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
+}
+
 // Another open of the file open as fd, with `flags`.
 Status Reopen(int fd, int flags, const std::string& what, int* out) {
   *out = open(ProcFd(fd).c_str(), flags | O_CLOEXEC);
@@ -377,10 +385,7 @@ std::shared_ptr<MigFile> MigrationService::Attach(int fd) {
   if (rec) {
     uint64_t size = 0;
     (void)FileSize(fd, &size);
-    {
-      std::lock_guard<std::mutex> l(file->mu);
-      if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
-    }
+    KeepPath(file.get(), fd);
     Publish(file.get(), rec, size);
   }
   return file;
@@ -408,10 +413,7 @@ std::shared_ptr<MigrationService::Wait> MigrationService::WaitRange(
       }
     }
   }
-  {
-    std::lock_guard<std::mutex> l(file->mu);
-    if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
-  }
+  KeepPath(file.get(), fd);
   int rfd = -1;
   Status s = Reopen(fd, O_RDWR, "upper file", &rfd);
   if (!s.ok()) {
@@ -558,10 +560,7 @@ Status MigrationService::Archive(const std::shared_ptr<MigFile>& file, int fd,
   // O_NOATIME: the archive is not a user access.
   OVT_RETURN_IF_ERROR(Reopen(fd, O_RDONLY | O_NOATIME, what, &rfd));
   FdCloser closer(rfd);
-  {
-    std::lock_guard<std::mutex> l(file->mu);
-    if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
-  }
+  KeepPath(file.get(), fd);
   Status st = s->archiver->Archive(rfd, what);
   Refresh(s->store->catalog(), file->key);
   OVT_RETURN_IF_ERROR(st);
@@ -585,9 +584,9 @@ Status MigrationService::Release(const std::shared_ptr<MigFile>& file, int fd,
   }
   uint64_t size = 0;
   OVT_RETURN_IF_ERROR(FileSize(wfd, &size));
+  KeepPath(file.get(), fd);
   {
     std::lock_guard<std::mutex> l(file->mu);
-    if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
     // Before anything is punched, readers must take the slow path for what
     // will be gone: assume the release succeeds (a read of a byte still
     // resident then costs a question to the restorer, which answers at
@@ -634,10 +633,7 @@ Status MigrationService::UserModify(const std::shared_ptr<MigFile>& file, int fd
   Use use(this);
   Session* s;
   OVT_RETURN_IF_ERROR(use.Open(&s));
-  {
-    std::lock_guard<std::mutex> l(file->mu);
-    if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
-  }
+  KeepPath(file.get(), fd);
   std::lock_guard<std::mutex> ml(file->modify_mu);
   uint64_t before = 0;
   OVT_RETURN_IF_ERROR(FileSize(fd, &before));
@@ -731,10 +727,7 @@ Status MigrationService::Primitive(const std::shared_ptr<MigFile>& file, int fd,
   Use use(this);
   Session* s;
   OVT_RETURN_IF_ERROR(use.Open(&s));
-  {
-    std::lock_guard<std::mutex> l(file->mu);
-    if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
-  }
+  KeepPath(file.get(), fd);
   Catalog* catalog = s->store->catalog();
   Status st;
   {
@@ -826,10 +819,7 @@ Status MigrationService::Adopt(int fd, const Bfid& bfid, const std::string& what
   Use use(this);
   Session* s;
   OVT_RETURN_IF_ERROR(use.Open(&s));
-  {
-    std::lock_guard<std::mutex> l(file->mu);
-    if (file->path_fd < 0) file->path_fd = open(ProcFd(fd).c_str(), O_PATH | O_CLOEXEC);
-  }
+  KeepPath(file.get(), fd);
   std::lock_guard<std::mutex> ml(file->modify_mu);
   Status st = s->archiver->Adopt(fd, bfid, what);
   Refresh(s->store->catalog(), file->key);

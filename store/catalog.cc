@@ -338,6 +338,7 @@ Status Catalog::Open(const std::string& path, const CatalogOptions& options,
   std::unique_ptr<Catalog> cat;
   OVT_RETURN_IF_ERROR(OpenDb(path, /*read_only=*/false, options, &cat));
   OVT_RETURN_IF_ERROR(cat->CheckContents());
+  cat->flush_on_close_ = options.flush_on_close;
   *out = std::move(cat);
   return Status::OK();
 }
@@ -418,7 +419,7 @@ Status Catalog::Create(const std::string& path_in, const StoreId& store_id,
 
 Catalog::~Catalog() {
   if (db_ == nullptr) return;
-  if (!read_only_) {
+  if (!read_only_ && flush_on_close_) {
     // Every committed batch is in the (synced) WAL; writing the memtables
     // out now leaves the next opens nothing to replay. A mount opens the
     // catalog read-only right after an import: replaying the import's WAL

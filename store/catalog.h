@@ -65,6 +65,12 @@ struct CatalogOptions {
   // How often a read-only open that lost a race with a writer deleting
   // files is tried (catalog_guard.h). Tests set 1 to prove the guard.
   int open_attempts = 200;
+  // A writer writes its memtables out when it closes, so the next open has
+  // no WAL to replay (a mount right after an import). Not for the daemon:
+  // a process that forked after RocksDB started its background threads
+  // (the daemon opens the store before fuse_daemonize) has none left to
+  // run a flush, and waiting for one would never end.
+  bool flush_on_close = false;
 };
 
 class Catalog {
@@ -201,6 +207,7 @@ class Catalog {
   std::string path_;
   StoreId store_id_;
   bool read_only_ = false;
+  bool flush_on_close_ = false;
   // A writer's Env (catalog_guard.h); outlives db_ (closed in ~Catalog).
   std::unique_ptr<rocksdb::Env> env_;
   rocksdb::DB* db_ = nullptr;

@@ -852,7 +852,9 @@ TEST_F(CatalogTest, ConcurrentAllocationsAreDistinct) {
 // after an import) has no WAL to replay.
 TEST_F(CatalogTest, ClosedWriterLeavesNothingToReplay) {
   CreateCatalog();
-  Reopen();
+  CatalogOptions flush;
+  flush.flush_on_close = true;
+  Reopen(flush);
   for (uint64_t id = 1; id <= 200; id++) {
     Catalog::Batch b(cat_.get());
     JobRecord j;

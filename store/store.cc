@@ -566,6 +566,7 @@ Status Store::Open(const std::string& path_in, const StoreOpenOptions& options,
   const std::string catalog_path = path + "/" + kCatalogName;
   CatalogOptions co;
   co.read_only = options.read_only;
+  co.flush_on_close = options.flush_on_close;
   s = Catalog::Open(catalog_path, co, &store->catalog_);
   if (!s.ok()) {
     if (s.err() == ENOENT) {

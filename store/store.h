@@ -74,6 +74,9 @@ struct StoreInitOptions {
 
 struct StoreOpenOptions {
   bool read_only = false;
+  // CatalogOptions::flush_on_close: for command-line writers (import,
+  // commit), whose catalog a mount opens next.
+  bool flush_on_close = false;
 };
 
 class Store {

@@ -24,7 +24,9 @@ int Fail(const Status& s) {
 }
 
 int OpenWritable(const std::string& path, std::unique_ptr<Store>* store) {
-  Status s = Store::Open(path, StoreOpenOptions(), store);
+  StoreOpenOptions so;
+  so.flush_on_close = true;  // a mount opens the catalog next: nothing to replay
+  Status s = Store::Open(path, so, store);
   if (!s.ok()) return Fail(s);
   return 0;
 }

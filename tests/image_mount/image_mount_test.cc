@@ -662,6 +662,14 @@ TEST_F(ImageMountTest, DaemonModeLeavesOneMountAndExitsOnUnmount) {
     if (std::filesystem::read_symlink(ent.path(), ec) == "/dev/fuse") ++fuse_fds;
   }
   EXPECT_EQ(fuse_fds, 2);
+  // Some migration work (a lazy copy-up: the store opened for writing in
+  // the forked daemon, closed again when it unmounts).
+  {
+    it::Fd w(open(M("f").c_str(), O_WRONLY | O_APPEND));
+    ASSERT_TRUE(w.valid());
+    ASSERT_EQ(write(w.get(), "!", 1), 1);
+  }
+  EXPECT_EQ(ReadFile(M("f")), "daemon!");
   ASSERT_EQ(RunCmd({"fusermount3", "-u", mnt_}, &out), 0) << out;
   bool gone =
       PollUntil([&] { return kill(daemon, 0) != 0 && errno == ESRCH; }, std::chrono::seconds(15));

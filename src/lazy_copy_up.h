@@ -9,7 +9,8 @@
 // restored on demand only. A write then lands in the upper file and is
 // recorded (the rest still comes from the image), a read restores only
 // the chunks it reads, and a truncate that shrinks restores nothing.
-// Appending one byte to a 1 GiB image file costs one catalog commit.
+// Appending one byte to a 1 GiB image file costs one catalog commit (and
+// opening the store for writing if it was idle).
 //
 // Ordering: the upper file already exists with the metacopy mark (a
 // metadata copy-up); the adoption is committed (synced) before the union

@@ -226,7 +226,10 @@ Status MigrationService::Acquire(Session** out) {
     l.unlock();
     auto s = std::make_unique<Session>();
     // Waits while another process (an image import) writes the store.
-    Status st = Store::Open(store_path_, StoreOpenOptions{}, &s->store);
+    // Flushed at close: the next mount's read-only opens replay no WAL.
+    StoreOpenOptions wo;
+    wo.flush_on_close = true;
+    Status st = Store::Open(store_path_, wo, &s->store);
     if (st.ok()) {
       s->archiver = std::make_unique<Archiver>(s->store.get());
       s->restorer = std::make_unique<Restorer>(s->store.get());

@@ -20,6 +20,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "store/catalog_guard.h"
+#include "store/thread_pools_env.h"
 
 namespace overtier {
 
@@ -205,9 +206,13 @@ Status Catalog::OpenDb(const std::string& path, bool read_only, const CatalogOpt
   }
 
   if (!read_only) {
-    // Deletions wait for read-only opens in progress (catalog_guard.h).
-    Status gs = NewCatalogWriterEnv(path, &cat->env_);
+    // Deletions wait for read-only opens in progress (catalog_guard.h);
+    // flushes and compactions run on threads of this catalog's own, which
+    // a fork cannot leave behind (thread_pools_env.h).
+    std::unique_ptr<rocksdb::Env> guarded;
+    Status gs = NewCatalogWriterEnv(path, &guarded);
     if (!gs.ok()) return Status::Errno(gs.err(), gs.message());
+    cat->env_ = WithOwnThreadPools(std::move(guarded));
     options.env = cat->env_.get();
   }
 

@@ -66,10 +66,9 @@ struct CatalogOptions {
   // files is tried (catalog_guard.h). Tests set 1 to prove the guard.
   int open_attempts = 200;
   // A writer writes its memtables out when it closes, so the next open has
-  // no WAL to replay (a mount right after an import). Not for the daemon:
-  // a process that forked after RocksDB started its background threads
-  // (the daemon opens the store before fuse_daemonize) has none left to
-  // run a flush, and waiting for one would never end.
+  // no WAL to replay (a mount right after an import, a remount after a
+  // migration session). The flush runs on the catalog's own pool
+  // (thread_pools_env.h), so a forked daemon can wait for it.
   bool flush_on_close = false;
 };
 

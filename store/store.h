@@ -74,8 +74,8 @@ struct StoreInitOptions {
 
 struct StoreOpenOptions {
   bool read_only = false;
-  // CatalogOptions::flush_on_close: for command-line writers (import,
-  // commit), whose catalog a mount opens next.
+  // CatalogOptions::flush_on_close: for writers whose catalog a mount
+  // opens next (import, commit, the daemon's migration sessions).
   bool flush_on_close = false;
 };
 

@@ -272,6 +272,18 @@ Status Restorer::RestorePiece(Job* job, ByteRange piece) {
       pos = blk_end;
     }
   }
+  // Our writes moved the file's mtime to now: put the user's times back
+  // before anyone is told the bytes are there, so that no reader (and no
+  // stat after a read) sees the agent's time. Sync does it again, with
+  // times a user's touch meanwhile may have changed.
+  struct timespec times[2];
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    times[0] = job->atime;
+    times[1] = job->mtime;
+  }
+  if (!missing.empty() && futimens(job->fd, times) != 0)
+    return Status::FromErrno("futimens of '" + job->what + "'");
   CrashPoint("restore-written");
   ResidencyMap snapshot;
   {

@@ -805,11 +805,14 @@ void DoControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, OpenFile* of,
     return ReplyErr(req, s);
   }
   fuse_session* se = St(req)->se;
+  const bool released = cmd == OVERTIER_IOC_RELEASE || cmd == OVERTIER_IOC_SET_NONRESIDENT ||
+                        (cmd == OVERTIER_IOC_ARCHIVE && (r.flags & OVERTIER_CTL_RELEASE));
+  // The cached attributes go before the caller hears back: a stat right
+  // after the release must show the freed blocks. (Attributes only: that
+  // takes no page lock, so it is safe while handling a request.)
+  if (released) fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);
   fuse_reply_ioctl(req, 0, nullptr, 0);
-  if (cmd == OVERTIER_IOC_RELEASE || cmd == OVERTIER_IOC_SET_NONRESIDENT ||
-      (cmd == OVERTIER_IOC_ARCHIVE && (r.flags & OVERTIER_CTL_RELEASE))) {
-    InvalidateData(se, ino);
-  }
+  if (released) InvalidateData(se, ino);
 }
 
 // SET_ARCHIVED: an external agent's archive (overtier_ctl_archived).

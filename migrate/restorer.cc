@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <future>
 #include <optional>
 
@@ -56,6 +57,11 @@ struct Restorer::Job {
   uint64_t turn = 0;  // round-robin among waiters
   bool rest = false;  // some request wants the rest of the file too
   uint64_t unsynced = 0;
+  // Hard semantics: not run again before this; the next wait after a
+  // failure; whether the unreachable archive was logged.
+  std::chrono::steady_clock::time_point not_before{};
+  std::chrono::milliseconds backoff{0};
+  bool said_unreachable = false;
   struct timespec atime {
   }, mtime{};
   std::mutex io_mu;  // restore writes vs user modifications
@@ -121,6 +127,9 @@ uint64_t Restorer::Request(int fd, const std::string& what, ByteRange range, Wai
     }
   }
   if (!range_only) job->rest = true;
+  // A job waiting out an unreachable archive (hard) tries again for a new
+  // reader at once: the reader's access is the user's "retry now".
+  job->not_before = {};
   uint64_t id = waiters_.Add(fh.key, range, std::move(cb));
   if (!job->queued) {
     job->queued = true;
@@ -146,8 +155,21 @@ void Restorer::Worker() {
       std::unique_lock<std::mutex> l(mu_);
       cv_.wait(l, [this] { return stop_ || !queue_.empty(); });
       if (stop_) return;
-      job = queue_.front();
-      queue_.pop_front();
+      // The first job allowed to run now (hard: some wait out a backoff).
+      const auto now = std::chrono::steady_clock::now();
+      auto it = std::find_if(queue_.begin(), queue_.end(),
+                             [now](const std::shared_ptr<Job>& j) { return j->not_before <= now; });
+      if (it == queue_.end()) {
+        auto next =
+            std::min_element(queue_.begin(), queue_.end(),
+                             [](const std::shared_ptr<Job>& a, const std::shared_ptr<Job>& b) {
+                               return a->not_before < b->not_before;
+                             });
+        cv_.wait_until(l, (*next)->not_before);
+        continue;
+      }
+      job = *it;
+      queue_.erase(it);
     }
     bool more = Step(job.get());
     std::lock_guard<std::mutex> l(mu_);
@@ -394,6 +416,17 @@ bool Restorer::Step(Job* job) {
   ByteRange piece;
   if (NextPiece(job, &piece)) {
     Status s = RestorePiece(job, piece);
+    if (options_.hard && s.err() == ETIMEDOUT) {
+      WaitForArchive(job, s);
+      return true;
+    }
+    if (s.ok() && job->said_unreachable) {
+      std::fprintf(stderr, "overtier: restore of '%s': the archive answers again\n",
+                   job->what.c_str());
+      std::lock_guard<std::mutex> l(mu_);
+      job->said_unreachable = false;
+      job->backoff = std::chrono::milliseconds(0);
+    }
     if (s.ok() && job->unsynced >= options_.commit_bytes) s = Sync(job, false);
     if (!s.ok()) {
       FailJob(job, s);
@@ -435,6 +468,18 @@ bool Restorer::Step(Job* job) {
   // Waiters on ranges past the end (file truncated) are answered here.
   waiters_.Notify(job->key, last);
   return false;
+}
+
+void Restorer::WaitForArchive(Job* job, const Status& why) {
+  std::lock_guard<std::mutex> l(mu_);
+  job->backoff = job->backoff.count() == 0 ? options_.retry_first
+                                           : std::min(job->backoff * 2, options_.retry_max);
+  job->not_before = std::chrono::steady_clock::now() + job->backoff;
+  if (!job->said_unreachable) {
+    job->said_unreachable = true;
+    std::fprintf(stderr, "overtier: restore of '%s' waits for the archive (hard): %s\n",
+                 job->what.c_str(), why.ToString().c_str());
+  }
 }
 
 void Restorer::Unlinked(const std::string& key) {

@@ -35,6 +35,7 @@
 #ifndef OVERTIER_MIGRATE_RESTORER_H_
 #define OVERTIER_MIGRATE_RESTORER_H_
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -60,6 +61,14 @@ struct RestorerOptions {
   bool whole_file = true;
   uint64_t piece_bytes = uint64_t{1} << 20;    // per read/write step
   uint64_t commit_bytes = uint64_t{32} << 20;  // fdatasync + catalog commit interval
+  // Hard semantics (mount option "hard", like an NFS hard mount): when the
+  // archive cannot be reached (ContentReader says ETIMEDOUT: a RADOS
+  // cluster down or slow), the job waits and tries again, backing off from
+  // retry_first to retry_max, instead of failing its waiters with EIO.
+  // Waiters still leave with Ctrl-C (EINTR); a new request retries at once.
+  bool hard = false;
+  std::chrono::milliseconds retry_first{500};
+  std::chrono::milliseconds retry_max{15000};
 };
 
 // A user modification, for UserModify.
@@ -125,6 +134,8 @@ class Restorer {
   // fdatasync, times, commit of the residency as of before the sync.
   Status Sync(Job* job, bool finish);
   void FailJob(Job* job, const Status& error);
+  // Hard semantics: the archive did not answer; run the job again later.
+  void WaitForArchive(Job* job, const Status& why);
 
   Store* store_;
   RestorerOptions options_;

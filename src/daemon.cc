@@ -51,6 +51,7 @@ Status ServeImages(const Invocation& inv, MountOptions* opts, std::unique_ptr<St
   // gc must not delete a container this mount may still read.
   OVT_RETURN_IF_ERROR((*store)->PinForMount());
   OVT_RETURN_IF_ERROR(ImageFs::Create(store->get(), images));
+  (*images)->set_hard(opts->hard);
   std::vector<LowerDir> expanded;
   std::vector<uint64_t> ids;  // parallel to expanded; 0 for a directory
   for (const LowerDir& l : opts->lowerdirs) {
@@ -207,6 +208,7 @@ int RunMount(const Invocation& inv) {
   if (!opts.store.empty() && !opts.upperdir.empty() && !opts.read_only) {
     s = MigrationService::Create(opts.store, &mig);
     if (!s.ok()) return Fail(Status::Errno(s.err(), "store " + opts.store + ": " + s.message()));
+    mig->set_hard(opts.hard);
   }
   std::unique_ptr<PolicyThread> policy;
   if (!opts.policy.empty()) {

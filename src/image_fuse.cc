@@ -14,6 +14,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -95,6 +96,7 @@ struct ImageFs::Impl {
     parents[dir] = parent;
   }
   bool stopped = false;
+  bool hard = false;
 
   static fuse_ino_t NodeId(const ImageView& v, uint64_t ino) {
     return (v.image_id() << kInoBits) | ino;
@@ -317,9 +319,23 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   if (buf.size() < size) buf.resize(size);
   size_t got = 0;
   Status s = h->view->Read(h->file, static_cast<uint64_t>(off), size, buf.data(), &got);
+  if (s.err() == ETIMEDOUT && I(req)->hard) {
+    // Hard: the cluster will answer again. Wait in this worker (the caller
+    // is blocked anyway), backing off, until it does or the reader gives
+    // up (an interrupt; a killed process interrupts its request too).
+    ReportReadError(I(req), *h, s);
+    auto pause = std::chrono::milliseconds(250);
+    while (s.err() == ETIMEDOUT && !fuse_req_interrupted(req)) {
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(8000));
+      s = h->view->Read(h->file, static_cast<uint64_t>(off), size, buf.data(), &got);
+    }
+    if (s.err() == ETIMEDOUT) return (void)fuse_reply_err(req, EINTR);
+  }
   if (!s.ok()) {
     ReportReadError(I(req), *h, s);
-    return (void)fuse_reply_err(req, s.err());
+    // Soft: a timeout is an I/O error to the reader, like an NFS soft mount.
+    return (void)fuse_reply_err(req, s.err() == ETIMEDOUT ? EIO : s.err());
   }
   fuse_reply_buf(req, buf.data(), got);
 }
@@ -588,6 +604,8 @@ void ImageFs::Impl::Work() {
   --running;
   cv.notify_all();
 }
+
+void ImageFs::set_hard(bool hard) { impl_->hard = hard; }
 
 Status ImageFs::Create(Store* store, std::unique_ptr<ImageFs>* out) {
   auto fs = std::unique_ptr<ImageFs>(new ImageFs());

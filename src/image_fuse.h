@@ -72,6 +72,12 @@ class ImageFs {
   // for anything else (another file system, an empty file).
   Status ContentOf(int fd, Bfid* bfid, bool* found) const;
 
+  // Hard semantics (mount option "hard"): a read whose content does not
+  // answer (a RADOS set down: ContentReader's ETIMEDOUT) waits and tries
+  // again until it does, or the request is interrupted (EINTR), instead of
+  // failing with EIO. Before Mount.
+  void set_hard(bool hard);
+
   // Ends the bootstrap thread: nothing may touch the file system until
   // Start (a request would wait for it).
   void PauseForFork();

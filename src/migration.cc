@@ -232,7 +232,9 @@ Status MigrationService::Acquire(Session** out) {
     Status st = Store::Open(store_path_, wo, &s->store);
     if (st.ok()) {
       s->archiver = std::make_unique<Archiver>(s->store.get());
-      s->restorer = std::make_unique<Restorer>(s->store.get());
+      RestorerOptions ro;
+      ro.hard = hard_;
+      s->restorer = std::make_unique<Restorer>(s->store.get(), ro);
     }
     l.lock();
     opening_ = false;

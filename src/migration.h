@@ -87,6 +87,9 @@ class MigrationService {
   MigrationService(const MigrationService&) = delete;
   MigrationService& operator=(const MigrationService&) = delete;
 
+  // Hard semantics for restores (RestorerOptions::hard): before Start.
+  void set_hard(bool hard) { hard_ = hard; }
+
   // Starts the threads; after the daemon forked (threads do not survive
   // fork).
   void Start();
@@ -206,6 +209,7 @@ class MigrationService {
   static constexpr std::chrono::milliseconds kIdleClose{1000};
 
   const std::string store_path_;
+  bool hard_ = false;
   std::unique_ptr<WorkerPool> pool_;
 
   std::mutex mu_;  // everything below

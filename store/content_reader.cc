@@ -124,6 +124,23 @@ Status PreadFull(int fd, char* dst, uint64_t n, uint64_t off, uint64_t* got) {
   return Status::OK();
 }
 
+// A failure that says nothing about the data: the backend did not answer
+// (RADOS times out, a connection was refused or lost).
+bool Unanswered(const Status& s) {
+  switch (s.err()) {
+    case ETIMEDOUT:
+    case ENOTCONN:
+    case ECONNREFUSED:
+    case ECONNRESET:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case ESHUTDOWN:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 struct ContentReader::Impl {
@@ -340,7 +357,20 @@ void ContentReader::Impl::Submit(std::vector<Op>* ops) {
 
 void ContentReader::Impl::FetchAll(std::vector<Fetch>* fetches) {
   std::vector<Op> ops;
-  for (size_t i = 0; i < fetches->size(); i++) Plan(i, &(*fetches)[i], &ops);
+  // A container that did not answer (its remote set is down) is not asked
+  // again within this read: each try would wait out the set's timeout.
+  std::unordered_map<uint64_t, const Fetch*> unanswered;
+  for (size_t i = 0; i < fetches->size(); i++) {
+    Fetch& f = (*fetches)[i];
+    auto it = unanswered.find(f.extent.vv_id);
+    if (it != unanswered.end()) {
+      f.status = it->second->status;
+      f.set = it->second->set;
+      continue;
+    }
+    Plan(i, &f, &ops);
+    if (Unanswered(f.status)) unanswered.emplace(f.extent.vv_id, &f);
+  }
   Submit(&ops);
   for (Op& op : ops) {
     Fetch& f = (*fetches)[op.fetch];
@@ -435,8 +465,11 @@ Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t of
     uint64_t a, b;
     std::string why;
     Key first;  // the failing extent of the first copy (for the log)
+    // Some copy failed only for want of an answer (a remote set down or
+    // slow): trying again later may succeed.
+    bool unanswered = false;
   };
-  std::vector<Need> needs{{offset, end, "", Key{}}};
+  std::vector<Need> needs{{offset, end, "", Key{}, false}};
   // Chunks another copy had to serve, reported once per read below.
   size_t fell_back = 0;
   std::string fallback_why;
@@ -507,7 +540,7 @@ Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t of
         continue;
       }
       const Need& old = needs[u.need];
-      Need nd{u.a, u.b, old.why, old.first};
+      Need nd{u.a, u.b, old.why, old.first, old.unanswered || Unanswered(f.status)};
       if (c == 0) {
         nd.why = Impl::Describe(f);
         nd.first = Key{f.extent.vv_id, f.extent.vv_offset};
@@ -520,7 +553,12 @@ Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t of
   }
   if (!needs.empty()) {
     const Need& n0 = needs[0];
-    Status s = Status::Errno(EIO, std::string(what) + ": " + n0.why);
+    // ETIMEDOUT when every failure may pass (callers with hard semantics
+    // wait and retry; the others answer EIO), EIO when some range has no
+    // copy left that could ever be read.
+    const bool unanswered =
+        std::all_of(needs.begin(), needs.end(), [](const Need& nd) { return nd.unanswered; });
+    Status s = Status::Errno(unanswered ? ETIMEDOUT : EIO, std::string(what) + ": " + n0.why);
     bool first_time;
     {
       std::lock_guard<std::mutex> l(m.report_mu);

@@ -6,6 +6,9 @@
 // A mismatch or an I/O error tries the next copy of the extent; when every
 // copy fails the read fails with EIO and a message naming the file (`what`),
 // the container and the offset, and the failure is logged once to stderr.
+// When every range that failed had a copy that merely did not answer (a
+// remote volume set down or slow), the error is ETIMEDOUT instead: trying
+// again later may work (hard semantics wait; everyone else answers EIO).
 // Holes read as zeros.
 //
 // Extents of one read are submitted together (one io_uring submission,

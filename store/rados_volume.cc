@@ -153,9 +153,11 @@ Status OpenRadosVolumeSet(const std::string& set_name, const RadosVolumeSpec& sp
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "store/vv_format.h"
@@ -166,10 +168,20 @@ namespace {
 
 constexpr const char* kSealXattr = "overtier.seal";
 
+// A cluster handle, shut down when its last user lets go: the connection,
+// or a map refresh still waiting for the monitors (see Conn::Error).
+struct Cluster {
+  rados_t handle = nullptr;
+  std::atomic<bool> refreshing{false};
+  ~Cluster() {
+    if (handle != nullptr) rados_shutdown(handle);
+  }
+};
+
 // The connection and pool of one set, shared by its writers and readers
 // (an ioctx is thread-safe).
 struct Conn {
-  rados_t cluster = nullptr;
+  std::shared_ptr<Cluster> cluster = std::make_shared<Cluster>();
   rados_ioctx_t io = nullptr;
   std::string set;    // volume set name, for messages
   std::string where;  // "RADOS pool 'p'" (and namespace), for messages
@@ -177,18 +189,34 @@ struct Conn {
 
   ~Conn() {
     if (io != nullptr) rados_ioctx_destroy(io);
-    if (cluster != nullptr) rados_shutdown(cluster);
   }
 
   // A librados return code (negative errno) as a Status. Timeouts say what
-  // they most likely mean.
+  // they most likely mean, and refresh the OSD map.
   Status Error(int r, const std::string& what) const {
     int e = r < 0 ? -r : EIO;
     std::string msg = what + " in " + where + ": " + std::strerror(e);
     if (e == ETIMEDOUT) {
       msg += " (no answer within " + std::to_string(timeout) + " s: is the cluster up?)";
+      RefreshMap();
     }
     return Status::Errno(e, msg);
+  }
+
+  // An op that timed out may have gone to an OSD address that is no longer
+  // right: librados only fetches a newer OSD map when it sees a target
+  // down, so a client whose first op to an OSD fell into that OSD's outage
+  // keeps sending to its old address after it is back, and times out for
+  // good (measured: rados_stat fails forever; one
+  // rados_wait_for_latest_osdmap and the next op succeeds). That call has
+  // no timeout (it waits for a monitor), so it runs on a thread of its
+  // own, one at a time, holding the cluster handle until it returns.
+  void RefreshMap() const {
+    if (cluster->refreshing.exchange(true)) return;
+    std::thread([c = cluster] {
+      rados_wait_for_latest_osdmap(c->handle);
+      c->refreshing.store(false);
+    }).detach();
   }
 };
 
@@ -644,35 +672,36 @@ Status OpenRadosVolumeSet(const std::string& set_name, const RadosVolumeSpec& sp
     }
     return Status::Errno(e, msg);
   };
-  int r = rados_create2(&conn->cluster, "ceph", spec.id.c_str(), 0);
+  int r = rados_create2(&conn->cluster->handle, "ceph", spec.id.c_str(), 0);
   if (r < 0) {
-    conn->cluster = nullptr;
+    conn->cluster->handle = nullptr;
     return fail(r, "rados_create2");
   }
+  rados_t cluster = conn->cluster->handle;
   // An explicit conf is read alone; otherwise librados' own search
   // (CEPH_CONF, /etc/ceph/ceph.conf).
-  r = rados_conf_read_file(conn->cluster, spec.conf.empty() ? nullptr : spec.conf.c_str());
+  r = rados_conf_read_file(cluster, spec.conf.empty() ? nullptr : spec.conf.c_str());
   if (r < 0) return fail(r, "read ceph.conf" + (spec.conf.empty() ? "" : " '" + spec.conf + "'"));
   if (!spec.keyring.empty()) {
-    r = rados_conf_set(conn->cluster, "keyring", spec.keyring.c_str());
+    r = rados_conf_set(cluster, "keyring", spec.keyring.c_str());
     if (r < 0) return fail(r, "set keyring");
   }
   // Bounded waits everywhere: connecting, monitor commands, every OSD op.
   const std::string t = std::to_string(spec.timeout_seconds);
   for (const char* key : {"client_mount_timeout", "rados_mon_op_timeout", "rados_osd_op_timeout"}) {
-    r = rados_conf_set(conn->cluster, key, t.c_str());
+    r = rados_conf_set(cluster, key, t.c_str());
     if (r < 0) return fail(r, std::string("set ") + key);
   }
-  r = rados_connect(conn->cluster);
+  r = rados_connect(cluster);
   if (r < 0) {
     // A cluster handle whose connect failed must still be shut down.
     return fail(r, "connect to the cluster as " + spec.id);
   }
-  r = rados_ioctx_create(conn->cluster, spec.pool.c_str(), &conn->io);
+  r = rados_ioctx_create(cluster, spec.pool.c_str(), &conn->io);
   if (r == -ENOENT && options.create_pool_if_missing) {
-    r = rados_pool_create(conn->cluster, spec.pool.c_str());
+    r = rados_pool_create(cluster, spec.pool.c_str());
     if (r < 0 && r != -EEXIST) return fail(r, "create pool '" + spec.pool + "'");
-    r = rados_ioctx_create(conn->cluster, spec.pool.c_str(), &conn->io);
+    r = rados_ioctx_create(cluster, spec.pool.c_str(), &conn->io);
   }
   if (r == -ENOENT) {
     conn->io = nullptr;

@@ -22,6 +22,7 @@
 
 #include <gtest/gtest.h>
 
+#include "store/ceph_testutil.h"
 #include "store/store.h"
 #include "store/vv_testutil.h"
 
@@ -129,61 +130,12 @@ TEST(RadosVolume, BuiltWithoutRadosSaysSo) {
 
 constexpr const char* kPool = "ovt";
 
-bool OnPath(const std::string& bin) {
-  const char* path = std::getenv("PATH");
-  std::string p = path != nullptr ? path : "/usr/bin:/bin";
-  size_t at = 0;
-  while (at <= p.size()) {
-    size_t colon = p.find(':', at);
-    std::string dir = p.substr(at, colon == std::string::npos ? std::string::npos : colon - at);
-    if (!dir.empty() && access((dir + "/" + bin).c_str(), X_OK) == 0) return true;
-    if (colon == std::string::npos) break;
-    at = colon + 1;
-  }
-  return false;
-}
-
-std::string Script() {
-  const char* root = std::getenv("OVERTIER_SOURCE_ROOT");
-  return std::string(root != nullptr ? root : ".") + "/scripts/ceph-test-cluster.sh";
-}
-
-// Runs the cluster script; its output goes to the test log.
-int RunScript(const std::string& cmd, const std::string& dir) {
-  std::string line = "timeout 180 bash '" + Script() + "' " + cmd + " '" + dir + "' 2>&1";
-  int rc = std::system(line.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 class Cluster : public ::testing::Test {
  public:
   static void SetUpTestSuite() {
-    if (geteuid() != 0) {
-      skip_ = "not root: the test cluster needs root (ceph daemons, /tmp)";
-      return;
-    }
-    for (const char* bin : {"ceph-mon", "ceph-osd", "ceph", "monmaptool", "ceph-authtool"}) {
-      if (!OnPath(bin)) {
-        skip_ = std::string(bin) + " not found: apt-get install ceph-mon ceph-osd ceph-common";
-        return;
-      }
-    }
-    // Short: admin socket paths must stay under 107 bytes.
-    char tmpl[] = "/tmp/cXXXXXX";
-    if (mkdtemp(tmpl) == nullptr) {
-      start_error_ = "mkdtemp failed";
-      return;
-    }
-    dir_ = tmpl;
-    StartWatchdog();
-    auto t0 = std::chrono::steady_clock::now();
-    if (RunScript("start", dir_) != 0) {
-      start_error_ = "scripts/ceph-test-cluster.sh start " + dir_ + " failed (see above)";
-      return;
-    }
-    std::printf("cluster ready in %.1f s\n",
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    started_ = true;
+    start_error_ = test::TestCeph::Start(&skip_);
+    if (!skip_.empty() || !start_error_.empty()) return;
+    dir_ = test::TestCeph::dir();
     // The pool all tests share (each test in its own namespace).
     RadosVolumeSpec spec = Spec("setup");
     RadosVolumeOptions o;
@@ -193,18 +145,7 @@ class Cluster : public ::testing::Test {
     if (!s.ok()) start_error_ = "create pool: " + s.ToString();
   }
 
-  static void TearDownTestSuite() {
-    if (!dir_.empty()) {
-      RunScript("stop", dir_);
-      // The watchdog sees EOF and runs stop again: harmless, nothing left.
-      if (watchdog_fd_ >= 0) close(watchdog_fd_);
-      watchdog_fd_ = -1;
-      if (watchdog_pid_ > 0) waitpid(watchdog_pid_, nullptr, 0);
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-      dir_.clear();
-    }
-  }
+  static void TearDownTestSuite() { test::TestCeph::Stop(); }
 
   void SetUp() override {
     if (!skip_.empty()) GTEST_SKIP() << skip_;
@@ -270,44 +211,10 @@ class Cluster : public ::testing::Test {
   static std::string dir_;
 
  private:
-  // A child that stops the cluster (and removes its folder) when this
-  // process goes, however it goes (a crash, meson's timeout): it waits for
-  // EOF on a pipe only we hold.
-  static void StartWatchdog() {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return;
-    pid_t pid = fork();
-    if (pid == 0) {
-      close(fds[1]);
-      setsid();  // not killed with our process group
-      char c;
-      while (read(fds[0], &c, 1) != 0) {
-      }
-      std::string script = Script();
-      // Stop, then remove the (mkdtemp) cluster folder.
-      execlp("timeout", "timeout", "60", "bash", "-c", "bash \"$0\" stop \"$1\"; rm -rf -- \"$1\"",
-             script.c_str(), dir_.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(fds[0]);
-    if (pid < 0) {
-      close(fds[1]);
-      return;
-    }
-    watchdog_fd_ = fds[1];
-    watchdog_pid_ = pid;
-  }
-
   static std::string skip_, start_error_;
-  static bool started_;
-  static int watchdog_fd_;
-  static pid_t watchdog_pid_;
 };
 
 std::string Cluster::dir_, Cluster::skip_, Cluster::start_error_;
-bool Cluster::started_ = false;
-int Cluster::watchdog_fd_ = -1;
-pid_t Cluster::watchdog_pid_ = -1;
 
 std::string ReadRange(const VolumeReader* r, uint64_t off, size_t n) {
   std::string buf(n, '\0');
@@ -644,7 +551,7 @@ TEST_F(Cluster, StoppedOsdGivesATimelyErrorAndRecovers) {
   std::unique_ptr<VolumeReader> r;
   ASSERT_TRUE(set->Open(9, &r).ok());
 
-  ASSERT_EQ(RunScript("osd-stop", dir_), 0);
+  ASSERT_EQ(test::TestCeph::Run("osd-stop"), 0);
   auto t0 = std::chrono::steady_clock::now();
   std::string buf(20000, '\0');
   Status s = r->ReadAt(0, 20000, buf.data());
@@ -661,7 +568,7 @@ TEST_F(Cluster, StoppedOsdGivesATimelyErrorAndRecovers) {
   EXPECT_LT(took, 10.0);
 
   // The OSD comes back: the same reader works again.
-  ASSERT_EQ(RunScript("osd-start", dir_), 0);
+  ASSERT_EQ(test::TestCeph::Run("osd-start"), 0);
   s = r->ReadAt(0, 20000, buf.data());
   EXPECT_TRUE(s.ok()) << s.ToString();
   EXPECT_TRUE(buf == data);

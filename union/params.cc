@@ -222,6 +222,8 @@ constexpr FlagOption kFlagOptions[] = {
     {"relatime", [](MountOptions* o) { o->noatime = false; }},
     {"strictatime", [](MountOptions* o) { o->noatime = false; }},
     {"nodiratime", [](MountOptions*) {}},
+    {"hard", [](MountOptions* o) { o->hard = true; }},
+    {"soft", [](MountOptions* o) { o->hard = false; }},
 };
 
 // Options with no effect on overtier, taken so that command lines written for
@@ -351,6 +353,10 @@ Status CheckConsistency(const MountOptions& opts) {
     if (l.is_image() && opts.store.empty()) {
       return Status::InvalidArgument("lowerdir " + l.Describe() + " needs store=");
     }
+  }
+  if (opts.hard && opts.store.empty()) {
+    return Status::InvalidArgument(
+        "hard needs store= (it is about the store's archive and images)");
   }
   // The policy engine archives into the store and releases upper files.
   if (opts.policy_interval != 0 && opts.policy.empty()) {

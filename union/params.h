@@ -89,7 +89,12 @@ struct MountOptions {
   // Needs store= and a writable upper.
   std::string policy;
   int policy_interval = 0;  // 0: not given
-  std::string fsname;       // "fsname=NAME"; the command line defaults it to "overtier"
+  // "hard" / "soft" (the default), as for NFS: when the store's archive or
+  // image content does not answer (a RADOS cluster down or slow), a reader
+  // waits until it does (hard) or gets EIO after the volume set's timeout
+  // (soft). Needs store=.
+  bool hard = false;
+  std::string fsname;  // "fsname=NAME"; the command line defaults it to "overtier"
   // Options accepted for compatibility with the kernel overlayfs and
   // fuse-overlayfs whose effect overtier has anyway or that do not apply
   // (redirect_dir=, metacopy=, index=, xino=, fsync=, context=, ...). Kept

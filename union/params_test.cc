@@ -588,6 +588,20 @@ TEST(ParseOptions, Policy) {
   EXPECT_TRUE(HasSubstr(ParseOpt("policy", &o).message(), "needs a value")) << "flag form";
 }
 
+TEST(ParseCommandLine, HardAndSoft) {
+  Invocation inv;
+  ASSERT_TRUE(Parse({"p", "-o", "lowerdir=/l,store=/s", "/m"}, &inv).ok());
+  EXPECT_FALSE(inv.opts.hard);
+  ASSERT_TRUE(Parse({"p", "-o", "lowerdir=/l,store=/s,hard", "/m"}, &inv).ok());
+  EXPECT_TRUE(inv.opts.hard);
+  // The last one given wins, as with mount(8).
+  ASSERT_TRUE(Parse({"p", "-o", "lowerdir=/l,store=/s,hard,soft", "/m"}, &inv).ok());
+  EXPECT_FALSE(inv.opts.hard);
+  Status s = Parse({"p", "-o", "lowerdir=/l,hard", "/m"}, &inv);
+  EXPECT_EQ(s.err(), EINVAL);
+  EXPECT_TRUE(HasSubstr(s.message(), "hard needs store=")) << s.message();
+}
+
 TEST(ParseCommandLine, PolicyNeedsStoreAndAWritableUpper) {
   const std::string layers = "lowerdir=/l,upperdir=/u,workdir=/w";
   Invocation inv;

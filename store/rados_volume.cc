@@ -28,6 +28,46 @@ bool IsPlainName(std::string_view s, size_t max) {
   return true;
 }
 
+// "123", "64M", "2G": bytes, with an optional suffix of a power of 1024.
+bool ParseBytes(std::string_view s, uint64_t* out) {
+  int shift = 0;
+  if (!s.empty()) {
+    switch (s.back()) {
+      case 'K':
+        shift = 10;
+        break;
+      case 'M':
+        shift = 20;
+        break;
+      case 'G':
+        shift = 30;
+        break;
+      case 'T':
+        shift = 40;
+        break;
+      default:
+        break;
+    }
+  }
+  if (shift != 0) s.remove_suffix(1);
+  uint64_t v = 0;
+  if (!ParseU64(s, &v) || v > (~uint64_t{0} >> shift)) return false;
+  *out = v << shift;
+  return true;
+}
+
+// The shortest way ParseBytes reads back.
+std::string FormatBytes(uint64_t v) {
+  static const char kSuffix[] = {'T', 'G', 'M', 'K'};
+  for (int i = 0; i < 4; i++) {
+    const int shift = 40 - 10 * i;
+    if (v != 0 && v % (uint64_t{1} << shift) == 0) {
+      return std::to_string(v >> shift) + kSuffix[i];
+    }
+  }
+  return std::to_string(v);
+}
+
 bool IsPlainPath(std::string_view s) {
   if (s.empty() || s[0] != '/') return false;
   for (char c : s) {
@@ -93,8 +133,17 @@ Status ParseRadosVolumeSpec(std::string_view spec, RadosVolumeSpec* out) {
           return bad("timeout = '" + std::string(value) + "' is not a number of seconds, 1..3600");
         }
         r.timeout_seconds = static_cast<uint32_t>(t);
+      } else if (key == "cache") {
+        uint64_t b = 0;
+        if (!ParseBytes(value, &b) ||
+            (b != 0 && (b < (uint64_t{16} << 20) || b > (uint64_t{1} << 50)))) {
+          return bad(
+              "cache = '" + std::string(value) +
+              "' is not 0 (no read cache) or a size of 16M..1024T (bytes, or with K, M, G, T)");
+        }
+        r.cache_bytes = b;
       } else {
-        return bad("unknown key '" + key + "' (known: conf, id, keyring, ns, timeout)");
+        return bad("unknown key '" + key + "' (known: cache, conf, id, keyring, ns, timeout)");
       }
       if (amp == std::string_view::npos) break;
       query.remove_prefix(amp + 1);
@@ -110,6 +159,8 @@ std::string FormatRadosVolumeSpec(const RadosVolumeSpec& spec) {
   auto add = [&](const char* key, const std::string& value) {
     q += (q.empty() ? "?" : "&") + std::string(key) + "=" + value;
   };
+  if (spec.cache_bytes != RadosVolumeSpec{}.cache_bytes)
+    add("cache", FormatBytes(spec.cache_bytes));
   if (!spec.conf.empty()) add("conf", spec.conf);
   add("id", spec.id);
   if (!spec.keyring.empty()) add("keyring", spec.keyring);

@@ -30,6 +30,10 @@
 //     ns=NAMESPACE    a RADOS namespace inside the pool (stores sharing one
 //                     pool keep their containers apart this way)
 //     timeout=SECONDS connection and operation timeout, 1..3600 (default 10)
+//     cache=BYTES     bound of the local read cache of this set, in
+//                     STORE/cache/SETNAME (store/cached_volume.h); a number
+//                     with an optional K, M, G or T suffix (powers of 1024),
+//                     0 (no cache) or 16M..1024T (default 1G)
 #ifndef OVERTIER_STORE_RADOS_VOLUME_H_
 #define OVERTIER_STORE_RADOS_VOLUME_H_
 
@@ -51,6 +55,7 @@ struct RadosVolumeSpec {
   std::string keyring;              // empty: from ceph.conf
   std::string ns;                   // empty: the default namespace
   uint32_t timeout_seconds = 10;
+  uint64_t cache_bytes = uint64_t{1} << 30;  // 0: no read cache
 };
 
 // True when s starts with "rados:" (whether or not the rest is valid).
@@ -58,7 +63,7 @@ bool IsRadosVolumeSpec(std::string_view s);
 
 // Parses "rados:POOL?..." (above). InvalidArgument naming what is wrong:
 // an empty or odd pool name, an unknown or repeated key, a relative path,
-// a bad timeout.
+// a bad timeout or cache size.
 Status ParseRadosVolumeSpec(std::string_view spec, RadosVolumeSpec* out);
 
 // The canonical spec string of a parsed spec (what store.conf records).

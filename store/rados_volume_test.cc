@@ -22,6 +22,7 @@
 
 #include <gtest/gtest.h>
 
+#include "store/cached_volume.h"
 #include "store/ceph_testutil.h"
 #include "store/store.h"
 #include "store/vv_testutil.h"
@@ -72,6 +73,42 @@ TEST(RadosSpec, DefaultsAndBareId) {
   EXPECT_FALSE(IsRadosVolumeSpec("/srv/volumes/a"));
 }
 
+TEST(RadosSpec, CacheSize) {
+  RadosVolumeSpec s;
+  ASSERT_TRUE(ParseRadosVolumeSpec("rados:p", &s).ok());
+  EXPECT_EQ(s.cache_bytes, uint64_t{1} << 30);
+  struct {
+    const char* value;
+    uint64_t bytes;
+    const char* canonical;  // nullptr: the default, not written
+  } cases[] = {{"0", 0, "0"},
+               {"16M", uint64_t{16} << 20, "16M"},
+               {"1G", uint64_t{1} << 30, nullptr},
+               {"1024M", uint64_t{1} << 30, nullptr},
+               {"3G", uint64_t{3} << 30, "3G"},
+               {"2048T", 0, ""},  // refused below: over 1024T
+               {"17000000", 17000000, "17000000"},
+               {"1024T", uint64_t{1} << 50, "1024T"}};
+  for (auto c : cases) {
+    std::string spec = std::string("rados:p?cache=") + c.value;
+    Status st = ParseRadosVolumeSpec(spec, &s);
+    if (c.canonical != nullptr && *c.canonical == '\0') {
+      EXPECT_EQ(st.err(), EINVAL) << spec;
+      continue;
+    }
+    ASSERT_TRUE(st.ok()) << spec << ": " << st.ToString();
+    EXPECT_EQ(s.cache_bytes, c.bytes) << spec;
+    EXPECT_EQ(FormatRadosVolumeSpec(s),
+              c.canonical == nullptr
+                  ? std::string("rados:p?id=client.admin")
+                  : std::string("rados:p?cache=") + c.canonical + "&id=client.admin")
+        << spec;
+    RadosVolumeSpec again;
+    ASSERT_TRUE(ParseRadosVolumeSpec(FormatRadosVolumeSpec(s), &again).ok());
+    EXPECT_EQ(again.cache_bytes, c.bytes);
+  }
+}
+
 TEST(RadosSpec, BadSpecsSayWhatIsWrong) {
   struct Case {
     const char* spec;
@@ -95,6 +132,11 @@ TEST(RadosSpec, BadSpecsSayWhatIsWrong) {
       {"rados:p?id=client.", "id = 'client.' is not client.NAME"},
       {"rados:p?ns=a/b", "ns = 'a/b'"},
       {"rados:p?conf=/a&", "'' is not key=value"},
+      {"rados:p?cache=1M", "cache = '1M' is not 0 (no read cache) or a size of 16M..1024T"},
+      {"rados:p?cache=2P", "cache = '2P'"},
+      {"rados:p?cache=-1", "cache = '-1'"},
+      {"rados:p?cache=2000T", "cache = '2000T'"},
+      {"rados:p?cache=99999999999999999999G", "cache = '99999999999999999999G'"},
   };
   for (const Case& c : cases) {
     RadosVolumeSpec s;
@@ -520,6 +562,12 @@ TEST_F(Cluster, StoreWithOnlyARadosSetImportsAndExports) {
 
   ASSERT_EQ(RunLine(overtier + " image import " + store + " img " + src), 0);
   ASSERT_EQ(RunLine(overtier + " image export " + store + " img " + tmp.path() + "/img.tar"), 0);
+  // The export read the pool through the store's read cache.
+  size_t cached = 0;
+  for (const auto& e : std::filesystem::directory_iterator(store + "/cache/cold")) {
+    cached += e.path().extension() == ".blk" ? 1 : 0;
+  }
+  EXPECT_GT(cached, 0u);
   ASSERT_EQ(RunLine("mkdir " + tmp.path() + "/out"), 0);
   ASSERT_EQ(RunLine("tar -xf " + tmp.path() + "/img.tar -C " + tmp.path() + "/out"), 0);
   for (auto& [name, data] : files) {
@@ -537,6 +585,44 @@ TEST_F(Cluster, StoreWithOnlyARadosSetImportsAndExports) {
   EXPECT_EQ(s.err(), EEXIST);
   EXPECT_TRUE(HasSubstr(s.message(), "already holds")) << s.ToString();
   EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/store2"));
+}
+
+TEST_F(Cluster, ReadCacheServesRepeatedAndSequentialReads) {
+  std::unique_ptr<VolumeSet> remote = OpenSet(kMaxVolumePiece);
+  ASSERT_TRUE(remote);
+  std::string data = Payload((size_t{10} << 20) + 123, 5);
+  std::unique_ptr<VolumeWriter> w;
+  ASSERT_TRUE(remote->Create(1, &w).ok());
+  ASSERT_TRUE(w->Append(data).ok());
+  ASSERT_TRUE(w->Seal().ok());
+  w.reset();
+  test::TempDir tmp;
+  ReadCacheOptions co;
+  co.dir = tmp.path() + "/cache/cold";
+  co.block_size = size_t{1} << 20;  // 11 blocks, the last short
+  co.prefetch_depth = 2;
+  std::unique_ptr<VolumeSet> set;
+  ASSERT_TRUE(WrapWithReadCache(std::move(remote), co, &set).ok());
+  std::unique_ptr<VolumeReader> r;
+  ASSERT_TRUE(set->Open(1, &r).ok());
+  // Read twice from start to end in 128 KiB reads, as FUSE does.
+  ReadCacheStats st[2];
+  for (int pass = 0; pass < 2; pass++) {
+    std::string got(data.size(), '\0');
+    for (size_t off = 0; off < data.size(); off += size_t{128} << 10) {
+      size_t n = std::min(size_t{128} << 10, data.size() - off);
+      Status s = r->ReadAt(off, n, got.data() + off);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+    EXPECT_TRUE(got == data) << pass;
+    ASSERT_TRUE(GetReadCacheStats(set.get(), &st[pass]));
+  }
+  EXPECT_EQ(st[0].blocks, 11u);
+  EXPECT_GT(st[0].prefetched, 0u);
+  EXPECT_EQ(st[0].misses + st[0].prefetched, 11u);  // each block fetched once
+  EXPECT_EQ(st[1].misses, st[0].misses);            // the second pass: all cached
+  EXPECT_EQ(st[1].prefetched, st[0].prefetched);
+  EXPECT_EQ(st[1].hits - st[0].hits, (data.size() + (size_t{128} << 10) - 1) / (size_t{128} << 10));
 }
 
 // Last: it stops the OSD (and starts it again).

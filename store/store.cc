@@ -16,6 +16,7 @@
 #include <set>
 #include <utility>
 
+#include "store/cached_volume.h"
 #include "store/flock_retry.h"
 #include "store/local_volume.h"
 #include "store/rados_volume.h"
@@ -196,12 +197,23 @@ Status ReadWholeFile(const std::string& path, std::string* out) {
 }
 
 // Opens an existing volume set: a local folder (never created here) or a
-// RADOS pool.
-Status OpenVolumeSet(const VolumeSetConfig& set, std::unique_ptr<VolumeSet>* out) {
+// RADOS pool, behind a local read cache in STORE/cache/SETNAME unless the
+// spec says cache=0 or store_dir is empty (Init's look at the pool).
+Status OpenVolumeSet(const std::string& store_dir, const VolumeSetConfig& set,
+                     std::unique_ptr<VolumeSet>* out) {
   if (IsRadosVolumeSpec(set.path)) {
     RadosVolumeSpec spec;
     OVT_RETURN_IF_ERROR(ParseRadosVolumeSpec(set.path, &spec));
-    return OpenRadosVolumeSet(set.name, spec, RadosVolumeOptions(), out);
+    std::unique_ptr<VolumeSet> remote;
+    OVT_RETURN_IF_ERROR(OpenRadosVolumeSet(set.name, spec, RadosVolumeOptions(), &remote));
+    if (store_dir.empty() || spec.cache_bytes == 0) {
+      *out = std::move(remote);
+      return Status::OK();
+    }
+    ReadCacheOptions co;
+    co.dir = store_dir + "/cache/" + set.name;
+    co.max_bytes = spec.cache_bytes;
+    return WrapWithReadCache(std::move(remote), co, out);
   }
   LocalVolumeOptions lo;
   lo.create_if_missing = false;
@@ -443,7 +455,7 @@ Status Store::Init(const std::string& path_in, const StoreInitOptions& options,
       // The pool must exist and be reachable, and hold no containers
       // (another store's would collide with ours by id).
       std::unique_ptr<VolumeSet> vs;
-      s = OpenVolumeSet(set, &vs);
+      s = OpenVolumeSet("", set, &vs);
       if (!s.ok()) return fail(Status::Errno(s.err(), where + ": " + s.message()));
       std::vector<uint64_t> ids;
       s = vs->List(&ids);
@@ -582,7 +594,7 @@ Status Store::Open(const std::string& path_in, const StoreOpenOptions& options,
 
   for (const VolumeSetConfig& set : store->config_.sets) {
     std::unique_ptr<VolumeSet> vs;
-    s = OpenVolumeSet(set, &vs);
+    s = OpenVolumeSet(path, set, &vs);
     if (!s.ok()) {
       if (IsRadosVolumeSpec(set.path)) return Status::Errno(s.err(), where + ": " + s.message());
       if (s.err() == ENOENT) {

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/coding.h"
 #include "store/flock_retry.h"
 
 namespace overtier {
@@ -47,22 +48,11 @@ constexpr size_t kOffVersion = 8, kOffPage = 12, kOffVv = 16, kOffBlock = 24, kO
                  kOffBlockSize = 40, kOffTableHash = 48, kOffHeaderHash = 56;
 static_assert(kReadCacheHeaderSize == 64);
 
-void Put32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = static_cast<char>(v >> (8 * i));
-}
-void Put64(char* p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = static_cast<char>(v >> (8 * i));
-}
-uint32_t Get32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-uint64_t Get64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
+// Little-endian fields (store/coding.h).
+inline void Put32(char* p, uint32_t v) { EncodeFixed32(p, v); }
+inline void Put64(char* p, uint64_t v) { EncodeFixed64(p, v); }
+inline uint32_t Get32(const char* p) { return DecodeFixed32(p); }
+inline uint64_t Get64(const char* p) { return DecodeFixed64(p); }
 
 uint64_t NumPages(uint64_t length) {
   return (length + kReadCachePageSize - 1) / kReadCachePageSize;

@@ -39,7 +39,10 @@ void PutBigEndian64(std::string* dst, uint64_t v);  // 8 bytes, most significant
 // Number of bytes PutVarint64 writes for v.
 int VarintLength(uint64_t v);
 
-// Fixed-width reads from a buffer the caller knows is long enough.
+// Fixed-width writes into, and reads from, a buffer the caller knows is
+// long enough (byte-wise: any alignment, any host order).
+void EncodeFixed32(char* p, uint32_t v);
+void EncodeFixed64(char* p, uint64_t v);
 uint32_t DecodeFixed32(const char* p);
 uint64_t DecodeFixed64(const char* p);
 uint64_t DecodeBigEndian64(const char* p);

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "store/coding.h"
+
 namespace overtier {
 
 namespace {
@@ -17,24 +19,13 @@ constexpr char kRecordMagic[4] = {'V', 'V', 'R', 'C'};
 constexpr char kFooterMagic[8] = {'V', 'V', 'F', 'O', 'O', 'T', 'E', 'R'};
 constexpr char kTrailerMagic[8] = {'V', 'V', 'T', 'R', 'A', 'I', 'L', 'R'};
 
-// Byte-wise little-endian coding: independent of host order and of
-// alignment (the decoders read from arbitrary offsets of I/O buffers).
-void Put32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = static_cast<char>(v >> (8 * i));
-}
-void Put64(char* p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = static_cast<char>(v >> (8 * i));
-}
-uint32_t Get32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-uint64_t Get64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
+// Byte-wise little-endian coding (store/coding.h): independent of host
+// order and of alignment (the decoders read from arbitrary offsets of I/O
+// buffers).
+inline void Put32(char* p, uint32_t v) { EncodeFixed32(p, v); }
+inline void Put64(char* p, uint64_t v) { EncodeFixed64(p, v); }
+inline uint32_t Get32(const char* p) { return DecodeFixed32(p); }
+inline uint64_t Get64(const char* p) { return DecodeFixed64(p); }
 
 bool AllZero(const char* p, size_t n) {
   for (size_t i = 0; i < n; i++)

@@ -18,6 +18,7 @@
 
 #include "store/cached_volume.h"
 #include "store/flock_retry.h"
+#include "store/lazy_volume_set.h"
 #include "store/local_volume.h"
 #include "store/rados_volume.h"
 
@@ -199,11 +200,19 @@ Status ReadWholeFile(const std::string& path, std::string* out) {
 // Opens an existing volume set: a local folder (never created here) or a
 // RADOS pool, behind a local read cache in STORE/cache/SETNAME unless the
 // spec says cache=0 or store_dir is empty (Init's look at the pool).
+// `lazy`: a RADOS set connects on first use (lazy_volume_set.h says why);
+// its spec is still checked now.
 Status OpenVolumeSet(const std::string& store_dir, const VolumeSetConfig& set,
-                     std::unique_ptr<VolumeSet>* out) {
+                     std::unique_ptr<VolumeSet>* out, bool lazy = false) {
   if (IsRadosVolumeSpec(set.path)) {
     RadosVolumeSpec spec;
     OVT_RETURN_IF_ERROR(ParseRadosVolumeSpec(set.path, &spec));
+    if (lazy) {
+      *out = NewLazyVolumeSet(set.name, [store_dir, set](std::unique_ptr<VolumeSet>* s) {
+        return OpenVolumeSet(store_dir, set, s, false);
+      });
+      return Status::OK();
+    }
     std::unique_ptr<VolumeSet> remote;
     OVT_RETURN_IF_ERROR(OpenRadosVolumeSet(set.name, spec, RadosVolumeOptions(), &remote));
     if (store_dir.empty() || spec.cache_bytes == 0) {
@@ -594,7 +603,7 @@ Status Store::Open(const std::string& path_in, const StoreOpenOptions& options,
 
   for (const VolumeSetConfig& set : store->config_.sets) {
     std::unique_ptr<VolumeSet> vs;
-    s = OpenVolumeSet(path, set, &vs);
+    s = OpenVolumeSet(path, set, &vs, /*lazy=*/true);
     if (!s.ok()) {
       if (IsRadosVolumeSpec(set.path)) return Status::Errno(s.err(), where + ": " + s.message());
       if (s.err() == ENOENT) {

@@ -6,6 +6,8 @@
 // fresh store and directories (mount_fixture.h), and a daemon that is always
 // unmounted in teardown. The cluster is stopped at the end of the binary, or
 // by the watchdog process if the binary dies.
+#include <sys/mount.h>
+
 #include <future>
 
 #include "../migrate_mount/mount_fixture.h"
@@ -125,6 +127,53 @@ TEST_F(RadosMountTest, AnImageInRadosIsMountedAndReadWhole) {
   EXPECT_TRUE(ReadFile(M("data/big")) == Payload(9 * kMiB + 123, 7) + "tail");
   EXPECT_EQ(ReadFile(M("new")), "upper");
   Unmount();
+}
+
+// The way containers/storage runs a mount_program: no -f, the program
+// forks and exits once the mount is ready. librados threads do not survive
+// that fork, so nothing may connect to the cluster before it (a
+// connection made before it hung every read in the daemon).
+TEST_F(RadosMountTest, DaemonModeReadsAnImageInRados) {
+  ASSERT_NO_FATAL_FAILURE(ReinitStore({"--volume-set", Cold(), "--copies", "1"}));
+  ASSERT_NO_FATAL_FAILURE(ImportTree("img"));
+  const std::string opts =
+      "lowerdir=image:img,store=" + store_ + ",upperdir=" + B("upper") + ",workdir=" + B("work");
+  std::string out;
+  ASSERT_EQ(RunCmd({OvertierBin(), "-o", opts, mnt_}, &out), 0) << out;
+  // However the test ends: unmounted, and the daemon gone.
+  struct Cleanup {
+    std::string mnt;
+    ~Cleanup() {
+      if (IsMountPoint(mnt)) {
+        if (RunCmd({"fusermount3", "-u", mnt}) != 0) umount2(mnt.c_str(), MNT_DETACH);
+      }
+    }
+  } cleanup{mnt_};
+  ASSERT_TRUE(IsMountPoint(mnt_));
+  // Bounded: a hang here is the bug this test is about.
+  auto reader = std::async(std::launch::async,
+                           [this] { return ReadErr(M("data/big"), Payload(9 * kMiB + 123, 7)); });
+  if (reader.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    // Killing the daemon aborts the connection: the read ends (ENOTCONN).
+    for (const auto& ent : std::filesystem::directory_iterator("/proc")) {
+      std::string name = ent.path().filename();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::string cmd = it::Slurp(ent.path().string() + "/cmdline");
+      if (cmd.find(OvertierBin()) != std::string::npos && cmd.find(mnt_) != std::string::npos)
+        kill(std::stoi(name), SIGKILL);
+    }
+    reader.wait();
+    FAIL() << "a read of RADOS content hangs in the forked daemon";
+  }
+  EXPECT_EQ(reader.get(), 0);
+  // And the migration tier in the daemon (a lazy copy-up) as well.
+  {
+    std::ofstream f(M("data/small"), std::ios::app | std::ios::binary);
+    f << "!";
+  }
+  EXPECT_TRUE(ReadFile(M("data/small")) == Payload(5000, 8) + "!");
+  EXPECT_EQ(RunCmd({"fusermount3", "-u", mnt_}, &out), 0) << out;
+  EXPECT_TRUE(PollUntil([&] { return !IsMountPoint(mnt_); }, std::chrono::seconds(15)));
 }
 
 TEST_F(RadosMountTest, ArchiveCopiesOneLocalOneInRadosRestoreFromRados) {

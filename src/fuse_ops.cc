@@ -32,6 +32,7 @@ struct State {
   fuse_session* se = nullptr;
   WorkerPool* slow = nullptr;       // for requests that may take long
   MigrationService* mig = nullptr;  // the migration tier (store=), or none
+  bool hard = false;                // -o hard (docs/RADOS.md)
 };
 
 State* St(fuse_req_t req) { return static_cast<State*>(fuse_req_userdata(req)); }
@@ -476,6 +477,19 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   if (m != nullptr && m->slow.load(std::memory_order_acquire) &&
       !Mig(req)->KnownResident(m, static_cast<uint64_t>(off), size)) {
     return SlowRead(req, mf, fd, size, off);
+  }
+  if (St(req)->hard && !of->upper.load(std::memory_order_acquire) &&
+      Fs(req)->ServedLower(of->node)) {
+    // Hard: a read of image content waits as long as the cold tier does
+    // not answer. Not on a request-loop thread, or one such reader would
+    // stall the whole mount (threads=1).
+    return Defer(req, [req, fd, size, off] {
+      fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+      buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+      buf.buf[0].fd = fd;
+      buf.buf[0].pos = off;
+      fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+    });
   }
   fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
   buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
@@ -992,6 +1006,7 @@ int RunWorkers(fuse_session* se, int nthreads) {
 int ServeFuse(UnionFs* fs, const Invocation& inv, const std::function<void()>& after_daemonize,
               MigrationService* mig) {
   State state{fs, inv.opts.timeout};
+  state.hard = inv.opts.hard;
   state.mig = mig;
   const MountOptions& o = inv.opts;
   std::string mopts =

@@ -87,9 +87,10 @@ Status UnionFs::CopyUpLocked(Node* node, Node* parent, const std::string& name, 
   return CopyUpNew(node, parent, name, with_data);
 }
 
-bool UnionFs::LazyCandidate(const Node* node) const {
-  return lazy_copy_up_ && node->is_reg() && node->lower.valid() &&
-         layers_->layer(node->lower.layer).served;
+bool UnionFs::LazyCandidate(const Node* node) const { return lazy_copy_up_ && ServedLower(node); }
+
+bool UnionFs::ServedLower(const Node* node) const {
+  return node->is_reg() && node->lower.valid() && layers_->layer(node->lower.layer).served;
 }
 
 namespace {

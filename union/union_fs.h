@@ -174,6 +174,10 @@ class UnionFs {
       std::function<Status(int upper_fd, int lower_fd, const std::string& what, bool* adopted)>;
   void SetLazyCopyUpHook(LazyCopyUpHook hook) { lazy_copy_up_ = std::move(hook); }
 
+  // A regular file whose data is a lower file of a layer the daemon serves
+  // (an image): its reads may wait for the store's cold tier.
+  bool ServedLower(const Node* node) const;
+
  private:
   UnionFs(const MountOptions& opts, std::unique_ptr<LayerSet> layers, long fd_budget);
 

@@ -376,6 +376,76 @@ struct Store::ReaderCache {
 // Init
 // ---------------------------------------------------------------------------
 
+namespace {
+
+// Readies the location of a set a store is about to list (Init, AddVolumeSet):
+// a RADOS pool must be reachable and hold no containers (another store's
+// would collide with ours by id); a folder is made, with its missing
+// ancestors (appended to *made_dirs, for the caller to take back on
+// failure), or must be empty.
+Status PrepareNewSet(const std::string& where, const VolumeSetConfig& set,
+                     std::vector<std::string>* made_dirs) {
+  if (IsRadosVolumeSpec(set.path)) {
+    std::unique_ptr<VolumeSet> vs;
+    Status s = OpenVolumeSet("", set, &vs);
+    if (!s.ok()) return Status::Errno(s.err(), where + ": " + s.message());
+    std::vector<uint64_t> ids;
+    s = vs->List(&ids);
+    if (!s.ok()) return Status::Errno(s.err(), where + ": " + s.message());
+    if (!ids.empty()) {
+      return Status::Errno(EEXIST, where + ": volume set '" + set.name + "' (" + set.path +
+                                       ") already holds " + std::to_string(ids.size()) +
+                                       " containers; use another pool or ns=");
+    }
+    return Status::OK();
+  }
+  std::vector<std::string> missing;
+  struct stat st;
+  for (fs::path p(set.path); !p.empty() && p != p.root_path(); p = p.parent_path()) {
+    if (lstat(p.c_str(), &st) == 0) break;
+    if (errno != ENOENT) return Status::FromErrno("volume set '" + set.name + "'");
+    missing.push_back(p.string());
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (mkdir(it->c_str(), 0755) != 0) {
+      return Status::FromErrno(where + ": create '" + *it + "' for volume set '" + set.name + "'");
+    }
+    made_dirs->push_back(*it);
+    OVT_RETURN_IF_ERROR(SyncDir(fs::path(*it).parent_path().string()));
+  }
+  if (missing.empty()) {
+    // An existing folder is taken only if empty: containers of another
+    // store there would be silently shadowed, or worse, overwritten.
+    std::error_code ec;
+    if (!fs::is_directory(set.path, ec) || !fs::is_empty(set.path, ec) || ec) {
+      return Status::Errno(EEXIST, where + ": volume set '" + set.name + "' folder '" + set.path +
+                                       "' exists and is not an empty folder");
+    }
+  }
+  LocalVolumeOptions lo;
+  lo.create_if_missing = false;
+  std::unique_ptr<VolumeSet> vs;
+  Status s = OpenLocalVolumeSetAt(set.path, set.name, lo, &vs);
+  if (!s.ok()) return Status::Errno(s.err(), where + ": " + s.message());
+  return Status::OK();
+}
+
+// A set as given, in the form store.conf keeps: an empty path is
+// STORE/volumes/NAME, a RADOS spec canonical (a bad one is left for
+// CheckConfig to name), a folder path normal.
+void NormalizeSetPath(const std::string& store_path, VolumeSetConfig* s) {
+  if (s->path.empty()) {
+    s->path = store_path + "/volumes/" + s->name;
+  } else if (IsRadosVolumeSpec(s->path)) {
+    RadosVolumeSpec spec;
+    if (ParseRadosVolumeSpec(s->path, &spec).ok()) s->path = FormatRadosVolumeSpec(spec);
+  } else {
+    s->path = NormalPath(s->path);  // CheckConfig refuses a relative one
+  }
+}
+
+}  // namespace
+
 Status Store::Init(const std::string& path_in, const StoreInitOptions& options,
                    std::unique_ptr<Store>* out) {
   if (path_in.empty()) return Status::InvalidArgument("empty store path");
@@ -390,18 +460,7 @@ Status Store::Init(const std::string& path_in, const StoreInitOptions& options,
   OVT_RETURN_IF_ERROR(RandomId(&c.id));
   c.sets = options.sets;
   if (c.sets.empty()) c.sets.push_back({"default", ""});
-  for (VolumeSetConfig& s : c.sets) {
-    if (s.path.empty()) {
-      s.path = path + "/volumes/" + s.name;
-    } else if (IsRadosVolumeSpec(s.path)) {
-      // Canonical form (store.conf compares and shows it); a bad spec is
-      // left for CheckConfig to name.
-      RadosVolumeSpec spec;
-      if (ParseRadosVolumeSpec(s.path, &spec).ok()) s.path = FormatRadosVolumeSpec(spec);
-    } else {
-      s.path = NormalPath(s.path);
-    }
-  }
+  for (VolumeSetConfig& s : c.sets) NormalizeSetPath(path, &s);
   c.copies = options.copies != 0 ? options.copies
                                  : static_cast<uint32_t>(std::min<size_t>(2, c.sets.size()));
   c.vv_size = options.vv_size != 0 ? options.vv_size : kVvDefaultSealSize;
@@ -460,53 +519,8 @@ Status Store::Init(const std::string& path_in, const StoreInitOptions& options,
   };
 
   for (const VolumeSetConfig& set : c.sets) {
-    if (IsRadosVolumeSpec(set.path)) {
-      // The pool must exist and be reachable, and hold no containers
-      // (another store's would collide with ours by id).
-      std::unique_ptr<VolumeSet> vs;
-      s = OpenVolumeSet("", set, &vs);
-      if (!s.ok()) return fail(Status::Errno(s.err(), where + ": " + s.message()));
-      std::vector<uint64_t> ids;
-      s = vs->List(&ids);
-      if (!s.ok()) return fail(Status::Errno(s.err(), where + ": " + s.message()));
-      if (!ids.empty()) {
-        return fail(Status::Errno(EEXIST, where + ": volume set '" + set.name + "' (" + set.path +
-                                              ") already holds " + std::to_string(ids.size()) +
-                                              " containers; use another pool or ns="));
-      }
-      continue;
-    }
-    // Make the path's missing ancestors (and the set folder), remembering
-    // which, so a failed Init takes them back.
-    std::vector<std::string> missing;
-    for (fs::path p(set.path); !p.empty() && p != p.root_path(); p = p.parent_path()) {
-      if (lstat(p.c_str(), &st) == 0) break;
-      if (errno != ENOENT) return fail(Status::FromErrno("volume set '" + set.name + "'"));
-      missing.push_back(p.string());
-    }
-    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-      if (mkdir(it->c_str(), 0755) != 0) {
-        return fail(
-            Status::FromErrno(where + ": create '" + *it + "' for volume set '" + set.name + "'"));
-      }
-      made_dirs.push_back(*it);
-      s = SyncDir(fs::path(*it).parent_path().string());
-      if (!s.ok()) return fail(s);
-    }
-    if (missing.empty()) {
-      // An existing folder is taken only if empty: containers of another
-      // store there would be silently shadowed, or worse, overwritten.
-      std::error_code ec;
-      if (!fs::is_directory(set.path, ec) || !fs::is_empty(set.path, ec) || ec) {
-        return fail(Status::Errno(EEXIST, where + ": volume set '" + set.name + "' folder '" +
-                                              set.path + "' exists and is not an empty folder"));
-      }
-    }
-    LocalVolumeOptions lo;
-    lo.create_if_missing = false;
-    std::unique_ptr<VolumeSet> vs;
-    s = OpenLocalVolumeSetAt(set.path, set.name, lo, &vs);
-    if (!s.ok()) return fail(Status::Errno(s.err(), where + ": " + s.message()));
+    s = PrepareNewSet(where, set, &made_dirs);
+    if (!s.ok()) return fail(s);
   }
 
   int mounts_fd =
@@ -530,6 +544,32 @@ Status Store::Init(const std::string& path_in, const StoreInitOptions& options,
   close(lock_fd);
   if (out == nullptr) return Status::OK();
   return Open(path, StoreOpenOptions(), out);
+}
+
+Status Store::AddVolumeSet(const std::string& path_in, VolumeSetConfig set, uint32_t copies,
+                           StoreConfig* result) {
+  // Open for writing: the write lock keeps every other writer out while
+  // store.conf changes (a mount's migration session waits, and reads the
+  // new configuration when it opens next).
+  std::unique_ptr<Store> store;
+  OVT_RETURN_IF_ERROR(Open(path_in, StoreOpenOptions(), &store));
+  const std::string where = "store '" + store->path_ + "'";
+  StoreConfig c = store->config_;
+  NormalizeSetPath(store->path_, &set);
+  c.sets.push_back(set);
+  if (copies != 0) c.copies = copies;
+  Status s = CheckConfig(c);
+  if (!s.ok()) return Status::InvalidArgument(where + ": " + s.message());
+  std::vector<std::string> made_dirs;
+  s = PrepareNewSet(where, set, &made_dirs);
+  // Last: with the new store.conf in place the set is part of the store.
+  if (s.ok()) s = WriteFileAtomic(store->path_, kConfName, FormatStoreConfig(c));
+  if (!s.ok()) {
+    for (auto it = made_dirs.rbegin(); it != made_dirs.rend(); ++it) rmdir(it->c_str());
+    return s.err() == EINVAL ? s : Status::Errno(s.err(), s.message());
+  }
+  if (result != nullptr) *result = c;
+  return Status::OK();
 }
 
 // ---------------------------------------------------------------------------

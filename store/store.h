@@ -88,6 +88,13 @@ class Store {
   // (or anything) is there.
   static Status Init(const std::string& path, const StoreInitOptions& options,
                      std::unique_ptr<Store>* out = nullptr);
+  // Adds a volume set to the existing store at `path` (and sets copies,
+  // unless 0): the location is readied as Init would (a folder made or
+  // empty, a RADOS pool reachable and empty), then store.conf is replaced
+  // atomically. Containers written from then on may go to the set; nothing
+  // already stored moves. *result (if given): the new configuration.
+  static Status AddVolumeSet(const std::string& path, VolumeSetConfig set, uint32_t copies,
+                             StoreConfig* result = nullptr);
   // Opens an existing store. Clear errors for: no store.conf (not a store),
   // a bad store.conf, a catalog that will not open or belongs to another
   // store id, a missing volume set folder.

@@ -308,6 +308,52 @@ TEST_F(StoreTest, InitWithSetsElsewhere) {
   EXPECT_EQ(st->config().sets[1].path, disk2);
 }
 
+TEST_F(StoreTest, AddVolumeSetToAnExistingStore) {
+  StoreInitOptions o;
+  o.sets = {{"fast", ""}};
+  InitStore(o);
+  // A folder elsewhere, made with its missing parents, and copies raised.
+  const std::string disk2 = root_ + "/disk2/cold";
+  StoreConfig c;
+  Status s = Store::AddVolumeSet(path_, {"cold", disk2}, 2, &c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(c.sets.size(), 2u);
+  EXPECT_TRUE(fs::is_directory(disk2));
+  std::unique_ptr<Store> st = OpenStore();
+  ASSERT_NE(st, nullptr);
+  ASSERT_EQ(st->volume_sets().size(), 2u);
+  EXPECT_EQ(st->volume_sets()[1]->name(), "cold");
+  EXPECT_EQ(st->config().sets[1].path, disk2);
+  EXPECT_EQ(st->config().copies, 2u);
+  st.reset();
+  // An empty path is STORE/volumes/NAME; copies stay as they are.
+  ASSERT_TRUE(Store::AddVolumeSet(path_, {"third", ""}, 0, &c).ok());
+  EXPECT_EQ(c.copies, 2u);
+  EXPECT_TRUE(fs::is_directory(path_ + "/volumes/third"));
+
+  // Refusals change nothing: a name already there, copies above the sets,
+  // a folder that is not empty, a path not absolute, no store.
+  const std::string before = ReadFile(path_ + "/store.conf");
+  s = Store::AddVolumeSet(path_, {"cold", root_ + "/other"}, 0);
+  EXPECT_EQ(s.err(), EINVAL);
+  EXPECT_TRUE(HasSubstr(s.message(), "volume set 'cold' is listed twice")) << s.message();
+  EXPECT_FALSE(fs::exists(root_ + "/other"));
+  s = Store::AddVolumeSet(path_, {"four", root_ + "/four"}, 9);
+  EXPECT_EQ(s.err(), EINVAL);
+  EXPECT_TRUE(HasSubstr(s.message(), "copies = 9")) << s.message();
+  fs::create_directories(root_ + "/busy");
+  std::ofstream(root_ + "/busy/x") << "x";
+  s = Store::AddVolumeSet(path_, {"busy", root_ + "/busy"}, 0);
+  EXPECT_EQ(s.err(), EEXIST);
+  EXPECT_TRUE(HasSubstr(s.message(), "exists and is not an empty folder")) << s.message();
+  s = Store::AddVolumeSet(path_, {"rel", "relative/dir"}, 0);
+  EXPECT_EQ(s.err(), EINVAL);
+  EXPECT_TRUE(HasSubstr(s.message(), "is not absolute")) << s.message();
+  EXPECT_EQ(ReadFile(path_ + "/store.conf"), before);
+  EXPECT_FALSE(Store::AddVolumeSet(root_ + "/nothing", {"x", root_ + "/x"}, 0).ok());
+  EXPECT_FALSE(fs::exists(root_ + "/x"));
+}
+
 TEST_F(StoreTest, InitRefusalsLeaveNothingBehind) {
   struct Case {
     const char* what;

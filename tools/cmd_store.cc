@@ -1,5 +1,6 @@
 // overtier store init STORE [--volume-set NAME=PATH ...] [--copies N]
 //                           [--vv-size BYTES] [--chunk-size BYTES] [--json]
+// overtier store add-set STORE NAME=PATH [--copies N]
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,28 +23,51 @@ namespace overtier::cli {
 
 namespace {
 
+// NAME=PATH (or NAME=rados:...) as a set; false (after saying why) if
+// malformed. `cmd`: the command, for the message.
+bool ParseSetArg(const char* cmd, const std::string& s, VolumeSetConfig* out) {
+  size_t eq = s.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == s.size()) {
+    std::fprintf(stderr, "overtier: %s: volume set '%s': expected NAME=PATH\n", cmd, s.c_str());
+    return false;
+  }
+  std::string set_path = s.substr(eq + 1);
+  // A RADOS spec (rados:POOL?...) is not a path: keep it as given.
+  if (set_path[0] != '/' && !IsRadosVolumeSpec(set_path)) {
+    // The configuration keeps absolute paths (the store may be opened
+    // from anywhere).
+    char* cwd = getcwd(nullptr, 0);
+    if (cwd != nullptr) {
+      set_path = std::string(cwd) + "/" + set_path;
+      std::free(cwd);
+    }
+  }
+  *out = VolumeSetConfig{s.substr(0, eq), set_path};
+  return true;
+}
+
+int AddSet(const std::string& path, const std::string& arg, uint32_t copies) {
+  VolumeSetConfig set;
+  if (!ParseSetArg("store add-set", arg, &set)) return 2;
+  StoreConfig c;
+  Status s = Store::AddVolumeSet(path, set, copies, &c);
+  if (!s.ok()) {
+    std::fprintf(stderr, "overtier: store add-set %s: %s\n", path.c_str(), s.ToString().c_str());
+    return s.err() == EINVAL ? 2 : 1;
+  }
+  const VolumeSetConfig& added = c.sets.back();
+  std::printf("added volume set %s at %s\n", added.name.c_str(), added.path.c_str());
+  std::printf("  volume sets %zu, copies %u\n", c.sets.size(), c.copies);
+  return 0;
+}
+
 int Init(const std::string& path, const std::vector<std::string>& sets, uint32_t copies,
          const std::string& vv_size, const std::string& chunk_size, bool json) {
   StoreInitOptions o;
   for (const std::string& s : sets) {
-    size_t eq = s.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == s.size()) {
-      std::fprintf(stderr, "overtier: store init: --volume-set '%s': expected NAME=PATH\n",
-                   s.c_str());
-      return 2;
-    }
-    std::string set_path = s.substr(eq + 1);
-    // A RADOS spec (rados:POOL?...) is not a path: keep it as given.
-    if (set_path[0] != '/' && !IsRadosVolumeSpec(set_path)) {
-      // The configuration keeps absolute paths (the store may be opened
-      // from anywhere).
-      char* cwd = getcwd(nullptr, 0);
-      if (cwd != nullptr) {
-        set_path = std::string(cwd) + "/" + set_path;
-        std::free(cwd);
-      }
-    }
-    o.sets.push_back(VolumeSetConfig{s.substr(0, eq), set_path});
+    VolumeSetConfig set;
+    if (!ParseSetArg("store init: --volume-set", s, &set)) return 2;
+    o.sets.push_back(set);
   }
   o.copies = copies;
   if (!vv_size.empty() && !ParseByteSize(vv_size, &o.vv_size)) {
@@ -109,6 +133,14 @@ int StoreCommand(int argc, char** argv) {
   init->add_option("--chunk-size", chunk_size,
                    "Chunk size: unit of dedup and verification (power of two, default 256K)");
   init->add_flag("--json", json, "Print what was created as JSON");
+  CLI::App* add = app.add_subcommand(
+      "add-set", "Add a volume set to an existing store (new containers may go to it)");
+  std::string add_path, add_set;
+  uint32_t add_copies = 0;
+  add->add_option("STORE", add_path, "The store")->required();
+  add->add_option("SET", add_set, "NAME=PATH or NAME=rados:POOL?... (as for init --volume-set)")
+      ->required();
+  add->add_option("--copies", add_copies, "Also set the number of copies (default: unchanged)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -116,6 +148,7 @@ int StoreCommand(int argc, char** argv) {
     std::fprintf(stderr, "overtier store: %s\n", e.what());
     return 2;
   }
+  if (add->parsed()) return AddSet(add_path, add_set, add_copies);
   return Init(path, sets, copies, vv_size, chunk_size, json);
 }
 

@@ -204,6 +204,39 @@ TEST_F(RadosMountTest, ArchiveCopiesOneLocalOneInRadosRestoreFromRados) {
   Unmount();
 }
 
+// A store that started local grows a RADOS set (store add-set): archives
+// made afterwards keep a copy in the cluster, which serves the restore
+// when the local copy is gone.
+TEST_F(RadosMountTest, AddARadosSetToALocalStore) {
+  ASSERT_NO_FATAL_FAILURE(ReinitStore({"--volume-set", "hot=" + B("hot"), "--copies", "1"}));
+  std::string out;
+  ASSERT_EQ(RunCmd({OvertierBin(), "store", "add-set", store_, Cold(), "--copies", "2"}, &out), 0)
+      << out;
+  EXPECT_TRUE(out.find("added volume set cold at rados:ovtm?") != std::string::npos) << out;
+  EXPECT_TRUE(out.find("volume sets 2, copies 2") != std::string::npos) << out;
+  // The same pool namespace again is refused, and changes nothing.
+  EXPECT_EQ(RunCmd({OvertierBin(), "store", "add-set", store_, "again=" + Cold().substr(5)}, &out),
+            2)
+      << out;
+  EXPECT_TRUE(out.find("is the pool (and namespace) of another set too") != std::string::npos)
+      << out;
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string data = Payload(3 * kMiB + 5, 9);
+  MakeFile("f", data);
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
+  WaitStoreIdle();
+  int removed = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(B("hot"))) {
+    if (e.is_regular_file() && e.path().filename().string().starts_with("vv-")) {
+      std::filesystem::remove(e.path());
+      removed++;
+    }
+  }
+  ASSERT_GT(removed, 0);
+  EXPECT_TRUE(ReadFile(M("f")) == data) << it::Slurp(log_);
+  Unmount();
+}
+
 TEST_F(RadosMountTest, SoftOsdDownDuringARestoreGivesEioThenRecovers) {
   ASSERT_NO_FATAL_FAILURE(ReinitStore({"--volume-set", Cold(3), "--copies", "1"}));
   ASSERT_NO_FATAL_FAILURE(Mount());

@@ -101,6 +101,19 @@ class RadosMountTest : public MigrateMountTest {
     return got == want ? 0 : -1;
   }
 
+  // Deletes every container file of the local set in B("hot") (its copy
+  // of everything is then lost); returns how many.
+  int RemoveLocalContainers() {
+    int removed = 0;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(B("hot"))) {
+      if (e.is_regular_file() && e.path().filename().string().starts_with("vv-")) {
+        std::filesystem::remove(e.path());
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   static std::string skip_, start_error_;
   bool osd_stopped_ = false;
 };
@@ -186,13 +199,7 @@ TEST_F(RadosMountTest, ArchiveCopiesOneLocalOneInRadosRestoreFromRados) {
   // The daemon lets go of its containers when idle; then the local copy
   // is lost entirely.
   WaitStoreIdle();
-  int removed = 0;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(B("hot"))) {
-    if (e.is_regular_file() && e.path().filename().string().starts_with("vv-")) {
-      std::filesystem::remove(e.path());
-      removed++;
-    }
-  }
+  const int removed = RemoveLocalContainers();
   ASSERT_GT(removed, 0) << "no container of the local copy found under " << B("hot");
   EXPECT_TRUE(ReadFile(M("f")) == data) << it::Slurp(log_);
   EXPECT_TRUE(PollUntil([&] { return StateXattr(M("f")).starts_with("archived"); },
@@ -225,13 +232,7 @@ TEST_F(RadosMountTest, AddARadosSetToALocalStore) {
   MakeFile("f", data);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
   WaitStoreIdle();
-  int removed = 0;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(B("hot"))) {
-    if (e.is_regular_file() && e.path().filename().string().starts_with("vv-")) {
-      std::filesystem::remove(e.path());
-      removed++;
-    }
-  }
+  const int removed = RemoveLocalContainers();
   ASSERT_GT(removed, 0);
   EXPECT_TRUE(ReadFile(M("f")) == data) << it::Slurp(log_);
   Unmount();

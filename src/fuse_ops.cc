@@ -469,6 +469,15 @@ void SlowRead(fuse_req_t req, const std::shared_ptr<MigFile>& mf, int fd, size_t
   if (cancel) Mig(req)->Submit([p, w] { p->mig->CancelWait(w); });
 }
 
+// Answers a read with `size` bytes of fd at `off`, spliced by libfuse.
+void ReplyFromFd(fuse_req_t req, int fd, size_t size, off_t off) {
+  fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  buf.buf[0].fd = fd;
+  buf.buf[0].pos = off;
+  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
   OpenFile* of = OF(fi);
   const int fd = Fs(req)->ReadFd(of);
@@ -483,19 +492,9 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
     // Hard: a read of image content waits as long as the cold tier does
     // not answer. Not on a request-loop thread, or one such reader would
     // stall the whole mount (threads=1).
-    return Defer(req, [req, fd, size, off] {
-      fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-      buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-      buf.buf[0].fd = fd;
-      buf.buf[0].pos = off;
-      fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-    });
+    return Defer(req, [req, fd, size, off] { ReplyFromFd(req, fd, size, off); });
   }
-  fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  buf.buf[0].fd = fd;
-  buf.buf[0].pos = off;
-  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+  ReplyFromFd(req, fd, size, off);
 }
 
 // A write to a file with a migration record: the data is copied out of the

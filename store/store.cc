@@ -566,7 +566,7 @@ Status Store::AddVolumeSet(const std::string& path_in, VolumeSetConfig set, uint
   if (s.ok()) s = WriteFileAtomic(store->path_, kConfName, FormatStoreConfig(c));
   if (!s.ok()) {
     for (auto it = made_dirs.rbegin(); it != made_dirs.rend(); ++it) rmdir(it->c_str());
-    return s.err() == EINVAL ? s : Status::Errno(s.err(), s.message());
+    return s;
   }
   if (result != nullptr) *result = c;
   return Status::OK();

@@ -767,6 +767,17 @@ class CachedVolumeSet final : public VolumeSet {
     return s;
   }
   Status List(std::vector<uint64_t>* ids) override { return remote_->List(ids); }
+  // Objects are small and read once (publications): not cached.
+  Status PutObject(std::string_view name, std::string_view data) override {
+    return remote_->PutObject(name, data);
+  }
+  Status GetObject(std::string_view name, std::string* data) override {
+    return remote_->GetObject(name, data);
+  }
+  Status RemoveObject(std::string_view name) override { return remote_->RemoveObject(name); }
+  Status ListObjects(std::string_view prefix, std::vector<std::string>* names) override {
+    return remote_->ListObjects(prefix, names);
+  }
 
   bool Stats(ReadCacheStats* out) {
     Cache* cache = slot_->active();

@@ -108,6 +108,8 @@ const char* VolumeStateName(VolumeState s) {
       return "compacting";
     case VolumeState::kLost:
       return "lost";
+    case VolumeState::kRemote:
+      return "remote";
   }
   return "unknown";
 }
@@ -263,6 +265,10 @@ Status CheckRecord(const VolumeRecord& r) {
     case VolumeState::kSealed:
     case VolumeState::kCompacting:
     case VolumeState::kLost:
+      if (r.origin_vv_id != 0) return Bad("origin vv id on a volume of this store");
+      return Status::OK();
+    case VolumeState::kRemote:
+      if (r.origin_vv_id == 0) return Bad("remote volume without its origin vv id");
       return Status::OK();
   }
   return Bad("unknown volume state " + std::to_string(static_cast<int>(r.state)));
@@ -527,6 +533,7 @@ std::string EncodeRecord(const VolumeRecord& r) {
   PutFixed64(&out, r.size);
   PutFixed64(&out, r.live_bytes);
   PutLengthPrefixed(&out, r.set);
+  if (r.state == VolumeState::kRemote) PutFixed64(&out, r.origin_vv_id);
   return out;
 }
 
@@ -541,6 +548,9 @@ Status DecodeRecord(std::string_view in, VolumeRecord* out) {
   }
   out->state = static_cast<VolumeState>(state);
   out->set.assign(set);
+  out->origin_vv_id = 0;
+  if (out->state == VolumeState::kRemote && !d.GetFixed64(&out->origin_vv_id))
+    return Truncated("origin vv id");
   return Finish(d, *out);
 }
 

@@ -156,6 +156,11 @@ enum class VolumeState : uint8_t {
   kSealed = 2,      // footer written, read-only
   kCompacting = 3,  // its live records are being copied elsewhere
   kLost = 4,        // unreadable; its extents must come from other copies
+  // Another store's container, read through a remote set of store.conf
+  // (an image pulled from a publication, store/publication.h): never
+  // written, compacted or removed by this store; its row goes when no
+  // extent points into it any more.
+  kRemote = 5,
 };
 const char* VolumeStateName(VolumeState s);
 
@@ -166,6 +171,9 @@ struct VolumeRecord {
   VolumeState state = VolumeState::kOpen;
   uint64_t size = 0;        // bytes in the container
   uint64_t live_bytes = 0;  // bytes still referenced by some file (for GC)
+  // kRemote only (and then > 0): the container's id in its owner's store,
+  // which is what its header and checksums carry; zero otherwise.
+  uint64_t origin_vv_id = 0;
   bool operator==(const VolumeRecord&) const = default;
 };
 

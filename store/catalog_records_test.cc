@@ -151,7 +151,8 @@ struct Samples<ChunkRecord> {
 template <>
 struct Samples<VolumeRecord> {
   static std::vector<VolumeRecord> Get() {
-    return {SampleVolume(), VolumeRecord{"s", VolumeState::kOpen, 0, 0}};
+    return {SampleVolume(), VolumeRecord{"s", VolumeState::kOpen, 0, 0},
+            VolumeRecord{"remote1", VolumeState::kRemote, 8192, 4096, 42}};
   }
 };
 template <>
@@ -284,6 +285,33 @@ TEST(Layout, Volume) {
             "0800000000000000"
             "02"
             "6162");
+}
+
+// A remote volume carries its owner's vv id after the set name.
+TEST(Layout, RemoteVolume) {
+  EXPECT_EQ(Hex(EncodeRecord(VolumeRecord{"ab", VolumeState::kRemote, 16, 8, 0x2a})),
+            "01"
+            "05"
+            "1000000000000000"
+            "0800000000000000"
+            "02"
+            "6162"
+            "2a00000000000000");
+}
+
+TEST(Check, OriginVvIdOnlyOnRemoteVolumes) {
+  VolumeRecord v = SampleVolume();
+  v.origin_vv_id = 7;
+  EXPECT_TRUE(HasSubstr(CheckRecord(v).message(), "origin vv id on a volume of this store"));
+  v.state = VolumeState::kRemote;
+  EXPECT_TRUE(CheckRecord(v).ok());
+  v.origin_vv_id = 0;
+  EXPECT_TRUE(HasSubstr(CheckRecord(v).message(), "without its origin vv id"));
+  // A remote volume cut before its origin id is refused, not read as 0.
+  std::string enc = EncodeRecord(VolumeRecord{"ab", VolumeState::kRemote, 16, 8, 9});
+  enc.resize(enc.size() - 8);
+  VolumeRecord out;
+  EXPECT_FALSE(DecodeRecord(enc, &out).ok());
 }
 
 // The DMFS record in its common form stays near the paper's ~80 bytes.

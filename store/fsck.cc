@@ -188,6 +188,10 @@ class Fsck {
     for (auto& [id, c] : containers_) {
       if (!c.has_row) continue;
       const std::string name = VvName(id) + " (set '" + c.row.set + "')";
+      if (c.row.state == VolumeState::kRemote) {
+        CheckRemote(id, name, &c);
+        continue;
+      }
       VolumeSet* set = store_->volume_set(c.row.set);
       if (set == nullptr) {
         c.problem = name + ": the store has no volume set '" + c.row.set + "'";
@@ -254,6 +258,24 @@ class Fsck {
         Notice("container", name + " was left open by an interrupted writer: gc seals it");
     }
     return Status::OK();
+  }
+
+  // Another store's container (a pulled image's): read where it is,
+  // through the store (which checks it is the owner's), never repaired.
+  void CheckRemote(uint64_t id, const std::string& name, Container* c) {
+    const VvReader* r = nullptr;
+    Status s = store_->OpenContainer(id, &r);
+    RecordList list;
+    if (s.ok()) s = r->sealed() ? r->ListRecords(&list) : r->ScanRecords(&list);
+    if (!s.ok()) {
+      c->problem = name + ": " + s.ToString();
+      Error("container", c->problem);
+      return;
+    }
+    c->present = true;
+    c->readable = true;
+    c->size = r->size();
+    for (const RecordInfo& i : list.records) c->records[i.location.offset] = i.location.length;
   }
 
   // Why an extent cannot be read, or "" if its container holds a record

@@ -10,6 +10,7 @@
 #include <set>
 #include <utility>
 
+#include "store/publication.h"
 #include "store/vv_format.h"
 #include "store/vv_reader.h"
 #include "store/vv_recovery.h"
@@ -228,11 +229,47 @@ class Gc {
           }
           return true;
         }));
+    OVT_RETURN_IF_ERROR(PinPublished());
     for (auto& [loc, l] : live_locs_) live_by_vv_[loc.vv] += l.length;
     for (auto& [vv, live] : live_by_vv_) {
       if (!volumes_.count(vv))
         rep_->warnings.push_back("live extents point into " + VvName(vv) +
                                  ", which has no volumes row (run fsck)");
+    }
+    return Status::OK();
+  }
+
+  // Containers that publications (store/publication.h) point into: other
+  // stores read them by the offsets in the manifest, so they are kept
+  // whole, their bytes live, until the publication is withdrawn. A set
+  // whose publications cannot all be read keeps every container.
+  Status PinPublished() {
+    for (VolumeSet* set : store_->volume_sets()) {
+      std::vector<Publication> pubs;
+      std::vector<std::string> unreadable;
+      Status s = ReadAllPublications(set, &pubs, &unreadable);
+      if (s.err() == ENOTSUP) continue;
+      if (!s.ok())
+        return Status::Errno(
+            s.err(), "gc: publications in volume set '" + set->name() + "': " + s.message());
+      for (const std::string& u : unreadable) {
+        rep_->warnings.push_back("volume set '" + set->name() + "': unreadable publication " + u +
+                                 ": every container of the set is kept");
+      }
+      for (auto& [id, v] : volumes_) {
+        if (!unreadable.empty() && v.set == set->name()) pinned_.insert(id);
+      }
+      for (const Publication& p : pubs) {
+        if (p.owner != store_->config().id) continue;  // not ours: nothing of it is here
+        for (const auto& [bfid, f] : p.files) {
+          for (const FileCopy& c : f.copies) {
+            for (const Extent& e : c.extents) {
+              live_locs_[Loc{e.vv_id, e.vv_offset}] = LiveLoc{e.length, e.digest};
+              pinned_.insert(e.vv_id);
+            }
+          }
+        }
+      }
     }
     return Status::OK();
   }
@@ -253,9 +290,22 @@ class Gc {
     for (const Bfid& f : dead_files_) b.DeleteFile(f);
     for (const Digest128& d : dead_chunks_) b.DeleteChunk(d);
     for (auto& [d, c] : trimmed_chunks_) b.PutChunk(d, c);
+    std::vector<uint64_t> gone_remote;
     for (auto& [id, v] : volumes_) {
       const uint64_t live = LiveOf(id);
-      if (live == 0 && v.state != VolumeState::kCompacting) {
+      if (v.state == VolumeState::kRemote) {
+        // Another store's container: only our row of it goes.
+        if (live == 0) {
+          b.DeleteVolume(id);
+          gone_remote.push_back(id);
+          rep_->remote_volumes_forgotten++;
+        } else if (live != v.live_bytes) {
+          v.live_bytes = live;
+          b.PutVolume(id, v);
+        }
+        continue;
+      }
+      if (live == 0 && v.state != VolumeState::kCompacting && !pinned_.count(id)) {
         // No live byte left: retire (removed below, or by a later gc).
         v.state = VolumeState::kCompacting;
         v.live_bytes = 0;
@@ -269,6 +319,7 @@ class Gc {
     if (opt_.dry_run) return Status::OK();
     OVT_RETURN_IF_ERROR(SetPhase(&b, "compact"));
     OVT_RETURN_IF_ERROR(b.Commit());
+    for (uint64_t id : gone_remote) volumes_.erase(id);
     return Hook(kGcPointSwept);
   }
 
@@ -345,6 +396,7 @@ class Gc {
     for (auto& [id, v] : volumes_) {
       const uint64_t live = LiveOf(id);
       if (live == 0) continue;
+      if (pinned_.count(id)) continue;                         // read by other stores where it is
       const bool stray = v.state == VolumeState::kCompacting;  // live bytes in a retired one
       if (!stray && (v.state != VolumeState::kSealed || opt_.threshold <= 0)) continue;
       VolumeSet* set = store_->volume_set(v.set);
@@ -518,6 +570,7 @@ class Gc {
 
   Status Finish() {
     for (auto& [id, v] : volumes_) {
+      if (v.state == VolumeState::kRemote) continue;  // not our space
       rep_->stored_bytes += v.size;
       rep_->live_bytes += LiveOf(id);
     }
@@ -544,6 +597,7 @@ class Gc {
   std::map<uint64_t, std::set<Bfid>> bfids_by_vv_;
   std::map<Loc, Digest128> chunk_at_;
   std::map<uint64_t, uint64_t> live_by_vv_;
+  std::set<uint64_t> pinned_;  // kept whole for publications
   std::map<uint64_t, NewContainer> created_;
   std::map<Loc, Loc> moved_;
 };

@@ -21,6 +21,12 @@
 //   - containers in a volume set that no volumes row names (a writer killed
 //     before its first catalog commit): removed.
 //
+// Shared images (store/publication.h): every container a publication of
+// this store points into is live and kept whole (never compacted) until
+// the publication is withdrawn; the rows of another store's containers
+// (kRemote, from pulls) are deleted once no extent points into them, and
+// those containers are never touched.
+//
 // Retiring a container sets its volumes row to kCompacting (no live byte
 // points into it any more). Its file is removed, and then its row deleted,
 // only while Store::TryExclusiveOfMounts() holds: a mount reads through the
@@ -96,6 +102,9 @@ struct GcReport {
   uint64_t containers_removed = 0;   // files removed and rows deleted
   uint64_t containers_deferred = 0;  // retired, but a mount runs: kept for now
   uint64_t orphan_containers_removed = 0;
+  // Rows of other stores' containers (pulled images) nothing points into
+  // any more; the containers themselves are never touched.
+  uint64_t remote_volumes_forgotten = 0;
   uint64_t bytes_copied = 0;     // live payload bytes rewritten by compaction
   uint64_t bytes_reclaimed = 0;  // container bytes removed from the volume sets
   uint64_t bytes_deferred = 0;   // container bytes of deferred containers

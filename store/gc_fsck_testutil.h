@@ -183,11 +183,12 @@ class StoreFixture : public ::testing::Test {
     return Status::OK();
   }
 
-  // Every image's files read back equal to what was written.
-  void ExpectImage(const std::string& image, const ImageFiles& files) {
+  // Every image's files read back equal to what was written (from
+  // `store`, by default the fixture's).
+  void ExpectImage(const std::string& image, const ImageFiles& files, Store* store = nullptr) {
     for (auto& [path, data] : files) {
       std::string got;
-      Status s = ReadFile(store_.get(), image, path, &got);
+      Status s = ReadFile(store != nullptr ? store : store_.get(), image, path, &got);
       ASSERT_TRUE(s.ok()) << image << ":" << path << ": " << s.ToString();
       EXPECT_TRUE(got == data) << image << ":" << path << " differs";
     }

@@ -39,6 +39,26 @@ class LazyVolumeSet : public VolumeSet {
     OVT_RETURN_IF_ERROR(Get(&s));
     return s->List(ids);
   }
+  Status PutObject(std::string_view name, std::string_view data) override {
+    VolumeSet* s = nullptr;
+    OVT_RETURN_IF_ERROR(Get(&s));
+    return s->PutObject(name, data);
+  }
+  Status GetObject(std::string_view name, std::string* data) override {
+    VolumeSet* s = nullptr;
+    OVT_RETURN_IF_ERROR(Get(&s));
+    return s->GetObject(name, data);
+  }
+  Status RemoveObject(std::string_view name) override {
+    VolumeSet* s = nullptr;
+    OVT_RETURN_IF_ERROR(Get(&s));
+    return s->RemoveObject(name);
+  }
+  Status ListObjects(std::string_view prefix, std::vector<std::string>* names) override {
+    VolumeSet* s = nullptr;
+    OVT_RETURN_IF_ERROR(Get(&s));
+    return s->ListObjects(prefix, names);
+  }
 
  private:
   // The set, opened by the first caller; callers meanwhile wait for it.

@@ -349,6 +349,93 @@ class LocalVolumeSet final : public VolumeSet {
 
   Status List(std::vector<uint64_t>* ids) override {
     ids->clear();
+    OVT_RETURN_IF_ERROR(ForEachName([&](const char* n) {
+      uint64_t id;
+      if (ParsePiece0Name(n, &id)) ids->push_back(id);
+    }));
+    std::sort(ids->begin(), ids->end());
+    return Status::OK();
+  }
+
+  // Objects are files "obj-NAME" beside the containers (List ignores
+  // them); Put writes a temporary name, fsyncs, renames over and fsyncs
+  // the folder, so a reader sees a whole old or a whole new object.
+  Status PutObject(std::string_view name, std::string_view data) override {
+    OVT_RETURN_IF_ERROR(CheckVolumeObjectName(name));
+    if (data.size() > kMaxVolumePiece)
+      return Status::InvalidArgument("object '" + std::string(name) + "' of " +
+                                     std::to_string(data.size()) + " bytes is over the limit");
+    const std::string final_name = "obj-" + std::string(name);
+    const std::string tmp = ".obj-tmp-" + std::to_string(getpid()) + "-" + std::string(name);
+    const std::string what = "object '" + std::string(name) + "' in volume set '" + name_ + "'";
+    int fd =
+        openat(dir_fd_, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return Status::FromErrno("create " + what);
+    Status s = WriteFull(fd, data.data(), data.size(), 0, what);
+    if (s.ok() && fsync(fd) != 0) s = Status::FromErrno("fsync " + what);
+    close(fd);
+    if (s.ok() && renameat(dir_fd_, tmp.c_str(), dir_fd_, final_name.c_str()) != 0)
+      s = Status::FromErrno("rename " + what + " into place");
+    if (!s.ok()) {
+      unlinkat(dir_fd_, tmp.c_str(), 0);
+      return s;
+    }
+    if (fsync(dir_fd_) != 0) return Status::FromErrno("fsync volume set '" + name_ + "'");
+    return Status::OK();
+  }
+
+  Status GetObject(std::string_view name, std::string* data) override {
+    OVT_RETURN_IF_ERROR(CheckVolumeObjectName(name));
+    const std::string file = "obj-" + std::string(name);
+    const std::string what = "object '" + std::string(name) + "' in volume set '" + name_ + "'";
+    int fd = openat(dir_fd_, file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+      if (errno == ENOENT) return Status::NotFound(what + " does not exist");
+      return Status::FromErrno("open " + what);
+    }
+    struct stat st;
+    Status s;
+    if (fstat(fd, &st) != 0) {
+      s = Status::FromErrno("stat " + what);
+    } else if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) > kMaxVolumePiece) {
+      s = Status::Corruption(what + " is not a regular file of at most " +
+                             std::to_string(kMaxVolumePiece) + " bytes");
+    } else {
+      data->resize(static_cast<size_t>(st.st_size));
+      s = ReadFull(fd, data->data(), data->size(), 0, what);
+    }
+    close(fd);
+    return s;
+  }
+
+  Status RemoveObject(std::string_view name) override {
+    OVT_RETURN_IF_ERROR(CheckVolumeObjectName(name));
+    const std::string file = "obj-" + std::string(name);
+    const std::string what = "object '" + std::string(name) + "' in volume set '" + name_ + "'";
+    if (unlinkat(dir_fd_, file.c_str(), 0) != 0) {
+      if (errno == ENOENT) return Status::NotFound(what + " does not exist");
+      return Status::FromErrno("remove " + what);
+    }
+    if (fsync(dir_fd_) != 0) return Status::FromErrno("fsync volume set '" + name_ + "'");
+    return Status::OK();
+  }
+
+  Status ListObjects(std::string_view prefix, std::vector<std::string>* names) override {
+    names->clear();
+    const std::string want = "obj-" + std::string(prefix);
+    OVT_RETURN_IF_ERROR(ForEachName([&](const char* n) {
+      std::string_view v(n);
+      if (v.substr(0, want.size()) == want && CheckVolumeObjectName(v.substr(4)).ok())
+        names->emplace_back(v.substr(4));
+    }));
+    std::sort(names->begin(), names->end());
+    return Status::OK();
+  }
+
+ private:
+  // Calls fn with the name of every entry of the set's folder.
+  template <typename Fn>
+  Status ForEachName(Fn fn) {
     int fd = openat(dir_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return Status::FromErrno("open volume set '" + name_ + "'");
     DIR* d = fdopendir(fd);
@@ -357,16 +444,11 @@ class LocalVolumeSet final : public VolumeSet {
       close(fd);
       return s;
     }
-    while (struct dirent* e = readdir(d)) {
-      uint64_t id;
-      if (ParsePiece0Name(e->d_name, &id)) ids->push_back(id);
-    }
+    while (struct dirent* e = readdir(d)) fn(e->d_name);
     closedir(d);
-    std::sort(ids->begin(), ids->end());
     return Status::OK();
   }
 
- private:
   // "vv-" + 16 lowercase hex digits + ".vv", exactly as LocalPieceName
   // writes it; anything else (pieces, foreign files) is not a container.
   static bool ParsePiece0Name(const char* name, uint64_t* id) {

@@ -18,6 +18,7 @@
 namespace overtier {
 namespace {
 
+using test::ExpectNamedObjectsWork;
 using test::HasSubstr;
 using test::Payload;
 using test::ScratchStore;
@@ -55,6 +56,13 @@ TEST(LocalVolume, CreateAppendSyncRead) {
   EXPECT_EQ(ReadRange(r.get(), 0, 10000), data);
   EXPECT_EQ(ReadRange(r.get(), 9999, 1), data.substr(9999));
   EXPECT_EQ(ReadRange(r.get(), 10000, 0), "");
+}
+
+TEST(LocalVolume, NamedObjectsBesideTheContainers) {
+  ScratchStore store;
+  ExpectNamedObjectsWork(store.set());
+  // As files that no container listing takes for a container.
+  EXPECT_TRUE(Exists(store.set_dir() + "/obj-img-a.1"));
 }
 
 TEST(LocalVolume, BufferedAppendsReachTheFileOnSync) {

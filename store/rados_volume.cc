@@ -640,6 +640,78 @@ class RadosVolumeSet final : public VolumeSet {
 
   Status List(std::vector<uint64_t>* ids) override {
     ids->clear();
+    OVT_RETURN_IF_ERROR(ForEachObject([&](const char* entry) {
+      uint64_t id;
+      if (ParsePiece0Name(entry, &id)) ids->push_back(id);
+    }));
+    std::sort(ids->begin(), ids->end());
+    return Status::OK();
+  }
+
+  // Objects are "obj.NAME" (containers are "vv.*"): one write_full each,
+  // which RADOS applies atomically.
+  Status PutObject(std::string_view name, std::string_view data) override {
+    OVT_RETURN_IF_ERROR(CheckVolumeObjectName(name));
+    if (data.size() > kMaxVolumePiece)
+      return Status::InvalidArgument("object '" + std::string(name) + "' of " +
+                                     std::to_string(data.size()) + " bytes is over the limit");
+    const std::string oid = "obj." + std::string(name);
+    int r = rados_write_full(conn_->io, oid.c_str(), data.data(), data.size());
+    if (r < 0) return conn_->Error(r, "write " + oid);
+    return Status::OK();
+  }
+
+  Status GetObject(std::string_view name, std::string* data) override {
+    OVT_RETURN_IF_ERROR(CheckVolumeObjectName(name));
+    const std::string oid = "obj." + std::string(name);
+    uint64_t len = 0;
+    time_t mtime;
+    int r = rados_stat(conn_->io, oid.c_str(), &len, &mtime);
+    if (r == -ENOENT)
+      return Status::NotFound("object " + oid + " does not exist in " + conn_->where);
+    if (r < 0) return conn_->Error(r, "stat " + oid);
+    if (len > kMaxVolumePiece)
+      return Status::Corruption("object " + oid + " in " + conn_->where + " is " +
+                                std::to_string(len) + " bytes, more than an object may hold");
+    data->resize(len);
+    for (uint64_t done = 0; done < len;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(len - done, opts_.max_read_op));
+      r = rados_read(conn_->io, oid.c_str(), data->data() + done, n, done);
+      if (r < 0) return conn_->Error(r, "read " + oid);
+      if (r == 0)
+        return Status::Corruption("object " + oid + " in " + conn_->where +
+                                  " shrank while it was read");
+      done += static_cast<uint64_t>(r);
+    }
+    return Status::OK();
+  }
+
+  Status RemoveObject(std::string_view name) override {
+    OVT_RETURN_IF_ERROR(CheckVolumeObjectName(name));
+    const std::string oid = "obj." + std::string(name);
+    int r = rados_remove(conn_->io, oid.c_str());
+    if (r == -ENOENT)
+      return Status::NotFound("object " + oid + " does not exist in " + conn_->where);
+    if (r < 0) return conn_->Error(r, "remove " + oid);
+    return Status::OK();
+  }
+
+  Status ListObjects(std::string_view prefix, std::vector<std::string>* names) override {
+    names->clear();
+    const std::string want = "obj." + std::string(prefix);
+    OVT_RETURN_IF_ERROR(ForEachObject([&](const char* entry) {
+      std::string_view n(entry);
+      if (n.substr(0, want.size()) == want && CheckVolumeObjectName(n.substr(4)).ok())
+        names->emplace_back(n.substr(4));
+    }));
+    std::sort(names->begin(), names->end());
+    return Status::OK();
+  }
+
+ private:
+  // Calls fn with the name of every object of the pool (namespace).
+  template <typename Fn>
+  Status ForEachObject(Fn fn) {
     rados_list_ctx_t ctx;
     int r = rados_nobjects_list_open(conn_->io, &ctx);
     if (r < 0) return conn_->Error(r, "list objects");
@@ -651,15 +723,12 @@ class RadosVolumeSet final : public VolumeSet {
         rados_nobjects_list_close(ctx);
         return conn_->Error(r, "list objects");
       }
-      uint64_t id;
-      if (ParsePiece0Name(entry, &id)) ids->push_back(id);
+      fn(entry);
     }
     rados_nobjects_list_close(ctx);
-    std::sort(ids->begin(), ids->end());
     return Status::OK();
   }
 
- private:
   // "vv." + 16 lowercase hex digits + ".0", exactly as RadosPieceName
   // writes it; anything else (other pieces, foreign objects) is not a
   // container.

@@ -455,6 +455,14 @@ TEST_F(Cluster, ListSkipsForeignObjectsRemoveTakesAllPieces) {
   EXPECT_TRUE(ids.empty());
 }
 
+TEST_F(Cluster, NamedObjectsBesideTheContainers) {
+  auto set = OpenSet(4096);
+  ASSERT_TRUE(set);
+  test::ExpectNamedObjectsWork(set.get());
+  Raw raw;
+  EXPECT_EQ(raw.Size("obj.img-a.1"), 100000);
+}
+
 TEST_F(Cluster, AReaderOfARemovedContainerGetsAClearError) {
   auto set = OpenSet(4096);
   ASSERT_TRUE(set);

@@ -77,14 +77,18 @@ Status CheckConfig(const StoreConfig& c) {
   if (c.id.IsZero()) return Status::InvalidArgument("store id is zero");
   if (c.sets.empty()) return Status::InvalidArgument("no volume set");
   std::set<std::string> names, paths;
-  for (const VolumeSetConfig& s : c.sets) {
-    if (!IsValidVolumeSetName(s.name)) {
-      return Status::InvalidArgument("volume set name '" + s.name +
+  // Set names are one name space, remote sets included.
+  auto check_name = [&](const std::string& kind, const std::string& name) {
+    if (!IsValidVolumeSetName(name)) {
+      return Status::InvalidArgument(kind + " name '" + name +
                                      "' is not 1 to 64 of [A-Za-z0-9._-] not starting with '.'");
     }
-    if (!names.insert(s.name).second) {
-      return Status::InvalidArgument("volume set '" + s.name + "' is listed twice");
-    }
+    if (!names.insert(name).second)
+      return Status::InvalidArgument(kind + " '" + name + "' is listed twice");
+    return Status::OK();
+  };
+  for (const VolumeSetConfig& s : c.sets) {
+    OVT_RETURN_IF_ERROR(check_name("volume set", s.name));
     if (IsRadosVolumeSpec(s.path)) {
       RadosVolumeSpec spec;
       Status st = ParseRadosVolumeSpec(s.path, &spec);
@@ -104,6 +108,35 @@ Status CheckConfig(const StoreConfig& c) {
     if (!paths.insert(NormalPath(s.path)).second) {
       return Status::InvalidArgument("volume set '" + s.name + "': path '" + s.path +
                                      "' is the folder of another set too");
+    }
+  }
+  std::set<std::string> remote_paths;
+  for (const RemoteSetConfig& r : c.remote_sets) {
+    OVT_RETURN_IF_ERROR(check_name("remote set", r.name));
+    if (!IsValidVolumeSetName(r.origin_set)) {
+      return Status::InvalidArgument("remote set '" + r.name + "': origin set name '" +
+                                     r.origin_set + "' is not a volume set name");
+    }
+    if (r.owner.IsZero() || r.owner == c.id) {
+      return Status::InvalidArgument("remote set '" + r.name +
+                                     "': its owner must be another store than this one");
+    }
+    std::string where = r.path;
+    if (IsRadosVolumeSpec(r.path)) {
+      RadosVolumeSpec spec;
+      Status st = ParseRadosVolumeSpec(r.path, &spec);
+      if (!st.ok()) return Status::InvalidArgument("remote set '" + r.name + "': " + st.message());
+      where = "rados:" + spec.conf + "?" + spec.pool + "?" + spec.ns;
+    } else if (r.path.empty() || r.path[0] != '/') {
+      return Status::InvalidArgument("remote set '" + r.name + "': path '" + r.path +
+                                     "' is not absolute");
+    } else {
+      where = NormalPath(r.path);
+    }
+    // One location holds one store's set: two remote sets there would be one.
+    if (!remote_paths.insert(where).second) {
+      return Status::InvalidArgument("remote set '" + r.name + "': " + r.path +
+                                     " is the location of another remote set too");
     }
   }
   if (c.copies < 1 || c.copies > c.sets.size()) {
@@ -229,6 +262,19 @@ Status OpenVolumeSet(const std::string& store_dir, const VolumeSetConfig& set,
   return OpenLocalVolumeSetAt(set.path, set.name, lo, out);
 }
 
+// A remote set connects (or opens its folder) on first use, always: the
+// store stays usable while another store's location is unreachable, and
+// only the reads of what was pulled from it fail.
+std::unique_ptr<VolumeSet> OpenRemoteSet(const std::string& store_dir, const RemoteSetConfig& r) {
+  VolumeSetConfig as_set{r.name, r.path};
+  return NewLazyVolumeSet(r.name, [store_dir, as_set](std::unique_ptr<VolumeSet>* s) {
+    Status st = OpenVolumeSet(store_dir, as_set, s, false);
+    if (!st.ok())
+      return Status::Errno(st.err(), "remote set '" + as_set.name + "': " + st.message());
+    return st;
+  });
+}
+
 // Opens a lock file of the store; a read-only opener may not be allowed to
 // create it, so creating is only tried when it is missing.
 Status OpenLockFile(const std::string& path, int* fd) {
@@ -239,6 +285,14 @@ Status OpenLockFile(const std::string& path, int* fd) {
 }
 
 }  // namespace
+
+Status OpenVolumeLocation(const std::string& path, const std::string& name,
+                          std::unique_ptr<VolumeSet>* out) {
+  if (!IsRadosVolumeSpec(path) && (path.empty() || path[0] != '/'))
+    return Status::InvalidArgument("'" + path +
+                                   "' is neither an absolute folder path nor a RADOS spec");
+  return OpenVolumeSet("", VolumeSetConfig{name, path}, out, false);
+}
 
 // ---------------------------------------------------------------------------
 // store.conf
@@ -299,7 +353,7 @@ Status ParseStoreConfig(std::string_view text, StoreConfig* out) {
   c.sets.clear();
   for (const Line& l : lines) {
     if (l.key == "format") continue;
-    if (l.key != "volume_set") {
+    if (l.key != "volume_set" && l.key != "remote_set") {
       auto [it, fresh] = seen.emplace(l.key, l.number);
       if (!fresh) return bad(l, "given twice (line " + std::to_string(it->second) + ")");
     }
@@ -322,6 +376,23 @@ Status ParseStoreConfig(std::string_view text, StoreConfig* out) {
       set.name = std::string(l.value.substr(0, sp));
       set.path = std::string(Trim(l.value.substr(sp)));
       c.sets.push_back(std::move(set));
+    } else if (l.key == "remote_set") {
+      // NAME OWNER ORIGIN PATH: three words, then the path (which may
+      // hold blanks) to the end of the line.
+      std::string_view rest = l.value;
+      std::string words[3];
+      for (std::string& w : words) {
+        size_t sp = rest.find_first_of(" \t");
+        if (sp == std::string_view::npos) return bad(l, "expected NAME OWNER ORIGIN PATH");
+        w = std::string(rest.substr(0, sp));
+        rest = Trim(rest.substr(sp));
+      }
+      RemoteSetConfig r;
+      r.name = words[0];
+      if (!ParseHexId(words[1], &r.owner)) return bad(l, "owner is not a store id (32 hex digits)");
+      r.origin_set = words[2];
+      r.path = std::string(rest);
+      c.remote_sets.push_back(std::move(r));
     } else {
       return Status::InvalidArgument("line " + std::to_string(l.number) + ": unknown key '" +
                                      std::string(l.key) + "'");
@@ -343,10 +414,14 @@ std::string FormatStoreConfig(const StoreConfig& c) {
       "# containers are (a moved set needs its path edited here).\n";
   out += "format = " + std::to_string(c.format_version) + "\n";
   out += "id = " + c.id.ToHex() + "\n";
-  // The sets before the required one-line keys, and a newline at the end:
+  // The sets (and remote sets) before the required one-line keys, and a
+  // newline at the end:
   // a store.conf cut short anywhere then lacks a required key or ends in
   // the middle of a line, and Parse refuses it.
   for (const VolumeSetConfig& s : c.sets) out += "volume_set = " + s.name + " " + s.path + "\n";
+  for (const RemoteSetConfig& r : c.remote_sets)
+    out +=
+        "remote_set = " + r.name + " " + r.owner.ToHex() + " " + r.origin_set + " " + r.path + "\n";
   out += "copies = " + std::to_string(c.copies) + "\n";
   out += "vv_size = " + std::to_string(c.vv_size) + "\n";
   out += "chunk_size = " + std::to_string(c.chunk_size) + "\n";
@@ -655,6 +730,8 @@ Status Store::Open(const std::string& path_in, const StoreOpenOptions& options,
     store->set_ptrs_.push_back(vs.get());
     store->sets_.push_back(std::move(vs));
   }
+  for (const RemoteSetConfig& r : store->config_.remote_sets)
+    store->remote_sets_.push_back(OpenRemoteSet(path, r));
   *out = std::move(store);
   return Status::OK();
 }
@@ -668,6 +745,46 @@ Store::~Store() {
   sets_.clear();
   if (mounts_lock_fd_ >= 0) close(mounts_lock_fd_);
   if (write_lock_fd_ >= 0) close(write_lock_fd_);
+}
+
+VolumeSet* Store::remote_set(std::string_view name) const {
+  for (const auto& s : remote_sets_) {
+    if (s->name() == name) return s.get();
+  }
+  return nullptr;
+}
+
+Status Store::AddRemoteSet(const StoreId& owner, const std::string& origin_set,
+                           const std::string& path_in, std::string* name) {
+  const std::string where = "store '" + path_ + "'";
+  if (read_only_) return Status::Errno(EROFS, where + ": opened read-only");
+  std::string path = path_in;
+  if (IsRadosVolumeSpec(path)) {
+    RadosVolumeSpec spec;
+    if (ParseRadosVolumeSpec(path, &spec).ok()) path = FormatRadosVolumeSpec(spec);
+  } else if (!path.empty() && path[0] == '/') {
+    path = NormalPath(path);
+  }
+  for (const RemoteSetConfig& r : config_.remote_sets) {
+    if (r.owner == owner && r.origin_set == origin_set && r.path == path) {
+      *name = r.name;
+      return Status::OK();
+    }
+  }
+  StoreConfig c = config_;
+  RemoteSetConfig r{"", owner, origin_set, path};
+  for (int n = 1; r.name.empty(); n++) {
+    std::string candidate = "remote" + std::to_string(n);
+    if (volume_set(candidate) == nullptr && remote_set(candidate) == nullptr) r.name = candidate;
+  }
+  c.remote_sets.push_back(r);
+  Status s = CheckConfig(c);
+  if (!s.ok()) return Status::InvalidArgument(where + ": " + s.message());
+  OVT_RETURN_IF_ERROR(WriteFileAtomic(path_, kConfName, FormatStoreConfig(c)));
+  config_ = std::move(c);
+  remote_sets_.push_back(OpenRemoteSet(path_, r));
+  *name = r.name;
+  return Status::OK();
 }
 
 VolumeSet* Store::volume_set(std::string_view name) const {
@@ -709,14 +826,18 @@ Status Store::OpenContainer(uint64_t vv_id, const VvReader** out) {
     return Status::OK();
   }
 
-  VolumeSet* set = volume_set(vr.set);
-  if (set == nullptr) {
-    return Status::Corruption("store '" + path_ + "': the catalog puts vv " +
-                              std::to_string(vv_id) + " in volume set '" + vr.set +
-                              "', which store.conf does not list");
-  }
   std::unique_ptr<VvReader> reader;
-  OVT_RETURN_IF_ERROR(VvReader::Open(set, config_.id.bytes, vv_id, &reader));
+  if (vr.state == VolumeState::kRemote) {
+    OVT_RETURN_IF_ERROR(OpenRemoteContainer(vv_id, vr, &reader));
+  } else {
+    VolumeSet* set = volume_set(vr.set);
+    if (set == nullptr) {
+      return Status::Corruption("store '" + path_ + "': the catalog puts vv " +
+                                std::to_string(vv_id) + " in volume set '" + vr.set +
+                                "', which store.conf does not list");
+    }
+    OVT_RETURN_IF_ERROR(VvReader::Open(set, config_.id.bytes, vv_id, &reader));
+  }
   if (reader->size() < vr.size) {
     return Status::Corruption(VvName(vv_id) + " (set '" + vr.set + "') is " +
                               std::to_string(reader->size()) + " bytes, the catalog says " +
@@ -726,6 +847,32 @@ Status Store::OpenContainer(uint64_t vv_id, const VvReader** out) {
   if (e.reader) e.retired.push_back(std::move(e.reader));
   e.reader = std::move(reader);
   *out = e.reader.get();
+  return Status::OK();
+}
+
+// Another store's container: its header and checksums carry the owner's
+// store id, set name and vv id, which the reader checks instead of ours.
+Status Store::OpenRemoteContainer(uint64_t vv_id, const VolumeRecord& vr,
+                                  std::unique_ptr<VvReader>* out) {
+  const RemoteSetConfig* rc = nullptr;
+  for (const RemoteSetConfig& r : config_.remote_sets) {
+    if (r.name == vr.set) rc = &r;
+  }
+  VolumeSet* set = remote_set(vr.set);
+  if (rc == nullptr || set == nullptr) {
+    return Status::Corruption("store '" + path_ + "': the catalog puts vv " +
+                              std::to_string(vv_id) + " in remote set '" + vr.set +
+                              "', which store.conf does not list");
+  }
+  std::unique_ptr<VolumeReader> volume;
+  Status s = set->Open(vr.origin_vv_id, &volume);
+  if (s.ok())
+    s = VvReader::Open(std::move(volume), rc->origin_set, rc->owner.bytes, vr.origin_vv_id, out);
+  if (!s.ok()) {
+    return Status::Errno(s.err(), "vv " + std::to_string(vv_id) + " (" + VvName(vr.origin_vv_id) +
+                                      " of store " + rc->owner.ToHex() + ", remote set '" + vr.set +
+                                      "'): " + s.message());
+  }
   return Status::OK();
 }
 

@@ -42,6 +42,16 @@ struct VolumeSetConfig {
   std::string path;
 };
 
+// A volume set of another store that this store reads and never writes:
+// the containers of images pulled from that store's publication
+// (store/publication.h).
+struct RemoteSetConfig {
+  std::string name;        // this store's name for it; unique among all sets
+  StoreId owner;           // the store whose containers these are (not this one)
+  std::string origin_set;  // the set's name in the owner's store (container headers carry it)
+  std::string path;        // a folder or a RADOS spec, as for VolumeSetConfig
+};
+
 struct StoreConfig {
   uint32_t format_version = 1;
   StoreId id;
@@ -49,6 +59,7 @@ struct StoreConfig {
   uint32_t copies = 1;                // 1..sets.size(): copies of each chunk, each in another set
   uint64_t vv_size = kVvDefaultSealSize;  // seal size of containers
   uint64_t chunk_size = kDefaultChunkSize;
+  std::vector<RemoteSetConfig> remote_sets;  // in store.conf order; any number
 };
 
 // store.conf is text, one "key = value" per line, '#' comments:
@@ -59,6 +70,8 @@ struct StoreConfig {
 //   chunk_size = 262144
 //   volume_set = NAME PATH        (one line per set, in order; PATH may be
 //                                 a RADOS spec "rados:POOL?...")
+//   remote_set = NAME OWNER ORIGIN PATH   (a RemoteSetConfig: OWNER the
+//                                 owner's store id, ORIGIN its set name)
 // Parse refuses unknown keys, a newer format, duplicates and bad values,
 // naming the line.
 Status ParseStoreConfig(std::string_view text, StoreConfig* out);
@@ -78,6 +91,12 @@ struct StoreOpenOptions {
   // opens next (import, commit, the daemon's migration sessions).
   bool flush_on_close = false;
 };
+
+// Opens the volume set at `path` (a folder or a RADOS spec) on its own,
+// outside any store and without a read cache: for another store's
+// publications (store/publication.h). `name` is for messages.
+Status OpenVolumeLocation(const std::string& path, const std::string& name,
+                          std::unique_ptr<VolumeSet>* out);
 
 class Store {
  public:
@@ -111,8 +130,17 @@ class Store {
   const std::vector<VolumeSet*>& volume_sets() const { return set_ptrs_; }
   VolumeSet* volume_set(std::string_view name) const;
 
+  // A remote set by name (nullptr if none); it connects on first use.
+  VolumeSet* remote_set(std::string_view name) const;
+  // The remote set at `path` holding `owner`'s set `origin_set`, added to
+  // store.conf (atomically) unless there already is one: *name is its
+  // name. For a store opened for writing.
+  Status AddRemoteSet(const StoreId& owner, const std::string& origin_set, const std::string& path,
+                      std::string* name);
+
   // Opens container vv_id for reading, finding its set through the
-  // catalog's volumes family. Readers are cached and shared (a mount reads
+  // catalog's volumes family (a remote volume through its remote set, by
+  // its owner's id for it). Readers are cached and shared (a mount reads
   // the same containers over and over): the result stays valid while the
   // Store lives.
   Status OpenContainer(uint64_t vv_id, const VvReader** out);
@@ -126,12 +154,15 @@ class Store {
 
  private:
   Store() = default;
+  Status OpenRemoteContainer(uint64_t vv_id, const VolumeRecord& vr,
+                             std::unique_ptr<VvReader>* out);
   std::string path_;
   StoreConfig config_;
   bool read_only_ = false;
   std::unique_ptr<Catalog> catalog_;
   std::vector<std::unique_ptr<VolumeSet>> sets_;
   std::vector<VolumeSet*> set_ptrs_;
+  std::vector<std::unique_ptr<VolumeSet>> remote_sets_;  // config_.remote_sets order
   int write_lock_fd_ = -1;
   int mounts_lock_fd_ = -1;
   struct ReaderCache;

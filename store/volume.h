@@ -109,7 +109,26 @@ class VolumeSet {
   virtual Status Remove(uint64_t vv_id) = 0;
   // Ids of all containers, ascending.
   virtual Status List(std::vector<uint64_t>* ids) = 0;
+
+  // Small named objects kept beside the containers, in a name space of
+  // their own (published image manifests, store/publication.h). Names are
+  // 1..kMaxVolumeObjectName of [a-z0-9._-], not starting with '.'; an
+  // object holds at most kMaxVolumePiece bytes. Put replaces an object
+  // atomically and durably: a reader sees the old bytes or the new ones.
+  // Backends without objects return ENOTSUP.
+  virtual Status PutObject(std::string_view name, std::string_view data);
+  // ENOENT naming the object when there is none.
+  virtual Status GetObject(std::string_view name, std::string* data);
+  // ENOENT when there is none.
+  virtual Status RemoveObject(std::string_view name);
+  // The names starting with `prefix`, sorted.
+  virtual Status ListObjects(std::string_view prefix, std::vector<std::string>* names);
 };
+
+constexpr size_t kMaxVolumeObjectName = 200;
+
+// InvalidArgument unless `name` is a valid object name (above).
+Status CheckVolumeObjectName(std::string_view name);
 
 }  // namespace overtier
 

@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -151,6 +152,42 @@ class ScratchStore {
   std::unique_ptr<VolumeSet> set_;
   uint64_t piece_size_ = 0;
 };
+
+// The named objects of a volume set (VolumeSet::PutObject...), the same
+// for every backend: put, replace, get, list by prefix, remove, the name
+// rules, and that objects are not containers.
+inline void ExpectNamedObjectsWork(VolumeSet* set) {
+  std::string got;
+  EXPECT_EQ(set->GetObject("img-a", &got).err(), ENOENT);
+  ASSERT_TRUE(set->PutObject("img-a", "first").ok());
+  ASSERT_TRUE(set->PutObject("img-a.1", std::string(100000, 'p')).ok());
+  ASSERT_TRUE(set->PutObject("other", "").ok());
+  ASSERT_TRUE(set->GetObject("img-a", &got).ok());
+  EXPECT_EQ(got, "first");
+  ASSERT_TRUE(set->PutObject("img-a", "second, longer").ok());  // replaced whole
+  ASSERT_TRUE(set->GetObject("img-a", &got).ok());
+  EXPECT_EQ(got, "second, longer");
+  ASSERT_TRUE(set->GetObject("img-a.1", &got).ok());
+  EXPECT_EQ(got, std::string(100000, 'p'));
+  ASSERT_TRUE(set->GetObject("other", &got).ok());
+  EXPECT_EQ(got, "");
+  std::vector<std::string> names;
+  ASSERT_TRUE(set->ListObjects("img-", &names).ok());
+  EXPECT_EQ(names, (std::vector<std::string>{"img-a", "img-a.1"}));
+  ASSERT_TRUE(set->ListObjects("", &names).ok());
+  EXPECT_EQ(names.size(), 3u);
+  std::vector<uint64_t> ids;
+  ASSERT_TRUE(set->List(&ids).ok());
+  EXPECT_TRUE(ids.empty());  // objects are not containers
+  ASSERT_TRUE(set->RemoveObject("img-a").ok());
+  EXPECT_EQ(set->RemoveObject("img-a").err(), ENOENT);
+  EXPECT_EQ(set->GetObject("img-a", &got).err(), ENOENT);
+  ASSERT_TRUE(set->ListObjects("img-", &names).ok());
+  EXPECT_EQ(names, (std::vector<std::string>{"img-a.1"}));
+  for (const char* bad : {"", ".hidden", "Upper", "a/b", "sp ace"})
+    EXPECT_EQ(set->PutObject(bad, "x").err(), EINVAL) << bad;
+  EXPECT_EQ(set->PutObject(std::string(kMaxVolumeObjectName + 1, 'a'), "x").err(), EINVAL);
+}
 
 }  // namespace test
 }  // namespace overtier

@@ -19,6 +19,9 @@ int ImageCommit(int argc, char** argv);
 int ImageLs(int argc, char** argv);
 int ImageInspect(int argc, char** argv);
 int ImageRm(int argc, char** argv);
+// overtier image push|pull ...: sharing images between stores
+int ImagePush(int argc, char** argv);
+int ImagePull(int argc, char** argv);
 // overtier image mount STORE NAME MNT: a read-only mount of one image
 int ImageMount(int argc, char** argv);
 // overtier gc STORE, overtier fsck STORE

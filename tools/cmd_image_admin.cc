@@ -1,6 +1,8 @@
 // overtier image ls STORE [--json]
 // overtier image inspect STORE NAME [--path P] [--json]
 // overtier image rm STORE NAME...
+// overtier image push STORE NAME [--set SET] [--delete] [--json]
+// overtier image pull STORE NAME --from LOCATION [--as NEW] [--json]
 // overtier gc STORE [--threshold F] [--dry-run] [--json]
 // overtier fsck STORE [--quick] [--json]
 #include <sys/stat.h>
@@ -20,6 +22,7 @@
 #include "image/image_format.h"
 #include "store/fsck.h"
 #include "store/gc.h"
+#include "store/publication.h"
 #include "store/store.h"
 #include "tools/cli.h"
 #include "tools/progress.h"
@@ -408,6 +411,100 @@ int ImageRm(int argc, char** argv) {
   return 0;
 }
 
+int ImagePush(int argc, char** argv) {
+  CLI::App app{"Publish an image beside its containers, for other stores to pull",
+               "overtier image push"};
+  std::string path, name, set;
+  bool withdraw = false, json_out = false;
+  app.add_option("STORE", path, "The store")->required();
+  app.add_option("NAME", name, "The image")->required();
+  app.add_option("--set", set,
+                 "Volume set to publish in (default: the store's only RADOS set); every file of "
+                 "the image needs a copy there");
+  app.add_flag("--delete", withdraw,
+               "Withdraw the publication instead (gc may then reclaim its containers)");
+  app.add_flag("--json", json_out, "JSON output");
+  if (int rc = Parse(&app, argc, argv); rc >= 0) return rc;
+  // For writing: gc must not move the content while the manifest is made.
+  std::unique_ptr<Store> store;
+  Status s = OpenStore(path, false, &store);
+  if (!s.ok()) return Fail("image push", s);
+  if (withdraw) {
+    std::string used;
+    s = WithdrawImage(store.get(), name, set, &used);
+    if (!s.ok()) return Fail("image push --delete", s);
+    if (json_out) {
+      std::printf("%s\n", json{{"withdrawn", name}, {"set", used}}.dump().c_str());
+    } else {
+      std::printf(
+          "withdrew image %s from volume set %s; run 'overtier gc %s' to reclaim what "
+          "only it kept\n",
+          name.c_str(), used.c_str(), path.c_str());
+    }
+    return 0;
+  }
+  PushReport r;
+  s = PushImage(store.get(), name, set, &r);
+  if (!s.ok()) return Fail("image push", s);
+  if (json_out) {
+    std::printf("%s\n", json{{"image", name},
+                             {"set", r.set},
+                             {"object", r.object},
+                             {"layers", r.layers},
+                             {"files", r.files},
+                             {"containers", r.volumes},
+                             {"manifest_bytes", r.manifest_bytes},
+                             {"pieces", r.pieces}}
+                            .dump()
+                            .c_str());
+  } else {
+    std::printf(
+        "published image %s in volume set %s: %zu layer(s), %zu files in %zu "
+        "containers, manifest %s\n",
+        name.c_str(), r.set.c_str(), r.layers, r.files, r.volumes,
+        HumanBytes(r.manifest_bytes).c_str());
+  }
+  return 0;
+}
+
+int ImagePull(int argc, char** argv) {
+  CLI::App app{"Pull an image another store published; its content is read where it is",
+               "overtier image pull"};
+  std::string path, name, from, as;
+  bool json_out = false;
+  app.add_option("STORE", path, "The store to pull into")->required();
+  app.add_option("NAME", name, "The image, as the publisher names it")->required();
+  app.add_option("--from", from,
+                 "Where it is published: the publisher's RADOS set spec "
+                 "('rados:POOL?ns=...&conf=...&id=...') or volume set folder")
+      ->required();
+  app.add_option("--as", as, "Name it gets in this store (default NAME)");
+  app.add_flag("--json", json_out, "JSON output");
+  if (int rc = Parse(&app, argc, argv); rc >= 0) return rc;
+  std::unique_ptr<Store> store;
+  Status s = OpenStore(path, false, &store);
+  if (!s.ok()) return Fail("image pull", s);
+  PullReport r;
+  s = PullImage(store.get(), name, from, as, &r);
+  if (!s.ok()) return Fail("image pull", s);
+  if (json_out) {
+    std::printf("%s\n", json{{"image", r.name},
+                             {"remote_set", r.remote_set},
+                             {"layers_added", r.layers_added},
+                             {"layers_reused", r.layers_reused},
+                             {"files", r.files},
+                             {"containers_added", r.volumes_added}}
+                            .dump()
+                            .c_str());
+  } else {
+    std::printf(
+        "pulled image %s: %zu layer(s) added, %zu reused, %zu files; content read from "
+        "remote set %s\n",
+        r.name.c_str(), r.layers_added, r.layers_reused, r.files, r.remote_set.c_str());
+  }
+  return 0;
+}
+
 int Gc(int argc, char** argv) {
   CLI::App app{"Reclaim the space of removed images and dead container bytes", "overtier gc"};
   std::string path;
@@ -439,6 +536,7 @@ int Gc(int argc, char** argv) {
            {"containers_removed", r.containers_removed},
            {"containers_deferred", r.containers_deferred},
            {"orphan_containers_removed", r.orphan_containers_removed},
+           {"remote_volumes_forgotten", r.remote_volumes_forgotten},
            {"bytes_copied", r.bytes_copied},
            {"bytes_reclaimed", r.bytes_reclaimed},
            {"bytes_deferred", r.bytes_deferred},
@@ -465,6 +563,9 @@ int Gc(int argc, char** argv) {
       static_cast<unsigned long long>(r.containers_created),
       static_cast<unsigned long long>(r.orphan_containers_removed),
       static_cast<unsigned long long>(r.containers_sealed));
+  if (r.remote_volumes_forgotten > 0)
+    std::printf("  %llu rows of other stores' containers no pulled image uses any more\n",
+                static_cast<unsigned long long>(r.remote_volumes_forgotten));
   std::printf("  reclaimed %s (copied %s of live data)\n", HumanBytes(r.bytes_reclaimed).c_str(),
               HumanBytes(r.bytes_copied).c_str());
   if (r.containers_deferred > 0)

@@ -20,7 +20,7 @@ constexpr const char kUsage[] =
     "usage: overtier mount [-f] [-d] -o lowerdir=L1[:L2...][,upperdir=U,workdir=W][,OPTS] MNT\n"
     "       overtier [-f] [-d] -o OPTIONS MNT     (fuse-overlayfs compatible form)\n"
     "       overtier store init STORE [--volume-set NAME=PATH ...] [--copies N] [--vv-size B]\n"
-    "       overtier image import|export|commit|ls|inspect|rm|mount STORE ...\n"
+    "       overtier image import|export|commit|ls|inspect|rm|mount|push|pull STORE ...\n"
     "       overtier gc STORE | overtier fsck STORE\n"
     "       overtier archive [--release [--keep BYTES]] [-r] PATH...\n"
     "       overtier release [--keep BYTES] [-r] PATH...\n"
@@ -48,8 +48,9 @@ int Dispatch(int argc, char** argv, int* status) {
     int (*fn)(int, char**);
   };
   static const Sub kImage[] = {
-      {"import", ImageImport},   {"export", ImageExport}, {"commit", ImageCommit}, {"ls", ImageLs},
-      {"inspect", ImageInspect}, {"rm", ImageRm},         {"mount", ImageMount}};
+      {"import", ImageImport}, {"export", ImageExport},   {"commit", ImageCommit},
+      {"ls", ImageLs},         {"inspect", ImageInspect}, {"rm", ImageRm},
+      {"mount", ImageMount},   {"push", ImagePush},       {"pull", ImagePull}};
   if (group == "store") {
     *status = StoreCommand(argc - 1, argv + 1);
     return 1;
@@ -81,7 +82,7 @@ int Dispatch(int argc, char** argv, int* status) {
   if (argc < 3) {
     std::fprintf(stderr,
                  "overtier image: missing subcommand (import, export, commit, ls, "
-                 "inspect, rm, mount)\n");
+                 "inspect, rm, mount, push, pull)\n");
     *status = 2;
     return 1;
   }

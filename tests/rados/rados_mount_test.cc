@@ -120,6 +120,17 @@ class RadosMountTest : public MigrateMountTest {
 
 std::string RadosMountTest::skip_, RadosMountTest::start_error_;
 
+// A mount made by the daemon forking (no -f), not by the fixture: however
+// the test ends, unmounted, and the daemon gone.
+struct DaemonMountGuard {
+  std::string mnt;
+  ~DaemonMountGuard() {
+    if (IsMountPoint(mnt)) {
+      if (RunCmd({"fusermount3", "-u", mnt}) != 0) umount2(mnt.c_str(), MNT_DETACH);
+    }
+  }
+};
+
 double SecondsSince(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -153,15 +164,7 @@ TEST_F(RadosMountTest, DaemonModeReadsAnImageInRados) {
       "lowerdir=image:img,store=" + store_ + ",upperdir=" + B("upper") + ",workdir=" + B("work");
   std::string out;
   ASSERT_EQ(RunCmd({OvertierBin(), "-o", opts, mnt_}, &out), 0) << out;
-  // However the test ends: unmounted, and the daemon gone.
-  struct Cleanup {
-    std::string mnt;
-    ~Cleanup() {
-      if (IsMountPoint(mnt)) {
-        if (RunCmd({"fusermount3", "-u", mnt}) != 0) umount2(mnt.c_str(), MNT_DETACH);
-      }
-    }
-  } cleanup{mnt_};
+  const DaemonMountGuard guard{mnt_};
   ASSERT_TRUE(IsMountPoint(mnt_));
   // Bounded: a hang here is the bug this test is about.
   auto reader = std::async(std::launch::async,
@@ -235,6 +238,66 @@ TEST_F(RadosMountTest, AddARadosSetToALocalStore) {
   const int removed = RemoveLocalContainers();
   ASSERT_GT(removed, 0);
   EXPECT_TRUE(ReadFile(M("f")) == data) << it::Slurp(log_);
+  Unmount();
+}
+
+// Issue 5's sharing: a store publishes an image in the pool (push), two
+// other stores (standing in for two machines) pull it and mount it, each
+// with its own upper; the publisher's store folder is gone by then, so the
+// content can only come from RADOS.
+TEST_F(RadosMountTest, PushPullTwoStoresMountThePublishedImage) {
+  ASSERT_NO_FATAL_FAILURE(ReinitStore({"--volume-set", Cold(), "--copies", "1"}));
+  ASSERT_NO_FATAL_FAILURE(ImportTree("img"));
+  std::string out;
+  ASSERT_EQ(RunCmd({OvertierBin(), "image", "push", store_, "img"}, &out), 0) << out;
+  EXPECT_TRUE(out.find("published image img in volume set cold") != std::string::npos) << out;
+  const std::string from = Cold().substr(5);  // the spec, without "cold="
+  std::filesystem::remove_all(store_);
+
+  const std::string b1 = B("b1"), b2 = B("b2");
+  for (const std::string& b : {b1, b2}) {
+    ASSERT_EQ(RunCmd({OvertierBin(), "store", "init", b}, &out), 0) << out;
+    ASSERT_EQ(RunCmd({OvertierBin(), "image", "pull", b, "img", "--from", from}, &out), 0) << out;
+    EXPECT_TRUE(out.find("pulled image img: 1 layer(s) added") != std::string::npos) << out;
+    ASSERT_EQ(RunCmd({OvertierBin(), "fsck", b}, &out, 120), 0) << out;
+  }
+  // Not published: a clear error, nothing added.
+  EXPECT_EQ(RunCmd({OvertierBin(), "image", "pull", b1, "other", "--from", from}, &out), 1);
+  EXPECT_TRUE(out.find("not published") != std::string::npos) << out;
+
+  MakeDirs(B("upper2"));
+  MakeDirs(B("work2"));
+  MakeDirs(B("mnt2"));
+  MountDaemon("lowerdir=image:img,store=" + b1 + ",upperdir=" + B("upper") +
+              ",workdir=" + B("work"));
+  const std::string mnt2 = B("mnt2");
+  ASSERT_EQ(RunCmd({OvertierBin(), "-o",
+                    "lowerdir=image:img,store=" + b2 + ",upperdir=" + B("upper2") +
+                        ",workdir=" + B("work2"),
+                    mnt2},
+                   &out),
+            0)
+      << out;
+  const DaemonMountGuard guard{mnt2};
+  const auto src = it::SnapshotTree(B("src"));
+  EXPECT_EQ(it::DiffTrees(src, "source", it::SnapshotTree(M()), "store b1's mount"), "");
+  EXPECT_EQ(it::DiffTrees(src, "source", it::SnapshotTree(mnt2), "store b2's mount"), "");
+
+  // Each sees its own writes only.
+  it::WriteFile(M("etc/hostname"), "b1\n");
+  it::WriteFile(mnt2 + "/only2", "two");
+  {
+    std::ofstream f(mnt2 + "/data/big", std::ios::app | std::ios::binary);
+    f << "tail";
+  }
+  EXPECT_EQ(ReadFile(M("etc/hostname")), "b1\n");
+  EXPECT_EQ(ReadFile(mnt2 + "/etc/hostname"), "cold\n");
+  EXPECT_EQ(access(M("only2").c_str(), F_OK), -1);
+  EXPECT_EQ(ReadFile(mnt2 + "/only2"), "two");
+  EXPECT_TRUE(ReadFile(M("data/big")) == Payload(9 * kMiB + 123, 7));
+  EXPECT_TRUE(ReadFile(mnt2 + "/data/big") == Payload(9 * kMiB + 123, 7) + "tail");
+  EXPECT_EQ(RunCmd({"fusermount3", "-u", mnt2}, &out), 0) << out;
+  EXPECT_TRUE(PollUntil([&] { return !IsMountPoint(mnt2); }, std::chrono::seconds(15)));
   Unmount();
 }
 

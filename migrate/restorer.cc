@@ -57,6 +57,10 @@ struct Restorer::Job {
   uint64_t turn = 0;  // round-robin among waiters
   bool rest = false;  // some request wants the rest of the file too
   uint64_t unsynced = 0;
+  // Its row in the catalog's jobs family (0: none yet): written with the
+  // in-progress flag, updated at each commit, deleted with the last one.
+  uint64_t job_id = 0;
+  int64_t created_ns = 0;
   // Hard semantics: not run again before this; the next wait after a
   // failure; whether the unreachable archive was logged.
   std::chrono::steady_clock::time_point not_before{};
@@ -98,7 +102,7 @@ size_t Restorer::active_jobs() const {
 }
 
 uint64_t Restorer::Request(int fd, const std::string& what, ByteRange range, WaitCallback cb,
-                           bool range_only) {
+                           bool range_only, uint64_t resume_job) {
   FileHandle fh;
   Status s = GetFileHandle(fd, what, &fh);
   if (!s.ok()) {
@@ -127,6 +131,15 @@ uint64_t Restorer::Request(int fd, const std::string& what, ByteRange range, Wai
     }
   }
   if (!range_only) job->rest = true;
+  uint64_t stale_row = 0;  // a row the running job does not take over
+  if (resume_job != 0) {
+    if (job->job_id == 0) {
+      job->job_id = resume_job;
+      job->created_ns = NowNs();
+    } else if (job->job_id != resume_job) {
+      stale_row = resume_job;
+    }
+  }
   // A job waiting out an unreachable archive (hard) tries again for a new
   // reader at once: the reader's access is the user's "retry now".
   job->not_before = {};
@@ -135,6 +148,13 @@ uint64_t Restorer::Request(int fd, const std::string& what, ByteRange range, Wai
     job->queued = true;
     queue_.push_back(job);
     cv_.notify_one();
+  }
+  l.unlock();
+  if (stale_row != 0) {
+    Catalog::Batch b(store_->catalog());
+    b.DeleteJob(stale_row);
+    Status ds = b.Commit(Durability::kNoSync);
+    (void)ds;  // a row left is resumed (and found running) at the next mount
   }
   return id;
 }
@@ -172,6 +192,7 @@ void Restorer::Worker() {
       queue_.erase(it);
     }
     bool more = Step(job.get());
+    if (options_.step_hook) options_.step_hook();
     std::lock_guard<std::mutex> l(mu_);
     if (more) {
       queue_.push_back(job);  // round-robin with the other files
@@ -180,6 +201,20 @@ void Restorer::Worker() {
       job->queued = false;
     }
   }
+}
+
+JobRecord Restorer::JobRow(const Job& job, const ResidencyMap& map, bool rest) {
+  JobRecord r;
+  r.kind = JobKind::kRestore;
+  r.state = JobState::kRunning;
+  r.attempts = 1;
+  r.total = map.size();
+  r.progress = map.resident_bytes();
+  r.created_ns = job.created_ns;
+  r.updated_ns = NowNs();
+  r.target = job.key;
+  r.params = rest ? kRestoreJobWhole : kRestoreJobRanges;
+  return r;
 }
 
 Status Restorer::Load(Job* job) {
@@ -211,9 +246,21 @@ Status Restorer::Load(Job* job) {
                            "archive " + rec->bfid.ToHex() + " of '" + job->what +
                                "': " + (s.err() == ENOENT ? "no files row" : s.message()));
     }
-    // The flag is for crash detection only; a lost flag is harmless.
+    // The flag and the jobs row are for a crash only (the next mount
+    // resumes the job, restorer.h): a lost one is harmless, so no sync.
+    if (job->job_id == 0) {
+      OVT_RETURN_IF_ERROR(
+          store_->catalog()->AllocateIds(IdSpace::kJob, 1, &job->job_id, Durability::kNoSync));
+      job->created_ns = NowNs();
+    }
     Catalog::Batch b(store_->catalog());
     b.PutMigration(job->key, *t.record);
+    bool rest;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      rest = job->rest;
+    }
+    b.PutJob(job->job_id, JobRow(*job, map, rest));
     OVT_RETURN_IF_ERROR(b.Commit(Durability::kNoSync));
     rec = t.record;
   }
@@ -318,7 +365,7 @@ Status Restorer::RestorePiece(Job* job, ByteRange piece) {
   return Status::OK();
 }
 
-Status Restorer::Sync(Job* job, bool finish) {
+Status Restorer::Sync(Job* job, bool finish, bool keep_row) {
   // No user modification between the snapshot and the commit: the record
   // committed is exactly the job's.
   std::lock_guard<std::mutex> io(job->io_mu);
@@ -335,11 +382,25 @@ Status Restorer::Sync(Job* job, bool finish) {
   if (futimens(job->fd, times) != 0) return Status::FromErrno("futimens of '" + job->what + "'");
   Transition t;
   std::optional<MigrationRecord> rec;
+  bool rest;
   {
     std::lock_guard<std::mutex> l(mu_);
     rec = job->rec;
+    rest = job->rest;
   }
-  if (!rec) return Status::OK();
+  Catalog::Batch b(store_->catalog());
+  if (job->job_id != 0) {
+    if ((finish && !keep_row) || !rec) {
+      b.DeleteJob(job->job_id);
+    } else {
+      b.PutJob(job->job_id, JobRow(*job, snapshot, rest));
+    }
+  }
+  if (!rec) {
+    if (b.size() > 0) OVT_RETURN_IF_ERROR(b.Commit());
+    if (finish) job->job_id = 0;
+    return Status::OK();
+  }
   // The durable residency (a superset of the record's, but for bytes a
   // truncate removed from both).
   if (rec->flags & kMigReleased) snapshot.ToRecord(&*rec);
@@ -352,7 +413,6 @@ Status Restorer::Sync(Job* job, bool finish) {
     OVT_RETURN_IF_ERROR(FinishRestore(rec, snapshot.size(), NowNs(), &t));
     rec = t.record;
   }
-  Catalog::Batch b(store_->catalog());
   if (rec) {
     b.PutMigration(job->key, *rec);
   } else {
@@ -363,6 +423,7 @@ Status Restorer::Sync(Job* job, bool finish) {
   std::lock_guard<std::mutex> l(mu_);
   job->rec = rec;
   job->finished = finish;
+  if (finish) job->job_id = 0;
   return Status::OK();
 }
 
@@ -378,9 +439,16 @@ void Restorer::FailJob(Job* job, const Status& error) {
     restoring = job->loaded && job->rec && (job->rec->flags & kMigRestoreInProgress);
   }
   if (restoring) {
+    // A whole-file job stopped by an unmount stays in the jobs family, for
+    // the next mount to resume.
+    bool keep_row;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      keep_row = stop_ && error.err() == ECANCELED && job->rest;
+    }
     // Best effort: if this fails too, the record keeps the flag, which the
     // next job's Load clears.
-    Status s = Sync(job, /*finish=*/true);
+    Status s = Sync(job, /*finish=*/true, keep_row);
     (void)s;
   }
   std::shared_ptr<Job> keep;

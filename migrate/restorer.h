@@ -28,6 +28,17 @@
 // durably restored and loses the in-progress flag, the file stays released;
 // the next Request starts over.
 //
+// Jobs: a job that restores anything has a row in the catalog's jobs
+// family (kind restore, target the file's handle, params kRestoreJobWhole
+// or kRestoreJobRanges, progress = resident bytes), written with the
+// record's in-progress flag, updated at each commit, deleted with the last
+// commit. A daemon killed meanwhile leaves it: the next mount resumes a
+// whole-file job in the background (src/migration.h) and drops a
+// ranges-only one (the readers it served are gone; what it restored is
+// durable and kept). An unmount stopping a whole-file job keeps its row
+// too: the restore goes on at the next mount. ("Whole" as of the job's
+// last commit.)
+//
 // Records: while a job runs, it owns the file's migration record; user
 // writes and truncates of the file must go through UserModify, which
 // serializes them with the restore's writes and applies them to the job's
@@ -54,6 +65,11 @@
 
 namespace overtier {
 
+// The params of a restore jobs row: whether the rest of the file was asked
+// for.
+inline constexpr std::string_view kRestoreJobWhole = "whole";
+inline constexpr std::string_view kRestoreJobRanges = "ranges";
+
 struct RestorerOptions {
   int threads = 2;
   // After the ranges asked for, restore the rest of the file (else only
@@ -69,6 +85,9 @@ struct RestorerOptions {
   bool hard = false;
   std::chrono::milliseconds retry_first{500};
   std::chrono::milliseconds retry_max{15000};
+  // Tests: called by a worker after each step of a job (a piece restored),
+  // outside every lock.
+  std::function<void()> step_hook;
 };
 
 // A user modification, for UserModify.
@@ -96,8 +115,10 @@ class Restorer {
   // range_only: this request does not want the rest of the file restored
   // in the background (the job restores the rest, with whole_file, as soon
   // as any request of it did not say range_only).
+  // resume_job: the jobs row of a job a killed daemon left (the mount
+  // resumes it): the new job takes over that row.
   uint64_t Request(int fd, const std::string& what, ByteRange range, WaitCallback cb,
-                   bool range_only = false);
+                   bool range_only = false, uint64_t resume_job = 0);
   // Ends a wait with EINTR (the restore itself goes on). False if the wait
   // was already answered.
   bool Cancel(uint64_t waiter_id);
@@ -128,11 +149,13 @@ class Restorer {
   // One step of a job; false when the job is over.
   bool Step(Job* job);
   Status Load(Job* job);
+  static JobRecord JobRow(const Job& job, const ResidencyMap& map, bool rest);
   // Picks the next piece to restore; false if the job has nothing to do.
   bool NextPiece(Job* job, ByteRange* piece);
   Status RestorePiece(Job* job, ByteRange piece);
   // fdatasync, times, commit of the residency as of before the sync.
-  Status Sync(Job* job, bool finish);
+  // finish: the job ends (its jobs row goes, unless keep_row).
+  Status Sync(Job* job, bool finish, bool keep_row = false);
   void FailJob(Job* job, const Status& error);
   // Hard semantics: the archive did not answer; run the job again later.
   void WaitForArchive(Job* job, const Status& why);

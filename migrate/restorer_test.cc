@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <future>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -81,6 +83,101 @@ TEST_F(RestorerTest, WholeFileRestoreMakesItArchivedAgain) {
   EXPECT_GT(st.st_blocks * 512, static_cast<blkcnt_t>(kSize / 2));
   // A new request is answered at once.
   EXPECT_TRUE(r.RestoreAndWait(fd, "f", {0, 10}).ok());
+}
+
+// Restores are jobs in the catalog: a row while the job runs (with what
+// the next mount needs to resume it), none once it is over; an unmount
+// (the restorer destroyed) stopping a whole-file job keeps the row.
+TEST_F(RestorerTest, JobsRowWhileRunningKeptByAShutdownGoneWhenDone) {
+  int fd = Released("f");
+  const std::string key = Handle(fd).key;
+  auto jobs = [&] {
+    std::vector<JobRecord> out;
+    EXPECT_TRUE(store_->catalog()
+                    ->ScanJobs(0,
+                               [&](uint64_t, const JobRecord& j) {
+                                 out.push_back(j);
+                                 return true;
+                               })
+                    .ok());
+    return out;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  bool go = false;
+  int steps = 0;
+  RestorerOptions o;
+  o.threads = 1;
+  o.piece_bytes = 64 << 10;
+  o.step_hook = [&] {
+    std::unique_lock<std::mutex> l(mu);
+    steps++;
+    cv.notify_all();
+    cv.wait(l, [&] { return go; });
+  };
+  auto r = std::make_unique<Restorer>(store_.get(), o);
+  std::atomic<int> answered{-1};
+  r->Request(fd, "f", {0, 0}, [&](const Status& s) { answered = s.err(); });
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return steps >= 1; });  // loaded, one piece restored
+  }
+  std::vector<JobRecord> running = jobs();
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_EQ(running[0].kind, JobKind::kRestore);
+  EXPECT_EQ(running[0].state, JobState::kRunning);
+  EXPECT_EQ(running[0].target, key);
+  EXPECT_EQ(running[0].params, kRestoreJobWhole);
+  EXPECT_EQ(running[0].total, kSize);
+  // The worker goes on only once the destructor has stopped the pool.
+  std::thread release([&] {
+    usleep(200000);
+    std::lock_guard<std::mutex> l(mu);
+    go = true;
+    cv.notify_all();
+  });
+  r.reset();
+  release.join();
+  EXPECT_EQ(answered.load(), ECANCELED);
+  std::vector<JobRecord> left = jobs();
+  ASSERT_EQ(left.size(), 1u) << "an unmount keeps a whole-file job for the next mount";
+  EXPECT_EQ(left[0].params, kRestoreJobWhole);
+  EXPECT_LT(left[0].progress, kSize);
+  auto rec = Record(fd);
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->flags & kMigRestoreInProgress, 0u);
+
+  // Resumed (the mount passes the row's id): the job takes the row over
+  // and deletes it when done.
+  uint64_t id = 0;
+  ASSERT_TRUE(store_->catalog()
+                  ->ScanJobs(0,
+                             [&](uint64_t i, const JobRecord&) {
+                               id = i;
+                               return false;
+                             })
+                  .ok());
+  {
+    Restorer r(store_.get());
+    auto done = std::make_shared<std::promise<Status>>();
+    r.Request(
+        fd, "f", {0, 0}, [done](const Status& s) { done->set_value(s); }, false, id);
+    ASSERT_TRUE(done->get_future().get().ok());
+    for (int i = 0; i < 500 && r.active_jobs() > 0; i++) usleep(10000);
+  }
+  EXPECT_TRUE(jobs().empty());
+  EXPECT_TRUE(ReadAll(fd) == data_);
+
+  // A ranges-only restore that completes leaves no row either.
+  int fd2 = Released("g");
+  {
+    RestorerOptions ro;
+    ro.whole_file = false;
+    Restorer r(store_.get(), ro);
+    ASSERT_TRUE(r.RestoreAndWait(fd2, "g", {0, 100000}).ok());
+    for (int i = 0; i < 500 && r.active_jobs() > 0; i++) usleep(10000);
+  }
+  EXPECT_TRUE(jobs().empty());
 }
 
 TEST_F(RestorerTest, RangeOnlyRestoresJustTheRange) {

@@ -1046,7 +1046,7 @@ int ServeFuse(UnionFs* fs, const Invocation& inv, const std::function<void()>& a
       // exit and expects a ready mount when it sees status 0.
       fuse_daemonize(inv.foreground || inv.debug);
       if (after_daemonize) after_daemonize();
-      if (mig != nullptr) mig->Start();
+      if (mig != nullptr) mig->Start(inv.opts.upperdir);
       // Threads only now: fuse_daemonize forks, and threads do not survive
       // a fork.
       WorkerPool slow(4);

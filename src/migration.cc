@@ -179,6 +179,10 @@ Status MigrationService::Create(const std::string& store_path,
         m->record_count_.store(m->records_.size());
         return true;
       }));
+  OVT_RETURN_IF_ERROR(store->catalog()->ScanJobs(0, [&](uint64_t id, const JobRecord& j) {
+    if (j.kind == JobKind::kRestore) m->left_jobs_.emplace_back(id, j);
+    return true;
+  }));
   *out = std::move(m);
   return Status::OK();
 }
@@ -208,9 +212,106 @@ void MigrationService::Shutdown() {
   }
 }
 
-void MigrationService::Start() {
+void MigrationService::Start(const std::string& upper_dir) {
   pool_ = std::make_unique<WorkerPool>(4);
   reaper_ = std::thread([this] { Reaper(); });
+  if (left_jobs_.empty() || upper_dir.empty()) return;
+  int upper_fd = open(upper_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (upper_fd < 0) {
+    std::fprintf(stderr, "overtier: cannot resume restores: open '%s': %s\n", upper_dir.c_str(),
+                 std::strerror(errno));
+    return;
+  }
+  Submit([this, upper_fd] {
+    FdCloser closer(upper_fd);
+    ResumeJobs(upper_fd);
+  });
+}
+
+namespace {
+
+// The upper file whose handle (migrate/file_handle.h: u32 type, then the
+// bytes) is `key`, opened read-only; ESTALE once the file is gone.
+Status OpenByKey(int upper_fd, const std::string& key, int* fd) {
+  if (key.size() < 4 || key.size() > 4 + MAX_HANDLE_SZ)
+    return Status::InvalidArgument("not a file handle");
+  std::vector<char> buf(sizeof(struct file_handle) + key.size() - 4);
+  auto* h = reinterpret_cast<struct file_handle*>(buf.data());
+  uint32_t type = 0;
+  std::memcpy(&type, key.data(), 4);  // little-endian, as written (x86, arm64)
+  h->handle_type = static_cast<int>(type);
+  h->handle_bytes = static_cast<unsigned>(key.size() - 4);
+  std::memcpy(h->f_handle, key.data() + 4, key.size() - 4);
+  *fd = open_by_handle_at(upper_fd, h, O_RDONLY | O_CLOEXEC | O_NOATIME);
+  if (*fd < 0 && errno == EPERM) *fd = open_by_handle_at(upper_fd, h, O_RDONLY | O_CLOEXEC);
+  if (*fd < 0) return Status::FromErrno("open the upper file by its handle");
+  return Status::OK();
+}
+
+}  // namespace
+
+void MigrationService::ResumeJobs(int upper_fd) {
+  std::vector<std::pair<uint64_t, JobRecord>> jobs;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    jobs.swap(left_jobs_);
+  }
+  std::vector<uint64_t> drop;
+  for (auto& [id, job] : jobs) {
+    int fd = -1;
+    Status s = job.params == kRestoreJobWhole ? OpenByKey(upper_fd, job.target, &fd)
+                                              : Status::Errno(ECANCELED, "a restore of ranges");
+    if (!s.ok()) {
+      // Nothing to resume: the readers of a ranges-only restore are gone
+      // (what it restored is durable), or the file is.
+      drop.push_back(id);
+      continue;
+    }
+    FdCloser closer(fd);
+    std::shared_ptr<MigFile> file = Attach(fd);
+    if (file == nullptr) {
+      drop.push_back(id);
+      continue;
+    }
+    struct stat st;
+    const std::string what =
+        fstat(fd, &st) == 0 ? "upper inode " + std::to_string(st.st_ino) : "upper file";
+    std::fprintf(stderr,
+                 "overtier: resuming the restore of %s left by the last mount (%llu of %llu "
+                 "bytes were back)\n",
+                 what.c_str(), static_cast<unsigned long long>(job.progress),
+                 static_cast<unsigned long long>(job.total));
+    WaitRange(
+        file, fd, 0, UINT64_MAX,
+        [what](const Status& r) {
+          if (!r.ok() && r.err() != ECANCELED)
+            std::fprintf(stderr, "overtier: resumed restore of %s: %s\n", what.c_str(),
+                         r.ToString().c_str());
+        },
+        false, id);
+  }
+  if (drop.empty()) return;
+  Use use(this);
+  Session* session;
+  Status s = use.Open(&session);
+  if (s.ok()) {
+    Catalog* catalog = session->store->catalog();
+    Catalog::Batch b(catalog);
+    for (uint64_t id : drop) {
+      JobRecord j;
+      if (!catalog->GetJob(id, &j).ok()) continue;
+      b.DeleteJob(id);
+      // The record's in-progress flag went with the job.
+      MigrationRecord r;
+      if (catalog->GetMigration(j.target, &r).ok() && (r.flags & kMigRestoreInProgress)) {
+        r.flags &= ~kMigRestoreInProgress;
+        b.PutMigration(j.target, r);
+      }
+    }
+    s = b.Commit();
+  }
+  if (!s.ok())
+    std::fprintf(stderr, "overtier: dropping finished restore jobs: %s\n", s.ToString().c_str());
 }
 
 bool MigrationService::session_open() {
@@ -403,7 +504,7 @@ bool MigrationService::KnownResident(MigFile* file, uint64_t offset, uint64_t le
 
 std::shared_ptr<MigrationService::Wait> MigrationService::WaitRange(
     const std::shared_ptr<MigFile>& file, int fd, uint64_t offset, uint64_t length,
-    std::function<void(const Status&)> cb, bool range_only) {
+    std::function<void(const Status&)> cb, bool range_only, uint64_t resume_job) {
   auto w = std::make_shared<Wait>();
   w->cb = std::move(cb);
   {
@@ -426,7 +527,7 @@ std::shared_ptr<MigrationService::Wait> MigrationService::WaitRange(
     c(s);
     return w;
   }
-  Submit([this, w, file, rfd, offset, length, range_only] {
+  Submit([this, w, file, rfd, offset, length, range_only, resume_job] {
     FdCloser closer(rfd);
     // Counted until the answer: the session stays open while we wait.
     auto use = std::make_shared<Use>(this);
@@ -460,7 +561,7 @@ std::shared_ptr<MigrationService::Wait> MigrationService::WaitRange(
           answer(st);
           use.reset();  // the session may close once idle
         },
-        range_only);
+        range_only, resume_job);
     bool cancel;
     {
       std::lock_guard<std::mutex> l(w->mu);

@@ -41,6 +41,8 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "migrate/archiver.h"
 #include "migrate/residency.h"
@@ -91,8 +93,9 @@ class MigrationService {
   void set_hard(bool hard) { hard_ = hard; }
 
   // Starts the threads; after the daemon forked (threads do not survive
-  // fork).
-  void Start();
+  // fork). upper_dir: the mount's upper directory, where the restore jobs
+  // a killed (or unmounted) daemon left are resumed (empty: none are).
+  void Start(const std::string& upper_dir = "");
   // Stops the threads, answers waits still open (ECANCELED) and closes the
   // session. Idempotent; the destructor calls it.
   void Shutdown();
@@ -112,9 +115,10 @@ class MigrationService {
   // handle for CancelWait.
   struct Wait;
   // range_only: do not restore the rest of the file in the background.
+  // resume_job: the jobs row this restore takes over (Restorer::Request).
   std::shared_ptr<Wait> WaitRange(const std::shared_ptr<MigFile>& file, int fd, uint64_t offset,
                                   uint64_t length, std::function<void(const Status&)> cb,
-                                  bool range_only = false);
+                                  bool range_only = false, uint64_t resume_job = 0);
   // Ends the wait with EINTR (the restore itself goes on).
   void CancelWait(const std::shared_ptr<Wait>& wait);
 
@@ -206,6 +210,10 @@ class MigrationService {
   // Publishes rec's residency to file (size: the file's size now).
   static void Publish(MigFile* file, const std::optional<MigrationRecord>& rec, uint64_t size);
 
+  // Resumes or drops the restore jobs found at Create (migrate/restorer.h,
+  // "Jobs"); runs on the pool.
+  void ResumeJobs(int upper_fd);
+
   static constexpr std::chrono::milliseconds kIdleClose{1000};
 
   const std::string store_path_;
@@ -215,7 +223,8 @@ class MigrationService {
   std::mutex mu_;  // everything below
   std::condition_variable cv_;
   std::map<std::string, MigrationRecord> records_;
-  std::atomic<size_t> record_count_{0};  // records_.size(), read without mu_
+  std::vector<std::pair<uint64_t, JobRecord>> left_jobs_;  // restore jobs found at Create
+  std::atomic<size_t> record_count_{0};                    // records_.size(), read without mu_
   std::map<std::string, std::weak_ptr<MigFile>> files_;
   std::unique_ptr<Session> session_;
   int users_ = 0;                  // Acquire without Unuse, plus waits in flight

@@ -516,6 +516,11 @@ class Fsck {
       if (j.kind == JobKind::kGc)
         Notice("job", "gc job " + std::to_string(id) + " was interrupted (" + j.params +
                           "): run overtier gc");
+      if (j.kind == JobKind::kRestore)
+        Notice("job", "restore job " + std::to_string(id) + " (" + j.params + ", " +
+                          std::to_string(j.progress) + " of " + std::to_string(j.total) +
+                          " bytes back) was stopped with its mount: the next mount of the "
+                          "upper layer resumes it");
       return true;
     });
   }

@@ -244,3 +244,93 @@ TEST_F(MigrateMountTest, UnlinkOfTheLastLinkDeletesTheRecord) {
 
 }  // namespace
 }  // namespace overtier
+
+namespace overtier {
+namespace {
+
+// Rows of the store's jobs family now (a read-only open: a snapshot).
+size_t JobsRows(const std::string& store_path) {
+  std::unique_ptr<Store> store;
+  StoreOpenOptions ro;
+  ro.read_only = true;
+  Status s = Store::Open(store_path, ro, &store);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  if (!s.ok()) return SIZE_MAX;
+  size_t jobs = 0;
+  s = store->catalog()->ScanJobs(0, [&](uint64_t, const JobRecord&) {
+    jobs++;
+    return true;
+  });
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return jobs;
+}
+
+// Restores are jobs in the catalog (migrate/restorer.h, "Jobs"): a daemon
+// killed during a whole-file background restore leaves its row, and the
+// next mount finishes the restore by itself, nobody reading the file.
+TEST_F(MigrateMountTest, AKilledBackgroundRestoreResumesAtTheNextMount) {
+  const std::string opts = "lowerdir=" + B("lower") + ",upperdir=" + B("upper") +
+                           ",workdir=" + B("work") + ",store=" + store_;
+  // The first commit of a restore is after 32 MiB: the daemon dies there.
+  ASSERT_NO_FATAL_FAILURE(MountDaemon(opts, {"OVERTIER_CRASH_AT=restore-committed"}));
+  const std::string data = Payload(48 * kMiB, 11);
+  struct stat before = MakeFile("big", data);
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("big"));
+  ASSERT_EQ(Ctl(M("big"), OVERTIER_IOC_RESTORE), 0);  // no wait: in the background
+  ASSERT_TRUE(PollUntil([&] { return daemon_.Exited(); }, std::chrono::seconds(30)))
+      << "the restore never committed";
+  Unmount(/*expect_clean=*/false);
+
+  ASSERT_NO_FATAL_FAILURE(MountDaemon(opts));
+  EXPECT_TRUE(StateXattr(M("big")).starts_with("released barrier=33554432"))
+      << StateXattr(M("big"));
+  // Only the state is asked (getxattr, stat): no read restores anything.
+  EXPECT_TRUE(PollUntil([&] { return StateXattr(M("big")).starts_with("archived"); },
+                        std::chrono::seconds(60)))
+      << StateXattr(M("big")) << "\n"
+      << Slurp(log_);
+  EXPECT_NE(Slurp(log_).find("resuming the restore of"), std::string::npos) << Slurp(log_);
+  // st_blocks as the kernel caches it catches up within the attribute
+  // timeout.
+  struct stat after;
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        return stat(M("big").c_str(), &after) == 0 && after.st_blocks >= before.st_blocks - 64;
+      },
+      std::chrono::seconds(10)))
+      << after.st_blocks;
+  EXPECT_EQ(Ns(after.st_mtim), Ns(before.st_mtim));
+  EXPECT_TRUE(ReadFile(B("upper/big")) == data) << "the upper file holds every byte again";
+  Unmount();
+  std::string out;
+  EXPECT_EQ(RunCmd({OvertierBin(), "fsck", store_}, &out), 0) << out;
+  // The resumed job took over the row and deleted it when done.
+  EXPECT_EQ(JobsRows(store_), 0u);
+}
+
+// A killed restore of ranges only (its readers are gone with the daemon)
+// is not resumed: the next mount drops its row and its in-progress flag,
+// keeping what it had durably restored.
+TEST_F(MigrateMountTest, AKilledRangeRestoreIsDroppedAtTheNextMount) {
+  const std::string opts = "lowerdir=" + B("lower") + ",upperdir=" + B("upper") +
+                           ",workdir=" + B("work") + ",store=" + store_;
+  ASSERT_NO_FATAL_FAILURE(MountDaemon(opts, {"OVERTIER_CRASH_AT=restore-committed"}));
+  const std::string data = Payload(48 * kMiB, 12);
+  MakeFile("big", data);
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("big"));
+  ASSERT_EQ(Ctl(M("big"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_RANGE_ONLY, 0, 40 * kMiB), 0);
+  ASSERT_TRUE(PollUntil([&] { return daemon_.Exited(); }, std::chrono::seconds(30)))
+      << "the restore never committed";
+  Unmount(/*expect_clean=*/false);
+  EXPECT_EQ(JobsRows(store_), 1u);
+
+  ASSERT_NO_FATAL_FAILURE(MountDaemon(opts));
+  EXPECT_TRUE(PollUntil([&] { return JobsRows(store_) == 0; }, std::chrono::seconds(20)));
+  EXPECT_EQ(StateXattr(M("big")), "released barrier=33554432 size=" + std::to_string(data.size()));
+  EXPECT_EQ(Slurp(log_).find("resuming"), std::string::npos) << Slurp(log_);
+  EXPECT_TRUE(ReadFile(M("big")) == data);
+  Unmount();
+}
+
+}  // namespace
+}  // namespace overtier

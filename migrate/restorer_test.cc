@@ -296,16 +296,20 @@ std::vector<std::string> Damage(Store* store, const std::string& store_path, con
   return old;
 }
 
-TEST_F(RestorerTest, BothCopiesCorruptGiveEioThenRetrySucceeds) {
+TEST_F(RestorerTest, BothCopiesCorruptGiveEioSoftOrHardThenRetrySucceeds) {
   int fd = Released("f");
   Bfid bfid = Record(fd)->bfid;
   std::string sp = dir_.path() + "/store";
   auto old0 = Damage(store_.get(), sp, bfid, 0);
   auto old1 = Damage(store_.get(), sp, bfid, 1);
-  {
-    Restorer r(store_.get());
+  // Under hard semantics too: only an archive that does not answer is
+  // waited for; damage is EIO at once (docs/RADOS.md).
+  for (bool hard : {false, true}) {
+    RestorerOptions o;
+    o.hard = hard;
+    Restorer r(store_.get(), o);
     Status s = r.RestoreAndWait(fd, "f", {8192, 10});
-    EXPECT_EQ(s.err(), EIO) << s.ToString();
+    EXPECT_EQ(s.err(), EIO) << (hard ? "hard: " : "soft: ") << s.ToString();
     EXPECT_TRUE(HasSubstr(s.message(), "'f'")) << s.ToString();
   }
   auto rec = Record(fd);

@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include <future>
+
 #include <gtest/gtest.h>
 
 #include "../integration/daemon_fixture.h"
@@ -324,6 +326,40 @@ TEST_F(ImageMountTest, ADamagedChunkGivesEioForThatFileOnly) {
   EXPECT_TRUE(Contains(log, "checksum mismatch"));
   EXPECT_TRUE(Contains(log, "container"));
   EXPECT_TRUE(Contains(log, "offset"));
+}
+
+// Under hard semantics (-o hard) only an archive that does not answer is
+// waited for: damage is EIO at once, through the image and through a lazy
+// copy-up's restore alike (docs/RADOS.md, "Soft and hard mounts").
+TEST_F(ImageMountTest, ADamagedChunkIsEioAtOnceEvenUnderHard) {
+  MakeDirs(B("img"));
+  WriteFile(B("img/bad"), Pattern(300 * 1024, 3));
+  ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
+  ASSERT_NO_FATAL_FAILURE(FlipByte(ExtentOf("img", "bad"), 100));
+  MountDaemon("lowerdir=image:img,store=" + store_ + ",upperdir=" + B("upper") +
+              ",workdir=" + B("work") + ",hard");
+  // Bounded: a wait here is the bug.
+  auto read_err = [this] {
+    return std::async(std::launch::async, [this] {
+      it::Fd fd(open(M("bad").c_str(), O_RDONLY));
+      char buf[4096];
+      return fd.valid() ? it::Err(pread(fd.get(), buf, sizeof(buf), 0)) : it::Errno{errno};
+    });
+  };
+  auto image_read = read_err();
+  ASSERT_EQ(image_read.wait_for(std::chrono::seconds(20)), std::future_status::ready)
+      << "a read of damaged image content waits under hard";
+  EXPECT_EQ(image_read.get(), it::Errno{EIO});
+  {
+    it::Fd w(open(M("bad").c_str(), O_WRONLY | O_APPEND));  // lazy copy-up
+    ASSERT_TRUE(w.valid());
+    EXPECT_EQ(write(w.get(), "tail", 4), 4);
+  }
+  auto restore_read = read_err();
+  ASSERT_EQ(restore_read.wait_for(std::chrono::seconds(20)), std::future_status::ready)
+      << "a restore of damaged content waits under hard";
+  EXPECT_EQ(restore_read.get(), it::Errno{EIO});
+  Unmount();
 }
 
 // ---------------------------------------------------------------------------

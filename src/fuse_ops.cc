@@ -25,6 +25,10 @@
 namespace overtier {
 namespace {
 
+// Threads for reads of image content waiting out an unreachable cold tier
+// under hard: as many readers wait at once before the next one queues.
+constexpr int kHardReadThreads = 16;
+
 struct State {
   UnionFs* fs;
   double timeout;
@@ -33,6 +37,10 @@ struct State {
   WorkerPool* slow = nullptr;       // for requests that may take long
   MigrationService* mig = nullptr;  // the migration tier (store=), or none
   bool hard = false;                // -o hard (docs/RADOS.md)
+  // Under hard: reads of image content, which may wait for the cold tier
+  // as long as it does not answer. A pool of their own, so that waiting
+  // readers never hold the threads copy-ups and syncs need.
+  WorkerPool* hard_reads = nullptr;
 };
 
 State* St(fuse_req_t req) { return static_cast<State*>(fuse_req_userdata(req)); }
@@ -492,7 +500,7 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
     // Hard: a read of image content waits as long as the cold tier does
     // not answer. Not on a request-loop thread, or one such reader would
     // stall the whole mount (threads=1).
-    return Defer(req, [req, fd, size, off] { ReplyFromFd(req, fd, size, off); });
+    return St(req)->hard_reads->Submit([req, fd, size, off] { ReplyFromFd(req, fd, size, off); });
   }
   ReplyFromFd(req, fd, size, off);
 }
@@ -1051,6 +1059,11 @@ int ServeFuse(UnionFs* fs, const Invocation& inv, const std::function<void()>& a
       // a fork.
       WorkerPool slow(4);
       state.slow = &slow;
+      std::unique_ptr<WorkerPool> hard_reads;
+      if (state.hard) {
+        hard_reads = std::make_unique<WorkerPool>(kHardReadThreads);
+        state.hard_reads = hard_reads.get();
+      }
       rc = RunWorkers(se, inv.opts.threads);
       fuse_session_unmount(se);
       // Waits still parked are answered before the session goes.

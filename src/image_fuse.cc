@@ -15,18 +15,21 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
 #include <unordered_map>
 
 #include "image/view.h"
+#include "src/worker_pool.h"
 #include "store/content_reader.h"
 
 namespace overtier {
@@ -49,6 +52,9 @@ constexpr uint64_t kMaxImageId = (uint64_t{1} << 24) - 1;
 
 // How long Stop waits for the session to end once the mount is closed.
 constexpr auto kStopWait = std::chrono::seconds(5);
+// Threads for reads waiting out an unreachable cold tier under hard: as
+// many readers wait at once before the next one queues.
+constexpr int kHardReadThreads = 16;
 
 struct DirSnapshot {
   struct Ent {
@@ -97,6 +103,11 @@ struct ImageFs::Impl {
   }
   bool stopped = false;
   bool hard = false;
+  // Under hard: reads waiting for a cold tier that does not answer, off
+  // the serving threads (there are few; a waiting reader on one would
+  // stall every lookup of the union). Started with the serving threads.
+  std::unique_ptr<WorkerPool> hard_reads;
+  std::atomic<bool> stopping{false};  // Stop has begun: waits end
 
   static fuse_ino_t NodeId(const ImageView& v, uint64_t ino) {
     return (v.image_id() << kInoBits) | ino;
@@ -313,27 +324,49 @@ void ReportReadError(ImageFs::Impl* impl, const FileHandle& h, const Status& s) 
                static_cast<unsigned long long>(h.file.ino), s.ToString().c_str());
 }
 
+// A read under hard semantics (OpRead): when the cold tier does not
+// answer, tries again after 0.25 s, doubling to 8 s, until it does, the
+// request is interrupted (EINTR; a killed process interrupts its request
+// too) or the file system stops (EIO). Damage is EIO at once.
+void HardRead(fuse_req_t req, ImageFs::Impl* impl, FileHandle* h, size_t size, off_t off) {
+  std::vector<char> buf(size);
+  size_t got = 0;
+  Status s = h->view->Read(h->file, static_cast<uint64_t>(off), size, buf.data(), &got);
+  if (s.err() == ETIMEDOUT) ReportReadError(impl, *h, s);
+  auto pause = std::chrono::milliseconds(250);
+  while (s.err() == ETIMEDOUT) {
+    for (auto slept = std::chrono::milliseconds(0); slept < pause;
+         slept += std::chrono::milliseconds(50)) {
+      if (fuse_req_interrupted(req)) return (void)fuse_reply_err(req, EINTR);
+      if (impl->stopping.load()) return (void)fuse_reply_err(req, EIO);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    pause = std::min(pause * 2, std::chrono::milliseconds(8000));
+    s = h->view->Read(h->file, static_cast<uint64_t>(off), size, buf.data(), &got);
+  }
+  if (!s.ok()) {
+    ReportReadError(impl, *h, s);
+    return (void)fuse_reply_err(req, s.err());
+  }
+  fuse_reply_buf(req, buf.data(), got);
+}
+
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
   auto* h = reinterpret_cast<FileHandle*>(fi->fh);
+  ImageFs::Impl* impl = I(req);
+  if (impl->hard_reads) {
+    // Hard: a read may wait as long as the cold tier does not answer, so
+    // never on a serving thread: there are few, and one waiting would
+    // stall every lookup of the union.
+    impl->hard_reads->Submit([req, h, size, off, impl] { HardRead(req, impl, h, size, off); });
+    return;
+  }
   thread_local std::vector<char> buf;
   if (buf.size() < size) buf.resize(size);
   size_t got = 0;
   Status s = h->view->Read(h->file, static_cast<uint64_t>(off), size, buf.data(), &got);
-  if (s.err() == ETIMEDOUT && I(req)->hard) {
-    // Hard: the cluster will answer again. Wait in this worker (the caller
-    // is blocked anyway), backing off, until it does or the reader gives
-    // up (an interrupt; a killed process interrupts its request too).
-    ReportReadError(I(req), *h, s);
-    auto pause = std::chrono::milliseconds(250);
-    while (s.err() == ETIMEDOUT && !fuse_req_interrupted(req)) {
-      std::this_thread::sleep_for(pause);
-      pause = std::min(pause * 2, std::chrono::milliseconds(8000));
-      s = h->view->Read(h->file, static_cast<uint64_t>(off), size, buf.data(), &got);
-    }
-    if (s.err() == ETIMEDOUT) return (void)fuse_reply_err(req, EINTR);
-  }
   if (!s.ok()) {
-    ReportReadError(I(req), *h, s);
+    ReportReadError(impl, *h, s);
     // Soft: a timeout is an I/O error to the reader, like an NFS soft mount.
     return (void)fuse_reply_err(req, s.err() == ETIMEDOUT ? EIO : s.err());
   }
@@ -725,6 +758,7 @@ void ImageFs::Start(int threads) {
   if (impl->se == nullptr || impl->stopped) return;
   PauseForFork();
   std::lock_guard<std::mutex> g(impl->mu);
+  if (impl->hard) impl->hard_reads = std::make_unique<WorkerPool>(kHardReadThreads);
   for (int i = 0; i < threads; ++i) {
     ++impl->running;
     impl->workers.emplace_back([impl] { impl->Work(); });
@@ -735,6 +769,9 @@ void ImageFs::Stop() {
   Impl* impl = impl_.get();
   if (impl == nullptr || impl->stopped) return;
   impl->stopped = true;
+  // Waiting hard reads answer EIO within 50 ms; then their pool goes.
+  impl->stopping = true;
+  impl->hard_reads.reset();
   PauseForFork();
   for (auto& [id, fd] : impl->roots) close(fd);
   impl->roots.clear();

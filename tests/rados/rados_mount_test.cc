@@ -376,9 +376,36 @@ TEST_F(RadosMountTest, ImageReadsWithTheOsdDownHardWait) {
   EXPECT_EQ(reader.wait_for(std::chrono::seconds(6)), std::future_status::timeout);
   struct stat st;
   EXPECT_EQ(stat(M("data/big").c_str(), &st), 0) << "the mount still answers";
+  // More waiting readers (other pages of another file: other requests)
+  // than the union's pool for slow requests has threads: an fsync, which
+  // runs there, is still answered (waiting readers have a pool of their
+  // own).
+  const std::string big = M("data/big");
+  std::vector<std::future<int>> more;
+  for (int i = 0; i < 6; i++) {
+    more.push_back(std::async(std::launch::async, [big, i] {
+      // O_CLOEXEC: the ceph-osd started meanwhile must not inherit it.
+      it::Fd fd(open(big.c_str(), O_RDONLY | O_CLOEXEC));
+      char buf[4096];
+      return fd.valid() && pread(fd.get(), buf, sizeof buf, off_t{i} * (1 << 20)) == 4096 ? 0
+                                                                                          : errno;
+    }));
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  auto synced = std::async(std::launch::async, [this] {
+    it::Fd fd(open(M("new").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    return fd.valid() && write(fd.get(), "x", 1) == 1 && fsync(fd.get()) == 0;
+  });
+  ASSERT_EQ(synced.wait_for(std::chrono::seconds(15)), std::future_status::ready)
+      << "an fsync waits behind readers of the unreachable cold tier";
+  EXPECT_TRUE(synced.get());
   ASSERT_NO_FATAL_FAILURE(StartOsd());
   ASSERT_EQ(reader.wait_for(std::chrono::seconds(60)), std::future_status::ready);
   EXPECT_EQ(reader.get(), 0) << it::Slurp(log_);
+  for (auto& f : more) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+    EXPECT_EQ(f.get(), 0);
+  }
   Unmount();
 }
 

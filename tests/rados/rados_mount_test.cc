@@ -301,6 +301,36 @@ TEST_F(RadosMountTest, PushPullTwoStoresMountThePublishedImage) {
   Unmount();
 }
 
+// Nothing in the upper layer is lost while the cold tier is unreachable,
+// and a release that needs a copy there is refused: with one copy local
+// and one in RADOS required, an archive during an OSD outage fails (after
+// the set's timeout) and leaves the file resident and intact; once the OSD
+// is back, archive and release work.
+TEST_F(RadosMountTest, ArchiveDuringAnOutageFailsAndReleaseIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(
+      ReinitStore({"--volume-set", "hot=" + B("hot"), "--volume-set", Cold(3), "--copies", "2"}));
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string data = Payload(3 * kMiB + 7, 21);
+  MakeFile("f", data);
+  ASSERT_NO_FATAL_FAILURE(StopOsd());
+  auto t0 = Clock::now();
+  const int archived = Ctl(M("f"), OVERTIER_IOC_ARCHIVE, OVERTIER_CTL_RELEASE);
+  EXPECT_NE(archived, 0) << "an archive with a copy in an unreachable set succeeded";
+  EXPECT_LT(SecondsSince(t0), 60.0);
+  EXPECT_EQ(StateXattr(M("f")), "resident");
+  EXPECT_EQ(Ctl(M("f"), OVERTIER_IOC_RELEASE), ENODATA) << "released without an archive";
+  EXPECT_TRUE(ReadFile(M("f")) == data);
+  EXPECT_TRUE(ReadFile(B("upper/f")) == data) << "the upper file holds every byte";
+  ASSERT_NO_FATAL_FAILURE(StartOsd());
+  EXPECT_TRUE(
+      PollUntil([&] { return Ctl(M("f"), OVERTIER_IOC_ARCHIVE) == 0; }, std::chrono::seconds(60)))
+      << it::Slurp(log_);
+  EXPECT_EQ(Ctl(M("f"), OVERTIER_IOC_RELEASE), 0);
+  EXPECT_TRUE(StateXattr(M("f")).starts_with("released")) << StateXattr(M("f"));
+  EXPECT_TRUE(ReadFile(M("f")) == data);
+  Unmount();
+}
+
 TEST_F(RadosMountTest, SoftOsdDownDuringARestoreGivesEioThenRecovers) {
   ASSERT_NO_FATAL_FAILURE(ReinitStore({"--volume-set", Cold(3), "--copies", "1"}));
   ASSERT_NO_FATAL_FAILURE(Mount());

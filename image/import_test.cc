@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "image/blob_digest.h"
 #include "image/io_testutil.h"
 #include "image/oci.h"
 
@@ -467,26 +468,36 @@ class OciTest : public ImportTest {
   }
 };
 
+// Writes `content` as a blob of an OCI layout, named by its SHA-256 as
+// OCI names blobs; returns the hex digest.
+std::string PutBlob(const std::string& blobs, const std::string& content) {
+  std::unique_ptr<BlobHasher> h;
+  EXPECT_TRUE(BlobHasher::Create("sha256", &h).ok());
+  h->Update(content);
+  std::string hex = h->FinishHex();
+  WriteFile(blobs + "/" + hex, content);
+  return hex;
+}
+
 TEST_F(OciTest, LayoutDirectory) {
   std::string oci = tmp_ / "oci";
   std::string blobs = oci + "/blobs/sha256";
   ASSERT_EQ(system(("mkdir -p " + blobs).c_str()), 0);
-  MakeLayers(blobs);
-  std::string h1(64, '1'), h2(64, '2'), hm(64, 'a'), hc(64, 'c'), hi(64, 'b');
-  ASSERT_EQ(rename((blobs + "/l1").c_str(), (blobs + "/" + h1).c_str()), 0);
-  ASSERT_EQ(rename((blobs + "/l2").c_str(), (blobs + "/" + h2).c_str()), 0);
-  WriteFile(blobs + "/" + hc, "{}");
-  WriteFile(blobs + "/" + hm,
-            R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+  MakeLayers(tmp_ / "");
+  const std::string h1 = PutBlob(blobs, ReadFile(tmp_ / "l1"));
+  const std::string h2 = PutBlob(blobs, ReadFile(tmp_ / "l2"));
+  const std::string hc = PutBlob(blobs, "{}");
+  const std::string hm =
+      PutBlob(blobs, R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
             "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:)" +
-                hc + R"(","size":2},
+                         hc + R"(","size":2},
             "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:)" +
-                h1 + R"(","size":1},
+                         h1 + R"(","size":1},
                       {"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:)" +
-                h2 + R"(","size":1}]})");
+                         h2 + R"(","size":1}]})");
   // A nested index, with an attestation manifest that must be skipped.
-  WriteFile(
-      blobs + "/" + hi,
+  const std::string hi = PutBlob(
+      blobs,
       R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
               {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:)" +
           hc +
@@ -509,11 +520,32 @@ TEST_F(OciTest, LayoutDirectory) {
   EXPECT_EQ(Import("app", oci).err(), EEXIST);
 
   // A digest trying to leave the layout is refused.
+  const std::string index = ReadFile(oci + "/index.json");
   WriteFile(oci + "/index.json",
             R"({"schemaVersion":2,"manifests":[{"digest":"sha256:../../../etc/passwd"}]})");
   s = Import("evil", oci);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("malformed digest"), std::string::npos) << s.ToString();
+  WriteFile(oci + "/index.json", index);
+
+  // A layer whose bytes are not the ones its digest names (one byte
+  // flipped, in its gzip stream) is refused before anything is stored,
+  // naming the blob; so is a damaged manifest.
+  std::string layer = ReadFile(blobs + "/" + h2);
+  std::string bad = layer;
+  bad[bad.size() / 2] ^= 1;
+  WriteFile(blobs + "/" + h2, bad);
+  s = Import("damaged", oci);
+  EXPECT_EQ(s.err(), EIO) << s.ToString();
+  EXPECT_NE(s.message().find("blobs/sha256/" + h2 + ": content digest mismatch"), std::string::npos)
+      << s.ToString();
+  WriteFile(blobs + "/" + h2, layer);
+  std::string manifest = ReadFile(blobs + "/" + hm);
+  WriteFile(blobs + "/" + hm, manifest + " ");
+  s = Import("damaged", oci);
+  EXPECT_NE(s.message().find("blobs/sha256/" + hm + ": content digest mismatch"), std::string::npos)
+      << s.ToString();
+  EXPECT_EQ(ImageNames(store_.get()), (std::vector<std::string>{"app", "app@1"}));
 }
 
 TEST_F(OciTest, DockerSaveArchive) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "image/blob_digest.h"
 #include "image/image_format.h"
 #include "image/tar_source.h"
 
@@ -31,6 +32,9 @@ class Layout {
   virtual Status WithTar(const std::string& rel, const std::function<Status(TarReader*)>& fn) = 0;
   virtual bool Exists(const std::string& rel) = 0;
   virtual const std::string& what() const = 0;
+  // Calls fn with the bytes of the file at rel, in order, as stored.
+  virtual Status ReadRaw(const std::string& rel,
+                         const std::function<Status(std::string_view)>& fn) = 0;
 };
 
 // Relative paths inside a layout: no '..', nothing absolute.
@@ -134,6 +138,24 @@ class DirLayout : public Layout {
     return true;
   }
 
+  Status ReadRaw(const std::string& rel,
+                 const std::function<Status(std::string_view)>& fn) override {
+    int fd;
+    OVT_RETURN_IF_ERROR(OpenRel(rel, &fd));
+    std::string buf(size_t{1} << 20, '\0');
+    Status s;
+    for (;;) {
+      ssize_t n = read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) s = Status::FromErrno("OCI layout '" + what_ + "': read '" + rel + "'");
+      if (n <= 0) break;
+      s = fn(std::string_view(buf.data(), static_cast<size_t>(n)));
+      if (!s.ok()) break;
+    }
+    close(fd);
+    return s;
+  }
+
  private:
   std::string what_;
   int fd_ = -1;
@@ -222,6 +244,13 @@ class TarLayout : public Layout {
     return Find(rel, [](TarReader*) { return Status::OK(); }).ok();
   }
 
+  Status ReadRaw(const std::string& rel,
+                 const std::function<Status(std::string_view)>& fn) override {
+    return Find(rel, [&](TarReader* t) {
+      return t->ReadData([&](uint64_t, std::string_view data) { return fn(data); });
+    });
+  }
+
  private:
   std::string what_;
 };
@@ -254,6 +283,34 @@ Status BlobPath(const std::string& what, const json& desc, std::string* out) {
   }
   *out = "blobs/" + d.substr(0, colon) + "/" + d.substr(colon + 1);
   return Status::OK();
+}
+
+// Checks that the blob at rel has the digest its name says (OCI names
+// every blob so); a file of a docker-save archive ("ID/layer.tar") names
+// none and is not checked.
+Status VerifyBlob(Layout* layout, const std::string& rel) {
+  std::string alg, hex;
+  if (!DigestOfBlobPath(rel, &alg, &hex)) return Status::OK();
+  const std::string what = layout->what() + ": " + rel;
+  std::unique_ptr<BlobHasher> h;
+  Status s = BlobHasher::Create(alg, &h);
+  if (!s.ok()) return Status::Errno(s.err(), what + ": " + s.message());
+  OVT_RETURN_IF_ERROR(layout->ReadRaw(rel, [&](std::string_view data) {
+    h->Update(data);
+    return Status::OK();
+  }));
+  return CheckBlobDigest(what, alg, hex, h->FinishHex());
+}
+
+// The same for a small blob already read (a manifest, an index).
+Status VerifySmallBlob(const std::string& what, const std::string& rel, std::string_view text) {
+  std::string alg, hex;
+  if (!DigestOfBlobPath(rel, &alg, &hex)) return Status::OK();
+  std::unique_ptr<BlobHasher> h;
+  Status s = BlobHasher::Create(alg, &h);
+  if (!s.ok()) return Status::Errno(s.err(), what + ": " + rel + ": " + s.message());
+  h->Update(text);
+  return CheckBlobDigest(what + ": " + rel, alg, hex, h->FinishHex());
 }
 
 std::string HostArch() {
@@ -307,6 +364,7 @@ Status LayersFromIndex(Layout* layout, const json& index, int depth,
   std::string blob, text;
   OVT_RETURN_IF_ERROR(BlobPath(what, *chosen, &blob));
   OVT_RETURN_IF_ERROR(layout->ReadSmall(blob, &text));
+  OVT_RETURN_IF_ERROR(VerifySmallBlob(what, blob, text));
   json m;
   OVT_RETURN_IF_ERROR(ParseJson(what + ": " + blob, text, &m));
   std::string type = MediaType(*chosen);
@@ -438,6 +496,9 @@ Status ImportOciImage(Store* store, std::string_view name, const std::string& so
   std::vector<std::string> layers;
   OVT_RETURN_IF_ERROR(Layers(layout.get(), kind, &layers));
   if (layers.empty()) return Status::InvalidArgument(source + ": the image has no layers");
+  // Every layer's digest before anything is stored: a damaged archive is
+  // refused whole.
+  for (const std::string& l : layers) OVT_RETURN_IF_ERROR(VerifyBlob(layout.get(), l));
   std::vector<std::string> names;
   for (size_t i = 1; i <= layers.size(); i++) {
     names.push_back(LayerImageName(name, i, layers.size()));

@@ -9,6 +9,8 @@ packages=(
   # libraries
   libfuse3-dev fuse3 librocksdb-dev liburing-dev libxxhash-dev libarchive-dev
   googletest libgtest-dev libcli11-dev nlohmann-json3-dev
+  # SHA-256 of OCI image blobs (libcrypto)
+  libssl-dev
   # tests: xattr/acl tools, the references we compare with, a C code base
   # (tests/stress builds the OCaml runtime from ocaml-source)
   attr acl fuse-overlayfs python3 kmod e2fsprogs util-linux procps psmisc

@@ -96,6 +96,20 @@ struct Fetch {
   bool checksum = false;  // status is a checksum mismatch
 };
 
+// A chunk of a container without local files (RADOS), read with
+// VolumeReader::ReadAt once the whole read is planned, so that chunks lying
+// next to each other in one container are fetched with one request.
+struct RemoteRead {
+  size_t fetch = 0;
+  const VolumeReader* volume = nullptr;
+};
+
+// Chunks further apart than this are read with separate requests (the
+// bytes between them would be fetched for nothing); a request spans at
+// most kMaxRemoteSpan bytes.
+constexpr uint64_t kMaxRemoteGap = uint64_t{64} << 10;
+constexpr uint64_t kMaxRemoteSpan = uint64_t{64} << 20;
+
 // One read request (a piece of an extent in one local file).
 struct Op {
   size_t fetch = 0;
@@ -229,14 +243,16 @@ struct ContentReader::Impl {
     last_end[bfid] = end;
   }
 
-  void Plan(size_t i, Fetch* f, std::vector<Op>* ops);
+  void Plan(size_t i, Fetch* f, std::vector<Op>* ops, std::vector<RemoteRead>* remote);
+  void ReadRemote(std::vector<Fetch>* fetches, const std::vector<RemoteRead>& remote);
   void Submit(std::vector<Op>* ops);
   void FetchAll(std::vector<Fetch>* fetches);
   static std::string Describe(const Fetch& f);
 };
 
 // Opens the extent's container and plans the reads of its payload.
-void ContentReader::Impl::Plan(size_t i, Fetch* f, std::vector<Op>* ops) {
+void ContentReader::Impl::Plan(size_t i, Fetch* f, std::vector<Op>* ops,
+                               std::vector<RemoteRead>* remote) {
   const Extent& e = f->extent;
   const VvReader* vr = nullptr;
   Status s = store->OpenContainer(e.vv_id, &vr);
@@ -269,8 +285,8 @@ void ContentReader::Impl::Plan(size_t i, Fetch* f, std::vector<Op>* ops) {
   std::vector<RawSegment> segs;
   s = vol->RawSegments(e.vv_offset, alen, &segs);
   if (s.err() == ENOTSUP) {
-    // No local files (an object store): a plain read.
-    f->status = vol->ReadAt(e.vv_offset, e.length, chunk->data);
+    // No local files (an object store): ReadAt, after planning.
+    remote->push_back(RemoteRead{i, vol});
     return;
   }
   if (!s.ok()) {
@@ -355,8 +371,55 @@ void ContentReader::Impl::Submit(std::vector<Op>* ops) {
   }
 }
 
+// Reads the remote chunks, one ReadAt per run of chunks of one container
+// that follow each other closely, in order (the records between them and
+// the headers come along and are dropped). A failed request fails every
+// chunk it was for.
+void ContentReader::Impl::ReadRemote(std::vector<Fetch>* fetches,
+                                     const std::vector<RemoteRead>& remote) {
+  std::string span;
+  // A container that did not answer is not asked again within this read
+  // (as in FetchAll).
+  std::unordered_map<const VolumeReader*, Status> unanswered;
+  for (size_t a = 0; a < remote.size();) {
+    const Extent& first = (*fetches)[remote[a].fetch].extent;
+    uint64_t end = first.vv_offset + first.length;
+    size_t b = a + 1;
+    for (; b < remote.size(); b++) {
+      const Extent& e = (*fetches)[remote[b].fetch].extent;
+      if (remote[b].volume != remote[a].volume || e.vv_offset < end ||
+          e.vv_offset - end > kMaxRemoteGap ||
+          e.vv_offset + e.length - first.vv_offset > kMaxRemoteSpan)
+        break;
+      end = e.vv_offset + e.length;
+    }
+    Status st;
+    auto down = unanswered.find(remote[a].volume);
+    if (down != unanswered.end()) {
+      st = down->second;
+    } else if (b == a + 1) {
+      Fetch& f = (*fetches)[remote[a].fetch];
+      st = remote[a].volume->ReadAt(first.vv_offset, first.length, f.chunk->data);
+    } else {
+      span.resize(end - first.vv_offset);
+      st = remote[a].volume->ReadAt(first.vv_offset, span.size(), span.data());
+      for (size_t k = a; st.ok() && k < b; k++) {
+        Fetch& f = (*fetches)[remote[k].fetch];
+        std::memcpy(f.chunk->data, span.data() + (f.extent.vv_offset - first.vv_offset),
+                    f.extent.length);
+      }
+    }
+    if (Unanswered(st)) unanswered.emplace(remote[a].volume, st);
+    for (size_t k = a; k < b; k++) {
+      if (!st.ok()) (*fetches)[remote[k].fetch].status = st;
+    }
+    a = b;
+  }
+}
+
 void ContentReader::Impl::FetchAll(std::vector<Fetch>* fetches) {
   std::vector<Op> ops;
+  std::vector<RemoteRead> remote;
   // A container that did not answer (its remote set is down) is not asked
   // again within this read: each try would wait out the set's timeout.
   std::unordered_map<uint64_t, const Fetch*> unanswered;
@@ -368,9 +431,10 @@ void ContentReader::Impl::FetchAll(std::vector<Fetch>* fetches) {
       f.set = it->second->set;
       continue;
     }
-    Plan(i, &f, &ops);
+    Plan(i, &f, &ops, &remote);
     if (Unanswered(f.status)) unanswered.emplace(f.extent.vv_id, &f);
   }
+  ReadRemote(fetches, remote);
   Submit(&ops);
   for (Op& op : ops) {
     Fetch& f = (*fetches)[op.fetch];

@@ -37,6 +37,8 @@ constexpr char kMagic[8] = {'O', 'V', 'T', 'R', 'C', 'B', 'L', 'K'};
 constexpr uint32_t kVersion = 1;
 constexpr char kLockName[] = "LOCK";
 constexpr char kTempPrefix[] = "tmp-";
+constexpr char kSealSuffix[] = ".seal";
+constexpr char kSealMagic[8] = {'O', 'V', 'T', 'S', 'E', 'A', 'L', '1'};
 constexpr uint64_t kNoBlock = ~uint64_t{0};
 
 // Header layout (little-endian):
@@ -154,6 +156,12 @@ class Cache {
 
   void DropContainer(uint64_t vv);
 
+  // Sealed containers never change: their size, remembered in a small file
+  // "<16 hex digits of vv>.seal" (magic, size, checksum), lets a later run
+  // open them without asking the remote (a warm start needs no cluster).
+  bool SealedSize(uint64_t vv, uint64_t* size);
+  void NoteSealed(uint64_t vv, uint64_t size);
+
   ReadCacheStats Stats() {
     std::lock_guard<std::mutex> l(mu_);
     ReadCacheStats s = stats_;
@@ -240,6 +248,11 @@ void Cache::Scan() {
     if (name.rfind(kTempPrefix, 0) == 0) {
       remove(name, nullptr);
       continue;
+    }
+    uint64_t sealed_vv = 0;
+    if (name.size() == 21 && name.substr(16) == kSealSuffix &&
+        ParseHex16(std::string_view(name).substr(0, 16), &sealed_vv)) {
+      continue;  // checked when used
     }
     Key k;
     if (name.size() != 37 || name[16] != '-' || name.substr(33) != ".blk" ||
@@ -503,7 +516,49 @@ void Cache::EvictLocked() {
   }
 }
 
+std::string SealFileName(uint64_t vv) {
+  char name[32];
+  snprintf(name, sizeof name, "%016llx%s", static_cast<unsigned long long>(vv), kSealSuffix);
+  return name;
+}
+
+bool Cache::SealedSize(uint64_t vv, uint64_t* size) {
+  int fd = openat(dir_fd_, SealFileName(vv).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  char b[32];
+  ssize_t n = pread(fd, b, sizeof b, 0);
+  close(fd);
+  // A torn or damaged file is not used: the remote is asked instead.
+  if (n != 24 || std::memcmp(b, kSealMagic, 8) != 0) return false;
+  uint64_t stored, sum;
+  std::memcpy(&stored, b + 8, 8);
+  std::memcpy(&sum, b + 16, 8);
+  if (sum != XXH3_64bits(b, 16)) return false;
+  *size = stored;
+  return true;
+}
+
+void Cache::NoteSealed(uint64_t vv, uint64_t size) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (removed_.count(vv) != 0) return;
+  }
+  char b[24];
+  std::memcpy(b, kSealMagic, 8);
+  std::memcpy(b + 8, &size, 8);
+  const uint64_t sum = XXH3_64bits(b, 16);
+  std::memcpy(b + 16, &sum, 8);
+  const std::string tmp = kTempPrefix + std::to_string(temp_counter_.fetch_add(1));
+  int fd = openat(dir_fd_, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return;  // only a hint: the next run asks the remote
+  bool ok = WriteFull(fd, b, sizeof b);
+  if (close(fd) != 0) ok = false;
+  if (!ok || renameat(dir_fd_, tmp.c_str(), dir_fd_, SealFileName(vv).c_str()) != 0)
+    unlinkat(dir_fd_, tmp.c_str(), 0);
+}
+
 void Cache::DropContainer(uint64_t vv) {
+  unlinkat(dir_fd_, SealFileName(vv).c_str(), 0);
   std::lock_guard<std::mutex> l(mu_);
   removed_.insert(vv);
   auto it = entries_.lower_bound(Key{vv, 0});
@@ -737,6 +792,33 @@ class CachedVolumeReader final : public VolumeReader {
   mutable ReadStreams streams_;
 };
 
+// The remote reader of a sealed container whose size the cache remembers:
+// opened on the first read the cache cannot serve, so reads of cached
+// blocks never reach the remote (nor connect to it).
+class DeferredRemoteReader final : public VolumeReader {
+ public:
+  DeferredRemoteReader(VolumeSet* remote, uint64_t vv, uint64_t size)
+      : remote_(remote), vv_(vv), size_(size) {}
+  Status ReadAt(uint64_t offset, size_t n, char* buf) const override {
+    const VolumeReader* r = nullptr;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!reader_) OVT_RETURN_IF_ERROR(remote_->Open(vv_, &reader_));
+      r = reader_.get();
+    }
+    return r->ReadAt(offset, n, buf);
+  }
+  uint64_t Size() const override { return size_; }
+  bool sealed() const override { return true; }
+
+ private:
+  VolumeSet* const remote_;
+  const uint64_t vv_;
+  const uint64_t size_;
+  mutable std::mutex mu_;
+  mutable std::unique_ptr<VolumeReader> reader_;
+};
+
 // The remote set, its readers reading through the cache when there is one.
 class CachedVolumeSet final : public VolumeSet {
  public:
@@ -752,8 +834,15 @@ class CachedVolumeSet final : public VolumeSet {
     return remote_->Create(vv_id, out);
   }
   Status Open(uint64_t vv_id, std::unique_ptr<VolumeReader>* out) override {
+    Cache* cache = slot_->Get();
+    uint64_t size = 0;
     std::unique_ptr<VolumeReader> r;
-    OVT_RETURN_IF_ERROR(remote_->Open(vv_id, &r));
+    if (cache != nullptr && cache->SealedSize(vv_id, &size)) {
+      r = std::make_unique<DeferredRemoteReader>(remote_.get(), vv_id, size);
+    } else {
+      OVT_RETURN_IF_ERROR(remote_->Open(vv_id, &r));
+      if (cache != nullptr && r->sealed()) cache->NoteSealed(vv_id, r->Size());
+    }
     *out = std::make_unique<CachedVolumeReader>(slot_.get(), vv_id, std::move(r));
     return Status::OK();
   }

@@ -37,6 +37,8 @@ struct RemoteLog {
   std::vector<Read> reads;
   std::atomic<int> delay_ms{0};
   std::atomic<bool> fail{false};
+  std::atomic<bool> sealed{false};  // what the readers say (RADOS readers know)
+  std::atomic<int> opens{0};        // Open calls
 
   size_t Count() {
     std::lock_guard<std::mutex> l(mu);
@@ -70,6 +72,7 @@ class CountingReader final : public VolumeReader {
     return r_->ReadAt(offset, n, buf);
   }
   uint64_t Size() const override { return r_->Size(); }
+  bool sealed() const override { return log_->sealed; }
 
  private:
   std::unique_ptr<VolumeReader> r_;
@@ -86,6 +89,7 @@ class CountingSet final : public VolumeSet {
     return inner_->Create(id, out);
   }
   Status Open(uint64_t id, std::unique_ptr<VolumeReader>* out) override {
+    log_->opens++;
     std::unique_ptr<VolumeReader> r;
     OVT_RETURN_IF_ERROR(inner_->Open(id, &r));
     *out = std::make_unique<CountingReader>(std::move(r), id, log_);
@@ -449,6 +453,49 @@ TEST(ReadCache, AReopenedCacheIsReusedAndCleaned) {
   EXPECT_EQ(Stats(set.get()).blocks, 0u);
   EXPECT_EQ(Read(set.get(), 4, 0, data.size()), data);
   EXPECT_EQ(env.log().Count(), 6u);
+}
+
+// A sealed container never changes: the cache remembers its size, and a
+// later run opens it and reads its cached blocks without the remote (a
+// warm container start needs no cluster); only a miss opens the remote.
+TEST(ReadCache, SealedContainersOpenWithoutTheRemote) {
+  Env env;
+  const uint64_t bs = 4096;
+  std::string data = Payload(3 * bs + 100, 9);
+  env.Write(5, data);
+  env.log().sealed = true;
+  {
+    auto set = env.Cached(env.Options(bs));
+    EXPECT_EQ(Read(set.get(), 5, 0, 2 * bs), data.substr(0, 2 * bs));
+  }
+  EXPECT_EQ(env.log().opens.load(), 1);
+  EXPECT_TRUE(Exists(env.cache_dir() + "/0000000000000005.seal"));
+  const size_t reads = env.log().Count();
+
+  auto set = env.Cached(env.Options(bs));
+  std::unique_ptr<VolumeReader> r;
+  ASSERT_TRUE(set->Open(5, &r).ok());
+  EXPECT_EQ(r->Size(), data.size());
+  EXPECT_EQ(ReadWith(r.get(), 0, 2 * bs), data.substr(0, 2 * bs));
+  EXPECT_EQ(env.log().opens.load(), 1) << "cached blocks of a sealed container: no remote open";
+  EXPECT_EQ(env.log().Count(), reads);
+  EXPECT_EQ(ReadWith(r.get(), 2 * bs, bs + 100), data.substr(2 * bs));  // a miss
+  EXPECT_EQ(env.log().opens.load(), 2);
+  EXPECT_EQ(ReadWith(r.get(), 3 * bs, 100), data.substr(3 * bs));  // cached now
+  EXPECT_EQ(env.log().opens.load(), 2);
+
+  // A damaged size file is not trusted; Remove forgets the size.
+  FlipFileByte(env.cache_dir() + "/0000000000000005.seal", 9);
+  ASSERT_TRUE(set->Open(5, &r).ok());
+  EXPECT_EQ(env.log().opens.load(), 3);
+  EXPECT_EQ(r->Size(), data.size());
+  ASSERT_TRUE(set->Remove(5).ok());
+  EXPECT_FALSE(Exists(env.cache_dir() + "/0000000000000005.seal"));
+  // Unsealed containers (the remote does not say sealed) are not remembered.
+  env.log().sealed = false;
+  env.Write(6, data);
+  EXPECT_EQ(Read(set.get(), 6, 0, 10), data.substr(0, 10));
+  EXPECT_FALSE(Exists(env.cache_dir() + "/0000000000000006.seal"));
 }
 
 TEST(ReadCache, TornOrGrownFilesAreRemovedAtOpen) {

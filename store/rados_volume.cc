@@ -485,12 +485,15 @@ class RadosVolumeWriter final : public VolumeWriter {
 class RadosVolumeReader final : public VolumeReader {
  public:
   RadosVolumeReader(std::shared_ptr<const Conn> conn, uint64_t vv_id, uint64_t piece_size,
-                    uint64_t size, size_t max_op)
+                    uint64_t size, size_t max_op, bool sealed)
       : conn_(std::move(conn)),
         vv_id_(vv_id),
         piece_size_(piece_size),
         size_(size),
-        max_op_(std::max<size_t>(max_op, 4096)) {}
+        max_op_(std::max<size_t>(max_op, 4096)),
+        sealed_(sealed) {}
+
+  bool sealed() const override { return sealed_; }
 
   Status ReadAt(uint64_t offset, size_t n, char* buf) const override {
     if (offset > size_ || n > size_ - offset) {
@@ -552,6 +555,7 @@ class RadosVolumeReader final : public VolumeReader {
   const uint64_t piece_size_;
   const uint64_t size_;
   const uint64_t max_op_;
+  const bool sealed_;
 };
 
 class RadosVolumeSet final : public VolumeSet {
@@ -587,7 +591,8 @@ class RadosVolumeSet final : public VolumeSet {
       bool stray = false;
       OVT_RETURN_IF_ERROR(MeasureUnsealed(*conn_, vv_id, piece, &size, &pieces, &stray));
     }
-    *out = std::make_unique<RadosVolumeReader>(conn_, vv_id, piece, size, opts_.max_read_op);
+    *out =
+        std::make_unique<RadosVolumeReader>(conn_, vv_id, piece, size, opts_.max_read_op, sealed);
     return Status::OK();
   }
 

@@ -230,6 +230,21 @@ Status ReadWholeFile(const std::string& path, std::string* out) {
   return s;
 }
 
+// A RADOS set behind its read cache, unless there is none (cache=0, or no
+// store: Init's look at the pool).
+Status WrapRemote(const std::string& store_dir, const VolumeSetConfig& set,
+                  const RadosVolumeSpec& spec, std::unique_ptr<VolumeSet> remote,
+                  std::unique_ptr<VolumeSet>* out) {
+  if (store_dir.empty() || spec.cache_bytes == 0) {
+    *out = std::move(remote);
+    return Status::OK();
+  }
+  ReadCacheOptions co;
+  co.dir = store_dir + "/cache/" + set.name;
+  co.max_bytes = spec.cache_bytes;
+  return WrapWithReadCache(std::move(remote), co, out);
+}
+
 // Opens an existing volume set: a local folder (never created here) or a
 // RADOS pool, behind a local read cache in STORE/cache/SETNAME unless the
 // spec says cache=0 or store_dir is empty (Init's look at the pool).
@@ -241,21 +256,21 @@ Status OpenVolumeSet(const std::string& store_dir, const VolumeSetConfig& set,
     RadosVolumeSpec spec;
     OVT_RETURN_IF_ERROR(ParseRadosVolumeSpec(set.path, &spec));
     if (lazy) {
-      *out = NewLazyVolumeSet(set.name, [store_dir, set](std::unique_ptr<VolumeSet>* s) {
-        return OpenVolumeSet(store_dir, set, s, false);
+      // The cache (opened at first use) in front of the connection (made
+      // at the first miss): what the cache holds is read without
+      // connecting at all.
+      *out = NewLazyVolumeSet(set.name, [store_dir, set, spec](std::unique_ptr<VolumeSet>* s) {
+        std::unique_ptr<VolumeSet> conn =
+            NewLazyVolumeSet(set.name, [set, spec](std::unique_ptr<VolumeSet>* r) {
+              return OpenRadosVolumeSet(set.name, spec, RadosVolumeOptions(), r);
+            });
+        return WrapRemote(store_dir, set, spec, std::move(conn), s);
       });
       return Status::OK();
     }
     std::unique_ptr<VolumeSet> remote;
     OVT_RETURN_IF_ERROR(OpenRadosVolumeSet(set.name, spec, RadosVolumeOptions(), &remote));
-    if (store_dir.empty() || spec.cache_bytes == 0) {
-      *out = std::move(remote);
-      return Status::OK();
-    }
-    ReadCacheOptions co;
-    co.dir = store_dir + "/cache/" + set.name;
-    co.max_bytes = spec.cache_bytes;
-    return WrapWithReadCache(std::move(remote), co, out);
+    return WrapRemote(store_dir, set, spec, std::move(remote), out);
   }
   LocalVolumeOptions lo;
   lo.create_if_missing = false;
@@ -267,6 +282,9 @@ Status OpenVolumeSet(const std::string& store_dir, const VolumeSetConfig& set,
 // only the reads of what was pulled from it fail.
 std::unique_ptr<VolumeSet> OpenRemoteSet(const std::string& store_dir, const RemoteSetConfig& r) {
   VolumeSetConfig as_set{r.name, r.path};
+  std::unique_ptr<VolumeSet> rados;
+  if (IsRadosVolumeSpec(r.path) && OpenVolumeSet(store_dir, as_set, &rados, true).ok())
+    return rados;  // connects on first use, its read cache in front
   return NewLazyVolumeSet(r.name, [store_dir, as_set](std::unique_ptr<VolumeSet>* s) {
     Status st = OpenVolumeSet(store_dir, as_set, s, false);
     if (!st.ok())

@@ -76,6 +76,10 @@ class VolumeReader {
   // error (ENODATA), not a short read.
   virtual Status ReadAt(uint64_t offset, size_t n, char* buf) const = 0;
   virtual uint64_t Size() const = 0;
+  // True when the backend knows the container is sealed, i.e. will never
+  // grow (RADOS readers read the seal; a read cache then remembers the
+  // size). False when it does not know.
+  virtual bool sealed() const { return false; }
   // Maps [offset, offset + n) onto local files, one segment per piece
   // crossed, in order. ENOTSUP for backends without local files (RADOS):
   // callers then use ReadAt. The range may extend past Size() (an O_DIRECT

@@ -206,7 +206,7 @@ int RunMount(const Invocation& inv) {
   // store (src/migration.h).
   std::unique_ptr<MigrationService> mig;
   if (!opts.store.empty() && !opts.upperdir.empty() && !opts.read_only) {
-    s = MigrationService::Create(opts.store, &mig);
+    s = MigrationService::Create(opts.store, &mig, store.get());
     if (!s.ok()) return Fail(Status::Errno(s.err(), "store " + opts.store + ": " + s.message()));
     mig->set_hard(opts.hard);
   }

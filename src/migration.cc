@@ -165,12 +165,16 @@ void MigrationService::DeleteUnlinked(const std::string& key) {
 }
 
 Status MigrationService::Create(const std::string& store_path,
-                                std::unique_ptr<MigrationService>* out) {
+                                std::unique_ptr<MigrationService>* out, Store* opened) {
   std::unique_ptr<MigrationService> m(new MigrationService(store_path));
-  std::unique_ptr<Store> store;
-  StoreOpenOptions so;
-  so.read_only = true;
-  OVT_RETURN_IF_ERROR(Store::Open(store_path, so, &store));
+  std::unique_ptr<Store> own;
+  Store* store = opened;
+  if (store == nullptr) {
+    StoreOpenOptions so;
+    so.read_only = true;
+    OVT_RETURN_IF_ERROR(Store::Open(store_path, so, &own));
+    store = own.get();
+  }
   // One scan at mount: from then on the memory is kept up to date by our
   // own commits (the only writer of these records while we are mounted).
   OVT_RETURN_IF_ERROR(

@@ -81,9 +81,12 @@ struct MigFile {
 
 class MigrationService {
  public:
-  // Loads the migration records of the store at `store_path` (opened
-  // read-only for the scan, then closed).
-  static Status Create(const std::string& store_path, std::unique_ptr<MigrationService>* out);
+  // Loads the migration records of the store at `store_path`: from
+  // `opened` (that store, already open, e.g. read-only for the mount's
+  // images: a second open of its catalog would cost the mount time), or
+  // from a read-only open made for the scan and then closed.
+  static Status Create(const std::string& store_path, std::unique_ptr<MigrationService>* out,
+                       Store* opened = nullptr);
   // Ends every wait (ECANCELED), closes the session.
   ~MigrationService();
   MigrationService(const MigrationService&) = delete;

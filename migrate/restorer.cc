@@ -69,7 +69,16 @@ struct Restorer::Job {
   struct timespec atime {
   }, mtime{};
   std::mutex io_mu;  // restore writes vs user modifications
+  // The last piece came from the sequential rest of the file: the next one
+  // is read ahead while this one is written (RestorePiece).
+  bool sequential = false;
+  // That read, running (it fills the ContentReader's chunk cache), and
+  // where it starts. Last member: destroyed (waited for) before the
+  // members it reads.
+  uint64_t ahead_offset = 0;
+  std::future<Status> ahead;
   ~Job() {
+    if (ahead.valid()) ahead.wait();
     if (fd >= 0) close(fd);
   }
 };
@@ -218,6 +227,7 @@ JobRecord Restorer::JobRow(const Job& job, const ResidencyMap& map, bool rest) {
 }
 
 Status Restorer::Load(Job* job) {
+  if (job->ahead.valid()) job->ahead.wait();  // it reads job->file
   struct stat st;
   if (fstat(job->fd, &st) != 0) return Status::FromErrno("fstat of '" + job->what + "'");
   uint64_t size = static_cast<uint64_t>(st.st_size);
@@ -290,9 +300,11 @@ bool Restorer::NextPiece(Job* job, ByteRange* piece) {
   // Shared content (a lazily copied-up image file) is only restored as
   // read: the rest stays in the image, where it costs nothing.
   const bool on_demand = job->rec && (job->rec->flags & kMigOnDemand) != 0;
+  job->sequential = false;
   if (!found && options_.whole_file && job->rest && !on_demand) {
     found = job->map.NextMissing(job->cursor, UINT64_MAX - job->cursor, &m) ||
             job->map.NextMissing(0, UINT64_MAX, &m);
+    job->sequential = found;
   }
   if (!found) return false;
   // Whole chunks: the reader verifies chunk by chunk anyway.
@@ -309,11 +321,36 @@ Status Restorer::RestorePiece(Job* job, ByteRange piece) {
   std::string buf(piece.length, '\0');
   size_t got = 0;
   uint64_t archive_size = job->file.size;
+  // The read ahead of this piece (if any) fills the reader's cache: wait
+  // for it rather than read the same chunks twice. If the archive did not
+  // answer it, it will not answer this read either: no second timeout.
+  if (job->ahead.valid()) {
+    Status ahead = job->ahead.get();
+    if (job->ahead_offset == piece.offset && ahead.err() == ETIMEDOUT) return ahead;
+  }
   if (piece.offset < archive_size) {
     // Past the archive's end nothing is non-resident (it was written by the
     // user); the reader returns short there.
     OVT_RETURN_IF_ERROR(reader_.Read(job->rec->bfid, job->file, piece.offset, buf.size(),
                                      buf.data(), &got, job->what));
+  }
+  // Going through the rest of the file in order: read the next piece while
+  // this one is written and synced (reading and writing overlap, as a
+  // pipelined copy does). Its result only matters when the archive did
+  // not answer (above); other failures are met again, and handled, by the
+  // piece's own read.
+  const uint64_t next = piece.offset + piece.length;
+  if (job->sequential && next < archive_size) {
+    const uint64_t n = std::min(options_.piece_bytes, archive_size - next);
+    const Bfid bfid = job->rec->bfid;
+    const FileRecord* file = &job->file;
+    const std::string what = job->what;
+    job->ahead_offset = next;
+    job->ahead = std::async(std::launch::async, [this, bfid, file, next, n, what] {
+      std::string ahead(n, '\0');
+      size_t ahead_got = 0;
+      return reader_.Read(bfid, *file, next, n, ahead.data(), &ahead_got, what);
+    });
   }
   std::lock_guard<std::mutex> io(job->io_mu);
   std::vector<ByteRange> missing;

@@ -18,7 +18,10 @@
 // landed meanwhile) are pwritten into the upper file, skipping 4 KiB blocks
 // of zeros (non-resident bytes already read as zero: residency.h), and
 // marked resident; waiters whose range is now complete are answered at
-// once. Every commit_bytes, and at the end: fdatasync, the user's
+// once. While a job goes through the rest of the file in order, the next
+// piece is read (into the ContentReader's chunk cache) on a thread of its
+// own while this one is written: reading and writing overlap.
+// Every commit_bytes, and at the end: fdatasync, the user's
 // atime/mtime put back (futimens), then the migration record committed with
 // the residency as of before the fdatasync — the catalog never claims a
 // byte that is not durable.

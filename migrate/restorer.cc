@@ -390,6 +390,12 @@ Status Restorer::RestorePiece(Job* job, ByteRange piece) {
   }
   if (!missing.empty() && futimens(job->fd, times) != 0)
     return Status::FromErrno("futimens of '" + job->what + "'");
+  // Start writing the piece back now, without waiting: the fdatasync of
+  // the next commit then finds little left to write, instead of stalling
+  // the job (and its read-ahead) on commit_bytes of dirty pages at once.
+  if (!missing.empty())
+    sync_file_range(job->fd, static_cast<off64_t>(piece.offset), static_cast<off64_t>(piece.length),
+                    SYNC_FILE_RANGE_WRITE);
   CrashPoint("restore-written");
   ResidencyMap snapshot;
   {

@@ -78,7 +78,7 @@ struct RestorerOptions {
   // After the ranges asked for, restore the rest of the file (else only
   // what readers wait for).
   bool whole_file = true;
-  uint64_t piece_bytes = uint64_t{1} << 20;    // per read/write step
+  uint64_t piece_bytes = uint64_t{4} << 20;    // per read/write step
   uint64_t commit_bytes = uint64_t{32} << 20;  // fdatasync + catalog commit interval
   // Hard semantics (mount option "hard", like an NFS hard mount): when the
   // archive cannot be reached (ContentReader says ETIMEDOUT: a RADOS

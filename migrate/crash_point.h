@@ -23,6 +23,8 @@ namespace overtier {
 //   restore-committed   a restore's residency committed
 //   adopt-committed     a lazy copy-up's record committed, the metacopy
 //                       mark still on the upper file
+// and, in `overtier gc`, gc-<point> for each point of store/gc.h
+// (gc-job-started ... gc-orphans-removed).
 void CrashPoint(const char* name);
 
 }  // namespace overtier

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "image/image_format.h"
+#include "migrate/crash_point.h"
 #include "store/fsck.h"
 #include "store/gc.h"
 #include "store/publication.h"
@@ -520,6 +521,11 @@ int Gc(int argc, char** argv) {
   std::unique_ptr<Store> store;
   Status s = OpenStore(path, o.dry_run, &store);
   if (!s.ok()) return Fail("gc", s);
+  // The crash tests kill gc at its named points (gc-POINT, store/gc.h).
+  o.hook = [](std::string_view point) {
+    CrashPoint(("gc-" + std::string(point)).c_str());
+    return Status::OK();
+  };
   GcReport r;
   s = RunGc(store.get(), o, &r);
   if (!s.ok()) return Fail("gc", s);

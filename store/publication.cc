@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <map>
 #include <set>
@@ -203,10 +204,11 @@ Status PushImage(Store* store, std::string_view name, std::string set_name, Push
   s = set->ListObjects(head + ".", &names);
   if (!s.ok()) return fail(s);
   for (const std::string& n : names) {
+    // "<head>.<n>" with n a piece number; any other name is not ours.
     uint64_t index = 0;
-    const std::string suffix = n.substr(head.size() + 1);
-    if (suffix.empty() || suffix.find_first_not_of("0123456789") != std::string::npos) continue;
-    index = std::stoull(suffix);
+    const std::string_view suffix = std::string_view(n).substr(head.size() + 1);
+    auto [end, ec] = std::from_chars(suffix.data(), suffix.data() + suffix.size(), index);
+    if (suffix.empty() || ec != std::errc() || end != suffix.data() + suffix.size()) continue;
     if (index >= pieces.size()) {
       s = set->RemoveObject(n);
       if (!s.ok() && s.err() != ENOENT) return fail(s);

@@ -313,6 +313,16 @@ TEST_F(PublicationTest, RepushReplacesThePublication) {
   std::vector<std::string> names;
   ASSERT_TRUE(store_->volume_set("cold")->ListObjects("img-", &names).ok());
   EXPECT_EQ(names.size(), 1u);
+  // A piece left by a longer manifest goes; names that are no piece
+  // number (one too large for any) are not ours and stay.
+  VolumeSet* cold = store_->volume_set("cold");
+  const std::string head = PublicationObjectName("app");
+  ASSERT_TRUE(cold->PutObject(head + ".7", "stale").ok());
+  ASSERT_TRUE(cold->PutObject(head + ".99999999999999999999999", "odd").ok());
+  Push("app");
+  ASSERT_TRUE(cold->ListObjects("img-", &names).ok());
+  EXPECT_EQ(names, (std::vector<std::string>{head, head + ".99999999999999999999999"}));
+  ASSERT_TRUE(cold->RemoveObject(head + ".99999999999999999999999").ok());
   Push("app");
   ASSERT_TRUE(store_->volume_set("cold")->ListObjects("img-", &names).ok());
   EXPECT_EQ(names.size(), 1u);

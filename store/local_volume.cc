@@ -361,10 +361,7 @@ class LocalVolumeSet final : public VolumeSet {
   // them); Put writes a temporary name, fsyncs, renames over and fsyncs
   // the folder, so a reader sees a whole old or a whole new object.
   Status PutObject(std::string_view name, std::string_view data) override {
-    OVT_RETURN_IF_ERROR(CheckVolumeObjectName(name));
-    if (data.size() > kMaxVolumePiece)
-      return Status::InvalidArgument("object '" + std::string(name) + "' of " +
-                                     std::to_string(data.size()) + " bytes is over the limit");
+    OVT_RETURN_IF_ERROR(CheckVolumeObjectPut(name, data.size()));
     const std::string final_name = "obj-" + std::string(name);
     const std::string tmp = ".obj-tmp-" + std::to_string(getpid()) + "-" + std::string(name);
     const std::string what = "object '" + std::string(name) + "' in volume set '" + name_ + "'";
@@ -422,11 +419,9 @@ class LocalVolumeSet final : public VolumeSet {
 
   Status ListObjects(std::string_view prefix, std::vector<std::string>* names) override {
     names->clear();
-    const std::string want = "obj-" + std::string(prefix);
-    OVT_RETURN_IF_ERROR(ForEachName([&](const char* n) {
-      std::string_view v(n);
-      if (v.substr(0, want.size()) == want && CheckVolumeObjectName(v.substr(4)).ok())
-        names->emplace_back(v.substr(4));
+    OVT_RETURN_IF_ERROR(ForEachName([&](const char* stored) {
+      std::string_view name;
+      if (VolumeObjectFromStored(stored, "obj-", prefix, &name)) names->emplace_back(name);
     }));
     std::sort(names->begin(), names->end());
     return Status::OK();

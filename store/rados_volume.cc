@@ -656,10 +656,7 @@ class RadosVolumeSet final : public VolumeSet {
   // Objects are "obj.NAME" (containers are "vv.*"): one write_full each,
   // which RADOS applies atomically.
   Status PutObject(std::string_view name, std::string_view data) override {
-    OVT_RETURN_IF_ERROR(CheckVolumeObjectName(name));
-    if (data.size() > kMaxVolumePiece)
-      return Status::InvalidArgument("object '" + std::string(name) + "' of " +
-                                     std::to_string(data.size()) + " bytes is over the limit");
+    OVT_RETURN_IF_ERROR(CheckVolumeObjectPut(name, data.size()));
     const std::string oid = "obj." + std::string(name);
     int r = rados_write_full(conn_->io, oid.c_str(), data.data(), data.size());
     if (r < 0) return conn_->Error(r, "write " + oid);
@@ -703,11 +700,9 @@ class RadosVolumeSet final : public VolumeSet {
 
   Status ListObjects(std::string_view prefix, std::vector<std::string>* names) override {
     names->clear();
-    const std::string want = "obj." + std::string(prefix);
-    OVT_RETURN_IF_ERROR(ForEachObject([&](const char* entry) {
-      std::string_view n(entry);
-      if (n.substr(0, want.size()) == want && CheckVolumeObjectName(n.substr(4)).ok())
-        names->emplace_back(n.substr(4));
+    OVT_RETURN_IF_ERROR(ForEachObject([&](const char* stored) {
+      std::string_view name;
+      if (VolumeObjectFromStored(stored, "obj.", prefix, &name)) names->emplace_back(name);
     }));
     std::sort(names->begin(), names->end());
     return Status::OK();

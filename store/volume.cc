@@ -29,4 +29,22 @@ Status CheckVolumeObjectName(std::string_view name) {
   return Status::OK();
 }
 
+Status CheckVolumeObjectPut(std::string_view name, size_t size) {
+  OVT_RETURN_IF_ERROR(CheckVolumeObjectName(name));
+  if (size > kMaxVolumePiece)
+    return Status::InvalidArgument("object '" + std::string(name) + "' of " + std::to_string(size) +
+                                   " bytes is over the limit");
+  return Status::OK();
+}
+
+bool VolumeObjectFromStored(std::string_view stored, std::string_view tag, std::string_view prefix,
+                            std::string_view* name) {
+  if (stored.substr(0, tag.size()) != tag) return false;
+  stored.remove_prefix(tag.size());
+  if (stored.substr(0, prefix.size()) != prefix || !CheckVolumeObjectName(stored).ok())
+    return false;
+  *name = stored;
+  return true;
+}
+
 }  // namespace overtier

@@ -133,6 +133,13 @@ constexpr size_t kMaxVolumeObjectName = 200;
 
 // InvalidArgument unless `name` is a valid object name (above).
 Status CheckVolumeObjectName(std::string_view name);
+// For backends. PutObject's checks: the name, and at most kMaxVolumePiece
+// bytes.
+Status CheckVolumeObjectPut(std::string_view name, size_t size);
+// A backend stores object NAME under `tag` + NAME ("obj-", "obj."): true,
+// with *name, when `stored` is such a name and NAME starts with `prefix`.
+bool VolumeObjectFromStored(std::string_view stored, std::string_view tag, std::string_view prefix,
+                            std::string_view* name);
 
 }  // namespace overtier
 

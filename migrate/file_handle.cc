@@ -53,4 +53,18 @@ Status GetFileHandle(int fd, const std::string& what, FileHandle* out) {
   return Status::OK();
 }
 
+Status OpenFileHandle(int mount_fd, std::string_view key, int flags, int* fd) {
+  if (key.size() <= 4 || key.size() > kMaxFileHandleLen)
+    return Status::InvalidArgument("a key of " + std::to_string(key.size()) +
+                                   " bytes is not a file handle");
+  auto buf = std::make_unique<char[]>(sizeof(file_handle) + key.size() - 4);
+  auto* h = reinterpret_cast<file_handle*>(buf.get());
+  h->handle_type = static_cast<int>(DecodeFixed32(key.data()));
+  h->handle_bytes = static_cast<unsigned>(key.size() - 4);
+  std::memcpy(h->f_handle, key.data() + 4, key.size() - 4);
+  *fd = open_by_handle_at(mount_fd, h, flags | O_CLOEXEC);
+  if (*fd < 0) return Status::FromErrno("open a file by its handle");
+  return Status::OK();
+}
+
 }  // namespace overtier

@@ -39,6 +39,12 @@ struct FileHandle {
 // than a catalog key may be.
 Status GetFileHandle(int fd, const std::string& what, FileHandle* out);
 
+// Opens the file whose handle key (FileHandle::key) is `key`, on the file
+// system of mount_fd (any descriptor on it), with open(2) flags (without
+// O_CREAT): ESTALE once the file is gone, EINVAL for a key that is no
+// handle. Needs CAP_DAC_READ_SEARCH, as open_by_handle_at(2) does.
+Status OpenFileHandle(int mount_fd, std::string_view key, int flags, int* fd);
+
 }  // namespace overtier
 
 #endif  // OVERTIER_MIGRATE_FILE_HANDLE_H_

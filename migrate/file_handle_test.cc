@@ -79,6 +79,31 @@ TEST_P(FileHandleTest, StableAcrossRenameAndLinksDistinctForOtherFiles) {
   close(f3);
 }
 
+// The key opens the file again (a mount resuming a restore job has only
+// the key), until the file is gone.
+TEST_P(FileHandleTest, TheKeyOpensTheFileUntilItIsGone) {
+  std::string a = dir_ + "/a";
+  int fa = open(a.c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fa, 0);
+  ASSERT_EQ(write(fa, "abc", 3), 3);
+  FileHandle ha;
+  ASSERT_TRUE(GetFileHandle(fa, a, &ha).ok());
+  close(fa);
+  int dir = open(dir_.c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(dir, 0);
+  int fd = -1;
+  Status s = OpenFileHandle(dir, ha.key, O_RDONLY, &fd);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  char buf[4] = {};
+  EXPECT_EQ(read(fd, buf, sizeof buf), 3);
+  EXPECT_STREQ(buf, "abc");
+  close(fd);
+  EXPECT_EQ(OpenFileHandle(dir, "abc", O_RDONLY, &fd).err(), EINVAL);
+  ASSERT_EQ(unlink(a.c_str()), 0);
+  EXPECT_EQ(OpenFileHandle(dir, ha.key, O_RDONLY, &fd).err(), ESTALE);
+  close(dir);
+}
+
 TEST_P(FileHandleTest, ErrorNamesTheFile) {
   FileHandle h;
   Status s = GetFileHandle(-1, "nowhere", &h);

@@ -232,28 +232,6 @@ void MigrationService::Start(const std::string& upper_dir) {
   });
 }
 
-namespace {
-
-// The upper file whose handle (migrate/file_handle.h: u32 type, then the
-// bytes) is `key`, opened read-only; ESTALE once the file is gone.
-Status OpenByKey(int upper_fd, const std::string& key, int* fd) {
-  if (key.size() < 4 || key.size() > 4 + MAX_HANDLE_SZ)
-    return Status::InvalidArgument("not a file handle");
-  std::vector<char> buf(sizeof(struct file_handle) + key.size() - 4);
-  auto* h = reinterpret_cast<struct file_handle*>(buf.data());
-  uint32_t type = 0;
-  std::memcpy(&type, key.data(), 4);  // little-endian, as written (x86, arm64)
-  h->handle_type = static_cast<int>(type);
-  h->handle_bytes = static_cast<unsigned>(key.size() - 4);
-  std::memcpy(h->f_handle, key.data() + 4, key.size() - 4);
-  *fd = open_by_handle_at(upper_fd, h, O_RDONLY | O_CLOEXEC | O_NOATIME);
-  if (*fd < 0 && errno == EPERM) *fd = open_by_handle_at(upper_fd, h, O_RDONLY | O_CLOEXEC);
-  if (*fd < 0) return Status::FromErrno("open the upper file by its handle");
-  return Status::OK();
-}
-
-}  // namespace
-
 void MigrationService::ResumeJobs(int upper_fd) {
   std::vector<std::pair<uint64_t, JobRecord>> jobs;
   {
@@ -263,8 +241,9 @@ void MigrationService::ResumeJobs(int upper_fd) {
   std::vector<uint64_t> drop;
   for (auto& [id, job] : jobs) {
     int fd = -1;
-    Status s = job.params == kRestoreJobWhole ? OpenByKey(upper_fd, job.target, &fd)
-                                              : Status::Errno(ECANCELED, "a restore of ranges");
+    Status s = job.params == kRestoreJobWhole
+                   ? OpenFileHandle(upper_fd, job.target, O_RDONLY | O_NOATIME, &fd)
+                   : Status::Errno(ECANCELED, "a restore of ranges");
     if (!s.ok()) {
       // Nothing to resume: the readers of a ranges-only restore are gone
       // (what it restored is durable), or the file is.

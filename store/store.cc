@@ -73,6 +73,23 @@ std::string NormalPath(const std::string& p) {
 }
 
 // What both Init and Parse require of a configuration (InvalidArgument).
+// Where a set's containers are, as one string per location: a folder's
+// normal path, or one pool namespace of one cluster (whoever connects to
+// it). InvalidArgument, naming `what`, for a relative path or a bad spec.
+Status LocationOf(const std::string& what, const std::string& path, std::string* key) {
+  if (IsRadosVolumeSpec(path)) {
+    RadosVolumeSpec spec;
+    Status st = ParseRadosVolumeSpec(path, &spec);
+    if (!st.ok()) return Status::InvalidArgument(what + ": " + st.message());
+    *key = "rados:" + spec.conf + "?" + spec.pool + "?" + spec.ns;
+    return Status::OK();
+  }
+  if (path.empty() || path[0] != '/')
+    return Status::InvalidArgument(what + ": path '" + path + "' is not absolute");
+  *key = NormalPath(path);
+  return Status::OK();
+}
+
 Status CheckConfig(const StoreConfig& c) {
   if (c.id.IsZero()) return Status::InvalidArgument("store id is zero");
   if (c.sets.empty()) return Status::InvalidArgument("no volume set");
@@ -89,25 +106,13 @@ Status CheckConfig(const StoreConfig& c) {
   };
   for (const VolumeSetConfig& s : c.sets) {
     OVT_RETURN_IF_ERROR(check_name("volume set", s.name));
-    if (IsRadosVolumeSpec(s.path)) {
-      RadosVolumeSpec spec;
-      Status st = ParseRadosVolumeSpec(s.path, &spec);
-      if (!st.ok()) return Status::InvalidArgument("volume set '" + s.name + "': " + st.message());
-      // One pool namespace of one cluster is one location, whoever
-      // connects to it.
-      if (!paths.insert("rados:" + spec.conf + "?" + spec.pool + "?" + spec.ns).second) {
-        return Status::InvalidArgument("volume set '" + s.name + "': " + s.path +
-                                       " is the pool (and namespace) of another set too");
-      }
-      continue;
-    }
-    if (s.path.empty() || s.path[0] != '/') {
-      return Status::InvalidArgument("volume set '" + s.name + "': path '" + s.path +
-                                     "' is not absolute");
-    }
-    if (!paths.insert(NormalPath(s.path)).second) {
-      return Status::InvalidArgument("volume set '" + s.name + "': path '" + s.path +
-                                     "' is the folder of another set too");
+    std::string where;
+    OVT_RETURN_IF_ERROR(LocationOf("volume set '" + s.name + "'", s.path, &where));
+    if (!paths.insert(where).second) {
+      return Status::InvalidArgument("volume set '" + s.name + "': " + s.path +
+                                     (IsRadosVolumeSpec(s.path)
+                                          ? " is the pool (and namespace) of another set too"
+                                          : " is the folder of another set too"));
     }
   }
   std::set<std::string> remote_paths;
@@ -121,18 +126,8 @@ Status CheckConfig(const StoreConfig& c) {
       return Status::InvalidArgument("remote set '" + r.name +
                                      "': its owner must be another store than this one");
     }
-    std::string where = r.path;
-    if (IsRadosVolumeSpec(r.path)) {
-      RadosVolumeSpec spec;
-      Status st = ParseRadosVolumeSpec(r.path, &spec);
-      if (!st.ok()) return Status::InvalidArgument("remote set '" + r.name + "': " + st.message());
-      where = "rados:" + spec.conf + "?" + spec.pool + "?" + spec.ns;
-    } else if (r.path.empty() || r.path[0] != '/') {
-      return Status::InvalidArgument("remote set '" + r.name + "': path '" + r.path +
-                                     "' is not absolute");
-    } else {
-      where = NormalPath(r.path);
-    }
+    std::string where;
+    OVT_RETURN_IF_ERROR(LocationOf("remote set '" + r.name + "'", r.path, &where));
     // One location holds one store's set: two remote sets there would be one.
     if (!remote_paths.insert(where).second) {
       return Status::InvalidArgument("remote set '" + r.name + "': " + r.path +
@@ -776,13 +771,9 @@ Status Store::AddRemoteSet(const StoreId& owner, const std::string& origin_set,
                            const std::string& path_in, std::string* name) {
   const std::string where = "store '" + path_ + "'";
   if (read_only_) return Status::Errno(EROFS, where + ": opened read-only");
-  std::string path = path_in;
-  if (IsRadosVolumeSpec(path)) {
-    RadosVolumeSpec spec;
-    if (ParseRadosVolumeSpec(path, &spec).ok()) path = FormatRadosVolumeSpec(spec);
-  } else if (!path.empty() && path[0] == '/') {
-    path = NormalPath(path);
-  }
+  VolumeSetConfig as_set{"", path_in};
+  NormalizeSetPath(path_, &as_set);
+  const std::string& path = as_set.path;
   for (const RemoteSetConfig& r : config_.remote_sets) {
     if (r.owner == owner && r.origin_set == origin_set && r.path == path) {
       *name = r.name;

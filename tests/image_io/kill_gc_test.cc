@@ -59,6 +59,36 @@ void MakeStore(const std::string& dir, const std::string& store) {
   ASSERT_EQ(RunCli({it::OvertierBin(), "image", "rm", store, "old"}, log), 0) << ReadFile(log);
 }
 
+// Image "keep" reads back equal to `src` (all 40 files), and fsck finds
+// no error; `finished`: gc ran to its end, so "old" is gone and no garbage
+// is left either.
+void ExpectKeepIntact(const std::string& store, const std::string& src, const std::string& point,
+                      bool finished) {
+  std::unique_ptr<Store> st;
+  StoreOpenOptions o;
+  o.read_only = true;
+  ASSERT_TRUE(Store::Open(store, o, &st).ok());
+  if (finished) {
+    EXPECT_EQ(ImageNames(st.get()), std::vector<std::string>{"keep"});
+  }
+  DumpedImage img = DumpImage(st.get(), "keep");
+  size_t files = 0;
+  for (const auto& [path, n] : img.nodes) {
+    if (!S_ISREG(n.rec.mode)) continue;
+    files++;
+    EXPECT_TRUE(n.content == ReadFile(src + path)) << point << " " << path;
+  }
+  EXPECT_EQ(files, 40u) << point;
+  FsckReport report;
+  ASSERT_TRUE(RunFsck(st.get(), FsckOptions(), &report).ok());
+  for (const FsckIssue& i : report.issues) {
+    EXPECT_NE(i.severity, FsckSeverity::kError) << point << ": " << i.message;
+    if (finished) {
+      EXPECT_NE(i.kind, "garbage") << point << ": left after gc: " << i.message;
+    }
+  }
+}
+
 class KillGcTest : public ::testing::TestWithParam<std::string_view> {};
 
 TEST_P(KillGcTest, AKilledGcLeavesAStoreTheNextGcFinishes) {
@@ -73,47 +103,13 @@ TEST_P(KillGcTest, AKilledGcLeavesAStoreTheNextGcFinishes) {
       << point << " was not reached: status " << status << "\n"
       << ReadFile(log);
   // The killed run left a store that reads correctly...
-  {
-    std::unique_ptr<Store> st;
-    StoreOpenOptions o;
-    o.read_only = true;
-    ASSERT_TRUE(Store::Open(store, o, &st).ok());
-    DumpedImage img = DumpImage(st.get(), "keep");
-    for (const auto& [path, n] : img.nodes) {
-      if (S_ISREG(n.rec.mode)) {
-        EXPECT_TRUE(n.content == ReadFile(tmp.path() + "/keep" + path)) << point << " " << path;
-      }
-    }
-    FsckReport report;
-    ASSERT_TRUE(RunFsck(st.get(), FsckOptions(), &report).ok());
-    for (const FsckIssue& i : report.issues) {
-      if (i.severity == FsckSeverity::kError) ADD_FAILURE() << point << ": " << i.message;
-    }
-  }
+  ASSERT_NO_FATAL_FAILURE(ExpectKeepIntact(store, tmp.path() + "/keep", point, false));
   // ...and the next gc finishes the work.
   const std::string log2 = tmp / "gc2.log";
   ASSERT_EQ(RunCli({it::OvertierBin(), "gc", store, "--threshold", "1", "--json"}, log2), 0)
       << ReadFile(log2);
   EXPECT_NE(ReadFile(log2).find("\"resumed\": true"), std::string::npos) << ReadFile(log2);
-  std::unique_ptr<Store> st;
-  StoreOpenOptions o;
-  o.read_only = true;
-  ASSERT_TRUE(Store::Open(store, o, &st).ok());
-  EXPECT_EQ(ImageNames(st.get()), std::vector<std::string>{"keep"});
-  DumpedImage img = DumpImage(st.get(), "keep");
-  size_t files = 0;
-  for (const auto& [path, n] : img.nodes) {
-    if (!S_ISREG(n.rec.mode)) continue;
-    files++;
-    EXPECT_TRUE(n.content == ReadFile(tmp.path() + "/keep" + path)) << point << " " << path;
-  }
-  EXPECT_EQ(files, 40u);
-  FsckReport report;
-  ASSERT_TRUE(RunFsck(st.get(), FsckOptions(), &report).ok());
-  for (const FsckIssue& i : report.issues) {
-    EXPECT_NE(i.severity, FsckSeverity::kError) << point << ": " << i.message;
-    EXPECT_NE(i.kind, "garbage") << point << ": left after the second gc: " << i.message;
-  }
+  ASSERT_NO_FATAL_FAILURE(ExpectKeepIntact(store, tmp.path() + "/keep", point, true));
 }
 
 INSTANTIATE_TEST_SUITE_P(Points, KillGcTest,

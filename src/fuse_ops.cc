@@ -25,10 +25,6 @@
 namespace overtier {
 namespace {
 
-// Threads for reads of image content waiting out an unreachable cold tier
-// under hard: as many readers wait at once before the next one queues.
-constexpr int kHardReadThreads = 16;
-
 struct State {
   UnionFs* fs;
   double timeout;

@@ -52,9 +52,6 @@ constexpr uint64_t kMaxImageId = (uint64_t{1} << 24) - 1;
 
 // How long Stop waits for the session to end once the mount is closed.
 constexpr auto kStopWait = std::chrono::seconds(5);
-// Threads for reads waiting out an unreachable cold tier under hard: as
-// many readers wait at once before the next one queues.
-constexpr int kHardReadThreads = 16;
 
 struct DirSnapshot {
   struct Ent {

@@ -13,6 +13,12 @@
 
 namespace overtier {
 
+// Threads of the pools that serve reads of image content under -o hard
+// (the union's and the image file system's): those reads may wait as long
+// as the cold tier does not answer, so this many readers wait at once
+// before the next one queues (docs/RADOS.md, "Soft and hard mounts").
+inline constexpr int kHardReadThreads = 16;
+
 class WorkerPool {
  public:
   explicit WorkerPool(int threads);

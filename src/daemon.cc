@@ -84,8 +84,14 @@ Status ServeImages(const Invocation& inv, MountOptions* opts, std::unique_ptr<St
 // survive fuse_daemonize), stopped once the session has ended.
 class PolicyThread {
  public:
-  PolicyThread(PolicyRules rules, std::string mountpoint, int interval_s)
-      : rules_(std::move(rules)), mountpoint_(std::move(mountpoint)), interval_s_(interval_s) {}
+  // rules: read from rules_path (absolute), whose stat `version` was.
+  PolicyThread(PolicyRules rules, std::string rules_path, const struct stat& version,
+               std::string mountpoint, int interval_s)
+      : rules_(std::move(rules)),
+        rules_path_(std::move(rules_path)),
+        rules_version_(version),
+        mountpoint_(std::move(mountpoint)),
+        interval_s_(interval_s) {}
   ~PolicyThread() { Stop(); }
 
   void Start() {
@@ -127,7 +133,39 @@ class PolicyThread {
     return Status::OK();
   }
 
+  // The rules file is read again when it changed (another inode, size or
+  // mtime: editors replace files, `cat >` rewrites them), so an edit takes
+  // effect at the next run without a remount. A file that is gone or no
+  // longer parses keeps the rules in force, with one line in the log per
+  // change of the file.
+  void ReloadRules() {
+    struct stat st;
+    if (stat(rules_path_.c_str(), &st) != 0) {
+      if (rules_version_.st_ino != 0)
+        std::fprintf(stderr, "overtier: policy: %s: %s; keeping the rules read before\n",
+                     rules_path_.c_str(), std::strerror(errno));
+      rules_version_ = {};
+      return;
+    }
+    if (st.st_ino == rules_version_.st_ino && st.st_dev == rules_version_.st_dev &&
+        st.st_size == rules_version_.st_size &&
+        st.st_mtim.tv_sec == rules_version_.st_mtim.tv_sec &&
+        st.st_mtim.tv_nsec == rules_version_.st_mtim.tv_nsec)
+      return;
+    rules_version_ = st;
+    PolicyRules rules;
+    Status s = LoadPolicyRules(rules_path_, &rules);
+    if (!s.ok()) {
+      std::fprintf(stderr, "overtier: policy: rules %s; keeping the rules read before\n",
+                   s.message().c_str());
+      return;
+    }
+    rules_ = std::move(rules);
+    std::fprintf(stderr, "overtier: policy: rules read again from %s\n", rules_path_.c_str());
+  }
+
   void RunOnce() {
+    ReloadRules();
     Status s = CheckMount();
     PolicyRunResult r;
     if (s.ok()) {
@@ -159,7 +197,9 @@ class PolicyThread {
     std::fprintf(stderr, "%s\n", line.c_str());
   }
 
-  const PolicyRules rules_;
+  PolicyRules rules_;  // the policy thread's own
+  const std::string rules_path_;
+  struct stat rules_version_;  // of the file rules_ came from; zeroed: gone
   const std::string mountpoint_;
   const int interval_s_;
   dev_t dev_ = 0;  // the mount's device, from the first run
@@ -175,13 +215,19 @@ class PolicyThread {
 // since fuse_daemonize changes to "/".
 Status MakePolicyThread(const MountOptions& opts, const std::string& mountpoint,
                         std::unique_ptr<PolicyThread>* out) {
+  std::unique_ptr<char, decltype(&free)> rules_path(realpath(opts.policy.c_str(), nullptr), &free);
+  if (!rules_path) return Status::FromErrno("policy rules " + opts.policy);
+  struct stat version;
+  if (stat(rules_path.get(), &version) != 0)
+    return Status::FromErrno("policy rules " + opts.policy);
   PolicyRules rules;
   Status s = LoadPolicyRules(opts.policy, &rules);
   if (!s.ok()) return Status::Errno(s.err(), "policy rules " + s.message());
   std::unique_ptr<char, decltype(&free)> real(realpath(mountpoint.c_str(), nullptr), &free);
   if (!real) return Status::FromErrno("mount point " + mountpoint);
   const int interval = opts.policy_interval > 0 ? opts.policy_interval : kDefaultPolicyInterval;
-  *out = std::make_unique<PolicyThread>(std::move(rules), real.get(), interval);
+  *out = std::make_unique<PolicyThread>(std::move(rules), rules_path.get(), version, real.get(),
+                                        interval);
   return Status::OK();
 }
 
@@ -209,6 +255,7 @@ int RunMount(const Invocation& inv) {
     s = MigrationService::Create(opts.store, &mig, store.get());
     if (!s.ok()) return Fail(Status::Errno(s.err(), "store " + opts.store + ": " + s.message()));
     mig->set_hard(opts.hard);
+    mig->set_reads_on_demand(opts.restore_on_demand);
   }
   std::unique_ptr<PolicyThread> policy;
   if (!opts.policy.empty()) {
@@ -221,7 +268,7 @@ int RunMount(const Invocation& inv) {
     std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
     return 2;
   }
-  if (images && mig) InstallLazyCopyUp(fs.get(), images.get(), mig.get());
+  if (images && mig && opts.lazy_copyup) InstallLazyCopyUp(fs.get(), images.get(), mig.get());
   int rc;
   if (images) {
     // fuse_daemonize forks, and threads do not survive a fork: the image

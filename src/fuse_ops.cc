@@ -463,7 +463,7 @@ void SlowRead(fuse_req_t req, const std::shared_ptr<MigFile>& mf, int fd, size_t
     fuse_reply_buf(p->req, buf.get(), got);
   };
   fuse_req_interrupt_func(req, InterruptParkedRead, p.get());
-  auto w = Mig(req)->WaitRange(mf, fd, static_cast<uint64_t>(off), size, answer);
+  auto w = Mig(req)->ReadRange(mf, fd, static_cast<uint64_t>(off), size, answer);
   bool cancel;
   {
     std::lock_guard<std::mutex> l(p->mu);
@@ -612,7 +612,8 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
         [req, in, in_fd, out, im, om, in_slow, out_rec, off_in, off_out, len, flags]() mutable {
           if (in_slow) {
             Status s = Mig(req)->Restore(im, in_fd, "inode " + std::to_string(in->node->key),
-                                         static_cast<uint64_t>(off_in), len, /*wait=*/true);
+                                         static_cast<uint64_t>(off_in), len, /*wait=*/true,
+                                         Mig(req)->reads_on_demand());
             if (!s.ok()) return (void)fuse_reply_err(req, EIO);
           }
           ssize_t n = -1;

@@ -803,7 +803,7 @@ void MigrationService::WakeAgentWaits(const std::string& key, bool done) {
       c = std::move(a.wait->cb);
       a.wait->cb = nullptr;
     }
-    if (c) WaitRange(a.file, a.fd, a.offset, a.length, std::move(c));
+    if (c) ReadRange(a.file, a.fd, a.offset, a.length, std::move(c));
     close(a.fd);
   }
 }

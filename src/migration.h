@@ -94,6 +94,11 @@ class MigrationService {
 
   // Hard semantics for restores (RestorerOptions::hard): before Start.
   void set_hard(bool hard) { hard_ = hard; }
+  // Mount option restore=ondemand: a read of a released range restores
+  // that range only (ReadRange), instead of the rest of the file following
+  // in the background. Before Start.
+  void set_reads_on_demand(bool on_demand) { reads_on_demand_ = on_demand; }
+  bool reads_on_demand() const { return reads_on_demand_; }
 
   // Starts the threads; after the daemon forked (threads do not survive
   // fork). upper_dir: the mount's upper directory, where the restore jobs
@@ -122,6 +127,12 @@ class MigrationService {
   std::shared_ptr<Wait> WaitRange(const std::shared_ptr<MigFile>& file, int fd, uint64_t offset,
                                   uint64_t length, std::function<void(const Status&)> cb,
                                   bool range_only = false, uint64_t resume_job = 0);
+  // WaitRange for a reader (a read or a page fault): the rest of the file
+  // follows in the background unless the mount said restore=ondemand.
+  std::shared_ptr<Wait> ReadRange(const std::shared_ptr<MigFile>& file, int fd, uint64_t offset,
+                                  uint64_t length, std::function<void(const Status&)> cb) {
+    return WaitRange(file, fd, offset, length, std::move(cb), reads_on_demand_);
+  }
   // Ends the wait with EINTR (the restore itself goes on).
   void CancelWait(const std::shared_ptr<Wait>& wait);
 
@@ -221,6 +232,7 @@ class MigrationService {
 
   const std::string store_path_;
   bool hard_ = false;
+  bool reads_on_demand_ = false;
   std::unique_ptr<WorkerPool> pool_;
 
   std::mutex mu_;  // everything below

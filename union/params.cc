@@ -247,8 +247,8 @@ constexpr std::string_view kIgnoredKeys[] = {
 };
 // clang-format on
 constexpr std::string_view kValueKeys[] = {
-    "lowerdir", "upperdir",  "workdir", "uidmapping", "gidmapping", "timeout",
-    "fsname",   "writeback", "threads", "store",      "policy",     "policy_interval",
+    "lowerdir",  "upperdir", "workdir", "uidmapping", "gidmapping",      "timeout", "fsname",
+    "writeback", "threads",  "store",   "policy",     "policy_interval", "restore", "lazy_copyup",
 };
 
 template <typename Range>
@@ -280,6 +280,18 @@ Status ParseValueOption(std::string_view key, std::string_view value, MountOptio
       return Status::InvalidArgument(
           "policy_interval= takes a number of seconds from 1 to 604800 (a week)");
     opts->policy_interval = n;
+    return Status::OK();
+  }
+  if (key == "restore") {
+    if (value != "whole" && value != "ondemand")
+      return Status::InvalidArgument("restore= takes 'whole' or 'ondemand'");
+    opts->restore_on_demand = value == "ondemand";
+    return Status::OK();
+  }
+  if (key == "lazy_copyup") {
+    if (value != "on" && value != "off")
+      return Status::InvalidArgument("lazy_copyup= takes 'on' or 'off'");
+    opts->lazy_copyup = value == "on";
     return Status::OK();
   }
   if (key == "writeback") {  // fuse-overlayfs' writeback=0|1
@@ -358,6 +370,12 @@ Status CheckConsistency(const MountOptions& opts) {
     return Status::InvalidArgument(
         "hard needs store= (it is about the store's archive and images)");
   }
+  // Both are about the migration tier: a store and an upper to restore into.
+  if (opts.restore_on_demand && opts.store.empty())
+    return Status::InvalidArgument(
+        "restore=ondemand needs store= (it is about the migration tier)");
+  if (!opts.lazy_copyup && opts.store.empty())
+    return Status::InvalidArgument("lazy_copyup=off needs store= (it is about the migration tier)");
   // The policy engine archives into the store and releases upper files.
   if (opts.policy_interval != 0 && opts.policy.empty()) {
     return Status::InvalidArgument("policy_interval= needs policy=FILE");

@@ -94,6 +94,17 @@ struct MountOptions {
   // waits until it does (hard) or gets EIO after the volume set's timeout
   // (soft). Needs store=.
   bool hard = false;
+  // "restore=whole" (the default) / "restore=ondemand": whether a read of
+  // a released range also restores the rest of the file in the background
+  // (whole) or only what readers ask for (ondemand: a huge file read in a
+  // few places never comes back whole). An explicit `overtier restore`
+  // restores what it names either way. Needs store=.
+  bool restore_on_demand = false;
+  // "lazy_copyup=on" (the default) / "off": a copy-up of an image file
+  // adopts the image's content as the upper file's archive instead of
+  // copying it (docs/SEMANTICS.md, Lazy copy-up); off copies the data as
+  // for a plain lower. Needs store=.
+  bool lazy_copyup = true;
   std::string fsname;  // "fsname=NAME"; the command line defaults it to "overtier"
   // Options accepted for compatibility with the kernel overlayfs and
   // fuse-overlayfs whose effect overtier has anyway or that do not apply

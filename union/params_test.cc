@@ -602,6 +602,41 @@ TEST(ParseCommandLine, HardAndSoft) {
   EXPECT_TRUE(HasSubstr(s.message(), "hard needs store=")) << s.message();
 }
 
+TEST(ParseCommandLine, RestoreModeAndLazyCopyUp) {
+  Invocation inv;
+  ASSERT_TRUE(Parse({"p", "-o", "lowerdir=/l,store=/s", "/m"}, &inv).ok());
+  EXPECT_FALSE(inv.opts.restore_on_demand);
+  EXPECT_TRUE(inv.opts.lazy_copyup);
+  ASSERT_TRUE(
+      Parse({"p", "-o", "lowerdir=/l,store=/s,restore=ondemand,lazy_copyup=off", "/m"}, &inv).ok());
+  EXPECT_TRUE(inv.opts.restore_on_demand);
+  EXPECT_FALSE(inv.opts.lazy_copyup);
+  // The last one given wins.
+  ASSERT_TRUE(Parse({"p", "-o",
+                     "lowerdir=/l,store=/s,restore=ondemand,restore=whole,lazy_copyup=off,"
+                     "lazy_copyup=on",
+                     "/m"},
+                    &inv)
+                  .ok());
+  EXPECT_FALSE(inv.opts.restore_on_demand);
+  EXPECT_TRUE(inv.opts.lazy_copyup);
+  // The defaults are fine without a store; the other values are not.
+  EXPECT_TRUE(Parse({"p", "-o", "lowerdir=/l,restore=whole,lazy_copyup=on", "/m"}, &inv).ok());
+  Status s = Parse({"p", "-o", "lowerdir=/l,restore=ondemand", "/m"}, &inv);
+  EXPECT_EQ(s.err(), EINVAL);
+  EXPECT_TRUE(HasSubstr(s.message(), "restore=ondemand needs store=")) << s.message();
+  s = Parse({"p", "-o", "lowerdir=/l,lazy_copyup=off", "/m"}, &inv);
+  EXPECT_EQ(s.err(), EINVAL);
+  EXPECT_TRUE(HasSubstr(s.message(), "lazy_copyup=off needs store=")) << s.message();
+  for (const char* bad : {"restore=all", "restore=", "lazy_copyup=1", "lazy_copyup=yes"}) {
+    s = Parse({"p", "-o", std::string("lowerdir=/l,store=/s,") + bad, "/m"}, &inv);
+    EXPECT_EQ(s.err(), EINVAL) << bad;
+    EXPECT_TRUE(HasSubstr(s.message(), "takes")) << bad << ": " << s.message();
+  }
+  s = Parse({"p", "-o", "lowerdir=/l,store=/s,restore", "/m"}, &inv);
+  EXPECT_TRUE(HasSubstr(s.message(), "needs a value")) << s.message();
+}
+
 TEST(ParseCommandLine, PolicyNeedsStoreAndAWritableUpper) {
   const std::string layers = "lowerdir=/l,upperdir=/u,workdir=/w";
   Invocation inv;

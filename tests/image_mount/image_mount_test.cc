@@ -463,6 +463,26 @@ TEST_F(ImageMountTest, LazyCopyUpAppendsWithoutCopyingTheFile) {
   EXPECT_EQ(RunCmd({OvertierBin(), "fsck", store_}, &out), 0) << out;
 }
 
+// lazy_copyup=off: a copy-up of an image file copies its data, as for a
+// plain lower; the upper file has no migration record.
+TEST_F(ImageMountTest, LazyCopyUpOffCopiesTheData) {
+  const std::string data = Pattern(8 << 20, 24);
+  MakeDirs(B("img"));
+  WriteFile(B("img/f"), data);
+  ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
+  MountDaemon("lowerdir=image:img,store=" + store_ + ",upperdir=" + B("upper") +
+              ",workdir=" + B("work") + ",lazy_copyup=off");
+  {
+    it::Fd w(open(M("f").c_str(), O_WRONLY | O_APPEND));
+    ASSERT_TRUE(w.valid());
+    ASSERT_EQ(write(w.get(), "!", 1), 1);
+  }
+  EXPECT_GE(Allocated(B("upper/f")), data.size()) << "the data was copied";
+  EXPECT_EQ(StateOf(M("f")), "resident");
+  EXPECT_TRUE(ReadFile(B("upper/f")) == data + "!");
+  Unmount();
+}
+
 TEST_F(ImageMountTest, LazyCopyUpKeepsTheContentAfterTheImageIsRemoved) {
   const std::string data = Pattern(5 << 20, 31);
   MakeDirs(B("img"));

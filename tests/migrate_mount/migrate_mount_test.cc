@@ -332,5 +332,36 @@ TEST_F(MigrateMountTest, AKilledRangeRestoreIsDroppedAtTheNextMount) {
   Unmount();
 }
 
+// restore=ondemand: a read restores the chunks it reads and nothing more;
+// the rest stays in the archive until read or asked for explicitly.
+TEST_F(MigrateMountTest, RestoreOnDemandBringsBackOnlyWhatIsRead) {
+  ASSERT_NO_FATAL_FAILURE(Mount(",restore=ondemand"));
+  const std::string data = Payload(24 * kMiB, 13);
+  MakeFile("f", data);
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
+  {
+    it::Fd fd(open(M("f").c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_GE(fd.get(), 0);
+    std::string buf(4096, '\0');
+    ASSERT_EQ(pread(fd.get(), buf.data(), buf.size(), 10 * kMiB), 4096);
+    EXPECT_TRUE(buf == data.substr(10 * kMiB, 4096));
+  }
+  // A whole-file restore would run on after the read; give it the time.
+  WaitStoreIdle();
+  struct stat upper;
+  ASSERT_EQ(stat(B("upper/f").c_str(), &upper), 0);
+  EXPECT_LE(upper.st_blocks * 512, static_cast<blkcnt_t>(kMiB)) << "only the chunk read came back";
+  EXPECT_EQ(StateXattr(M("f")),
+            "released resident=[10485760,10747904) size=" + std::to_string(data.size()))
+      << "the 256 KiB chunk read, nothing more";
+  // An explicit restore still brings back the whole file.
+  ASSERT_EQ(Ctl(M("f"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT), 0) << Slurp(log_);
+  EXPECT_TRUE(PollUntil([&] { return StateXattr(M("f")).starts_with("archived"); },
+                        std::chrono::seconds(20)))
+      << StateXattr(M("f"));
+  EXPECT_TRUE(ReadFile(B("upper/f")) == data);
+  Unmount();
+}
+
 }  // namespace
 }  // namespace overtier

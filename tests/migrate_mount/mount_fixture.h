@@ -101,9 +101,10 @@ class MigrateMountTest : public it::MountFixture {
     InitStore(args);
   }
 
-  void Mount() {
+  // extra: more options, each starting with a comma.
+  void Mount(const std::string& extra = "") {
     MountDaemon("lowerdir=" + B("lower") + ",upperdir=" + B("upper") + ",workdir=" + B("work") +
-                ",store=" + store_ + ",allow_other");
+                ",store=" + store_ + ",allow_other" + extra);
   }
 
   // Writes `data` to the mount as `name` (an upper file), with old times

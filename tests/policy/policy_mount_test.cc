@@ -485,6 +485,36 @@ TEST_F(PolicyTest, PeriodicModeInTheDaemon) {
   EXPECT_FALSE(IsMountPoint());
 }
 
+// An edited rules file takes effect at the next run; a broken edit keeps
+// the rules in force.
+TEST_F(PolicyTest, PeriodicModeReadsTheRulesAgainWhenEdited) {
+  const std::string rules = Rules("archive size>=100K\n");
+  ASSERT_NO_FATAL_FAILURE(Mount("policy=" + rules + ",policy_interval=1"));
+  WriteFile(M("a"), Payload(300000, 22));
+  ASSERT_TRUE(PollUntil([&] { return StateOf("a") == "archived"; }, std::chrono::seconds(20)))
+      << Slurp(log_);
+  // Replaced the way editors do: a new file renamed over the old one.
+  WriteFile(rules + ".new", "archive size>=100K\nrelease path=a\n");
+  ASSERT_EQ(rename((rules + ".new").c_str(), rules.c_str()), 0);
+  EXPECT_TRUE(PollUntil([&] { return StateOf("a") == "released"; }, std::chrono::seconds(20)))
+      << Slurp(log_);
+  EXPECT_TRUE(Contains(Slurp(log_), "overtier: policy: rules read again from " + rules))
+      << Slurp(log_);
+  // Rewritten in place with a mistake: the last good rules go on.
+  WriteFile(rules, "archive size>=100K\nfrobnicate all\n");
+  EXPECT_TRUE(PollUntil([&] { return Contains(Slurp(log_), ":2: unknown action"); },
+                        std::chrono::seconds(20)))
+      << Slurp(log_);
+  EXPECT_TRUE(Contains(Slurp(log_), "keeping the rules read before")) << Slurp(log_);
+  const std::string data = Payload(300000, 23);
+  WriteFile(M("b"), data);
+  EXPECT_TRUE(PollUntil([&] { return StateOf("b") == "archived"; }, std::chrono::seconds(20)))
+      << Slurp(log_);
+  EXPECT_TRUE(ReadFile(M("b")) == data);
+  Unmount();
+  EXPECT_FALSE(IsMountPoint());
+}
+
 TEST_F(PolicyTest, DaemonRefusesBadPolicyOptions) {
   const std::string bad = Rules("archive\nfrobnicate all\n");
   int status = 0;

@@ -240,6 +240,11 @@ class Fsck {
         }
       } else {
         s = r->ScanRecords(&list);  // open (or lost): records up to where they stop
+        // The row's size was committed after those bytes were durable: a
+        // container shorter than it lost committed data.
+        if (c.row.state == VolumeState::kOpen && c.size < c.row.size)
+          Error("container", name + " is " + std::to_string(c.size) + " bytes, the catalog says " +
+                                 std::to_string(c.row.size) + ": truncated");
       }
       if (!s.ok()) {
         c.problem = name + ": " + s.ToString();

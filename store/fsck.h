@@ -7,7 +7,9 @@
 //   - containers: every volumes row's set exists and holds the container;
 //     its header reads; a sealed one still ends with its trailer and footer
 //     (a truncated container loses them) and has the size the row says; an
-//     unsealed one is scanned record by record;
+//     unsealed one is scanned record by record; one shorter than its row
+//     is damaged, but only the extents past its end are (the records
+//     before the cut are still checked and read like any other);
 //   - files rows: every extent lies in a container that has a volumes row
 //     and a record of exactly that place and length; unless `quick`, the
 //     bytes of every extent (each distinct location once, however many

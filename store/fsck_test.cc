@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,15 +38,7 @@ class FsckTest : public test::StoreFixture {
     return r;
   }
 
-  static std::string Dump(const FsckReport& r) {
-    std::string out;
-    for (const FsckIssue& i : r.issues) {
-      out += (i.severity == FsckSeverity::kError ? "error " : "notice ") + i.kind + ": " +
-             i.message + "\n";
-      for (const std::string& f : i.files) out += "  " + f + "\n";
-    }
-    return out;
-  }
+  static std::string Dump(const FsckReport& r) { return test::DumpFsck(r); }
 
   // The extent of an image file's first chunk.
   Extent FirstExtent(const std::string& image, const std::string& path) {
@@ -172,6 +166,88 @@ TEST_F(FsckTest, TruncatedContainerIsReported) {
   std::string got;
   ASSERT_TRUE(ReadFile(store_.get(), "app", "app/run", &got).ok());
   EXPECT_TRUE(got == app_.at("app/run"));
+}
+
+// Several files packed in one container, cut in the middle: exactly the
+// files with a byte past the cut are damaged; the others still read back
+// byte for byte, from the same Store that found the damage.
+class FsckTruncatedTest : public test::StoreFixture {};
+
+TEST_F(FsckTruncatedTest, OnlyTheFilesPastTheCutAreDamaged) {
+  MakeStore(1 << 20);  // one container holds them all
+  ImageFiles files;
+  for (int i = 0; i < 8; i++)
+    files["f" + std::to_string(i)] = Payload(3000 + 2500 * static_cast<size_t>(i), 40 + i);
+  AddImage("img", files);
+  // Every file's extents, and the container they share.
+  std::map<std::string, std::vector<Extent>> extents;
+  uint64_t vv = 0;
+  for (auto& [path, data] : files) {
+    NodeRecord n;
+    ASSERT_TRUE(Lookup(store_.get(), "img", path, &n).ok());
+    FileRecord f;
+    ASSERT_TRUE(store_->catalog()->GetFile(n.content, &f).ok());
+    extents[path] = f.copies.at(0).extents;
+    for (const Extent& e : extents[path]) {
+      if (vv == 0) vv = e.vv_id;
+      ASSERT_EQ(e.vv_id, vv) << path;
+    }
+  }
+  // The cut: inside the second chunk of f4, which is not the first file
+  // in the container nor the last.
+  const Extent& at = extents.at("f4").at(1);
+  const uint64_t cut = at.vv_offset + 1000;
+  std::vector<std::string> damaged, intact;
+  for (auto& [path, ex] : extents) {
+    bool past = false;
+    for (const Extent& e : ex) past |= e.vv_offset + e.length > cut;
+    (past ? damaged : intact).push_back("img:/" + path);
+  }
+  ASSERT_GE(intact.size(), 2u);
+  ASSERT_GE(damaged.size(), 2u);
+  store_.reset();
+  ASSERT_EQ(truncate(ContainerPath(vv).c_str(), static_cast<off_t>(cut)), 0);
+
+  for (bool quick : {false, true}) {
+    SCOPED_TRACE(quick ? "quick" : "full");
+    Reopen(true);
+    FsckReport r;
+    ASSERT_TRUE(RunFsck(store_.get(), FsckOptions{quick}, &r).ok());
+    EXPECT_EQ(r.damaged_files(), damaged) << test::DumpFsck(r);
+    bool container = false;
+    for (const FsckIssue& i : r.issues) {
+      if (i.severity != FsckSeverity::kError) continue;
+      if (i.kind == "container") {
+        container = true;
+        EXPECT_TRUE(HasSubstr(i.message, VvName(vv))) << i.message;
+        EXPECT_TRUE(HasSubstr(i.message, "truncated")) << i.message;
+      } else {
+        EXPECT_EQ(i.kind, "content") << i.message;
+        EXPECT_TRUE(HasSubstr(i.message, "truncated")) << i.message;
+      }
+    }
+    EXPECT_TRUE(container) << test::DumpFsck(r);
+    if (!quick) {
+      uint64_t intact_bytes = 0;
+      for (auto& [path, ex] : extents) {
+        for (const Extent& e : ex) intact_bytes += e.vv_offset + e.length <= cut ? e.length : 0;
+      }
+      EXPECT_EQ(r.bytes_verified, intact_bytes);
+    }
+    for (auto& [path, data] : files) {
+      std::string got;
+      Status s = ReadFile(store_.get(), "img", path, &got);
+      if (std::count(damaged.begin(), damaged.end(), "img:/" + path)) {
+        EXPECT_EQ(s.err(), EIO) << path;
+        EXPECT_TRUE(HasSubstr(s.message(), "chunk at container " + VvName(vv)) &&
+                    HasSubstr(s.message(), "truncated"))
+            << s.message();
+      } else {
+        ASSERT_TRUE(s.ok()) << path << ": " << s.ToString();
+        EXPECT_TRUE(got == data) << path << " differs";
+      }
+    }
+  }
 }
 
 TEST_F(FsckTest, MissingContainerIsReportedWithItsFiles) {

@@ -22,6 +22,7 @@
 #include "image/image_format.h"
 #include "store/content_reader.h"
 #include "store/content_writer.h"
+#include "store/fsck.h"
 #include "store/local_volume.h"
 #include "store/store.h"
 #include "store/vv_testutil.h"
@@ -251,6 +252,17 @@ class StoreFixture : public ::testing::Test {
   std::string path_;
   std::unique_ptr<Store> store_;
 };
+
+// An fsck report as text, for failure messages.
+inline std::string DumpFsck(const FsckReport& r) {
+  std::string out;
+  for (const FsckIssue& i : r.issues) {
+    out += (i.severity == FsckSeverity::kError ? "error " : "notice ") + i.kind + ": " + i.message +
+           "\n";
+    for (const std::string& f : i.files) out += "  " + f + "\n";
+  }
+  return out;
+}
 
 }  // namespace test
 }  // namespace overtier

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -445,13 +446,29 @@ std::string FormatStoreConfig(const StoreConfig& c) {
 // The reader cache
 // ---------------------------------------------------------------------------
 
+// How long OpenContainer keeps using the reader of a container found
+// shorter than its catalog row before opening it again (to see whether it
+// was repaired): a truncated container must not cost a reopen per chunk.
+constexpr auto kShortRecheck = std::chrono::seconds(10);
+
 struct Store::ReaderCache {
   struct Entry {
     std::unique_ptr<VvReader> reader;
     // Readers of an open container replaced by a newer one when it grew:
     // callers may still hold them (OpenContainer promises validity while
-    // the Store lives).
+    // the Store lives, and ContentReader keys its O_DIRECT descriptors by
+    // the readers' file descriptors, which must not be reused for another
+    // file), so they are kept until the Store goes. A container that grows
+    // in this process's view is one a writer is filling, so this is one
+    // reader per catalog commit of it at most.
     std::vector<std::unique_ptr<VvReader>> retired;
+    // The reader is shorter than the catalog row said (`short_of` bytes)
+    // even freshly opened: the container was truncated. It is used as it
+    // is (the records before the cut still read and verify) until
+    // `recheck`.
+    bool short_reader = false;
+    uint64_t short_of = 0;
+    std::chrono::steady_clock::time_point recheck;
   };
   std::mutex mu;
   std::map<uint64_t, Entry> entries;
@@ -834,6 +851,13 @@ Status Store::OpenContainer(uint64_t vv_id, const VvReader** out) {
     *out = it->second.reader.get();
     return Status::OK();
   }
+  // Known to be truncated: no reopen per chunk read.
+  const auto now = std::chrono::steady_clock::now();
+  if (it != readers_->entries.end() && it->second.short_reader && it->second.short_of == vr.size &&
+      now < it->second.recheck) {
+    *out = it->second.reader.get();
+    return Status::OK();
+  }
 
   std::unique_ptr<VvReader> reader;
   if (vr.state == VolumeState::kRemote) {
@@ -847,12 +871,34 @@ Status Store::OpenContainer(uint64_t vv_id, const VvReader** out) {
     }
     OVT_RETURN_IF_ERROR(VvReader::Open(set, config_.id.bytes, vv_id, &reader));
   }
-  if (reader->size() < vr.size) {
-    return Status::Corruption(VvName(vv_id) + " (set '" + vr.set + "') is " +
-                              std::to_string(reader->size()) + " bytes, the catalog says " +
-                              std::to_string(vr.size));
-  }
   ReaderCache::Entry& e = readers_->entries[vv_id];
+  const bool short_reader = reader->size() < vr.size;
+  if (short_reader) {
+    // Rows are committed only after the container bytes they name are
+    // durable, so a reader opened after the row was read and still shorter
+    // is not behind a writer: the container lost its end. Its header is
+    // intact (VvReader::Open checked it), and a sealed one, having lost its
+    // trailer, reads as unsealed with every read checked against its real
+    // end: the records before the cut still read and verify, those past it
+    // are EIO naming the container and the offset. Said once per container
+    // and size.
+    e.recheck = now + kShortRecheck;
+    if (e.reader && e.short_reader && e.reader->size() == reader->size()) {
+      e.short_of = vr.size;
+      *out = e.reader.get();
+      return Status::OK();  // no change: keep the reader callers already have
+    }
+    std::fprintf(stderr,
+                 "overtier: store '%s': %s (set '%s') is truncated: %llu bytes, the catalog "
+                 "says %llu; its data past byte %llu is unreadable (EIO), the rest is read "
+                 "and verified\n",
+                 path_.c_str(), VvName(vv_id).c_str(), vr.set.c_str(),
+                 static_cast<unsigned long long>(reader->size()),
+                 static_cast<unsigned long long>(vr.size),
+                 static_cast<unsigned long long>(reader->size()));
+  }
+  e.short_reader = short_reader;
+  e.short_of = vr.size;
   if (e.reader) e.retired.push_back(std::move(e.reader));
   e.reader = std::move(reader);
   *out = e.reader.get();

@@ -143,6 +143,14 @@ class Store {
   // its owner's id for it). Readers are cached and shared (a mount reads
   // the same containers over and over): the result stays valid while the
   // Store lives.
+  //
+  // A container shorter on disk than its catalog row (truncated: rows are
+  // committed only once the bytes they name are durable) still opens, with
+  // a line on stderr: its reader reads as unsealed up to the real end, so
+  // the records before the cut read and verify and those past it are EIO
+  // naming the container, the offset and the truncation. Such a reader is
+  // reused, not reopened, for a few seconds at a time (then opened again in
+  // case the container was repaired).
   Status OpenContainer(uint64_t vv_id, const VvReader** out);
 
   // Holds mounts.lock shared until destroyed (a mount calls it once).

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "store/local_volume.h"
 #include "store/vv_writer.h"
 
 namespace overtier {
@@ -547,6 +548,16 @@ class StoreContainerTest : public StoreTest {
     return payload;
   }
 
+  std::string ContainerPath(const std::string& set, uint64_t vv_id) {
+    return path_ + "/volumes/" + set + "/" + LocalPieceName(vv_id, 0);
+  }
+  // The error of reading the record at loc (OK if it reads).
+  static Status ReadError(const VvReader* r, const RecordLocation& loc) {
+    RecordHeader h;
+    std::string payload;
+    return r->ReadRecord(loc, &h, &payload);
+  }
+
   std::unique_ptr<Store> st_;
 };
 
@@ -616,15 +627,16 @@ TEST_F(StoreContainerTest, OpenContainerErrors) {
   s = st_->OpenContainer(5, &r);
   EXPECT_EQ(s.err(), ENOENT) << s.ToString();
 
-  // Shorter on disk than the catalog says it is.
+  // A container whose header is cut short cannot be opened at all.
   std::unique_ptr<VvWriter> w;
   ASSERT_TRUE(VvWriter::Create(st_->volume_set("a"), st_->config().id.bytes, 6, {}, &w).ok());
   Append(w.get(), "x");
-  ASSERT_TRUE(w->Sync().ok());
-  PutVolume(6, "a", VolumeState::kOpen, w->size() + 4096);
+  ASSERT_TRUE(w->Seal().ok());
+  PutVolume(6, "a", VolumeState::kSealed, w->size());
+  ASSERT_EQ(truncate(ContainerPath("a", 6).c_str(), 100), 0);
   s = st_->OpenContainer(6, &r);
   EXPECT_EQ(s.err(), EIO);
-  EXPECT_TRUE(HasSubstr(s.message(), "the catalog says"));
+  EXPECT_TRUE(HasSubstr(s.message(), "container header truncated")) << s.message();
 
   // A container written for another store id.
   StoreId other = st_->config().id;
@@ -635,6 +647,64 @@ TEST_F(StoreContainerTest, OpenContainerErrors) {
   PutVolume(8, "a", VolumeState::kSealed, w2->size());
   s = st_->OpenContainer(8, &r);
   EXPECT_EQ(s.err(), EIO) << s.ToString();
+}
+
+// A container cut short on disk (sealed: its trailer is gone; or open)
+// still opens: what lies before the cut reads and verifies, what lies past
+// it is EIO naming the container, the offset and the truncation.
+TEST_F(StoreContainerTest, TruncatedContainerOpensAndItsPrefixReads) {
+  for (VolumeState state : {VolumeState::kSealed, VolumeState::kOpen}) {
+    SCOPED_TRACE(VolumeStateName(state));
+    const uint64_t id = state == VolumeState::kSealed ? 10 : 11;
+    std::unique_ptr<VvWriter> w;
+    ASSERT_TRUE(VvWriter::Create(st_->volume_set("a"), st_->config().id.bytes, id, {}, &w).ok());
+    const std::string p1(10000, '1'), p2(20000, '2'), p3(5000, '3');
+    const RecordLocation l1 = Append(w.get(), p1);
+    const RecordLocation l2 = Append(w.get(), p2);
+    const RecordLocation l3 = Append(w.get(), p3);
+    ASSERT_TRUE((state == VolumeState::kSealed ? w->Seal() : w->Sync()).ok());
+    const uint64_t full = w->size();
+    PutVolume(id, "a", state, full);
+    const uint64_t cut = l2.offset + 5000;  // inside the second record's payload
+    ASSERT_EQ(truncate(ContainerPath("a", id).c_str(), static_cast<off_t>(cut)), 0);
+
+    const VvReader* r = nullptr;
+    Status s = st_->OpenContainer(id, &r);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_FALSE(r->sealed());
+    EXPECT_EQ(r->size(), cut);
+    EXPECT_EQ(Read(r, l1), p1);
+    for (const RecordLocation& l : {l2, l3}) {
+      s = ReadError(r, l);
+      EXPECT_EQ(s.err(), EIO) << s.ToString();
+      EXPECT_TRUE(HasSubstr(
+          s.message(), VvName(id) + " (volume set 'a') at offset " + std::to_string(l.offset)));
+      EXPECT_TRUE(HasSubstr(s.message(), "the container is truncated"));
+    }
+    // The damaged reader is kept: no reopen per read.
+    const VvReader* again = nullptr;
+    ASSERT_TRUE(st_->OpenContainer(id, &again).ok());
+    EXPECT_EQ(again, r);
+    // A catalog row that changes makes it look again; the container is
+    // still as short, so callers keep the reader they have.
+    PutVolume(id, "a", state, full + 4096);
+    ASSERT_TRUE(st_->OpenContainer(id, &again).ok());
+    EXPECT_EQ(again, r);
+    EXPECT_EQ(Read(again, l1), p1);
+    // Truncated further: a new reader, at the new end (the old one stays
+    // valid).
+    ASSERT_EQ(truncate(ContainerPath("a", id).c_str(), static_cast<off_t>(l1.offset + 100)), 0);
+    PutVolume(id, "a", state, full);
+    ASSERT_TRUE(st_->OpenContainer(id, &again).ok());
+    EXPECT_NE(again, r);
+    EXPECT_EQ(again->size(), l1.offset + 100);
+    EXPECT_EQ(ReadError(again, l1).err(), EIO);
+    // A new Store (another process) opens it the same way.
+    std::unique_ptr<Store> other = OpenStore(true);
+    ASSERT_NE(other, nullptr);
+    ASSERT_TRUE(other->OpenContainer(id, &again).ok());
+    EXPECT_EQ(again->size(), l1.offset + 100);
+  }
 }
 
 TEST_F(StoreContainerTest, ConcurrentOpensShareOneReader) {

@@ -12,6 +12,11 @@
 // the start, and the scan stops at the first header that is truncated or
 // fails its checksum, reporting where valid data ends.
 //
+// A sealed container cut short (truncated on disk) has lost its trailer, so
+// it opens as unsealed: the records before the cut read and verify as
+// usual (a record needs only its own header and payload), a location past
+// the end is Corruption saying the container is truncated.
+//
 // All methods are const and thread-safe.
 #ifndef OVERTIER_STORE_VV_READER_H_
 #define OVERTIER_STORE_VV_READER_H_

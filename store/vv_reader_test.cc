@@ -270,17 +270,28 @@ TEST(VvReaderRecords, LocationsThatCannotBeRecords) {
   EXPECT_TRUE(HasSubstr(s.message(), "bad record header magic"));
 }
 
+// Cut short, unsealed or sealed (the trailer and footer go with the cut:
+// it opens as unsealed): the records before the cut still read.
 TEST(VvReaderRecords, TruncatedContainerNamesTheRecord) {
-  ScratchStore store;
-  Sample sample = WriteSample(&store, 16, /*seal=*/false);
-  store.Truncate(16, sample.locs[1].offset + 100);
-  std::unique_ptr<VvReader> r = OpenOk(&store, 16);
-  RecordHeader h;
-  std::string payload;
-  Status s = r->ReadRecord(sample.locs[1], &h, &payload);
-  EXPECT_EQ(s.err(), EIO);
-  EXPECT_TRUE(HasSubstr(s.message(), "the container is truncated"));
-  ExpectOthersReadable(*r, Sample{{sample.locs[0]}, {sample.payloads[0]}}, ~size_t{0});
+  for (bool seal : {false, true}) {
+    SCOPED_TRACE(seal ? "sealed" : "unsealed");
+    ScratchStore store;
+    const uint64_t id = seal ? 116 : 16;
+    Sample sample = WriteSample(&store, id, seal);
+    store.Truncate(id, sample.locs[1].offset + 100);
+    std::unique_ptr<VvReader> r = OpenOk(&store, id);
+    EXPECT_FALSE(r->sealed());
+    RecordHeader h;
+    std::string payload;
+    for (size_t i = 1; i < sample.locs.size(); i++) {
+      Status s = r->ReadRecord(sample.locs[i], &h, &payload);
+      EXPECT_EQ(s.err(), EIO);
+      EXPECT_TRUE(HasSubstr(s.message(), VvName(id) + " (volume set '"));
+      EXPECT_TRUE(HasSubstr(s.message(), "at offset " + std::to_string(sample.locs[i].offset)));
+      EXPECT_TRUE(HasSubstr(s.message(), "the container is truncated"));
+    }
+    ExpectOthersReadable(*r, Sample{{sample.locs[0]}, {sample.payloads[0]}}, ~size_t{0});
+  }
 }
 
 // Every single byte of a small sealed container damaged in turn: every read

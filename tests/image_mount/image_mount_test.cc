@@ -133,6 +133,15 @@ class ImageMountTest : public it::MountFixture {
     ASSERT_EQ(pwrite(fd, &c, 1, e.vv_offset + at), 1);
     close(fd);
   }
+  // Cuts e's container short, `at` bytes into e.
+  void TruncateAt(const Extent& e, uint64_t at) {
+    std::string file;
+    for (const auto& ent : std::filesystem::recursive_directory_iterator(store_)) {
+      if (ent.path().filename() == LocalPieceName(e.vv_id, 0)) file = ent.path().string();
+    }
+    ASSERT_FALSE(file.empty()) << "no container " << e.vv_id;
+    ASSERT_EQ(truncate(file.c_str(), static_cast<off_t>(e.vv_offset + at)), 0) << file;
+  }
 };
 
 std::string Pattern(size_t n, unsigned seed) {
@@ -360,6 +369,41 @@ TEST_F(ImageMountTest, ADamagedChunkIsEioAtOnceEvenUnderHard) {
       << "a restore of damaged content waits under hard";
   EXPECT_EQ(restore_read.get(), it::Errno{EIO});
   Unmount();
+}
+
+// A container cut short on disk: the files wholly before the cut still
+// read through the mount, those past it are EIO (and fsck names exactly
+// them).
+TEST_F(ImageMountTest, ATruncatedContainerKeepsItsIntactFilesReadable) {
+  MakeDirs(B("img"));
+  WriteFile(B("img/a"), Pattern(200 * 1024, 11));
+  WriteFile(B("img/b"), Pattern(200 * 1024, 12));
+  ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
+  const Extent ea = ExtentOf("img", "a");
+  const Extent eb = ExtentOf("img", "b");
+  ASSERT_EQ(ea.vv_id, eb.vv_id) << "the test wants both files in one container";
+  // Whichever file the import wrote last loses its data.
+  const bool a_first = ea.vv_offset < eb.vv_offset;
+  const std::string intact = a_first ? "a" : "b";
+  const std::string cut = a_first ? "b" : "a";
+  const unsigned intact_seed = a_first ? 11 : 12;
+  ASSERT_NO_FATAL_FAILURE(TruncateAt(a_first ? eb : ea, 100));
+  std::string out;
+  EXPECT_EQ(RunCmd({OvertierBin(), "fsck", store_}, &out, 60), 1) << out;
+  EXPECT_TRUE(Contains(out, "damaged files (1):\n  img:/" + cut + "\n")) << out;
+  EXPECT_FALSE(Contains(out, "img:/" + intact)) << out;
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:img"));
+  EXPECT_EQ(ReadFile(M(intact)), Pattern(200 * 1024, intact_seed));
+  it::Fd fd(open(M(cut).c_str(), O_RDONLY));
+  ASSERT_TRUE(fd.valid());
+  char buf[4096];
+  EXPECT_EQ(it::Err(pread(fd.get(), buf, sizeof(buf), 0)), it::Errno{EIO});
+  fd.reset();
+  EXPECT_EQ(ReadFile(M(intact)), Pattern(200 * 1024, intact_seed));  // still
+  Unmount();
+  const std::string log = Slurp(log_);
+  EXPECT_TRUE(Contains(log, "read of /" + cut)) << log;
+  EXPECT_TRUE(Contains(log, "truncated")) << log;
 }
 
 // ---------------------------------------------------------------------------

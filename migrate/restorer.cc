@@ -13,6 +13,7 @@
 #include "migrate/crash_point.h"
 #include "migrate/file_handle.h"
 #include "migrate/migration_state.h"
+#include "store/repair.h"
 
 namespace overtier {
 
@@ -317,6 +318,28 @@ bool Restorer::NextPiece(Job* job, ByteRange* piece) {
   return true;
 }
 
+// Another copy served what a damaged one could not: write the damaged
+// chunks again from it (store/repair.h), so the archive keeps its copies.
+// A repair that fails changes nothing and does not fail the restore (the
+// bytes are here); fsck still reports the damage then.
+void Restorer::Repair(Job* job, const std::vector<Extent>& damaged) {
+  std::lock_guard<std::mutex> l(repair_mu_);
+  RepairReport rep;
+  Status s = RepairCopies(store_, job->rec->bfid, damaged, job->what, &rep);
+  if (!s.ok()) {
+    std::fprintf(stderr, "overtier: %s: repairing its damaged archive copy failed: %s\n",
+                 job->what.c_str(), s.ToString().c_str());
+    return;
+  }
+  if (rep.rewritten > 0)
+    std::fprintf(stderr,
+                 "overtier: %s: %llu damaged chunk(s) of its archive written again from another "
+                 "copy\n",
+                 job->what.c_str(), static_cast<unsigned long long>(rep.rewritten));
+  for (const std::string& why : rep.skipped)
+    std::fprintf(stderr, "overtier: not repaired: %s\n", why.c_str());
+}
+
 Status Restorer::RestorePiece(Job* job, ByteRange piece) {
   std::string buf(piece.length, '\0');
   size_t got = 0;
@@ -331,8 +354,10 @@ Status Restorer::RestorePiece(Job* job, ByteRange piece) {
   if (piece.offset < archive_size) {
     // Past the archive's end nothing is non-resident (it was written by the
     // user); the reader returns short there.
+    std::vector<Extent> damaged;
     OVT_RETURN_IF_ERROR(reader_.Read(job->rec->bfid, job->file, piece.offset, buf.size(),
-                                     buf.data(), &got, job->what));
+                                     buf.data(), &got, job->what, &damaged));
+    if (!damaged.empty()) Repair(job, damaged);
   }
   // Going through the rest of the file in order: read the next piece while
   // this one is written and synced (reading and writing overlap, as a

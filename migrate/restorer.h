@@ -156,6 +156,7 @@ class Restorer {
   // Picks the next piece to restore; false if the job has nothing to do.
   bool NextPiece(Job* job, ByteRange* piece);
   Status RestorePiece(Job* job, ByteRange piece);
+  void Repair(Job* job, const std::vector<Extent>& damaged);
   // fdatasync, times, commit of the residency as of before the sync.
   // finish: the job ends (its jobs row goes, unless keep_row).
   Status Sync(Job* job, bool finish, bool keep_row = false);
@@ -170,6 +171,7 @@ class Restorer {
   uint64_t chunk_size_;
 
   mutable std::mutex mu_;  // jobs_, queue_, each job's map and record
+  std::mutex repair_mu_;   // one RepairCopies at a time (read-modify-write of files rows)
   std::condition_variable cv_;
   bool stop_ = false;
   std::map<std::string, std::shared_ptr<Job>> jobs_;

@@ -514,7 +514,8 @@ size_t FirstOverlap(const std::vector<Extent>& ex, uint64_t offset) {
 }  // namespace
 
 Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t offset, size_t n,
-                           char* buf, size_t* got, std::string_view what) {
+                           char* buf, size_t* got, std::string_view what,
+                           std::vector<Extent>* damaged) {
   Impl& m = *impl_;
   *got = 0;
   if (offset >= file.size || n == 0) return Status::OK();
@@ -537,6 +538,7 @@ Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t of
   // Chunks another copy had to serve, reported once per read below.
   size_t fell_back = 0;
   std::string fallback_why;
+  std::vector<Extent> failed;  // extents of copies that were damaged
   for (size_t c = 0; c < file.copies.size() && !needs.empty(); c++) {
     const std::vector<Extent>& ex = file.copies[c].extents;
     std::vector<Fetch> fetches;
@@ -605,6 +607,9 @@ Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t of
       }
       const Need& old = needs[u.need];
       Need nd{u.a, u.b, old.why, old.first, old.unanswered || Unanswered(f.status)};
+      if (damaged != nullptr && !Unanswered(f.status) &&
+          (failed.empty() || !(failed.back() == f.extent)))
+        failed.push_back(f.extent);
       if (c == 0) {
         nd.why = Impl::Describe(f);
         nd.first = Key{f.extent.vv_id, f.extent.vv_offset};
@@ -631,6 +636,7 @@ Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t of
     if (first_time) std::fprintf(stderr, "overtier: %s\n", s.message().c_str());
     return s;
   }
+  if (damaged != nullptr) damaged->insert(damaged->end(), failed.begin(), failed.end());
   if (fell_back > 0) {
     // The damaged copy is reported (fsck finds it too); the read went on.
     std::fprintf(stderr, "overtier: %.*s: %zu chunk(s) read from another copy; first: %s\n",

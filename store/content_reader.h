@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "overtier/status.h"
 #include "store/catalog_records.h"
@@ -54,8 +55,12 @@ class ContentReader {
   // Reads up to n bytes at offset of the file `file` (identified by `bfid`
   // for the cache and the readahead) into buf: *got = min(n, size - offset),
   // 0 at or past the end.
+  // damaged (optional): on success, the extents of copies that failed
+  // verification (or could not be read) where another copy then served
+  // the bytes, so that a writer may rewrite them (store/repair.h). Copies
+  // that only did not answer (a remote set down) are not damage.
   Status Read(const Bfid& bfid, const FileRecord& file, uint64_t offset, size_t n, char* buf,
-              size_t* got, std::string_view what);
+              size_t* got, std::string_view what, std::vector<Extent>* damaged = nullptr);
 
   // Reads and verifies every extent of every copy (fsck): OK, or the first
   // damage found (and *damaged_copies counts the copies that failed).

@@ -394,8 +394,13 @@ TEST_F(WaitersTest, SecondCopyServesReadsWhenTheFirstIsCorrupt) {
       << "the corrupt copy in set a is not reported (issue 4: 'a corrupt copy falls back to "
          "the other copy and is reported'); daemon log:\n"
       << log;
+  // ... and written again from the good copy into a new container of set
+  // a: with set b corrupt too (below), f still reads.
+  EXPECT_TRUE(log.find("written again from another copy") != std::string::npos) << log;
+  ASSERT_EQ(Ctl(M("f"), OVERTIER_IOC_RELEASE, 0, 0), 0) << Slurp(log_);
 
   ASSERT_NO_FATAL_FAILURE(Corrupt(b));
+  EXPECT_TRUE(ReadFile(M("f")) == f) << "the repaired copy in set a serves the read";
   int fd = open(M("g").c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
   char c;
@@ -410,6 +415,8 @@ TEST_F(WaitersTest, SecondCopyServesReadsWhenTheFirstIsCorrupt) {
   close(fd);
   EXPECT_TRUE(ArchivedAgain("g", std::chrono::seconds(30))) << StateXattr(M("g"));
   Unmount();
+  std::string out;
+  EXPECT_EQ(RunCmd({OvertierBin(), "fsck", store_}, &out), 0) << out;
 }
 
 // A released file renamed while a reader waits on its restore: the reader

@@ -16,6 +16,7 @@
 
 #include "image/image_format.h"
 #include "image/oci.h"
+#include "image/posix_acl.h"
 #include "image/tar_source.h"
 
 namespace overtier {
@@ -779,6 +780,70 @@ Status TarAttrs(const TarEntry& e, const std::string& what, NodeRecord* r) {
   return Status::OK();
 }
 
+// The value of the system.posix_acl_* xattr for one SCHILY.acl ACL: named
+// entries by their numeric id when the archive gives one, else by name in
+// this host's databases (as `tar -x` does).
+Status TarAclValue(const std::vector<TarAclEntry>& acl, std::string* value) {
+  std::vector<PosixAclEntry> entries;
+  for (const TarAclEntry& a : acl) {
+    PosixAclEntry p;
+    p.tag = a.tag;
+    p.perm = a.perm;
+    if (a.tag == kAclUser || a.tag == kAclGroup) {
+      if (a.id >= 0) {
+        if (a.id >= kAclUndefinedId) {
+          return Status::InvalidArgument("id " + std::to_string(a.id) + " out of range");
+        }
+        p.id = static_cast<uint32_t>(a.id);
+      } else {
+        OVT_RETURN_IF_ERROR(ResolveAclName(a.tag, a.name, &p.id));
+      }
+    }
+    entries.push_back(p);
+  }
+  return EncodePosixAcl(std::move(entries), value);
+}
+
+// SCHILY.acl.access / SCHILY.acl.default become the system.posix_acl_access
+// / system.posix_acl_default xattrs (docs/FORMAT.md, tar import rules).
+// An ACL that cannot be kept is skipped with a warning, as `tar -x` does.
+void TarAcls(const TarEntry& e, const std::string& what, const ImportOptions& options,
+             NodeRecord* r) {
+  if (e.has_nfs4_acl) {
+    Warn(options, what +
+                      ": skipping its NFSv4 ACL (SCHILY.acl.ace): Linux keeps POSIX.1e "
+                      "ACLs only");
+  }
+  const struct {
+    const std::vector<TarAclEntry>& acl;
+    std::string_view xattr;
+    const char* key;
+  } kinds[] = {{e.acl_access, kAclAccessXattr, "SCHILY.acl.access"},
+               {e.acl_default, kAclDefaultXattr, "SCHILY.acl.default"}};
+  for (const auto& k : kinds) {
+    if (k.acl.empty()) continue;
+    // The entry also carries the ACL as the xattr (GNU tar --acls --xattrs
+    // writes both, from the same file): the xattr, numeric and exactly as
+    // the kernel gave it, is kept, as owners are taken by number.
+    if (r->xattrs.count(std::string(k.xattr)) > 0) continue;
+    std::string why;
+    if (S_ISLNK(e.mode)) {
+      why = "a symlink has no ACLs";
+    } else if (k.xattr == kAclDefaultXattr && !S_ISDIR(e.mode)) {
+      why = "only a directory has a default ACL";
+    } else {
+      std::string value;
+      Status s = TarAclValue(k.acl, &value);
+      if (s.ok()) {
+        r->xattrs[std::string(k.xattr)] = std::move(value);
+        continue;
+      }
+      why = s.message();
+    }
+    Warn(options, what + ": skipping its " + k.key + " (" + why + ")");
+  }
+}
+
 }  // namespace
 
 Status ImportTarLayer(ImageBuilder* b, ContentWriter* w, TarReader* tar,
@@ -795,6 +860,7 @@ Status ImportTarLayer(ImageBuilder* b, ContentWriter* w, TarReader* tar,
     if (!s.ok()) return Status::Errno(s.err(), "tar '" + tar->what() + "': " + s.message());
     NodeRecord r;
     OVT_RETURN_IF_ERROR(TarAttrs(e, what, &r));
+    if (e.hardlink.empty()) TarAcls(e, what, options, &r);
     const uint32_t type = e.mode & S_IFMT;
     uint64_t ino = 0;
 

@@ -14,8 +14,10 @@
 #include <vector>
 
 #include "image/blob_digest.h"
+#include "image/export.h"
 #include "image/io_testutil.h"
 #include "image/oci.h"
+#include "image/posix_acl.h"
 
 namespace overtier {
 namespace {
@@ -324,6 +326,175 @@ std::string UstarWithSize(const std::string& name, uint64_t size, const std::str
   std::string body = data;
   body.resize((data.size() + 511) / 512 * 512, '\0');
   return h + body;
+}
+
+// ---- POSIX.1e ACLs (SCHILY.acl.*) ----
+
+// A ustar header by hand for `name`: mode (type bits give the typeflag
+// unless `typeflag` is set), `size` bytes of data declared.
+std::string TarHeader(const std::string& name, uint32_t mode, uint64_t size, char typeflag = 0,
+                      const std::string& linkname = "") {
+  std::string h(512, '\0');
+  h.replace(0, name.size(), name);
+  std::snprintf(&h[100], 8, "%07o", mode & 07777);
+  std::snprintf(&h[108], 8, "%07o", 0);
+  std::snprintf(&h[116], 8, "%07o", 0);
+  std::snprintf(&h[124], 12, "%011llo", static_cast<unsigned long long>(size));
+  std::snprintf(&h[136], 12, "%011o", 1700000000);
+  if (typeflag == 0) typeflag = S_ISDIR(mode) ? '5' : S_ISLNK(mode) ? '2' : '0';
+  h[156] = typeflag;
+  h.replace(157, linkname.size(), linkname);
+  h.replace(257, 6, std::string("ustar\0", 6));
+  h.replace(263, 2, "00");
+  std::memset(&h[148], ' ', 8);
+  unsigned sum = 0;
+  for (unsigned char c : h) sum += c;
+  std::snprintf(&h[148], 8, "%06o", sum);
+  return h;
+}
+
+std::string Padded(std::string data) {
+  data.resize((data.size() + 511) / 512 * 512, '\0');
+  return data;
+}
+
+// One pax entry as GNU tar writes it: an 'x' header with `records`
+// (key, value) and then the entry itself.
+std::string PaxEntry(const std::string& name, uint32_t mode,
+                     const std::vector<std::pair<std::string, std::string>>& records,
+                     const std::string& data = "", const std::string& symlink = "") {
+  std::string pax;
+  for (const auto& [k, v] : records) {
+    std::string rest = " " + k + "=" + v + "\n";
+    size_t len = rest.size() + 1;
+    while (std::to_string(len).size() + rest.size() != len) len++;
+    pax += std::to_string(len) + rest;
+  }
+  return TarHeader("PaxHeaders/" + name.substr(0, 80), 0644, pax.size(), 'x') + Padded(pax) +
+         TarHeader(name, mode, data.size(), 0, symlink) + Padded(data);
+}
+
+std::string Unhex(const std::string& h) {
+  std::string out;
+  for (size_t i = 0; i + 1 < h.size(); i += 2) {
+    out.push_back(static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16)));
+  }
+  return out;
+}
+
+// What the kernel gave (getfattr -e hex) after `setfacl -m
+// u:1234:rw-,g:77:r--` on a 0640 file, and `setfacl -d -m u:55:rwx` on a
+// 0755 directory: the values GNU tar --acls --xattrs also stores as
+// SCHILY.xattr.system.posix_acl_*.
+const std::string kFileAclHex =
+    "0200000001000600ffffffff02000600d204000004000400ffffffff080004004d000000"
+    "10000600ffffffff20000000ffffffff";
+const std::string kDirDefaultAclHex =
+    "0200000001000700ffffffff020007003700000004000500ffffffff10000700ffffffff"
+    "20000500ffffffff";
+
+// SCHILY.acl.access / .default (as GNU tar --acls and bsdtar write them)
+// become the system.posix_acl_* xattrs, byte for byte what the kernel
+// keeps; the mode stays the header's.
+TEST_F(ImportTest, TarAclsBecomeXattrs) {
+  const std::string file_acl =
+      "user::rw-\nuser:1234:rw-\ngroup::r--\ngroup:77:r--\nmask::rw-\n"
+      "other::---\n";
+  std::string tar =
+      PaxEntry("./", S_IFDIR | 0755, {}) +
+      // GNU tar: the mode has the mask as group bits (0660, group:: is r--).
+      PaxEntry("f", S_IFREG | 0660, {{"SCHILY.acl.access", file_acl}}, "data") +
+      // A trivial access ACL (GNU tar writes it for every file) and a
+      // default ACL.
+      PaxEntry(
+          "d/", S_IFDIR | 0755,
+          {{"SCHILY.acl.access", "user::rwx\ngroup::r-x\nother::r-x\n"},
+           {"SCHILY.acl.default", "user::rwx\nuser:55:rwx\ngroup::r-x\nmask::rwx\nother::r-x\n"}}) +
+      // GNU tar names users and groups that have names: looked up here.
+      PaxEntry(
+          "named", S_IFREG | 0640,
+          {{"SCHILY.acl.access",
+            "user::rw-\nuser:root:r--\ngroup::r--\ngroup:root:r--\nmask::r--\nother::---\n"}}) +
+      // bsdtar: name and id; the id is taken (the name is unknown here).
+      PaxEntry("bsd", S_IFREG | 0640,
+               {{"SCHILY.acl.access",
+                 "user::rw-,user:no-such-user-overtier:rw-:1234,group::r--,"
+                 "group:no-such-group-overtier:r--:77,mask::rw-,other::---"}}) +
+      // A name unknown here, no id: the ACL is skipped with a warning.
+      PaxEntry("unknown", S_IFREG | 0640,
+               {{"SCHILY.acl.access",
+                 "user::rw-\nuser:no-such-user-overtier:r--\ngroup::r--\nmask::r--\n"
+                 "other::---\n"}}) +
+      // The xattr wins over SCHILY.acl (here they differ: user:99).
+      PaxEntry(
+          "both", S_IFREG | 0660,
+          {{"SCHILY.acl.access", "user::rw-\nuser:99:rw-\ngroup::r--\nmask::rw-\nother::---\n"},
+           {"SCHILY.xattr.system.posix_acl_access", Unhex(kFileAclHex)}}) +
+      PaxEntry("link", S_IFLNK | 0777, {{"SCHILY.acl.access", file_acl}}, "", "f") +
+      PaxEntry("filedefault", S_IFREG | 0644,
+               {{"SCHILY.acl.default", "user::rwx\ngroup::r-x\nother::r-x\n"}}) +
+      PaxEntry("nfs4", S_IFREG | 0640,
+               {{"SCHILY.acl.ace", "owner@:rwxp--aARWcCos:-------:allow"}}) +
+      PaxEntry("invalid/", S_IFDIR | 0755,
+               {{"SCHILY.acl.default", "user::rwx\nuser:5:r--\ngroup::r-x\nother::r-x\n"}}) +
+      std::string(1024, '\0');
+  WriteFile(tmp_ / "acl.tar", tar);
+  Status s = Import("acl", tmp_ / "acl.tar");
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  DumpedImage img = DumpImage(store_.get(), "acl");
+  const std::string access(kAclAccessXattr), dflt(kAclDefaultXattr);
+  using XA = std::map<std::string, std::string>;
+
+  const NodeRecord& f = img.nodes.at("/f").rec;
+  EXPECT_EQ(f.mode, S_IFREG | 0660u);  // not 0640 (group::)
+  EXPECT_EQ(f.xattrs, (XA{{access, Unhex(kFileAclHex)}}));
+  EXPECT_EQ(img.nodes.at("/f").content, "data");
+
+  const NodeRecord& d = img.nodes.at("/d").rec;
+  EXPECT_EQ(d.mode, S_IFDIR | 0755u);
+  EXPECT_EQ(d.xattrs, (XA{{dflt, Unhex(kDirDefaultAclHex)}}));  // no access xattr
+
+  PosixAclEntry root_acl[] = {{kAclUserObj, 6},  {kAclUser, 4, 0}, {kAclGroupObj, 4},
+                              {kAclGroup, 4, 0}, {kAclMask, 4},    {kAclOther, 0}};
+  std::string root_value;
+  ASSERT_TRUE(EncodePosixAcl({std::begin(root_acl), std::end(root_acl)}, &root_value).ok());
+  EXPECT_EQ(img.nodes.at("/named").rec.xattrs, (XA{{access, root_value}}));
+  EXPECT_EQ(img.nodes.at("/named").rec.mode, S_IFREG | 0640u);
+
+  EXPECT_EQ(img.nodes.at("/bsd").rec.xattrs, (XA{{access, Unhex(kFileAclHex)}}));
+  EXPECT_EQ(img.nodes.at("/bsd").rec.mode, S_IFREG | 0660u);
+
+  EXPECT_TRUE(img.nodes.at("/unknown").rec.xattrs.empty());
+  EXPECT_EQ(img.nodes.at("/unknown").rec.mode, S_IFREG | 0640u);
+  EXPECT_EQ(img.nodes.at("/both").rec.xattrs, (XA{{access, Unhex(kFileAclHex)}}));
+  EXPECT_TRUE(img.nodes.at("/link").rec.xattrs.empty());
+  EXPECT_TRUE(img.nodes.at("/filedefault").rec.xattrs.empty());
+  EXPECT_TRUE(img.nodes.at("/nfs4").rec.xattrs.empty());
+  EXPECT_EQ(img.nodes.at("/nfs4").rec.mode, S_IFREG | 0640u);
+  EXPECT_TRUE(img.nodes.at("/invalid").rec.xattrs.empty());
+
+  // One warning for each ACL skipped, naming the entry and why.
+  std::vector<std::pair<std::string, std::string>> expected = {
+      {"'unknown'", "user 'no-such-user-overtier' is not known"},
+      {"'link'", "a symlink has no ACLs"},
+      {"'filedefault'", "only a directory has a default ACL"},
+      {"'nfs4'", "NFSv4 ACL"},
+      {"'invalid/'", "SCHILY.acl.default (ACL with named entries but no mask"}};
+  ASSERT_EQ(warnings_.size(), expected.size()) << ::testing::PrintToString(warnings_);
+  for (size_t i = 0; i < expected.size(); i++) {
+    EXPECT_NE(warnings_[i].find(expected[i].first), std::string::npos) << warnings_[i];
+    EXPECT_NE(warnings_[i].find(expected[i].second), std::string::npos) << warnings_[i];
+  }
+
+  // Export writes them as xattrs; importing that gives the same image.
+  ExportStats st;
+  s = ExportImage(store_.get(), "acl", tmp_ / "out.tar", ExportOptions(), &st);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  warnings_.clear();
+  s = Import("again", tmp_ / "out.tar");
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(warnings_.empty()) << ::testing::PrintToString(warnings_);
+  ExpectSameImage(img, DumpImage(store_.get(), "again"));
 }
 
 TEST_F(MaliciousTarTest, HugeDeclaredSizeFailsCleanly) {

@@ -8,11 +8,70 @@
 #include <cerrno>
 #include <string>
 
+#include "image/posix_acl.h"
+
 namespace overtier {
 
 namespace {
 
 int64_t Ns(time_t sec, long nsec) { return static_cast<int64_t>(sec) * 1000000000 + nsec; }
+
+// libarchive's POSIX.1e tag as the kernel's, 0 for another (NFSv4's).
+uint16_t KernelAclTag(int tag) {
+  switch (tag) {
+    case ARCHIVE_ENTRY_ACL_USER_OBJ:
+      return kAclUserObj;
+    case ARCHIVE_ENTRY_ACL_USER:
+      return kAclUser;
+    case ARCHIVE_ENTRY_ACL_GROUP_OBJ:
+      return kAclGroupObj;
+    case ARCHIVE_ENTRY_ACL_GROUP:
+      return kAclGroup;
+    case ARCHIVE_ENTRY_ACL_MASK:
+      return kAclMask;
+    case ARCHIVE_ENTRY_ACL_OTHER:
+      return kAclOther;
+  }
+  return 0;
+}
+
+// The POSIX.1e ACLs of `ae` into `e`.
+//
+// libarchive keeps the access ACL's user::, group:: and other:: entries as
+// the entry's permission bits: parsing SCHILY.acl.access overwrote the
+// header's bits with them, and acl_next gives them back from the mode. With
+// a mask:: the header's group bits were the mask (the archiver wrote
+// st_mode, and Linux shows the mask there), not group::; put them back, so
+// that the mode is the header's again and agrees with the ACL as the kernel
+// would have it after `tar -x --acls`.
+void ReadAcls(struct archive_entry* ae, TarEntry* e) {
+  const int types = archive_entry_acl_types(ae);
+  e->has_nfs4_acl = (types & ARCHIVE_ENTRY_ACL_TYPE_NFS4) != 0;
+  const int posix = ARCHIVE_ENTRY_ACL_TYPE_ACCESS | ARCHIVE_ENTRY_ACL_TYPE_DEFAULT;
+  if ((types & posix) == 0) return;
+  archive_entry_acl_reset(ae, posix);
+  int type, perm, tag, id;
+  const char* name;
+  bool extended = false;
+  while (archive_entry_acl_next(ae, posix, &type, &perm, &tag, &id, &name) == ARCHIVE_OK) {
+    TarAclEntry a;
+    a.tag = KernelAclTag(tag);
+    if (a.tag == 0) continue;
+    a.perm = static_cast<uint16_t>(perm & 7);
+    if (a.tag == kAclUser || a.tag == kAclGroup) {
+      a.id = id;
+      if (name != nullptr) a.name = name;
+    }
+    if (type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS) {
+      if (a.tag == kAclUser || a.tag == kAclGroup || a.tag == kAclMask) extended = true;
+      if (a.tag == kAclMask) e->mode = (e->mode & ~uint32_t{070}) | uint32_t{a.perm} << 3;
+      e->acl_access.push_back(std::move(a));
+    } else if (type == ARCHIVE_ENTRY_ACL_TYPE_DEFAULT) {
+      e->acl_default.push_back(std::move(a));
+    }
+  }
+  if (!extended) e->acl_access.clear();
+}
 
 locale_t Utf8Locale() {
   static locale_t loc = [] {
@@ -148,6 +207,7 @@ Status TarReader::Next(TarEntry* e, bool* eof) {
     if (name == nullptr || *name == '\0') continue;
     e->xattrs[name] = std::string(static_cast<const char*>(value), len);
   }
+  ReadAcls(ae, e);
   return Status::OK();
 }
 

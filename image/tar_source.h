@@ -4,7 +4,8 @@
 // bzip2: libarchive detects the compression; only tar formats are
 // accepted, not zip or cpio) as TarEntry values, with the pax extensions
 // libarchive understands: ns times, xattrs (SCHILY.xattr.* and
-// LIBARCHIVE.xattr.*), sparse files (GNU and pax sparse), long names.
+// LIBARCHIVE.xattr.*), sparse files (GNU and pax sparse), long names,
+// POSIX.1e ACLs (SCHILY.acl.access / SCHILY.acl.default).
 //
 // The input is a file descriptor, or another TarReader's current entry (a
 // layer tar inside a `docker save` archive, read without extracting it).
@@ -22,6 +23,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "overtier/status.h"
 
@@ -29,6 +31,17 @@ struct archive;
 struct archive_entry;
 
 namespace overtier {
+
+// One entry of a POSIX.1e ACL as the archive gives it.
+struct TarAclEntry {
+  uint16_t tag = 0;   // kAclUserObj... (image/posix_acl.h)
+  uint16_t perm = 0;  // r 4, w 2, x 1
+  // user:X: / group:X: only. The numeric id when the archive has one
+  // (bsdtar writes `user:NAME:rwx:ID`, GNU tar a bare number for a user
+  // without a name), else -1 and only `name` (GNU tar writes names).
+  int64_t id = -1;
+  std::string name;
+};
 
 struct TarEntry {
   std::string path;      // as stored (not normalized)
@@ -44,6 +57,12 @@ struct TarEntry {
   int64_t atime_ns = 0;
   int64_t ctime_ns = 0;
   std::map<std::string, std::string> xattrs;
+  // SCHILY.acl.access, complete (user::, group::, other:: from the mode
+  // bits, mask:: when it has one), or empty when it says no more than the
+  // mode (only user::, group::, other::: the kernel keeps no xattr then).
+  std::vector<TarAclEntry> acl_access;
+  std::vector<TarAclEntry> acl_default;  // SCHILY.acl.default, as written
+  bool has_nfs4_acl = false;             // SCHILY.acl.ace (not kept)
 };
 
 // Makes libarchive treat names as UTF-8 on this thread while it lives

@@ -87,6 +87,15 @@ class ImageView {
   // Content is verified (ContentReader): damage gives EIO, never wrong data.
   Status Read(const ImageFile& file, uint64_t offset, size_t n, char* buf, size_t* got) const;
 
+  // NodeToStat of `node` (inode `ino`), with st_blocks from where the
+  // file's content is (ContentBlocks) for a regular file with content of
+  // more than one chunk (a smaller one keeps st_blocks from its size): its
+  // extents are in its `files` row, one catalog read (no container is
+  // read). A missing files row leaves st_blocks from the size (stat still
+  // answers; reading the file reports the damage); on another error *st is
+  // filled all the same (st_blocks from the size).
+  Status Stat(uint64_t ino, const NodeRecord& node, struct stat* st) const;
+
   // A path of `ino` from the image root ("/" for the root), found by
   // walking the tree: slow, for messages about a file only.
   Status FindPath(uint64_t ino, std::string* path) const;
@@ -107,9 +116,19 @@ class ImageView {
 };
 
 // st_* from a node: every field the image keeps. st_ino and st_dev are the
-// caller's (the image file system numbers inodes of several images);
-// st_blocks counts the file's size (holes are not subtracted).
+// caller's (the image file system numbers inodes of several images).
+// st_blocks counts the whole size (a node does not say where its holes
+// are): ImageView::Stat subtracts them.
 void NodeToStat(const NodeRecord& node, struct stat* st);
+
+// The 512-byte blocks (st_blocks) of a file's content: the 512-byte
+// sectors of the file that its extents (of the first copy: every copy
+// holds the same bytes) touch. A hole (a gap between extents) counts
+// nothing. Extents are whole chunks (store.conf chunk_size) but for a
+// file's last one, so this is `du` of the original at chunk granularity:
+// a 1 GiB sparse file with 4 KiB of data shows one chunk (256 KiB by
+// default), a dense file its size rounded up to 512 as before.
+uint64_t ContentBlocks(const FileRecord& content);
 
 }  // namespace overtier
 

@@ -104,6 +104,74 @@ TEST_F(ImageViewTest, LookupGetNodeAndStat) {
   EXPECT_EQ(root.nlink, 3u);  // 2 + etc
 }
 
+// st_blocks counts what the extents cover, not the holes between them.
+// Extents are whole chunks (chunk_size), a file's last one up to its size:
+// a hole shows when a whole chunk is zeros.
+TEST_F(ImageViewTest, StatBlocksSkipHoles) {
+  ImageBuilder b(store_.get(), "img");
+  const uint64_t kGiB = uint64_t{1} << 30;
+  const uint64_t chunk = store_->config().chunk_size;
+  ASSERT_EQ(chunk % 512, 0u);
+  uint64_t sparse =
+      b.SparseFile(kImageRootInode, "sparse", kGiB, {{kGiB / 2, std::string(4096, 's')}});
+  // Data in the first chunk and in the last, partial one (100 bytes).
+  uint64_t tail =
+      b.SparseFile(kImageRootInode, "tail", 3 * chunk + 100, {{10, "a"}, {3 * chunk + 99, "z"}});
+  uint64_t dense = b.File(kImageRootInode, "dense", std::string(5000, 'd'));
+  uint64_t empty = b.File(kImageRootInode, "empty", "");
+  uint64_t holes = b.SparseFile(kImageRootInode, "holes", 1 << 20, {});
+  ASSERT_TRUE(b.Commit().ok());
+  auto v = OpenView("img");
+  ASSERT_TRUE(v);
+  auto blocks = [&](uint64_t ino) -> uint64_t {
+    NodeRecord n;
+    EXPECT_TRUE(v->GetNode(ino, &n).ok());
+    struct stat st;
+    Status s = v->Stat(ino, n, &st);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(static_cast<uint64_t>(st.st_size), n.size);
+    return static_cast<uint64_t>(st.st_blocks);
+  };
+  EXPECT_EQ(blocks(sparse), chunk / 512);  // 4 KiB of data in 1 GiB: one chunk
+  EXPECT_EQ(blocks(tail), chunk / 512 + 1);
+  EXPECT_EQ(blocks(dense), 10u);  // (5000 + 511) / 512, as before
+  EXPECT_EQ(blocks(empty), 0u);
+  EXPECT_EQ(blocks(holes), 0u);
+  EXPECT_EQ(blocks(kImageRootInode), (kImageDirSize + 511) / 512);
+
+  // Without its files row the file still stats (st_blocks from the size);
+  // opening it reports the damage.
+  NodeRecord n;
+  ASSERT_TRUE(v->GetNode(sparse, &n).ok());
+  Catalog::Batch del(store_->catalog());
+  del.DeleteFile(n.content);
+  ASSERT_TRUE(del.Commit().ok());
+  EXPECT_EQ(blocks(sparse), kGiB / 512);
+  ImageFile file;
+  EXPECT_EQ(v->OpenFile(sparse, &file).err(), EIO);
+}
+
+TEST(ContentBlocksTest, CountsSectorsTouchedOnce) {
+  FileRecord f;
+  f.size = 10000;
+  EXPECT_EQ(ContentBlocks(f), 20u);  // no copy: from the size
+  f.copies.resize(1);
+  EXPECT_EQ(ContentBlocks(f), 0u);
+  auto extent = [](uint64_t off, uint64_t len) {
+    Extent e;
+    e.file_offset = off;
+    e.length = len;
+    e.vv_id = 1;
+    return e;
+  };
+  // Two extents sharing sector 1, one ending mid-sector 9 and the next
+  // starting in it, one far off.
+  f.copies[0].extents = {extent(0, 700), extent(700, 300), extent(1000, 4000), extent(5000, 1),
+                         extent(9000, 1000)};
+  // Sectors 0-9 (up to byte 5001: 0..9), then 9000..9999: sectors 17..19.
+  EXPECT_EQ(ContentBlocks(f), 10u + 3u);
+}
+
 TEST_F(ImageViewTest, LookupErrors) {
   ImageBuilder b(store_.get(), "img");
   uint64_t f = b.File(kImageRootInode, "f", "x");

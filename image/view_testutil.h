@@ -62,6 +62,21 @@ class ImageBuilder {
     }
     return Add(parent, name, n);
   }
+  // A regular file of `size` bytes holding only `pieces` (offset -> data):
+  // the rest are holes, extents absent from its files row.
+  uint64_t SparseFile(uint64_t parent, const std::string& name, uint64_t size,
+                      const std::map<uint64_t, std::string>& pieces, uint32_t perm = 0644) {
+    NodeRecord n = Base(S_IFREG | perm);
+    n.size = size;
+    writer_.BeginFile();
+    for (const auto& [off, data] : pieces) Check(writer_.Write(off, data));
+    FileRecord rec;
+    Check(writer_.EndFile(size, &rec));
+    Check(RandomId(&n.content));
+    n.has_content = true;
+    files_.emplace_back(n.content, rec);
+    return Add(parent, name, n);
+  }
   uint64_t Symlink(uint64_t parent, const std::string& name, const std::string& target) {
     NodeRecord n = Base(S_IFLNK | 0777);
     n.symlink_target = target;

@@ -60,6 +60,11 @@ struct DirSnapshot {
     uint8_t type;  // d_type
   };
   fuse_ino_t self = 0;
+  // Filled at the first READDIR, not at OPENDIR: the kernel caches
+  // listings (cache_readdir), and the union opens every lower directory
+  // it looks up, so most opens never read the listing.
+  std::once_flag listed;
+  Status list_status;
   std::vector<Ent> ents;
 };
 
@@ -141,7 +146,10 @@ void RootStat(const ImageFs::Impl* impl, struct stat* st) {
 
 bool NodeStat(const ImageView& v, uint64_t ino, const NodeRecord& n, struct stat* st) {
   if (ino > kInoMask) return false;
-  NodeToStat(n, st);
+  // st_blocks without the holes of a sparse file (one catalog read for a
+  // file of more than a chunk); *st is filled even on error.
+  Status s = v.Stat(ino, n, st);
+  if (!s.ok()) std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
   st->st_ino = ImageFs::Impl::NodeId(v, ino);
   return true;
 }
@@ -375,40 +383,53 @@ void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   fuse_reply_err(req, 0);
 }
 
-// A directory is listed once, at opendir, into a snapshot that readdir
-// pages through by position: the image never changes, so positions are
-// stable across opens too, and the kernel may cache the listing.
+// A directory is listed once, at its handle's first readdir, into a
+// snapshot that readdir pages through by position: the image never
+// changes, so positions are stable across opens too, and the kernel may
+// cache the listing. OPENDIR itself reads nothing: the kernel only opens
+// what a lookup said is a directory.
 void OpOpendir(fuse_req_t req, fuse_ino_t nodeid, fuse_file_info* fi) {
   ImageFs::Impl* impl = I(req);
+  if (nodeid != FUSE_ROOT_ID) {
+    uint64_t ino;
+    if (impl->View(nodeid, &ino) == nullptr) return (void)fuse_reply_err(req, ESTALE);
+  }
   auto snap = std::make_unique<DirSnapshot>();
   snap->self = nodeid;
-  if (nodeid == FUSE_ROOT_ID) {
-    for (const auto& [id, v] : impl->views)
-      snap->ents.push_back({std::to_string(id), ImageFs::Impl::NodeId(*v, v->root()), DT_DIR});
-  } else {
-    uint64_t ino;
-    const ImageView* v = impl->View(nodeid, &ino);
-    if (v == nullptr) return (void)fuse_reply_err(req, ESTALE);
-    NodeRecord n;
-    Status s = v->GetNode(ino, &n);
-    if (s.ok() && !S_ISDIR(n.mode)) s = Status::Errno(ENOTDIR);
-    if (s.ok()) {
-      s = v->ReadDir(ino, "", [&](std::string_view name, const DirentRecord& d) {
-        snap->ents.push_back({std::string(name), ImageFs::Impl::NodeId(*v, d.child_inode), d.type});
-        return true;
-      });
-    }
-    if (!s.ok()) return ReplyStatus(req, s);
-  }
   fi->fh = reinterpret_cast<uint64_t>(snap.get());
   fi->cache_readdir = 1;
   fi->keep_cache = 1;
   if (fuse_reply_open(req, fi) == 0) snap.release();
 }
 
+// Fills snap (once per handle).
+const Status& ListDir(ImageFs::Impl* impl, DirSnapshot* snap) {
+  std::call_once(snap->listed, [impl, snap] {
+    if (snap->self == FUSE_ROOT_ID) {
+      for (const auto& [id, v] : impl->views)
+        snap->ents.push_back({std::to_string(id), ImageFs::Impl::NodeId(*v, v->root()), DT_DIR});
+      return;
+    }
+    uint64_t ino;
+    const ImageView* v = impl->View(snap->self, &ino);
+    if (v == nullptr) {
+      snap->list_status = Status::Errno(ESTALE);
+      return;
+    }
+    Status s = v->ReadDir(ino, "", [&](std::string_view name, const DirentRecord& d) {
+      snap->ents.push_back({std::string(name), ImageFs::Impl::NodeId(*v, d.child_inode), d.type});
+      return true;
+    });
+    if (!s.ok()) snap->ents.clear();
+    snap->list_status = s;
+  });
+  return snap->list_status;
+}
+
 void DoReaddir(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, bool plus) {
   ImageFs::Impl* impl = I(req);
-  const auto* snap = reinterpret_cast<const DirSnapshot*>(fi->fh);
+  auto* snap = reinterpret_cast<DirSnapshot*>(fi->fh);
+  if (const Status& ls = ListDir(impl, snap); !ls.ok()) return ReplyStatus(req, ls);
   std::vector<char> buf(size);
   size_t used = 0;
   const size_t total = snap->ents.size() + 2;  // "." and ".." first

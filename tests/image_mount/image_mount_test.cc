@@ -217,6 +217,33 @@ TEST_F(ImageMountTest, UnionOfAnImageMatchesTheSourceTree) {
   EXPECT_EQ(it::DiffTrees(want, "source", Snapshot(M()), "mount"), "");
 }
 
+// st_blocks of image files through the union: a sparse file counts the
+// chunks holding data, not its size (du of the original at chunk
+// granularity); a small dense file its size, as on disk.
+TEST_F(ImageMountTest, SparseImageFilesShowTheirDataBlocks) {
+  MakeDirs(B("img"));
+  {
+    it::Fd fd(open(B("img/sparse").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
+    ASSERT_TRUE(fd.valid());
+    const std::string data = Pattern(4096, 41);
+    ASSERT_EQ(pwrite(fd.get(), data.data(), data.size(), 40 << 20), 4096);
+    ASSERT_EQ(ftruncate(fd.get(), 64 << 20), 0);
+  }
+  WriteFile(B("img/small"), Pattern(10000, 42));
+  ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:img", /*upper=*/false));
+  struct stat st = Lstat(M("sparse"));
+  EXPECT_EQ(st.st_size, 64 << 20);
+  EXPECT_GT(st.st_blocks, 0);
+  EXPECT_LE(st.st_blocks * 512, 256 << 10) << "one chunk of data, not 64 MiB";
+  EXPECT_EQ(Lstat(M("small")).st_blocks, (10000 + 511) / 512);
+  std::string got = ReadFile(M("sparse"));
+  ASSERT_EQ(got.size(), size_t{64} << 20);
+  EXPECT_EQ(got.substr(40 << 20, 4096), Pattern(4096, 41));
+  EXPECT_EQ(got.find_first_not_of('\0'), size_t{40} << 20);
+  Unmount();
+}
+
 TEST_F(ImageMountTest, WhiteoutsAndOpaqueDirsOfAChainHideLowerEntries) {
   // base: a, b, d/{x,y}, o/{p}
   MakeDirs(B("base/d"));

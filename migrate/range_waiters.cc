@@ -2,10 +2,10 @@
 
 namespace overtier {
 
-uint64_t RangeWaiters::Add(const std::string& key, ByteRange range, WaitCallback cb) {
+uint64_t RangeWaiters::Add(const std::string& key, ByteRange range, WaitCallback cb, bool reads) {
   std::lock_guard<std::mutex> l(mu_);
   uint64_t id = next_id_++;
-  waiters_.emplace(id, Waiter{key, range, std::move(cb)});
+  waiters_.emplace(id, Waiter{key, range, std::move(cb), reads});
   return id;
 }
 
@@ -64,6 +64,19 @@ std::vector<ByteRange> RangeWaiters::Ranges(const std::string& key) const {
     if (w.key == key) out.push_back(w.range);
   }
   return out;
+}
+
+bool RangeWaiters::HasReader(const std::string& key, ByteRange range) const {
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& [id, w] : waiters_) {
+    if (w.key != key || !w.reads) continue;
+    const uint64_t w_end =
+        w.range.length > UINT64_MAX - w.range.offset ? UINT64_MAX : w.range.offset + w.range.length;
+    const uint64_t r_end =
+        range.length > UINT64_MAX - range.offset ? UINT64_MAX : range.offset + range.length;
+    if (w.range.offset < r_end && range.offset < w_end) return true;
+  }
+  return false;
 }
 
 size_t RangeWaiters::size() const {

@@ -29,8 +29,10 @@ using WaitCallback = std::function<void(const Status&)>;
 
 class RangeWaiters {
  public:
-  // Registers a waiter; returns its id (> 0) for Cancel.
-  uint64_t Add(const std::string& key, ByteRange range, WaitCallback cb);
+  // Registers a waiter; returns its id (> 0) for Cancel. reads: the
+  // waiter reads the range once answered (a FUSE read), rather than only
+  // waiting for it (an explicit restore).
+  uint64_t Add(const std::string& key, ByteRange range, WaitCallback cb, bool reads = true);
   // Answers OK every waiter of `key` whose range is resident in `map`
   // (bytes past the map's size count as resident: the file got shorter).
   // Returns how many were answered.
@@ -41,6 +43,8 @@ class RangeWaiters {
   bool Cancel(uint64_t id);
   // The ranges waited for in `key`, oldest first.
   std::vector<ByteRange> Ranges(const std::string& key) const;
+  // Whether a waiter that reads (Add) waits on some byte of `range` of `key`.
+  bool HasReader(const std::string& key, ByteRange range) const;
   size_t size() const;
 
  private:
@@ -48,6 +52,7 @@ class RangeWaiters {
     std::string key;
     ByteRange range;
     WaitCallback cb;
+    bool reads = true;
   };
   mutable std::mutex mu_;
   uint64_t next_id_ = 1;

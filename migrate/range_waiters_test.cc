@@ -75,5 +75,22 @@ TEST(RangeWaitersTest, CallbackMayReenter) {
   EXPECT_TRUE(inner);
 }
 
+TEST(RangeWaitersTest, HasReaderSeesOnlyReadingWaitersOfTheRange) {
+  RangeWaiters w;
+  auto none = [](const Status&) {};
+  const uint64_t restore = w.Add("f", {0, UINT64_MAX}, none, /*reads=*/false);
+  EXPECT_FALSE(w.HasReader("f", {0, 4096})) << "a restore that only waits reads nothing";
+  const uint64_t reader = w.Add("f", {8192, 100}, none);
+  EXPECT_TRUE(w.HasReader("f", {8000, 200}));
+  EXPECT_TRUE(w.HasReader("f", {8291, 1}));
+  EXPECT_FALSE(w.HasReader("f", {8292, 1000}));
+  EXPECT_FALSE(w.HasReader("f", {0, 8192}));
+  EXPECT_FALSE(w.HasReader("g", {8000, 200}));
+  EXPECT_TRUE(w.HasReader("f", {0, UINT64_MAX}));
+  EXPECT_TRUE(w.Cancel(reader));
+  EXPECT_FALSE(w.HasReader("f", {0, UINT64_MAX}));
+  EXPECT_TRUE(w.Cancel(restore));
+}
+
 }  // namespace
 }  // namespace overtier

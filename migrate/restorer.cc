@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <future>
 #include <optional>
 
@@ -22,8 +24,12 @@ namespace {
 constexpr uint64_t kBlock = 4096;
 
 bool AllZero(const char* p, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    if (p[i] != 0) return false;
+  static const char kZeros[kBlock] = {};
+  while (n > 0) {
+    const size_t k = std::min<size_t>(n, kBlock);
+    if (std::memcmp(p, kZeros, k) != 0) return false;
+    p += k;
+    n -= k;
   }
   return true;
 }
@@ -70,6 +76,13 @@ struct Restorer::Job {
   struct timespec atime {
   }, mtime{};
   std::mutex io_mu;  // restore writes vs user modifications
+  // The upper file opened again with O_DIRECT (-1: not yet, or the file
+  // system refused it: buffered writes only), and the piece buffer,
+  // aligned for it and kept from piece to piece (RestorePiece).
+  int direct_fd = -1;
+  bool direct_tried = false;
+  char* buf = nullptr;
+  size_t buf_len = 0;
   // The last piece came from the sequential rest of the file: the next one
   // is read ahead while this one is written (RestorePiece).
   bool sequential = false;
@@ -81,6 +94,8 @@ struct Restorer::Job {
   ~Job() {
     if (ahead.valid()) ahead.wait();
     if (fd >= 0) close(fd);
+    if (direct_fd >= 0) close(direct_fd);
+    free(buf);
   }
 };
 
@@ -112,7 +127,7 @@ size_t Restorer::active_jobs() const {
 }
 
 uint64_t Restorer::Request(int fd, const std::string& what, ByteRange range, WaitCallback cb,
-                           bool range_only, uint64_t resume_job) {
+                           bool range_only, uint64_t resume_job, bool reads) {
   FileHandle fh;
   Status s = GetFileHandle(fd, what, &fh);
   if (!s.ok()) {
@@ -153,7 +168,7 @@ uint64_t Restorer::Request(int fd, const std::string& what, ByteRange range, Wai
   // A job waiting out an unreachable archive (hard) tries again for a new
   // reader at once: the reader's access is the user's "retry now".
   job->not_before = {};
-  uint64_t id = waiters_.Add(fh.key, range, std::move(cb));
+  uint64_t id = waiters_.Add(fh.key, range, std::move(cb), reads);
   if (!job->queued) {
     job->queued = true;
     queue_.push_back(job);
@@ -340,8 +355,55 @@ void Restorer::Repair(Job* job, const std::vector<Extent>& damaged) {
     std::fprintf(stderr, "overtier: not repaired: %s\n", why.c_str());
 }
 
+// Writes [off, off + n) of the restored bytes (p) into the upper file.
+// The whole 4 KiB blocks go with O_DIRECT when the file system allows it:
+// straight from the piece buffer to the disk, instead of a copy into the
+// page cache that the next commit's fdatasync then writes back (that copy
+// was half the restorer's CPU time, and it stalled reading behind
+// writeback). A partial block (a range's edge: the file's end, or a user's
+// write inside the block) goes through the page cache, where that block's
+// other bytes are. A direct write is only ever of blocks wholly missing,
+// so no dirty page of the file covers it. Only while nobody waits on the
+// file (direct): a waiting reader is answered from the page cache the
+// buffered write fills, where a direct write would send it to the disk.
+Status Restorer::WriteRestored(Job* job, const char* p, uint64_t off, uint64_t n, bool direct) {
+  if (!direct) return PwriteAll(job->fd, p, n, off, job->what);
+  if (!job->direct_tried) {
+    job->direct_tried = true;
+    const std::string self = "/proc/self/fd/" + std::to_string(job->fd);
+    job->direct_fd = open(self.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  }
+  const uint64_t end = off + n;
+  const uint64_t a = std::min(end, (off + kBlock - 1) / kBlock * kBlock);
+  const uint64_t b = std::max(a, end / kBlock * kBlock);
+  if (job->direct_fd >= 0 && b > a && reinterpret_cast<uintptr_t>(p + (a - off)) % kBlock == 0) {
+    Status s = PwriteAll(job->direct_fd, p + (a - off), b - a, a, job->what);
+    if (s.ok()) {
+      if (a > off) OVT_RETURN_IF_ERROR(PwriteAll(job->fd, p, a - off, off, job->what));
+      if (end > b) OVT_RETURN_IF_ERROR(PwriteAll(job->fd, p + (b - off), end - b, b, job->what));
+      return Status::OK();
+    }
+    if (s.err() != EINVAL) return s;
+    // Refused after all (an alignment this device wants bigger): buffered
+    // from now on. Nothing was written by the refused call.
+    close(job->direct_fd);
+    job->direct_fd = -1;
+  }
+  return PwriteAll(job->fd, p, n, off, job->what);
+}
+
 Status Restorer::RestorePiece(Job* job, ByteRange piece) {
-  std::string buf(piece.length, '\0');
+  if (job->buf_len < piece.length) {
+    free(job->buf);
+    job->buf = nullptr;
+    job->buf_len = 0;
+    void* m = nullptr;
+    if (posix_memalign(&m, kBlock, piece.length) != 0)
+      return Status::Errno(ENOMEM, "restoring '" + job->what + "': no memory for a piece");
+    job->buf = static_cast<char*>(m);
+    job->buf_len = piece.length;
+  }
+  char* const buf = job->buf;
   size_t got = 0;
   uint64_t archive_size = job->file.size;
   // The read ahead of this piece (if any) fills the reader's cache: wait
@@ -355,10 +417,11 @@ Status Restorer::RestorePiece(Job* job, ByteRange piece) {
     // Past the archive's end nothing is non-resident (it was written by the
     // user); the reader returns short there.
     std::vector<Extent> damaged;
-    OVT_RETURN_IF_ERROR(reader_.Read(job->rec->bfid, job->file, piece.offset, buf.size(),
-                                     buf.data(), &got, job->what, &damaged));
+    OVT_RETURN_IF_ERROR(reader_.Read(job->rec->bfid, job->file, piece.offset, piece.length, buf,
+                                     &got, job->what, &damaged));
     if (!damaged.empty()) Repair(job, damaged);
   }
+  if (got < piece.length) std::memset(buf + got, 0, piece.length - got);  // past the archive's end
   // Going through the rest of the file in order: read the next piece while
   // this one is written and synced (reading and writing overlap, as a
   // pipelined copy does). Its result only matters when the archive did
@@ -379,25 +442,27 @@ Status Restorer::RestorePiece(Job* job, ByteRange piece) {
   }
   std::lock_guard<std::mutex> io(job->io_mu);
   std::vector<ByteRange> missing;
+  bool direct;
   {
     std::lock_guard<std::mutex> l(mu_);
     missing = job->map.Missing(piece.offset, piece.length);
+    direct = !waiters_.HasReader(job->key, piece);
   }
   for (const ByteRange& r : missing) {
     // Write the non-zero 4 KiB blocks (by file offset) of r.
     uint64_t pos = r.offset, end = r.offset + r.length;
     while (pos < end) {
       uint64_t blk_end = std::min(end, (pos / kBlock + 1) * kBlock);
-      const char* p = buf.data() + (pos - piece.offset);
+      const char* p = buf + (pos - piece.offset);
       if (!AllZero(p, blk_end - pos)) {
         // Extend over the following non-zero blocks: one pwrite.
         uint64_t w_end = blk_end;
         while (w_end < end) {
           uint64_t next = std::min(end, w_end + kBlock);
-          if (AllZero(buf.data() + (w_end - piece.offset), next - w_end)) break;
+          if (AllZero(buf + (w_end - piece.offset), next - w_end)) break;
           w_end = next;
         }
-        OVT_RETURN_IF_ERROR(PwriteAll(job->fd, p, w_end - pos, pos, job->what));
+        OVT_RETURN_IF_ERROR(WriteRestored(job, p, pos, w_end - pos, direct));
         blk_end = w_end;
       }
       pos = blk_end;

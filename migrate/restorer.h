@@ -120,8 +120,10 @@ class Restorer {
   // as any request of it did not say range_only).
   // resume_job: the jobs row of a job a killed daemon left (the mount
   // resumes it): the new job takes over that row.
+  // reads: the caller reads the range once answered (RangeWaiters::Add):
+  // its pieces are written through the page cache, where it will find them.
   uint64_t Request(int fd, const std::string& what, ByteRange range, WaitCallback cb,
-                   bool range_only = false, uint64_t resume_job = 0);
+                   bool range_only = false, uint64_t resume_job = 0, bool reads = false);
   // Ends a wait with EINTR (the restore itself goes on). False if the wait
   // was already answered.
   bool Cancel(uint64_t waiter_id);
@@ -156,6 +158,7 @@ class Restorer {
   // Picks the next piece to restore; false if the job has nothing to do.
   bool NextPiece(Job* job, ByteRange* piece);
   Status RestorePiece(Job* job, ByteRange piece);
+  Status WriteRestored(Job* job, const char* p, uint64_t off, uint64_t n, bool direct);
   void Repair(Job* job, const std::vector<Extent>& damaged);
   // fdatasync, times, commit of the residency as of before the sync.
   // finish: the job ends (its jobs row goes, unless keep_row).

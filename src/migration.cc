@@ -487,7 +487,7 @@ bool MigrationService::KnownResident(MigFile* file, uint64_t offset, uint64_t le
 
 std::shared_ptr<MigrationService::Wait> MigrationService::WaitRange(
     const std::shared_ptr<MigFile>& file, int fd, uint64_t offset, uint64_t length,
-    std::function<void(const Status&)> cb, bool range_only, uint64_t resume_job) {
+    std::function<void(const Status&)> cb, bool range_only, uint64_t resume_job, bool reads) {
   auto w = std::make_shared<Wait>();
   w->cb = std::move(cb);
   {
@@ -510,7 +510,7 @@ std::shared_ptr<MigrationService::Wait> MigrationService::WaitRange(
     c(s);
     return w;
   }
-  Submit([this, w, file, rfd, offset, length, range_only, resume_job] {
+  Submit([this, w, file, rfd, offset, length, range_only, resume_job, reads] {
     FdCloser closer(rfd);
     // Counted until the answer: the session stays open while we wait.
     auto use = std::make_shared<Use>(this);
@@ -544,7 +544,7 @@ std::shared_ptr<MigrationService::Wait> MigrationService::WaitRange(
           answer(st);
           use.reset();  // the session may close once idle
         },
-        range_only, resume_job);
+        range_only, resume_job, reads);
     bool cancel;
     {
       std::lock_guard<std::mutex> l(w->mu);

@@ -124,14 +124,16 @@ class MigrationService {
   struct Wait;
   // range_only: do not restore the rest of the file in the background.
   // resume_job: the jobs row this restore takes over (Restorer::Request).
+  // reads: cb's caller reads the range next (Restorer::Request).
   std::shared_ptr<Wait> WaitRange(const std::shared_ptr<MigFile>& file, int fd, uint64_t offset,
                                   uint64_t length, std::function<void(const Status&)> cb,
-                                  bool range_only = false, uint64_t resume_job = 0);
+                                  bool range_only = false, uint64_t resume_job = 0,
+                                  bool reads = false);
   // WaitRange for a reader (a read or a page fault): the rest of the file
   // follows in the background unless the mount said restore=ondemand.
   std::shared_ptr<Wait> ReadRange(const std::shared_ptr<MigFile>& file, int fd, uint64_t offset,
                                   uint64_t length, std::function<void(const Status&)> cb) {
-    return WaitRange(file, fd, offset, length, std::move(cb), reads_on_demand_);
+    return WaitRange(file, fd, offset, length, std::move(cb), reads_on_demand_, 0, /*reads=*/true);
   }
   // Ends the wait with EINTR (the restore itself goes on).
   void CancelWait(const std::shared_ptr<Wait>& wait);

@@ -11,12 +11,7 @@ namespace overtier {
 
 namespace {
 
-constexpr uint32_t kAclXattrVersion = 2;  // POSIX_ACL_XATTR_VERSION
-constexpr size_t kXattrSizeMax = 65536;   // XATTR_SIZE_MAX
-
-void PutLe(std::string* out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; i++) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
+constexpr size_t kXattrSizeMax = 65536;  // XATTR_SIZE_MAX
 
 const char* TagName(uint16_t tag) {
   switch (tag) {
@@ -84,12 +79,7 @@ Status EncodePosixAcl(std::vector<PosixAclEntry> entries, std::string* value) {
   if ((count[kAclUser] > 0 || count[kAclGroup] > 0) && count[kAclMask] == 0) {
     return Status::InvalidArgument("ACL with named entries but no mask:: entry");
   }
-  PutLe(value, kAclXattrVersion, 4);
-  for (const PosixAclEntry& e : entries) {
-    PutLe(value, e.tag, 2);
-    PutLe(value, e.perm, 2);
-    PutLe(value, e.id, 4);
-  }
+  *value = PosixAclXattrValue(entries);
   return Status::OK();
 }
 

@@ -6,9 +6,8 @@
 // SCHILY.acl.default, image/tar_source.h) into these values, so that an
 // image has one form of ACL whatever the archiver wrote.
 //
-// The value: a header (u32 version 2) then entries {u16 tag, u16 perm,
-// u32 id}, all little-endian, sorted by tag then id; the id of user::,
-// group::, mask:: and other:: is 0xffffffff (ACL_UNDEFINED_ID).
+// The value's layout, names and tags: overtier/posix_acl_xattr.h. Values
+// made here are sorted by tag then id, as the kernel makes them.
 #ifndef OVERTIER_IMAGE_POSIX_ACL_H_
 #define OVERTIER_IMAGE_POSIX_ACL_H_
 
@@ -17,28 +16,10 @@
 #include <string_view>
 #include <vector>
 
+#include "overtier/posix_acl_xattr.h"
 #include "overtier/status.h"
 
 namespace overtier {
-
-inline constexpr std::string_view kAclAccessXattr = "system.posix_acl_access";
-inline constexpr std::string_view kAclDefaultXattr = "system.posix_acl_default";
-
-// Entry tags (ACL_USER_OBJ... of linux/posix_acl.h); their numeric order is
-// the order the kernel requires.
-inline constexpr uint16_t kAclUserObj = 0x01;   // user::
-inline constexpr uint16_t kAclUser = 0x02;      // user:ID:
-inline constexpr uint16_t kAclGroupObj = 0x04;  // group::
-inline constexpr uint16_t kAclGroup = 0x08;     // group:ID:
-inline constexpr uint16_t kAclMask = 0x10;      // mask::
-inline constexpr uint16_t kAclOther = 0x20;     // other::
-inline constexpr uint32_t kAclUndefinedId = 0xffffffff;
-
-struct PosixAclEntry {
-  uint16_t tag = 0;
-  uint16_t perm = 0;              // r 4, w 2, x 1
-  uint32_t id = kAclUndefinedId;  // user:ID / group:ID only
-};
 
 // The xattr value of `entries` (any order). InvalidArgument, saying why,
 // for an ACL the kernel would refuse (posix_acl_valid): user::, group::

@@ -68,7 +68,7 @@ std::shared_ptr<MigFile> MigOfNode(fuse_req_t req, Node* node, int* fd) {
 
 Ctx CtxOf(fuse_req_t req) {
   const fuse_ctx* c = fuse_req_ctx(req);
-  return Ctx{c->uid, c->gid, c->pid};
+  return Ctx{c->uid, c->gid, c->pid, static_cast<mode_t>(c->umask & 0777)};
 }
 
 void ReplyErr(fuse_req_t req, const Status& s) { fuse_reply_err(req, s.err()); }
@@ -109,6 +109,15 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   if (!st->fs->read_only() && st->fs->options().writeback) {
     want(FUSE_CAP_WRITEBACK_CACHE);
     st->writeback = conn->want & FUSE_CAP_WRITEBACK_CACHE;
+  }
+  // POSIX ACLs enforced by the kernel (which reads system.posix_acl_access
+  // through getxattr and caches it) unless noacl. With DONT_MASK the kernel
+  // sends create/mkdir/mknod modes without the umask applied (POSIX_ACL
+  // alone does not stop the FUSE client from masking): the union applies
+  // it, or lets a default ACL be inherited instead (union/dir.cc).
+  if (st->fs->options().acl) {
+    want(FUSE_CAP_POSIX_ACL);
+    if (conn->want & FUSE_CAP_POSIX_ACL) want(FUSE_CAP_DONT_MASK);
   }
   // Locks stay in the kernel (correct for a local file system).
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);

@@ -11,6 +11,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "union/acl_xattr.h"
 #include "union/fs_util.h"
 #include "union/union_fs.h"
 
@@ -34,6 +35,34 @@ Status MakeWhiteoutAt(int dirfd, const char* name) {
   if (mknodat(dirfd, name, S_IFCHR | 0, makedev(0, 0)) != 0) return Status::FromErrno("whiteout");
   return Status::OK();
 }
+
+// The upper directory pfd's default ACL, if it has one: new objects made
+// in it inherit it and the umask does not apply (POSIX.1e; the upper file
+// system does the inheriting). "" when it has none, or the file system
+// has no ACLs.
+std::string DefaultAcl(int pfd) {
+  std::string v;
+  bool present = false;
+  if (!GetXattrFd(pfd, kAclDefaultXattr, &v, &present).ok() || !present) v.clear();
+  return v;
+}
+
+// A directory work/name with the default ACL `acl`, opened into *fd: an
+// object made in it inherits what it would inherit in the directory that
+// ACL comes from (for names built in the work directory, whose own ACLs
+// LayerSet removes).
+Status MakeAclScratch(int work, const std::string& name, const std::string& acl, int* fd) {
+  if (mkdirat(work, name.c_str(), 0700) != 0) return Status::FromErrno("mkdir in work");
+  *fd = openat(work, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (*fd < 0 || fsetxattr(*fd, kAclDefaultXattr, acl.data(), acl.size(), 0) != 0) {
+    Status s = Status::FromErrno("default ACL in work");
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+    (void)RemoveTreeAt(work, name.c_str());
+    return s;
+  }
+  return Status::OK();
+}
 }  // namespace
 
 Status UnionFs::CreateObject(const Ctx& ctx, Node* parent, std::string_view name_sv, mode_t type,
@@ -54,35 +83,55 @@ Status UnionFs::CreateObject(const Ctx& ctx, Node* parent, std::string_view name
   struct stat st;
   OVT_RETURN_IF_ERROR(UpperStateAt(pfd, name.c_str(), &state, &st));
   if (state == UpperState::kObject) return Status::Errno(EEXIST);
+  // With FUSE_POSIX_ACL the kernel leaves the umask to us (the daemon's own
+  // is 0): it applies unless the parent has a default ACL to inherit
+  // (which a copy-up of the parent brought along from its lower).
+  const std::string default_acl = DefaultAcl(pfd);
+  const mode_t umask = default_acl.empty() ? ctx.umask : 0;
 
   if (state == UpperState::kNone) {
     CredScope cred(*this, ctx);
-    OVT_RETURN_IF_ERROR(make(pfd, name.c_str()));
+    OVT_RETURN_IF_ERROR(make(pfd, name.c_str(), umask));
   } else {
     // Over a whiteout: build aside, then swap in, so the lower entry never
-    // shows through.
+    // shows through. Aside is the work directory, or a directory in it
+    // carrying the parent's default ACL for the new object to inherit.
     const int work = layers_->work_fd();
     const std::string tmp = TempName("new.");
+    std::string scratch;
+    int bfd = work;
+    if (!default_acl.empty()) {
+      scratch = TempName("acl.");
+      OVT_RETURN_IF_ERROR(MakeAclScratch(work, scratch, default_acl, &bfd));
+    }
+    auto cleanup = [&] {
+      if (scratch.empty()) return;
+      close(bfd);
+      (void)RemoveTreeAt(work, scratch.c_str());
+    };
+    Status s;
     {
       CredScope cred(*this, ctx);
-      OVT_RETURN_IF_ERROR(make(work, tmp.c_str()));
+      s = make(bfd, tmp.c_str(), umask);
     }
-    Status s;
+    if (!s.ok()) {
+      cleanup();
+      return s;
+    }
     if (S_ISDIR(type)) {
-      int dfd = openat(work, tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      int dfd = openat(bfd, tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (dfd < 0 || fsetxattr(dfd, xn_.opaque().c_str(), "y", 1, 0) != 0)
         s = Status::FromErrno("mark new directory opaque");
       if (dfd >= 0) close(dfd);
-      if (s.ok() && renameat2(work, tmp.c_str(), pfd, name.c_str(), RENAME_EXCHANGE) != 0)
+      if (s.ok() && renameat2(bfd, tmp.c_str(), pfd, name.c_str(), RENAME_EXCHANGE) != 0)
         s = Status::FromErrno("replace whiteout");
-      if (s.ok()) unlinkat(work, tmp.c_str(), 0);  // the whiteout, now in work
-    } else if (renameat(work, tmp.c_str(), pfd, name.c_str()) != 0) {
+      if (s.ok()) unlinkat(bfd, tmp.c_str(), 0);  // the whiteout, now in work
+    } else if (renameat(bfd, tmp.c_str(), pfd, name.c_str()) != 0) {
       s = Status::FromErrno("replace whiteout");
     }
-    if (!s.ok()) {
-      (void)RemoveTreeAt(work, tmp.c_str());
-      return s;
-    }
+    if (!s.ok()) (void)RemoveTreeAt(bfd, tmp.c_str());
+    cleanup();
+    if (!s.ok()) return s;
   }
   LookupResult r;
   OVT_RETURN_IF_ERROR(LookupReal(parent, name, &r));
@@ -97,8 +146,8 @@ Status UnionFs::Mknod(const Ctx& ctx, Node* parent, std::string_view name, mode_
                       Entry* out) {
   return CreateObject(
       ctx, parent, name, mode & S_IFMT,
-      [&](int dfd, const char* n) {
-        if (mknodat(dfd, n, mode, rdev) != 0) return Status::FromErrno();
+      [&](int dfd, const char* n, mode_t umask) {
+        if (mknodat(dfd, n, mode & ~umask, rdev) != 0) return Status::FromErrno();
         return Status::OK();
       },
       out);
@@ -108,8 +157,8 @@ Status UnionFs::Mkdir(const Ctx& ctx, Node* parent, std::string_view name, mode_
                       Entry* out) {
   return CreateObject(
       ctx, parent, name, S_IFDIR,
-      [&](int dfd, const char* n) {
-        if (mkdirat(dfd, n, mode & 07777) != 0) return Status::FromErrno();
+      [&](int dfd, const char* n, mode_t umask) {
+        if (mkdirat(dfd, n, mode & 07777 & ~umask) != 0) return Status::FromErrno();
         return Status::OK();
       },
       out);
@@ -119,7 +168,7 @@ Status UnionFs::Symlink(const Ctx& ctx, Node* parent, std::string_view name, con
                         Entry* out) {
   return CreateObject(
       ctx, parent, name, S_IFLNK,
-      [&](int dfd, const char* n) {
+      [&](int dfd, const char* n, mode_t) {  // symlinks are always 0777
         if (symlinkat(target, dfd, n) != 0) return Status::FromErrno();
         return Status::OK();
       },
@@ -138,7 +187,7 @@ Status UnionFs::Link(const Ctx& ctx, Node* node, Node* newparent, std::string_vi
   Entry tmp;
   Status s = CreateObject(
       ctx, newparent, newname, node->type,
-      [&](int dfd, const char* n) {
+      [&](int dfd, const char* n, mode_t) {
         if (linkat(src->get(), "", dfd, n, AT_EMPTY_PATH) != 0) return Status::FromErrno();
         return Status::OK();
       },

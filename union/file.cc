@@ -93,8 +93,8 @@ Status UnionFs::CreateFile(const Ctx& ctx, Node* parent, std::string_view name, 
       (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND)) | O_CREAT | O_EXCL;
   Status s = CreateObject(
       ctx, parent, name, S_IFREG,
-      [&](int dfd, const char* n) {
-        rfd = openat(dfd, n, rflags | O_CLOEXEC, mode & 07777);
+      [&](int dfd, const char* n, mode_t umask) {
+        rfd = openat(dfd, n, rflags | O_CLOEXEC, mode & 07777 & ~umask);
         if (rfd < 0) return Status::FromErrno();
         return Status::OK();
       },

@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
 
+#include "union/acl_xattr.h"
 #include "union/fs_util.h"
 
 namespace overtier {
@@ -120,6 +122,14 @@ Status LayerSet::Open(const MountOptions& opts, std::unique_ptr<LayerSet>* out) 
     Status s = EmptyDirAt(ls->work_fd_);
     if (!s.ok())
       return Status::Errno(s.err(), "clean workdir '" + opts.workdir + "/work': " + s.message());
+    // Objects are built in work/work and renamed into place: an ACL they
+    // inherited from it would stay with them (a default ACL the work
+    // directory got from workdir's). Like overlayfs, drop its ACLs.
+    for (const char* acl : {kAclDefaultXattr, kAclAccessXattr}) {
+      if (fremovexattr(ls->work_fd_, acl) != 0 && errno != ENODATA && errno != ENOTSUP)
+        return Status::FromErrno("remove " + std::string(acl) + " from workdir '" + opts.workdir +
+                                 "/work'");
+    }
     OVT_RETURN_IF_ERROR(EnsureDirAt(ls->workdir_fd_, kWorkIndex, &ls->index_fd_));
   }
   *out = std::move(ls);

@@ -209,6 +209,8 @@ constexpr FlagOption kFlagOptions[] = {
     {"allow_other", [](MountOptions* o) { o->allow_other = true; }},
     {"allow_root", [](MountOptions* o) { o->allow_root = true; }},
     {"default_permissions", [](MountOptions* o) { o->default_permissions = true; }},
+    {"acl", [](MountOptions* o) { o->acl = true; }},
+    {"noacl", [](MountOptions* o) { o->acl = false; }},
     {"userxattr", [](MountOptions* o) { o->userxattr = true; }},
     {"suid", [](MountOptions* o) { o->suid = true; }},
     {"nosuid", [](MountOptions* o) { o->suid = false; }},
@@ -232,7 +234,7 @@ constexpr FlagOption kFlagOptions[] = {
 // clang-format off
 constexpr std::string_view kIgnoredFlags[] = {
     // fuse-overlayfs
-    "noacl", "squash_to_root", "static_nlink",
+    "squash_to_root", "static_nlink",
     // libfuse / mount(8); -d is the way to get debug output
     "debug", "sync", "async", "kernel_cache", "auto_unmount",
 };

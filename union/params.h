@@ -105,6 +105,11 @@ struct MountOptions {
   // copying it (docs/SEMANTICS.md, Lazy copy-up); off copies the data as
   // for a plain lower. Needs store=.
   bool lazy_copyup = true;
+  // "acl" (the default) / "noacl" (as fuse-overlayfs): the kernel checks
+  // POSIX ACLs too (FUSE_POSIX_ACL) and leaves the umask to the daemon, so
+  // that new objects inherit default ACLs. noacl: mode bits only; ACLs are
+  // then stored and copied as xattrs but not enforced.
+  bool acl = true;
   std::string fsname;  // "fsname=NAME"; the command line defaults it to "overtier"
   // Options accepted for compatibility with the kernel overlayfs and
   // fuse-overlayfs whose effect overtier has anyway or that do not apply

@@ -278,6 +278,7 @@ TEST(ParseOptions, Defaults) {
   EXPECT_TRUE(o.lowerdirs.empty());
   EXPECT_FALSE(o.read_only);
   EXPECT_TRUE(o.default_permissions);
+  EXPECT_TRUE(o.acl);
   EXPECT_TRUE(o.suid);
   EXPECT_TRUE(o.dev);
   EXPECT_TRUE(o.exec);
@@ -406,6 +407,18 @@ TEST(ParseOptions, FlagOptions) {
   EXPECT_TRUE(o.exec);
 }
 
+TEST(ParseOptions, NoaclTurnsAclEnforcementOff) {
+  MountOptions o;
+  ASSERT_TRUE(ParseOpt("lowerdir=/a,noacl", &o).ok());
+  EXPECT_FALSE(o.acl);
+  EXPECT_TRUE(o.ignored.empty()) << "noacl has an effect now";
+  ASSERT_TRUE(ParseOpt("acl", &o).ok());
+  EXPECT_TRUE(o.acl) << "a later acl wins";
+  Status s = ParseOpt("acl=1", &o);
+  EXPECT_EQ(s.err(), EINVAL);
+  EXPECT_TRUE(HasSubstr(s.message(), "takes no value"));
+}
+
 TEST(ParseOptions, AtimeModesOverrideNoatime) {
   for (const char* mode : {"atime", "relatime", "strictatime"}) {
     MountOptions o;
@@ -431,7 +444,6 @@ TEST(ParseOptions, IgnoredOptionsAreKeptRaw) {
       "fscontext=foo",
       "defcontext=foo",
       "rootcontext=foo",
-      "noacl",
       "squash_to_root",
       "squash_to_uid=1000",
       "squash_to_gid=1000",

@@ -38,6 +38,11 @@ struct Ctx {
   uid_t uid = 0;
   gid_t gid = 0;
   pid_t pid = 0;
+  // The caller's umask, for the objects it creates: applied unless the
+  // parent directory has a default ACL (with FUSE_POSIX_ACL the kernel
+  // leaves that to the file system; without it, it has masked the mode
+  // already and masking again changes nothing).
+  mode_t umask = 0;
 };
 
 struct Entry {
@@ -229,7 +234,9 @@ class UnionFs {
   Status IndexedNlink(int fd, nlink_t* n);
 
   // --- dir.cc ---
-  using MakeFn = std::function<Status(int dirfd, const char* name)>;
+  // Makes dirfd/name, its mode masked with `umask` (what CreateObject
+  // decided: the caller's, or 0 where a default ACL is inherited).
+  using MakeFn = std::function<Status(int dirfd, const char* name, mode_t umask)>;
   Status CreateObject(const Ctx& ctx, Node* parent, std::string_view name, mode_t type,
                       const MakeFn& make, Entry* out);
   Status MakeWhiteout(Node* parent, const std::string& name, bool upper_exists, bool is_dir);

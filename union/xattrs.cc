@@ -5,9 +5,23 @@
 // (docs/POLICY.md), is listed and readable by everyone and set or removed
 // by uid 0 only (EPERM for others), so that users cannot unpin what an
 // administrator pinned, nor pin their files against the space policy.
+//
+// POSIX ACLs (system.posix_acl_access/_default) pass through like any other
+// name: the kernel reads them here to check permissions (FUSE_POSIX_ACL,
+// unless noacl) and, since the daemon sets them on the upper file, the
+// upper file system keeps the mode bits in step with them (setfacl changes
+// the group bits to the mask, chmod the mask). Only their ids are mapped,
+// on mounts with uidmapping=/gidmapping= (acl_xattr.h).
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "union/acl_xattr.h"
 #include "union/fs_util.h"
 #include "union/union_fs.h"
 
@@ -25,6 +39,24 @@ RealRef* XattrSource(Node* node) {
 
 namespace {
 bool Privileged(const Ctx& ctx) { return ctx.uid == 0; }
+
+// Whether the caller is in group `gid` (a disk id): its fsgid, or one of
+// the supplementary groups of its process (/proc/PID/status, which is what
+// libfuse's fuse_req_getgroups reads too).
+bool CallerInGroup(const Ctx& ctx, const std::vector<IdMapping>& gidmap, gid_t gid) {
+  if (MapIdToOuter(gidmap, ctx.gid) == gid) return true;
+  std::ifstream in("/proc/" + std::to_string(ctx.pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.starts_with("Groups:")) continue;
+    std::istringstream groups(line.substr(7));
+    uint32_t g;
+    while (groups >> g)
+      if (MapIdToOuter(gidmap, g) == gid) return true;
+    return false;
+  }
+  return false;
+}
 bool IsTrusted(std::string_view name) { return name.starts_with("trusted."); }
 bool IsNoRelease(std::string_view name) { return name == "user.overtier.norelease"; }
 }  // namespace
@@ -53,6 +85,9 @@ Status UnionFs::GetXattr(const Ctx& ctx, Node* node, const char* name, std::stri
     }
     return Status::Errno(ENODATA);
   }
+  if (IsPosixAclXattr(name) && !(opts_.uidmap.empty() && opts_.gidmap.empty()) &&
+      !MapAclIds(value, opts_.uidmap, opts_.gidmap, true).ok())
+    return Status::Errno(EIO, std::string("malformed ") + name);
   return Status::OK();
 }
 
@@ -100,11 +135,33 @@ Status UnionFs::SetXattr(const Ctx& ctx, Node* node, const char* name, const voi
   if (xn_.IsInternal(name) && !(IsNoRelease(name) && Privileged(ctx))) return Status::Errno(EPERM);
   if (IsTrusted(name) && !Privileged(ctx)) return Status::Errno(EPERM);
   if (read_only_) return Status::Errno(EROFS);
+  // ACL entries name users and groups as seen through the mount; the
+  // layers hold the disk ids.
+  std::string mapped;
+  if (IsPosixAclXattr(name) && !(opts_.uidmap.empty() && opts_.gidmap.empty())) {
+    mapped.assign(static_cast<const char*>(value), size);
+    OVT_RETURN_IF_ERROR(MapAclIds(&mapped, opts_.uidmap, opts_.gidmap, false));
+    value = mapped.data();
+  }
   OVT_RETURN_IF_ERROR(CopyUp(node, false));
   FdPtr fd;
   OVT_RETURN_IF_ERROR(nodes_.Fd(node, &Node::upper, &fd));
-  if (setxattr(ProcPath(fd->get()).c_str(), name, value, size, flags) != 0)
-    return Status::FromErrno();
+  // As root: the kernel has checked that the caller owns the file (ACLs)
+  // or may set the name.
+  const ProcPath path(fd->get());
+  if (setxattr(path.c_str(), name, value, size, flags) != 0) return Status::FromErrno();
+  // Setting an access ACL clears the set-group-ID bit when the caller is
+  // neither in the file's group nor privileged (posix_acl_update_mode).
+  // The upper file system sees the daemon (root) set it and keeps the bit;
+  // the kernel's FUSE_SETXATTR_ACL_KILL_SGID says so, but libfuse does not
+  // pass it on: decided here, from the caller (uid 0 standing for
+  // CAP_FSETID).
+  struct stat st;
+  if (std::string_view(name) == kAclAccessXattr && !Privileged(ctx) &&
+      stat(path.c_str(), &st) == 0 && (st.st_mode & S_ISGID) != 0 &&
+      !CallerInGroup(ctx, opts_.gidmap, st.st_gid) &&
+      chmod(path.c_str(), st.st_mode & 07777 & ~S_ISGID) != 0)
+    return Status::FromErrno("clear the set-group-ID bit");
   if (std::string_view(name) == "security.capability") {
     std::lock_guard<std::mutex> g(node->mu);
     node->no_caps_xattr = false;

@@ -691,6 +691,7 @@ void UnionFsTest::MountOvertier(const MountConfig& cfg) {
   if (cfg.upper) opts += ",upperdir=" + upper_dir_ + ",workdir=" + work_;
   // Root mounts; the RunAs children are other users.
   opts += ",allow_other";
+  if (!cfg.overtier_opts.empty()) opts += "," + cfg.overtier_opts;
   if (const char* extra = Env("OVERTIER_TEST_EXTRA_OPTS")) opts += std::string(",") + extra;
   std::vector<std::string> args = {bin, "-f"};
   if (EnvFlag("OVERTIER_TEST_DEBUG")) args.push_back("-d");

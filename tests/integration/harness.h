@@ -191,6 +191,9 @@ struct MountConfig {
   std::optional<Target> target;  // default: SelectedTarget()
   bool upper = true;             // false: read-only union of the lowers
   int lowers = 2;                // how many of lower0.. lowerN-1, top-most first
+  // More -o options for the overtier daemon ("noacl", "uidmapping=..."),
+  // after the harness's own; the kernel target does not take them.
+  std::string overtier_opts;
 
   static MountConfig ReadOnly() {
     MountConfig c;

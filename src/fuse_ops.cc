@@ -287,7 +287,10 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* ne
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   std::shared_ptr<MigFile> m;
   int fd = -1;
-  if (Mig(req) != nullptr) {
+  // Only a store with records can have one for this file: no lookup (and
+  // no file handle) otherwise, which is every unlink of a mount whose
+  // store has never archived anything.
+  if (Mig(req) != nullptr && Mig(req)->may_have_records()) {
     Entry e;
     if (Fs(req)->Lookup(CtxOf(req), N(req, parent), name, &e).ok()) {
       if (S_ISREG(e.attr.st_mode) && e.attr.st_nlink == 1) m = MigOfNode(req, e.node, &fd);

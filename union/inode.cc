@@ -54,6 +54,23 @@ Node* NodeTable::Intern(std::unique_ptr<Node> fresh, Node* parent, const std::st
       same = SameObject(*old, *fresh);
     }
     if (same) {
+      {
+        // The lookup just opened the lower objects again: where the old
+        // node's descriptors were evicted, take the fresh ones instead of
+        // letting the stat that follows reopen them by handle (on an image
+        // layer, a request to the image file system each). Lower layers
+        // never change, so the same layer and key is the same object.
+        std::lock_guard<std::mutex> ng(old->mu);
+        auto adopt = [this](RealRef& o, RealRef& f) {
+          if (!o.fd && f.fd && o.layer == f.layer && o.layer >= layers_->first_lower())
+            o.fd = std::move(f.fd);
+        };
+        adopt(old->lower, fresh->lower);
+        if (old->lower_dirs.size() == fresh->lower_dirs.size()) {
+          for (size_t i = 0; i < old->lower_dirs.size(); i++)
+            adopt(old->lower_dirs[i], fresh->lower_dirs[i]);
+        }
+      }
       old->nlookup.fetch_add(1);
       if (old != root_ && (old->parent != parent || old->name != name)) {
         ReleaseAliasLocked(old);

@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -105,6 +106,13 @@ struct ImageFs::Impl {
   }
   bool stopped = false;
   bool hard = false;
+  // The kernel opens directories without asking (FUSE_CAP_NO_OPENDIR_SUPPORT:
+  // no OPENDIR nor RELEASEDIR, listings cached as cache_readdir +
+  // keep_cache would): readdir then comes without a handle, and pages
+  // through a listing shared by node id (Listing).
+  bool no_opendir = false;
+  std::mutex listings_mu;
+  std::list<std::pair<fuse_ino_t, std::shared_ptr<DirSnapshot>>> listings;  // recent first
   // Under hard: reads waiting for a cold tier that does not answer, off
   // the serving threads (there are few; a waiting reader on one would
   // stall every lookup of the union). Started with the serving threads.
@@ -177,10 +185,15 @@ const ImageView* RootChild(const ImageFs::Impl* impl, const char* name) {
   return it == impl->views.end() ? nullptr : it->second.get();
 }
 
-void OpInit(void*, fuse_conn_info* conn) {
+void OpInit(void* userdata, fuse_conn_info* conn) {
   auto want = [&](unsigned cap) {
     if (conn->capable & cap) conn->want |= cap;
   };
+  // An image directory needs no open state: OPENDIR and RELEASEDIR were a
+  // round trip each for every directory the union lists or opens.
+  want(FUSE_CAP_NO_OPENDIR_SUPPORT);
+  static_cast<ImageFs::Impl*>(userdata)->no_opendir =
+      (conn->want & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
   want(FUSE_CAP_CACHE_SYMLINKS);
   want(FUSE_CAP_PARALLEL_DIROPS);
   want(FUSE_CAP_READDIRPLUS);
@@ -390,6 +403,8 @@ void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 // what a lookup said is a directory.
 void OpOpendir(fuse_req_t req, fuse_ino_t nodeid, fuse_file_info* fi) {
   ImageFs::Impl* impl = I(req);
+  // Success, and no more OPENDIRs (nor RELEASEDIRs) from this kernel.
+  if (impl->no_opendir) return (void)fuse_reply_err(req, ENOSYS);
   if (nodeid != FUSE_ROOT_ID) {
     uint64_t ino;
     if (impl->View(nodeid, &ino) == nullptr) return (void)fuse_reply_err(req, ESTALE);
@@ -426,9 +441,35 @@ const Status& ListDir(ImageFs::Impl* impl, DirSnapshot* snap) {
   return snap->list_status;
 }
 
-void DoReaddir(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+// The listing of directory nodeid for a readdir without a handle (no
+// OPENDIR: Impl::no_opendir), shared by every reader of the directory. The
+// kernel caches what it reads, so a directory is normally read once, in
+// order; the last kListings directories read are kept.
+std::shared_ptr<DirSnapshot> Listing(ImageFs::Impl* impl, fuse_ino_t nodeid) {
+  constexpr size_t kListings = 64;
+  std::lock_guard<std::mutex> l(impl->listings_mu);
+  auto& ls = impl->listings;
+  for (auto it = ls.begin(); it != ls.end(); ++it) {
+    if (it->first != nodeid) continue;
+    ls.splice(ls.begin(), ls, it);
+    return ls.front().second;
+  }
+  auto snap = std::make_shared<DirSnapshot>();
+  snap->self = nodeid;
+  ls.emplace_front(nodeid, snap);
+  if (ls.size() > kListings) ls.pop_back();
+  return snap;
+}
+
+void DoReaddir(fuse_req_t req, fuse_ino_t nodeid, size_t size, off_t off, fuse_file_info* fi,
+               bool plus) {
   ImageFs::Impl* impl = I(req);
-  auto* snap = reinterpret_cast<DirSnapshot*>(fi->fh);
+  std::shared_ptr<DirSnapshot> shared;
+  DirSnapshot* snap = reinterpret_cast<DirSnapshot*>(fi->fh);
+  if (snap == nullptr) {
+    shared = Listing(impl, nodeid);
+    snap = shared.get();
+  }
   if (const Status& ls = ListDir(impl, snap); !ls.ok()) return ReplyStatus(req, ls);
   std::vector<char> buf(size);
   size_t used = 0;
@@ -475,12 +516,12 @@ void DoReaddir(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, bool 
   fuse_reply_buf(req, buf.data(), used);
 }
 
-void OpReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
-  DoReaddir(req, size, off, fi, false);
+void OpReaddir(fuse_req_t req, fuse_ino_t nodeid, size_t size, off_t off, fuse_file_info* fi) {
+  DoReaddir(req, nodeid, size, off, fi, false);
 }
 
-void OpReaddirplus(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
-  DoReaddir(req, size, off, fi, true);
+void OpReaddirplus(fuse_req_t req, fuse_ino_t nodeid, size_t size, off_t off, fuse_file_info* fi) {
+  DoReaddir(req, nodeid, size, off, fi, true);
 }
 
 void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {

@@ -55,6 +55,20 @@ static bool LowerDirOpaque(int dfd, const XattrNames& xn) {
   return fstatat(dfd, std::string(kAufsOpaque).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+bool UnionFs::LowerDirIsOpaque(int layer, int fd, const struct stat& st) {
+  if (!layers_->layer(layer).served) return LowerDirOpaque(fd, xn_);
+  const uint64_t key = layers_->MixIno(layer, st.st_ino);
+  {
+    std::lock_guard<std::mutex> g(served_opaque_mu_);
+    auto it = served_opaque_.find(key);
+    if (it != served_opaque_.end()) return it->second;
+  }
+  const bool opaque = LowerDirOpaque(fd, xn_);
+  std::lock_guard<std::mutex> g(served_opaque_mu_);
+  served_opaque_.emplace(key, opaque);
+  return opaque;
+}
+
 Status UnionFs::ParentUpperFd(Node* parent, FdPtr* out) {
   std::lock_guard<std::mutex> g(parent->mu);
   if (!parent->upper.valid()) return Status::Errno(ENOENT);
@@ -203,7 +217,7 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
         break;
       }
       // A directory: merge it.
-      bool opaque = LowerDirOpaque(fd, xn_);
+      bool opaque = LowerDirIsOpaque(layer, fd, st);
       RealRef ref;
       OVT_RETURN_IF_ERROR(make_ref(layer, fd, &ref));
       if (!r->found) {
@@ -276,7 +290,9 @@ Status UnionFs::ResolveLowerDirs(const std::string& abs_path, std::vector<RealRe
       }
     }
     if (ok) {
-      bool opaque = LowerDirOpaque(cur, xn_);
+      struct stat cst;
+      bool opaque =
+          fstat(cur, &cst) == 0 ? LowerDirIsOpaque(l, cur, cst) : LowerDirOpaque(cur, xn_);
       RealRef ref;
       ref.layer = l;
       ref.fd = std::make_shared<const class Fd>(cur);

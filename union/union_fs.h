@@ -23,6 +23,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "overtier/status.h"
@@ -213,6 +214,11 @@ class UnionFs {
   // Is the merged directory empty (no visible entry in any layer)?
   Status IsEmptyDir(Node* dir, bool* empty);
   Status ParentUpperFd(Node* parent, FdPtr* out);
+  // Whether the lower directory fd (layer, stat st) is opaque (overlay
+  // xattr or AUFS marker). Remembered for served layers (images): they
+  // never change, and each answer there is a getxattr request to the image
+  // file system (FUSE does not cache xattrs).
+  bool LowerDirIsOpaque(int layer, int fd, const struct stat& st);
 
   // --- copy_up.cc ---
  public:
@@ -256,6 +262,8 @@ class UnionFs {
   bool sync_;  // fsync copy-ups and honour fsync (off with volatile)
   std::function<void(Node*)> attr_changed_;
   LazyCopyUpHook lazy_copy_up_;
+  std::mutex served_opaque_mu_;
+  std::unordered_map<uint64_t, bool> served_opaque_;  // MixIno(layer, ino) -> opaque
 
   friend class CredScope;
 };

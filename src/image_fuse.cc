@@ -197,6 +197,11 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_CACHE_SYMLINKS);
   want(FUSE_CAP_PARALLEL_DIROPS);
   want(FUSE_CAP_READDIRPLUS);
+  // Every chunk of a listing with attributes, not only the first (AUTO):
+  // the union looks up every entry of a lower directory it lists, and an
+  // entry that came without them is a LOOKUP request each (33,654 of them
+  // in a cold walk of bench/store's tree).
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
   want(FUSE_CAP_POSIX_ACL);  // ACLs of the image apply, as on a disk
   // File handles (name_to_handle_at / open_by_handle_at): the union can
   // close the descriptors of image objects it has not used for a while and
@@ -755,6 +760,12 @@ Status ImageFs::Mount(bool debug) {
   // The union reads its layers as the calling user (fsuid): anyone.
   if (s.ok()) s = Fsconfig(fs_fd, FSCONFIG_SET_FLAG, "allow_other", "");
   if (s.ok()) s = Fsconfig(fs_fd, FSCONFIG_SET_FLAG, "default_permissions", "");
+  // A read-only superblock, not only a read-only mount: the FUSE client
+  // then never marks an inode's atime stale (fuse_invalidate_atime checks
+  // IS_RDONLY), which after every readdir or readlink cost a GETATTR at the
+  // union's next stat of that directory or link (one per directory per
+  // walk of the tree).
+  if (s.ok()) s = Fsconfig(fs_fd, FSCONFIG_SET_FLAG, "ro", "");
   if (s.ok()) s = Fsconfig(fs_fd, FSCONFIG_CMD_CREATE, "create", "");
   if (!s.ok()) {
     close(fs_fd);

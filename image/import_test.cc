@@ -304,31 +304,10 @@ TEST_F(MaliciousTarTest, TruncatedArchiveFailsCleanly) {
   EXPECT_EQ(DumpImage(store_.get(), "cut").nodes.at("/big").content, data);
 }
 
-// A ustar header by hand (libarchive's writer would pad the entry to its
-// declared size): `size` bytes declared, `data` present, then the end.
-std::string UstarWithSize(const std::string& name, uint64_t size, const std::string& data) {
-  std::string h(512, '\0');
-  h.replace(0, name.size(), name);
-  std::snprintf(&h[100], 8, "%07o", 0644);
-  std::snprintf(&h[108], 8, "%07o", 0);
-  std::snprintf(&h[116], 8, "%07o", 0);
-  char num[32];
-  std::snprintf(num, sizeof(num), "%011llo", static_cast<unsigned long long>(size));
-  h.replace(124, 11, num, 11);
-  std::snprintf(&h[136], 12, "%011o", 1700000000);
-  h[156] = '0';
-  h.replace(257, 6, std::string("ustar\0", 6));
-  h.replace(263, 2, "00");
-  std::memset(&h[148], ' ', 8);
-  unsigned sum = 0;
-  for (unsigned char c : h) sum += c;
-  std::snprintf(&h[148], 8, "%06o", sum);
-  std::string body = data;
-  body.resize((data.size() + 511) / 512 * 512, '\0');
-  return h + body;
+std::string Padded(std::string data) {
+  data.resize((data.size() + 511) / 512 * 512, '\0');
+  return data;
 }
-
-// ---- POSIX.1e ACLs (SCHILY.acl.*) ----
 
 // A ustar header by hand for `name`: mode (type bits give the typeflag
 // unless `typeflag` is set), `size` bytes of data declared.
@@ -353,10 +332,13 @@ std::string TarHeader(const std::string& name, uint32_t mode, uint64_t size, cha
   return h;
 }
 
-std::string Padded(std::string data) {
-  data.resize((data.size() + 511) / 512 * 512, '\0');
-  return data;
+// A ustar entry whose header declares `size` bytes while only `data`
+// follows (libarchive's writer would pad the entry to its declared size).
+std::string UstarWithSize(const std::string& name, uint64_t size, const std::string& data) {
+  return TarHeader(name, S_IFREG | 0644, size) + Padded(data);
 }
+
+// ---- POSIX.1e ACLs (SCHILY.acl.*) ----
 
 // One pax entry as GNU tar writes it: an 'x' header with `records`
 // (key, value) and then the entry itself.

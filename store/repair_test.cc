@@ -159,5 +159,28 @@ TEST_F(RepairTest, NoVerifiedCopyLeavesTheRecordAsItWas) {
   EXPECT_EQ(File(), file_);
 }
 
+// A container gone altogether (a lost disk, a deleted file): the copies
+// in it are rewritten like damaged ones.
+TEST_F(RepairTest, ACopyInAMissingContainerIsWrittenAgain) {
+  const uint64_t gone = file_.copies[0].extents[0].vv_id;
+  ASSERT_EQ(unlink(ContainerPath(gone).c_str()), 0);
+  Reopen();  // no reader of the deleted container cached
+  file_ = File();
+  std::string got;
+  std::vector<Extent> damaged = ReadAll(file_, &got);
+  EXPECT_TRUE(got == data_);
+  size_t in_gone = 0;
+  for (const Extent& e : file_.copies[0].extents) in_gone += e.vv_id == gone;
+  ASSERT_EQ(damaged.size(), in_gone);
+  RepairReport rep;
+  Status s = RepairCopies(store_.get(), bfid_, damaged, "f", &rep);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(rep.rewritten, in_gone);
+  const FileRecord now = File();
+  for (const Extent& e : now.copies[0].extents) EXPECT_NE(e.vv_id, gone);
+  EXPECT_TRUE(ReadAll(now, &got).empty()) << "copy 0 reads again";
+  EXPECT_TRUE(got == data_);
+}
+
 }  // namespace
 }  // namespace overtier

@@ -345,15 +345,21 @@ TEST_F(MigrateMountTest, RestoreOnDemandBringsBackOnlyWhatIsRead) {
     std::string buf(4096, '\0');
     ASSERT_EQ(pread(fd.get(), buf.data(), buf.size(), 10 * kMiB), 4096);
     EXPECT_TRUE(buf == data.substr(10 * kMiB, 4096));
+    // copy_file_range reads the source the same way.
+    it::Fd out(open(M("out").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    ASSERT_GE(out.get(), 0);
+    loff_t in_off = 12 * kMiB, out_off = 0;
+    ASSERT_EQ(copy_file_range(fd.get(), &in_off, out.get(), &out_off, 4096, 0), 4096);
   }
+  EXPECT_TRUE(ReadFile(M("out")) == data.substr(12 * kMiB, 4096));
   // A whole-file restore would run on after the read; give it the time.
   WaitStoreIdle();
   struct stat upper;
   ASSERT_EQ(stat(B("upper/f").c_str(), &upper), 0);
   EXPECT_LE(upper.st_blocks * 512, static_cast<blkcnt_t>(kMiB)) << "only the chunk read came back";
-  EXPECT_EQ(StateXattr(M("f")),
-            "released resident=[10485760,10747904) size=" + std::to_string(data.size()))
-      << "the 256 KiB chunk read, nothing more";
+  EXPECT_EQ(StateXattr(M("f")), "released resident=[10485760,10747904) [12582912,12845056) size=" +
+                                    std::to_string(data.size()))
+      << "the 256 KiB chunks read, nothing more";
   // An explicit restore still brings back the whole file.
   ASSERT_EQ(Ctl(M("f"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT), 0) << Slurp(log_);
   EXPECT_TRUE(PollUntil([&] { return StateXattr(M("f")).starts_with("archived"); },

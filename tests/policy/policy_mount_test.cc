@@ -506,6 +506,16 @@ TEST_F(PolicyTest, PeriodicModeReadsTheRulesAgainWhenEdited) {
                         std::chrono::seconds(20)))
       << Slurp(log_);
   EXPECT_TRUE(Contains(Slurp(log_), "keeping the rules read before")) << Slurp(log_);
+  // Gone: the same.
+  ASSERT_EQ(unlink(rules.c_str()), 0);
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        return Contains(Slurp(log_), "overtier: policy: " + rules +
+                                         ": No such file or directory; keeping the rules read "
+                                         "before");
+      },
+      std::chrono::seconds(20)))
+      << Slurp(log_);
   const std::string data = Payload(300000, 23);
   WriteFile(M("b"), data);
   EXPECT_TRUE(PollUntil([&] { return StateOf("b") == "archived"; }, std::chrono::seconds(20)))

@@ -229,6 +229,15 @@ TEST_F(ContentReaderTest, FlippedByteInBothCopiesIsEio) {
   EXPECT_EQ(damaged, 2);
 }
 
+// The EIO of a chunk past the cut names the file, the container, the
+// chunk's offset and the truncation.
+void ExpectTruncatedAt(const Status& s, const Extent& e) {
+  EXPECT_TRUE(HasSubstr(s.message(), "/some/file: chunk at container " + VvName(e.vv_id) +
+                                         " offset " + std::to_string(e.vv_offset)))
+      << s.message();
+  EXPECT_TRUE(HasSubstr(s.message(), "truncated")) << s.message();
+}
+
 TEST_F(ContentReaderTest, TruncatedContainerIsEio) {
   MakeStore();
   const std::string data = Payload(4 * kChunk, 800);
@@ -243,10 +252,7 @@ TEST_F(ContentReaderTest, TruncatedContainerIsEio) {
   ASSERT_EQ(truncate(ContainerFile(e.vv_id).c_str(), e.vv_offset + 1000), 0);
   ReadAll(&r, rec, 2 * kChunk + 5, 10, &s);
   EXPECT_EQ(s.err(), EIO);
-  EXPECT_TRUE(HasSubstr(s.message(), "/some/file: chunk at container " + VvName(e.vv_id) +
-                                         " offset " + std::to_string(e.vv_offset)))
-      << s.message();
-  EXPECT_TRUE(HasSubstr(s.message(), "truncated")) << s.message();
+  ExpectTruncatedAt(s, e);
   EXPECT_TRUE(ReadAll(&r, rec, 0, 2 * kChunk, &s) == data.substr(0, 2 * kChunk));
   EXPECT_TRUE(s.ok()) << s.ToString();
 
@@ -258,10 +264,7 @@ TEST_F(ContentReaderTest, TruncatedContainerIsEio) {
   ContentReader r2(ro.get());
   ReadAll(&r2, rec, 0, data.size(), &s);
   EXPECT_EQ(s.err(), EIO);
-  EXPECT_TRUE(HasSubstr(s.message(), "/some/file: chunk at container " + VvName(e.vv_id) +
-                                         " offset " + std::to_string(e.vv_offset)))
-      << s.message();
-  EXPECT_TRUE(HasSubstr(s.message(), "truncated")) << s.message();
+  ExpectTruncatedAt(s, e);
   EXPECT_TRUE(ReadAll(&r2, rec, 0, 2 * kChunk, &s) == data.substr(0, 2 * kChunk));
   EXPECT_TRUE(s.ok()) << s.ToString();
   EXPECT_TRUE(ReadAll(&r2, rec, kChunk + 7, kChunk - 7, &s) == data.substr(kChunk + 7, kChunk - 7));

@@ -291,8 +291,11 @@ Status UnionFs::ResolveLowerDirs(const std::string& abs_path, std::vector<RealRe
     }
     if (ok) {
       struct stat cst;
-      bool opaque =
-          fstat(cur, &cst) == 0 ? LowerDirIsOpaque(l, cur, cst) : LowerDirOpaque(cur, xn_);
+      // Only a served layer's answer is remembered (by inode): no fstat
+      // for the others.
+      bool opaque = layers_->layer(l).served && fstat(cur, &cst) == 0
+                        ? LowerDirIsOpaque(l, cur, cst)
+                        : LowerDirOpaque(cur, xn_);
       RealRef ref;
       ref.layer = l;
       ref.fd = std::make_shared<const class Fd>(cur);

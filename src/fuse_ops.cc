@@ -19,6 +19,7 @@
 #include "migrate/file_handle.h"
 #include "overtier/control.h"
 #include "src/migration.h"
+#include "src/session_receive.h"
 #include "src/worker_pool.h"
 #include "union/union_fs.h"
 
@@ -106,7 +107,7 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_READDIRPLUS);
   want(FUSE_CAP_READDIRPLUS_AUTO);
   // Small writes become large WRITEs; the kernel keeps size and mtime.
-  if (!st->fs->read_only() && st->fs->options().writeback) {
+  if (!st->fs->read_only() && UsesWritebackCache(st->fs->options())) {
     want(FUSE_CAP_WRITEBACK_CACHE);
     st->writeback = conn->want & FUSE_CAP_WRITEBACK_CACHE;
   }
@@ -513,6 +514,29 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   ReplyFromFd(req, fd, size, off);
 }
 
+// With the writeback cache the kernel owns a file's mtime: it sends its own
+// in a SETATTR when it pushes the data back, and that SETATTR may overtake
+// the WRITEs it pushes (those are background requests). So a WRITE leaves
+// the upper file's mtime as it was; otherwise a remount would show a later
+// mtime than the mount did. (With threads>1 a SETATTR answered between the
+// fstat and the futimens is undone; the kernel's next push sets it again.)
+class KeepMtime {
+ public:
+  KeepMtime(int fd, bool on) : fd_(fd), on_(on && fstat(fd, &st_) == 0) {}
+  ~KeepMtime() {
+    if (!on_) return;
+    const timespec ts[2] = {{0, UTIME_OMIT}, st_.st_mtim};
+    futimens(fd_, ts);
+  }
+  KeepMtime(const KeepMtime&) = delete;
+  KeepMtime& operator=(const KeepMtime&) = delete;
+
+ private:
+  const int fd_;
+  struct stat st_;
+  const bool on_;
+};
+
 // A write to a file with a migration record: the data is copied out of the
 // request (its buffer is reused once we return), written and recorded on
 // the service's pool, without waiting for any restore.
@@ -529,6 +553,7 @@ void MigWrite(fuse_req_t req, fuse_bufvec* in, off_t off, OpenFile* of) {
     c.offset = static_cast<uint64_t>(off);
     c.length = data->size();
     Status s = Mig(req)->UserModify(m, of->fd, c, [&] {
+      KeepMtime keep(of->fd, St(req)->writeback);
       size_t done = 0;
       while (done < data->size()) {
         ssize_t w = pwrite(of->fd, data->data() + done, data->size() - done,
@@ -550,9 +575,13 @@ void OpWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_fil
     return MigWrite(req, in, off, of);
   fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
   out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  out.buf[0].fd = OF(fi)->fd;
+  out.buf[0].fd = of->fd;
   out.buf[0].pos = off;
-  ssize_t n = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
+  ssize_t n;
+  {
+    KeepMtime keep(of->fd, St(req)->writeback);
+    n = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
+  }
   if (n < 0) return (void)fuse_reply_err(req, static_cast<int>(-n));
   fuse_reply_write(req, static_cast<size_t>(n));
 }
@@ -993,11 +1022,12 @@ const fuse_lowlevel_ops kOps = [] {
 // cost several times the request itself (measured: 8 KiB writes 5x
 // slower than with a single thread). A fixed pool keeps the concurrency
 // (a slow copy-up does not stall other requests) without the churn.
-int RunWorkers(fuse_session* se, int nthreads) {
-  auto work = [se] {
+int RunWorkers(fuse_session* se, int nthreads, unsigned spin_us) {
+  SessionReceiver receiver(se, spin_us);
+  auto work = [se, &receiver] {
     fuse_buf buf{};
     while (!fuse_session_exited(se)) {
-      int res = fuse_session_receive_buf(se, &buf);
+      int res = receiver.Receive(&buf);
       if (res == -EINTR) continue;
       if (res <= 0) {
         if (res < 0) fuse_session_exit(se);
@@ -1073,7 +1103,7 @@ int ServeFuse(UnionFs* fs, const Invocation& inv, const std::function<void()>& a
         hard_reads = std::make_unique<WorkerPool>(kHardReadThreads);
         state.hard_reads = hard_reads.get();
       }
-      rc = RunWorkers(se, inv.opts.threads);
+      rc = RunWorkers(se, inv.opts.threads, inv.opts.spin_us);
       fuse_session_unmount(se);
       // Waits still parked are answered before the session goes.
       if (mig != nullptr) mig->Shutdown();

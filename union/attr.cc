@@ -77,6 +77,28 @@ Status UnionFs::SetAttr(const Ctx&, Node* node, const SetAttrRequest& req, OpenF
     // the real file system keeps its own ctime, nothing to copy up.
     return open_upper ? GetAttr(node, of, out) : StatNode(node, out);
   }
+  if (req.ctime &&
+      !(req.mode || req.uid || req.gid || req.size || req.atime_now || req.mtime_now)) {
+    // The writeback cache reports the times it holds (after an unlink, a
+    // link, a rename of the file): most often the file's own. Setting them
+    // to what they are is no reason for a copy-up, and an unlinked lower
+    // file cannot be copied up at all; the kernel would keep the error for
+    // the next close.
+    struct stat cur;
+    OVT_RETURN_IF_ERROR(GetAttr(node, of, &cur));
+    auto same = [](const timespec& a, const timespec& b) {
+      return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+    };
+    if ((!req.atime || same(cur.st_atim, req.values.st_atim)) &&
+        (!req.mtime || same(cur.st_mtim, req.values.st_mtim))) {
+      // The kernel does not read this answer, and after an unlink it keeps
+      // the link count it guessed (0, where a lower file opened read-only
+      // still has its link): have it ask again.
+      NotifyAttrChanged(node);
+      *out = cur;
+      return Status::OK();
+    }
+  }
   if (!open_upper) {
     // A size change needs the data; the rest is metadata (no data copy).
     bool with_data = req.size && !(req.values.st_size == 0);

@@ -249,8 +249,9 @@ constexpr std::string_view kIgnoredKeys[] = {
 };
 // clang-format on
 constexpr std::string_view kValueKeys[] = {
-    "lowerdir",  "upperdir", "workdir", "uidmapping", "gidmapping",      "timeout", "fsname",
-    "writeback", "threads",  "store",   "policy",     "policy_interval", "restore", "lazy_copyup",
+    "lowerdir", "upperdir",        "workdir",   "uidmapping",  "gidmapping",
+    "timeout",  "fsname",          "writeback", "threads",     "store",
+    "policy",   "policy_interval", "restore",   "lazy_copyup", "spin",
 };
 
 template <typename Range>
@@ -272,6 +273,14 @@ Status ParseValueOption(std::string_view key, std::string_view value, MountOptio
     if (ec != std::errc() || ptr != value.data() + value.size() || n < 1 || n > 64)
       return Status::InvalidArgument("threads= takes a number from 1 to 64");
     opts->threads = n;
+    return Status::OK();
+  }
+  if (key == "spin") {
+    unsigned n = 0;
+    auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc() || ptr != value.data() + value.size() || n > 1000)
+      return Status::InvalidArgument("spin= takes a number of microseconds from 0 to 1000");
+    opts->spin_us = n;
     return Status::OK();
   }
   if (key == "policy") return ParsePath(key, value, &opts->policy);
@@ -299,6 +308,7 @@ Status ParseValueOption(std::string_view key, std::string_view value, MountOptio
   if (key == "writeback") {  // fuse-overlayfs' writeback=0|1
     if (value != "0" && value != "1") return Status::InvalidArgument("writeback= takes 0 or 1");
     opts->writeback = value == "1";
+    opts->writeback_given = true;
     return Status::OK();
   }
   // key == "fsname"
@@ -378,6 +388,13 @@ Status CheckConsistency(const MountOptions& opts) {
         "restore=ondemand needs store= (it is about the migration tier)");
   if (!opts.lazy_copyup && opts.store.empty())
     return Status::InvalidArgument("lazy_copyup=off needs store= (it is about the migration tier)");
+  // Through the writeback cache, a write of part of a page of a released
+  // file would first read the page back from the archive, and the tier
+  // would see the write only when the kernel pushes it.
+  if (opts.writeback_given && opts.writeback && !opts.store.empty())
+    return Status::InvalidArgument(
+        "writeback=1 cannot be combined with store= (the migration tier must see each write as "
+        "it is made)");
   // The policy engine archives into the store and releases upper files.
   if (opts.policy_interval != 0 && opts.policy.empty()) {
     return Status::InvalidArgument("policy_interval= needs policy=FILE");

@@ -56,6 +56,10 @@ struct LowerDir {
 
 // policy_interval= when policy= comes without it: every five minutes.
 inline constexpr int kDefaultPolicyInterval = 300;
+// Default of "spin=": long enough to catch the next request of a serial
+// workload (its gap after an answer is ~10-30 us here), short enough that
+// a miss costs little CPU (docs/BENCHMARKS.md, "Polling /dev/fuse").
+inline constexpr unsigned kDefaultSpinUs = 100;
 
 struct MountOptions {
   // Top-most first, as given. In lowerdir= entries are ':'-separated, so
@@ -78,11 +82,20 @@ struct MountOptions {
   std::vector<IdMapping> uidmap;    // empty: identity
   std::vector<IdMapping> gidmap;
   double timeout = 1.0;  // "timeout=SECS" entry/attr cache time
-  // "writeback=1": the kernel's writeback cache (small writes merged into
-  // large WRITEs). Off by default: the kernel then owns mtime until it
-  // pushes it back, so stat can briefly differ from the upper file.
-  bool writeback = false;
+  // "writeback=1" (the default without store=, as fuse-overlayfs): the
+  // kernel's writeback cache, which merges small writes into large WRITEs.
+  // The kernel then owns size and mtime until it pushes them back, and a
+  // full upper file system shows at fsync or close rather than at write
+  // (docs/SEMANTICS.md). "writeback=0" writes through. With store= the
+  // migration tier must see each write as it is made, so the cache is off
+  // there (and writeback=1 is refused): see UsesWritebackCache.
+  bool writeback = true;
+  bool writeback_given = false;
   int threads = 1;  // "threads=N": request-loop threads (1..64)
+  // "spin=MICROSECONDS" (0..1000): how long at most a request-loop thread
+  // polls /dev/fuse before it sleeps (adaptive; 0 never polls). See
+  // src/session_receive.h for why.
+  unsigned spin_us = kDefaultSpinUs;
   // "policy=FILE": the daemon runs the policy engine's rules (docs/POLICY.md)
   // on its own mount every `policy_interval` seconds
   // ("policy_interval=SECS", 1..604800, default kDefaultPolicyInterval).
@@ -117,6 +130,11 @@ struct MountOptions {
   // so the daemon can log that it ignored them.
   std::vector<std::string> ignored;
 };
+
+// Whether the FUSE connection asks for the kernel's writeback cache.
+inline bool UsesWritebackCache(const MountOptions& o) {
+  return o.writeback && o.store.empty() && !o.read_only;
+}
 
 struct Invocation {
   MountOptions opts;

@@ -614,6 +614,25 @@ TEST(ParseCommandLine, HardAndSoft) {
   EXPECT_TRUE(HasSubstr(s.message(), "hard needs store=")) << s.message();
 }
 
+TEST(ParseCommandLine, WritebackCacheOnlyWithoutAStore) {
+  Invocation inv;
+  ASSERT_TRUE(Parse({"p", "-o", "lowerdir=/l,upperdir=/u,workdir=/w", "/m"}, &inv).ok());
+  EXPECT_TRUE(UsesWritebackCache(inv.opts));
+  ASSERT_TRUE(
+      Parse({"p", "-o", "lowerdir=/l,upperdir=/u,workdir=/w,writeback=0", "/m"}, &inv).ok());
+  EXPECT_FALSE(UsesWritebackCache(inv.opts));
+  // The migration tier must see each write: a store turns the default off.
+  ASSERT_TRUE(Parse({"p", "-o", "lowerdir=/l,upperdir=/u,workdir=/w,store=/s", "/m"}, &inv).ok());
+  EXPECT_FALSE(UsesWritebackCache(inv.opts));
+  ASSERT_TRUE(
+      Parse({"p", "-o", "lowerdir=/l,upperdir=/u,workdir=/w,store=/s,writeback=0", "/m"}, &inv)
+          .ok());
+  Status s =
+      Parse({"p", "-o", "lowerdir=/l,upperdir=/u,workdir=/w,store=/s,writeback=1", "/m"}, &inv);
+  EXPECT_EQ(s.err(), EINVAL);
+  EXPECT_TRUE(HasSubstr(s.message(), "writeback=1 cannot be combined with store=")) << s.message();
+}
+
 TEST(ParseCommandLine, RestoreModeAndLazyCopyUp) {
   Invocation inv;
   ASSERT_TRUE(Parse({"p", "-o", "lowerdir=/l,store=/s", "/m"}, &inv).ok());
@@ -1241,11 +1260,11 @@ namespace overtier {
 namespace {
 TEST(ParseMountOptionStringTest, Writeback) {
   MountOptions o;
+  EXPECT_TRUE(o.writeback);  // on by default, as in fuse-overlayfs
+  ASSERT_TRUE(ParseMountOptionString("writeback=0", &o).ok());
   EXPECT_FALSE(o.writeback);
   ASSERT_TRUE(ParseMountOptionString("writeback=1", &o).ok());
   EXPECT_TRUE(o.writeback);
-  ASSERT_TRUE(ParseMountOptionString("writeback=0", &o).ok());
-  EXPECT_FALSE(o.writeback);
   EXPECT_EQ(ParseMountOptionString("writeback=yes", &o).err(), EINVAL);
 }
 
@@ -1257,6 +1276,18 @@ TEST(ParseMountOptionStringTest, Threads) {
   EXPECT_EQ(ParseMountOptionString("threads=0", &o).err(), EINVAL);
   EXPECT_EQ(ParseMountOptionString("threads=65", &o).err(), EINVAL);
   EXPECT_EQ(ParseMountOptionString("threads=x", &o).err(), EINVAL);
+}
+
+TEST(ParseMountOptionStringTest, Spin) {
+  MountOptions o;
+  EXPECT_EQ(o.spin_us, kDefaultSpinUs);
+  ASSERT_TRUE(ParseMountOptionString("spin=0", &o).ok());
+  EXPECT_EQ(o.spin_us, 0u);
+  ASSERT_TRUE(ParseMountOptionString("spin=1000", &o).ok());
+  EXPECT_EQ(o.spin_us, 1000u);
+  EXPECT_EQ(ParseMountOptionString("spin=1001", &o).err(), EINVAL);
+  EXPECT_EQ(ParseMountOptionString("spin=-1", &o).err(), EINVAL);
+  EXPECT_EQ(ParseMountOptionString("spin=5us", &o).err(), EINVAL);
 }
 }  // namespace
 }  // namespace overtier

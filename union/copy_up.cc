@@ -163,7 +163,7 @@ Status UnionFs::CopyUpData(Node* node) {
       std::string what = "inode " + std::to_string(node->key);
       s = lazy_copy_up_(dst, src, what, &adopted);
     }
-    if (s.ok() && !adopted) s = CopyData(src, dst, std::min(st.st_size, lst.st_size));
+    if (s.ok() && !adopted) s = CopyData(src, dst, std::min(st.st_size, lst.st_size), sync_);
     if (s.ok() && !adopted && st.st_size != std::min(st.st_size, lst.st_size) &&
         ftruncate(dst, st.st_size) != 0)
       s = Status::FromErrno();
@@ -234,7 +234,7 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
         if (rfd < 0) {
           s = Status::FromErrno("open lower for copy-up");
         } else {
-          s = CopyData(rfd, dfd, st.st_size);
+          s = CopyData(rfd, dfd, st.st_size, sync_);
           close(rfd);
         }
         if (s.ok() && sync_ && fsync(dfd) != 0) s = Status::FromErrno("fsync copy-up");

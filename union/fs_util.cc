@@ -5,6 +5,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <vector>
@@ -112,7 +113,10 @@ std::string TempName(const char* prefix) {
   return buf;
 }
 
-Status CopyData(int src, int dst, off_t len) {
+Status CopyData(int src, int dst, off_t len, bool start_writeback) {
+  // Pieces of 8 MiB: large enough for few calls, small enough that the
+  // writeback of one runs while the next is read.
+  constexpr off_t kPiece = 8 << 20;
   off_t pos = 0;
   while (pos < len) {
     // Keep holes: copy only the data segments.
@@ -127,7 +131,14 @@ Status CopyData(int src, int dst, off_t len) {
     if (hole < 0 || hole > len) hole = len;
     off_t in = data, out = data;
     while (in < hole) {
-      ssize_t n = copy_file_range(src, &in, dst, &out, hole - in, 0);
+      const off_t piece_start = out;
+      ssize_t n = copy_file_range(src, &in, dst, &out,
+                                  start_writeback ? std::min(kPiece, hole - in) : hole - in, 0);
+      if (n > 0 && start_writeback) {
+        // Asynchronous: queues the writeback and returns (errors show at
+        // the fsync).
+        sync_file_range(dst, piece_start, n, SYNC_FILE_RANGE_WRITE);
+      }
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno != EXDEV && errno != EINVAL && errno != EOPNOTSUPP && errno != ENOSYS)

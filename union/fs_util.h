@@ -45,7 +45,10 @@ Status CopyXattrs(int src, int dst, const std::function<bool(std::string_view)>&
 std::string TempName(const char* prefix);
 
 // Copies file data src -> dst (regular files), keeping holes; len bytes.
-Status CopyData(int src, int dst, off_t len);
+// start_writeback: the copy will be fsynced; start writing each piece
+// back as soon as it is copied, so that the disk writes overlap the reads
+// and the fsync finds little left to do.
+Status CopyData(int src, int dst, off_t len, bool start_writeback = false);
 
 }  // namespace overtier
 

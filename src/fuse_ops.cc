@@ -18,6 +18,7 @@
 
 #include "migrate/file_handle.h"
 #include "overtier/control.h"
+#include "src/fuse_passthrough.h"
 #include "src/migration.h"
 #include "src/session_receive.h"
 #include "src/worker_pool.h"
@@ -38,7 +39,47 @@ struct State {
   // as long as it does not answer. A pool of their own, so that waiting
   // readers never hold the threads copy-ups and syncs need.
   WorkerPool* hard_reads = nullptr;
+  // Passthrough (src/fuse_passthrough.h): null when not asked for.
+  PassthroughFiles* pt = nullptr;
+  std::atomic<bool> init_seen{false};     // the INIT request was read
+  std::atomic<bool> pt_offered{false};    // ... and offered passthrough
+  std::atomic<bool> init_pending{false};  // the INIT reply is to be patched
 };
+
+// The backing id the next OPEN/CREATE reply of this thread carries.
+thread_local int32_t tl_reply_backing_id = 0;
+
+// libfuse's I/O on /dev/fuse, through which the passthrough fields go
+// (fuse_session_custom_io hands these the session's userdata, our State).
+ssize_t IoRead(int fd, void* buf, size_t len, void* userdata) {
+  ssize_t n = read(fd, buf, len);
+  State* st = static_cast<State*>(userdata);
+  if (n > 0 && !st->init_seen.exchange(true))
+    st->pt_offered = InitRequestOffersPassthrough(buf, static_cast<size_t>(n));
+  return n;
+}
+
+ssize_t IoWritev(int fd, struct iovec* iov, int count, void* userdata) {
+  State* st = static_cast<State*>(userdata);
+  if (tl_reply_backing_id > 0) {
+    PatchOpenReply(iov, count, tl_reply_backing_id);
+  } else if (st->init_pending.load(std::memory_order_relaxed) && st->init_pending.exchange(false)) {
+    PatchInitReply(iov, count);
+  }
+  return writev(fd, iov, count);
+}
+
+// Splice as libfuse does without custom I/O (it uses these when given).
+ssize_t IoSpliceReceive(int fdin, off_t* offin, int fdout, off_t* offout, size_t len,
+                        unsigned int flags, void*) {
+  return splice(fdin, offin, fdout, offout, len, flags);
+}
+ssize_t IoSpliceSend(int fdin, off_t* offin, int fdout, off_t* offout, size_t len,
+                     unsigned int flags, void*) {
+  return splice(fdin, offin, fdout, offout, len, flags);
+}
+
+const fuse_custom_io kPassthroughIo = {IoWritev, IoRead, IoSpliceReceive, IoSpliceSend};
 
 State* St(fuse_req_t req) { return static_cast<State*>(fuse_req_userdata(req)); }
 UnionFs* Fs(fuse_req_t req) { return St(req)->fs; }
@@ -106,8 +147,11 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_ASYNC_DIO);
   want(FUSE_CAP_READDIRPLUS);
   want(FUSE_CAP_READDIRPLUS_AUTO);
-  // Small writes become large WRITEs; the kernel keeps size and mtime.
-  if (!st->fs->read_only() && UsesWritebackCache(st->fs->options())) {
+  // Passthrough if the kernel offers it (the INIT reply is patched); else
+  // small writes become large WRITEs and the kernel keeps size and mtime.
+  const bool pt = st->pt != nullptr && st->pt_offered.load();
+  if (pt) st->init_pending = true;
+  if (!pt && !st->fs->read_only() && UsesWritebackCache(st->fs->options())) {
     want(FUSE_CAP_WRITEBACK_CACHE);
     st->writeback = conn->want & FUSE_CAP_WRITEBACK_CACHE;
   }
@@ -339,6 +383,33 @@ void AttachMig(fuse_req_t req, OpenFile* of) {
   if (Mig(req) != nullptr && of->upper && of->node->is_reg()) of->mig = Mig(req)->Attach(of->fd);
 }
 
+// Before an open of a regular file is answered: whether it is a
+// passthrough open (then its backing id goes into this thread's reply).
+// Passthrough is for upper files (a read-only open of a lower file must
+// follow a later copy-up, which the kernel would not), and for every file
+// of a mount without an upper layer; never with a store, whose migration
+// tier must see reads and writes.
+void CountOpen(fuse_req_t req, OpenFile* of, fuse_file_info* fi) {
+  PassthroughFiles* pt = St(req)->pt;
+  if (pt == nullptr || !of->node->is_reg()) return;
+  const bool eligible = of->upper || Fs(req)->read_only();
+  const int id = pt->Opened(of->node, of->fd, eligible);
+  of->io_counted = true;
+  of->passthrough = id > 0;
+  if (id > 0) {
+    // The kernel opens the backing file with the caller's own flags
+    // (O_DIRECT included) and caches nothing of its own.
+    fi->direct_io = 0;
+    fi->keep_cache = 0;
+    tl_reply_backing_id = id;
+  }
+}
+
+void UncountOpen(fuse_req_t req, OpenFile* of) {
+  if (of->io_counted) St(req)->pt->Released(of->node, of->passthrough);
+  of->io_counted = false;
+}
+
 void ReplyOpen(fuse_req_t req, std::unique_ptr<OpenFile> of, fuse_file_info* fi) {
   fi->fh = reinterpret_cast<uint64_t>(of.get());
   // Every change to the data goes through this mount: cached pages stay
@@ -346,7 +417,14 @@ void ReplyOpen(fuse_req_t req, std::unique_ptr<OpenFile> of, fuse_file_info* fi)
   // must not keep pages read while it was (see the read path).
   fi->keep_cache = !(of->mig && of->mig->slow.load(std::memory_order_acquire));
   if (fi->flags & O_DIRECT) fi->direct_io = 1;
-  if (fuse_reply_open(req, fi) == 0) of.release();
+  CountOpen(req, of.get(), fi);
+  const int rc = fuse_reply_open(req, fi);
+  tl_reply_backing_id = 0;
+  if (rc == 0) {
+    of.release();
+  } else {
+    UncountOpen(req, of.get());
+  }
 }
 
 void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -401,9 +479,13 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   if (fi->flags & O_DIRECT) fi->direct_io = 1;
   fuse_entry_param p;
   FillEntry(req, e, &p);
-  if (fuse_reply_create(req, &p, fi) == 0) {
+  CountOpen(req, of.get(), fi);
+  const int rc = fuse_reply_create(req, &p, fi);
+  tl_reply_backing_id = 0;
+  if (rc == 0) {
     of.release();
   } else {
+    UncountOpen(req, of.get());
     Fs(req)->Forget(e.node, 1);
   }
 }
@@ -587,6 +669,7 @@ void OpWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_fil
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  UncountOpen(req, OF(fi));
   delete OF(fi);
   fuse_reply_err(req, 0);
 }
@@ -1086,9 +1169,15 @@ int ServeFuse(UnionFs* fs, const Invocation& inv, const std::function<void()>& a
   if (fuse_set_signal_handlers(se) != 0) {
     std::fprintf(stderr, "overtier: cannot install signal handlers\n");
   } else {
+    std::unique_ptr<PassthroughFiles> pt;
     if (fuse_session_mount(se, inv.mountpoint.c_str()) != 0) {
       std::fprintf(stderr, "overtier: cannot mount on '%s'\n", inv.mountpoint.c_str());
     } else {
+      if (WantsPassthrough(inv.opts) &&
+          fuse_session_custom_io(se, &kPassthroughIo, fuse_session_fd(se)) == 0) {
+        pt = std::make_unique<PassthroughFiles>(fuse_session_fd(se));
+        state.pt = pt.get();
+      }
       // Daemonize only now: the caller (containers/storage) waits for our
       // exit and expects a ready mount when it sees status 0.
       fuse_daemonize(inv.foreground || inv.debug);

@@ -249,9 +249,9 @@ constexpr std::string_view kIgnoredKeys[] = {
 };
 // clang-format on
 constexpr std::string_view kValueKeys[] = {
-    "lowerdir", "upperdir",        "workdir",   "uidmapping",  "gidmapping",
-    "timeout",  "fsname",          "writeback", "threads",     "store",
-    "policy",   "policy_interval", "restore",   "lazy_copyup", "spin",
+    "lowerdir", "upperdir",    "workdir", "uidmapping",  "gidmapping", "timeout",
+    "fsname",   "writeback",   "threads", "store",       "policy",     "policy_interval",
+    "restore",  "lazy_copyup", "spin",    "passthrough",
 };
 
 template <typename Range>
@@ -303,6 +303,11 @@ Status ParseValueOption(std::string_view key, std::string_view value, MountOptio
     if (value != "on" && value != "off")
       return Status::InvalidArgument("lazy_copyup= takes 'on' or 'off'");
     opts->lazy_copyup = value == "on";
+    return Status::OK();
+  }
+  if (key == "passthrough") {
+    if (value != "0" && value != "1") return Status::InvalidArgument("passthrough= takes 0 or 1");
+    opts->passthrough = value == "1";
     return Status::OK();
   }
   if (key == "writeback") {  // fuse-overlayfs' writeback=0|1

@@ -91,6 +91,12 @@ struct MountOptions {
   // there (and writeback=1 is refused): see UsesWritebackCache.
   bool writeback = true;
   bool writeback_given = false;
+  // "passthrough=1" (the default without store=): the kernel reads and
+  // writes open files of the upper layer (and of the lowers of a read-only
+  // mount) itself (src/fuse_passthrough.h). The kernel takes it or the
+  // writeback cache, not both: passthrough wins unless writeback=1 is
+  // given. "passthrough=0": every read and write goes through the daemon.
+  bool passthrough = true;
   int threads = 1;  // "threads=N": request-loop threads (1..64)
   // "spin=MICROSECONDS" (0..1000): how long at most a request-loop thread
   // polls /dev/fuse before it sleeps (adaptive; 0 never polls). See
@@ -134,6 +140,11 @@ struct MountOptions {
 // Whether the FUSE connection asks for the kernel's writeback cache.
 inline bool UsesWritebackCache(const MountOptions& o) {
   return o.writeback && o.store.empty() && !o.read_only;
+}
+// Whether the FUSE connection asks for passthrough (the kernel may still
+// refuse it; the writeback cache is then asked for instead).
+inline bool WantsPassthrough(const MountOptions& o) {
+  return o.passthrough && o.store.empty() && !(o.writeback_given && o.writeback);
 }
 
 struct Invocation {

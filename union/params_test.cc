@@ -633,6 +633,25 @@ TEST(ParseCommandLine, WritebackCacheOnlyWithoutAStore) {
   EXPECT_TRUE(HasSubstr(s.message(), "writeback=1 cannot be combined with store=")) << s.message();
 }
 
+TEST(ParseCommandLine, PassthroughUnlessAStoreOrWritebackIsAskedFor) {
+  Invocation inv;
+  ASSERT_TRUE(Parse({"p", "-o", "lowerdir=/l,upperdir=/u,workdir=/w", "/m"}, &inv).ok());
+  EXPECT_TRUE(WantsPassthrough(inv.opts));
+  ASSERT_TRUE(Parse({"p", "-o", "lowerdir=/l", "/m"}, &inv).ok());
+  EXPECT_TRUE(WantsPassthrough(inv.opts));  // read-only: the lowers' files
+  ASSERT_TRUE(
+      Parse({"p", "-o", "lowerdir=/l,upperdir=/u,workdir=/w,passthrough=0", "/m"}, &inv).ok());
+  EXPECT_FALSE(WantsPassthrough(inv.opts));
+  // The kernel takes passthrough or the writeback cache: asking for the
+  // cache gives up passthrough.
+  ASSERT_TRUE(
+      Parse({"p", "-o", "lowerdir=/l,upperdir=/u,workdir=/w,writeback=1", "/m"}, &inv).ok());
+  EXPECT_FALSE(WantsPassthrough(inv.opts));
+  ASSERT_TRUE(Parse({"p", "-o", "lowerdir=/l,store=/s", "/m"}, &inv).ok());
+  EXPECT_FALSE(WantsPassthrough(inv.opts));  // the migration tier sees every read
+  EXPECT_EQ(Parse({"p", "-o", "lowerdir=/l,passthrough=yes", "/m"}, &inv).err(), EINVAL);
+}
+
 TEST(ParseCommandLine, RestoreModeAndLazyCopyUp) {
   Invocation inv;
   ASSERT_TRUE(Parse({"p", "-o", "lowerdir=/l,store=/s", "/m"}, &inv).ok());

@@ -73,6 +73,10 @@ struct OpenFile {
   // lazy copy-up leaves the upper file released.
   std::atomic<bool> followed{false};
   std::shared_ptr<MigFile> followed_mig;
+  // Set by the transport once the open is answered (src/fuse_passthrough.h):
+  // whether it is counted there, and as a passthrough open.
+  bool io_counted = false;
+  bool passthrough = false;
   ~OpenFile();
 };
 

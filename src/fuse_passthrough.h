@@ -1,0 +1,72 @@
+// FUSE passthrough (Linux 6.9+) on libfuse 3.14, which predates it.
+//
+// With passthrough the kernel reads and writes an open file's backing file
+// itself: no READ or WRITE request reaches the daemon, and no
+// GETXATTR(security.capability) before each write either. Sequential I/O
+// then runs at the speed of the kernel overlayfs (docs/BENCHMARKS.md).
+//
+// libfuse 3.14 knows neither the INIT flag nor the open reply's backing id,
+// so the transport (fuse_ops.cc) sends its messages through a custom I/O
+// hook (fuse_session_custom_io) that patches the two replies with the
+// helpers below; the rest of the protocol is libfuse's. The kernel
+// refuses passthrough together with the writeback cache: a mount uses one
+// or the other.
+//
+// The kernel holds one backing file per inode: every passthrough open of
+// an inode must name the same backing id, and an inode open in the cached
+// mode cannot be opened for passthrough (nor the reverse: the open fails
+// with EIO). PassthroughFiles keeps that bookkeeping.
+#ifndef OVERTIER_SRC_FUSE_PASSTHROUGH_H_
+#define OVERTIER_SRC_FUSE_PASSTHROUGH_H_
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
+
+namespace overtier {
+
+// Whether a raw FUSE_INIT request (header included) offers passthrough.
+bool InitRequestOffersPassthrough(const void* msg, size_t len);
+
+// Turns libfuse's INIT reply (iov as given to writev) into one that asks
+// for passthrough (and not for the writeback cache). False when iov is not
+// an INIT reply.
+bool PatchInitReply(struct iovec* iov, int count);
+
+// Makes an OPEN or CREATE reply (its open_out last) a passthrough open of
+// backing_id. False when iov has no room for it.
+bool PatchOpenReply(struct iovec* iov, int count, int32_t backing_id);
+
+class PassthroughFiles {
+ public:
+  // dev_fd: the session's /dev/fuse descriptor.
+  explicit PassthroughFiles(int dev_fd) : dev_fd_(dev_fd) {}
+
+  // An open of `node` (fd: its real file) is about to be answered. Returns
+  // the backing id to answer with, or 0 for a cached open. eligible: the
+  // caller allows passthrough for this open.
+  int Opened(const void* node, int fd, bool eligible);
+  // The open (passthrough: as Opened answered) is released or its answer
+  // was not delivered.
+  void Released(const void* node, bool passthrough);
+
+  bool enabled() const;
+
+ private:
+  struct PerNode {
+    int backing_id = 0;
+    int passthrough = 0;  // open passthrough files
+    int cached = 0;       // other open regular files
+  };
+  const int dev_fd_;
+  mutable std::mutex mu_;
+  bool disabled_ = false;  // the kernel refused a backing file
+  std::unordered_map<const void*, PerNode> nodes_;
+};
+
+}  // namespace overtier
+
+#endif  // OVERTIER_SRC_FUSE_PASSTHROUGH_H_

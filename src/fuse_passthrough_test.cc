@@ -1,0 +1,78 @@
+#include "src/fuse_passthrough.h"
+
+#include <gtest/gtest.h>
+#include <linux/fuse.h>
+
+#include <cstring>
+#include <vector>
+
+namespace overtier {
+namespace {
+
+// The fields as the kernel's protocol 7.40 lays them out (fuse_init_in:
+// flags at 12, flags2 at 16; fuse_init_out: flags at 12, flags2 at 32,
+// max_stack_depth at 36; fuse_open_out: open_flags at 8, backing_id at 12).
+uint32_t At(const std::vector<char>& b, size_t off) {
+  uint32_t v;
+  std::memcpy(&v, b.data() + off, 4);
+  return v;
+}
+void Set(std::vector<char>* b, size_t off, uint32_t v) { std::memcpy(b->data() + off, &v, 4); }
+
+std::vector<char> InitRequest(uint32_t flags, uint32_t flags2) {
+  std::vector<char> m(sizeof(fuse_in_header) + 64, 0);
+  fuse_in_header h{};
+  h.len = static_cast<uint32_t>(m.size());
+  h.opcode = FUSE_INIT;
+  std::memcpy(m.data(), &h, sizeof(h));
+  Set(&m, sizeof(h) + 0, 7);
+  Set(&m, sizeof(h) + 12, flags);
+  Set(&m, sizeof(h) + 16, flags2);
+  return m;
+}
+
+TEST(FusePassthroughTest, InitRequestOffersPassthroughOnlyWithTheExtendedFlags) {
+  auto yes = InitRequest(1u << 30, 1u << 5);
+  EXPECT_TRUE(InitRequestOffersPassthrough(yes.data(), yes.size()));
+  auto no_ext = InitRequest(0, 1u << 5);
+  EXPECT_FALSE(InitRequestOffersPassthrough(no_ext.data(), no_ext.size()));
+  auto no_pt = InitRequest(1u << 30, 0);
+  EXPECT_FALSE(InitRequestOffersPassthrough(no_pt.data(), no_pt.size()));
+  EXPECT_FALSE(InitRequestOffersPassthrough(yes.data(), sizeof(fuse_in_header) + 8));
+  auto lookup = InitRequest(1u << 30, 1u << 5);
+  reinterpret_cast<fuse_in_header*>(lookup.data())->opcode = FUSE_LOOKUP;
+  EXPECT_FALSE(InitRequestOffersPassthrough(lookup.data(), lookup.size()));
+}
+
+TEST(FusePassthroughTest, InitReplyAsksForPassthroughInsteadOfTheWritebackCache) {
+  fuse_out_header h{};
+  std::vector<char> out(64, 0);
+  Set(&out, 0, FUSE_KERNEL_VERSION);
+  Set(&out, 4, 31);
+  Set(&out, 12, (1u << 16) | 1u);  // writeback cache + async read
+  iovec iov[2] = {{&h, sizeof(h)}, {out.data(), out.size()}};
+  ASSERT_TRUE(PatchInitReply(iov, 2));
+  EXPECT_EQ(At(out, 12), (1u << 30) | 1u);
+  EXPECT_EQ(At(out, 32), 1u << 5);
+  EXPECT_EQ(At(out, 36), 1u);
+  h.error = -EIO;  // an error reply is left alone
+  EXPECT_FALSE(PatchInitReply(iov, 2));
+  EXPECT_FALSE(PatchInitReply(iov, 1));
+}
+
+TEST(FusePassthroughTest, OpenReplyCarriesTheBackingIdInItsLastSixteenBytes) {
+  fuse_out_header h{};
+  std::vector<char> create(128 + 16, 0);  // entry_out then open_out
+  Set(&create, 128 + 8, 1u);              // FOPEN_DIRECT_IO
+  iovec iov[2] = {{&h, sizeof(h)}, {create.data(), create.size()}};
+  ASSERT_TRUE(PatchOpenReply(iov, 2, 42));
+  EXPECT_EQ(At(create, 128 + 8), (1u << 7) | 1u);
+  EXPECT_EQ(At(create, 128 + 12), 42u);
+  EXPECT_EQ(At(create, 0), 0u);  // the entry is untouched
+  std::vector<char> tiny(8, 0);
+  iovec bad[2] = {{&h, sizeof(h)}, {tiny.data(), tiny.size()}};
+  EXPECT_FALSE(PatchOpenReply(bad, 2, 42));
+}
+
+}  // namespace
+}  // namespace overtier

@@ -79,7 +79,8 @@ Node* NodeTable::Intern(std::unique_ptr<Node> fresh, Node* parent, const std::st
         if (parent) parent->child_refs_.fetch_add(1);
       }
       g.unlock();
-      MaybeEvict();  // the fresh node's fds close with it, the old one's may be cold
+      TouchLru(old);  // it may hold adopted fds: evictable like any used node
+      MaybeEvict();   // the fresh node's fds close with it, the old one's may be cold
       return old;
     }
   }
@@ -98,7 +99,9 @@ Node* NodeTable::Insert(std::unique_ptr<Node> fresh, Node* parent, const std::st
     map_[n->key] = n;  // a stale node under the same key stays alive, unlisted
   }
   // Every new node brings fds: keep the total within the budget here, where
-  // no node lock is held (creations add nodes without any lookup).
+  // no node lock is held (creations add nodes without any lookup). In the
+  // LRU at once, or nothing could evict its fds before a first use.
+  TouchLru(n);
   MaybeEvict();
   return n;
 }

@@ -368,11 +368,23 @@ Status UnionFs::Lookup(const Ctx&, Node* parent, std::string_view name, Entry* o
   LookupResult r;
   OVT_RETURN_IF_ERROR(LookupReal(parent, name, &r));
   if (!r.found) return Status::Errno(ENOENT);
+  // A plain file, link or special: the stat LookupReal made is the answer
+  // (one fstat less per lookup). Directories (merged link counts),
+  // metadata-only copies (the lower's blocks) and indexed hard links
+  // (their link count) take StatNode's rules.
+  const bool plain = !S_ISDIR(r.type) && !r.metacopy && !r.indexed;
+  const struct stat found_st = r.st;
   std::unique_ptr<Node> fresh;
   OVT_RETURN_IF_ERROR(NodeFromResult(&r, &fresh));
   Node* node = nodes_.Intern(std::move(fresh), parent, std::string(name));
   out->node = node;
-  Status s = StatNode(node, &out->attr);
+  Status s = Status::OK();
+  if (plain) {
+    out->attr = found_st;
+    FixupAttr(node, &out->attr);
+  } else {
+    s = StatNode(node, &out->attr);
+  }
   if (!s.ok()) {
     nodes_.Forget(node, 1);
     return s;

@@ -16,6 +16,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -40,20 +41,27 @@ RealRef* XattrSource(Node* node) {
 namespace {
 bool Privileged(const Ctx& ctx) { return ctx.uid == 0; }
 
-// Whether the caller is in group `gid` (a disk id): its fsgid, or one of
-// the supplementary groups of its process (/proc/PID/status, which is what
-// libfuse's fuse_req_getgroups reads too).
-bool CallerInGroup(const Ctx& ctx, const std::vector<IdMapping>& gidmap, gid_t gid) {
+// The kernel's in_group_or_capable: whether the caller is in group `gid`
+// (a disk id: its fsgid, or one of the supplementary groups of its
+// process) or holds CAP_FSETID, both read from /proc/PID/status (which is
+// what libfuse's fuse_req_getgroups reads too). Without a process to ask
+// (pid 0), uid 0 stands for the capability.
+bool CallerInGroupOrCapable(const Ctx& ctx, const std::vector<IdMapping>& gidmap, gid_t gid) {
   if (MapIdToOuter(gidmap, ctx.gid) == gid) return true;
   std::ifstream in("/proc/" + std::to_string(ctx.pid) + "/status");
+  if (ctx.pid <= 0 || !in) return Privileged(ctx);
+  constexpr int kCapFsetid = 4;  // <linux/capability.h>
   std::string line;
   while (std::getline(in, line)) {
-    if (!line.starts_with("Groups:")) continue;
-    std::istringstream groups(line.substr(7));
-    uint32_t g;
-    while (groups >> g)
-      if (MapIdToOuter(gidmap, g) == gid) return true;
-    return false;
+    if (line.starts_with("Groups:")) {
+      std::istringstream groups(line.substr(7));
+      uint32_t g;
+      while (groups >> g)
+        if (MapIdToOuter(gidmap, g) == gid) return true;
+    } else if (line.starts_with("CapEff:")) {
+      uint64_t caps = std::strtoull(line.c_str() + 7, nullptr, 16);
+      if (caps & (uint64_t{1} << kCapFsetid)) return true;
+    }
   }
   return false;
 }
@@ -151,15 +159,13 @@ Status UnionFs::SetXattr(const Ctx& ctx, Node* node, const char* name, const voi
   const ProcPath path(fd->get());
   if (setxattr(path.c_str(), name, value, size, flags) != 0) return Status::FromErrno();
   // Setting an access ACL clears the set-group-ID bit when the caller is
-  // neither in the file's group nor privileged (posix_acl_update_mode).
-  // The upper file system sees the daemon (root) set it and keeps the bit;
-  // the kernel's FUSE_SETXATTR_ACL_KILL_SGID says so, but libfuse does not
-  // pass it on: decided here, from the caller (uid 0 standing for
-  // CAP_FSETID).
+  // neither in the file's group nor holds CAP_FSETID
+  // (posix_acl_update_mode). The upper file system sees the daemon (root)
+  // set it and keeps the bit; the kernel's FUSE_SETXATTR_ACL_KILL_SGID says
+  // so, but libfuse does not pass it on: decided here, from the caller.
   struct stat st;
-  if (std::string_view(name) == kAclAccessXattr && !Privileged(ctx) &&
-      stat(path.c_str(), &st) == 0 && (st.st_mode & S_ISGID) != 0 &&
-      !CallerInGroup(ctx, opts_.gidmap, st.st_gid) &&
+  if (std::string_view(name) == kAclAccessXattr && stat(path.c_str(), &st) == 0 &&
+      (st.st_mode & S_ISGID) != 0 && !CallerInGroupOrCapable(ctx, opts_.gidmap, st.st_gid) &&
       chmod(path.c_str(), st.st_mode & 07777 & ~S_ISGID) != 0)
     return Status::FromErrno("clear the set-group-ID bit");
   if (std::string_view(name) == "security.capability") {

@@ -124,6 +124,25 @@ TEST_F(AclTest, AclSetByAnOwnerOutsideTheGroupClearsSetgid) {
   EXPECT_EQ(Perms(M("in")), 02664u) << "the owner is in the group: kept";
 }
 
+// The privilege that keeps the bit is CAP_FSETID, not uid 0: root without
+// it (a container's reduced capability set) clears it too; root with it
+// keeps it.
+TEST_F(AclTest, RootWithoutCapFsetidClearsSetgidToo) {
+  WriteFile(L(0, "f"), "x", 0644);
+  Chown(L(0, "f"), kAlice, 2000);
+  ASSERT_EQ(chmod(L(0, "f").c_str(), 02664), 0);
+  WriteFile(L(0, "g"), "x", 0644);
+  Chown(L(0, "g"), kAlice, 2000);
+  ASSERT_EQ(chmod(L(0, "g").c_str(), 02664), 0);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  Result r = RunArgs({"setpriv", "--inh-caps=-fsetid", "--bounding-set=-fsetid", "--", "setfacl",
+                      "-m", "u:1001:r", M("f")});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_EQ(Perms(M("f")), 0664u) << "root without CAP_FSETID: cleared";
+  ASSERT_TRUE(SetFacl({"-m", "u:1001:r", M("g")}));
+  EXPECT_EQ(Perms(M("g")), 02664u) << "root with CAP_FSETID: kept";
+}
+
 TEST_F(AclTest, OwnerSetsAndRemovesAnEntryThroughTheMount) {
   WriteFile(L(0, "f"), "alice's", 0600);
   Chown(L(0, "f"), kAlice, kAlice);

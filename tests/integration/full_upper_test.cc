@@ -67,50 +67,42 @@ class FullUpperTest : public MountFixture {
     return write_err;
   }
 
+  void FillAndCheck(const std::string& extra, bool at_write_only);
+
   bool small_mounted_ = false;
 };
 
-// Checks the ENOSPC of a mount with `extra` options: at write, or (with
-// at_write_only false) at fsync/close.
-#define EXPECT_ENOSPC(write_err, sync_err, at_write_only)                                 \
-  do {                                                                                    \
-    if (at_write_only) {                                                                  \
-      EXPECT_EQ(write_err, ENOSPC) << strerror(write_err);                                \
-    } else {                                                                              \
-      EXPECT_TRUE(write_err == ENOSPC || sync_err == ENOSPC)                              \
-          << "write: " << strerror(write_err) << ", fsync/close: " << strerror(sync_err); \
-    }                                                                                     \
-  } while (0)
-
-TEST_F(FullUpperTest, PassthroughReportsENOSPCAtWriteAndKeepsEarlierFiles) {
-  MountWithOpts("");
-  ASSERT_TRUE(Put(M("keep"), "written before the disk filled up"));
+// Mounts with `extra` options, writes a small file, fills the upper file
+// system through the mount and checks that ENOSPC came back (at write, or
+// with at_write_only false at fsync/close as well) and that the small
+// file is intact, through the mount and in the upper layer.
+void FullUpperTest::FillAndCheck(const std::string& extra, bool at_write_only) {
+  const std::string kept = "written before the disk filled up";
+  MountWithOpts(extra);
+  ASSERT_TRUE(Put(M("keep"), kept));
   int sync_err = 0;
   int write_err = FillUp("big", &sync_err);
-  EXPECT_ENOSPC(write_err, sync_err, true);
-  EXPECT_EQ(Slurp(M("keep")), "written before the disk filled up");
+  if (at_write_only) {
+    EXPECT_EQ(write_err, ENOSPC) << strerror(write_err);
+  } else {
+    EXPECT_TRUE(write_err == ENOSPC || sync_err == ENOSPC)
+        << "write: " << strerror(write_err) << ", fsync/close: " << strerror(sync_err);
+  }
+  EXPECT_EQ(Slurp(M("keep")), kept);
   Unmount();
-  EXPECT_EQ(Slurp(B("small/u/keep")), "written before the disk filled up");
+  EXPECT_EQ(Slurp(B("small/u/keep")), kept);
 }
 
-TEST_F(FullUpperTest, WritebackCacheReportsENOSPCAtFsyncAndKeepsEarlierFiles) {
-  MountWithOpts(",writeback=1");  // the cache instead of passthrough
-  ASSERT_TRUE(Put(M("keep"), "written before the disk filled up"));
-  int sync_err = 0;
-  int write_err = FillUp("big", &sync_err);
-  // The cache takes the writes; the refusal comes back at fsync (or at
-  // write, once the kernel has pushed back and seen the error).
-  EXPECT_ENOSPC(write_err, sync_err, false);
-  EXPECT_EQ(Slurp(M("keep")), "written before the disk filled up");
-  Unmount();
-  EXPECT_EQ(Slurp(B("small/u/keep")), "written before the disk filled up");
+TEST_F(FullUpperTest, PassthroughReportsENOSPCAtWrite) { FillAndCheck("", true); }
+
+// The cache takes the writes; the refusal comes back at fsync (or at
+// write, once the kernel has pushed back and seen the error).
+TEST_F(FullUpperTest, WritebackCacheReportsENOSPCAtFsync) {
+  FillAndCheck(",writeback=1", false);  // the cache instead of passthrough
 }
 
 TEST_F(FullUpperTest, WriteThroughReportsENOSPCAtWrite) {
-  MountWithOpts(",passthrough=0,writeback=0");
-  int sync_err = 0;
-  int write_err = FillUp("big", &sync_err);
-  EXPECT_ENOSPC(write_err, sync_err, true);
+  FillAndCheck(",passthrough=0,writeback=0", true);
 }
 
 }  // namespace

@@ -602,6 +602,7 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
 // the upper file's mtime as it was; otherwise a remount would show a later
 // mtime than the mount did. (With threads>1 a SETATTR answered between the
 // fstat and the futimens is undone; the kernel's next push sets it again.)
+// Not in MigWrite: with a store there is no writeback cache.
 class KeepMtime {
  public:
   KeepMtime(int fd, bool on) : fd_(fd), on_(on && fstat(fd, &st_) == 0) {}
@@ -635,7 +636,6 @@ void MigWrite(fuse_req_t req, fuse_bufvec* in, off_t off, OpenFile* of) {
     c.offset = static_cast<uint64_t>(off);
     c.length = data->size();
     Status s = Mig(req)->UserModify(m, of->fd, c, [&] {
-      KeepMtime keep(of->fd, St(req)->writeback);
       size_t done = 0;
       while (done < data->size()) {
         ssize_t w = pwrite(of->fd, data->data() + done, data->size() - done,

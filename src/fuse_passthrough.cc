@@ -77,11 +77,6 @@ bool PatchOpenReply(struct iovec* iov, int count, int32_t backing_id) {
   return true;
 }
 
-bool PassthroughFiles::enabled() const {
-  std::lock_guard<std::mutex> g(mu_);
-  return !disabled_;
-}
-
 int PassthroughFiles::Opened(const void* node, int fd, bool eligible) {
   std::lock_guard<std::mutex> g(mu_);
   PerNode& n = nodes_[node];

@@ -53,8 +53,6 @@ class PassthroughFiles {
   // was not delivered.
   void Released(const void* node, bool passthrough);
 
-  bool enabled() const;
-
  private:
   struct PerNode {
     int backing_id = 0;
@@ -62,7 +60,7 @@ class PassthroughFiles {
     int cached = 0;       // other open regular files
   };
   const int dev_fd_;
-  mutable std::mutex mu_;
+  std::mutex mu_;
   bool disabled_ = false;  // the kernel refused a backing file
   std::unordered_map<const void*, PerNode> nodes_;
 };

@@ -28,8 +28,8 @@ namespace overtier {
 namespace {
 
 struct State {
-  UnionFs* fs;
-  double timeout;
+  UnionFs* fs = nullptr;
+  double timeout = 0;
   bool writeback = false;
   fuse_session* se = nullptr;
   WorkerPool* slow = nullptr;       // for requests that may take long
@@ -42,20 +42,23 @@ struct State {
   // Passthrough (src/fuse_passthrough.h): null when not asked for.
   PassthroughFiles* pt = nullptr;
   std::atomic<bool> init_seen{false};     // the INIT request was read
-  std::atomic<bool> pt_offered{false};    // ... and offered passthrough
+  InitOffer offer;                        // ... and offered this
   std::atomic<bool> init_pending{false};  // the INIT reply is to be patched
+  InitPatch patch;                        // ... with this
 };
 
 // The backing id the next OPEN/CREATE reply of this thread carries.
 thread_local int32_t tl_reply_backing_id = 0;
 
-// libfuse's I/O on /dev/fuse, through which the passthrough fields go
-// (fuse_session_custom_io hands these the session's userdata, our State).
+// libfuse's I/O on /dev/fuse, through which the protocol fields libfuse
+// does not know go (fuse_session_custom_io hands these the session's
+// userdata, our State). The INIT request is read before any other, by one
+// thread, and answered before any other request is read.
 ssize_t IoRead(int fd, void* buf, size_t len, void* userdata) {
   ssize_t n = read(fd, buf, len);
   State* st = static_cast<State*>(userdata);
   if (n > 0 && !st->init_seen.exchange(true))
-    st->pt_offered = InitRequestOffersPassthrough(buf, static_cast<size_t>(n));
+    st->offer = ParseInitRequest(buf, static_cast<size_t>(n));
   return n;
 }
 
@@ -64,7 +67,7 @@ ssize_t IoWritev(int fd, struct iovec* iov, int count, void* userdata) {
   if (tl_reply_backing_id > 0) {
     PatchOpenReply(iov, count, tl_reply_backing_id);
   } else if (st->init_pending.load(std::memory_order_relaxed) && st->init_pending.exchange(false)) {
-    PatchInitReply(iov, count);
+    PatchInitReply(iov, count, st->patch);
   }
   return writev(fd, iov, count);
 }
@@ -79,7 +82,7 @@ ssize_t IoSpliceSend(int fdin, off_t* offin, int fdout, off_t* offout, size_t le
   return splice(fdin, offin, fdout, offout, len, flags);
 }
 
-const fuse_custom_io kPassthroughIo = {IoWritev, IoRead, IoSpliceReceive, IoSpliceSend};
+const fuse_custom_io kPatchingIo = {IoWritev, IoRead, IoSpliceReceive, IoSpliceSend};
 
 State* St(fuse_req_t req) { return static_cast<State*>(fuse_req_userdata(req)); }
 UnionFs* Fs(fuse_req_t req) { return St(req)->fs; }
@@ -149,8 +152,14 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_READDIRPLUS_AUTO);
   // Passthrough if the kernel offers it (the INIT reply is patched); else
   // small writes become large WRITEs and the kernel keeps size and mtime.
-  const bool pt = st->pt != nullptr && st->pt_offered.load();
-  if (pt) st->init_pending = true;
+  const bool pt = st->pt != nullptr && st->offer.passthrough;
+  // Set-user-ID and set-group-ID bits cleared by us, where the kernel
+  // would otherwise ask GETXATTR(security.capability) before every
+  // write(2) to decide whether to clear anything (it then marks inodes
+  // without such bits S_NOSEC and skips the question).
+  st->patch.passthrough = pt;
+  st->patch.killpriv_v2 = st->offer.killpriv_v2;
+  if (st->patch.passthrough || st->patch.killpriv_v2) st->init_pending = true;
   if (!pt && !st->fs->read_only() && UsesWritebackCache(st->fs->options())) {
     want(FUSE_CAP_WRITEBACK_CACHE);
     st->writeback = conn->want & FUSE_CAP_WRITEBACK_CACHE;
@@ -221,6 +230,7 @@ Status SetattrCore(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set
   r.atime_now = to_set & FUSE_SET_ATTR_ATIME_NOW;
   r.mtime_now = to_set & FUSE_SET_ATTR_MTIME_NOW;
   r.ctime = to_set & FUSE_SET_ATTR_CTIME;
+  r.kill_suidgid = to_set & FUSE_SET_ATTR_KILL_SUID;  // FATTR_KILL_SUIDGID
   r.values = *attr;
   return Fs(req)->SetAttr(CtxOf(req), N(req, ino), r, OF(fi), out);
 }
@@ -418,6 +428,7 @@ void ReplyOpen(fuse_req_t req, std::unique_ptr<OpenFile> of, fuse_file_info* fi)
   fi->keep_cache = !(of->mig && of->mig->slow.load(std::memory_order_acquire));
   if (fi->flags & O_DIRECT) fi->direct_io = 1;
   CountOpen(req, of.get(), fi);
+  of->direct_io = fi->direct_io;
   const int rc = fuse_reply_open(req, fi);
   tl_reply_backing_id = 0;
   if (rc == 0) {
@@ -623,6 +634,16 @@ class KeepMtime {
 // A write to a file with a migration record: the data is copied out of the
 // request (its buffer is reused once we return), written and recorded on
 // the service's pool, without waiting for any restore.
+// A WRITE of a direct-I/O open: the FUSE client calls no file_remove_privs
+// on that path (it only flags the WRITE, which libfuse 3.14 does not pass
+// on), so the set-user-ID and set-group-ID bits are cleared here.
+void AfterDirectWrite(fuse_req_t req, OpenFile* of) {
+  if (!of->direct_io) return;
+  bool dropped = false;
+  if (Fs(req)->DropSuidSgid(CtxOf(req), of->node, &dropped).ok() && dropped)
+    fuse_lowlevel_notify_inval_inode(St(req)->se, Ino(Fs(req), of->node), -1, 0);
+}
+
 void MigWrite(fuse_req_t req, fuse_bufvec* in, off_t off, OpenFile* of) {
   auto data = std::make_shared<std::string>(fuse_buf_size(in), '\0');
   fuse_bufvec mem = FUSE_BUFVEC_INIT(data->size());
@@ -647,6 +668,7 @@ void MigWrite(fuse_req_t req, fuse_bufvec* in, off_t off, OpenFile* of) {
       return Status::OK();
     });
     if (!s.ok()) return ReplyErr(req, s);
+    AfterDirectWrite(req, of);
     fuse_reply_write(req, data->size());
   });
 }
@@ -665,6 +687,7 @@ void OpWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_fil
     n = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
   }
   if (n < 0) return (void)fuse_reply_err(req, static_cast<int>(-n));
+  AfterDirectWrite(req, of);
   fuse_reply_write(req, static_cast<size_t>(n));
 }
 
@@ -1134,7 +1157,9 @@ int RunWorkers(fuse_session* se, int nthreads, unsigned spin_us) {
 
 int ServeFuse(UnionFs* fs, const Invocation& inv, const std::function<void()>& after_daemonize,
               MigrationService* mig) {
-  State state{fs, inv.opts.timeout};
+  State state;
+  state.fs = fs;
+  state.timeout = inv.opts.timeout;
   state.hard = inv.opts.hard;
   state.mig = mig;
   const MountOptions& o = inv.opts;
@@ -1173,8 +1198,8 @@ int ServeFuse(UnionFs* fs, const Invocation& inv, const std::function<void()>& a
     if (fuse_session_mount(se, inv.mountpoint.c_str()) != 0) {
       std::fprintf(stderr, "overtier: cannot mount on '%s'\n", inv.mountpoint.c_str());
     } else {
-      if (WantsPassthrough(inv.opts) &&
-          fuse_session_custom_io(se, &kPassthroughIo, fuse_session_fd(se)) == 0) {
+      if (fuse_session_custom_io(se, &kPatchingIo, fuse_session_fd(se)) == 0 &&
+          WantsPassthrough(inv.opts)) {
         pt = std::make_unique<PassthroughFiles>(fuse_session_fd(se));
         state.pt = pt.get();
       }

@@ -13,6 +13,7 @@ namespace {
 // From the kernel's uapi <linux/fuse.h> of 6.9 (protocol 7.40); Debian 12's
 // copy is older. Offsets are those of the structs there.
 constexpr uint32_t kInitExt = 1u << 30;           // FUSE_INIT_EXT
+constexpr uint32_t kKillprivV2 = 1u << 28;        // FUSE_HANDLE_KILLPRIV_V2
 constexpr uint32_t kWritebackCache = 1u << 16;    // FUSE_WRITEBACK_CACHE
 constexpr uint32_t kFlags2Passthrough = 1u << 5;  // FUSE_PASSTHROUGH >> 32
 constexpr uint32_t kFopenPassthrough = 1u << 7;   // FOPEN_PASSTHROUGH
@@ -44,16 +45,20 @@ void Put32(void* base, size_t off, uint32_t v) {
 
 }  // namespace
 
-bool InitRequestOffersPassthrough(const void* msg, size_t len) {
-  if (len < sizeof(fuse_in_header) + kInitInFlags2 + 4) return false;
+InitOffer ParseInitRequest(const void* msg, size_t len) {
+  InitOffer offer;
+  if (len < sizeof(fuse_in_header) + kInitInFlags2 + 4) return offer;
   fuse_in_header h;
   std::memcpy(&h, msg, sizeof(h));
-  if (h.opcode != FUSE_INIT) return false;
+  if (h.opcode != FUSE_INIT) return offer;
   const char* in = static_cast<const char*>(msg) + sizeof(fuse_in_header);
-  return (Get32(in, kInitInFlags) & kInitExt) && (Get32(in, kInitInFlags2) & kFlags2Passthrough);
+  const uint32_t flags = Get32(in, kInitInFlags);
+  offer.killpriv_v2 = (flags & kKillprivV2) != 0;
+  offer.passthrough = (flags & kInitExt) && (Get32(in, kInitInFlags2) & kFlags2Passthrough);
+  return offer;
 }
 
-bool PatchInitReply(struct iovec* iov, int count) {
+bool PatchInitReply(struct iovec* iov, int count, const InitPatch& patch) {
   if (count < 2 || iov[0].iov_len != sizeof(fuse_out_header) ||
       iov[1].iov_len < kInitOutMaxStackDepth + 4)
     return false;
@@ -61,10 +66,15 @@ bool PatchInitReply(struct iovec* iov, int count) {
   std::memcpy(&h, iov[0].iov_base, sizeof(h));
   void* out = iov[1].iov_base;
   if (h.error != 0 || Get32(out, 0) != FUSE_KERNEL_VERSION) return false;
-  Put32(out, kInitOutFlags, (Get32(out, kInitOutFlags) | kInitExt) & ~kWritebackCache);
-  Put32(out, kInitOutFlags2, Get32(out, kInitOutFlags2) | kFlags2Passthrough);
-  // Backing files are on ordinary file systems (stack depth 0).
-  Put32(out, kInitOutMaxStackDepth, 1);
+  uint32_t flags = Get32(out, kInitOutFlags);
+  if (patch.killpriv_v2) flags |= kKillprivV2;
+  if (patch.passthrough) {
+    flags = (flags | kInitExt) & ~kWritebackCache;
+    Put32(out, kInitOutFlags2, Get32(out, kInitOutFlags2) | kFlags2Passthrough);
+    // Backing files are on ordinary file systems (stack depth 0).
+    Put32(out, kInitOutMaxStackDepth, 1);
+  }
+  Put32(out, kInitOutFlags, flags);
   return true;
 }
 

@@ -1,14 +1,15 @@
 // FUSE passthrough (Linux 6.9+) on libfuse 3.14, which predates it.
 //
 // With passthrough the kernel reads and writes an open file's backing file
-// itself: no READ or WRITE request reaches the daemon, and no
-// GETXATTR(security.capability) before each write either. Sequential I/O
-// then runs at the speed of the kernel overlayfs (docs/BENCHMARKS.md).
+// itself: no READ or WRITE request reaches the daemon. Sequential I/O then
+// runs at the speed of the kernel overlayfs (docs/BENCHMARKS.md).
 //
 // libfuse 3.14 knows neither the INIT flag nor the open reply's backing id,
 // so the transport (fuse_ops.cc) sends its messages through a custom I/O
 // hook (fuse_session_custom_io) that patches the two replies with the
-// helpers below; the rest of the protocol is libfuse's. The kernel
+// helpers below; the rest of the protocol is libfuse's. The same hook asks
+// for FUSE_HANDLE_KILLPRIV_V2 (protocol 7.33), which libfuse 3.14 does not
+// know either. The kernel
 // refuses passthrough together with the writeback cache: a mount uses one
 // or the other.
 //
@@ -28,13 +29,26 @@
 
 namespace overtier {
 
-// Whether a raw FUSE_INIT request (header included) offers passthrough.
-bool InitRequestOffersPassthrough(const void* msg, size_t len);
+// What a raw FUSE_INIT request (header included) offers that libfuse 3.14
+// cannot ask for.
+struct InitOffer {
+  bool passthrough = false;
+  bool killpriv_v2 = false;  // FUSE_HANDLE_KILLPRIV_V2
+};
+InitOffer ParseInitRequest(const void* msg, size_t len);
+
+// What to ask for in the INIT reply.
+struct InitPatch {
+  bool passthrough = false;  // and not the writeback cache
+  // The daemon clears set-user-ID and set-group-ID bits on write, truncate
+  // and chown (union/caller.h); the kernel stops asking for
+  // security.capability before every write.
+  bool killpriv_v2 = false;
+};
 
 // Turns libfuse's INIT reply (iov as given to writev) into one that asks
-// for passthrough (and not for the writeback cache). False when iov is not
-// an INIT reply.
-bool PatchInitReply(struct iovec* iov, int count);
+// for `patch`. False when iov is not an INIT reply.
+bool PatchInitReply(struct iovec* iov, int count, const InitPatch& patch);
 
 // Makes an OPEN or CREATE reply (its open_out last) a passthrough open of
 // backing_id. False when iov has no room for it.

@@ -33,15 +33,23 @@ std::vector<char> InitRequest(uint32_t flags, uint32_t flags2) {
 
 TEST(FusePassthroughTest, InitRequestOffersPassthroughOnlyWithTheExtendedFlags) {
   auto yes = InitRequest(1u << 30, 1u << 5);
-  EXPECT_TRUE(InitRequestOffersPassthrough(yes.data(), yes.size()));
+  EXPECT_TRUE(ParseInitRequest(yes.data(), yes.size()).passthrough);
   auto no_ext = InitRequest(0, 1u << 5);
-  EXPECT_FALSE(InitRequestOffersPassthrough(no_ext.data(), no_ext.size()));
+  EXPECT_FALSE(ParseInitRequest(no_ext.data(), no_ext.size()).passthrough);
   auto no_pt = InitRequest(1u << 30, 0);
-  EXPECT_FALSE(InitRequestOffersPassthrough(no_pt.data(), no_pt.size()));
-  EXPECT_FALSE(InitRequestOffersPassthrough(yes.data(), sizeof(fuse_in_header) + 8));
+  EXPECT_FALSE(ParseInitRequest(no_pt.data(), no_pt.size()).passthrough);
+  EXPECT_FALSE(ParseInitRequest(yes.data(), sizeof(fuse_in_header) + 8).passthrough);
   auto lookup = InitRequest(1u << 30, 1u << 5);
   reinterpret_cast<fuse_in_header*>(lookup.data())->opcode = FUSE_LOOKUP;
-  EXPECT_FALSE(InitRequestOffersPassthrough(lookup.data(), lookup.size()));
+  EXPECT_FALSE(ParseInitRequest(lookup.data(), lookup.size()).passthrough);
+}
+
+TEST(FusePassthroughTest, InitRequestOffersKillprivV2InTheFirstFlags) {
+  auto yes = InitRequest(1u << 28, 0);
+  EXPECT_TRUE(ParseInitRequest(yes.data(), yes.size()).killpriv_v2);
+  EXPECT_FALSE(ParseInitRequest(yes.data(), yes.size()).passthrough);
+  auto no = InitRequest((1u << 30) | (1u << 19), 1u << 5);  // FUSE_HANDLE_KILLPRIV (v1)
+  EXPECT_FALSE(ParseInitRequest(no.data(), no.size()).killpriv_v2);
 }
 
 TEST(FusePassthroughTest, InitReplyAsksForPassthroughInsteadOfTheWritebackCache) {
@@ -51,13 +59,30 @@ TEST(FusePassthroughTest, InitReplyAsksForPassthroughInsteadOfTheWritebackCache)
   Set(&out, 4, 31);
   Set(&out, 12, (1u << 16) | 1u);  // writeback cache + async read
   iovec iov[2] = {{&h, sizeof(h)}, {out.data(), out.size()}};
-  ASSERT_TRUE(PatchInitReply(iov, 2));
+  InitPatch pt;
+  pt.passthrough = true;
+  ASSERT_TRUE(PatchInitReply(iov, 2, pt));
   EXPECT_EQ(At(out, 12), (1u << 30) | 1u);
   EXPECT_EQ(At(out, 32), 1u << 5);
   EXPECT_EQ(At(out, 36), 1u);
   h.error = -EIO;  // an error reply is left alone
-  EXPECT_FALSE(PatchInitReply(iov, 2));
-  EXPECT_FALSE(PatchInitReply(iov, 1));
+  EXPECT_FALSE(PatchInitReply(iov, 2, pt));
+  EXPECT_FALSE(PatchInitReply(iov, 1, pt));
+}
+
+TEST(FusePassthroughTest, InitReplyAsksForKillprivV2AloneKeepingTheWritebackCache) {
+  fuse_out_header h{};
+  std::vector<char> out(64, 0);
+  Set(&out, 0, FUSE_KERNEL_VERSION);
+  Set(&out, 4, 31);
+  Set(&out, 12, (1u << 16) | 1u);
+  iovec iov[2] = {{&h, sizeof(h)}, {out.data(), out.size()}};
+  InitPatch kp;
+  kp.killpriv_v2 = true;
+  ASSERT_TRUE(PatchInitReply(iov, 2, kp));
+  EXPECT_EQ(At(out, 12), (1u << 28) | (1u << 16) | 1u);
+  EXPECT_EQ(At(out, 32), 0u);
+  EXPECT_EQ(At(out, 36), 0u);
 }
 
 TEST(FusePassthroughTest, OpenReplyCarriesTheBackingIdInItsLastSixteenBytes) {

@@ -6,6 +6,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "union/caller.h"
 #include "union/fs_util.h"
 #include "union/union_fs.h"
 
@@ -68,10 +69,20 @@ Status UnionFs::GetAttr(Node* node, const OpenFile* of, struct stat* out) {
   return StatNode(node, out);
 }
 
-Status UnionFs::SetAttr(const Ctx&, Node* node, const SetAttrRequest& req, OpenFile* of,
+Status UnionFs::SetAttr(const Ctx& ctx, Node* node, const SetAttrRequest& req, OpenFile* of,
                         struct stat* out) {
   if (read_only_) return Status::Errno(EROFS);
   bool open_upper = of != nullptr && of->upper && of->fd >= 0;
+  if (!(req.mode || req.uid || req.gid || req.size || req.atime || req.mtime || req.ctime)) {
+    // Nothing to set: the kernel's file_remove_privs before a write by
+    // this caller (the only request that arrives empty). With
+    // FUSE_HANDLE_KILLPRIV_V2 the FUSE client strips the bits it would
+    // clear and leaves the clearing to us: a passthrough write never
+    // reaches the daemon, so this is where it happens.
+    bool dropped;
+    OVT_RETURN_IF_ERROR(DropSuidSgid(ctx, node, &dropped));
+    return open_upper ? GetAttr(node, of, out) : StatNode(node, out);
+  }
   if (!(req.mode || req.uid || req.gid || req.size || req.atime || req.mtime)) {
     // ctime alone: the kernel (writeback cache) reports a change it made;
     // the real file system keeps its own ctime, nothing to copy up.
@@ -140,6 +151,10 @@ Status UnionFs::SetAttr(const Ctx&, Node* node, const SetAttrRequest& req, OpenF
     }
     if (own >= 0) close(own);
     if (rc != 0) return Status::Errno(err);
+    if (req.kill_suidgid) {
+      bool dropped;
+      OVT_RETURN_IF_ERROR(DropSuidSgid(ctx, node, &dropped));
+    }
   }
   if (req.atime || req.mtime) {
     struct timespec ts[2];
@@ -165,6 +180,27 @@ Status UnionFs::SetAttr(const Ctx&, Node* node, const SetAttrRequest& req, OpenF
   }
   if (open_upper) return GetAttr(node, of, out);
   return StatNode(node, out);
+}
+
+Status UnionFs::DropSuidSgid(const Ctx& ctx, Node* node, bool* dropped) {
+  *dropped = false;
+  FdPtr fd;
+  {
+    std::lock_guard<std::mutex> g(node->mu);
+    if (!node->upper.valid()) return Status::OK();  // not written to
+    OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->upper, &fd));
+  }
+  struct stat st;
+  if (fstat(fd->get(), &st) != 0) return Status::FromErrno();
+  if (!S_ISREG(st.st_mode) || (st.st_mode & (S_ISUID | S_ISGID)) == 0) return Status::OK();
+  // Only now the caller's credentials: most files have neither bit.
+  const CallerCreds c = ReadCallerCreds(ctx, opts_.gidmap);
+  const mode_t drop = SuidSgidToDrop(st.st_mode, c.cap_fsetid, c.InGroup(st.st_gid));
+  if (drop == 0) return Status::OK();
+  if (fchmodat(AT_FDCWD, ProcPath(fd->get()).c_str(), st.st_mode & 07777 & ~drop, 0) != 0)
+    return Status::FromErrno("clear the set-user-ID/set-group-ID bits");
+  *dropped = true;
+  return Status::OK();
 }
 
 Status UnionFs::ReadLink(Node* node, std::string* target) {

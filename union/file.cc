@@ -13,7 +13,7 @@
 
 namespace overtier {
 
-Status UnionFs::Open(const Ctx&, Node* node, int flags, std::unique_ptr<OpenFile>* out) {
+Status UnionFs::Open(const Ctx& ctx, Node* node, int flags, std::unique_ptr<OpenFile>* out) {
   if (node->is_dir()) return Status::Errno(EISDIR);
   const int acc = flags & O_ACCMODE;
   const bool write = acc != O_RDONLY || (flags & O_TRUNC);
@@ -48,6 +48,17 @@ Status UnionFs::Open(const Ctx&, Node* node, int flags, std::unique_ptr<OpenFile
       node->metacopy = false;
       node->data_gen.fetch_add(1, std::memory_order_release);
     }
+  }
+  if (write && (flags & O_TRUNC)) {
+    // The truncate of open(2) clears set-user-ID and set-group-ID as any
+    // truncate by the caller does; the upper file system saw root do it.
+    bool dropped;
+    Status s = DropSuidSgid(ctx, node, &dropped);
+    if (!s.ok()) {
+      close(rfd);
+      return s;
+    }
+    if (dropped) NotifyAttrChanged(node);
   }
   auto of = std::make_unique<OpenFile>();
   of->node = node;

@@ -77,6 +77,7 @@ struct OpenFile {
   // whether it is counted there, and as a passthrough open.
   bool io_counted = false;
   bool passthrough = false;
+  bool direct_io = false;  // answered with FOPEN_DIRECT_IO
   ~OpenFile();
 };
 
@@ -99,6 +100,9 @@ struct SetAttrRequest {
   bool mode = false, uid = false, gid = false, size = false;
   bool atime = false, mtime = false, atime_now = false, mtime_now = false;
   bool ctime = false;
+  // The caller (without CAP_FSETID) truncates: set-user-ID and
+  // set-group-ID go as for a write (FATTR_KILL_SUIDGID).
+  bool kill_suidgid = false;
   struct stat values {};
 };
 
@@ -119,6 +123,10 @@ class UnionFs {
   Status GetAttr(Node* node, const OpenFile* of, struct stat* out);
   Status SetAttr(const Ctx& ctx, Node* node, const SetAttrRequest& req, OpenFile* of,
                  struct stat* out);
+  // A write or truncate by the caller: clears the set-user-ID and
+  // set-group-ID bits of node's upper file as the kernel would for that
+  // caller (union/caller.h). *dropped: whether a bit was cleared.
+  Status DropSuidSgid(const Ctx& ctx, Node* node, bool* dropped);
   Status ReadLink(Node* node, std::string* target);
   Status StatFs(struct statvfs* out);
 

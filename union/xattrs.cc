@@ -16,13 +16,11 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "union/acl_xattr.h"
+#include "union/caller.h"
 #include "union/fs_util.h"
 #include "union/union_fs.h"
 
@@ -41,30 +39,6 @@ RealRef* XattrSource(Node* node) {
 namespace {
 bool Privileged(const Ctx& ctx) { return ctx.uid == 0; }
 
-// The kernel's in_group_or_capable: whether the caller is in group `gid`
-// (a disk id: its fsgid, or one of the supplementary groups of its
-// process) or holds CAP_FSETID, both read from /proc/PID/status (which is
-// what libfuse's fuse_req_getgroups reads too). Without a process to ask
-// (pid 0), uid 0 stands for the capability.
-bool CallerInGroupOrCapable(const Ctx& ctx, const std::vector<IdMapping>& gidmap, gid_t gid) {
-  if (MapIdToOuter(gidmap, ctx.gid) == gid) return true;
-  std::ifstream in("/proc/" + std::to_string(ctx.pid) + "/status");
-  if (ctx.pid <= 0 || !in) return Privileged(ctx);
-  constexpr int kCapFsetid = 4;  // <linux/capability.h>
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.starts_with("Groups:")) {
-      std::istringstream groups(line.substr(7));
-      uint32_t g;
-      while (groups >> g)
-        if (MapIdToOuter(gidmap, g) == gid) return true;
-    } else if (line.starts_with("CapEff:")) {
-      uint64_t caps = std::strtoull(line.c_str() + 7, nullptr, 16);
-      if (caps & (uint64_t{1} << kCapFsetid)) return true;
-    }
-  }
-  return false;
-}
 bool IsTrusted(std::string_view name) { return name.starts_with("trusted."); }
 bool IsNoRelease(std::string_view name) { return name == "user.overtier.norelease"; }
 }  // namespace
@@ -72,9 +46,10 @@ bool IsNoRelease(std::string_view name) { return name == "user.overtier.noreleas
 Status UnionFs::GetXattr(const Ctx& ctx, Node* node, const char* name, std::string* value) {
   if (xn_.IsInternal(name) && !IsNoRelease(name)) return Status::Errno(ENODATA);
   if (IsTrusted(name) && !Privileged(ctx)) return Status::Errno(ENODATA);
-  // The kernel asks for security.capability before every write(2) (to
-  // know whether to drop file capabilities): answer a known absence from
-  // memory instead of a syscall (see shared/PERF-NOTES.md).
+  // The kernel asks for security.capability before writes (to know
+  // whether to drop file capabilities): before every write(2) without
+  // FUSE_HANDLE_KILLPRIV_V2, before a file's first one with it. Answer a
+  // known absence from memory instead of a syscall (shared/PERF-NOTES.md).
   const bool caps = std::string_view(name) == "security.capability";
   FdPtr fd;
   {

@@ -95,6 +95,27 @@ TEST_F(PassthroughTest, OffServesEveryWriteInTheDaemon) {
   EXPECT_GE(Requests("WRITE"), 1u);
 }
 
+// FUSE_HANDLE_KILLPRIV_V2: the daemon clears set-user-ID bits itself
+// (tests/integration/privs_test.cc), so the kernel stops asking for
+// security.capability before every write(2); before, each of these 200
+// writes cost one GETXATTR round trip.
+TEST_F(PassthroughTest, SmallWritesAskNothingOfTheDaemon) {
+  for (const char* extra : {"", ",passthrough=0"}) {
+    const size_t getxattrs = Requests("GETXATTR"), writes = Requests("WRITE");  // earlier mounts
+    ASSERT_NO_FATAL_FAILURE(MountDebug(extra));
+    int fd = open(M("w").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    for (int i = 0; i < 200; ++i) ASSERT_EQ(pwrite(fd, "0123456789abcdef", 16, i * 16), 16);
+    close(fd);
+    Unmount();
+    EXPECT_LE(Requests("GETXATTR") - getxattrs, 2u) << "with '" << extra << "'";
+    if (*extra == '\0' && !Refused()) {
+      EXPECT_EQ(Requests("WRITE") - writes, 0u);
+    }
+    ASSERT_EQ(unlink(B("upper/w").c_str()), 0);
+  }
+}
+
 // A read-only open of a lower file is the daemon's (it follows a copy-up
 // as on the kernel overlayfs); an open for writing of the same file then
 // must not be a passthrough open (the kernel would refuse the mix with

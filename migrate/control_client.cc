@@ -1,5 +1,6 @@
 #include "migrate/control_client.h"
 
+#include <fcntl.h>
 #include <sys/ioctl.h>
 
 #include <cerrno>
@@ -40,5 +41,12 @@ int Archive(int fd, bool release, uint64_t keep, bool* already) {
 }
 
 int Release(int fd, uint64_t keep) { return Ioctl(fd, OVERTIER_IOC_RELEASE, Request(0, keep)); }
+
+int OpenAt(int dirfd, const char* name) {
+  constexpr int kFlags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+  int fd = openat(dirfd, name, kFlags | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = openat(dirfd, name, kFlags);  // not the owner
+  return fd;
+}
 
 }  // namespace overtier::control

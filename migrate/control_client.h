@@ -39,6 +39,14 @@ int Archive(int fd, bool release, uint64_t keep, bool* already);
 // OVERTIER_IOC_RELEASE, keeping the first `keep` bytes resident.
 int Release(int fd, uint64_t keep);
 
+// Opens dirfd/name for the control ioctls: read-only, never following a
+// symlink, never hanging on a fifo, and with O_NOATIME where the caller may
+// (the owner, or root): an agent's open is not a user access, and the
+// daemon never serves an O_NOATIME open by FUSE passthrough, whose
+// descriptor would hold back the release of the file (docs/SEMANTICS.md,
+// "Migration tier"). Returns the fd, or -1 with errno set.
+int OpenAt(int dirfd, const char* name);
+
 }  // namespace overtier::control
 
 #endif  // OVERTIER_MIGRATE_CONTROL_CLIENT_H_

@@ -17,7 +17,6 @@ namespace overtier {
 
 namespace {
 
-constexpr int kOpenFile = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
 constexpr int kOpenDir = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 
 class Fd {
@@ -82,7 +81,7 @@ class Walk {
 
  private:
   void File(int dirfd, const std::string& name, const std::string& rel) {
-    Fd fd(openat(dirfd, name.c_str(), kOpenFile));
+    Fd fd(control::OpenAt(dirfd, name.c_str()));
     if (fd.get() < 0) {
       if (errno != ENOENT && errno != ELOOP) Error(rel, "walk", errno);
       return;
@@ -125,7 +124,8 @@ int OpenBeneath(int root, const std::string& rel) {
   while (dir >= 0) {
     size_t slash = rel.find('/', start);
     const std::string part = rel.substr(start, slash - start);
-    const int next = openat(dir, part.c_str(), slash == std::string::npos ? kOpenFile : kOpenDir);
+    const int next = slash == std::string::npos ? control::OpenAt(dir, part.c_str())
+                                                : openat(dir, part.c_str(), kOpenDir);
     const int e = errno;
     close(dir);
     errno = e;

@@ -397,13 +397,27 @@ void AttachMig(fuse_req_t req, OpenFile* of) {
 // passthrough open (then its backing id goes into this thread's reply).
 // Passthrough is for upper files (a read-only open of a lower file must
 // follow a later copy-up, which the kernel would not), and for every file
-// of a mount without an upper layer; never with a store, whose migration
-// tier must see reads and writes.
+// of a mount without an upper layer and without a store (whose image
+// files are not files the kernel could read).
+//
+// With a store, only for upper files without a migration record: the tier
+// must see every read and write of a file it archived (and it takes any
+// other change of such a file's mtime for an agent's, which it puts
+// back). A control command (archive, release, ...) is refused while a
+// passthrough open of the file remains (PassthroughGate), and an open with
+// O_NOATIME is never a passthrough open: the agents (the overtier command,
+// the policy engine) open files that way, so that their own descriptor
+// does not hold their command back.
 void CountOpen(fuse_req_t req, OpenFile* of, fuse_file_info* fi) {
   PassthroughFiles* pt = St(req)->pt;
   if (pt == nullptr || !of->node->is_reg()) return;
-  const bool eligible = of->upper || Fs(req)->read_only();
-  const int id = pt->Opened(of->node, of->fd, eligible);
+  bool eligible = of->upper || (Fs(req)->read_only() && Mig(req) == nullptr);
+  const std::atomic<bool>* veto = nullptr;
+  if (Mig(req) != nullptr) {
+    if (!of->upper || !of->mig || (fi->flags & O_NOATIME)) eligible = false;
+    if (of->mig) veto = &of->mig->no_passthrough;
+  }
+  const int id = pt->Opened(of->node, of->fd, eligible, veto);
   of->io_counted = true;
   of->passthrough = id > 0;
   if (id > 0) {
@@ -930,6 +944,21 @@ void InvalidateData(fuse_session* se, fuse_ino_t ino) {
   fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);
 }
 
+// Before a control command: no passthrough open of the file may remain,
+// nor start from now on (its reads and writes would bypass the tier, and a
+// release would leave it reading holes). The flag is set before the look,
+// under the lock opens are counted with, so an open either shows here or
+// sees the flag.
+Status PassthroughGate(fuse_req_t req, OpenFile* of, const std::string& what) {
+  PassthroughFiles* pt = St(req)->pt;
+  if (pt == nullptr || !of->mig) return Status::OK();
+  of->mig->no_passthrough.store(true);
+  if (!pt->InUse(of->node)) return Status::OK();
+  return Status::Errno(EBUSY, "'" + what +
+                                  "' is open with FUSE passthrough (opened before the migration "
+                                  "tier knew it; an agent must open it with O_NOATIME)");
+}
+
 void DoControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, OpenFile* of,
                const overtier_ctl_request& r) {
   MigrationService* mig = Mig(req);
@@ -942,7 +971,11 @@ void DoControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, OpenFile* of,
     if (fh.has_generation && fh.generation != r.generation)
       return (void)fuse_reply_err(req, ESTALE);
   }
-  Status s;
+  Status s = PassthroughGate(req, of, what);
+  if (!s.ok()) {
+    std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
+    return ReplyErr(req, s);
+  }
   switch (cmd) {
     case OVERTIER_IOC_ARCHIVE:
       s = mig->Archive(m, of->fd, what, r.flags & OVERTIER_CTL_RELEASE, r.offset);
@@ -994,8 +1027,10 @@ void AgentSetArchived(fuse_req_t req, fuse_ino_t, OpenFile* of, const void* in_b
   Mig(req)->Submit([req, of, a] {
     overtier_ctl_request r{};
     r.version = OVERTIER_CTL_VERSION;
-    Status s = Mig(req)->Primitive(of->mig, of->fd, "inode " + std::to_string(of->node->key),
-                                   OVERTIER_IOC_SET_ARCHIVED, r, &a);
+    Status s = PassthroughGate(req, of, "inode " + std::to_string(of->node->key));
+    if (s.ok())
+      s = Mig(req)->Primitive(of->mig, of->fd, "inode " + std::to_string(of->node->key),
+                              OVERTIER_IOC_SET_ARCHIVED, r, &a);
     if (!s.ok()) {
       std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
       return ReplyErr(req, s);

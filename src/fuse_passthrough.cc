@@ -87,7 +87,8 @@ bool PatchOpenReply(struct iovec* iov, int count, int32_t backing_id) {
   return true;
 }
 
-int PassthroughFiles::Opened(const void* node, int fd, bool eligible) {
+int PassthroughFiles::Opened(const void* node, int fd, bool eligible,
+                             const std::atomic<bool>* veto) {
   std::lock_guard<std::mutex> g(mu_);
   PerNode& n = nodes_[node];
   if (n.passthrough > 0) {
@@ -95,6 +96,7 @@ int PassthroughFiles::Opened(const void* node, int fd, bool eligible) {
     ++n.passthrough;
     return n.backing_id;
   }
+  if (veto != nullptr && veto->load(std::memory_order_acquire)) eligible = false;
   if (disabled_ || !eligible || n.cached > 0) {
     ++n.cached;
     return 0;
@@ -133,6 +135,12 @@ void PassthroughFiles::Released(const void* node, bool passthrough) {
     --n.cached;
   }
   if (n.passthrough == 0 && n.cached == 0) nodes_.erase(it);
+}
+
+bool PassthroughFiles::InUse(const void* node) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = nodes_.find(node);
+  return it != nodes_.end() && it->second.passthrough > 0;
 }
 
 }  // namespace overtier

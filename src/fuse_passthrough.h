@@ -22,6 +22,7 @@
 
 #include <sys/uio.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -61,11 +62,17 @@ class PassthroughFiles {
 
   // An open of `node` (fd: its real file) is about to be answered. Returns
   // the backing id to answer with, or 0 for a cached open. eligible: the
-  // caller allows passthrough for this open.
-  int Opened(const void* node, int fd, bool eligible);
+  // caller allows passthrough for this open; veto (if given, read under
+  // the same lock as InUse): true forbids it. A node already open for
+  // passthrough gets passthrough whatever these say (the kernel's rule).
+  int Opened(const void* node, int fd, bool eligible, const std::atomic<bool>* veto = nullptr);
   // The open (passthrough: as Opened answered) is released or its answer
   // was not delivered.
   void Released(const void* node, bool passthrough);
+  // Whether node has passthrough opens. With a veto that was set before
+  // this call, no later Opened of node can start one (unless one exists:
+  // then this says so).
+  bool InUse(const void* node);
 
  private:
   struct PerNode {

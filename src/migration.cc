@@ -374,6 +374,7 @@ std::optional<MigrationRecord> MigrationService::RecordOf(const std::string& key
 void MigrationService::Publish(MigFile* file, const std::optional<MigrationRecord>& rec,
                                uint64_t size) {
   std::lock_guard<std::mutex> l(file->mu);
+  if (rec) file->no_passthrough.store(true);
   file->has_record.store(rec.has_value(), std::memory_order_release);
   ResidencyMap map = ResidencyMap::FullyResident(size);
   if (rec && (rec->flags & kMigReleased) && !ResidencyMap::FromRecord(*rec, size, &map).ok()) {

@@ -75,6 +75,11 @@ struct MigFile {
   // when the last user of the file lets go: an unlinked file still open
   // must read as before.
   std::atomic<bool> unlinked{false};
+  // No FUSE passthrough open of this file may start (src/fuse_ops.cc,
+  // CountOpen): set once the file has a record, and by the transport before
+  // any control command, which it refuses while one is open. Every change
+  // of a file with a record must go through the service.
+  std::atomic<bool> no_passthrough{false};
   MigrationService* owner = nullptr;  // told when the file is let go
   ~MigFile();
 };

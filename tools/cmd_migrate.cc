@@ -6,9 +6,10 @@
 //
 // All of them act through the control ioctls (include/overtier/control.h)
 // on files of a mounted overtier union: the daemon's agents do the work.
-// Every file is opened O_RDONLY | O_NOFOLLOW | O_NONBLOCK: the ioctls need
-// an open file, not write access (the daemon checks that the caller is uid 0),
-// a symlink is never followed, and opening a fifo never hangs. Directories
+// Every file is opened O_RDONLY | O_NOFOLLOW | O_NONBLOCK (and O_NOATIME
+// where allowed: control::OpenAt): the ioctls need an open file, not write
+// access (the daemon checks that the caller is uid 0), a symlink is never
+// followed, and opening a fifo never hangs. Directories
 // are walked with openat() relative to the directory's own descriptor, so a
 // symlink swapped in for a directory during the walk is not followed
 // either. One file's error is reported and the next one goes on; the exit
@@ -47,7 +48,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int kOpenFile = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
 constexpr int kOpenDir = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 
 // Parses; returns -1 to go on, else the exit status (0 for --help, 2 for
@@ -93,7 +93,7 @@ std::string Join(const std::string& dir, const std::string& name) {
 
 // The regular files named by the arguments and, with `recursive`, under
 // the directories named. For each: fn(path, fd, st), with fd open as
-// kOpenFile (or -1 when `open_files` is false: counting only).
+// control::OpenAt (or -1 when `open_files` is false: counting only).
 // Non-regular files named on the command line are skipped with a note;
 // those met in a walk are only counted (a tree holds many symlinks).
 class Walker {
@@ -130,7 +130,7 @@ class Walker {
         fn_(path, -1, st);
       return;
     }
-    int fd = openat(dirfd, name.c_str(), kOpenFile);
+    int fd = control::OpenAt(dirfd, name.c_str());
     if (fd < 0) {
       // ELOOP: replaced by a symlink since we looked.
       if (errno == ELOOP) {
@@ -497,7 +497,7 @@ class Lister {
       if (n >= 0) e->link_target.assign(buf, n);
     }
     if (!S_ISREG(st.st_mode)) return true;
-    int fd = openat(dirfd, name.c_str(), kOpenFile);
+    int fd = control::OpenAt(dirfd, name.c_str());
     if (fd < 0) {
       if (errno == ENOENT) return false;
       e->flag = '?';

@@ -267,7 +267,9 @@ std::string ControlErrorMessage(const std::string& path, std::string_view op, in
     case EALREADY:
       return path + ": " + o + ": already archived";
     case EBUSY:
-      return path + ": " + o + ": busy (another archive or restore of this file is running)";
+      return path + ": " + o +
+             ": busy (another archive or restore of this file is running, or it is open with FUSE "
+             "passthrough)";
     case ENODATA:
       return path + ": " + o + ": no valid archive (never archived, or too few readable copies)";
     case ESTALE:

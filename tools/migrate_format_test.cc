@@ -249,7 +249,8 @@ TEST_F(MigrateFormatTest, ControlErrors) {
   EXPECT_EQ(ControlErrorMessage("/m/f", "release", ENODATA),
             "/m/f: release: no valid archive (never archived, or too few readable copies)");
   EXPECT_EQ(ControlErrorMessage("/m/f", "archive", EBUSY),
-            "/m/f: archive: busy (another archive or restore of this file is running)");
+            "/m/f: archive: busy (another archive or restore of this file is running, or it is "
+            "open with FUSE passthrough)");
   EXPECT_EQ(ControlErrorMessage("/m/f", "restore", ENOSPC),
             std::string("/m/f: restore: ") + std::strerror(ENOSPC));
 }

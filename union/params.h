@@ -142,9 +142,10 @@ inline bool UsesWritebackCache(const MountOptions& o) {
   return o.writeback && o.store.empty() && !o.read_only;
 }
 // Whether the FUSE connection asks for passthrough (the kernel may still
-// refuse it; the writeback cache is then asked for instead).
+// refuse it; the writeback cache is then asked for instead). With a store,
+// only upper files without a migration record take it (src/fuse_ops.cc).
 inline bool WantsPassthrough(const MountOptions& o) {
-  return o.passthrough && o.store.empty() && !(o.writeback_given && o.writeback);
+  return o.passthrough && !(o.writeback_given && o.writeback);
 }
 
 struct Invocation {

@@ -20,6 +20,12 @@
  * a caller with uid 0 (EPERM otherwise: a FUSE request carries the caller's ids,
  * not its capabilities, so uid 0 is what the daemon can check).
  *
+ * Open the file with O_NOATIME (as its owner or root; otherwise without):
+ * the daemon never makes such an open a FUSE passthrough open. A command
+ * on a file that a passthrough descriptor is open on is refused with
+ * EBUSY, since the migration tier cannot follow what that descriptor reads
+ * and writes (docs/SEMANTICS.md, "Migration tier").
+ *
  * Plain C (usable from C tools), no dependency but the kernel headers.
  */
 #ifndef OVERTIER_CONTROL_H_

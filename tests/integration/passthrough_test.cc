@@ -95,6 +95,21 @@ TEST_F(PassthroughTest, OffServesEveryWriteInTheDaemon) {
   EXPECT_GE(Requests("WRITE"), 1u);
 }
 
+// With a store: files the migration tier has no record of are passed
+// through too (migrate_mount_test covers what a record changes).
+TEST_F(PassthroughTest, StoreMountPassesFilesWithoutARecordThrough) {
+  Result r = RunArgs({OvertierBin(), "store", "init", B("store"), "--copies", "1"});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  ASSERT_NO_FATAL_FAILURE(MountDebug(",store=" + B("store")));
+  const std::string data = Payload(1 << 20, 5);
+  ASSERT_TRUE(Put(M("new"), data));
+  EXPECT_EQ(Slurp(M("new")), data);
+  Unmount();
+  if (Refused()) GTEST_SKIP() << "the kernel refused passthrough here";
+  EXPECT_EQ(Requests("WRITE"), 0u);
+  EXPECT_EQ(Requests("READ"), 0u);
+}
+
 // FUSE_HANDLE_KILLPRIV_V2: the daemon clears set-user-ID bits itself
 // (tests/integration/privs_test.cc), so the kernel stops asking for
 // security.capability before every write(2); before, each of these 200

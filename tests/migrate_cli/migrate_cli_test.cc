@@ -414,7 +414,9 @@ TEST_F(MigrateCliTest, TouchOfAnArchivedFileIsKeptThroughReleaseAndRestore) {
 // in progress, archived, non-resident keeping N bytes, restore in
 // progress, barrier moves, restore done. The agent keeps one descriptor of
 // the file: an open while a reader waits in the kernel for a page of the
-// file would wait for that reader.
+// file would wait for that reader. It opens it with O_NOATIME, as agents
+// must: another open of a file without a record is a FUSE passthrough open,
+// on which the daemon refuses control commands (EBUSY).
 int AgentIoctl(int fd, unsigned long cmd, uint64_t offset = 0, uint64_t length = 0) {
   return control::Ioctl(fd, cmd, control::Request(0, offset, length));
 }
@@ -424,7 +426,7 @@ TEST_F(MigrateCliTest, AnExternalAgentDrivesAFileWithTheDmfsPrimitives) {
   const std::string data = Payload(300000, 11);
   WriteFile(M("f"), data);
   WriteFile(M("twin"), data);
-  it::Fd agent(open(M("f").c_str(), O_RDONLY | O_CLOEXEC));
+  it::Fd agent(open(M("f").c_str(), O_RDONLY | O_NOATIME | O_CLOEXEC));
   ASSERT_TRUE(agent.valid());
   const int afd = agent.get();
   // Begin and abort.

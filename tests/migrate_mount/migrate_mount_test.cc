@@ -55,6 +55,56 @@ TEST_F(MigrateMountTest, ArchiveReleaseKeepsStatAndReadsBackIdentical) {
   Unmount();
 }
 
+// Files the tier has no record of are read and written by FUSE
+// passthrough, which the tier never sees. A control command on a file
+// with such a descriptor open is refused (EBUSY): archived, the file would
+// change behind the tier's back; released, the descriptor would read the
+// upper file's holes. Once it is closed the command goes on, and opens of
+// a file with a record go through the daemon.
+TEST_F(MigrateMountTest, APassthroughOpenHoldsControlCommandsBack) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string data = Payload(4 * kMiB, 21);
+  MakeFile("f", data);
+  int early = open(M("f").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(early, 0);
+  EXPECT_EQ(Ctl(M("f"), OVERTIER_IOC_ARCHIVE, OVERTIER_CTL_RELEASE), EBUSY);
+  EXPECT_EQ(StateXattr(M("f")), "resident");
+  EXPECT_NE(Slurp(log_).find("open with FUSE passthrough"), std::string::npos) << Slurp(log_);
+  std::string head(4096, '\0');
+  ASSERT_EQ(pread(early, head.data(), head.size(), 0), 4096);
+  EXPECT_EQ(head, data.substr(0, 4096));
+  close(early);
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
+  int late = open(M("f").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(late, 0);
+  std::string all(data.size(), '\0');
+  ASSERT_EQ(pread(late, all.data(), all.size(), 0), static_cast<ssize_t>(all.size()));
+  EXPECT_TRUE(all == data) << "read back through the daemon after the release";
+  // An open now is the daemon's: it holds nothing back.
+  EXPECT_EQ(Ctl(M("f"), OVERTIER_IOC_RELEASE), 0) << Slurp(log_);
+  close(late);
+  Unmount();
+}
+
+// The same for a writer: what it writes after the refused archive is in
+// the file, and the archive made once it is closed holds it.
+TEST_F(MigrateMountTest, AWriterFromBeforeTheArchiveKeepsEveryByte) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string data = Payload(2 * kMiB, 22);
+  MakeFile("w", data);
+  int writer = open(M("w").c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(writer, 0);
+  EXPECT_EQ(Ctl(M("w"), OVERTIER_IOC_ARCHIVE), EBUSY);
+  ASSERT_EQ(pwrite(writer, "NEW", 3, 100), 3);
+  close(writer);
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("w"));
+  std::string want = data;
+  want.replace(100, 3, "NEW");
+  EXPECT_TRUE(ReadFile(M("w")) == want);
+  Unmount();
+  EXPECT_TRUE(ReadFile(B("upper/w")) == want);
+}
+
 TEST_F(MigrateMountTest, ReaderOfTheLastMiBGetsItsData) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   const std::string data = Payload(20 * kMiB, 2);

@@ -52,10 +52,11 @@ constexpr uint64_t kMiB = uint64_t{1} << 20;
 
 inline int64_t Ns(const struct timespec& t) { return int64_t{t.tv_sec} * 1000000000 + t.tv_nsec; }
 
-// The control ioctls, as the CLI issues them.
+// The control ioctls, as the CLI issues them (on an O_NOATIME open, which
+// the daemon never makes a passthrough open: control::OpenAt).
 inline int Ctl(const std::string& path, unsigned long cmd, uint32_t flags = 0, uint64_t offset = 0,
                uint64_t length = 0) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = open(path.c_str(), O_RDONLY | O_NOATIME | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return errno;
   overtier_ctl_request r{};
   r.version = OVERTIER_CTL_VERSION;

@@ -13,7 +13,7 @@
 
 namespace overtier {
 
-Status GetFileHandle(int fd, const std::string& what, FileHandle* out) {
+Status GetFileHandleKey(int fd, const std::string& what, FileHandle* out) {
   // MAX_HANDLE_SZ is 128: room for any handle the kernel produces.
   constexpr unsigned kRoom = 128;
   auto buf = std::make_unique<char[]>(sizeof(file_handle) + kRoom);
@@ -23,9 +23,6 @@ Status GetFileHandle(int fd, const std::string& what, FileHandle* out) {
   if (name_to_handle_at(fd, "", h, &mount_id, AT_EMPTY_PATH) != 0) {
     return Status::FromErrno("name_to_handle_at of '" + what + "'");
   }
-  struct stat st;
-  if (fstat(fd, &st) != 0) return Status::FromErrno("fstat of '" + what + "'");
-
   FileHandle fh;
   PutFixed32(&fh.key, static_cast<uint32_t>(h->handle_type));
   fh.key.append(reinterpret_cast<const char*>(h->f_handle), h->handle_bytes);
@@ -34,21 +31,49 @@ Status GetFileHandle(int fd, const std::string& what, FileHandle* out) {
                                    std::to_string(fh.key.size()) + " bytes, more than " +
                                    std::to_string(kMaxFileHandleLen));
   }
-  fh.inode = st.st_ino;
+  *out = std::move(fh);
+  return Status::OK();
+}
 
+Status AddInodeAndGeneration(int fd, const std::string& what, FileHandle* fh) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return Status::FromErrno("fstat of '" + what + "'");
+  fh->inode = st.st_ino;
+  fh->generation = 0;
+  fh->has_generation = false;
   int gen = 0;
   if (ioctl(fd, FS_IOC_GETVERSION, &gen) == 0) {
-    fh.generation = static_cast<uint32_t>(gen);
-    fh.has_generation = true;
-  } else if (h->handle_bytes == 12) {
+    fh->generation = static_cast<uint32_t>(gen);
+    fh->has_generation = true;
+  } else if (fh->key.size() == 4 + 12) {
     // tmpfs (shmem_encode_fh): generation, inode low 32 bits, inode high.
     uint32_t w[3];
-    std::memcpy(w, h->f_handle, sizeof(w));
+    std::memcpy(w, fh->key.data() + 4, sizeof(w));
     if ((uint64_t{w[2]} << 32 | w[1]) == static_cast<uint64_t>(st.st_ino)) {
-      fh.generation = w[0];
-      fh.has_generation = true;
+      fh->generation = w[0];
+      fh->has_generation = true;
     }
   }
+  return Status::OK();
+}
+
+bool FileHandleKeyFromRaw(std::string_view raw, FileHandle* out) {
+  file_handle h;
+  if (raw.size() < sizeof(h)) return false;
+  std::memcpy(&h, raw.data(), sizeof(h));
+  if (raw.size() != sizeof(h) + h.handle_bytes || 4 + h.handle_bytes > kMaxFileHandleLen)
+    return false;
+  FileHandle fh;
+  PutFixed32(&fh.key, static_cast<uint32_t>(h.handle_type));
+  fh.key.append(raw.substr(sizeof(h)));
+  *out = std::move(fh);
+  return true;
+}
+
+Status GetFileHandle(int fd, const std::string& what, FileHandle* out) {
+  FileHandle fh;
+  OVT_RETURN_IF_ERROR(GetFileHandleKey(fd, what, &fh));
+  OVT_RETURN_IF_ERROR(AddInodeAndGeneration(fd, what, &fh));
   *out = std::move(fh);
   return Status::OK();
 }

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "overtier/status.h"
 
@@ -38,6 +39,17 @@ struct FileHandle {
 // EOPNOTSUPP if the file system has no handles, EINVAL for a handle longer
 // than a catalog key may be.
 Status GetFileHandle(int fd, const std::string& what, FileHandle* out);
+
+// The same in two steps, for callers that need the inode and generation
+// only sometimes: GetFileHandleKey fills key alone (one system call), and
+// AddInodeAndGeneration the rest (two more), for the same fd.
+Status GetFileHandleKey(int fd, const std::string& what, FileHandle* out);
+Status AddInodeAndGeneration(int fd, const std::string& what, FileHandle* fh);
+
+// The key of a handle name_to_handle_at(2) gave earlier: `raw` holds its
+// struct file_handle (handle_bytes, handle_type, f_handle). False if raw
+// is not one.
+bool FileHandleKeyFromRaw(std::string_view raw, FileHandle* out);
 
 // Opens the file whose handle key (FileHandle::key) is `key`, on the file
 // system of mount_fd (any descriptor on it), with open(2) flags (without

@@ -81,6 +81,45 @@ TEST_P(FileHandleTest, StableAcrossRenameAndLinksDistinctForOtherFiles) {
 
 // The key opens the file again (a mount resuming a restore job has only
 // the key), until the file is gone.
+// The two-step form (the key at every open, the rest when a record needs
+// it) gives what the one-step form gives, tmpfs' generation included.
+TEST_P(FileHandleTest, KeyThenGenerationEqualsTheWholeHandle) {
+  std::string a = dir_ + "/a";
+  int fa = open(a.c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fa, 0);
+  FileHandle whole, steps;
+  ASSERT_TRUE(GetFileHandle(fa, a, &whole).ok());
+  ASSERT_TRUE(GetFileHandleKey(fa, a, &steps).ok());
+  EXPECT_EQ(steps.key, whole.key);
+  EXPECT_FALSE(steps.has_generation);
+  ASSERT_TRUE(AddInodeAndGeneration(fa, a, &steps).ok());
+  EXPECT_EQ(steps, whole);
+  close(fa);
+}
+
+// A handle taken earlier (the union keeps one per upper file) gives the
+// same key; anything else is refused.
+TEST_P(FileHandleTest, KeyFromAnEarlierHandle) {
+  std::string a = dir_ + "/a";
+  int fa = open(a.c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fa, 0);
+  struct {
+    file_handle fh;
+    unsigned char buf[128];
+  } h;
+  h.fh.handle_bytes = 128;
+  int mount_id;
+  ASSERT_EQ(name_to_handle_at(fa, "", &h.fh, &mount_id, AT_EMPTY_PATH), 0);
+  const std::string raw(reinterpret_cast<const char*>(&h), sizeof(h.fh) + h.fh.handle_bytes);
+  FileHandle direct, from_raw;
+  ASSERT_TRUE(GetFileHandleKey(fa, a, &direct).ok());
+  ASSERT_TRUE(FileHandleKeyFromRaw(raw, &from_raw));
+  EXPECT_EQ(from_raw.key, direct.key);
+  EXPECT_FALSE(FileHandleKeyFromRaw(raw.substr(0, raw.size() - 1), &from_raw));
+  EXPECT_FALSE(FileHandleKeyFromRaw("", &from_raw));
+  close(fa);
+}
+
 TEST_P(FileHandleTest, TheKeyOpensTheFileUntilItIsGone) {
   std::string a = dir_ + "/a";
   int fa = open(a.c_str(), O_RDWR | O_CREAT, 0644);

@@ -390,7 +390,10 @@ int RealOpenFlags(fuse_req_t req, int flags) {
 
 // Gives an upper regular file its migration state.
 void AttachMig(fuse_req_t req, OpenFile* of) {
-  if (Mig(req) != nullptr && of->upper && of->node->is_reg()) of->mig = Mig(req)->Attach(of->fd);
+  if (Mig(req) == nullptr || !of->upper || !of->node->is_reg()) return;
+  std::string raw;
+  if (!Fs(req)->UpperHandle(of->node, &raw)) raw.clear();
+  of->mig = Mig(req)->Attach(of->fd, raw);
 }
 
 // Before an open of a regular file is answered: whether it is a

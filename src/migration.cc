@@ -419,9 +419,14 @@ void MigrationService::Refresh(Catalog* catalog, const std::string& key) {
   SetRecord(key, rec);
 }
 
-std::shared_ptr<MigFile> MigrationService::Attach(int fd) {
+std::shared_ptr<MigFile> MigrationService::Attach(int fd, std::string_view raw_handle) {
+  // Every open of an upper file comes here: the key alone (known, or one
+  // system call) unless the file has a record to check the generation
+  // against.
   FileHandle fh;
-  if (!GetFileHandle(fd, "upper file", &fh).ok()) return nullptr;
+  if (!(!raw_handle.empty() && FileHandleKeyFromRaw(raw_handle, &fh)) &&
+      !GetFileHandleKey(fd, "upper file", &fh).ok())
+    return nullptr;
   std::optional<MigrationRecord> rec;
   std::shared_ptr<MigFile> file;
   bool fresh = false;
@@ -443,6 +448,7 @@ std::shared_ptr<MigFile> MigrationService::Attach(int fd) {
   if (rec) {
     Transition t;
     bool invalidated = false;
+    if (!AddInodeAndGeneration(fd, "upper file", &fh).ok()) fh.has_generation = false;
     if (fh.has_generation) CheckGeneration(rec, fh.generation, &t, &invalidated);
     if (invalidated) {
       // The file behind the handle was replaced behind our back: the record

@@ -117,7 +117,9 @@ class MigrationService {
   // O_PATH); nullptr if the file system has no handles. Checks the
   // record's generation against the file's (a replaced file's record is
   // invalidated).
-  std::shared_ptr<MigFile> Attach(int fd);
+  // raw_handle, if not empty: the file's handle as name_to_handle_at(2)
+  // gave it before (saves asking again at every open).
+  std::shared_ptr<MigFile> Attach(int fd, std::string_view raw_handle = {});
 
   // Read path: whether [offset, offset + length) is known resident. Only
   // meaningful while file->slow.

@@ -182,6 +182,13 @@ Status UnionFs::SetAttr(const Ctx& ctx, Node* node, const SetAttrRequest& req, O
   return StatNode(node, out);
 }
 
+bool UnionFs::UpperHandle(Node* node, std::string* raw) {
+  std::lock_guard<std::mutex> g(node->mu);
+  if (!node->upper.valid() || node->upper.handle.empty()) return false;
+  *raw = node->upper.handle;
+  return true;
+}
+
 Status UnionFs::DropSuidSgid(const Ctx& ctx, Node* node, bool* dropped) {
   *dropped = false;
   FdPtr fd;

@@ -123,6 +123,9 @@ class UnionFs {
   Status GetAttr(Node* node, const OpenFile* of, struct stat* out);
   Status SetAttr(const Ctx& ctx, Node* node, const SetAttrRequest& req, OpenFile* of,
                  struct stat* out);
+  // node's upper file's handle as name_to_handle_at(2) gave it (a struct
+  // file_handle), taken at lookup or copy-up: false if it has none.
+  bool UpperHandle(Node* node, std::string* raw);
   // A write or truncate by the caller: clears the set-user-ID and
   // set-group-ID bits of node's upper file as the kernel would for that
   // caller (union/caller.h). *dropped: whether a bit was cleared.

@@ -33,14 +33,19 @@ static bool SameObject(const Node& a, const Node& b) {
     // without them) the key, an inode number, decides.
     return x.handle.empty() || y.handle.empty() || x.handle == y.handle;
   };
-  if (a.upper.valid() || b.upper.valid()) {
-    return a.upper.valid() && b.upper.valid() && same(a.upper, b.upper);
-  }
+  if (a.upper.valid() && b.upper.valid()) return same(a.upper, b.upper);
+  // One has no upper object: the same object only if a is a copy-up of b's
+  // lower one. That is a lookup made before the copy-up (b) meeting the
+  // node the copy-up went to (a): b is merely stale. (The reverse cannot
+  // be: a copy-up moves the name into the upper layer before it sets the
+  // node's upper object, both under the node's lock, which SameObject's
+  // callers hold.)
+  if (b.upper.valid()) return false;
   if (a.is_dir()) {
     if (a.lower_dirs.empty() || b.lower_dirs.empty()) return false;
     return same(a.lower_dirs[0], b.lower_dirs[0]);
   }
-  return same(a.lower, b.lower);
+  return a.lower.valid() && b.lower.valid() && same(a.lower, b.lower);
 }
 
 Node* NodeTable::Intern(std::unique_ptr<Node> fresh, Node* parent, const std::string& name) {

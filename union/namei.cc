@@ -372,12 +372,19 @@ Status UnionFs::Lookup(const Ctx&, Node* parent, std::string_view name, Entry* o
   // (one fstat less per lookup). Directories (merged link counts),
   // metadata-only copies (the lower's blocks) and indexed hard links
   // (their link count) take StatNode's rules.
-  const bool plain = !S_ISDIR(r.type) && !r.metacopy && !r.indexed;
+  bool plain = !S_ISDIR(r.type) && !r.metacopy && !r.indexed;
+  const bool found_upper = r.upper.valid();
   const struct stat found_st = r.st;
   std::unique_ptr<Node> fresh;
   OVT_RETURN_IF_ERROR(NodeFromResult(&r, &fresh));
   Node* node = nodes_.Intern(std::move(fresh), parent, std::string(name));
   out->node = node;
+  if (plain && !found_upper) {
+    // Copied up since LookupReal looked (Intern returned that node): the
+    // stat of the lower object is not the answer any more.
+    std::lock_guard<std::mutex> g(node->mu);
+    plain = !node->upper.valid();
+  }
   Status s = Status::OK();
   if (plain) {
     out->attr = found_st;

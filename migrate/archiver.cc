@@ -97,7 +97,8 @@ Status Archiver::ValidCopies(const FileRecord& file, uint32_t* valid) {
   return Status::OK();
 }
 
-Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out) {
+Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out,
+                         std::mutex* commit_mu) {
   FileHandle fh;
   OVT_RETURN_IF_ERROR(GetFileHandle(fd, what, &fh));
   Busy busy(this, fh.key);
@@ -123,6 +124,8 @@ Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out) 
   if (!s.ok()) return Status::Errno(s.err(), "archiving '" + what + "': " + s.message());
 
   CrashPoint("archive-written");
+  std::unique_lock<std::mutex> commit_lock;
+  if (commit_mu != nullptr) commit_lock = std::unique_lock<std::mutex>(*commit_mu);
   struct stat st1;
   if (fstat(fd, &st1) != 0) return Status::FromErrno("fstat of '" + what + "'");
   if (st1.st_size != st0.st_size || Ns(st1.st_mtim) != Ns(st0.st_mtim) ||

@@ -75,8 +75,13 @@ class Archiver {
   Archiver& operator=(const Archiver&) = delete;
 
   // Archives the regular file open as fd; `what` names it in messages.
-  // *out (optional): the committed migration record.
-  Status Archive(int fd, const std::string& what, MigrationRecord* out = nullptr);
+  // *out (optional): the committed migration record. commit_mu (optional):
+  // held from the check that the file did not change while it was copied
+  // until the record is committed, so that a writer holding it too either
+  // changes the file before the check (the archive is abandoned) or finds
+  // the record after the commit (and marks it dirty).
+  Status Archive(int fd, const std::string& what, MigrationRecord* out = nullptr,
+                 std::mutex* commit_mu = nullptr);
 
   // Releases the archived file open (writable) as fd, keeping `keep` bytes
   // at its start resident. *out (optional): the record now committed.

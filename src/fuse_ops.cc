@@ -105,7 +105,7 @@ std::shared_ptr<MigFile> MigOfNode(fuse_req_t req, Node* node, int* fd) {
   if (Mig(req) == nullptr || !node->is_reg() || !Mig(req)->may_have_records()) return nullptr;
   if (!Fs(req)->OpenUpperData(node, O_PATH, fd).ok()) return nullptr;
   std::shared_ptr<MigFile> m = Mig(req)->Attach(*fd);
-  if (m && m->has_record.load(std::memory_order_acquire)) return m;
+  if (m && m->tracked()) return m;
   close(*fd);
   *fd = -1;
   return nullptr;
@@ -692,8 +692,7 @@ void MigWrite(fuse_req_t req, fuse_bufvec* in, off_t off, OpenFile* of) {
 
 void OpWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
   OpenFile* of = OF(fi);
-  if (of->mig && of->mig->has_record.load(std::memory_order_acquire))
-    return MigWrite(req, in, off, of);
+  if (of->mig && of->mig->tracked()) return MigWrite(req, in, off, of);
   fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
   out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
   out.buf[0].fd = of->fd;
@@ -705,6 +704,22 @@ void OpWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_fil
   }
   if (n < 0) return (void)fuse_reply_err(req, static_cast<int>(-n));
   AfterDirectWrite(req, of);
+  if (of->mig && of->mig->tracked()) {
+    // An archive began while this wrote (or it was checked before the
+    // archive's flag showed): recorded now, after the archive's commit if
+    // it already looked at the file, so the record cannot claim an archive
+    // that lacks these bytes (the archive abandons itself if it looks
+    // after them).
+    std::shared_ptr<MigFile> m = of->mig;
+    return Mig(req)->Submit([req, of, m, off, n] {
+      UserChange c;
+      c.offset = static_cast<uint64_t>(off);
+      c.length = static_cast<uint64_t>(n);
+      Status s = Mig(req)->UserModify(m, of->fd, c, [] { return Status::OK(); });
+      if (!s.ok()) return ReplyErr(req, s);
+      fuse_reply_write(req, static_cast<size_t>(n));
+    });
+  }
   fuse_reply_write(req, static_cast<size_t>(n));
 }
 
@@ -722,17 +737,28 @@ void OpFsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
 void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
                  fuse_file_info* fi) {
   OpenFile* of = OF(fi);
-  if (of->mig && of->mig->has_record.load(std::memory_order_acquire)) {
-    // The range becomes the user's (allocated zeros, a hole, ...): recorded
-    // like a write, so a restore never puts archive bytes over it.
+  if (of->mig && of->mig->tracked()) {
+    // Moving bytes around would move them off the ranges the residency map
+    // and the archive describe.
+    if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE))
+      return (void)fuse_reply_err(req, EOPNOTSUPP);
+    // A punch or zeroing makes the range the user's (zeros): recorded like
+    // a write, so a restore never puts archive bytes over it. A plain
+    // allocation keeps the bytes there: only what it adds past the end is
+    // the user's, and what the archive still holds below the end stays to
+    // be restored (over the zeroed blocks the allocation leaves in a
+    // released range).
     std::shared_ptr<MigFile> m = of->mig;
     return Mig(req)->Submit([req, of, m, mode, offset, length] {
       struct stat st;
       if (fstat(of->fd, &st) != 0) return (void)fuse_reply_err(req, errno);
+      const uint64_t size = static_cast<uint64_t>(st.st_size);
+      const bool zeroes = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE);
       UserChange c;
       c.offset = static_cast<uint64_t>(offset);
       uint64_t end = static_cast<uint64_t>(offset) + static_cast<uint64_t>(length);
-      if (mode & FALLOC_FL_KEEP_SIZE) end = std::min(end, static_cast<uint64_t>(st.st_size));
+      if (mode & FALLOC_FL_KEEP_SIZE) end = std::min(end, size);
+      if (!zeroes) c.offset = std::max(c.offset, size);
       c.length = end > c.offset ? end - c.offset : 0;
       ReplyErr(req, Mig(req)->UserModify(m, of->fd, c, [&] {
         return Fs(req)->Fallocate(of, mode, offset, length);
@@ -767,7 +793,7 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
   const int in_fd = Fs(req)->ReadFd(in);
   const std::shared_ptr<MigFile>& in_mig = ReadMig(req, in);
   const bool in_slow = in_mig && in_mig->slow.load(std::memory_order_acquire);
-  const bool out_rec = out->mig && out->mig->has_record.load(std::memory_order_acquire);
+  const bool out_rec = out->mig && out->mig->tracked();
   if (in_slow || out_rec) {
     // The source range restored first, the destination's change recorded:
     // on the service's threads.
@@ -1105,6 +1131,9 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned icmd, void*, fuse_file_inf
   if (!ValidRequest(r, allowed)) return (void)fuse_reply_err(req, EINVAL);
   // The migration tier works on upper files (a file only in a lower layer
   // is never archived: copy it up first, e.g. by opening it for writing).
+  // Such a file is resident, as GET_STATE says: a restore has nothing to do.
+  if (cmd == OVERTIER_IOC_RESTORE && !of->upper && of->node->is_reg())
+    return (void)fuse_reply_ioctl(req, 0, nullptr, 0);
   if (!of->upper || !of->mig || !of->node->is_reg()) return (void)fuse_reply_err(req, EINVAL);
   // Archives and waits take long: off the request loop.
   Mig(req)->Submit([req, ino, cmd, of, r] { DoControl(req, ino, cmd, of, r); });

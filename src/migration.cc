@@ -657,8 +657,15 @@ Status MigrationService::Archive(const std::shared_ptr<MigFile>& file, int fd,
   OVT_RETURN_IF_ERROR(Reopen(fd, O_RDONLY | O_NOATIME, what, &rfd));
   FdCloser closer(rfd);
   KeepPath(file.get(), fd);
-  Status st = s->archiver->Archive(rfd, what);
+  // Writes go through UserModify (modify_mu) from here on; the archiver
+  // holds modify_mu from its last look at the file to its commit, and the
+  // record is known here before the writes may go the plain way again.
+  archives_running_.fetch_add(1);
+  file->archiving.fetch_add(1);
+  Status st = s->archiver->Archive(rfd, what, nullptr, &file->modify_mu);
   Refresh(s->store->catalog(), file->key);
+  file->archiving.fetch_sub(1);
+  archives_running_.fetch_sub(1);
   OVT_RETURN_IF_ERROR(st);
   if (!release) return Status::OK();
   return Release(file, fd, what, keep);

@@ -63,6 +63,15 @@ struct MigFile {
   // The file has a migration record (any state): writes and truncates go
   // through the service, which updates it.
   std::atomic<bool> has_record{false};
+  // Archives of the file in progress: its writes go through the service
+  // from before the copy starts (Archive), so none falls between the
+  // archive's last look at the file and its record becoming known here.
+  std::atomic<int> archiving{0};
+  // Whether writes and truncates must go through the service.
+  bool tracked() const {
+    return has_record.load(std::memory_order_acquire) ||
+           archiving.load(std::memory_order_acquire) > 0;
+  }
   // Some bytes may be non-resident: reads check `map` first.
   std::atomic<bool> slow{false};
   std::mutex mu;     // map, path_fd
@@ -199,7 +208,10 @@ class MigrationService {
 
   // Whether any upper file may have a record: false lets the callers of
   // the unlink and truncate paths skip taking a file handle.
-  bool may_have_records() const { return record_count_.load(std::memory_order_acquire) > 0; }
+  bool may_have_records() const {
+    return record_count_.load(std::memory_order_acquire) > 0 ||
+           archives_running_.load(std::memory_order_acquire) > 0;
+  }
 
   // ~MigFile: the file's last user is gone (its map entry goes; an
   // unlinked file's record is deleted on the pool).
@@ -249,6 +261,7 @@ class MigrationService {
   std::map<std::string, MigrationRecord> records_;
   std::vector<std::pair<uint64_t, JobRecord>> left_jobs_;  // restore jobs found at Create
   std::atomic<size_t> record_count_{0};                    // records_.size(), read without mu_
+  std::atomic<int> archives_running_{0};                   // Archive calls in progress
   std::map<std::string, std::weak_ptr<MigFile>> files_;
   std::unique_ptr<Session> session_;
   int users_ = 0;                  // Acquire without Unuse, plus waits in flight

@@ -244,7 +244,11 @@ TEST_F(MigrateMountTest, ArchiveOfALowerOnlyFileIsRefused) {
   it::WriteFile(B("lower/low"), "lower data");
   ASSERT_NO_FATAL_FAILURE(Mount());
   EXPECT_EQ(Ctl(M("low"), OVERTIER_IOC_ARCHIVE), EINVAL);
+  EXPECT_EQ(Ctl(M("low"), OVERTIER_IOC_RELEASE), EINVAL);
+  // Resident, so a restore has nothing to do (restore -r over a union).
+  EXPECT_EQ(Ctl(M("low"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT), 0);
   EXPECT_EQ(StateXattr(M("low")), "resident");
+  EXPECT_FALSE(std::filesystem::exists(B("upper/low"))) << "nothing copied up";
   Unmount();
 }
 

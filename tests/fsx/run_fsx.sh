@@ -17,6 +17,14 @@
 #   OVERTIER_FSX_BUDGET   seconds for the whole run (default 540 for ci, 3500 for long: under
 #                         meson's timeout, so a hang still ends in our own teardown)
 #   OVERTIER_FSX_KEEP     1 keeps the temp dir (layers, state, logs) for inspection
+#   OVERTIER_FSX_STORE    1 (target overtier): each scenario's mount gets a store (store=), and
+#                         while fsx runs, the migration tier churns its files: `overtier archive
+#                         --release -r` and `overtier restore -r` over the mount in a loop (files
+#                         fsx has open are refused, EBUSY; the rest are released and restored
+#                         under fsx's reads and writes). Before the remount verify, everything
+#                         is restored (`restore --wait`), so the kernel cross-check reads whole
+#                         upper files. Fails if the churn released nothing.
+#   OVERTIER_FSX_STORE_OPTS  more mount options with OVERTIER_FSX_STORE (e.g. passthrough=0)
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
@@ -91,6 +99,25 @@ stale_args=()
 if [[ "${OVERTIER_FSX_STALE_FDS:-$stale_default}" == 1 ]]; then stale_args=(--stale-fds); fi
 read -r -a extra_args <<<"${OVERTIER_FSX_EXTRA:-}"
 
+store="${OVERTIER_FSX_STORE:-0}"
+if [[ "$store" == 1 && "$target" != overtier ]]; then
+  echo "run_fsx.sh: OVERTIER_FSX_STORE=1 needs target overtier" >&2
+  exit 2
+fi
+
+# churn DIR: archives and releases, then restores, every file of DIR/mnt until DIR/churn.stop
+# exists; the command's output goes to DIR/churn.log. Refusals are expected (a file fsx has
+# open, one changed while being archived): only the daemon's survival and fsx's checks count.
+churn() {
+  local d="$1"
+  while [[ ! -e "$d/churn.stop" ]]; do
+    timeout 60 "$OVERTIER_BIN" archive --release -r "$d/mnt" >>"$d/churn.log" 2>&1 || true
+    sleep 0.2
+    timeout 60 "$OVERTIER_BIN" restore -r "$d/mnt" >>"$d/churn.log" 2>&1 || true
+    sleep 0.2
+  done
+}
+
 # scenario NAME SEED LAYERS FILES JOBS OPS MAX_SIZE MAX_LEN [extra fsx run args...]
 scenario() {
   local name="$1" s="$2" nlayers="$3" files="$4" jobs="$5" ops="$6" max_size="$7" max_len="$8"
@@ -107,16 +134,40 @@ scenario() {
     "ops=$ops max_size=$max_size $*"
   start=$SECONDS
   "$fsx" prepare --lower "$lowers" "${common[@]}"
+  if [[ "$store" == 1 ]]; then
+    "$OVERTIER_BIN" store init "$d/store" --copies 1 >/dev/null ||
+      union_fail "overtier store init failed (scenario $name)"
+    export UNION_OVERTIER_OPTS="store=$d/store${OVERTIER_FSX_STORE_OPTS:+,$OVERTIER_FSX_STORE_OPTS}"
+  fi
 
   union_mount "$d/mnt" "$lowers" "$d/upper" "$d/work"
+  local churn_pid=""
+  if [[ "$store" == 1 ]]; then
+    churn "$d" &
+    churn_pid=$!
+  fi
   # The op budget is ~0.5 ms/op on a slow FUSE path plus slack; a hang is a failure too.
+  local run_rc=0
   timeout -k 10 "$(step_timeout $((120 + ops / 500)))" "$fsx" run --dir "$d/mnt" "${common[@]}" --ops "$ops" \
-    --jobs "$jobs" --max-len "$max_len" --state "$d/state" --quiet "$@" "${extra_args[@]}" ||
+    --jobs "$jobs" --max-len "$max_len" --state "$d/state" --quiet "$@" "${extra_args[@]}" || run_rc=$?
+  if [[ -n "$churn_pid" ]]; then
+    touch "$d/churn.stop"
+    wait "$churn_pid" || true
+  fi
+  [[ "$run_rc" == 0 ]] ||
     union_fail "fsx run failed or timed out (scenario $name, seed $s, target $target)"
   union_umount "$d/mnt" || union_fail "unmount after the run failed (scenario $name)"
 
   # Persistence: a fresh mount of the same layers must show exactly the final model.
   union_mount "$d/mnt" "$lowers" "$d/upper" "$d/work"
+  if [[ "$store" == 1 ]]; then
+    local released
+    released="$(awk '/^archived and released / { n += $4 } END { print n + 0 }' "$d/churn.log")"
+    echo "=== churn: $released files released while fsx ran (log: $d/churn.log)"
+    ((released > 0)) || union_fail "the churn released nothing (scenario $name): $(tail -5 "$d/churn.log")"
+    timeout -k 10 "$(step_timeout 120)" "$OVERTIER_BIN" restore --wait -r "$d/mnt" >"$d/restore.log" 2>&1 ||
+      union_fail "restoring every file before the verify failed (scenario $name): $(tail -5 "$d/restore.log")"
+  fi
   timeout -k 10 "$(step_timeout 90)" "$fsx" verify --dir "$d/mnt" --state "$d/state" ||
     union_fail "content wrong after unmount + remount (scenario $name, seed $s)"
   union_umount "$d/mnt" || union_fail "unmount after verify failed (scenario $name)"

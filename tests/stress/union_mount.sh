@@ -2,7 +2,7 @@
 # Pluggable union mounts for the fsx and stress drivers (sourced, not run).
 #
 # OVERTIER_TEST_TARGET picks the implementation under test:
-#   overtier        (default) $OVERTIER_BIN -o lowerdir=..,upperdir=..,workdir=.. MNT
+#   overtier        (default) $OVERTIER_BIN -o lowerdir=..,upperdir=..,workdir=..[,$UNION_OVERTIER_OPTS] MNT
 #   kernel          mount -t overlay
 #   fuse-overlayfs  the reference FUSE implementation
 #   raw             no mount: MNT becomes a plain directory holding a copy of the merged lowers
@@ -71,6 +71,7 @@ union_mount() {
     overtier)
       exe="$(realpath "${OVERTIER_BIN:?set OVERTIER_BIN to the overtier binary}")"
       [[ -x "$exe" ]] || union_fail "OVERTIER_BIN=$exe is not executable"
+      opts="$opts${UNION_OVERTIER_OPTS:+,$UNION_OVERTIER_OPTS}"
       timeout "$UNION_MOUNT_TIMEOUT" "$exe" -o "$opts" "$mnt" ||
         union_fail "overtier -o $opts $mnt failed (exit $?)"
       pid="$(_union_daemon_pid "$mnt" "$exe")"

@@ -565,7 +565,18 @@ void SlowRead(fuse_req_t req, const std::shared_ptr<MigFile>& mf, int fd, size_t
   auto p = std::make_shared<ParkedRead>();
   p->req = req;
   p->mig = Mig(req);
-  auto answer = [p, fd, size, off](const Status& s) {
+  auto answer = [p, mf, fd, size, off](const Status& s) {
+    if (s.ok()) {
+      // Released again since the restore answered? Then wait again.
+      std::shared_lock<std::shared_mutex> gate(mf->io_gate);
+      if (mf->slow.load(std::memory_order_acquire) &&
+          !p->mig->KnownResident(mf.get(), static_cast<uint64_t>(off), size)) {
+        gate.unlock();
+        fuse_req_interrupt_func(p->req, nullptr, nullptr);
+        return p->mig->Submit(
+            [req = p->req, mf, fd, size, off] { SlowRead(req, mf, fd, size, off); });
+      }
+    }
     // No interrupt callback may run (or be running) once we answer.
     fuse_req_interrupt_func(p->req, nullptr, nullptr);
     if (!s.ok()) {
@@ -574,6 +585,7 @@ void SlowRead(fuse_req_t req, const std::shared_ptr<MigFile>& mf, int fd, size_t
       fuse_reply_err(p->req, err);
       return;
     }
+    std::shared_lock<std::shared_mutex> gate(mf->io_gate);
     std::unique_ptr<char[]> buf(new char[size]);
     size_t got = 0;
     while (got < size) {
@@ -610,9 +622,15 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   const int fd = Fs(req)->ReadFd(of);
   const std::shared_ptr<MigFile>& mf = ReadMig(req, of);
   MigFile* m = mf.get();
-  if (m != nullptr && m->slow.load(std::memory_order_acquire) &&
-      !Mig(req)->KnownResident(m, static_cast<uint64_t>(off), size)) {
-    return SlowRead(req, mf, fd, size, off);
+  if (m != nullptr) {
+    // Resident now, and until read: a release waits for the gate.
+    std::shared_lock<std::shared_mutex> gate(m->io_gate);
+    if (m->slow.load(std::memory_order_acquire) &&
+        !Mig(req)->KnownResident(m, static_cast<uint64_t>(off), size)) {
+      gate.unlock();
+      return SlowRead(req, mf, fd, size, off);
+    }
+    return ReplyFromFd(req, fd, size, off);
   }
   if (St(req)->hard && !of->upper.load(std::memory_order_acquire) &&
       Fs(req)->ServedLower(of->node)) {
@@ -799,27 +817,35 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
     // on the service's threads.
     std::shared_ptr<MigFile> im = in_mig, om = out->mig;
     return Mig(req)->Submit(
-        [req, in, in_fd, out, im, om, in_slow, out_rec, off_in, off_out, len, flags]() mutable {
-          if (in_slow) {
+        [req, in, in_fd, out, im, om, out_rec, off_in, off_out, len, flags]() mutable {
+          // The source range resident, and kept so (io_gate) until copied:
+          // a release between the restore and the copy would leave holes
+          // to copy. Restored again if that happened.
+          std::shared_lock<std::shared_mutex> gate;
+          while (im) {
+            gate = std::shared_lock<std::shared_mutex>(im->io_gate);
+            if (!im->slow.load(std::memory_order_acquire) ||
+                Mig(req)->KnownResident(im.get(), static_cast<uint64_t>(off_in), len))
+              break;
+            gate.unlock();
             Status s = Mig(req)->Restore(im, in_fd, "inode " + std::to_string(in->node->key),
                                          static_cast<uint64_t>(off_in), len, /*wait=*/true,
                                          Mig(req)->reads_on_demand());
             if (!s.ok()) return (void)fuse_reply_err(req, EIO);
           }
+          // The bytes copied become the destination's, and only those: a
+          // short copy must not mark released bytes past it as resident
+          // (UserModify reads the change after the copy).
           ssize_t n = -1;
+          UserChange c;
+          c.offset = static_cast<uint64_t>(off_out);
           auto io = [&] {
             n = copy_file_range(in_fd, &off_in, out->fd, &off_out, len, flags);
-            return n < 0 ? Status::FromErrno() : Status::OK();
+            if (n < 0) return Status::FromErrno();
+            c.length = static_cast<uint64_t>(n);
+            return Status::OK();
           };
-          Status s;
-          if (out_rec) {
-            UserChange c;
-            c.offset = static_cast<uint64_t>(off_out);
-            c.length = len;  // at most what was copied: more is harmless (resident)
-            s = Mig(req)->UserModify(om, out->fd, c, io);
-          } else {
-            s = io();
-          }
+          Status s = out_rec ? Mig(req)->UserModify(om, out->fd, c, io) : io();
           if (!s.ok()) return ReplyErr(req, s);
           fuse_reply_write(req, static_cast<size_t>(n));
         });

@@ -689,6 +689,8 @@ Status MigrationService::Release(const std::shared_ptr<MigFile>& file, int fd,
   OVT_RETURN_IF_ERROR(FileSize(wfd, &size));
   KeepPath(file.get(), fd);
   {
+    // Readers that saw these ranges resident finish first (io_gate).
+    std::unique_lock<std::shared_mutex> gate(file->io_gate);
     std::lock_guard<std::mutex> l(file->mu);
     // Before anything is punched, readers must take the slow path for what
     // will be gone: assume the release succeeds (a read of a byte still

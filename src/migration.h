@@ -39,6 +39,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -76,6 +77,11 @@ struct MigFile {
   std::atomic<bool> slow{false};
   std::mutex mu;     // map, path_fd
   ResidencyMap map;  // while slow: what is known to be resident
+  // Held shared by a reader from its look at `map` until it has read the
+  // bytes from the upper file, exclusively by a release while it publishes
+  // the ranges it will punch: a reader that saw a range resident reads it
+  // before the punch, one that comes later sees it missing.
+  std::shared_mutex io_gate;
   int path_fd = -1;  // O_PATH, once the service worked on the file (to stat it later)
   // Serializes a user modification with the start of a restore job, so a
   // job never loads a record older than a modification it did not see.
@@ -187,7 +193,8 @@ class MigrationService {
 
   // ---- user modifications of a file with a record (blocking)
   // Runs io (the user's write or truncate on the upper file) and records
-  // the change in the file's migration record.
+  // the change in the file's migration record. `change` is read after io
+  // ran: io may set what it did (the length of a short copy).
   // fd: the upper file (any mode), for its size before the change.
   Status UserModify(const std::shared_ptr<MigFile>& file, int fd, const UserChange& change,
                     const std::function<Status()>& io);

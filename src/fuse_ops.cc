@@ -806,50 +806,17 @@ void OpLseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* 
 
 void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in, fuse_ino_t,
                      off_t off_out, fuse_file_info* fi_out, size_t len, int flags) {
+  // With a store: not offered (ENOSYS, which the kernel remembers for the
+  // mount), so the kernel copies through READ and WRITE, whose paths the
+  // migration tier guards. A copy path of its own (restore the source
+  // range, copy, record the destination's change) lost bytes in one fsx
+  // run in six under an archive/release/restore churn: a short copy's
+  // source tail read back stale, not understood yet (git show 490007c
+  // for that path; the issue notes say what is known).
+  if (Mig(req) != nullptr) return (void)fuse_reply_err(req, ENOSYS);
   OpenFile* in = OF(fi_in);
   OpenFile* out = OF(fi_out);
   const int in_fd = Fs(req)->ReadFd(in);
-  const std::shared_ptr<MigFile>& in_mig = ReadMig(req, in);
-  const bool in_slow = in_mig && in_mig->slow.load(std::memory_order_acquire);
-  const bool out_rec = out->mig && out->mig->tracked();
-  if (in_slow || out_rec) {
-    // The source range restored first, the destination's change recorded:
-    // on the service's threads.
-    std::shared_ptr<MigFile> im = in_mig, om = out->mig;
-    return Mig(req)->Submit(
-        [req, in, in_fd, out, im, om, out_rec, off_in, off_out, len, flags]() mutable {
-          // The source range resident, and kept so (io_gate) until copied:
-          // a release between the restore and the copy would leave holes
-          // to copy. Restored again if that happened.
-          std::shared_lock<std::shared_mutex> gate;
-          while (im) {
-            gate = std::shared_lock<std::shared_mutex>(im->io_gate);
-            if (!im->slow.load(std::memory_order_acquire) ||
-                Mig(req)->KnownResident(im.get(), static_cast<uint64_t>(off_in), len))
-              break;
-            gate.unlock();
-            Status s = Mig(req)->Restore(im, in_fd, "inode " + std::to_string(in->node->key),
-                                         static_cast<uint64_t>(off_in), len, /*wait=*/true,
-                                         Mig(req)->reads_on_demand());
-            if (!s.ok()) return (void)fuse_reply_err(req, EIO);
-          }
-          // The bytes copied become the destination's, and only those: a
-          // short copy must not mark released bytes past it as resident
-          // (UserModify reads the change after the copy).
-          ssize_t n = -1;
-          UserChange c;
-          c.offset = static_cast<uint64_t>(off_out);
-          auto io = [&] {
-            n = copy_file_range(in_fd, &off_in, out->fd, &off_out, len, flags);
-            if (n < 0) return Status::FromErrno();
-            c.length = static_cast<uint64_t>(n);
-            return Status::OK();
-          };
-          Status s = out_rec ? Mig(req)->UserModify(om, out->fd, c, io) : io();
-          if (!s.ok()) return ReplyErr(req, s);
-          fuse_reply_write(req, static_cast<size_t>(n));
-        });
-  }
   ssize_t n = copy_file_range(in_fd, &off_in, out->fd, &off_out, len, flags);
   if (n < 0) return (void)fuse_reply_err(req, errno);
   fuse_reply_write(req, static_cast<size_t>(n));

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -297,6 +298,16 @@ int RunMount(const Invocation& inv) {
   // the image file system to end.
   fs.reset();
   if (images) images->Stop();
+  if (!(inv.foreground || inv.debug)) {
+    // A forked daemon (fuse_daemonize): the store was opened before the
+    // fork (to check the mount), and RocksDB's default environment may have
+    // started its thread pool then. At exit its static destructor joins
+    // those threads, which do not exist in this process, and waits
+    // forever (seen as a daemon still alive 20 s after fusermount3 -u).
+    // Everything of ours is closed by now: skip the exit handlers.
+    std::fflush(nullptr);
+    _exit(rc);
+  }
   return rc;
 }
 

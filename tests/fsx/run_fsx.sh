@@ -156,6 +156,14 @@ scenario() {
   fi
   [[ "$run_rc" == 0 ]] ||
     union_fail "fsx run failed or timed out (scenario $name, seed $s, target $target)"
+  if [[ "$store" == 1 ]]; then
+    # The churn's restores run on in the background (restore without --wait): let them end,
+    # so the unmount is not also a test of stopping restores mid-way (the kill and resume
+    # tests of tests/migrate_mount are).
+    timeout -k 10 "$(step_timeout 120)" "$OVERTIER_BIN" restore --wait -r "$d/mnt" \
+      >"$d/restore-before-umount.log" 2>&1 ||
+      union_fail "restoring every file after the run failed (scenario $name): $(tail -5 "$d/restore-before-umount.log")"
+  fi
   union_umount "$d/mnt" || union_fail "unmount after the run failed (scenario $name)"
 
   # Persistence: a fresh mount of the same layers must show exactly the final model.

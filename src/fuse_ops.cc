@@ -566,18 +566,8 @@ void SlowRead(fuse_req_t req, const std::shared_ptr<MigFile>& mf, int fd, size_t
   p->req = req;
   p->mig = Mig(req);
   auto answer = [p, mf, fd, size, off](const Status& s) {
-    if (s.ok()) {
-      // Released again since the restore answered? Then wait again.
-      std::shared_lock<std::shared_mutex> gate(mf->io_gate);
-      if (mf->slow.load(std::memory_order_acquire) &&
-          !p->mig->KnownResident(mf.get(), static_cast<uint64_t>(off), size)) {
-        gate.unlock();
-        fuse_req_interrupt_func(p->req, nullptr, nullptr);
-        return p->mig->Submit(
-            [req = p->req, mf, fd, size, off] { SlowRead(req, mf, fd, size, off); });
-      }
-    }
-    // No interrupt callback may run (or be running) once we answer.
+    // No interrupt callback may run (or be running) once we answer, or
+    // once the read is parked again.
     fuse_req_interrupt_func(p->req, nullptr, nullptr);
     if (!s.ok()) {
       int err = s.err() == EINTR ? EINTR : EIO;
@@ -585,7 +575,16 @@ void SlowRead(fuse_req_t req, const std::shared_ptr<MigFile>& mf, int fd, size_t
       fuse_reply_err(p->req, err);
       return;
     }
+    // One hold of the gate from the look to the read: a release cannot
+    // punch the range in between.
     std::shared_lock<std::shared_mutex> gate(mf->io_gate);
+    if (mf->slow.load(std::memory_order_acquire) &&
+        !p->mig->KnownResident(mf.get(), static_cast<uint64_t>(off), size)) {
+      // Released again since the restore answered: wait again.
+      gate.unlock();
+      return p->mig->Submit(
+          [req = p->req, mf, fd, size, off] { SlowRead(req, mf, fd, size, off); });
+    }
     std::unique_ptr<char[]> buf(new char[size]);
     size_t got = 0;
     while (got < size) {

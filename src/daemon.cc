@@ -245,6 +245,14 @@ int RunMount(const Invocation& inv) {
   std::unique_ptr<Store> store;
   std::unique_ptr<ImageFs> images;
   MountOptions opts = inv.opts;
+  // fuse_daemonize() changes to "/", and the migration service opens the
+  // store again each time work starts: a relative store= would then name
+  // another directory (or none), and every copy-up or archive fail.
+  if (!opts.store.empty()) {
+    std::unique_ptr<char, decltype(&free)> real(realpath(opts.store.c_str(), nullptr), &free);
+    if (!real) return Fail(Status::FromErrno("store " + opts.store));
+    opts.store = real.get();
+  }
   if (HasImageLowers(opts)) {
     s = ServeImages(inv, &opts, &store, &images);
     if (!s.ok()) return Fail(s);

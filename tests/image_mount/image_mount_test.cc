@@ -805,6 +805,40 @@ TEST_F(ImageMountTest, DaemonModeLeavesOneMountAndExitsOnUnmount) {
   EXPECT_FALSE(IsMountPoint(mnt_));
 }
 
+// containers/storage and people alike may name the layers and the store
+// relative to their working directory. The daemon runs in "/" once it is in
+// the background and opens the store again whenever migration work starts.
+TEST_F(ImageMountTest, DaemonModeTakesRelativePaths) {
+  MakeDirs(B("img"));
+  WriteFile(B("img/f"), "relative");
+  ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
+  const std::filesystem::path base = std::filesystem::path(store_).parent_path();
+  auto rel = [&](const std::string& p) { return std::filesystem::relative(p, base).string(); };
+  const std::string opts = "lowerdir=image:img,store=" + rel(store_) +
+                           ",upperdir=" + rel(B("upper")) + ",workdir=" + rel(B("work"));
+  it::Fd cwd(open(".", O_RDONLY | O_DIRECTORY));
+  ASSERT_TRUE(cwd.valid());
+  ASSERT_EQ(chdir(base.c_str()), 0);
+  std::string out;
+  const int rc = RunCmd({OvertierBin(), "-o", opts, rel(mnt_)}, &out);
+  ASSERT_EQ(fchdir(cwd.get()), 0);
+  ASSERT_EQ(rc, 0) << out;
+  ASSERT_TRUE(IsMountPoint(mnt_));
+  // A lazy copy-up: it needs the store opened for writing, from "/".
+  {
+    it::Fd w(open(M("f").c_str(), O_WRONLY | O_APPEND));
+    ASSERT_TRUE(w.valid()) << strerror(errno);
+    EXPECT_EQ(write(w.get(), "!", 1), 1) << strerror(errno);
+  }
+  EXPECT_EQ(ReadFile(M("f")), "relative!");
+  char state[64] = {};
+  EXPECT_GT(getxattr(M("f").c_str(), "user.overtier.state", state, sizeof(state) - 1), 0)
+      << strerror(errno);
+  EXPECT_TRUE(Contains(state, "dirty")) << state;
+  ASSERT_EQ(RunCmd({"fusermount3", "-u", mnt_}, &out), 0) << out;
+  EXPECT_TRUE(PollUntil([&] { return !IsMountPoint(mnt_); }, std::chrono::seconds(15)));
+}
+
 TEST_F(ImageMountTest, ImageMountCommandIsReadOnly) {
   ASSERT_NO_FATAL_FAILURE(BuildRichTree(B("src")));
   ASSERT_NO_FATAL_FAILURE(Import("rich", B("src")));

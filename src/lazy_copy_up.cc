@@ -17,7 +17,8 @@ void InstallLazyCopyUp(UnionFs* fs, const ImageFs* images, MigrationService* mig
         OVT_RETURN_IF_ERROR(mig->Adopt(upper_fd, bfid, what));
         *adopted = true;
         return Status::OK();
-      });
+      },
+      [mig] { mig->OpenAhead(); });
 }
 
 }  // namespace overtier

@@ -313,6 +313,9 @@ Status MigrationService::Acquire(Session** out) {
     // Flushed at close: the next mount's read-only opens replay no WAL.
     StoreOpenOptions wo;
     wo.flush_on_close = true;
+    // Judged by Create's open; opened again after every idle second.
+    wo.judged = true;
+    wo.quiet_log = true;
     Status st = Store::Open(store_path_, wo, &s->store);
     if (st.ok()) {
       s->archiver = std::make_unique<Archiver>(s->store.get());
@@ -913,6 +916,17 @@ Status MigrationService::Primitive(const std::shared_ptr<MigFile>& file, int fd,
   }
   if (!st.ok()) return Status::Errno(st.err(), "'" + what + "': " + st.message());
   return Status::OK();
+}
+
+void MigrationService::OpenAhead() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (session_ || opening_ || stop_ || !pool_) return;
+  // A failure is Adopt's to report: it opens again.
+  pool_->Submit([this] {
+    Use use(this);
+    Session* s;
+    (void)use.Open(&s);
+  });
 }
 
 Status MigrationService::Adopt(int fd, const Bfid& bfid, const std::string& what) {

@@ -190,6 +190,10 @@ class MigrationService {
   // takes the image content `bfid` as its archive: released, restored on
   // demand (migrate/archiver.h, Adopt). `what` names it in messages.
   Status Adopt(int fd, const Bfid& bfid, const std::string& what);
+  // A lazy copy-up is starting: open the store for writing now, on a
+  // service thread, while the union copies the file's metadata, so that
+  // Adopt finds the session open (or opening). Returns at once.
+  void OpenAhead();
 
   // ---- user modifications of a file with a record (blocking)
   // Runs io (the user's write or truncate on the upper file) and records

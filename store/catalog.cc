@@ -15,6 +15,7 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/iterator.h>
+#include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
 #include <rocksdb/statistics.h>
 #include <rocksdb/write_batch.h>
@@ -79,6 +80,17 @@ rocksdb::DBOptions DbOptions() {
   // would then fail to find files its (frozen) version still lists. Open
   // descriptors keep deleted files readable.
   o.max_open_files = -1;
+  // Those opens happen on the opening thread. RocksDB's default starts 16
+  // threads per column family to open its tables, even for one table:
+  // some 400 thread creations per writable open of our nine families, most
+  // of its cost (and a lazy copy-up may be waiting for it).
+  o.max_file_opening_threads = 1;
+  // Table statistics serve compaction heuristics; reading them means a
+  // cold read per table at open.
+  o.skip_stats_update_on_db_open = true;
+  // Each writable open starts a new MANIFEST; ours stay a few KiB, and the
+  // default reserves 4 MiB of disk for each.
+  o.manifest_preallocation_size = 64 << 10;
   return o;
 }
 
@@ -200,6 +212,7 @@ Status Catalog::OpenDb(const std::string& path, bool read_only, const CatalogOpt
   cat->path_ = path;
   cat->read_only_ = read_only;
   rocksdb::DBOptions options = DbOptions();
+  if (opts.quiet_log) options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   if (opts.statistics) {
     cat->stats_ = rocksdb::CreateDBStatistics();
     options.statistics = cat->stats_;
@@ -330,15 +343,17 @@ Status Catalog::Open(const std::string& path, const CatalogOptions& options,
 
   // Judge the catalog on a read-only open, which writes nothing that
   // matters (RocksDB only starts a new LOG), so that a refused catalog stays
-  // as it was for whoever investigates it.
-  std::unique_ptr<Catalog> probe;
-  OVT_RETURN_IF_ERROR(OpenDb(path, /*read_only=*/true, options, &probe));
-  OVT_RETURN_IF_ERROR(probe->CheckContents());
-  if (options.read_only) {
-    *out = std::move(probe);
-    return Status::OK();
+  // as it was for whoever investigates it; unless this process judged it
+  // already (CatalogOptions::judged).
+  if (options.read_only || !options.judged) {
+    std::unique_ptr<Catalog> probe;
+    OVT_RETURN_IF_ERROR(OpenDb(path, /*read_only=*/true, options, &probe));
+    OVT_RETURN_IF_ERROR(probe->CheckContents());
+    if (options.read_only) {
+      *out = std::move(probe);
+      return Status::OK();
+    }
   }
-  probe.reset();
 
   std::unique_ptr<Catalog> cat;
   OVT_RETURN_IF_ERROR(OpenDb(path, /*read_only=*/false, options, &cat));
@@ -433,12 +448,48 @@ Catalog::~Catalog() {
     rocksdb::FlushOptions fo;
     fo.wait = true;
     db_->Flush(fo, opened_).PermitUncheckedError();
+    CompactSmallFiles();
   }
   for (rocksdb::ColumnFamilyHandle* h : opened_) db_->DestroyColumnFamilyHandle(h);
   // Every committed batch is in the WAL already; a failing Close loses
   // nothing that was acknowledged.
   db_->Close().PermitUncheckedError();
   delete db_;
+}
+
+// Each flush adds a table file to level 0 of its family, and a catalog
+// closed right after flushing (every migration session of a mount, every
+// import) never runs the compaction RocksDB schedules after a flush; the
+// next open does not schedule it either. Where RocksDB did compact, the
+// new keys (file handles of newer inodes, ids counting up) seldom overlap
+// the old ones, so it only moved the small files down to level 1 as they
+// were. Either way the files multiplied, a few hundred bytes each, one or
+// more per session: every writable open opens each of them (a lazy
+// copy-up waits for that) and reads look into each. So a closing writer
+// merges level 0 and the small files of level 1 into level 1 once there
+// are as many as would trigger RocksDB's own compaction. Best effort: a
+// failure leaves the files as they were, and loses nothing.
+void Catalog::CompactSmallFiles() {
+  constexpr size_t kTrigger = 4;                  // RocksDB's level0_file_num_compaction_trigger
+  constexpr uint64_t kSmall = uint64_t{1} << 20;  // 1/64 of RocksDB's target file size
+  for (rocksdb::ColumnFamilyHandle* h : opened_) {
+    rocksdb::ColumnFamilyMetaData meta;
+    db_->GetColumnFamilyMetaData(h, &meta);
+    if (meta.levels.size() < 2) continue;
+    std::vector<std::string> names;
+    bool busy = false;
+    for (const rocksdb::SstFileMetaData& f : meta.levels[0].files) {
+      busy = busy || f.being_compacted;
+      names.push_back(f.name);
+    }
+    for (const rocksdb::SstFileMetaData& f : meta.levels[1].files) {
+      busy = busy || f.being_compacted;
+      if (f.size < kSmall) names.push_back(f.name);
+    }
+    if (busy || names.size() < kTrigger) continue;  // or RocksDB's own compaction has them
+    db_->CompactFiles(rocksdb::CompactionOptions(), h, names, /*output_level=*/1)
+        .PermitUncheckedError();
+  }
 }
 
 uint64_t Catalog::WalSyncs() const {

@@ -70,6 +70,18 @@ struct CatalogOptions {
   // migration session). The flush runs on the catalog's own pool
   // (thread_pools_env.h), so a forked daemon can wait for it.
   bool flush_on_close = false;
+  // Skip the read-only probe that judges a catalog before a writable open
+  // (Catalog::Open): for a process that opened and judged this catalog
+  // already (a mount's migration service, which opens it for writing again
+  // after every idle second). The writable open is still judged, after
+  // the fact; the probe only spares a refused catalog RocksDB's
+  // housekeeping writes (a new MANIFEST, a new LOG).
+  bool judged = false;
+  // RocksDB's LOG at warning level: no dump of every option of every
+  // family (some 1000 lines) at each open. For writers that open often,
+  // whose INFO lines would push the warnings out of the few LOG files
+  // kept.
+  bool quiet_log = false;
 };
 
 class Catalog {
@@ -188,7 +200,8 @@ class Catalog {
 
   static Status OpenDb(const std::string& path, bool read_only, const CatalogOptions& options,
                        std::unique_ptr<Catalog>* out);
-  Status CheckContents();  // meta, families, counters
+  Status CheckContents();    // meta, families, counters
+  void CompactSmallFiles();  // see catalog.cc
   Status Get(int cf, std::string_view key, std::string* value) const;
   // Iterates one family over the keys that start with `prefix` and sort
   // after prefix + `after`; fn sets *more = false to stop.

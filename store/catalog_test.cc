@@ -876,6 +876,48 @@ TEST_F(CatalogTest, ClosedWriterLeavesNothingToReplay) {
   EXPECT_EQ(j.progress, 200u);
 }
 
+// A mount's migration sessions: a writer opened, one record committed,
+// flushed and closed, again and again. Each flush writes a table file, and
+// nothing merged them: a mount of some hours had hundreds, all opened by
+// each later open.
+TEST_F(CatalogTest, ShortWriterSessionsDoNotPileUpTableFiles) {
+  CreateCatalog();
+  auto tables = [&] {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(path_)) n += e.path().extension() == ".sst";
+    return n;
+  };
+  const int at_start = tables();
+  CatalogOptions session;
+  session.flush_on_close = true;
+  session.judged = true;
+  session.quiet_log = true;
+  constexpr int kSessions = 24;
+  for (int i = 0; i < kSessions; i++) {
+    Reopen(session);
+    MigrationRecord m;
+    m.flags = kMigArchived;
+    m.generation = static_cast<uint64_t>(i);
+    m.bfid = MakeBfid(i + 1);
+    Catalog::Batch b(cat_.get());
+    // Rising keys, as the handles of newer inodes: no overlap with the
+    // tables written before.
+    b.PutMigration("handle-" + std::to_string(1000 + i), m);
+    ASSERT_TRUE(b.Commit().ok());
+    cat_.reset();
+  }
+  EXPECT_LE(tables(), at_start + 4) << "table files left by " << kSessions << " sessions";
+  CatalogOptions ro;
+  ro.read_only = true;
+  Reopen(ro);
+  for (int i = 0; i < kSessions; i++) {
+    MigrationRecord m;
+    ASSERT_TRUE(cat_->GetMigration("handle-" + std::to_string(1000 + i), &m).ok()) << i;
+    EXPECT_EQ(m.generation, static_cast<uint64_t>(i));
+    EXPECT_EQ(m.bfid, MakeBfid(i + 1));
+  }
+}
+
 TEST_F(CatalogTest, SecondWriterIsBusyReadOnlyWorks) {
   CreateCatalog();
   Catalog::Batch b(cat_.get());
@@ -1027,6 +1069,27 @@ TEST_F(CatalogTest, NewerFormatVersionRefused) {
   ro.read_only = true;
   std::unique_ptr<Catalog> c;
   EXPECT_EQ(Catalog::Open(path_, ro, &c).err(), ENOTSUP);
+}
+
+// A writer that skips the read-only probe (the catalog was judged by its
+// process before) still refuses what it finds after opening.
+TEST_F(CatalogTest, AJudgedWriterStillRefusesANewerFormat) {
+  CreateCatalog();
+  cat_.reset();
+  {
+    RawDb raw(path_);
+    CatalogMeta meta;
+    meta.store_id = TestStoreId();
+    std::string v = EncodeRecord(meta);
+    v[0] = 7;
+    raw.Put("default", Catalog::kMetaKey, v);
+  }
+  CatalogOptions judged;
+  judged.judged = true;
+  std::unique_ptr<Catalog> c;
+  Status s = Catalog::Open(path_, judged, &c);
+  EXPECT_EQ(s.err(), ENOTSUP) << s.ToString();
+  EXPECT_EQ(c, nullptr);
 }
 
 TEST_F(CatalogTest, DamagedMetaRefused) {

@@ -733,6 +733,8 @@ Status Store::Open(const std::string& path_in, const StoreOpenOptions& options,
   CatalogOptions co;
   co.read_only = options.read_only;
   co.flush_on_close = options.flush_on_close;
+  co.judged = options.judged;
+  co.quiet_log = options.quiet_log;
   s = Catalog::Open(catalog_path, co, &store->catalog_);
   if (!s.ok()) {
     if (s.err() == ENOENT) {

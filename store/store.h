@@ -90,6 +90,10 @@ struct StoreOpenOptions {
   // CatalogOptions::flush_on_close: for writers whose catalog a mount
   // opens next (import, commit, the daemon's migration sessions).
   bool flush_on_close = false;
+  // CatalogOptions::judged and ::quiet_log: for the daemon's migration
+  // sessions, whose store the mount opened (and judged) already.
+  bool judged = false;
+  bool quiet_log = false;
 };
 
 // Opens the volume set at `path` (a folder or a RADOS spec) on its own,

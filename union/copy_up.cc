@@ -71,6 +71,9 @@ Status UnionFs::CopyUp(Node* node, bool with_data) {
 }
 
 Status UnionFs::CopyUpLocked(Node* node, Node* parent, const std::string& name, bool with_data) {
+  const bool lazy = with_data && LazyCandidate(node);
+  if (lazy && lazy_copy_up_prepare_ && (!node->upper.valid() || node->metacopy))
+    lazy_copy_up_prepare_();
   if (node->upper.valid()) {
     if (node->indexed) {
       bool linked;
@@ -79,7 +82,7 @@ Status UnionFs::CopyUpLocked(Node* node, Node* parent, const std::string& name, 
     if (with_data && node->metacopy) return CopyUpData(node);
     return Status::OK();
   }
-  if (with_data && LazyCandidate(node)) {
+  if (lazy) {
     // Metadata first, then the data step adopts the image's content.
     OVT_RETURN_IF_ERROR(CopyUpNew(node, parent, name, false));
     return node->metacopy ? CopyUpData(node) : Status::OK();

@@ -191,9 +191,14 @@ class UnionFs {
   // lower's size and no data; the hook makes the lower's content the upper
   // file's archive and sets *adopted, or leaves *adopted false to have the
   // data copied as usual. An error fails the copy-up (nothing changed).
+  // `prepare`, if set, is called as such a copy-up starts, before the
+  // metadata copy: the tier may start meanwhile what the hook will need.
   using LazyCopyUpHook =
       std::function<Status(int upper_fd, int lower_fd, const std::string& what, bool* adopted)>;
-  void SetLazyCopyUpHook(LazyCopyUpHook hook) { lazy_copy_up_ = std::move(hook); }
+  void SetLazyCopyUpHook(LazyCopyUpHook hook, std::function<void()> prepare = {}) {
+    lazy_copy_up_ = std::move(hook);
+    lazy_copy_up_prepare_ = std::move(prepare);
+  }
 
   // A regular file whose data is a lower file of a layer the daemon serves
   // (an image): its reads may wait for the store's cold tier.
@@ -277,6 +282,7 @@ class UnionFs {
   bool sync_;  // fsync copy-ups and honour fsync (off with volatile)
   std::function<void(Node*)> attr_changed_;
   LazyCopyUpHook lazy_copy_up_;
+  std::function<void()> lazy_copy_up_prepare_;
   std::mutex served_opaque_mu_;
   std::unordered_map<uint64_t, bool> served_opaque_;  // MixIno(layer, ino) -> opaque
 

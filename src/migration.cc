@@ -219,6 +219,7 @@ void MigrationService::Shutdown() {
 void MigrationService::Start(const std::string& upper_dir) {
   pool_ = std::make_unique<WorkerPool>(4);
   reaper_ = std::thread([this] { Reaper(); });
+  if (keep_open_) OpenAhead();
   if (left_jobs_.empty() || upper_dir.empty()) return;
   int upper_fd = open(upper_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (upper_fd < 0) {
@@ -336,7 +337,33 @@ Status MigrationService::Acquire(Session** out) {
 
 void MigrationService::Unuse() {
   std::lock_guard<std::mutex> l(mu_);
-  if (--users_ == 0) idle_since_ = std::chrono::steady_clock::now();
+  if (--users_ == 0) {
+    idle_since_ = std::chrono::steady_clock::now();
+    settled_ = false;
+  }
+}
+
+// An idle session kept open: what a close would do but for closing. The
+// archive container is sealed (a container left open reads as one a
+// crashed writer left behind, to fsck), and the read path learns what the
+// background restores committed.
+void MigrationService::Settle(std::unique_lock<std::mutex>* l) {
+  settled_ = true;
+  // As for a close, nobody may use the session meanwhile: a Refresh of
+  // ours must not overwrite a newer one of a user's.
+  closing_ = true;
+  Session* s = session_.get();
+  std::set<std::string> keys;
+  keys.swap(touched_);
+  l->unlock();
+  Status sealed = s->archiver->Close();
+  if (!sealed.ok()) {
+    std::fprintf(stderr, "overtier: sealing archive containers: %s\n", sealed.ToString().c_str());
+  }
+  for (const std::string& k : keys) Refresh(s->store->catalog(), k);
+  l->lock();
+  closing_ = false;
+  cv_.notify_all();
 }
 
 void MigrationService::Reaper() {
@@ -344,8 +371,15 @@ void MigrationService::Reaper() {
   while (!stop_) {
     cv_.wait_for(l, std::chrono::milliseconds(200));
     if (stop_ || !session_ || users_ > 0 || opening_ || closing_) continue;
-    if (std::chrono::steady_clock::now() - idle_since_ < kIdleClose) continue;
+    const auto idle = std::chrono::steady_clock::now() - idle_since_;
     if (session_->restorer->active_jobs() > 0) continue;  // a background restore
+    // Another process (an import, gc, another mount) waits for write.lock.
+    const bool wanted = session_->store->WriterWanted();
+    if (keep_open_ && !wanted && idle < kKeepIdle) {
+      if (idle >= kIdleClose && !settled_) Settle(&l);
+      continue;
+    }
+    if (!wanted && idle < kIdleClose) continue;
     closing_ = true;
     std::unique_ptr<Session> s = std::move(session_);
     std::set<std::string> keys;

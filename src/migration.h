@@ -119,6 +119,12 @@ class MigrationService {
   // in the background. Before Start.
   void set_reads_on_demand(bool on_demand) { reads_on_demand_ = on_demand; }
   bool reads_on_demand() const { return reads_on_demand_; }
+  // Keep the store open for writing from Start on, also while idle, until
+  // another process wants to write it (Store::WriterWanted) or kKeepIdle
+  // passed without work: for a mount with lazy copy-up, whose first writes
+  // (a container's /etc/hosts) would otherwise wait for the open. Before
+  // Start.
+  void set_keep_open(bool keep) { keep_open_ = keep; }
 
   // Starts the threads; after the daemon forked (threads do not survive
   // fork). upper_dir: the mount's upper directory, where the restore jobs
@@ -243,8 +249,10 @@ class MigrationService {
   // user; Release (Use's destructor) uncounts.
   Status Acquire(Session** out);
   void Unuse();
-  // Closes the session once idle for kIdleClose.
+  // Closes the session once idle for kIdleClose, or when another writer
+  // wants the store; with keep_open_, only then, or after kKeepIdle.
   void Reaper();
+  void Settle(std::unique_lock<std::mutex>* l);  // see migration.cc
   // Re-reads the record of `key` from the session's catalog (mu_ held by
   // none; session open) and updates the memory.
   void Refresh(Catalog* catalog, const std::string& key);
@@ -261,10 +269,12 @@ class MigrationService {
   void ResumeJobs(int upper_fd);
 
   static constexpr std::chrono::milliseconds kIdleClose{1000};
+  static constexpr std::chrono::minutes kKeepIdle{5};
 
   const std::string store_path_;
   bool hard_ = false;
   bool reads_on_demand_ = false;
+  bool keep_open_ = false;
   std::unique_ptr<WorkerPool> pool_;
 
   std::mutex mu_;  // everything below
@@ -276,6 +286,7 @@ class MigrationService {
   std::map<std::string, std::weak_ptr<MigFile>> files_;
   std::unique_ptr<Session> session_;
   int users_ = 0;                  // Acquire without Unuse, plus waits in flight
+  bool settled_ = false;           // the idle session's container sealed (keep_open_)
   std::set<std::string> touched_;  // keys restored in this session
   // Readers waiting on a file an external agent is restoring (between its
   // RESTORE_BEGIN and RESTORE_DONE), by key.

@@ -32,6 +32,9 @@ namespace {
 constexpr const char* kConfName = "store.conf";
 constexpr const char* kCatalogName = "catalog";
 constexpr const char* kWriteLockName = "write.lock";
+// Held shared by whoever waits for write.lock: a writer that keeps the
+// store open while idle (Store::WriterWanted) lets go when it sees that.
+constexpr const char* kWriteWantedName = "write.wanted";
 constexpr const char* kMountsLockName = "mounts.lock";
 constexpr uint32_t kStoreFormatVersion = 1;
 constexpr uint64_t kMinChunkSize = uint64_t{4} << 10;
@@ -720,13 +723,24 @@ Status Store::Open(const std::string& path_in, const StoreOpenOptions& options,
     const std::string lock_path = path + "/" + kWriteLockName;
     store->write_lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (store->write_lock_fd_ < 0) return Status::FromErrno(where + ": open " + lock_path);
+    const std::string wanted_path = path + "/" + kWriteWantedName;
     if (Flock(store->write_lock_fd_, LOCK_EX | LOCK_NB) != 0) {
       if (errno != EWOULDBLOCK) return Status::FromErrno(where + ": lock " + lock_path);
       fprintf(stderr, "overtier: waiting for another writer of %s\n", path.c_str());
-      if (Flock(store->write_lock_fd_, LOCK_EX) != 0) {
-        return Status::FromErrno(where + ": lock " + lock_path);
+      // Shared, so wanting never waits for another who wants; the holder
+      // only tries it exclusively. Without it (an unwritable folder) we
+      // still wait, for as long as the holder keeps the store.
+      int wanted = open(wanted_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (wanted >= 0 && Flock(wanted, LOCK_SH) != 0) {
+        close(wanted);
+        wanted = -1;
       }
+      const bool locked = Flock(store->write_lock_fd_, LOCK_EX) == 0;
+      const int err = errno;
+      if (wanted >= 0) close(wanted);
+      if (!locked) return Status::Errno(err, where + ": lock " + lock_path);
     }
+    store->wanted_fd_ = open(wanted_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   }
 
   const std::string catalog_path = path + "/" + kCatalogName;
@@ -777,6 +791,16 @@ Store::~Store() {
   sets_.clear();
   if (mounts_lock_fd_ >= 0) close(mounts_lock_fd_);
   if (write_lock_fd_ >= 0) close(write_lock_fd_);
+  if (wanted_fd_ >= 0) close(wanted_fd_);
+}
+
+bool Store::WriterWanted() const {
+  if (wanted_fd_ < 0) return false;
+  if (flock(wanted_fd_, LOCK_EX | LOCK_NB) == 0) {
+    flock(wanted_fd_, LOCK_UN);
+    return false;
+  }
+  return errno == EWOULDBLOCK;
 }
 
 VolumeSet* Store::remote_set(std::string_view name) const {

@@ -157,6 +157,12 @@ class Store {
   // case the container was repaired).
   Status OpenContainer(uint64_t vv_id, const VvReader** out);
 
+  // For a store opened for writing: whether another process waits to open
+  // it for writing (it holds write.wanted shared while it waits for
+  // write.lock). A writer that keeps the store open while idle (a mount's
+  // migration service) closes it when this says so.
+  bool WriterWanted() const;
+
   // Holds mounts.lock shared until destroyed (a mount calls it once).
   Status PinForMount();
   // Tries mounts.lock exclusively without waiting: true when no mount uses
@@ -176,6 +182,7 @@ class Store {
   std::vector<VolumeSet*> set_ptrs_;
   std::vector<std::unique_ptr<VolumeSet>> remote_sets_;  // config_.remote_sets order
   int write_lock_fd_ = -1;
+  int wanted_fd_ = -1;  // write.wanted, for WriterWanted
   int mounts_lock_fd_ = -1;
   struct ReaderCache;
   std::unique_ptr<ReaderCache> readers_;

@@ -740,6 +740,7 @@ TEST_F(StoreTest, SecondWriterWaitsForTheFirst) {
   InitStore();
   std::unique_ptr<Store> first = OpenStore();
   ASSERT_NE(first, nullptr);
+  EXPECT_FALSE(first->WriterWanted());
 
   testing::internal::CaptureStderr();
   std::atomic<bool> opened{false};
@@ -754,12 +755,22 @@ TEST_F(StoreTest, SecondWriterWaitsForTheFirst) {
   EXPECT_NE(reader, nullptr);
   std::this_thread::sleep_for(300ms);
   EXPECT_FALSE(opened.load());
+  // The first writer can see that the second waits (a mount keeping its
+  // store open while idle lets go then).
+  bool wanted = false;
+  for (int i = 0; i < 500 && !wanted; i++) {
+    wanted = first->WriterWanted();
+    if (!wanted) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(wanted);
+  EXPECT_TRUE(first->WriterWanted());  // asking takes nothing away
   first.reset();
   t.join();
   std::string err = testing::internal::GetCapturedStderr();
   ASSERT_TRUE(second_status.ok()) << second_status.ToString();
   EXPECT_TRUE(opened.load());
   EXPECT_EQ(err, "overtier: waiting for another writer of " + path_ + "\n");
+  EXPECT_FALSE(second->WriterWanted()) << "nobody waits any more";
   // And the second writer can write.
   uint64_t id = 0;
   EXPECT_TRUE(second->catalog()->AllocateIds(IdSpace::kVolume, 1, &id).ok());

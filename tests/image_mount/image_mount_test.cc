@@ -14,6 +14,7 @@
 //   OVERTIER_TEST_KEEP=1    keep the temp directory
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -26,6 +27,7 @@
 #include <filesystem>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <future>
@@ -574,6 +576,54 @@ TEST_F(ImageMountTest, LazyCopyUpKeepsTheContentAfterTheImageIsRemoved) {
   ASSERT_NO_FATAL_FAILURE(MountUnion(B("empty")));
   EXPECT_TRUE(ReadFile(M("f")) == data + "+");
   Unmount();
+  EXPECT_EQ(RunCmd({OvertierBin(), "fsck", store_}, &out), 0) << out;
+}
+
+// A mount with lazy copy-up keeps its store open for writing from the start
+// (a container's first writes copy image files up), and gives it up as soon
+// as another writer waits for it: an import into the same store, while the
+// mount is idle, goes through at once; copy-ups after it reopen the store.
+TEST_F(ImageMountTest, AMountKeepsItsStoreOpenUntilAnotherWriterWaits) {
+  MakeDirs(B("img"));
+  WriteFile(B("img/a"), "alpha");
+  WriteFile(B("img/b"), "beta");
+  ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:img"));
+  const std::string lock = store_ + "/write.lock";
+  auto held = [&] {
+    it::Fd fd(open(lock.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd.valid()) return false;
+    if (flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return false;  // closed again with fd
+    return errno == EWOULDBLOCK;
+  };
+  EXPECT_TRUE(PollUntil(held, std::chrono::seconds(10))) << "the store was not opened at mount";
+  // Idle for longer than a mount without lazy copy-up keeps it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_TRUE(held());
+  {
+    it::Fd w(open(M("a").c_str(), O_WRONLY | O_APPEND));
+    ASSERT_TRUE(w.valid()) << strerror(errno);
+    ASSERT_EQ(write(w.get(), "!", 1), 1);
+  }
+  // Another writer: it waits only until the mount notices.
+  MakeDirs(B("more"));
+  WriteFile(B("more/c"), "gamma");
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_NO_FATAL_FAILURE(Import("more", B("more")));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  // The mount reopens the store for the next copy-up.
+  {
+    it::Fd w(open(M("b").c_str(), O_WRONLY | O_APPEND));
+    ASSERT_TRUE(w.valid()) << strerror(errno);
+    ASSERT_EQ(write(w.get(), "!", 1), 1) << strerror(errno);
+  }
+  EXPECT_EQ(ReadFile(M("a")), "alpha!");
+  EXPECT_EQ(ReadFile(M("b")), "beta!");
+  EXPECT_TRUE(StateOf(M("b")).starts_with("dirty")) << StateOf(M("b"));
+  EXPECT_TRUE(held());
+  Unmount();
+  EXPECT_FALSE(held()) << "the store stays locked after the unmount";
+  std::string out;
   EXPECT_EQ(RunCmd({OvertierBin(), "fsck", store_}, &out), 0) << out;
 }
 

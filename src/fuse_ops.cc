@@ -242,6 +242,31 @@ void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   fuse_reply_attr(req, &out, St(req)->timeout);
 }
 
+// A truncate, on a mount with a store, of a file that had no migration
+// record when OpSetattr looked. An archive may have begun since: as for a
+// plain write (OpWriteBuf), the truncate is then recorded after the fact,
+// after the archive's commit if it had looked at the file already, so the
+// record cannot describe bytes the file no longer has.
+void UntrackedTruncate(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+                       fuse_file_info* fi) {
+  struct stat out;
+  Status s = SetattrCore(req, ino, attr, to_set, fi, &out);
+  if (!s.ok()) return ReplyErr(req, s);
+  int fd = -1;
+  std::shared_ptr<MigFile> m = MigOfNode(req, N(req, ino), &fd);
+  if (!m) return (void)fuse_reply_attr(req, &out, St(req)->timeout);
+  const uint64_t new_size = static_cast<uint64_t>(attr->st_size);
+  Mig(req)->Submit([req, m, fd, new_size, out] {
+    UserChange c;
+    c.truncate = true;
+    c.new_size = new_size;
+    Status s = Mig(req)->UserModify(m, fd, c, [] { return Status::OK(); });
+    close(fd);
+    if (!s.ok()) return ReplyErr(req, s);
+    fuse_reply_attr(req, &out, St(req)->timeout);
+  });
+}
+
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   if ((to_set & FUSE_SET_ATTR_SIZE) && Mig(req) != nullptr && attr->st_size != 0 && fi == nullptr &&
       Fs(req)->WriteOpenCopiesData(N(req, ino))) {
@@ -309,6 +334,8 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     return Defer(req,
                  [req, ino, a, to_set]() mutable { DoSetattr(req, ino, &a, to_set, nullptr); });
   }
+  if ((to_set & FUSE_SET_ATTR_SIZE) && Mig(req) != nullptr)
+    return UntrackedTruncate(req, ino, attr, to_set, fi);
   DoSetattr(req, ino, attr, to_set, fi);
 }
 
@@ -751,6 +778,25 @@ void OpFsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
   Defer(req, [req, of, datasync] { ReplyErr(req, Fs(req)->Fsync(of, datasync)); });
 }
 
+// What a fallocate changes of a file of `size` bytes, for its migration
+// record. A punch or zeroing makes the range the user's (zeros): recorded
+// like a write, so a restore never puts archive bytes over it. A plain
+// allocation keeps the bytes there: only what it adds past the end is the
+// user's, and what the archive still holds below the end stays to be
+// restored (over the zeroed blocks the allocation leaves in a released
+// range).
+UserChange FallocateChange(int mode, off_t offset, off_t length, off_t size_before) {
+  const uint64_t size = static_cast<uint64_t>(size_before);
+  const bool zeroes = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE);
+  UserChange c;
+  c.offset = static_cast<uint64_t>(offset);
+  uint64_t end = static_cast<uint64_t>(offset) + static_cast<uint64_t>(length);
+  if (mode & FALLOC_FL_KEEP_SIZE) end = std::min(end, size);
+  if (!zeroes) c.offset = std::max(c.offset, size);
+  c.length = end > c.offset ? end - c.offset : 0;
+  return c;
+}
+
 void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
                  fuse_file_info* fi) {
   OpenFile* of = OF(fi);
@@ -759,30 +805,34 @@ void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t lengt
     // and the archive describe.
     if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE))
       return (void)fuse_reply_err(req, EOPNOTSUPP);
-    // A punch or zeroing makes the range the user's (zeros): recorded like
-    // a write, so a restore never puts archive bytes over it. A plain
-    // allocation keeps the bytes there: only what it adds past the end is
-    // the user's, and what the archive still holds below the end stays to
-    // be restored (over the zeroed blocks the allocation leaves in a
-    // released range).
     std::shared_ptr<MigFile> m = of->mig;
     return Mig(req)->Submit([req, of, m, mode, offset, length] {
       struct stat st;
       if (fstat(of->fd, &st) != 0) return (void)fuse_reply_err(req, errno);
-      const uint64_t size = static_cast<uint64_t>(st.st_size);
-      const bool zeroes = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE);
-      UserChange c;
-      c.offset = static_cast<uint64_t>(offset);
-      uint64_t end = static_cast<uint64_t>(offset) + static_cast<uint64_t>(length);
-      if (mode & FALLOC_FL_KEEP_SIZE) end = std::min(end, size);
-      if (!zeroes) c.offset = std::max(c.offset, size);
-      c.length = end > c.offset ? end - c.offset : 0;
+      const UserChange c = FallocateChange(mode, offset, length, st.st_size);
       ReplyErr(req, Mig(req)->UserModify(m, of->fd, c, [&] {
         return Fs(req)->Fallocate(of, mode, offset, length);
       }));
     });
   }
-  ReplyErr(req, Fs(req)->Fallocate(of, mode, offset, length));
+  // An archive may begin while this allocates: recorded after the fact
+  // then, as a plain write is (OpWriteBuf).
+  struct stat before;
+  if (of->mig && fstat(of->fd, &before) != 0) return (void)fuse_reply_err(req, errno);
+  Status s = Fs(req)->Fallocate(of, mode, offset, length);
+  if (!s.ok() || !of->mig || !of->mig->tracked()) return ReplyErr(req, s);
+  std::shared_ptr<MigFile> m = of->mig;
+  UserChange c = FallocateChange(mode, offset, length, before.st_size);
+  struct stat after;
+  if ((mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) && fstat(of->fd, &after) == 0) {
+    // The bytes moved: all from offset on are the user's now.
+    c.offset = static_cast<uint64_t>(offset);
+    const uint64_t end = static_cast<uint64_t>(std::max(before.st_size, after.st_size));
+    c.length = end > c.offset ? end - c.offset : 0;
+  }
+  Mig(req)->Submit([req, of, m, c] {
+    ReplyErr(req, Mig(req)->UserModify(m, of->fd, c, [] { return Status::OK(); }));
+  });
 }
 
 void OpLseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {

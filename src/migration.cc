@@ -343,10 +343,20 @@ void MigrationService::Unuse() {
   }
 }
 
-// An idle session kept open: what a close would do but for closing. The
-// archive container is sealed (a container left open reads as one a
-// crashed writer left behind, to fsck), and the read path learns what the
-// background restores committed.
+// What a session's close does before closing: seal the archive container
+// (a container left open reads as one a crashed writer left behind: fsck
+// notices it, gc seals it), and tell the read path what the restores of
+// `keys` committed in the background.
+void MigrationService::SealAndRefresh(Session* s, const std::set<std::string>& keys) {
+  Status sealed = s->archiver->Close();
+  if (!sealed.ok()) {
+    std::fprintf(stderr, "overtier: sealing archive containers: %s\n", sealed.ToString().c_str());
+  }
+  for (const std::string& k : keys) Refresh(s->store->catalog(), k);
+}
+
+// An idle session kept open (keep_open_): what a close would do, but for
+// closing.
 void MigrationService::Settle(std::unique_lock<std::mutex>* l) {
   settled_ = true;
   // As for a close, nobody may use the session meanwhile: a Refresh of
@@ -356,11 +366,7 @@ void MigrationService::Settle(std::unique_lock<std::mutex>* l) {
   std::set<std::string> keys;
   keys.swap(touched_);
   l->unlock();
-  Status sealed = s->archiver->Close();
-  if (!sealed.ok()) {
-    std::fprintf(stderr, "overtier: sealing archive containers: %s\n", sealed.ToString().c_str());
-  }
-  for (const std::string& k : keys) Refresh(s->store->catalog(), k);
+  SealAndRefresh(s, keys);
   l->lock();
   closing_ = false;
   cv_.notify_all();
@@ -386,14 +392,7 @@ void MigrationService::Reaper() {
     keys.swap(touched_);
     l.unlock();
     s->restorer.reset();
-    // Seal the archive container: a container left open reads as one a
-    // crashed writer left behind (fsck notices it, gc seals it).
-    Status closed = s->archiver->Close();
-    if (!closed.ok()) {
-      std::fprintf(stderr, "overtier: sealing archive containers: %s\n", closed.ToString().c_str());
-    }
-    // What the restores committed, for the read path.
-    for (const std::string& k : keys) Refresh(s->store->catalog(), k);
+    SealAndRefresh(s.get(), keys);
     s.reset();  // write.lock released: an import may go on
     l.lock();
     closing_ = false;

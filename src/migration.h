@@ -6,9 +6,12 @@
 // `overtier image import` into the same store also needs, so the service
 // opens the store for writing only while it has work (a "session": an
 // archive, a release, a restore job, a write to a released file) and closes
-// it again after kIdleClose without work. Opening may wait for an import
-// to finish: it always happens on the service's own threads, never on a
-// FUSE request-loop thread.
+// it again after kIdleClose without work, or at once, when idle, if
+// another process waits to write the store (Store::WriterWanted). A mount
+// with lazy copy-up of image files keeps it open from the start while
+// idle (set_keep_open): a container's first writes are such copy-ups.
+// Opening may wait for an import to finish: it always happens on the
+// service's own threads, never on a FUSE request-loop thread.
 //
 // What the read path needs to know lives in memory: the migration records
 // of the store, scanned once when the service is created (a read-only
@@ -253,6 +256,7 @@ class MigrationService {
   // wants the store; with keep_open_, only then, or after kKeepIdle.
   void Reaper();
   void Settle(std::unique_lock<std::mutex>* l);  // see migration.cc
+  void SealAndRefresh(Session* s, const std::set<std::string>& keys);
   // Re-reads the record of `key` from the session's catalog (mu_ held by
   // none; session open) and updates the memory.
   void Refresh(Catalog* catalog, const std::string& key);

@@ -160,6 +160,17 @@ class CatalogTest : public ::testing::Test {
     Status s = Catalog::Open(path_, options, &cat_);
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
+  // A closed catalog whose meta says format version 7 (newer than ours).
+  void CreateCatalogOfVersion7() {
+    ASSERT_NO_FATAL_FAILURE(CreateCatalog());
+    cat_.reset();
+    RawDb raw(path_);
+    CatalogMeta meta;
+    meta.store_id = TestStoreId();
+    std::string v = EncodeRecord(meta);
+    v[0] = 7;
+    raw.Put("default", Catalog::kMetaKey, v);
+  }
   // Opens what should be refused; returns the refusal.
   Status OpenRefused() {
     std::unique_ptr<Catalog> c;
@@ -1049,16 +1060,7 @@ TEST_F(CatalogTest, ReadOnlyOpensRaceAWriter) {
 // ---------------------------------------------------------------------------
 
 TEST_F(CatalogTest, NewerFormatVersionRefused) {
-  CreateCatalog();
-  cat_.reset();
-  {
-    RawDb raw(path_);
-    CatalogMeta meta;
-    meta.store_id = TestStoreId();
-    std::string v = EncodeRecord(meta);
-    v[0] = 7;
-    raw.Put("default", Catalog::kMetaKey, v);
-  }
+  ASSERT_NO_FATAL_FAILURE(CreateCatalogOfVersion7());
   auto before = Snapshot(path_);
   Status s = OpenRefused();
   EXPECT_EQ(s.err(), ENOTSUP);
@@ -1074,16 +1076,7 @@ TEST_F(CatalogTest, NewerFormatVersionRefused) {
 // A writer that skips the read-only probe (the catalog was judged by its
 // process before) still refuses what it finds after opening.
 TEST_F(CatalogTest, AJudgedWriterStillRefusesANewerFormat) {
-  CreateCatalog();
-  cat_.reset();
-  {
-    RawDb raw(path_);
-    CatalogMeta meta;
-    meta.store_id = TestStoreId();
-    std::string v = EncodeRecord(meta);
-    v[0] = 7;
-    raw.Put("default", Catalog::kMetaKey, v);
-  }
+  ASSERT_NO_FATAL_FAILURE(CreateCatalogOfVersion7());
   CatalogOptions judged;
   judged.judged = true;
   std::unique_ptr<Catalog> c;

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -624,6 +625,62 @@ TEST_F(ImageMountTest, AMountKeepsItsStoreOpenUntilAnotherWriterWaits) {
   Unmount();
   EXPECT_FALSE(held()) << "the store stays locked after the unmount";
   std::string out;
+  EXPECT_EQ(RunCmd({OvertierBin(), "fsck", store_}, &out), 0) << out;
+}
+
+// Two such mounts of one store (two containers of one image): each keeps
+// the store while idle, and hands it over when the other needs it. Their
+// copy-ups, alternating, each wait only for a handover.
+TEST_F(ImageMountTest, TwoMountsOfOneStoreHandItOverInTurn) {
+  constexpr int kFiles = 5;
+  MakeDirs(B("img"));
+  for (int i = 0; i < kFiles; i++)
+    WriteFile(B("img/f" + std::to_string(i)), "file " + std::to_string(i));
+  ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:img"));
+  MakeDirs(B("upper2"));
+  MakeDirs(B("work2"));
+  MakeDirs(B("mnt2"));
+  const std::string mnt2 = B("mnt2");
+  // The second mount in daemon mode: unmounted however the test ends.
+  struct Unmounter {
+    std::string mnt;
+    ~Unmounter() {
+      if (!IsMountPoint(mnt)) return;
+      std::string out;
+      if (RunCmd({"fusermount3", "-u", mnt}, &out) != 0) umount2(mnt.c_str(), MNT_DETACH);
+    }
+  } second{mnt2};
+  std::string out;
+  ASSERT_EQ(RunCmd({OvertierBin(), "-o",
+                    "lowerdir=image:img,store=" + store_ + ",upperdir=" + B("upper2") +
+                        ",workdir=" + B("work2"),
+                    mnt2},
+                   &out),
+            0)
+      << out;
+  auto append = [](const std::string& path) {
+    const auto t0 = std::chrono::steady_clock::now();
+    it::Fd w(open(path.c_str(), O_WRONLY | O_APPEND));
+    EXPECT_TRUE(w.valid()) << path << ": " << strerror(errno);
+    if (w.valid()) {
+      EXPECT_EQ(write(w.get(), "!", 1), 1) << path << ": " << strerror(errno);
+    }
+    return std::chrono::steady_clock::now() - t0;
+  };
+  for (int i = 0; i < kFiles; i++) {
+    const std::string f = "f" + std::to_string(i);
+    EXPECT_LT(append(M(f)), std::chrono::seconds(5)) << f << " in the first mount";
+    EXPECT_LT(append(mnt2 + "/" + f), std::chrono::seconds(5)) << f << " in the second mount";
+  }
+  for (int i = 0; i < kFiles; i++) {
+    const std::string f = "f" + std::to_string(i);
+    EXPECT_EQ(ReadFile(M(f)), "file " + std::to_string(i) + "!");
+    EXPECT_EQ(ReadFile(mnt2 + "/" + f), "file " + std::to_string(i) + "!");
+    EXPECT_TRUE(StateOf(mnt2 + "/" + f).starts_with("dirty")) << StateOf(mnt2 + "/" + f);
+  }
+  ASSERT_EQ(RunCmd({"fusermount3", "-u", mnt2}, &out), 0) << out;
+  Unmount();
   EXPECT_EQ(RunCmd({OvertierBin(), "fsck", store_}, &out), 0) << out;
 }
 

@@ -116,8 +116,8 @@ struct MigrationService::Wait {
 class MigrationService::Use {
  public:
   explicit Use(MigrationService* m) : m_(m) {}
-  Status Open(Session** s) {
-    Status st = m_->Acquire(s);
+  Status Open(Session** s, bool wait = true) {
+    Status st = m_->Acquire(s, wait);
     held_ = st.ok();
     return st;
   }
@@ -219,7 +219,10 @@ void MigrationService::Shutdown() {
 void MigrationService::Start(const std::string& upper_dir) {
   pool_ = std::make_unique<WorkerPool>(4);
   reaper_ = std::thread([this] { Reaper(); });
-  if (keep_open_) OpenAhead();
+  // Not waiting: an import in progress would hold up the unmount of a
+  // mount that never needed the store, and another mount keeping the store
+  // need not hand it over for nothing.
+  if (keep_open_) OpenAhead(/*wait=*/false);
   if (left_jobs_.empty() || upper_dir.empty()) return;
   int upper_fd = open(upper_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (upper_fd < 0) {
@@ -303,7 +306,7 @@ bool MigrationService::session_open() {
   return session_ != nullptr;
 }
 
-Status MigrationService::Acquire(Session** out) {
+Status MigrationService::Acquire(Session** out, bool wait) {
   std::unique_lock<std::mutex> l(mu_);
   cv_.wait(l, [this] { return !opening_ && !closing_; });
   if (!session_) {
@@ -317,6 +320,7 @@ Status MigrationService::Acquire(Session** out) {
     // Judged by Create's open; opened again after every idle second.
     wo.judged = true;
     wo.quiet_log = true;
+    wo.wait = wait;
     Status st = Store::Open(store_path_, wo, &s->store);
     if (st.ok()) {
       s->archiver = std::make_unique<Archiver>(s->store.get());
@@ -951,14 +955,14 @@ Status MigrationService::Primitive(const std::shared_ptr<MigFile>& file, int fd,
   return Status::OK();
 }
 
-void MigrationService::OpenAhead() {
+void MigrationService::OpenAhead(bool wait) {
   std::lock_guard<std::mutex> l(mu_);
   if (session_ || opening_ || stop_ || !pool_) return;
-  // A failure is Adopt's to report: it opens again.
-  pool_->Submit([this] {
+  // A failure is for whoever needs the session to report: it opens again.
+  pool_->Submit([this, wait] {
     Use use(this);
     Session* s;
-    (void)use.Open(&s);
+    (void)use.Open(&s, wait);
   });
 }
 

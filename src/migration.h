@@ -202,7 +202,9 @@ class MigrationService {
   // A lazy copy-up is starting: open the store for writing now, on a
   // service thread, while the union copies the file's metadata, so that
   // Adopt finds the session open (or opening). Returns at once.
-  void OpenAhead();
+  // wait: false to open only if no other process writes the store (and
+  // not to ask it to let go).
+  void OpenAhead(bool wait = true);
 
   // ---- user modifications of a file with a record (blocking)
   // Runs io (the user's write or truncate on the upper file) and records
@@ -250,7 +252,7 @@ class MigrationService {
   class Use;
   // Opens the session if needed (may wait for write.lock) and counts a
   // user; Release (Use's destructor) uncounts.
-  Status Acquire(Session** out);
+  Status Acquire(Session** out, bool wait = true);
   void Unuse();
   // Closes the session once idle for kIdleClose, or when another writer
   // wants the store; with keep_open_, only then, or after kKeepIdle.

@@ -726,6 +726,7 @@ Status Store::Open(const std::string& path_in, const StoreOpenOptions& options,
     const std::string wanted_path = path + "/" + kWriteWantedName;
     if (Flock(store->write_lock_fd_, LOCK_EX | LOCK_NB) != 0) {
       if (errno != EWOULDBLOCK) return Status::FromErrno(where + ": lock " + lock_path);
+      if (!options.wait) return Status::Errno(EBUSY, where + ": another process writes it");
       fprintf(stderr, "overtier: waiting for another writer of %s\n", path.c_str());
       // Shared, so wanting never waits for another who wants; the holder
       // only tries it exclusively. Without it (an unwritable folder) we

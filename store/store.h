@@ -94,6 +94,9 @@ struct StoreOpenOptions {
   // sessions, whose store the mount opened (and judged) already.
   bool judged = false;
   bool quiet_log = false;
+  // For writers: when another process holds write.lock, wait for it (and
+  // say so through write.wanted), or fail at once with EBUSY.
+  bool wait = true;
 };
 
 // Opens the volume set at `path` (a folder or a RADOS spec) on its own,

@@ -771,6 +771,15 @@ TEST_F(StoreTest, SecondWriterWaitsForTheFirst) {
   EXPECT_TRUE(opened.load());
   EXPECT_EQ(err, "overtier: waiting for another writer of " + path_ + "\n");
   EXPECT_FALSE(second->WriterWanted()) << "nobody waits any more";
+  // A writer that does not wait fails at once, and asks nothing of the
+  // holder.
+  StoreOpenOptions no_wait;
+  no_wait.wait = false;
+  std::unique_ptr<Store> third;
+  Status third_status = Store::Open(path_, no_wait, &third);
+  EXPECT_EQ(third_status.err(), EBUSY) << third_status.ToString();
+  EXPECT_EQ(third, nullptr);
+  EXPECT_FALSE(second->WriterWanted());
   // And the second writer can write.
   uint64_t id = 0;
   EXPECT_TRUE(second->catalog()->AllocateIds(IdSpace::kVolume, 1, &id).ok());

@@ -628,6 +628,25 @@ TEST_F(ImageMountTest, AMountKeepsItsStoreOpenUntilAnotherWriterWaits) {
   EXPECT_EQ(RunCmd({OvertierBin(), "fsck", store_}, &out), 0) << out;
 }
 
+// The pid holding STORE/write.lock (flock), from /proc/locks; -1 if none.
+pid_t WriteLockHolder(const std::string& store) {
+  struct stat st;
+  if (stat((store + "/write.lock").c_str(), &st) != 0) return -1;
+  std::istringstream locks(Slurp("/proc/locks"));
+  std::string line;
+  while (std::getline(locks, line)) {
+    // "1: FLOCK  ADVISORY  WRITE 1234 fe:01:5678 0 EOF"
+    std::istringstream f(line);
+    std::string n, kind, adv, mode, dev_ino;
+    long pid = -1;
+    if (!(f >> n >> kind >> adv >> mode >> pid >> dev_ino) || kind != "FLOCK") continue;
+    const size_t colon = dev_ino.rfind(':');
+    if (colon != std::string::npos && std::stoull(dev_ino.substr(colon + 1)) == st.st_ino)
+      return static_cast<pid_t>(pid);
+  }
+  return -1;
+}
+
 // Two such mounts of one store (two containers of one image): each keeps
 // the store while idle, and hands it over when the other needs it. Their
 // copy-ups, alternating, each wait only for a handover.
@@ -659,6 +678,10 @@ TEST_F(ImageMountTest, TwoMountsOfOneStoreHandItOverInTurn) {
                    &out),
             0)
       << out;
+  // The second mount did not take the store from the first, which opened
+  // it at its start: a mount opens it at start only if nobody writes it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(WriteLockHolder(store_), daemon_.pid());
   auto append = [](const std::string& path) {
     const auto t0 = std::chrono::steady_clock::now();
     it::Fd w(open(path.c_str(), O_WRONLY | O_APPEND));

@@ -97,18 +97,42 @@ fuse_ino_t Ino(UnionFs* fs, Node* n) {
 OpenFile* OF(fuse_file_info* fi) { return fi ? reinterpret_cast<OpenFile*>(fi->fh) : nullptr; }
 MigrationService* Mig(fuse_req_t req) { return St(req)->mig; }
 
-// The migration state of node's upper file, if it has a migration record
-// (null otherwise, and for mounts without a store). *fd: an O_PATH fd of
-// the upper file, the caller's to close (-1 when null is returned).
-std::shared_ptr<MigFile> MigOfNode(fuse_req_t req, Node* node, int* fd) {
+// The migration state of node's upper file, tracked or not, when the store
+// may have a record for it (null otherwise, and for mounts without a
+// store). *fd: an O_PATH fd of the upper file, the caller's to close (-1
+// when null is returned).
+std::shared_ptr<MigFile> AttachNode(fuse_req_t req, Node* node, int* fd) {
   *fd = -1;
   if (Mig(req) == nullptr || !node->is_reg() || !Mig(req)->may_have_records()) return nullptr;
   if (!Fs(req)->OpenUpperData(node, O_PATH, fd).ok()) return nullptr;
   std::shared_ptr<MigFile> m = Mig(req)->Attach(*fd);
-  if (m && m->tracked()) return m;
+  if (m) return m;
   close(*fd);
   *fd = -1;
   return nullptr;
+}
+
+// The same, if the file's writes and truncates go through the service
+// (MigFile::tracked).
+std::shared_ptr<MigFile> MigOfNode(fuse_req_t req, Node* node, int* fd) {
+  std::shared_ptr<MigFile> m = AttachNode(req, node, fd);
+  if (m && m->tracked()) return m;
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
+  return nullptr;
+}
+
+// A change already made the plain way (a write, truncate or fallocate) to
+// a file that was not tracked when it was checked, but whose archive began
+// meanwhile: recorded now, on the service's threads, after the archive's
+// commit if it had looked at the file already, so that the record cannot
+// describe bytes the file no longer has (an archive that looks later
+// abandons itself). `done` answers the request.
+void RecordLate(fuse_req_t req, std::shared_ptr<MigFile> m, int fd, const UserChange& c,
+                std::function<void(const Status&)> done) {
+  Mig(req)->Submit([req, m = std::move(m), fd, c, done = std::move(done)] {
+    done(Mig(req)->UserModify(m, fd, c, [] { return Status::OK(); }));
+  });
 }
 
 Ctx CtxOf(fuse_req_t req) {
@@ -242,27 +266,27 @@ void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   fuse_reply_attr(req, &out, St(req)->timeout);
 }
 
-// A truncate, on a mount with a store, of a file that had no migration
-// record when OpSetattr looked. An archive may have begun since: as for a
-// plain write (OpWriteBuf), the truncate is then recorded after the fact,
-// after the archive's commit if it had looked at the file already, so the
-// record cannot describe bytes the file no longer has.
+// A truncate, on a mount with a store, of a file that was not tracked when
+// OpSetattr looked (m and fd: what AttachNode gave then, maybe nothing).
+// Recorded late (RecordLate) if an archive began meanwhile.
 void UntrackedTruncate(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
-                       fuse_file_info* fi) {
+                       fuse_file_info* fi, std::shared_ptr<MigFile> m, int fd) {
   struct stat out;
   Status s = SetattrCore(req, ino, attr, to_set, fi, &out);
-  if (!s.ok()) return ReplyErr(req, s);
-  int fd = -1;
-  std::shared_ptr<MigFile> m = MigOfNode(req, N(req, ino), &fd);
-  if (!m) return (void)fuse_reply_attr(req, &out, St(req)->timeout);
-  const uint64_t new_size = static_cast<uint64_t>(attr->st_size);
-  Mig(req)->Submit([req, m, fd, new_size, out] {
-    UserChange c;
-    c.truncate = true;
-    c.new_size = new_size;
-    Status s = Mig(req)->UserModify(m, fd, c, [] { return Status::OK(); });
-    close(fd);
+  // Looked at before the truncate: no record then, none possible now
+  // unless an archive began (which made may_have_records true).
+  if (s.ok() && !m) m = AttachNode(req, N(req, ino), &fd);
+  if (!s.ok() || !m || !m->tracked()) {
+    if (fd >= 0) close(fd);
     if (!s.ok()) return ReplyErr(req, s);
+    return (void)fuse_reply_attr(req, &out, St(req)->timeout);
+  }
+  UserChange c;
+  c.truncate = true;
+  c.new_size = static_cast<uint64_t>(attr->st_size);
+  RecordLate(req, std::move(m), fd, c, [req, fd, out](const Status& rs) {
+    close(fd);
+    if (!rs.ok()) return ReplyErr(req, rs);
     fuse_reply_attr(req, &out, St(req)->timeout);
   });
 }
@@ -286,25 +310,23 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     // shrink drops the bytes past the new size from what a restore would
     // bring back; nothing is restored first).
     int fd = -1;
-    std::shared_ptr<MigFile> m = MigOfNode(req, N(req, ino), &fd);
-    if (m) {
-      struct stat a = *attr;
-      OpenFile* of = OF(fi);
-      return Mig(req)->Submit([req, ino, a, to_set, of, m, fd]() mutable {
-        UserChange c;
-        c.truncate = true;
-        c.new_size = static_cast<uint64_t>(a.st_size);
-        struct stat out;
-        fuse_file_info fake{};
-        fake.fh = reinterpret_cast<uint64_t>(of);
-        Status s = Mig(req)->UserModify(m, fd, c, [&] {
-          return SetattrCore(req, ino, &a, to_set, of ? &fake : nullptr, &out);
-        });
-        close(fd);
-        if (!s.ok()) return ReplyErr(req, s);
-        fuse_reply_attr(req, &out, St(req)->timeout);
-      });
-    }
+    std::shared_ptr<MigFile> m = AttachNode(req, N(req, ino), &fd);
+    if (!m || !m->tracked()) return UntrackedTruncate(req, ino, attr, to_set, fi, std::move(m), fd);
+    struct stat a = *attr;
+    OpenFile* of = OF(fi);
+    return Mig(req)->Submit([req, ino, a, to_set, of, m, fd]() mutable {
+      UserChange c;
+      c.truncate = true;
+      c.new_size = static_cast<uint64_t>(a.st_size);
+      struct stat out;
+      fuse_file_info fake{};
+      fake.fh = reinterpret_cast<uint64_t>(of);
+      Status s = Mig(req)->UserModify(
+          m, fd, c, [&] { return SetattrCore(req, ino, &a, to_set, of ? &fake : nullptr, &out); });
+      close(fd);
+      if (!s.ok()) return ReplyErr(req, s);
+      fuse_reply_attr(req, &out, St(req)->timeout);
+    });
   }
   constexpr int kTimes =
       FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW;
@@ -334,8 +356,6 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     return Defer(req,
                  [req, ino, a, to_set]() mutable { DoSetattr(req, ino, &a, to_set, nullptr); });
   }
-  if ((to_set & FUSE_SET_ATTR_SIZE) && Mig(req) != nullptr)
-    return UntrackedTruncate(req, ino, attr, to_set, fi);
   DoSetattr(req, ino, attr, to_set, fi);
 }
 
@@ -748,18 +768,11 @@ void OpWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_fil
   }
   if (n < 0) return (void)fuse_reply_err(req, static_cast<int>(-n));
   AfterDirectWrite(req, of);
-  if (of->mig && of->mig->tracked()) {
-    // An archive began while this wrote (or it was checked before the
-    // archive's flag showed): recorded now, after the archive's commit if
-    // it already looked at the file, so the record cannot claim an archive
-    // that lacks these bytes (the archive abandons itself if it looks
-    // after them).
-    std::shared_ptr<MigFile> m = of->mig;
-    return Mig(req)->Submit([req, of, m, off, n] {
-      UserChange c;
-      c.offset = static_cast<uint64_t>(off);
-      c.length = static_cast<uint64_t>(n);
-      Status s = Mig(req)->UserModify(m, of->fd, c, [] { return Status::OK(); });
+  if (of->mig && of->mig->tracked()) {  // an archive began meanwhile
+    UserChange c;
+    c.offset = static_cast<uint64_t>(off);
+    c.length = static_cast<uint64_t>(n);
+    return RecordLate(req, of->mig, of->fd, c, [req, n](const Status& s) {
       if (!s.ok()) return ReplyErr(req, s);
       fuse_reply_write(req, static_cast<size_t>(n));
     });
@@ -815,13 +828,11 @@ void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t lengt
       }));
     });
   }
-  // An archive may begin while this allocates: recorded after the fact
-  // then, as a plain write is (OpWriteBuf).
+  // An archive may begin while this allocates (RecordLate).
   struct stat before;
   if (of->mig && fstat(of->fd, &before) != 0) return (void)fuse_reply_err(req, errno);
   Status s = Fs(req)->Fallocate(of, mode, offset, length);
   if (!s.ok() || !of->mig || !of->mig->tracked()) return ReplyErr(req, s);
-  std::shared_ptr<MigFile> m = of->mig;
   UserChange c = FallocateChange(mode, offset, length, before.st_size);
   struct stat after;
   if ((mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) && fstat(of->fd, &after) == 0) {
@@ -830,9 +841,7 @@ void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t lengt
     const uint64_t end = static_cast<uint64_t>(std::max(before.st_size, after.st_size));
     c.length = end > c.offset ? end - c.offset : 0;
   }
-  Mig(req)->Submit([req, of, m, c] {
-    ReplyErr(req, Mig(req)->UserModify(m, of->fd, c, [] { return Status::OK(); }));
-  });
+  RecordLate(req, of->mig, of->fd, c, [req](const Status& rs) { ReplyErr(req, rs); });
 }
 
 void OpLseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {

@@ -206,10 +206,10 @@ class MigrationService {
   // not to ask it to let go).
   void OpenAhead(bool wait = true);
 
-  // ---- user modifications of a file with a record (blocking)
+  // ---- user modifications of a tracked file (blocking)
   // Runs io (the user's write or truncate on the upper file) and records
-  // the change in the file's migration record. `change` is read after io
-  // ran: io may set what it did (the length of a short copy).
+  // the change in the file's migration record. io may do nothing: a change
+  // made the plain way just before an archive began is recorded late.
   // fd: the upper file (any mode), for its size before the change.
   Status UserModify(const std::shared_ptr<MigFile>& file, int fd, const UserChange& change,
                     const std::function<Status()>& io);

@@ -411,6 +411,18 @@ std::optional<MigrationRecord> MigrationService::RecordOf(const std::string& key
   return it->second;
 }
 
+std::optional<MigrationRecord> MigrationService::CurrentRecord(const std::string& key) {
+  {
+    // An open session knows better (a restore running in the background).
+    std::lock_guard<std::mutex> l(mu_);
+    if (session_ && !closing_) {
+      std::optional<MigrationRecord> fresh;
+      if (LoadRecord(session_->store->catalog(), key, &fresh).ok()) return fresh;
+    }
+  }
+  return RecordOf(key);
+}
+
 void MigrationService::Publish(MigFile* file, const std::optional<MigrationRecord>& rec,
                                uint64_t size) {
   std::lock_guard<std::mutex> l(file->mu);
@@ -638,15 +650,7 @@ Status MigrationService::GetState(int fd, overtier_ctl_state* out) {
   OVT_RETURN_IF_ERROR(GetFileHandle(fd, "upper file", &fh));
   uint64_t size = 0;
   OVT_RETURN_IF_ERROR(FileSize(fd, &size));
-  std::optional<MigrationRecord> rec = RecordOf(fh.key);
-  {
-    // An open session knows better (a restore running in the background).
-    std::lock_guard<std::mutex> l(mu_);
-    if (session_ && !closing_) {
-      std::optional<MigrationRecord> fresh;
-      if (LoadRecord(session_->store->catalog(), fh.key, &fresh).ok()) rec = fresh;
-    }
-  }
+  std::optional<MigrationRecord> rec = CurrentRecord(fh.key);
   std::memset(out, 0, sizeof(*out));
   out->version = OVERTIER_CTL_VERSION;
   out->state = static_cast<uint32_t>(StateOf(rec));
@@ -675,14 +679,7 @@ Status MigrationService::StateString(int fd, std::string* out) {
   OVT_RETURN_IF_ERROR(GetFileHandle(fd, "upper file", &fh));
   uint64_t size = 0;
   OVT_RETURN_IF_ERROR(FileSize(fd, &size));
-  std::optional<MigrationRecord> rec = RecordOf(fh.key);
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (session_ && !closing_) {
-      std::optional<MigrationRecord> fresh;
-      if (LoadRecord(session_->store->catalog(), fh.key, &fresh).ok()) rec = fresh;
-    }
-  }
+  std::optional<MigrationRecord> rec = CurrentRecord(fh.key);
   *out = overtier::StateString(rec, size);
   return Status::OK();
 }

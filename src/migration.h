@@ -265,6 +265,10 @@ class MigrationService {
   // Sets the in-memory record of key (nullopt: none) and the live MigFile.
   void SetRecord(const std::string& key, const std::optional<MigrationRecord>& rec);
   std::optional<MigrationRecord> RecordOf(const std::string& key);
+  // The record as the catalog has it if a session is open (a background
+  // restore commits there first), else as memory has it: what the state
+  // a user asks for is read from.
+  std::optional<MigrationRecord> CurrentRecord(const std::string& key);
   // Deletes the record of an unlinked file nobody holds any more.
   void DeleteUnlinked(const std::string& key);
   // Publishes rec's residency to file (size: the file's size now).

@@ -21,6 +21,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "store/catalog_guard.h"
+#include "store/sync_dir.h"
 #include "store/thread_pools_env.h"
 
 namespace overtier {
@@ -129,15 +130,6 @@ std::string_view NextIdKey(int space) {
 std::string Fixed64Value(uint64_t v) {
   std::string s;
   PutFixed64(&s, v);
-  return s;
-}
-
-Status SyncDir(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno("open '" + dir + "'");
-  Status s;
-  if (fsync(fd) != 0) s = Status::FromErrno("fsync '" + dir + "'");
-  close(fd);
   return s;
 }
 

@@ -22,6 +22,7 @@
 #include "store/lazy_volume_set.h"
 #include "store/local_volume.h"
 #include "store/rados_volume.h"
+#include "store/sync_dir.h"
 
 namespace overtier {
 
@@ -76,7 +77,18 @@ std::string NormalPath(const std::string& p) {
   return n;
 }
 
-// What both Init and Parse require of a configuration (InvalidArgument).
+// The store's folder as Init and Open name it: absolute and normal, and
+// "store '<path>'" for messages.
+Status StorePath(const std::string& path_in, std::string* path, std::string* where) {
+  if (path_in.empty()) return Status::InvalidArgument("empty store path");
+  std::error_code ec;
+  const fs::path abs = fs::absolute(path_in, ec);
+  if (ec) return Status::Errno(ec.value(), "store '" + path_in + "': " + ec.message());
+  *path = NormalPath(abs.string());
+  *where = "store '" + *path + "'";
+  return Status::OK();
+}
+
 // Where a set's containers are, as one string per location: a folder's
 // normal path, or one pool namespace of one cluster (whoever connects to
 // it). InvalidArgument, naming `what`, for a relative path or a bad spec.
@@ -94,6 +106,7 @@ Status LocationOf(const std::string& what, const std::string& path, std::string*
   return Status::OK();
 }
 
+// What both Init and Parse require of a configuration (InvalidArgument).
 Status CheckConfig(const StoreConfig& c) {
   if (c.id.IsZero()) return Status::InvalidArgument("store id is zero");
   if (c.sets.empty()) return Status::InvalidArgument("no volume set");
@@ -159,15 +172,6 @@ Status CheckConfig(const StoreConfig& c) {
                                    std::to_string(c.vv_size) + ")");
   }
   return Status::OK();
-}
-
-Status SyncDir(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno("open '" + dir + "'");
-  Status s;
-  if (fsync(fd) != 0) s = Status::FromErrno("fsync '" + dir + "'");
-  close(fd);
-  return s;
 }
 
 Status WriteAll(int fd, std::string_view data, const std::string& what) {
@@ -556,12 +560,8 @@ void NormalizeSetPath(const std::string& store_path, VolumeSetConfig* s) {
 
 Status Store::Init(const std::string& path_in, const StoreInitOptions& options,
                    std::unique_ptr<Store>* out) {
-  if (path_in.empty()) return Status::InvalidArgument("empty store path");
-  std::error_code ec;
-  const fs::path abs = fs::absolute(path_in, ec);
-  if (ec) return Status::Errno(ec.value(), "store '" + path_in + "': " + ec.message());
-  const std::string path = NormalPath(abs.string());
-  const std::string where = "store '" + path + "'";
+  std::string path, where;
+  OVT_RETURN_IF_ERROR(StorePath(path_in, &path, &where));
 
   StoreConfig c;
   c.format_version = kStoreFormatVersion;
@@ -686,12 +686,8 @@ Status Store::AddVolumeSet(const std::string& path_in, VolumeSetConfig set, uint
 
 Status Store::Open(const std::string& path_in, const StoreOpenOptions& options,
                    std::unique_ptr<Store>* out) {
-  if (path_in.empty()) return Status::InvalidArgument("empty store path");
-  std::error_code ec;
-  const fs::path abs = fs::absolute(path_in, ec);
-  if (ec) return Status::Errno(ec.value(), "store '" + path_in + "': " + ec.message());
-  const std::string path = NormalPath(abs.string());
-  const std::string where = "store '" + path + "'";
+  std::string path, where;
+  OVT_RETURN_IF_ERROR(StorePath(path_in, &path, &where));
 
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {

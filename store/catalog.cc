@@ -21,6 +21,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "store/catalog_guard.h"
+#include "store/info_log.h"
 #include "store/sync_dir.h"
 #include "store/thread_pools_env.h"
 
@@ -205,6 +206,7 @@ Status Catalog::OpenDb(const std::string& path, bool read_only, const CatalogOpt
   cat->read_only_ = read_only;
   rocksdb::DBOptions options = DbOptions();
   if (opts.quiet_log) options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  options.info_log = InfoLog::ForCatalog(path, options.info_log_level);
   if (opts.statistics) {
     cat->stats_ = rocksdb::CreateDBStatistics();
     options.statistics = cat->stats_;
@@ -262,6 +264,10 @@ Status Catalog::OpenDb(const std::string& path, bool read_only, const CatalogOpt
       continue;
     }
     if (RocksErrno(s) == EBUSY) return FromRocks(s, cat->Context("in use (its LOCK file is held)"));
+    // A writable open writes (a new WAL, the MANIFEST, replayed memtables):
+    // on a full disk that is not damage.
+    if (RocksErrno(s) == ENOSPC)
+      return FromRocks(s, cat->Context("no space left on its disk to open it for writing"));
     return FromRocks(s, cat->Context("RocksDB cannot open it (damaged?)"));
   }
   cat->opened_names_ = std::move(names);
@@ -391,6 +397,7 @@ Status Catalog::Create(const std::string& path_in, const StoreId& store_id,
   {
     rocksdb::DBOptions options = DbOptions();
     options.create_if_missing = true;
+    options.info_log = InfoLog::ForCatalog(tmp, options.info_log_level);
     options.create_missing_column_families = true;
     std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
     for (const std::string& n : ColumnFamilyNames()) {

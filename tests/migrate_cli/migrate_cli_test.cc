@@ -173,6 +173,20 @@ class MigrateCliTest : public it::MountFixture {
     ASSERT_TRUE(Contains(r.out, "copies      2")) << r.out;
   }
 
+  void TearDown() override {
+    Unmount(/*expect_clean=*/false);
+    if (small_mounted_) umount2(B("small").c_str(), MNT_DETACH);
+    MountFixture::TearDown();
+  }
+
+  // A tmpfs of `size` (mount's size= syntax) at B("small"), detached at
+  // TearDown: a disk to fill up.
+  void MountSmallDisk(const std::string& size) {
+    ASSERT_EQ(mount("tmpfs", B("small").c_str(), "tmpfs", 0, ("size=" + size).c_str()), 0)
+        << strerror(errno);
+    small_mounted_ = true;
+  }
+
   std::string U(const std::string& rel) const { return base_ + "/upper/" + rel; }
 
   void Mount(bool with_store = true) {
@@ -197,6 +211,8 @@ class MigrateCliTest : public it::MountFixture {
     json a = StatusOf(std::vector<std::string>{path});
     return a.size() == 1 ? a[0] : json::object();
   }
+
+  bool small_mounted_ = false;
 };
 
 TEST_F(MigrateCliTest, ArchiveReleaseRestoreOneFile) {
@@ -563,11 +579,7 @@ TEST_F(MigrateCliTest, MountWithoutStore) {
 // (librocksdb's own info logger aborted it on its first failed append:
 // store/info_log.h).
 TEST_F(MigrateCliTest, AFullStoreDiskFailsArchivesAndTheMountLives) {
-  ASSERT_EQ(mount("tmpfs", B("small").c_str(), "tmpfs", 0, "size=3m"), 0) << strerror(errno);
-  struct Unmounter {
-    std::string dir;
-    ~Unmounter() { umount2(dir.c_str(), MNT_DETACH); }
-  } unmounter{B("small")};
+  ASSERT_NO_FATAL_FAILURE(MountSmallDisk("3m"));
   const std::string store = B("small/store");
   Result r = Cli({"store", "init", store, "--vv-size", "4M"});
   ASSERT_EQ(r.rc, 0) << Describe(r);
@@ -587,6 +599,74 @@ TEST_F(MigrateCliTest, AFullStoreDiskFailsArchivesAndTheMountLives) {
     const std::string f = "f" + std::to_string(i);
     EXPECT_TRUE(ReadFile(M(f)) == Payload(20 << 10, i)) << f;
   }
+  Unmount();
+}
+
+// Volume sets on a full disk (the catalog elsewhere): an archive fails
+// with ENOSPC and the file stays resident and whole; gc reclaims what the
+// failed archive wrote, and the next archive fits.
+TEST_F(MigrateCliTest, AFullVolumeSetFailsAnArchiveAndGcMakesRoom) {
+  ASSERT_NO_FATAL_FAILURE(MountSmallDisk("3m"));
+  const std::string store = B("store2");
+  Result r = Cli({"store", "init", store, "--volume-set", "a=" + B("small/a"), "--volume-set",
+                  "b=" + B("small/b"), "--vv-size", "4M"});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  MountDaemon("lowerdir=" + B("lower") + ",upperdir=" + B("upper") + ",workdir=" + B("work") +
+              ",store=" + store);
+  const std::string big = Payload(4 << 20, 1), little = Payload(100 << 10, 2);
+  WriteFile(M("big"), big);
+  WriteFile(M("little"), little);
+  r = Cli({"archive", M("big")});
+  EXPECT_EQ(r.rc, 1) << Describe(r);
+  EXPECT_TRUE(Contains(r.err, M("big") + ": archive: No space left on device")) << r.err;
+  auto state = [&](const std::string& path) {
+    json j = json::parse(Cli({"status", "--json", path}).out, nullptr, false);
+    return j.is_array() && j.size() == 1 ? j[0].value("state", "") : std::string("?");
+  };
+  EXPECT_EQ(state(M("big")), "resident");
+  EXPECT_TRUE(ReadFile(M("big")) == big);
+
+  r = Cli({"gc", store});
+  EXPECT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "2 orphans removed")) << r.out;
+  r = Cli({"archive", M("little")});
+  EXPECT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_EQ(state(M("little")), "archived");
+  Unmount();
+  r = Cli({"fsck", store});
+  EXPECT_EQ(r.rc, 0) << Describe(r);
+}
+
+// An upper file system too full for a restore: the read that needs it gets
+// EIO, the file stays released, and once there is room a read restores it.
+TEST_F(MigrateCliTest, AFullUpperFailsARestoreAndALaterReadSucceeds) {
+  ASSERT_NO_FATAL_FAILURE(MountSmallDisk("6m"));
+  MakeDirs(B("small/u"));
+  MakeDirs(B("small/w"));
+  MountDaemon("lowerdir=" + B("lower") + ",upperdir=" + B("small/u") + ",workdir=" + B("small/w") +
+              ",store=" + store_);
+  const std::string data = Payload(3 << 20, 3);
+  WriteFile(M("f"), data);
+  Result r = Cli({"archive", "--release", M("f")});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  // Fill the upper file system beside the union.
+  {
+    it::Fd fill(open(B("small/u/.filler").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    ASSERT_TRUE(fill.valid());
+    const std::string block(64 << 10, 'z');
+    while (write(fill.get(), block.data(), block.size()) > 0) {
+    }
+  }
+  {
+    it::Fd fd(open(M("f").c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(fd.valid()) << strerror(errno);
+    char buf[4096];
+    EXPECT_EQ(pread(fd.get(), buf, sizeof(buf), 2 << 20), -1);
+    EXPECT_EQ(errno, EIO);
+  }
+  EXPECT_EQ(StatusOf(M("f"))["state"], "released");
+  ASSERT_EQ(unlink(B("small/u/.filler").c_str()), 0);
+  EXPECT_TRUE(ReadFile(M("f")) == data);
   Unmount();
 }
 

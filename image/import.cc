@@ -972,6 +972,7 @@ Status ImportImage(Store* store, std::string_view name, const std::string& sourc
     uint64_t parent = 0;
     if (!options.parent.empty()) OVT_RETURN_IF_ERROR(ResolveParent(store, options.parent, &parent));
     ContentWriter w(store);
+    DiscardUnlessKept discard(&w);
     ImageBuilder b(store, &w, &result->counters);
     OVT_RETURN_IF_ERROR(b.Begin());
     if (kind == SourceKind::kDirectory) {
@@ -990,6 +991,7 @@ Status ImportImage(Store* store, std::string_view name, const std::string& sourc
     ImageRecord rec;
     OVT_RETURN_IF_ERROR(FinishLayer(&b, parent, &rec));
     OVT_RETURN_IF_ERROR(PublishImages(store, &w, {{n, rec}}, options.replace));
+    discard.Keep();
     result->counters.bytes_stored = w.stats().bytes_stored;
     result->images.push_back(n);
     result->image_ids.push_back(rec.image_id);

@@ -507,6 +507,7 @@ Status ImportOciImage(Store* store, std::string_view name, const std::string& so
   uint64_t parent = 0;
   if (!options.parent.empty()) OVT_RETURN_IF_ERROR(ResolveParent(store, options.parent, &parent));
   ContentWriter w(store);
+  DiscardUnlessKept discard(&w);
   std::vector<std::pair<std::string, ImageRecord>> records;
   for (size_t i = 0; i < layers.size(); i++) {
     ImageBuilder b(store, &w, &result->counters);
@@ -521,6 +522,7 @@ Status ImportOciImage(Store* store, std::string_view name, const std::string& so
     result->image_ids.push_back(rec.image_id);
   }
   OVT_RETURN_IF_ERROR(PublishImages(store, &w, records, options.replace));
+  discard.Keep();
   result->counters.bytes_stored = w.stats().bytes_stored;
   result->images = names;
   return Status::OK();

@@ -717,7 +717,10 @@ Status Catalog::Write(rocksdb::WriteBatch* batch, Durability durability) {
   rocksdb::WriteOptions wo;
   wo.sync = durability == Durability::kSync;
   rocksdb::Status s = db_->Write(wo, batch);
-  if (!s.ok()) return FromRocks(s, Context("commit"));
+  if (!s.ok()) {
+    write_failed_.store(true, std::memory_order_release);
+    return FromRocks(s, Context("commit"));
+  }
   return Status::OK();
 }
 

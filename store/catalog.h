@@ -22,6 +22,7 @@
 #ifndef OVERTIER_STORE_CATALOG_H_
 #define OVERTIER_STORE_CATALOG_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -130,6 +131,10 @@ class Catalog {
   const std::string& path() const { return path_; }
   const StoreId& store_id() const { return store_id_; }
   bool read_only() const { return read_only_; }
+  // Whether a commit of this Catalog failed. Such a batch may still be in
+  // the WAL (appended, then the sync failed) and come back at the next
+  // open, so whatever it named must not be deleted as uncommitted.
+  bool write_failed() const { return write_failed_.load(std::memory_order_acquire); }
 
   // ---- point reads: ENOENT (with no message, cheaply) when absent;
   // Corruption naming the family and key when the stored value is bad.
@@ -220,6 +225,7 @@ class Catalog {
   StoreId store_id_;
   bool read_only_ = false;
   bool flush_on_close_ = false;
+  std::atomic<bool> write_failed_{false};
   // A writer's Env (catalog_guard.h); outlives db_ (closed in ~Catalog).
   std::unique_ptr<rocksdb::Env> env_;
   rocksdb::DB* db_ = nullptr;

@@ -484,4 +484,34 @@ Status ContentWriter::Finish(Catalog::Batch* batch) {
   return m.QueueRows(batch);
 }
 
+Status ContentWriter::DiscardUncommitted() {
+  Impl& m = *impl_;
+  Status first;
+  const bool keep_all = m.store->catalog()->write_failed();
+  if (keep_all) {
+    first = Status::Errno(EAGAIN, "a catalog commit failed: the containers are left to gc");
+  }
+  for (auto& [id, c] : m.containers) {
+    c.writer.reset();
+    c.reader.reset();
+    if (keep_all) continue;
+    VolumeRecord v;
+    Status s = m.store->catalog()->GetVolume(id, &v);
+    if (s.ok()) continue;  // committed: its chunks may be named
+    if (s.err() != ENOENT) {
+      if (first.ok()) first = s;
+      continue;
+    }
+    s = m.store->volume_sets()[c.set]->Remove(id);
+    if (!s.ok() && s.err() != ENOENT && first.ok()) first = s;
+  }
+  m.containers.clear();
+  std::fill(m.current.begin(), m.current.end(), 0);
+  m.chunks.clear();
+  m.collided.clear();
+  m.new_rows.clear();
+  m.setup = Status::Errno(ECANCELED, "this content writer was discarded");
+  return first;
+}
+
 }  // namespace overtier

@@ -79,12 +79,43 @@ class ContentWriter {
   // Flush, and seal the containers still open (end of an import).
   Status Finish(Catalog::Batch* batch);
 
+  // After a failed import: removes the containers this writer started that
+  // the catalog has no volumes row for, and leaves the writer unusable.
+  // Nothing committed can name their chunks (a batch that names a chunk
+  // carries its container's row, queued by Flush), so they are garbage gc
+  // would remove; removing them now gives the space back at once, also on
+  // a full disk, where gc cannot even open the catalog for writing. A
+  // container with a row, or whose row cannot be read, is kept, and so is
+  // every container once a catalog commit failed (Catalog::write_failed:
+  // that batch may come back at the next open). Call with
+  // the store still open for writing (its write.lock keeps other writers,
+  // whose new containers have no row yet either, out).
+  Status DiscardUncommitted();
+
   const ContentStats& stats() const { return stats_; }
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   ContentStats stats_;
+};
+
+// Calls DiscardUncommitted on the writer when it goes out of scope, unless
+// Keep() was called: an import holds one from its writer's creation to the
+// commit that publishes its images, so that every early return of a
+// failure gives the space of its unnamed containers back.
+class DiscardUnlessKept {
+ public:
+  explicit DiscardUnlessKept(ContentWriter* w) : w_(w) {}
+  ~DiscardUnlessKept() {
+    if (w_ != nullptr) (void)w_->DiscardUncommitted();  // best effort: gc reclaims the rest
+  }
+  DiscardUnlessKept(const DiscardUnlessKept&) = delete;
+  DiscardUnlessKept& operator=(const DiscardUnlessKept&) = delete;
+  void Keep() { w_ = nullptr; }
+
+ private:
+  ContentWriter* w_;
 };
 
 }  // namespace overtier

@@ -484,5 +484,62 @@ TEST_F(ContentWriterTest, RefusesBadCalls) {
   EXPECT_EQ(w.EndFile(1003, &rec).err(), EINVAL);  // no file begun
 }
 
+// The containers of each volume set, by id.
+std::vector<std::vector<uint64_t>> Containers(Store* store) {
+  std::vector<std::vector<uint64_t>> out;
+  for (VolumeSet* set : store->volume_sets()) {
+    std::vector<uint64_t> ids;
+    EXPECT_TRUE(set->List(&ids).ok());
+    out.push_back(ids);
+  }
+  return out;
+}
+
+// A failed import gives back the containers nothing committed names, and
+// keeps the ones a committed batch does.
+TEST_F(ContentWriterTest, DiscardUncommittedRemovesOnlyUnnamedContainers) {
+  MakeStore({"a", "b"}, 2, 256 << 10);  // small containers: several per file
+  ContentWriter w(store_.get());
+  const std::string first = Payload(300 << 10, 1);
+  FileRecord rec = WriteFile(&w, first);
+  ASSERT_TRUE(Commit(&w).ok());
+  const auto committed = Containers(store_.get());
+  ASSERT_EQ(committed.size(), 2u);
+  ASSERT_GE(committed[0].size(), 2u);
+  // More, never committed: new containers in both sets.
+  WriteFile(&w, Payload(600 << 10, 2));
+  const auto all = Containers(store_.get());
+  ASSERT_GT(all[0].size(), committed[0].size());
+  ASSERT_GT(all[1].size(), committed[1].size());
+
+  EXPECT_TRUE(w.DiscardUncommitted().ok());
+  EXPECT_EQ(Containers(store_.get()), committed);
+  // What was committed still reads back, from either copy.
+  EXPECT_TRUE(Rebuild(rec, 0) == first);
+  EXPECT_TRUE(Rebuild(rec, 1) == first);
+  // The writer is done.
+  w.BeginFile();
+  EXPECT_EQ(w.Write(0, "x").err(), ECANCELED);
+}
+
+TEST_F(ContentWriterTest, DiscardUncommittedOfAWriterThatCommittedNothingLeavesNoContainer) {
+  MakeStore();
+  {
+    ContentWriter w(store_.get());
+    DiscardUnlessKept discard(&w);
+    WriteFile(&w, Payload(200 << 10, 3));
+    ASSERT_FALSE(Containers(store_.get())[0].empty());
+  }
+  EXPECT_TRUE(Containers(store_.get())[0].empty());
+  // Kept: nothing is removed.
+  {
+    ContentWriter w(store_.get());
+    DiscardUnlessKept discard(&w);
+    WriteFile(&w, Payload(200 << 10, 4));
+    discard.Keep();
+  }
+  EXPECT_FALSE(Containers(store_.get())[0].empty());
+}
+
 }  // namespace
 }  // namespace overtier

@@ -224,8 +224,9 @@ TEST_F(StoreCliTest, UnopenableStoreIsReported) {
 
 // A store on a full disk, catalog and containers alike: the commands fail
 // with the disk's error, never by a signal (librocksdb's own info logger
-// aborted the process on its first failed append: store/info_log.h), and
-// what was committed before stays readable and consistent.
+// aborted the process on its first failed append: store/info_log.h), what
+// was committed before stays readable and consistent, and a failed import
+// leaves no container behind (ContentWriter::DiscardUncommitted).
 TEST_F(StoreCliTest, AFullDiskIsAnErrorNotACrash) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (a small tmpfs)";
   const std::string small = dir_.path() + "/small";
@@ -258,11 +259,18 @@ TEST_F(StoreCliTest, AFullDiskIsAnErrorNotACrash) {
   json images = json::parse(r.out);
   ASSERT_EQ(images.size(), 1u) << r.out;
   EXPECT_EQ(images[0]["name"], "first");
+  // The failed imports took their containers back with them: no garbage,
+  // and a small image fits without a gc.
   r = Run("fsck " + store);
   EXPECT_EQ(r.rc, 0) << r.out << r.err;
+  EXPECT_FALSE(HasSubstr(r.out + r.err, "garbage")) << r.out << r.err;
   const std::string out = dir_.path() + "/first.tar";
   r = Run("image export " + store + " first " + out);
   EXPECT_EQ(r.rc, 0) << r.err;
+  r = Run("image import " + store + " second " + first);
+  EXPECT_EQ(r.rc, 0) << r.err;
+  r = Run("fsck " + store);
+  EXPECT_EQ(r.rc, 0) << r.out << r.err;
 }
 
 TEST_F(StoreCliTest, BadUsageExitsTwo) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,27 @@ TEST_F(FullUpperTest, WritebackCacheReportsENOSPCAtFsync) {
 
 TEST_F(FullUpperTest, WriteThroughReportsENOSPCAtWrite) {
   FillAndCheck(",passthrough=0,writeback=0", true);
+}
+
+// A copy-up that does not fit: the open for writing fails with ENOSPC,
+// the half copy is gone from the work directory, nothing of the file is
+// in the upper layer, and the lower content still shows.
+TEST_F(FullUpperTest, ACopyUpThatDoesNotFitFailsCleanly) {
+  const std::string data = Payload(2 << 20, 5);  // twice the upper's size
+  WriteFile(B("lower/big"), data);
+  MountWithOpts("");
+  errno = 0;
+  EXPECT_LT(open(M("big").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC), 0);
+  EXPECT_EQ(errno, ENOSPC) << strerror(errno);
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(B("small/w")))
+    if (!e.is_directory()) left.push_back(e.path().string());
+  EXPECT_TRUE(left.empty()) << left.front();
+  EXPECT_FALSE(std::filesystem::exists(B("small/u/big")));
+  EXPECT_TRUE(Slurp(M("big")) == data);
+  // Small changes still fit.
+  EXPECT_TRUE(Put(M("small"), "still room for this"));
+  Unmount();
 }
 
 }  // namespace

@@ -87,9 +87,9 @@ class ContentWriter {
   // a full disk, where gc cannot even open the catalog for writing. A
   // container with a row, or whose row cannot be read, is kept, and so is
   // every container once a catalog commit failed (Catalog::write_failed:
-  // that batch may come back at the next open). Call with
-  // the store still open for writing (its write.lock keeps other writers,
-  // whose new containers have no row yet either, out).
+  // that batch may come back at the next open). Call with the store still
+  // open for writing (its write.lock keeps out other writers, whose new
+  // containers have no row yet either).
   Status DiscardUncommitted();
 
   const ContentStats& stats() const { return stats_; }

@@ -891,6 +891,25 @@ TEST_F(CatalogTest, ClosedWriterLeavesNothingToReplay) {
 // flushed and closed, again and again. Each flush writes a table file, and
 // nothing merged them: a mount of some hours had hundreds, all opened by
 // each later open.
+// The info log is ours (store/info_log.h), but RocksDB still prunes the
+// rotated ones: a writable open keeps the newest keep_log_file_num (4).
+TEST_F(CatalogTest, InfoLogsAreRotatedAndPruned) {
+  CreateCatalog();
+  for (int i = 0; i < 8; i++) {
+    Reopen();
+    cat_.reset();
+  }
+  int old = 0;
+  for (const auto& e : fs::directory_iterator(path_))
+    old += e.path().filename().string().rfind("LOG.old.", 0) == 0;
+  EXPECT_GE(old, 1);
+  EXPECT_LE(old, 4);
+  std::ifstream log(path_ + "/LOG");
+  std::string first;
+  std::getline(log, first);
+  EXPECT_NE(first.find("RocksDB version"), std::string::npos) << first;
+}
+
 TEST_F(CatalogTest, ShortWriterSessionsDoNotPileUpTableFiles) {
   CreateCatalog();
   auto tables = [&] {

@@ -2,7 +2,7 @@
 //
 // Why not RocksDB's own logger: librocksdb 7.8 as Debian 12 builds it keeps
 // its assertions, and its logger appends again after a failed append, which
-// trips one (`sync_without_flush_called_`, fixed upstream in RocksDB 8.1,
+// trips one (`sync_without_flush_called_`, fixed upstream in 2023 by
 // facebook/rocksdb#11314). A full disk under the catalog then turned a
 // clean "No space left on device" into SIGABRT of the whole process (an
 // import, gc, a mount's daemon). Here a line that cannot be written is

@@ -71,7 +71,10 @@ Status ServeImages(const Invocation& inv, MountOptions* opts, std::unique_ptr<St
   }
   OVT_RETURN_IF_ERROR((*images)->Mount(inv.debug));
   for (size_t i = 0; i < expanded.size(); ++i)
-    if (ids[i] != 0) expanded[i].root_fd = (*images)->LayerRootFd(ids[i]);
+    if (ids[i] != 0) {
+      expanded[i].root_fd = (*images)->LayerRootFd(ids[i]);
+      expanded[i].tree = (*images)->Tree();
+    }
   opts->lowerdirs = std::move(expanded);
   return Status::OK();
 }

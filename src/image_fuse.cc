@@ -118,6 +118,10 @@ struct ImageFs::Impl {
   // stall every lookup of the union). Started with the serving threads.
   std::unique_ptr<WorkerPool> hard_reads;
   std::atomic<bool> stopping{false};  // Stop has begun: waits end
+  // The union's in-process view of the layers (Tree()); null until Mount
+  // has checked the handle layout it builds.
+  std::unique_ptr<ServedTree> tree;
+  int handle_type = 0;  // of this file system's file handles
 
   static fuse_ino_t NodeId(const ImageView& v, uint64_t ino) {
     return (v.image_id() << kInoBits) | ino;
@@ -732,6 +736,136 @@ Status ImageFs::AddImage(std::string_view name, std::vector<ImageLayer>* layers)
   return Status::OK();
 }
 
+namespace {
+
+// FUSE file handles (fuse_encode_fh): the node id, high word then low
+// word, and the generation (0 here: an image never reuses an inode), as
+// 32-bit words. ImageFs::Mount checks this layout against a real handle
+// before the tree hands out any.
+constexpr unsigned kHandleBytes = 12;
+
+std::string FuseHandle(int type, fuse_ino_t nodeid) {
+  struct {
+    struct file_handle fh;
+    unsigned char buf[kHandleBytes];
+  } h;
+  h.fh.handle_bytes = kHandleBytes;
+  h.fh.handle_type = type;
+  const uint32_t words[3] = {static_cast<uint32_t>(nodeid >> 32), static_cast<uint32_t>(nodeid), 0};
+  std::memcpy(h.fh.f_handle, words, sizeof(words));
+  return std::string(reinterpret_cast<const char*>(&h.fh), sizeof(h.fh) + kHandleBytes);
+}
+
+// The same questions the FUSE operations above answer, asked in the
+// process by the union (union/layer.h: ServedTree). Inode numbers are node
+// ids and stats are NodeStat's, exactly what fstat through the mount gives;
+// directories found are recorded as the ".." lookups of open_by_handle_at
+// need them, as OpLookup does.
+class ImageTree : public ServedTree {
+ public:
+  explicit ImageTree(ImageFs::Impl* impl) : impl_(impl) {}
+
+  Status Lookup(uint64_t dir, const std::string& name, struct stat* st) override {
+    uint64_t pino;
+    const ImageView* v = impl_->View(dir, &pino);
+    if (v == nullptr) return Status::Errno(ESTALE);
+    if (name == "." || name == "..") return Status::Errno(EINVAL);
+    uint64_t ino;
+    NodeRecord n;
+    Status s = v->Lookup(pino, name, &ino, &n);
+    if (!s.ok()) return Logged(s);
+    OVT_RETURN_IF_ERROR(Fill(*v, ino, n, st));
+    if (S_ISDIR(n.mode)) impl_->NoteParent(ImageFs::Impl::NodeId(*v, ino), dir);
+    return Status::OK();
+  }
+
+  Status Stat(uint64_t ino, struct stat* st) override {
+    uint64_t vino;
+    const ImageView* v = impl_->View(ino, &vino);
+    if (v == nullptr) return Status::Errno(ESTALE);
+    NodeRecord n;
+    Status s = v->GetNode(vino, &n);
+    if (s.err() == ENOENT) return Status::Errno(ESTALE);
+    if (!s.ok()) return Logged(s);
+    return Fill(*v, vino, n, st);
+  }
+
+  Status ReadDir(uint64_t dir, const DirentFn& fn) override {
+    uint64_t pino;
+    const ImageView* v = impl_->View(dir, &pino);
+    if (v == nullptr) return Status::Errno(ESTALE);
+    Status out;
+    std::string name;
+    Status s = v->ReadDir(pino, "", [&](std::string_view n, const DirentRecord& d) {
+      if (n == "." || n == "..") return true;
+      name.assign(n);
+      out = fn(name.c_str(), ImageFs::Impl::NodeId(*v, d.child_inode), d.type);
+      return out.ok();
+    });
+    if (!s.ok()) return Logged(s);
+    return out;
+  }
+
+  Status GetXattr(uint64_t ino, const std::string& name, std::string* value,
+                  bool* present) override {
+    *present = false;
+    uint64_t vino;
+    const ImageView* v = impl_->View(ino, &vino);
+    if (v == nullptr) return Status::Errno(ESTALE);
+    Status s = v->GetXattr(vino, name, value);
+    if (s.err() == ENODATA) return Status::OK();
+    if (!s.ok()) return Logged(s);
+    *present = true;
+    return Status::OK();
+  }
+
+  Status ReadLink(uint64_t ino, std::string* target) override {
+    uint64_t vino;
+    const ImageView* v = impl_->View(ino, &vino);
+    if (v == nullptr) return Status::Errno(ESTALE);
+    Status s = v->ReadLink(vino, target);
+    return s.ok() ? s : Logged(s);
+  }
+
+  std::string Handle(uint64_t ino) override { return FuseHandle(impl_->handle_type, ino); }
+
+ private:
+  Status Fill(const ImageView& v, uint64_t ino, const NodeRecord& n, struct stat* st) {
+    if (!NodeStat(v, ino, n, st)) {
+      return Logged(
+          Status::Errno(EOVERFLOW, v.Describe() + ": inode " + std::to_string(ino) + " too large"));
+    }
+    st->st_dev = impl_->dev;
+    return Status::OK();
+  }
+  // Damage is logged as the FUSE operations log it (ReplyStatus); an
+  // ordinary miss (a bare errno) is not. The union passes the errno on.
+  static Status Logged(const Status& s) {
+    if (!s.message().empty()) std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
+    return Status::Errno(s.err());
+  }
+
+  ImageFs::Impl* impl_;
+};
+
+// Whether the handle of the directory fd (node id `nodeid`) has the layout
+// FuseHandle makes; its type in *type.
+bool HandleLayoutMatches(int fd, fuse_ino_t nodeid, int* type) {
+  struct {
+    struct file_handle fh;
+    unsigned char buf[MAX_HANDLE_SZ];
+  } h;
+  h.fh.handle_bytes = MAX_HANDLE_SZ;
+  int mount_id;
+  if (name_to_handle_at(fd, "", &h.fh, &mount_id, AT_EMPTY_PATH) != 0) return false;
+  if (h.fh.handle_bytes != kHandleBytes) return false;
+  *type = h.fh.handle_type;
+  const std::string made = FuseHandle(*type, nodeid);
+  return std::memcmp(made.data(), &h.fh, made.size()) == 0;
+}
+
+}  // namespace
+
 Status ImageFs::Mount(bool debug) {
   Impl* impl = impl_.get();
   std::vector<const char*> argv = {"overtier-image"};
@@ -791,6 +925,26 @@ Status ImageFs::Mount(bool debug) {
     if (fd < 0) return Status::FromErrno("image file system: open the root of " + v->Describe());
     impl->roots[id] = fd;
   }
+  // The tree makes file handles itself: only if they are what this kernel
+  // makes (checked on every layer root: high node-id bits included).
+  bool layout_ok = !impl->roots.empty();
+  for (const auto& [id, fd] : impl->roots) {
+    int type = 0;
+    const fuse_ino_t nodeid = Impl::NodeId(*impl->views.at(id), impl->views.at(id)->root());
+    if (!HandleLayoutMatches(fd, nodeid, &type) ||
+        (impl->handle_type != 0 && type != impl->handle_type)) {
+      layout_ok = false;
+      break;
+    }
+    impl->handle_type = type;
+  }
+  if (layout_ok) {
+    impl->tree = std::make_unique<ImageTree>(impl);
+  } else {
+    std::fprintf(stderr,
+                 "overtier: image layers: this kernel's FUSE file handles are not the expected "
+                 "layout; the union reaches image layers through their mount only\n");
+  }
   return Status::OK();
 }
 
@@ -798,6 +952,8 @@ int ImageFs::LayerRootFd(uint64_t image_id) const {
   auto it = impl_->roots.find(image_id);
   return it == impl_->roots.end() ? -1 : it->second;
 }
+
+ServedTree* ImageFs::Tree() const { return impl_->tree.get(); }
 
 Status ImageFs::ContentOf(int fd, Bfid* bfid, bool* found) const {
   *found = false;

@@ -38,6 +38,7 @@
 
 #include "overtier/status.h"
 #include "store/store.h"
+#include "union/layer.h"
 
 namespace overtier {
 
@@ -66,6 +67,12 @@ class ImageFs {
   // An O_RDONLY|O_DIRECTORY descriptor of the root of layer `image_id`,
   // owned by this ImageFs (valid until Stop). -1 for an unknown id.
   int LayerRootFd(uint64_t image_id) const;
+  // What answers the union's lookups, stats, listings and readlinks in
+  // every layer of this file system without a round trip through it
+  // (union/layer.h), owned by this ImageFs; valid from Mount until Stop.
+  // Null when this kernel's FUSE file handles are not the layout the tree
+  // makes (then the union goes through the layer roots).
+  ServedTree* Tree() const;
 
   // The store content of the file open as fd, if fd is a regular file of
   // this file system with content (lazy copy-up adopts it): *found false

@@ -18,37 +18,62 @@ void UnionFs::FixupAttr(Node* node, struct stat* st) {
   st->st_gid = MapIdToInner(opts_.gidmap, st->st_gid);
 }
 
+namespace {
+
+// A lower object a ServedTree answers for: its tree, else null.
+ServedTree* TreeOf(const LayerSet& layers, const RealRef& ref) {
+  return ref.tree_ino != 0 ? layers.layer(ref.layer).tree : nullptr;
+}
+
+// Where a stat of a real object comes from: its fd, or its layer's tree.
+struct StatSource {
+  FdPtr fd;
+  ServedTree* tree = nullptr;
+  uint64_t ino = 0;
+  Status Stat(struct stat* st) const {
+    if (tree != nullptr) return tree->Stat(ino, st);
+    return fstat(fd->get(), st) == 0 ? Status::OK() : Status::FromErrno();
+  }
+};
+
+}  // namespace
+
 Status UnionFs::StatNode(Node* node, struct stat* out) {
-  FdPtr fd, lfd;
+  StatSource src, lsrc;
   bool merged_dir, metacopy, indexed;
   {
     std::lock_guard<std::mutex> g(node->mu);
+    auto source = [&](RealRef* ref, StatSource* to) -> Status {
+      to->tree = TreeOf(*layers_, *ref);
+      to->ino = ref->tree_ino;
+      return to->tree != nullptr ? Status::OK() : nodes_.FdLocked(node, ref, &to->fd);
+    };
     if (node->upper.valid()) {
-      OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->upper, &fd));
+      OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->upper, &src.fd));
     } else if (node->is_dir()) {
       if (node->lower_dirs.empty()) return Status::Errno(ESTALE);
-      OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->lower_dirs[0], &fd));
+      OVT_RETURN_IF_ERROR(source(&node->lower_dirs[0], &src));
     } else {
-      OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->lower, &fd));
+      OVT_RETURN_IF_ERROR(source(&node->lower, &src));
     }
     metacopy = node->metacopy && node->lower.valid();
     indexed = node->indexed && node->upper.valid();
-    if (metacopy) OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->lower, &lfd));
+    if (metacopy) OVT_RETURN_IF_ERROR(source(&node->lower, &lsrc));
     merged_dir = node->is_dir() &&
                  (node->upper.valid() ? !node->lower_dirs.empty() : node->lower_dirs.size() > 1);
   }
   // FdLocked may have reopened an evicted descriptor: keep within budget
   // (not under node->mu, which eviction try-locks).
   nodes_.MaybeEvict();
-  if (fstat(fd->get(), out) != 0) return Status::FromErrno();
+  OVT_RETURN_IF_ERROR(src.Stat(out));
   if (metacopy) {
     struct stat lst;
-    if (fstat(lfd->get(), &lst) == 0) out->st_blocks = lst.st_blocks;
+    if (lsrc.Stat(&lst).ok()) out->st_blocks = lst.st_blocks;
   }
   // Like overlayfs: a merged directory's link count is unknown, and 1 tells
   // find(1) not to use it to skip subdirectories.
   if (merged_dir) out->st_nlink = 1;
-  if (indexed) OVT_RETURN_IF_ERROR(IndexedNlink(fd->get(), &out->st_nlink));
+  if (indexed) OVT_RETURN_IF_ERROR(IndexedNlink(src.fd->get(), &out->st_nlink));
   FixupAttr(node, out);
   return Status::OK();
 }
@@ -213,11 +238,16 @@ Status UnionFs::DropSuidSgid(const Ctx& ctx, Node* node, bool* dropped) {
 Status UnionFs::ReadLink(Node* node, std::string* target) {
   if (node->type != S_IFLNK) return Status::Errno(EINVAL);
   FdPtr fd;
+  ServedTree* tree;
+  uint64_t ino;
   {
     std::lock_guard<std::mutex> g(node->mu);
-    OVT_RETURN_IF_ERROR(
-        nodes_.FdLocked(node, node->upper.valid() ? &node->upper : &node->lower, &fd));
+    RealRef* ref = node->upper.valid() ? &node->upper : &node->lower;
+    tree = TreeOf(*layers_, *ref);
+    ino = ref->tree_ino;
+    if (tree == nullptr) OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, ref, &fd));
   }
+  if (tree != nullptr) return tree->ReadLink(ino, target);
   char buf[PATH_MAX + 1];
   ssize_t n = readlinkat(fd->get(), "", buf, sizeof(buf));
   if (n < 0) return Status::FromErrno();

@@ -31,6 +31,9 @@ struct RealRef {
   int layer = -1;      // LayerSet index; -1 = none
   std::string handle;  // file handle; empty when the fs has none (fd pinned)
   FdPtr fd;            // cached fd; null when evicted
+  // In a layer with a ServedTree: the object's inode there, through which
+  // the tree answers (0: reach the object through its fd).
+  uint64_t tree_ino = 0;
   bool valid() const { return layer >= 0; }
 };
 

@@ -50,6 +50,8 @@ Status AdoptLayerRoot(const LowerDir& d, Layer* l) {
   Status hs = GetHandle(l->root_fd, "", &h);
   l->handles = hs.ok() && !h.empty();
   l->served = true;
+  // The tree's objects are reopened by handle when an fd is needed.
+  if (l->handles) l->tree = d.tree;
   return Status::OK();
 }
 

@@ -6,8 +6,10 @@
 #ifndef OVERTIER_UNION_LAYER_H_
 #define OVERTIER_UNION_LAYER_H_
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +37,36 @@ class Fd {
 };
 using FdPtr = std::shared_ptr<const Fd>;
 
+// A lower layer the daemon serves itself (an image layer, src/image_fuse.h)
+// can also answer the union's questions about its tree in the process.
+// The layer stays a directory (root_fd, in the daemon's image file system)
+// and every object in it can still be opened there, by file handle; but a
+// lookup, stat, listing or readlink through that file system is a FUSE
+// round trip inside the process plus a kernel inode and dentry, where the
+// tree answers from memory and the catalog. Numbers are those of the
+// layer's file system: `ino` is st_ino there, Handle() is what
+// name_to_handle_at there gives, Stat() what fstat there gives (st_dev
+// aside), so the two ways of reaching an object agree and mix freely.
+// Implementations are thread-safe.
+class ServedTree {
+ public:
+  virtual ~ServedTree() = default;
+  // The entry `name` of directory `dir`: ENOENT when absent.
+  virtual Status Lookup(uint64_t dir, const std::string& name, struct stat* st) = 0;
+  virtual Status Stat(uint64_t ino, struct stat* st) = 0;
+  // fn(name, ino, d_type) for every entry of directory `dir` but "." and
+  // ".."; stops at fn's first error and returns it.
+  using DirentFn = std::function<Status(const char* name, uint64_t ino, unsigned char type)>;
+  virtual Status ReadDir(uint64_t dir, const DirentFn& fn) = 0;
+  // *present false when the object has no such xattr.
+  virtual Status GetXattr(uint64_t ino, const std::string& name, std::string* value,
+                          bool* present) = 0;
+  virtual Status ReadLink(uint64_t ino, std::string* target) = 0;
+  // The file handle of `ino` (the bytes GetHandle stores), for
+  // OpenByHandle through the layer's root.
+  virtual std::string Handle(uint64_t ino) = 0;
+};
+
 struct Layer {
   int index = 0;  // 0..n-1; the upper layer (if any) is index 0
   bool upper = false;
@@ -46,6 +78,9 @@ struct Layer {
   // Served by the daemon (an image layer): its files' content is in the
   // store, so a copy-up may adopt it instead of copying (lazy copy-up).
   bool served = false;
+  // Served layers only: answers lookups, stats and listings in the process
+  // (null: every access goes through root_fd).
+  ServedTree* tree = nullptr;
 };
 
 class LayerSet {

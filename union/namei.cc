@@ -69,6 +69,46 @@ bool UnionFs::LowerDirIsOpaque(int layer, int fd, const struct stat& st) {
   return opaque;
 }
 
+Status UnionFs::LowerSearchLocked(Node* dir, std::vector<LowerSearch>* out) {
+  for (auto& d : dir->lower_dirs) {
+    LowerSearch ls;
+    ls.layer = d.layer;
+    ServedTree* tree = layers_->layer(d.layer).tree;
+    if (tree != nullptr && d.tree_ino != 0) {
+      ls.tree = tree;
+      ls.ino = d.tree_ino;
+    } else {
+      OVT_RETURN_IF_ERROR(nodes_.FdLocked(dir, &d, &ls.fd));
+    }
+    out->push_back(std::move(ls));
+  }
+  return Status::OK();
+}
+
+Status UnionFs::ProbeLower(const LowerSearch& d, const std::string& name, int* fd,
+                           struct stat* st) {
+  if (d.tree == nullptr) return OpenReal(d.fd->get(), name.c_str(), fd, st);
+  *fd = -1;
+  return d.tree->Lookup(d.ino, name, st);
+}
+
+bool UnionFs::LowerAufsWhiteout(const LowerSearch& d, const std::string& name) {
+  struct stat st;
+  if (d.tree != nullptr) return d.tree->Lookup(d.ino, AufsWhiteoutName(name), &st).ok();
+  return fstatat(d.fd->get(), AufsWhiteoutName(name).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+bool UnionFs::ProbedDirIsOpaque(const LowerSearch& d, int fd, const struct stat& st) {
+  if (d.tree == nullptr) return LowerDirIsOpaque(d.layer, fd, st);
+  std::string v;
+  bool present = false;
+  if (d.tree->GetXattr(st.st_ino, xn_.opaque(), &v, &present).ok() && present &&
+      (v == "y" || v == "Y"))
+    return true;
+  struct stat ost;
+  return d.tree->Lookup(st.st_ino, std::string(kAufsOpaque), &ost).ok();
+}
+
 Status UnionFs::ParentUpperFd(Node* parent, FdPtr* out) {
   std::lock_guard<std::mutex> g(parent->mu);
   if (!parent->upper.valid()) return Status::Errno(ENOENT);
@@ -79,23 +119,26 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
   const std::string name(name_sv);
   // Snapshot what we need of the parent.
   FdPtr pupper;
-  std::vector<std::pair<int, FdPtr>> pdirs;
+  std::vector<LowerSearch> pdirs;
   bool pimpure;
   std::string ppath;
   {
     std::lock_guard<std::mutex> g(parent->mu);
     if (parent->upper.valid())
       OVT_RETURN_IF_ERROR(nodes_.FdLocked(parent, &parent->upper, &pupper));
-    for (auto& d : parent->lower_dirs) {
-      FdPtr fd;
-      OVT_RETURN_IF_ERROR(nodes_.FdLocked(parent, &d, &fd));
-      pdirs.emplace_back(d.layer, std::move(fd));
-    }
+    OVT_RETURN_IF_ERROR(LowerSearchLocked(parent, &pdirs));
     pimpure = parent->impure;
     ppath = parent->lower_path;
   }
-  auto make_ref = [&](int layer, int fd, RealRef* ref) -> Status {
+  // fd -1: an object a tree found (ino: its inode there), reopened from
+  // its handle when an fd is wanted.
+  auto make_ref = [&](int layer, int fd, RealRef* ref, uint64_t ino = 0) -> Status {
     ref->layer = layer;
+    if (fd < 0) {
+      ref->tree_ino = ino;
+      ref->handle = layers_->layer(layer).tree->Handle(ino);
+      return Status::OK();
+    }
     ref->fd = std::make_shared<const class Fd>(fd);
     // Upper objects need their handle now: an upper inode number can be
     // reused after an unlink, and the handle (with its generation) is what
@@ -160,7 +203,7 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
   }
 
   // 2. The lower layers.
-  std::vector<std::pair<int, FdPtr>> search = std::move(pdirs);
+  std::vector<LowerSearch> search = std::move(pdirs);
   if (!r->redirect.empty()) {
     if (r->redirect[0] == '/') {
       // Absolute redirect: the lower objects live at that path of each
@@ -180,36 +223,38 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
   if (r->lower_path.empty()) r->lower_path = (ppath == "/" ? "" : ppath) + "/" + sname;
 
   if (search_lowers && !IsAufsMarker(sname)) {
-    for (auto& [layer, dfd] : search) {
+    auto drop = [](int fd) {
+      if (fd >= 0) close(fd);
+    };
+    for (const LowerSearch& d : search) {
+      const int layer = d.layer;
       int fd;
       struct stat st;
-      Status s = OpenReal(dfd->get(), sname.c_str(), &fd, &st);
+      Status s = ProbeLower(d, sname, &fd, &st);
       if (!s.ok()) {
         if (s.err() != ENOENT && s.err() != ENOTDIR) return s;
-        struct stat wst;
-        if (fstatat(dfd->get(), AufsWhiteoutName(sname).c_str(), &wst, AT_SYMLINK_NOFOLLOW) == 0)
-          break;  // AUFS whiteout: hidden from here down
+        if (LowerAufsWhiteout(d, sname)) break;  // AUFS whiteout: hidden from here down
         continue;
       }
       if (IsWhiteoutStat(st)) {
-        close(fd);
+        drop(fd);
         break;
       }
       if (r->metacopy) {  // looking for the data of a metadata-only copy
         if (S_ISREG(st.st_mode)) {
-          OVT_RETURN_IF_ERROR(make_ref(layer, fd, &r->lower));
+          OVT_RETURN_IF_ERROR(make_ref(layer, fd, &r->lower, st.st_ino));
           r->lower_st = st;
         } else {
-          close(fd);
+          drop(fd);
         }
         break;
       }
       if (!S_ISDIR(st.st_mode)) {
         if (want_dirs_only) {  // a non-directory below a directory ends the merge
-          close(fd);
+          drop(fd);
           break;
         }
-        OVT_RETURN_IF_ERROR(make_ref(layer, fd, &r->lower));
+        OVT_RETURN_IF_ERROR(make_ref(layer, fd, &r->lower, st.st_ino));
         r->lower_st = st;
         r->found = true;
         r->type = st.st_mode & S_IFMT;
@@ -217,9 +262,9 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
         break;
       }
       // A directory: merge it.
-      bool opaque = LowerDirIsOpaque(layer, fd, st);
+      bool opaque = ProbedDirIsOpaque(d, fd, st);
       RealRef ref;
-      OVT_RETURN_IF_ERROR(make_ref(layer, fd, &ref));
+      OVT_RETURN_IF_ERROR(make_ref(layer, fd, &ref, st.st_ino));
       if (!r->found) {
         r->found = true;
         r->type = S_IFDIR;
@@ -299,6 +344,7 @@ Status UnionFs::ResolveLowerDirs(const std::string& abs_path, std::vector<RealRe
       RealRef ref;
       ref.layer = l;
       ref.fd = std::make_shared<const class Fd>(cur);
+      if (layers_->layer(l).tree != nullptr && fstat(cur, &cst) == 0) ref.tree_ino = cst.st_ino;
       dirs->push_back(std::move(ref));
       if (opaque) break;
     } else {
@@ -402,26 +448,25 @@ Status UnionFs::Lookup(const Ctx&, Node* parent, std::string_view name, Entry* o
 
 Status UnionFs::LowerHasName(Node* parent, std::string_view name_sv, bool* has) {
   *has = false;
-  std::vector<std::pair<int, FdPtr>> dirs;
+  std::vector<LowerSearch> dirs;
   {
     std::lock_guard<std::mutex> g(parent->mu);
-    for (auto& d : parent->lower_dirs) {
-      FdPtr fd;
-      OVT_RETURN_IF_ERROR(nodes_.FdLocked(parent, &d, &fd));
-      dirs.emplace_back(d.layer, std::move(fd));
-    }
+    OVT_RETURN_IF_ERROR(LowerSearchLocked(parent, &dirs));
   }
   const std::string name(name_sv);
   if (IsAufsMarker(name)) return Status::OK();
-  for (auto& [layer, dfd] : dirs) {
+  for (const LowerSearch& d : dirs) {
     struct stat st;
-    if (fstatat(dfd->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    Status s = d.tree != nullptr ? d.tree->Lookup(d.ino, name, &st)
+               : fstatat(d.fd->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0
+                   ? Status::OK()
+                   : Status::FromErrno();
+    if (s.ok()) {
       *has = !IsWhiteoutStat(st);
       return Status::OK();
     }
-    if (errno != ENOENT) return Status::FromErrno("lookup in lower layer");
-    if (fstatat(dfd->get(), AufsWhiteoutName(name).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
-      return Status::OK();
+    if (s.err() != ENOENT) return Status::Errno(s.err(), "lookup in lower layer");
+    if (LowerAufsWhiteout(d, name)) return Status::OK();
   }
   return Status::OK();
 }

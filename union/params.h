@@ -19,6 +19,8 @@
 
 namespace overtier {
 
+class ServedTree;  // union/layer.h
+
 // One range of an id mapping, fuse-overlayfs' `uidmapping=INNER:OUTER:COUNT`
 // (several ranges joined by ':'; containers/storage sometimes writes a
 // leading ':'). INNER is the id seen through the mount, OUTER the id stored
@@ -38,6 +40,9 @@ struct LowerDir {
   // an image layer it serves (src/image_fuse.h); LayerSet uses it (dup'ed)
   // instead of opening `path`. Not owned. -1: open `path`.
   int root_fd = -1;
+  // With root_fd: what answers the union's lookups in that layer without
+  // system calls (union/layer.h). Not owned; may stay null.
+  ServedTree* tree = nullptr;
 
   LowerDir() = default;
   // A directory (implicit: a list of paths reads as a list of lowers).

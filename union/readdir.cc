@@ -94,16 +94,12 @@ Status UnionFs::LoadDirectory(OpenDir* od, bool reload) {
   if (od->loaded && !reload) return Status::OK();
   Node* node = od->node;
   FdPtr upper;
-  std::vector<std::pair<int, FdPtr>> lowers;
+  std::vector<LowerSearch> lowers;
   bool impure;
   {
     std::lock_guard<std::mutex> g(node->mu);
     if (node->upper.valid()) OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->upper, &upper));
-    for (auto& d : node->lower_dirs) {
-      FdPtr fd;
-      OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &d, &fd));
-      lowers.emplace_back(d.layer, std::move(fd));
-    }
+    OVT_RETURN_IF_ERROR(LowerSearchLocked(node, &lowers));
     impure = node->impure;
   }
   std::vector<DirEntry> entries;
@@ -143,11 +139,15 @@ Status UnionFs::LoadDirectory(OpenDir* od, bool reload) {
     }));
   }
   for (size_t i = 0; i < lowers.size(); ++i) {
-    const int layer = lowers[i].first;
-    const int lfd = lowers[i].second->get();
+    const LowerSearch& d = lowers[i];
+    const int layer = d.layer;
     const bool last = i + 1 == lowers.size();
     std::vector<std::string> hidden;  // AUFS whiteouts of this layer
-    OVT_RETURN_IF_ERROR(ForEachEntry(lfd, [&](const char* name, ino64_t ino, unsigned char t) {
+    auto lstat_entry = [&](const char* name, struct stat* st) {
+      if (d.tree != nullptr) return d.tree->Lookup(d.ino, name, st).ok();
+      return fstatat(d.fd->get(), name, st, AT_SYMLINK_NOFOLLOW) == 0;
+    };
+    auto each = [&](const char* name, uint64_t ino, unsigned char t) {
       std::string_view n(name);
       if (IsAufsMarker(n)) {
         if (!n.starts_with(".wh..wh.")) hidden.emplace_back(n.substr(kAufsPrefix.size()));
@@ -157,7 +157,7 @@ Status UnionFs::LoadDirectory(OpenDir* od, bool reload) {
       mode_t type = DtToMode(t);
       if (type == S_IFCHR || type == 0) {
         struct stat st;
-        if (fstatat(lfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return Status::OK();
+        if (!lstat_entry(name, &st)) return Status::OK();
         if (IsWhiteoutStat(st)) {
           if (!last) seen.emplace(name);
           return Status::OK();
@@ -167,7 +167,12 @@ Status UnionFs::LoadDirectory(OpenDir* od, bool reload) {
       if (!last) seen.emplace(name);
       entries.push_back({name, layers_->MixIno(layer, ino), type});
       return Status::OK();
-    }));
+    };
+    if (d.tree != nullptr) {
+      OVT_RETURN_IF_ERROR(d.tree->ReadDir(d.ino, each));
+    } else {
+      OVT_RETURN_IF_ERROR(ForEachEntry(d.fd->get(), each));
+    }
     for (auto& h : hidden) seen.insert(std::move(h));
   }
   od->entries = std::move(entries);

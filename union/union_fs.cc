@@ -57,6 +57,11 @@ Status UnionFs::Create(const MountOptions& opts, std::unique_ptr<UnionFs>* out) 
     ref->layer = l;
     ref->fd = std::make_shared<const class Fd>(fd);
     if (ls.layer(l).handles) OVT_RETURN_IF_ERROR(GetHandle(fd, "", &ref->handle));
+    struct stat rst;
+    if (ls.layer(l).tree != nullptr) {
+      if (fstat(fd, &rst) != 0) return Status::FromErrno("stat layer root");
+      ref->tree_ino = rst.st_ino;
+    }
     return Status::OK();
   };
   struct stat st;

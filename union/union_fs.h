@@ -239,6 +239,24 @@ class UnionFs {
   // never change, and each answer there is a getxattr request to the image
   // file system (FUSE does not cache xattrs).
   bool LowerDirIsOpaque(int layer, int fd, const struct stat& st);
+  // A lower directory to search: through its layer's ServedTree (tree set,
+  // no fd: nothing is opened) or through its fd.
+  struct LowerSearch {
+    int layer = -1;
+    FdPtr fd;
+    ServedTree* tree = nullptr;
+    uint64_t ino = 0;  // with tree: the directory's inode in the layer
+  };
+  // The lower directories of dir, top-most first (dir->mu held).
+  Status LowerSearchLocked(Node* dir, std::vector<LowerSearch>* out);
+  // `name` in one lower directory: its stat, and an O_PATH fd (a readable
+  // one for a directory) or -1 through a tree. ENOENT/ENOTDIR if absent.
+  Status ProbeLower(const LowerSearch& d, const std::string& name, int* fd, struct stat* st);
+  // Whether d holds an AUFS whiteout of `name` (".wh.NAME").
+  bool LowerAufsWhiteout(const LowerSearch& d, const std::string& name);
+  // Whether the lower directory `name` just found in d (its fd, or -1, and
+  // stat) is opaque.
+  bool ProbedDirIsOpaque(const LowerSearch& d, int fd, const struct stat& st);
 
   // --- copy_up.cc ---
  public:

@@ -172,8 +172,10 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_CACHE_SYMLINKS);
   want(FUSE_CAP_PARALLEL_DIROPS);
   want(FUSE_CAP_ASYNC_DIO);
+  // READDIRPLUS for every chunk of a listing (not AUTO, where the kernel
+  // picks): DoReaddir decides per chunk which entries carry attributes.
   want(FUSE_CAP_READDIRPLUS);
-  want(FUSE_CAP_READDIRPLUS_AUTO);
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
   // Passthrough if the kernel offers it (the INIT reply is patched); else
   // small writes become large WRITEs and the kernel keeps size and mtime.
   const bool pt = st->pt != nullptr && st->offer.passthrough;
@@ -206,7 +208,11 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Entry e;
-  Status s = Fs(req)->Lookup(CtxOf(req), N(req, parent), name, &e);
+  Node* dir = N(req, parent);
+  // Someone wants attributes of this directory's entries: the next chunk
+  // of its listing brings them (DoReaddir).
+  dir->advise_rdplus.store(true, std::memory_order_relaxed);
+  Status s = Fs(req)->Lookup(CtxOf(req), dir, name, &e);
   if (s.err() == ENOENT) {
     // Negative entry: every change goes through us, so it may be cached.
     fuse_entry_param p;
@@ -895,6 +901,20 @@ void DoReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_inf
   if (!s.ok()) return ReplyErr(req, s);
   std::unique_ptr<char[]> buf(new char[size]);
   size_t used = 0;
+  // Which entries carry attributes (a lookup each here, an inode each in
+  // the kernel). Like the kernel's READDIRPLUS_AUTO: the first chunk, and
+  // the chunks after someone looked up an entry of this directory (they
+  // are stat-ing what they list); unlike it, the whole listing once that
+  // happened, and a listing of a directory whose entries were looked up
+  // since its last listing (a second `ls -l`, find or walk). And every
+  // entry of a directory whose lookups cost no system call
+  // (lookups_in_process: an image directory): attributes then save the
+  // LOOKUP round trip of each entry a walk stats. Entries without
+  // attributes go as plain dirents (node id 0).
+  const bool advised = od->node->advise_rdplus.exchange(false, std::memory_order_relaxed);
+  if (off == 0) od->with_attrs = false;
+  od->with_attrs = od->with_attrs || advised;
+  const bool attrs = plus && (off == 0 || od->with_attrs || od->lookups_in_process);
   for (size_t i = static_cast<size_t>(off); i < od->entries.size(); ++i) {
     const DirEntry& d = od->entries[i];
     size_t left = size - used;
@@ -904,7 +924,10 @@ void DoReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_inf
       std::memset(&p, 0, sizeof(p));
       Entry e;
       bool looked_up = false;
-      if (d.name != "." && d.name != "..") {
+      if (!attrs) {
+        p.attr.st_ino = d.ino;
+        p.attr.st_mode = d.type;
+      } else if (d.name != "." && d.name != "..") {
         if (fs->Lookup(CtxOf(req), od->node, d.name, &e).ok()) {
           FillEntry(req, e, &p);
           looked_up = true;

@@ -47,6 +47,9 @@ class Node {
   // Bumped whenever the upper file becomes the one holding the data (a
   // copy-up with data): read-only opens of the lower file then move over.
   std::atomic<uint32_t> data_gen{0};
+  // dir: a child was looked up since the last listing chunk was sent (the
+  // FUSE client's "advise readdirplus" signal, kept by the transport).
+  std::atomic<bool> advise_rdplus{false};
 
   bool is_dir() const { return S_ISDIR(type); }
   bool is_reg() const { return S_ISREG(type); }

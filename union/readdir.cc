@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <unordered_set>
 
@@ -177,6 +178,9 @@ Status UnionFs::LoadDirectory(OpenDir* od, bool reload) {
   }
   od->entries = std::move(entries);
   od->loaded = true;
+  od->lookups_in_process =
+      !upper && !lowers.empty() &&
+      std::all_of(lowers.begin(), lowers.end(), [](const LowerSearch& d) { return d.tree; });
   return Status::OK();
 }
 

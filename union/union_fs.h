@@ -93,6 +93,11 @@ struct OpenDir {
   Node* node = nullptr;
   std::vector<DirEntry> entries;
   bool loaded = false;
+  // Every entry can be looked up without a system call: no upper
+  // directory, and every lower one is answered by its layer's ServedTree.
+  bool lookups_in_process = false;
+  // The transport's: this listing's entries go out with attributes.
+  bool with_attrs = false;
 };
 
 // Attribute changes (FUSE's SETATTR bits, named here).

@@ -299,6 +299,75 @@ TEST_F(ImageMountTest, ImageLowersMixWithPlainDirectories) {
   EXPECT_EQ(it::Err(open(M("new").c_str(), O_CREAT | O_WRONLY, 0644)), it::Errno{EROFS});
 }
 
+// LOOKUP requests the daemon logged (-d) since the log had `from` bytes.
+int LookupsSince(const std::string& log, size_t from) {
+  const std::string text = Slurp(log);
+  int n = 0;
+  for (size_t at = from; (at = text.find("opcode: LOOKUP", at)) != std::string::npos; ++at) ++n;
+  return n;
+}
+
+// What `ls -l` does: list the directory (names only), then lstat each.
+size_t ListThenStat(const std::string& dir) {
+  std::vector<std::string> names = ListDir(dir);
+  for (const auto& n : names) {
+    struct stat st;
+    EXPECT_EQ(lstat((dir + "/" + n).c_str(), &st), 0) << n;
+  }
+  return names.size();
+}
+
+void ManyFiles(const std::string& dir, int n) {
+  MakeDirs(dir);
+  for (int i = 0; i < n; ++i) {
+    it::Fd fd(open((dir + "/f" + std::to_string(i)).c_str(), O_WRONLY | O_CREAT, 0644));
+    ASSERT_TRUE(fd.valid());
+  }
+}
+
+// A listing of an image directory carries every entry's attributes (the
+// image file system's tree answers them in the process), so stat-ing what
+// was listed asks the daemon nothing. The kernel's own choice
+// (READDIRPLUS_AUTO) sent attributes with the first chunk only: a LOOKUP
+// request for each later entry.
+TEST_F(ImageMountTest, ListingAnImageDirectoryGivesEveryEntryItsAttributes) {
+  ASSERT_NO_FATAL_FAILURE(ManyFiles(B("src/many"), 2000));
+  ASSERT_NO_FATAL_FAILURE(Import("many", B("src")));
+  ASSERT_NO_FATAL_FAILURE(MountWith(
+      {OvertierBin(), "-f", "-d", "-o",
+       "lowerdir=image:many,store=" + store_ + ",upperdir=" + B("upper") + ",workdir=" + B("work"),
+       mnt_}));
+  struct stat st;
+  ASSERT_EQ(lstat(M("many").c_str(), &st), 0);
+  const size_t from = Slurp(log_).size();
+  EXPECT_EQ(ListThenStat(M("many")), 2000u);
+  EXPECT_LE(LookupsSince(log_, from), 5);
+}
+
+// A directory whose entries were looked up after it was listed is listed
+// with attributes the next time: a second `ls -l` (or find, or walk) of a
+// plain lower directory asks nothing per entry, where the kernel's choice
+// gave the first chunk attributes and left a LOOKUP per later entry.
+TEST_F(ImageMountTest, ASecondLongListingOfADirectoryAsksNothingPerEntry) {
+  ASSERT_NO_FATAL_FAILURE(ManyFiles(B("src/many"), 2000));
+  ASSERT_NO_FATAL_FAILURE(MountWith(
+      {OvertierBin(), "-f", "-d", "-o",
+       "lowerdir=" + B("src") + ",upperdir=" + B("upper") + ",workdir=" + B("work") + ",timeout=1",
+       mnt_}));
+  struct stat st;
+  ASSERT_EQ(lstat(M("many").c_str(), &st), 0);
+  size_t from = Slurp(log_).size();
+  EXPECT_EQ(ListThenStat(M("many")), 2000u);
+  EXPECT_GT(LookupsSince(log_, from), 100) << "the first listing is names only past its first "
+                                              "chunk: its later entries are looked up";
+  // Let the kernel's entries expire (timeout=1), then list again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+  ASSERT_EQ(lstat(M("many").c_str(), &st), 0);
+  from = Slurp(log_).size();
+  EXPECT_EQ(ListThenStat(M("many")), 2000u);
+  EXPECT_LE(LookupsSince(log_, from), 5);
+}
+
 TEST_F(ImageMountTest, WritingAnImageFileCopiesItUp) {
   MakeDirs(B("img/dir"));
   const std::string data = Pattern(600 * 1024, 9);

@@ -438,6 +438,7 @@ Status Catalog::Create(const std::string& path_in, const StoreId& store_id,
 
 Catalog::~Catalog() {
   if (db_ == nullptr) return;
+  if (!read_only_) DropIdleLogs();
   if (!read_only_ && flush_on_close_) {
     // Every committed batch is in the (synced) WAL; writing the memtables
     // out now leaves the next opens nothing to replay. A mount opens the
@@ -489,6 +490,37 @@ void Catalog::CompactSmallFiles() {
     db_->CompactFiles(rocksdb::CompactionOptions(), h, names, /*output_level=*/1)
         .PermitUncheckedError();
   }
+}
+
+// Every writable open starts a write-ahead log, and RocksDB deletes a log
+// only once a flush has moved what the logs before it hold into table
+// files; a session that writes nothing has an empty memtable, which is
+// never flushed. So sessions that only read while holding the catalog
+// writable (a mount's, most of the time) left one empty log each, 28 after
+// 28 mounts, and every later open reads them all, until some session
+// wrote. Past a few, the meta entry is written again, unchanged: the flush
+// that follows has something to write, and RocksDB then drops every log
+// before the current one (and the table file that flush writes is merged
+// like a short session's). Best effort: a failure leaves the logs, and
+// loses nothing.
+void Catalog::DropIdleLogs() {
+  constexpr size_t kIdleLogs = 4;
+  // Counted in the directory: RocksDB's own list of its logs
+  // (GetSortedWalFiles) leaves the empty ones out.
+  size_t logs = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(path_, ec))
+    logs += e.path().extension() == ".log";
+  if (ec || logs <= kIdleLogs) return;
+  rocksdb::ColumnFamilyHandle* def = db_->DefaultColumnFamily();
+  std::string meta;
+  if (!db_->Get(rocksdb::ReadOptions(), def, ToSlice(kMetaKey), &meta).ok()) return;
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (!db_->Put(wo, def, ToSlice(kMetaKey), meta).ok()) return;
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  if (db_->Flush(fo, def).ok()) CompactSmallFiles();  // the flush's table file
 }
 
 uint64_t Catalog::WalSyncs() const {

@@ -207,6 +207,7 @@ class Catalog {
                        std::unique_ptr<Catalog>* out);
   Status CheckContents();    // meta, families, counters
   void CompactSmallFiles();  // see catalog.cc
+  void DropIdleLogs();       // see catalog.cc
   Status Get(int cf, std::string_view key, std::string* value) const;
   // Iterates one family over the keys that start with `prefix` and sort
   // after prefix + `after`; fn sets *more = false to stop.

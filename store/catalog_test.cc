@@ -948,6 +948,35 @@ TEST_F(CatalogTest, ShortWriterSessionsDoNotPileUpTableFiles) {
   }
 }
 
+// Writable sessions that write nothing (a mount that only reads) must not
+// leave a write-ahead log each: every later open would read them all.
+TEST_F(CatalogTest, IdleWriterSessionsDoNotPileUpLogs) {
+  CreateCatalog();
+  Catalog::Batch b(cat_.get());
+  b.PutJob(7, JobRecord{});
+  ASSERT_TRUE(b.Commit().ok());
+  auto count = [&](const char* ext) {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(path_)) n += e.path().extension() == ext;
+    return n;
+  };
+  cat_.reset();
+  const int tables = count(".sst");
+  for (const bool flush_on_close : {false, true}) {
+    CatalogOptions session;
+    session.flush_on_close = flush_on_close;
+    session.quiet_log = true;
+    for (int i = 0; i < 32; i++) Reopen(session);
+    cat_.reset();
+    EXPECT_LE(count(".log"), 5) << "flush_on_close " << flush_on_close;
+    // Dropping them writes a table file now and then: merged, not piled up.
+    EXPECT_LE(count(".sst"), tables + 4) << "flush_on_close " << flush_on_close;
+  }
+  Reopen();
+  JobRecord j;
+  EXPECT_TRUE(cat_->GetJob(7, &j).ok());
+}
+
 TEST_F(CatalogTest, SecondWriterIsBusyReadOnlyWorks) {
   CreateCatalog();
   Catalog::Batch b(cat_.get());

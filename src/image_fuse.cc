@@ -851,17 +851,11 @@ class ImageTree : public ServedTree {
 // Whether the handle of the directory fd (node id `nodeid`) has the layout
 // FuseHandle makes; its type in *type.
 bool HandleLayoutMatches(int fd, fuse_ino_t nodeid, int* type) {
-  struct {
-    struct file_handle fh;
-    unsigned char buf[MAX_HANDLE_SZ];
-  } h;
-  h.fh.handle_bytes = MAX_HANDLE_SZ;
-  int mount_id;
-  if (name_to_handle_at(fd, "", &h.fh, &mount_id, AT_EMPTY_PATH) != 0) return false;
-  if (h.fh.handle_bytes != kHandleBytes) return false;
-  *type = h.fh.handle_type;
-  const std::string made = FuseHandle(*type, nodeid);
-  return std::memcmp(made.data(), &h.fh, made.size()) == 0;
+  std::string real;
+  if (!GetHandle(fd, "", &real).ok() || real.size() != sizeof(file_handle) + kHandleBytes)
+    return false;
+  *type = reinterpret_cast<const file_handle*>(real.data())->handle_type;
+  return real == FuseHandle(*type, nodeid);
 }
 
 }  // namespace

@@ -52,14 +52,9 @@ void ExpectSameStat(const struct stat& a, const struct stat& b, const std::strin
 }
 
 std::string Handle(int dirfd, const char* name) {
-  struct {
-    struct file_handle fh;
-    unsigned char buf[MAX_HANDLE_SZ];
-  } h;
-  h.fh.handle_bytes = MAX_HANDLE_SZ;
-  int mount_id;
-  if (name_to_handle_at(dirfd, name, &h.fh, &mount_id, name[0] ? 0 : AT_EMPTY_PATH) != 0) return "";
-  return std::string(reinterpret_cast<const char*>(&h.fh), sizeof(h.fh) + h.fh.handle_bytes);
+  std::string h;
+  EXPECT_TRUE(GetHandle(dirfd, name, &h).ok()) << name;
+  return h;
 }
 
 std::map<std::string, unsigned char> ListFd(int dirfd) {

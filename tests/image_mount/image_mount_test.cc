@@ -299,6 +299,43 @@ TEST_F(ImageMountTest, ImageLowersMixWithPlainDirectories) {
   EXPECT_EQ(it::Err(open(M("new").c_str(), O_CREAT | O_WRONLY, 0644)), it::Errno{EROFS});
 }
 
+// An image imported from a directory keeps AUFS markers (".wh.NAME",
+// ".wh..wh..opq") as the plain files they are there, and a lower layer's
+// markers hide what is below, as in a plain-directory lower: the union asks
+// the image's tree for them in the process, and must hide the same things.
+TEST_F(ImageMountTest, AufsMarkersInAnImageHideWhatIsBelow) {
+  MakeDirs(B("img/dir"));
+  MakeDirs(B("img/opq"));
+  WriteFile(B("img/.wh.gone"), "");
+  WriteFile(B("img/dir/.wh.gone-too"), "");
+  WriteFile(B("img/dir/kept"), "img");
+  WriteFile(B("img/opq/.wh..wh..opq"), "");
+  WriteFile(B("img/opq/mine"), "img");
+  ASSERT_NO_FATAL_FAILURE(Import("aufs", B("img")));
+  MakeDirs(B("plain/dir"));
+  MakeDirs(B("plain/opq"));
+  WriteFile(B("plain/gone"), "plain");
+  WriteFile(B("plain/shown"), "plain");
+  WriteFile(B("plain/dir/gone-too"), "plain");
+  WriteFile(B("plain/dir/below"), "plain");
+  WriteFile(B("plain/opq/hidden"), "plain");
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:aufs:" + B("plain")));
+  EXPECT_EQ(ListDir(M()), (std::vector<std::string>{"dir", "opq", "shown"}));
+  EXPECT_EQ(ListDir(M("dir")), (std::vector<std::string>{"below", "kept"}));
+  EXPECT_EQ(ListDir(M("opq")), (std::vector<std::string>{"mine"}));
+  struct stat st;
+  for (const char* p : {"gone", "dir/gone-too", "opq/hidden", ".wh.gone", "opq/.wh..wh..opq"})
+    EXPECT_EQ(it::Err(lstat(M(p).c_str(), &st)), it::Errno{ENOENT}) << p;
+  EXPECT_EQ(ReadFile(M("dir/below")), "plain");
+  // A new file over the hidden name, and rmdir of the opaque directory
+  // once emptied, behave as over a plain lower.
+  WriteFile(M("gone"), "new");
+  EXPECT_EQ(ReadFile(M("gone")), "new");
+  ASSERT_EQ(unlink(M("opq/mine").c_str()), 0);
+  EXPECT_EQ(rmdir(M("opq").c_str()), 0);
+  EXPECT_EQ(ListDir(M()), (std::vector<std::string>{"dir", "gone", "shown"}));
+}
+
 // LOOKUP requests the daemon logged (-d) since the log had `from` bytes.
 int LookupsSince(const std::string& log, size_t from) {
   const std::string text = Slurp(log);

@@ -928,11 +928,17 @@ void DoReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_inf
         p.attr.st_ino = d.ino;
         p.attr.st_mode = d.type;
       } else if (d.name != "." && d.name != "..") {
-        if (fs->Lookup(CtxOf(req), od->node, d.name, &e).ok()) {
+        Status ls = fs->Lookup(CtxOf(req), od->node, d.name, &e);
+        if (ls.ok()) {
           FillEntry(req, e, &p);
           looked_up = true;
-        } else {
+        } else if (ls.err() == ENOENT) {
           continue;  // vanished since the listing was made
+        } else {
+          // Listed without attributes: the lookup of a stat that follows
+          // reports the error (a damaged image entry is EIO, not absent).
+          p.attr.st_ino = d.ino;
+          p.attr.st_mode = d.type;
         }
       } else {
         p.attr.st_ino = d.ino;

@@ -222,6 +222,35 @@ TEST_F(ImageTreeTest, AnswersAsTheMountDoes) {
   EXPECT_EQ(tree->ReadLink(rst.st_ino, &target).err(), EINVAL);
 }
 
+TEST_F(ImageTreeTest, ADamagedEntryIsEioThroughTheTreeAsThroughTheMount) {
+  // A dirent naming an inode the image has no node for: the catalog is
+  // damaged. Both ways answer EIO for that name and go on for the others.
+  ImageBuilder b(store_.get(), "img");
+  b.File(kImageRootInode, "fine", "data");
+  uint64_t id = 0;
+  ASSERT_TRUE(b.Commit(&id).ok());
+  Catalog::Batch batch(store_->catalog());
+  batch.PutDirent(id, kImageRootInode, "dangling", DirentRecord{9999, DT_REG});
+  ASSERT_TRUE(batch.Commit().ok());
+  int root = Mount("img");
+  ASSERT_GE(root, 0);
+  ServedTree* tree = fs_->Tree();
+  ASSERT_NE(tree, nullptr);
+  struct stat rst, st;
+  ASSERT_EQ(fstat(root, &rst), 0);
+  EXPECT_EQ(fstatat(root, "dangling", &st, AT_SYMLINK_NOFOLLOW), -1);
+  EXPECT_EQ(errno, EIO);
+  EXPECT_EQ(tree->Lookup(rst.st_ino, "dangling", &st).err(), EIO);
+  EXPECT_TRUE(tree->Lookup(rst.st_ino, "fine", &st).ok());
+  std::vector<std::string> names;
+  Status s = tree->ReadDir(rst.st_ino, [&](const char* name, uint64_t, unsigned char) {
+    names.push_back(name);
+    return Status::OK();
+  });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(names, (std::vector<std::string>{"dangling", "fine"}));
+}
+
 TEST_F(ImageTreeTest, DirectoriesFoundByTheTreeReopenByHandleFromAFreshMount) {
   // open_by_handle_at of a directory makes the kernel reconnect it through
   // ".." lookups: the image file system must know the parents of

@@ -12,6 +12,7 @@
 //   OVERTIER_BIN            the overtier binary (set by meson)
 //   OVERTIER_TEST_TIMEOUT   per-test limit in seconds (default 120)
 //   OVERTIER_TEST_KEEP=1    keep the temp directory
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -334,6 +335,31 @@ TEST_F(ImageMountTest, AufsMarkersInAnImageHideWhatIsBelow) {
   ASSERT_EQ(unlink(M("opq/mine").c_str()), 0);
   EXPECT_EQ(rmdir(M("opq").c_str()), 0);
   EXPECT_EQ(ListDir(M()), (std::vector<std::string>{"dir", "gone", "shown"}));
+}
+
+// A damaged catalog entry (a name whose inode has no node) is listed and
+// fails its stat with EIO, with the damage in the daemon's log; the other
+// entries read on. (A listing that carries attributes must not drop it.)
+TEST_F(ImageMountTest, ADamagedEntryIsListedAndItsStatIsEio) {
+  MakeDirs(B("img"));
+  WriteFile(B("img/fine"), "ok");
+  ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
+  {
+    std::unique_ptr<Store> st;
+    Status s = Store::Open(store_, StoreOpenOptions(), &st);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ImageRecord rec;
+    ASSERT_TRUE(st->catalog()->GetImage("img", &rec).ok());
+    Catalog::Batch b(st->catalog());
+    b.PutDirent(rec.image_id, rec.root_inode, "broken", DirentRecord{999999, DT_REG});
+    ASSERT_TRUE(b.Commit().ok());
+  }
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:img"));
+  EXPECT_EQ(ListDir(M()), (std::vector<std::string>{"broken", "fine"}));
+  struct stat st;
+  EXPECT_EQ(it::Err(lstat(M("broken").c_str(), &st)), it::Errno{EIO});
+  EXPECT_EQ(ReadFile(M("fine")), "ok");
+  EXPECT_NE(Slurp(log_).find("entry 'broken' of inode"), std::string::npos) << Slurp(log_);
 }
 
 // LOOKUP requests the daemon logged (-d) since the log had `from` bytes.

@@ -4,9 +4,11 @@
 // The union (union/) works on layers as directory file descriptors. An
 // image has no directory on disk, so the daemon serves its images through
 // a second, read-only FUSE file system inside the same process, and hands
-// the union a descriptor of each layer's root in it. The union cannot tell
-// an image layer from a plain directory lower (docs/ARCHITECTURE-IMAGES.md
-// says why this shape and not another).
+// the union a descriptor of each layer's root in it: the union reaches an
+// image layer as it reaches a plain directory lower. For the questions a
+// walk asks (lookup, stat, listing, readlink) it also gets Tree(), which
+// answers them in the process instead of through a FUSE round trip
+// (docs/ARCHITECTURE-IMAGES.md says why this shape and not another).
 //
 // One file system serves every image layer of a mount: its root holds one
 // directory per layer, named by the image id ("17"), never listed to users.

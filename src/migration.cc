@@ -284,6 +284,7 @@ void MigrationService::ResumeJobs(int upper_fd) {
   if (s.ok()) {
     Catalog* catalog = session->store->catalog();
     Catalog::Batch b(catalog);
+    std::vector<std::string> changed;
     for (uint64_t id : drop) {
       JobRecord j;
       if (!catalog->GetJob(id, &j).ok()) continue;
@@ -293,9 +294,15 @@ void MigrationService::ResumeJobs(int upper_fd) {
       if (catalog->GetMigration(j.target, &r).ok() && (r.flags & kMigRestoreInProgress)) {
         r.flags &= ~kMigRestoreInProgress;
         b.PutMigration(j.target, r);
+        changed.push_back(j.target);
       }
     }
     s = b.Commit();
+    // What memory holds of those records (read at mount, before the drop)
+    // must say so too: it answers the state once the session closes.
+    if (s.ok()) {
+      for (const std::string& key : changed) Refresh(catalog, key);
+    }
   }
   if (!s.ok())
     std::fprintf(stderr, "overtier: dropping finished restore jobs: %s\n", s.ToString().c_str());

@@ -764,23 +764,7 @@ TEST_F(ImageMountTest, AMountKeepsItsStoreOpenUntilAnotherWriterWaits) {
 }
 
 // The pid holding STORE/write.lock (flock), from /proc/locks; -1 if none.
-pid_t WriteLockHolder(const std::string& store) {
-  struct stat st;
-  if (stat((store + "/write.lock").c_str(), &st) != 0) return -1;
-  std::istringstream locks(Slurp("/proc/locks"));
-  std::string line;
-  while (std::getline(locks, line)) {
-    // "1: FLOCK  ADVISORY  WRITE 1234 fe:01:5678 0 EOF"
-    std::istringstream f(line);
-    std::string n, kind, adv, mode, dev_ino;
-    long pid = -1;
-    if (!(f >> n >> kind >> adv >> mode >> pid >> dev_ino) || kind != "FLOCK") continue;
-    const size_t colon = dev_ino.rfind(':');
-    if (colon != std::string::npos && std::stoull(dev_ino.substr(colon + 1)) == st.st_ino)
-      return static_cast<pid_t>(pid);
-  }
-  return -1;
-}
+pid_t WriteLockHolder(const std::string& store) { return it::FlockHolder(store + "/write.lock"); }
 
 // Two such mounts of one store (two containers of one image): each keeps
 // the store while idle, and hands it over when the other needs it. Their

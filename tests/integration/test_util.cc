@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -185,6 +186,24 @@ std::string Slurp(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+pid_t FlockHolder(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return -1;
+  std::istringstream locks(Slurp("/proc/locks"));
+  std::string line;
+  while (std::getline(locks, line)) {
+    // "1: FLOCK  ADVISORY  WRITE 1234 fe:01:5678 0 EOF"
+    std::istringstream f(line);
+    std::string n, kind, adv, mode, dev_ino;
+    long pid = -1;
+    if (!(f >> n >> kind >> adv >> mode >> pid >> dev_ino) || kind != "FLOCK") continue;
+    const size_t colon = dev_ino.rfind(':');
+    if (colon != std::string::npos && std::stoull(dev_ino.substr(colon + 1)) == st.st_ino)
+      return static_cast<pid_t>(pid);
+  }
+  return -1;
 }
 
 std::string Payload(size_t n, uint64_t seed) {

@@ -73,6 +73,9 @@ bool IsMountPoint(const std::string& path);
 // The whole file ("" if it cannot be read).
 std::string Slurp(const std::string& path);
 
+// The pid holding a flock on `path` (from /proc/locks), -1 if none.
+pid_t FlockHolder(const std::string& path);
+
 // n pseudo-random bytes from seed, no chunk repeated (so that dedup within
 // a file does not make a test about something else). A longer payload of
 // the same seed starts with the shorter one.

@@ -211,7 +211,10 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Node* dir = N(req, parent);
   // Someone wants attributes of this directory's entries: the next chunk
   // of its listing brings them (DoReaddir).
-  dir->advise_rdplus.store(true, std::memory_order_relaxed);
+  // (Read first: most lookups find it set, and a store would bounce the
+  // cache line between threads looking up in the same directory.)
+  if (!dir->advise_rdplus.load(std::memory_order_relaxed))
+    dir->advise_rdplus.store(true, std::memory_order_relaxed);
   Status s = Fs(req)->Lookup(CtxOf(req), dir, name, &e);
   if (s.err() == ENOENT) {
     // Negative entry: every change goes through us, so it may be cached.
@@ -920,29 +923,23 @@ void DoReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_inf
     size_t left = size - used;
     size_t n;
     if (plus) {
+      // Without attributes (node id 0): a plain dirent.
       fuse_entry_param p;
       std::memset(&p, 0, sizeof(p));
+      p.attr.st_ino = d.ino;
+      p.attr.st_mode = d.type;
       Entry e;
       bool looked_up = false;
-      if (!attrs) {
-        p.attr.st_ino = d.ino;
-        p.attr.st_mode = d.type;
-      } else if (d.name != "." && d.name != "..") {
+      if (attrs && d.name != "." && d.name != "..") {
         Status ls = fs->Lookup(CtxOf(req), od->node, d.name, &e);
         if (ls.ok()) {
           FillEntry(req, e, &p);
           looked_up = true;
         } else if (ls.err() == ENOENT) {
           continue;  // vanished since the listing was made
-        } else {
-          // Listed without attributes: the lookup of a stat that follows
-          // reports the error (a damaged image entry is EIO, not absent).
-          p.attr.st_ino = d.ino;
-          p.attr.st_mode = d.type;
         }
-      } else {
-        p.attr.st_ino = d.ino;
-        p.attr.st_mode = d.type;
+        // Another error: listed without attributes; the lookup of a stat
+        // that follows reports it (a damaged image entry is EIO, not absent).
       }
       n = fuse_add_direntry_plus(req, buf.get() + used, left, d.name.c_str(), &p, i + 1);
       if (n > left) {

@@ -92,10 +92,15 @@ Status UnionFs::ProbeLower(const LowerSearch& d, const std::string& name, int* f
   return d.tree->Lookup(d.ino, name, st);
 }
 
+Status UnionFs::LstatLower(const LowerSearch& d, const std::string& name, struct stat* st) {
+  if (d.tree != nullptr) return d.tree->Lookup(d.ino, name, st);
+  if (fstatat(d.fd->get(), name.c_str(), st, AT_SYMLINK_NOFOLLOW) != 0) return Status::FromErrno();
+  return Status::OK();
+}
+
 bool UnionFs::LowerAufsWhiteout(const LowerSearch& d, const std::string& name) {
   struct stat st;
-  if (d.tree != nullptr) return d.tree->Lookup(d.ino, AufsWhiteoutName(name), &st).ok();
-  return fstatat(d.fd->get(), AufsWhiteoutName(name).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+  return LstatLower(d, AufsWhiteoutName(name), &st).ok();
 }
 
 bool UnionFs::ProbedDirIsOpaque(const LowerSearch& d, int fd, const struct stat& st) {
@@ -457,10 +462,7 @@ Status UnionFs::LowerHasName(Node* parent, std::string_view name_sv, bool* has) 
   if (IsAufsMarker(name)) return Status::OK();
   for (const LowerSearch& d : dirs) {
     struct stat st;
-    Status s = d.tree != nullptr ? d.tree->Lookup(d.ino, name, &st)
-               : fstatat(d.fd->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0
-                   ? Status::OK()
-                   : Status::FromErrno();
+    Status s = LstatLower(d, name, &st);
     if (s.ok()) {
       *has = !IsWhiteoutStat(st);
       return Status::OK();

@@ -144,10 +144,6 @@ Status UnionFs::LoadDirectory(OpenDir* od, bool reload) {
     const int layer = d.layer;
     const bool last = i + 1 == lowers.size();
     std::vector<std::string> hidden;  // AUFS whiteouts of this layer
-    auto lstat_entry = [&](const char* name, struct stat* st) {
-      if (d.tree != nullptr) return d.tree->Lookup(d.ino, name, st).ok();
-      return fstatat(d.fd->get(), name, st, AT_SYMLINK_NOFOLLOW) == 0;
-    };
     auto each = [&](const char* name, uint64_t ino, unsigned char t) {
       std::string_view n(name);
       if (IsAufsMarker(n)) {
@@ -158,7 +154,7 @@ Status UnionFs::LoadDirectory(OpenDir* od, bool reload) {
       mode_t type = DtToMode(t);
       if (type == S_IFCHR || type == 0) {
         struct stat st;
-        if (!lstat_entry(name, &st)) return Status::OK();
+        if (!LstatLower(d, name, &st).ok()) return Status::OK();  // raced
         if (IsWhiteoutStat(st)) {
           if (!last) seen.emplace(name);
           return Status::OK();

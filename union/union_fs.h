@@ -257,6 +257,8 @@ class UnionFs {
   // `name` in one lower directory: its stat, and an O_PATH fd (a readable
   // one for a directory) or -1 through a tree. ENOENT/ENOTDIR if absent.
   Status ProbeLower(const LowerSearch& d, const std::string& name, int* fd, struct stat* st);
+  // lstat of `name` in one lower directory, through its tree or its fd.
+  Status LstatLower(const LowerSearch& d, const std::string& name, struct stat* st);
   // Whether d holds an AUFS whiteout of `name` (".wh.NAME").
   bool LowerAufsWhiteout(const LowerSearch& d, const std::string& name);
   // Whether the lower directory `name` just found in d (its fd, or -1, and

@@ -209,6 +209,7 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
     if (ifd >= 0) {
       node->upper.layer = 0;
       node->indexed = true;
+      node->has_origin = true;
       Status hs = GetHandle(ifd, "", &node->upper.handle);
       nodes_.SetFdLocked(node, &node->upper, ifd);
       OVT_RETURN_IF_ERROR(hs);
@@ -312,6 +313,7 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
   nodes_.SetFdLocked(node, &node->upper, dfd);
   node->metacopy = reg && !with_data;
   node->indexed = linked;
+  node->has_origin = true;
   if (reg && with_data) node->data_gen.fetch_add(1, std::memory_order_release);
   return Status::OK();
 }

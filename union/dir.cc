@@ -184,6 +184,13 @@ Status UnionFs::Link(const Ctx& ctx, Node* node, Node* newparent, std::string_vi
   OVT_RETURN_IF_ERROR(CopyUp(node, node->is_reg()));
   FdPtr src;
   OVT_RETURN_IF_ERROR(nodes_.Fd(node, &Node::upper, &src));
+  // Impure first: the lookup that ends CreateObject then reads the new
+  // name's origin and finds this node, not a stranger with the upper
+  // inode's own number.
+  if (node->keeps_origin()) {
+    OVT_RETURN_IF_ERROR(CopyUp(newparent, false));
+    OVT_RETURN_IF_ERROR(SetImpure(newparent));
+  }
   Entry tmp;
   Status s = CreateObject(
       ctx, newparent, newname, node->type,
@@ -196,7 +203,6 @@ Status UnionFs::Link(const Ctx& ctx, Node* node, Node* newparent, std::string_vi
   // The new name resolves to the same upper inode and so to the same node.
   out->node = tmp.node;
   out->attr = tmp.attr;
-  if (node->has_lower()) OVT_RETURN_IF_ERROR(SetImpure(newparent));
   return Status::OK();
 }
 
@@ -359,6 +365,12 @@ Status UnionFs::Rename(const Ctx&, Node* parent, std::string_view name_sv, Node*
   };
   OVT_RETURN_IF_ERROR(prepare(src.get()));
   if (exchange) OVT_RETURN_IF_ERROR(prepare(dst->get()));
+  if (!exchange && dst && S_ISREG(dr.type) && (dr.indexed || dr.lower_st.st_nlink > 1)) {
+    // A name of a lower hard-link group is replaced: as for unlink
+    // (RemoveObject), its copy-up puts the group in the index, where the
+    // other names' link count then drops by one.
+    OVT_RETURN_IF_ERROR(CopyUp(dst->get(), false));
+  }
   OVT_RETURN_IF_ERROR(CopyUp(parent, false));
   OVT_RETURN_IF_ERROR(CopyUp(newparent, false));
 
@@ -381,8 +393,8 @@ Status UnionFs::Rename(const Ctx&, Node* parent, std::string_view name_sv, Node*
   };
   OVT_RETURN_IF_ERROR(keep_apart(src.get(), dst_lower_has));
   if (exchange) OVT_RETURN_IF_ERROR(keep_apart(dst->get(), src_lower_has));
-  if (src.get()->has_lower()) OVT_RETURN_IF_ERROR(SetImpure(newparent));
-  if (exchange && dst->get()->has_lower()) OVT_RETURN_IF_ERROR(SetImpure(parent));
+  if (src.get()->keeps_origin()) OVT_RETURN_IF_ERROR(SetImpure(newparent));
+  if (exchange && dst->get()->keeps_origin()) OVT_RETURN_IF_ERROR(SetImpure(parent));
 
   FdPtr sp, dp;
   OVT_RETURN_IF_ERROR(ParentUpperFd(parent, &sp));

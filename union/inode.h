@@ -68,6 +68,10 @@ class Node {
   bool metacopy = false;            // reg: upper has metadata only
   bool indexed = false;             // reg: upper linked in the hard-link index
   bool no_caps_xattr = false;       // security.capability known absent
+  // The upper object carries an origin (it was copied up): its number is
+  // not its upper inode's. Like overlayfs, a directory that gets a name of
+  // such an object is marked impure, where lookups read origins.
+  bool has_origin = false;
 
   // Where the node was last seen in the tree (guarded by NodeTable::tree_mu).
   // Copy-up needs it to find the parent; it is an alias, like a dentry.
@@ -75,6 +79,8 @@ class Node {
   std::string name;
 
   bool has_lower() const { return lower.valid() || !lower_dirs.empty(); }
+  // Whether a directory receiving a name of this object must be impure.
+  bool keeps_origin() const { return has_lower() || has_origin; }
 
  private:
   friend class NodeTable;

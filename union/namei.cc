@@ -215,11 +215,13 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
       // lower layer, wherever the parent's lower dirs are.
       if (S_ISDIR(r->type)) {
         OVT_RETURN_IF_ERROR(ResolveLowerDirs(r->redirect, &r->lower_dirs));
-        r->lower_path = r->redirect;
       } else {
         Status s = FindLowerByPath(r->redirect, &r->lower, &r->lower_st);
         if (!s.ok() && s.err() != ENOENT) return s;
       }
+      // Where the lower part lives, for the redirect a later rename writes
+      // (a metadata-only copy renamed twice must still find its data).
+      r->lower_path = r->redirect;
       search_lowers = false;
     } else {
       sname = r->redirect;  // relative: a sibling name in the parent
@@ -400,6 +402,7 @@ Status UnionFs::NodeFromResult(LookupResult* r, std::unique_ptr<Node>* out) {
   n->impure = r->impure;
   n->metacopy = r->metacopy;
   n->indexed = r->indexed;
+  n->has_origin = r->has_origin;
   *out = std::move(n);
   return Status::OK();
 }

@@ -147,6 +147,48 @@ TEST_F(LinkTest, RenameOfOneLowerName) {
   ExpectOneObject({"renamed", "d/b", "e/c"}, 3, "after rename");
 }
 
+// Found by differential_test: the new name's directory was marked impure
+// only after the link, so the union looked the new name up without its
+// origin and gave it the upper inode's own number (a second identity).
+TEST_F(LinkTest, LinkOfLowerFileIntoAnotherDirectory) {
+  WriteFile(L(1, "a"), "lower");
+  MakeDirs(L(1, "d"));
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  ASSERT_EQ(link(M("a").c_str(), M("d/b").c_str()), 0);
+  ExpectOneObject({"a", "d/b"}, 2, "lower");
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  ExpectOneObject({"a", "d/b"}, 2, "lower");
+}
+
+// Found by differential_test: a name with no lower counterpart moved into
+// a directory that was not impure lost its origin at the next lookup.
+TEST_F(LinkTest, ASecondNameMovedAfterARemountKeepsItsIdentity) {
+  WriteFile(L(1, "a"), "lower");
+  MakeDirs(L(1, "d"));
+  MakeDirs(L(1, "e"));
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  ASSERT_EQ(link(M("a").c_str(), M("d/b").c_str()), 0);
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  ASSERT_EQ(rename(M("d/b").c_str(), M("e/c").c_str()), 0);
+  ExpectOneObject({"a", "e/c"}, 2, "lower");
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  ExpectOneObject({"a", "e/c"}, 2, "lower");
+}
+
+// Found by differential_test: rename over one name of a lower group left
+// the others counting it.
+TEST_F(LinkTest, RenameOverOneLowerNameDecrementsTheOthers) {
+  ASSERT_NO_FATAL_FAILURE(MakeLowerGroup());
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  WriteFile(M("x"), "new");
+  ASSERT_EQ(rename(M("x").c_str(), M("d/b").c_str()), 0);
+  ExpectOneObject({"d/a", "e/c"}, 2, "shared lower data");
+  ExpectOneObject({"d/b"}, 1, "new");
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  ExpectOneObject({"d/a", "e/c"}, 2, "shared lower data");
+  ExpectOneObject({"d/b"}, 1, "new");
+}
+
 TEST_F(LinkTest, LinkToExistingNameIsEEXIST) {
   WriteFile(L(1, "a"), "a");
   WriteFile(L(0, "b"), "b");

@@ -97,6 +97,25 @@ TEST_F(RenameTest, LowerFileIntoAnotherLowerDirectory) {
   EXPECT_TRUE(IsWhiteout(U("d1/f")));
 }
 
+// A lower file moved into another directory is a metadata-only copy whose
+// redirect names where its data is. Found by differential_test: moved again
+// after a remount, it got a redirect naming its previous place, where no
+// lower file is (the next remount read EIO; so did the kernel).
+TEST_F(RenameTest, LowerFileMovedTwiceAcrossRemountsKeepsItsData) {
+  MakeDirs(L(1, "d1"));
+  MakeDirs(L(1, "d2"));
+  WriteFile(L(1, "d1/f"), "moving");
+  WriteFile(L(0, "g"), "replaced");
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  ASSERT_EQ(rename(M("d1/f").c_str(), M("d2/f").c_str()), 0);
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  ASSERT_EQ(rename(M("d2/f").c_str(), M("g").c_str()), 0);
+  EXPECT_EQ(ReadFile(M("g")), "moving");
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  EXPECT_EQ(ReadFile(M("g")), "moving");
+  EXPECT_FALSE(Exists(M("d2/f")));
+}
+
 // A descriptor open on the replaced target keeps reading the old object.
 TEST_F(RenameTest, OpenFdOfReplacedTargetKeepsOldData) {
   WriteFile(L(1, "target"), "old target");

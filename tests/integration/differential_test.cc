@@ -1,0 +1,512 @@
+// Differential test: one random sequence of namespace and data operations,
+// run on the kernel overlayfs and on the target over identical lower layers;
+// every operation's outcome (its errno, and what reads, stats and listings
+// return) and the final view must be the same.
+//
+// The hand-written tests check the cases someone thought of; this one finds
+// the combinations nobody did (a rename over a whiteout of a copied-up hard
+// link inside an opaque directory...). The sequence comes from a seeded
+// generator and never depends on outcomes, so both mounts get the same one;
+// a failure names the seed and the first operation whose outcome differs,
+// with the ones before it. Each run remounts halfway; at the end the kernel
+// mounts the upper layer the target left and must show the same view.
+//
+// Against OVERTIER_TEST_TARGET=kernel both runs are the kernel: that checks
+// the test itself (its sequence and its log must be deterministic).
+//
+// Environment: OVERTIER_DIFF_OPS (operations per seed, default 400),
+// OVERTIER_DIFF_SEEDS (run seeds 1..N, default 16), OVERTIER_DIFF_SEED (run
+// only that one), OVERTIER_DIFF_DUMP=1 (print both logs).
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+namespace overtier::it {
+namespace {
+
+uint64_t SplitMix(uint64_t* x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Directories the operations work in ("" is the root) and the names they
+// use there: most exist in some layer, a few never do.
+const char* const kDirs[] = {"", "dA", "dA/sub", "dB", "dC", "m", "o", "n"};
+const char* const kNames[] = {"f0", "f1",  "f2",  "h1",  "x",   "y", "z",      "p",
+                              "q",  "l0a", "l1a", "l1b", "vis", "s", "hidden", "e0",
+                              "e1", "sub", "dA",  "dB",  "m",   "o", "n"};
+
+enum class Op {
+  kCreate,
+  kAppend,
+  kPwrite,
+  kTruncate,
+  kMkdir,
+  kRmdir,
+  kUnlink,
+  kRename,
+  kRenameNoReplace,
+  kRenameExchange,
+  kLink,
+  kSymlink,
+  kChmod,
+  kChown,
+  kSetXattr,
+  kRemoveXattr,
+  kMkfifo,
+  kRead,
+  kStat,
+  kList,
+  kCount,
+  kRemount  // not drawn: Sequence puts one halfway
+};
+
+struct Step {
+  Op op;
+  std::string a, b;  // paths relative to the mount
+  uint64_t n = 0;    // a number for the operation (offset, mode, ...)
+};
+
+// What the lowers hold (MakeLowers), whited out or not.
+const char* const kLowerPaths[] = {
+    "f0",   "f1", "h1",    "s",     "f2",    "dA", "dA/x",  "dA/y",     "dA/sub", "dA/sub/z", "dB",
+    "dB/p", "m",  "m/l1a", "m/l0a", "m/l1b", "o",  "o/vis", "o/hidden", "dC",     "dC/q"};
+
+std::string RandomPath(uint64_t* x) {
+  std::string d = kDirs[SplitMix(x) % std::size(kDirs)];
+  std::string n = kNames[SplitMix(x) % std::size(kNames)];
+  return d.empty() ? n : d + "/" + n;
+}
+
+// Most operations should meet something: a path is one the lowers have,
+// one an earlier step created (or tried to), or any name in any directory.
+std::string PickPath(uint64_t* x, const std::vector<std::string>& made) {
+  uint64_t r = SplitMix(x) % 10;
+  if (r < 4 && !made.empty()) return made[SplitMix(x) % made.size()];
+  if (r < 7) return kLowerPaths[SplitMix(x) % std::size(kLowerPaths)];
+  return RandomPath(x);
+}
+
+std::vector<Step> Sequence(uint64_t seed, int count) {
+  uint64_t x = seed * 0x51ed270b27ULL + 1;
+  std::vector<Step> steps;
+  std::vector<std::string> made;
+  for (int i = 0; i < count; ++i) {
+    Step s;
+    s.op = static_cast<Op>(SplitMix(&x) % static_cast<uint64_t>(Op::kCount));
+    s.a = PickPath(&x, made);
+    s.b = PickPath(&x, made);
+    s.n = SplitMix(&x);
+    switch (s.op) {
+      case Op::kCreate:
+      case Op::kMkdir:
+      case Op::kSymlink:
+      case Op::kMkfifo:
+        made.push_back(s.a);
+        break;
+      case Op::kRename:
+      case Op::kRenameNoReplace:
+      case Op::kRenameExchange:
+      case Op::kLink:
+        made.push_back(s.b);
+        break;
+      default:
+        break;
+    }
+    steps.push_back(std::move(s));
+  }
+  // Halfway, a remount: what follows works on what the upper layer kept,
+  // not on what the daemon remembered.
+  Step remount;
+  remount.op = Op::kRemount;
+  steps.insert(steps.begin() + count / 2, remount);
+  // OVERTIER_DIFF_KEEP=i,j,...: only those steps (to shrink a failure).
+  if (const char* keep = std::getenv("OVERTIER_DIFF_KEEP")) {
+    std::vector<Step> kept;
+    std::istringstream in(keep);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+      size_t i = std::strtoul(item.c_str(), nullptr, 10);
+      if (i < steps.size()) kept.push_back(steps[i]);
+    }
+    steps = kept;
+  }
+  return steps;
+}
+
+const char* ErrName(int e) {
+  switch (e) {
+    case 0:
+      return "ok";
+    case ENOENT:
+      return "ENOENT";
+    case EEXIST:
+      return "EEXIST";
+    case ENOTDIR:
+      return "ENOTDIR";
+    case EISDIR:
+      return "EISDIR";
+    case ENOTEMPTY:
+      return "ENOTEMPTY";
+    case EINVAL:
+      return "EINVAL";
+    case EXDEV:
+      return "EXDEV";
+    case EPERM:
+      return "EPERM";
+    case EACCES:
+      return "EACCES";
+    case ENODATA:
+      return "ENODATA";
+    case ELOOP:
+      return "ELOOP";
+    case EMLINK:
+      return "EMLINK";
+    case EBUSY:
+      return "EBUSY";
+    case EIO:
+      return "EIO";
+    case ENXIO:
+      return "ENXIO";
+    case EOPNOTSUPP:
+      return "EOPNOTSUPP";
+    default:
+      return strerror(e);
+  }
+}
+
+const char* TypeName(mode_t m) {
+  if (S_ISREG(m)) return "file";
+  if (S_ISDIR(m)) return "dir";
+  if (S_ISLNK(m)) return "symlink";
+  if (S_ISFIFO(m)) return "fifo";
+  return "other";
+}
+
+// Runs one step under root and describes its outcome.
+std::string Apply(const std::string& root, const Step& s, int index) {
+  const std::string a = root + "/" + s.a, b = root + "/" + s.b;
+  std::ostringstream out;
+  auto rc = [](long r) { return r < 0 ? errno : 0; };
+  auto put = [&](const char* what, int e, const std::string& extra = "") {
+    out << "#" << index << " " << what << " -> " << ErrName(e);
+    if (!extra.empty()) out << " " << extra;
+  };
+  const std::string tag = "<" + std::to_string(index) + ">";
+  switch (s.op) {
+    case Op::kCreate: {
+      int fd = open(a.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+      int e = rc(fd);
+      if (fd >= 0) {
+        if (write(fd, tag.data(), tag.size()) < 0) e = errno;
+        close(fd);
+      }
+      put(("create " + s.a).c_str(), e);
+      break;
+    }
+    case Op::kAppend: {
+      int fd = open(a.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+      int e = rc(fd);
+      if (fd >= 0) {
+        if (write(fd, tag.data(), tag.size()) < 0) e = errno;
+        close(fd);
+      }
+      put(("append " + s.a).c_str(), e);
+      break;
+    }
+    case Op::kPwrite: {
+      int fd = open(a.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+      int e = rc(fd);
+      off_t off = static_cast<off_t>(s.n % 24);
+      if (fd >= 0) {
+        if (pwrite(fd, tag.data(), tag.size(), off) < 0) e = errno;
+        close(fd);
+      }
+      put(("pwrite " + s.a + " @" + std::to_string(off)).c_str(), e);
+      break;
+    }
+    case Op::kTruncate: {
+      off_t len = static_cast<off_t>(s.n % 20);
+      put(("truncate " + s.a + " " + std::to_string(len)).c_str(), rc(truncate(a.c_str(), len)));
+      break;
+    }
+    case Op::kMkdir:
+      put(("mkdir " + s.a).c_str(), rc(mkdir(a.c_str(), 0755)));
+      break;
+    case Op::kRmdir:
+      put(("rmdir " + s.a).c_str(), rc(rmdir(a.c_str())));
+      break;
+    case Op::kUnlink:
+      put(("unlink " + s.a).c_str(), rc(unlink(a.c_str())));
+      break;
+    case Op::kRename:
+    case Op::kRenameNoReplace:
+    case Op::kRenameExchange: {
+      unsigned flags = s.op == Op::kRename            ? 0
+                       : s.op == Op::kRenameNoReplace ? RENAME_NOREPLACE
+                                                      : RENAME_EXCHANGE;
+      long r = syscall(SYS_renameat2, AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), flags);
+      put(("rename" +
+           std::string(flags == 0                  ? ""
+                       : flags == RENAME_NOREPLACE ? "(noreplace)"
+                                                   : "(exchange)") +
+           " " + s.a + " " + s.b)
+              .c_str(),
+          rc(r));
+      break;
+    }
+    case Op::kLink:
+      put(("link " + s.a + " " + s.b).c_str(), rc(link(a.c_str(), b.c_str())));
+      break;
+    case Op::kSymlink:
+      put(("symlink " + s.a).c_str(), rc(symlink(("t" + tag).c_str(), a.c_str())));
+      break;
+    case Op::kChmod: {
+      static const mode_t kModes[] = {0600, 0644, 0755, 0700, 0640};
+      mode_t m = kModes[s.n % std::size(kModes)];
+      std::ostringstream w;
+      w << "chmod " << s.a << " " << std::oct << m;
+      put(w.str().c_str(), rc(fchmodat(AT_FDCWD, a.c_str(), m, 0)));
+      break;
+    }
+    case Op::kChown: {
+      uid_t u = 1000 + static_cast<uid_t>(s.n % 3);
+      put(("lchown " + s.a + " " + std::to_string(u)).c_str(), rc(lchown(a.c_str(), u, 1000)));
+      break;
+    }
+    case Op::kSetXattr: {
+      std::string name = "user.k" + std::to_string(s.n % 2);
+      int flags = (s.n >> 8) % 3 == 0 ? XATTR_CREATE : (s.n >> 8) % 3 == 1 ? XATTR_REPLACE : 0;
+      put(("setxattr " + s.a + " " + name + " " + std::to_string(flags)).c_str(),
+          rc(lsetxattr(a.c_str(), name.c_str(), tag.data(), tag.size(), flags)));
+      break;
+    }
+    case Op::kRemoveXattr: {
+      std::string name = "user.k" + std::to_string(s.n % 2);
+      put(("removexattr " + s.a + " " + name).c_str(), rc(lremovexattr(a.c_str(), name.c_str())));
+      break;
+    }
+    case Op::kMkfifo:
+      put(("mkfifo " + s.a).c_str(), rc(mkfifo(a.c_str(), 0644)));
+      break;
+    case Op::kRead: {
+      // O_NONBLOCK: a fifo must not block (nor below, where a write-only
+      // open of a fifo without a reader gives ENXIO).
+      int fd = open(a.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      int e = rc(fd);
+      std::string data;
+      if (fd >= 0) {
+        char buf[512];
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0)
+          e = errno;
+        else
+          data.assign(buf, static_cast<size_t>(n));
+        close(fd);
+      }
+      put(("read " + s.a).c_str(), e, e == 0 ? "'" + Printable(data, 512) + "'" : "");
+      break;
+    }
+    case Op::kStat: {
+      struct stat st;
+      int e = rc(lstat(a.c_str(), &st));
+      std::ostringstream d;
+      if (e == 0) {
+        d << TypeName(st.st_mode) << " " << std::oct << (st.st_mode & 07777) << std::dec << " "
+          << st.st_uid << ":" << st.st_gid;
+        // A directory's size and link count are the layers' business (the
+        // kernel gives merged directories st_nlink 1).
+        if (!S_ISDIR(st.st_mode)) d << " size=" << st.st_size << " nlink=" << st.st_nlink;
+        char target[256];
+        if (S_ISLNK(st.st_mode)) {
+          ssize_t n = readlink(a.c_str(), target, sizeof(target));
+          if (n >= 0) d << " -> " << std::string(target, static_cast<size_t>(n));
+        }
+      }
+      put(("lstat " + s.a).c_str(), e, d.str());
+      break;
+    }
+    case Op::kList: {
+      std::string dir = root + "/" + std::string(kDirs[s.n % std::size(kDirs)]);
+      struct stat st;
+      int e = rc(lstat(dir.c_str(), &st));
+      std::string names;
+      if (e == 0 && S_ISDIR(st.st_mode)) {
+        for (const auto& n : ListDir(dir)) names += n + ",";
+      }
+      put(("list " + std::string(kDirs[s.n % std::size(kDirs)])).c_str(), e, names);
+      break;
+    }
+    case Op::kCount:
+    case Op::kRemount:
+      break;
+  }
+  return out.str();
+}
+
+int OpsPerSeed() {
+  const char* v = std::getenv("OVERTIER_DIFF_OPS");
+  int n = v != nullptr ? std::atoi(v) : 0;
+  return n > 0 ? n : 400;
+}
+
+class DifferentialTest : public UnionFsTest, public ::testing::WithParamInterface<uint64_t> {
+ protected:
+  // Two lowers with every overlay construct: hard links (h1 a copy of f1
+  // without), symlinks, xattrs,
+  // owners, a merged directory with a whiteout, an opaque directory, a
+  // whited-out directory, directories only in one layer.
+  void MakeLowers(bool hard_links) {
+    // lower1, the bottom layer.
+    WriteFile(L(1, "f0"), "lower1 f0", 0644);
+    WriteFile(L(1, "f1"), "lower1 f1 (linked as h1)", 0640);
+    if (hard_links) {
+      ASSERT_EQ(link(L(1, "f1").c_str(), L(1, "h1").c_str()), 0);
+    } else {
+      WriteFile(L(1, "h1"), "lower1 f1 (linked as h1)", 0640);
+    }
+    SetXattr(L(1, "f1"), "user.k0", "from lower1");
+    Chown(L(1, "f0"), 1001, 1001);
+    MakeSymlink("f0", L(1, "s"));
+    MakeDirs(L(1, "dA/sub"));
+    WriteFile(L(1, "dA/x"), "dA x");
+    WriteFile(L(1, "dA/y"), "dA y");
+    WriteFile(L(1, "dA/sub/z"), "deep z");
+    MakeDirs(L(1, "dB"));
+    WriteFile(L(1, "dB/p"), "dB p");
+    MakeDirs(L(1, "m"));
+    WriteFile(L(1, "m/l1a"), "m l1a");
+    WriteFile(L(1, "m/l1b"), "m l1b (whited out above)");
+    MakeDirs(L(1, "o"));
+    WriteFile(L(1, "o/hidden"), "hidden by the opaque dir above");
+    // lower0, on top.
+    MakeDirs(L(0, "m"));
+    WriteFile(L(0, "m/l0a"), "m l0a");
+    MakeWhiteout(L(0, "m/l1b"));
+    MakeDirs(L(0, "o"));
+    MakeOpaque(L(0, "o"));
+    WriteFile(L(0, "o/vis"), "o vis");
+    WriteFile(L(0, "f2"), "lower0 f2", 0600);
+    MakeDirs(L(0, "dC"));
+    WriteFile(L(0, "dC/q"), "dC q");
+    MakeDirs(L(0, "dA"));
+    WriteFile(L(0, "dA/x"), "dA x from lower0 (hides lower1's)");
+  }
+
+  // A fresh upper and work directory for the next mount.
+  void ResetUpper() {
+    RemoveTree(U());
+    RemoveTree(work());
+    for (const auto& d : {U(), work()}) {
+      ASSERT_EQ(mkdir(d.c_str(), 0755), 0) << d;
+      ASSERT_EQ(chmod(d.c_str(), 0755), 0);
+    }
+  }
+
+  // Mounts `t`, applies the steps, returns their log and the final view.
+  std::vector<std::string> RunOn(Target t, const std::vector<Step>& steps, TreeSnapshot* view) {
+    std::vector<std::string> log;
+    Mount(MountConfig::On(t));
+    if (HasFatalFailure()) return log;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      if (steps[i].op == Op::kRemount) {
+        Remount();
+        if (HasFatalFailure()) return log;
+        log.push_back("#" + std::to_string(i) + " remount");
+        continue;
+      }
+      log.push_back(Apply(M(""), steps[i], static_cast<int>(i)));
+    }
+    *view = View();
+    Unmount();
+    return log;
+  }
+
+  void Check(bool lower_hard_links) {
+    const uint64_t seed = GetParam();
+    ASSERT_NO_FATAL_FAILURE(MakeLowers(lower_hard_links));
+    const std::vector<Step> steps = Sequence(seed, OpsPerSeed());
+
+    TreeSnapshot kernel_view, target_view;
+    std::vector<std::string> kernel_log = RunOn(Target::kKernel, steps, &kernel_view);
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_NO_FATAL_FAILURE(ResetUpper());
+    std::vector<std::string> target_log = RunOn(target(), steps, &target_view);
+    ASSERT_FALSE(HasFatalFailure());
+
+    const char* name = TargetName(target());
+    if (std::getenv("OVERTIER_DIFF_DUMP") != nullptr) {
+      for (size_t i = 0; i < steps.size(); ++i)
+        std::fprintf(stderr, "%s\n  %s\n", kernel_log[i].c_str(), target_log[i].c_str());
+    }
+    for (size_t i = 0; i < steps.size(); ++i) {
+      if (kernel_log[i] == target_log[i]) continue;
+      std::ostringstream ctx;
+      for (size_t j = i >= 12 ? i - 12 : 0; j < i; ++j) ctx << "    " << kernel_log[j] << "\n";
+      ADD_FAILURE() << "seed " << seed << ": the outcome of step " << i
+                    << " differs (steps before it, as the kernel logged them:)\n"
+                    << ctx.str() << "  kernel: " << kernel_log[i] << "\n  " << name << ": "
+                    << target_log[i];
+      return;  // what follows depends on this one
+    }
+    std::string diff = DiffTrees(kernel_view, "kernel", target_view, name);
+    ASSERT_TRUE(diff.empty()) << "seed " << seed << ": the final views differ:\n" << diff;
+    if (lower_hard_links) return;
+
+    // The upper layer the target left, read by the kernel.
+    ASSERT_NO_FATAL_FAILURE(Mount(MountConfig::On(Target::kKernel)));
+    diff = DiffTrees(kernel_view, "kernel's own run", View(), "kernel over the upper layer");
+    EXPECT_TRUE(diff.empty()) << "seed " << seed << ": the kernel reads " << name
+                              << "'s upper layer differently:\n"
+                              << diff;
+    Unmount();
+  }
+
+  TreeSnapshot View() {
+    SnapshotOptions o;
+    o.mtime = false;  // the two runs happen at different times
+    return SnapshotTree(M(""), o);
+  }
+};
+
+TEST_P(DifferentialTest, SameOutcomesAsTheKernel) { Check(/*lower_hard_links=*/true); }
+
+// Without hard links in the lowers, the kernel must read the upper layer the
+// target left exactly as its own: overtier joins the names of a lower
+// hard-link group through WORK/overtier-index, which the kernel does not
+// know (docs/FORMAT.md, "Reading an upper layer with the kernel").
+TEST_P(DifferentialTest, TheKernelReadsTheUpperLayerAsItsOwn) { Check(/*lower_hard_links=*/false); }
+
+std::vector<uint64_t> Seeds() {
+  std::vector<uint64_t> seeds;
+  if (const char* one = std::getenv("OVERTIER_DIFF_SEED")) {
+    seeds.push_back(std::strtoull(one, nullptr, 10));
+    return seeds;
+  }
+  const char* v = std::getenv("OVERTIER_DIFF_SEEDS");
+  uint64_t n = v != nullptr ? std::strtoull(v, nullptr, 10) : 0;
+  for (uint64_t i = 1; i <= (n > 0 ? n : 16); ++i) seeds.push_back(i);
+  return seeds;
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, DifferentialTest, ::testing::ValuesIn(Seeds()));
+
+}  // namespace
+}  // namespace overtier::it

@@ -420,10 +420,11 @@ class DifferentialTest : public UnionFsTest, public ::testing::WithParamInterfac
     }
   }
 
-  // Mounts `t`, applies the steps, returns their log and the final view.
-  std::vector<std::string> RunOn(Target t, const std::vector<Step>& steps, TreeSnapshot* view) {
+  // Mounts `cfg`, applies the steps, returns their log and the final view.
+  std::vector<std::string> RunOn(const MountConfig& cfg, const std::vector<Step>& steps,
+                                 TreeSnapshot* view) {
     std::vector<std::string> log;
-    Mount(MountConfig::On(t));
+    Mount(cfg);
     if (HasFatalFailure()) return log;
     for (size_t i = 0; i < steps.size(); ++i) {
       if (steps[i].op == Op::kRemount) {
@@ -439,16 +440,38 @@ class DifferentialTest : public UnionFsTest, public ::testing::WithParamInterfac
     return log;
   }
 
-  void Check(bool lower_hard_links) {
+  // Imports each lower into a new store as an image; returns the mount
+  // configuration that stacks them (the lowers stay for the kernel).
+  MountConfig ImageLowers() {
+    MountConfig cfg = MountConfig::On(Target::kOvertier);
+    const std::string store = base() + "/store";
+    std::string out;
+    EXPECT_EQ(RunCmd({OvertierBin(), "store", "init", store}, &out), 0) << out;
+    for (int i : {0, 1}) {
+      const std::string name = "l" + std::to_string(i);
+      EXPECT_EQ(RunCmd({OvertierBin(), "image", "import", store, name, L(i)}, &out), 0) << out;
+    }
+    cfg.overtier_lowerdir = "image:l0:image:l1";
+    cfg.overtier_opts = "store=" + store;
+    return cfg;
+  }
+
+  void Check(bool lower_hard_links, bool image_lowers = false) {
     const uint64_t seed = GetParam();
     ASSERT_NO_FATAL_FAILURE(MakeLowers(lower_hard_links));
     const std::vector<Step> steps = Sequence(seed, OpsPerSeed());
+    MountConfig target_cfg = MountConfig::On(target());
+    if (image_lowers) {
+      target_cfg = ImageLowers();
+      ASSERT_FALSE(HasFailure()) << "importing the lowers failed";
+    }
 
     TreeSnapshot kernel_view, target_view;
-    std::vector<std::string> kernel_log = RunOn(Target::kKernel, steps, &kernel_view);
+    std::vector<std::string> kernel_log =
+        RunOn(MountConfig::On(Target::kKernel), steps, &kernel_view);
     ASSERT_FALSE(HasFatalFailure());
     ASSERT_NO_FATAL_FAILURE(ResetUpper());
-    std::vector<std::string> target_log = RunOn(target(), steps, &target_view);
+    std::vector<std::string> target_log = RunOn(target_cfg, steps, &target_view);
     ASSERT_FALSE(HasFatalFailure());
 
     const char* name = TargetName(target());
@@ -492,6 +515,16 @@ TEST_P(DifferentialTest, SameOutcomesAsTheKernel) { Check(/*lower_hard_links=*/t
 // target left exactly as its own: overtier joins the names of a lower
 // hard-link group through WORK/overtier-index, which the kernel does not
 // know (docs/FORMAT.md, "Reading an upper layer with the kernel").
+// The lowers as images of a store (lowerdir=image:..., store=): lookups and
+// listings answered by the image tree, copy-up of image files lazy (the
+// image's content becomes the upper file's archive, restored where
+// written), and the migration tier on. The view must still be the kernel's
+// over the same lowers as plain directories.
+TEST_P(DifferentialTest, ImageLowersGiveTheSameOutcomes) {
+  if (IsKernel()) GTEST_SKIP() << "images are overtier's";
+  Check(/*lower_hard_links=*/true, /*image_lowers=*/true);
+}
+
 TEST_P(DifferentialTest, TheKernelReadsTheUpperLayerAsItsOwn) { Check(/*lower_hard_links=*/false); }
 
 std::vector<uint64_t> Seeds() {

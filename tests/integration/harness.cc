@@ -665,10 +665,11 @@ void UnionFsTest::Mount(const MountConfig& cfg) {
 
 void UnionFsTest::MountKernel(const MountConfig& cfg) {
   std::string opts = "lowerdir=";
-  for (int i = 0; i < cfg.lowers; ++i) {
+  for (int i = 0; i < cfg.lowers && cfg.overtier_lowerdir.empty(); ++i) {
     if (i > 0) opts += ":";
     opts += lowers_[static_cast<size_t>(i)];
   }
+  opts += cfg.overtier_lowerdir;
   if (cfg.upper) {
     opts += ",upperdir=" + upper_dir_ + ",workdir=" + work_ + "," + kKernelOptions;
   } else {
@@ -684,10 +685,11 @@ void UnionFsTest::MountKernel(const MountConfig& cfg) {
 void UnionFsTest::MountOvertier(const MountConfig& cfg) {
   std::string bin = OvertierBin();
   std::string opts = "lowerdir=";
-  for (int i = 0; i < cfg.lowers; ++i) {
+  for (int i = 0; i < cfg.lowers && cfg.overtier_lowerdir.empty(); ++i) {
     if (i > 0) opts += ":";
     opts += lowers_[static_cast<size_t>(i)];
   }
+  opts += cfg.overtier_lowerdir;
   if (cfg.upper) opts += ",upperdir=" + upper_dir_ + ",workdir=" + work_;
   // Root mounts; the RunAs children are other users.
   opts += ",allow_other";

@@ -51,7 +51,7 @@ uint64_t SplitMix(uint64_t* x) {
 const char* const kDirs[] = {"", "dA", "dA/sub", "dB", "dC", "m", "o", "n"};
 const char* const kNames[] = {"f0", "f1",  "f2",  "h1",  "x",   "y", "z",      "p",
                               "q",  "l0a", "l1a", "l1b", "vis", "s", "hidden", "e0",
-                              "e1", "sub", "dA",  "dB",  "m",   "o", "n"};
+                              "e1", "sub", "dA",  "dB",  "m",   "o", "n",      "big"};
 
 enum class Op {
   kCreate,
@@ -85,9 +85,10 @@ struct Step {
 };
 
 // What the lowers hold (MakeLowers), whited out or not.
-const char* const kLowerPaths[] = {
-    "f0",   "f1", "h1",    "s",     "f2",    "dA", "dA/x",  "dA/y",     "dA/sub", "dA/sub/z", "dB",
-    "dB/p", "m",  "m/l1a", "m/l0a", "m/l1b", "o",  "o/vis", "o/hidden", "dC",     "dC/q"};
+const char* const kLowerPaths[] = {"f0",       "f1",    "h1",     "s",        "f2", "dA",
+                                   "dA/x",     "dA/y",  "dA/sub", "dA/sub/z", "dB", "dB/p",
+                                   "m",        "m/l1a", "m/l0a",  "m/l1b",    "o",  "o/vis",
+                                   "o/hidden", "dC",    "dC/q",   "big"};
 
 std::string RandomPath(uint64_t* x) {
   std::string d = kDirs[SplitMix(x) % std::size(kDirs)];
@@ -114,6 +115,9 @@ std::vector<Step> Sequence(uint64_t seed, int count) {
     s.a = PickPath(&x, made);
     s.b = PickPath(&x, made);
     s.n = SplitMix(&x);
+    // Data operations meet the big file often enough to reach its chunks.
+    const bool data_op = s.op == Op::kPwrite || s.op == Op::kTruncate || s.op == Op::kRead;
+    if (data_op && SplitMix(&x) % 3 == 0) s.a = "big";
     switch (s.op) {
       case Op::kCreate:
       case Op::kMkdir:
@@ -200,6 +204,25 @@ const char* TypeName(mode_t m) {
   return "other";
 }
 
+// Offsets and lengths of writes and truncates: mostly within the first
+// bytes (small files meet), sometimes anywhere in the span of the big lower
+// file, so that copy-ups (and, with image lowers, the lazy copy-up's chunk
+// map) meet writes and truncates on and across chunk boundaries.
+constexpr uint64_t kBigSize = 640 * 1024 + 3;
+constexpr uint64_t kBigSpan = kBigSize + 64 * 1024;
+
+off_t Offset(uint64_t n) { return static_cast<off_t>((n >> 32) % 4 == 0 ? n % kBigSpan : n % 24); }
+
+// Length and FNV-1a of a buffer.
+std::string Digest(const std::string& data) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : data) h = (h ^ c) * 1099511628211ULL;
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%zu bytes %016llx", data.size(),
+                static_cast<unsigned long long>(h));
+  return buf;
+}
+
 // Runs one step under root and describes its outcome.
 std::string Apply(const std::string& root, const Step& s, int index) {
   const std::string a = root + "/" + s.a, b = root + "/" + s.b;
@@ -234,7 +257,7 @@ std::string Apply(const std::string& root, const Step& s, int index) {
     case Op::kPwrite: {
       int fd = open(a.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
       int e = rc(fd);
-      off_t off = static_cast<off_t>(s.n % 24);
+      off_t off = Offset(s.n);
       if (fd >= 0) {
         if (pwrite(fd, tag.data(), tag.size(), off) < 0) e = errno;
         close(fd);
@@ -243,7 +266,7 @@ std::string Apply(const std::string& root, const Step& s, int index) {
       break;
     }
     case Op::kTruncate: {
-      off_t len = static_cast<off_t>(s.n % 20);
+      off_t len = Offset(s.n);
       put(("truncate " + s.a + " " + std::to_string(len)).c_str(), rc(truncate(a.c_str(), len)));
       break;
     }
@@ -312,16 +335,20 @@ std::string Apply(const std::string& root, const Step& s, int index) {
       int fd = open(a.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
       int e = rc(fd);
       std::string data;
+      // From the start, or 4 KiB from anywhere in a big file's range.
+      const bool far = (s.n >> 40) % 2 == 1;
+      const off_t off = far ? static_cast<off_t>(s.n % kBigSpan) : 0;
       if (fd >= 0) {
-        char buf[512];
-        ssize_t n = read(fd, buf, sizeof(buf));
+        char buf[4096];
+        ssize_t n = pread(fd, buf, far ? sizeof(buf) : 512, off);
         if (n < 0)
           e = errno;
         else
           data.assign(buf, static_cast<size_t>(n));
         close(fd);
       }
-      put(("read " + s.a).c_str(), e, e == 0 ? "'" + Printable(data, 512) + "'" : "");
+      std::string what = "read " + s.a + (far ? " @" + std::to_string(off) : "");
+      put(what.c_str(), e, e != 0 ? "" : far ? Digest(data) : "'" + Printable(data, 512) + "'");
       break;
     }
     case Op::kStat: {
@@ -376,6 +403,7 @@ class DifferentialTest : public UnionFsTest, public ::testing::WithParamInterfac
   void MakeLowers(bool hard_links) {
     // lower1, the bottom layer.
     WriteFile(L(1, "f0"), "lower1 f0", 0644);
+    WriteFile(L(1, "big"), Payload(kBigSize, 7), 0644);  // three 256 KiB chunks
     WriteFile(L(1, "f1"), "lower1 f1 (linked as h1)", 0640);
     if (hard_links) {
       ASSERT_EQ(link(L(1, "f1").c_str(), L(1, "h1").c_str()), 0);

@@ -74,6 +74,13 @@ enum class Op {
   kRead,
   kStat,
   kList,
+  // Descriptors kept open across other steps (kSlots of them): a copy-up,
+  // rename or unlink meets files someone holds open.
+  kSlotOpen,
+  kSlotWrite,
+  kSlotRead,
+  kSlotStat,
+  kSlotClose,
   kCount,
   kRemount  // not drawn: Sequence puts one halfway
 };
@@ -116,7 +123,8 @@ std::vector<Step> Sequence(uint64_t seed, int count) {
     s.b = PickPath(&x, made);
     s.n = SplitMix(&x);
     // Data operations meet the big file often enough to reach its chunks.
-    const bool data_op = s.op == Op::kPwrite || s.op == Op::kTruncate || s.op == Op::kRead;
+    const bool data_op =
+        s.op == Op::kPwrite || s.op == Op::kTruncate || s.op == Op::kRead || s.op == Op::kSlotOpen;
     if (data_op && SplitMix(&x) % 3 == 0) s.a = "big";
     switch (s.op) {
       case Op::kCreate:
@@ -224,7 +232,20 @@ std::string Digest(const std::string& data) {
 }
 
 // Runs one step under root and describes its outcome.
-std::string Apply(const std::string& root, const Step& s, int index) {
+constexpr int kSlots = 3;
+
+// Open descriptors of a run, closed before a remount and at the end.
+struct Slots {
+  int fd[kSlots] = {-1, -1, -1};
+  void CloseAll() {
+    for (int& f : fd) {
+      if (f >= 0) close(f);
+      f = -1;
+    }
+  }
+};
+
+std::string Apply(const std::string& root, const Step& s, int index, Slots* slots) {
   const std::string a = root + "/" + s.a, b = root + "/" + s.b;
   std::ostringstream out;
   auto rc = [](long r) { return r < 0 ? errno : 0; };
@@ -381,6 +402,55 @@ std::string Apply(const std::string& root, const Step& s, int index) {
       put(("list " + std::string(kDirs[s.n % std::size(kDirs)])).c_str(), e, names);
       break;
     }
+    case Op::kSlotOpen: {
+      int& fd = slots->fd[s.n % kSlots];
+      if (fd >= 0) close(fd);
+      const bool rw = (s.n >> 16) % 2 == 0;
+      fd = open(a.c_str(), (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+      put(("open[" + std::to_string(s.n % kSlots) + "] " + s.a + (rw ? " rw" : " ro")).c_str(),
+          rc(fd));
+      break;
+    }
+    case Op::kSlotWrite: {
+      const int fd = slots->fd[s.n % kSlots];
+      const off_t off = Offset(s.n);
+      std::string what = "write[" + std::to_string(s.n % kSlots) + "] @" + std::to_string(off);
+      if (fd < 0) {
+        put(what.c_str(), EBADF);
+        break;
+      }
+      put(what.c_str(), rc(pwrite(fd, tag.data(), tag.size(), off)));
+      break;
+    }
+    case Op::kSlotRead: {
+      const int fd = slots->fd[s.n % kSlots];
+      const off_t off = (s.n >> 40) % 2 == 1 ? static_cast<off_t>(s.n % kBigSpan) : 0;
+      std::string what = "pread[" + std::to_string(s.n % kSlots) + "] @" + std::to_string(off);
+      char buf[4096];
+      ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof(buf), off);
+      int e = fd < 0 ? EBADF : rc(n);
+      put(what.c_str(), e, e == 0 ? Digest(std::string(buf, static_cast<size_t>(n))) : "");
+      break;
+    }
+    case Op::kSlotStat: {
+      const int fd = slots->fd[s.n % kSlots];
+      struct stat st;
+      int e = fd < 0 ? EBADF : rc(fstat(fd, &st));
+      std::ostringstream d;
+      if (e == 0) {
+        d << TypeName(st.st_mode) << " " << std::oct << (st.st_mode & 07777) << std::dec << " "
+          << st.st_uid << ":" << st.st_gid;
+        if (!S_ISDIR(st.st_mode)) d << " size=" << st.st_size << " nlink=" << st.st_nlink;
+      }
+      put(("fstat[" + std::to_string(s.n % kSlots) + "]").c_str(), e, d.str());
+      break;
+    }
+    case Op::kSlotClose: {
+      int& fd = slots->fd[s.n % kSlots];
+      put(("close[" + std::to_string(s.n % kSlots) + "]").c_str(), fd < 0 ? EBADF : rc(close(fd)));
+      fd = -1;
+      break;
+    }
     case Op::kCount:
     case Op::kRemount:
       break;
@@ -454,15 +524,18 @@ class DifferentialTest : public UnionFsTest, public ::testing::WithParamInterfac
     std::vector<std::string> log;
     Mount(cfg);
     if (HasFatalFailure()) return log;
+    Slots slots;
     for (size_t i = 0; i < steps.size(); ++i) {
       if (steps[i].op == Op::kRemount) {
+        slots.CloseAll();
         Remount();
         if (HasFatalFailure()) return log;
         log.push_back("#" + std::to_string(i) + " remount");
         continue;
       }
-      log.push_back(Apply(M(""), steps[i], static_cast<int>(i)));
+      log.push_back(Apply(M(""), steps[i], static_cast<int>(i), &slots));
     }
+    slots.CloseAll();
     *view = View();
     Unmount();
     return log;

@@ -17,10 +17,13 @@
 // Environment: OVERTIER_DIFF_OPS (operations per seed, default 400),
 // OVERTIER_DIFF_SEEDS (run seeds 1..N, default 16), OVERTIER_DIFF_SEED (run
 // only that one), OVERTIER_DIFF_DUMP=1 (print both logs).
+#include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/fs.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -87,9 +90,19 @@ enum class Op {
 
 struct Step {
   Op op;
-  std::string a, b;  // paths relative to the mount
-  uint64_t n = 0;    // a number for the operation (offset, mode, ...)
+  std::string a, b;      // paths relative to the mount
+  uint64_t n = 0;        // a number for the operation (offset, mode, ...)
+  bool as_user = false;  // run by uid/gid kUser instead of root
 };
+
+// The unprivileged caller of some steps (the chown steps give files to
+// 1000..1002, so it owns some and not others).
+constexpr uid_t kUser = 1000;
+
+bool UsesSlots(Op op) {
+  return op == Op::kSlotOpen || op == Op::kSlotWrite || op == Op::kSlotRead ||
+         op == Op::kSlotStat || op == Op::kSlotClose;
+}
 
 // What the lowers hold (MakeLowers), whited out or not.
 const char* const kLowerPaths[] = {"f0",       "f1",    "h1",     "s",        "f2", "dA",
@@ -126,6 +139,10 @@ std::vector<Step> Sequence(uint64_t seed, int count) {
     const bool data_op =
         s.op == Op::kPwrite || s.op == Op::kTruncate || s.op == Op::kRead || s.op == Op::kSlotOpen;
     if (data_op && SplitMix(&x) % 3 == 0) s.a = "big";
+    // A quarter of the steps as an unprivileged user: permission checks
+    // (EACCES, EPERM) on merged, copied-up and lower objects. Descriptor
+    // steps stay with root, whose descriptors they are.
+    s.as_user = !UsesSlots(s.op) && SplitMix(&x) % 4 == 0;
     switch (s.op) {
       case Op::kCreate:
       case Op::kMkdir:
@@ -244,6 +261,36 @@ struct Slots {
     }
   }
 };
+
+std::string Apply(const std::string& root, const Step& s, int index, Slots* slots);
+
+// Apply in a child running as kUser; its outcome comes back through a pipe.
+std::string ApplyAsUser(const std::string& root, const Step& s, int index) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return "pipe failed";
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(p[0]);
+    std::string out;
+    if (setgroups(0, nullptr) != 0 || setgid(kUser) != 0 || setuid(kUser) != 0) {
+      out = "could not become the user";
+    } else {
+      out = "(user) " + Apply(root, s, index, nullptr);
+    }
+    ssize_t w = write(p[1], out.data(), out.size());
+    _exit(w == static_cast<ssize_t>(out.size()) ? 0 : 1);
+  }
+  close(p[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(p[0], buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  close(p[0]);
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    out += " (the child failed)";
+  return out;
+}
 
 std::string Apply(const std::string& root, const Step& s, int index, Slots* slots) {
   const std::string a = root + "/" + s.a, b = root + "/" + s.b;
@@ -393,12 +440,20 @@ std::string Apply(const std::string& root, const Step& s, int index, Slots* slot
     }
     case Op::kList: {
       std::string dir = root + "/" + std::string(kDirs[s.n % std::size(kDirs)]);
-      struct stat st;
-      int e = rc(lstat(dir.c_str(), &st));
-      std::string names;
-      if (e == 0 && S_ISDIR(st.st_mode)) {
-        for (const auto& n : ListDir(dir)) names += n + ",";
+      // Names and types, sorted; the errno of opendir(3) (ENOTDIR, EACCES).
+      std::vector<std::string> entries;
+      DIR* d = opendir(dir.c_str());
+      int e = d == nullptr ? errno : 0;
+      if (d != nullptr) {
+        while (dirent* de = readdir(d)) {
+          std::string n = de->d_name;
+          if (n != "." && n != "..") entries.push_back(n + "/" + std::to_string(de->d_type));
+        }
+        closedir(d);
       }
+      std::sort(entries.begin(), entries.end());
+      std::string names;
+      for (const auto& n : entries) names += n + ",";
       put(("list " + std::string(kDirs[s.n % std::size(kDirs)])).c_str(), e, names);
       break;
     }
@@ -504,6 +559,13 @@ class DifferentialTest : public UnionFsTest, public ::testing::WithParamInterfac
     WriteFile(L(0, "f2"), "lower0 f2", 0600);
     MakeDirs(L(0, "dC"));
     WriteFile(L(0, "dC/q"), "dC q");
+    // Places the unprivileged steps may change: a directory and a file of
+    // the user's below, a merged directory the user owns on top (with a
+    // whiteout), and a sticky world-writable one (as /tmp).
+    Chown(L(1, "dB"), kUser, kUser);
+    Chown(L(1, "dB/p"), kUser, kUser);
+    Chown(L(0, "m"), kUser, kUser);
+    ASSERT_EQ(chmod(L(0, "dC").c_str(), 01777), 0);
     MakeDirs(L(0, "dA"));
     WriteFile(L(0, "dA/x"), "dA x from lower0 (hides lower1's)");
   }
@@ -533,7 +595,9 @@ class DifferentialTest : public UnionFsTest, public ::testing::WithParamInterfac
         log.push_back("#" + std::to_string(i) + " remount");
         continue;
       }
-      log.push_back(Apply(M(""), steps[i], static_cast<int>(i), &slots));
+      const Step& st = steps[i];
+      const int n = static_cast<int>(i);
+      log.push_back(st.as_user ? ApplyAsUser(M(""), st, n) : Apply(M(""), st, n, &slots));
     }
     slots.CloseAll();
     *view = View();

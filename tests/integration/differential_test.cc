@@ -264,6 +264,18 @@ struct Slots {
 
 std::string Apply(const std::string& root, const Step& s, int index, Slots* slots);
 
+// open(2) (mode 0644 if it creates), one write of data (at off; off < 0:
+// where the descriptor is), close: 0 or the errno of the call that failed.
+int OpenAndWrite(const std::string& path, int flags, const std::string& data, off_t off) {
+  int fd = open(path.c_str(), flags | O_CLOEXEC, 0644);
+  if (fd < 0) return errno;
+  ssize_t n =
+      off < 0 ? write(fd, data.data(), data.size()) : pwrite(fd, data.data(), data.size(), off);
+  int e = n < 0 ? errno : 0;
+  close(fd);
+  return e;
+}
+
 // Apply in a child running as kUser; its outcome comes back through a pipe.
 std::string ApplyAsUser(const std::string& root, const Step& s, int index) {
   int p[2];
@@ -302,35 +314,17 @@ std::string Apply(const std::string& root, const Step& s, int index, Slots* slot
   };
   const std::string tag = "<" + std::to_string(index) + ">";
   switch (s.op) {
-    case Op::kCreate: {
-      int fd = open(a.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
-      int e = rc(fd);
-      if (fd >= 0) {
-        if (write(fd, tag.data(), tag.size()) < 0) e = errno;
-        close(fd);
-      }
-      put(("create " + s.a).c_str(), e);
+    case Op::kCreate:
+      put(("create " + s.a).c_str(), OpenAndWrite(a, O_CREAT | O_EXCL | O_WRONLY, tag, -1));
       break;
-    }
-    case Op::kAppend: {
-      int fd = open(a.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-      int e = rc(fd);
-      if (fd >= 0) {
-        if (write(fd, tag.data(), tag.size()) < 0) e = errno;
-        close(fd);
-      }
-      put(("append " + s.a).c_str(), e);
+    case Op::kAppend:
+      put(("append " + s.a).c_str(),
+          OpenAndWrite(a, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK, tag, -1));
       break;
-    }
     case Op::kPwrite: {
-      int fd = open(a.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-      int e = rc(fd);
       off_t off = Offset(s.n);
-      if (fd >= 0) {
-        if (pwrite(fd, tag.data(), tag.size(), off) < 0) e = errno;
-        close(fd);
-      }
-      put(("pwrite " + s.a + " @" + std::to_string(off)).c_str(), e);
+      put(("pwrite " + s.a + " @" + std::to_string(off)).c_str(),
+          OpenAndWrite(a, O_RDWR | O_NOFOLLOW | O_NONBLOCK, tag, off));
       break;
     }
     case Op::kTruncate: {

@@ -180,45 +180,10 @@ std::vector<Step> Sequence(uint64_t seed, int count) {
   return steps;
 }
 
-const char* ErrName(int e) {
-  switch (e) {
-    case 0:
-      return "ok";
-    case ENOENT:
-      return "ENOENT";
-    case EEXIST:
-      return "EEXIST";
-    case ENOTDIR:
-      return "ENOTDIR";
-    case EISDIR:
-      return "EISDIR";
-    case ENOTEMPTY:
-      return "ENOTEMPTY";
-    case EINVAL:
-      return "EINVAL";
-    case EXDEV:
-      return "EXDEV";
-    case EPERM:
-      return "EPERM";
-    case EACCES:
-      return "EACCES";
-    case ENODATA:
-      return "ENODATA";
-    case ELOOP:
-      return "ELOOP";
-    case EMLINK:
-      return "EMLINK";
-    case EBUSY:
-      return "EBUSY";
-    case EIO:
-      return "EIO";
-    case ENXIO:
-      return "ENXIO";
-    case EOPNOTSUPP:
-      return "EOPNOTSUPP";
-    default:
-      return strerror(e);
-  }
+std::string ErrName(int e) {
+  if (e == 0) return "ok";
+  const char* name = strerrorname_np(e);
+  return name != nullptr ? name : std::to_string(e);
 }
 
 const char* TypeName(mode_t m) {
@@ -238,10 +203,9 @@ constexpr uint64_t kBigSpan = kBigSize + 64 * 1024;
 
 off_t Offset(uint64_t n) { return static_cast<off_t>((n >> 32) % 4 == 0 ? n % kBigSpan : n % 24); }
 
-// Length and FNV-1a of a buffer.
+// Length and fingerprint of a buffer.
 std::string Digest(const std::string& data) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : data) h = (h ^ c) * 1099511628211ULL;
+  uint64_t h = Fingerprint(kFingerprintSeed, data.data(), data.size());
   char buf[48];
   std::snprintf(buf, sizeof(buf), "%zu bytes %016llx", data.size(),
                 static_cast<unsigned long long>(h));

@@ -57,15 +57,6 @@ std::string JoinPath(std::string_view dir, std::string_view rel) {
   return p;
 }
 
-// FNV-1a, 64 bit: a content fingerprint for snapshots.
-uint64_t Fingerprint(uint64_t h, const char* data, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    h ^= static_cast<unsigned char>(data[i]);
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
 const char* TypeName(mode_t mode) {
   switch (mode & S_IFMT) {
     case S_IFREG:
@@ -176,7 +167,7 @@ struct SnapshotWalker {
       if (fd < 0) {
         d << " data=<" << LastError() << ">";
       } else {
-        uint64_t h = 14695981039346656037ULL;
+        uint64_t h = kFingerprintSeed;
         std::string head;
         char buf[65536];
         ssize_t n;
@@ -266,6 +257,14 @@ void RemoveAt(int dirfd, const char* name, dev_t dev) {
 }
 
 }  // namespace
+
+uint64_t Fingerprint(uint64_t h, const char* data, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(data[i]);
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
 
 // ---------------------------------------------------------------------------
 

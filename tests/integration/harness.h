@@ -165,6 +165,11 @@ void RemoveTree(const std::string& path);
 // Bytes to a printable, bounded form for messages ("abc\n" -> "abc\\n").
 std::string Printable(std::string_view data, size_t max = 64);
 
+// FNV-1a, 64 bit, continuing from h (start: kFingerprintSeed): the content
+// fingerprint of snapshots.
+inline constexpr uint64_t kFingerprintSeed = 14695981039346656037ULL;
+uint64_t Fingerprint(uint64_t h, const char* data, size_t n);
+
 // ---------------------------------------------------------------------------
 // Tree snapshots: a recursive walk (openat/fstatat/AT_SYMLINK_NOFOLLOW, never
 // following symlinks) giving relative path -> description. Two snapshots of

@@ -98,13 +98,14 @@ Status Archiver::ValidCopies(const FileRecord& file, uint32_t* valid) {
 }
 
 Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out,
-                         std::mutex* commit_mu) {
+                         const ArchiveFence& fence) {
   FileHandle fh;
   OVT_RETURN_IF_ERROR(GetFileHandle(fd, what, &fh));
   Busy busy(this, fh.key);
   if (!busy.taken())
     return Status::Errno(EBUSY, "'" + what + "': an archive or release is running");
 
+  const uint64_t changes0 = fence.changes != nullptr ? fence.changes->load() : 0;
   struct stat st0;
   if (fstat(fd, &st0) != 0) return Status::FromErrno("fstat of '" + what + "'");
   if (!S_ISREG(st0.st_mode)) return Status::InvalidArgument("'" + what + "' is not a regular file");
@@ -124,11 +125,13 @@ Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out,
   if (!s.ok()) return Status::Errno(s.err(), "archiving '" + what + "': " + s.message());
 
   CrashPoint("archive-written");
+  PausePoint("archive-copied");
   std::unique_lock<std::mutex> commit_lock;
-  if (commit_mu != nullptr) commit_lock = std::unique_lock<std::mutex>(*commit_mu);
+  if (fence.commit_mu != nullptr) commit_lock = std::unique_lock<std::mutex>(*fence.commit_mu);
   struct stat st1;
   if (fstat(fd, &st1) != 0) return Status::FromErrno("fstat of '" + what + "'");
-  if (st1.st_size != st0.st_size || Ns(st1.st_mtim) != Ns(st0.st_mtim) ||
+  if ((fence.changes != nullptr && fence.changes->load() != changes0) ||
+      st1.st_size != st0.st_size || Ns(st1.st_mtim) != Ns(st0.st_mtim) ||
       Ns(st1.st_ctim) != Ns(st0.st_ctim)) {
     return Status::Errno(ESTALE, "'" + what + "' changed while being archived; archive abandoned");
   }

@@ -8,8 +8,17 @@
 //      another archive of it runs in this Archiver (EBUSY), or the file is
 //      already archived (EALREADY), or has non-resident data;
 //   3. the content through ContentWriter (chunks, dedup, `copies` copies);
-//   4. fstat again: if size, mtime or ctime moved, the file changed while
-//      being read and the archive is abandoned (ESTALE);
+//   4. fstat again: if size, mtime or ctime moved, or the caller's change
+//      count (ArchiveFence) did, the file changed while being read and the archive
+//      is abandoned (ESTALE). The count is what a daemon serving the file's
+//      writers must give: size and timestamps miss a write that lands
+//      during the copy. Timestamps are coarse (a clock tick of a few ms),
+//      and with multigrain timestamps (Linux 6.13+) a change only gets a
+//      finer one if somebody queried the previous one: a write whose
+//      timestamp update came before our first fstat, and whose data landed
+//      during the copy, leaves size, mtime and ctime as our first fstat saw
+//      them (seen in fsx runs: the archive held half of a 25 KiB write,
+//      and the release that followed punched the rest);
 //   5. ContentWriter::Flush (containers fsynced) and one synced catalog
 //      batch: volume and chunk rows, the `files` row, the migration row
 //      (archived, generation, size, the user's atime/mtime in ns). Data
@@ -43,6 +52,7 @@
 
 #include <time.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -63,6 +73,20 @@ int64_t Ns(const struct timespec& ts);
 
 class ContentWriter;
 
+// How the writers of a file keep out of an archive's way (both
+// optional).
+struct ArchiveFence {
+  // Held from the check that the file did not change while it was
+  // copied until the record is committed, so that a writer holding it
+  // too either changes the file before the check (the archive is
+  // abandoned) or finds the record after the commit (and marks it
+  // dirty).
+  std::mutex* commit_mu = nullptr;
+  // Bumped by every change of the file's data those writers make (read
+  // at the first fstat, compared at the check).
+  const std::atomic<uint64_t>* changes = nullptr;
+};
+
 // Archives go through one ContentWriter for the Archiver's lifetime, so that
 // many files pack into one container (rather than a container per file);
 // Close() seals what is open. An Archiver destroyed without Close() leaves
@@ -75,13 +99,9 @@ class Archiver {
   Archiver& operator=(const Archiver&) = delete;
 
   // Archives the regular file open as fd; `what` names it in messages.
-  // *out (optional): the committed migration record. commit_mu (optional):
-  // held from the check that the file did not change while it was copied
-  // until the record is committed, so that a writer holding it too either
-  // changes the file before the check (the archive is abandoned) or finds
-  // the record after the commit (and marks it dirty).
+  // *out (optional): the committed migration record.
   Status Archive(int fd, const std::string& what, MigrationRecord* out = nullptr,
-                 std::mutex* commit_mu = nullptr);
+                 const ArchiveFence& fence = {});
 
   // Releases the archived file open (writable) as fd, keeping `keep` bytes
   // at its start resident. *out (optional): the record now committed.

@@ -1,20 +1,31 @@
-// Named crash points, for the crash tests of the migration tier.
+// Named test points of the migration tier: crash points and pause points.
 //
-// The tests kill the daemon at chosen instants inside an archive, a
-// release, a restore or a lazy copy-up, remount, and check that no byte
-// was lost and that fsck is clean. Timing a SIGKILL from outside cannot
-// hit "after the catalog commit, before the punch" reliably; the process
-// kills itself instead: with OVERTIER_CRASH_AT=NAME in its environment, it
-// raises SIGKILL the first time it reaches CrashPoint("NAME").
+// Crash points. The tests kill the daemon at chosen instants inside an
+// archive, a release, a restore or a lazy copy-up, remount, and check that
+// no byte was lost and that fsck is clean. Timing a SIGKILL from outside
+// cannot hit "after the catalog commit, before the punch" reliably; the
+// process kills itself instead: with OVERTIER_CRASH_AT=NAME in its
+// environment, it raises SIGKILL the first time it reaches
+// CrashPoint("NAME").
 //
-// Without the variable a crash point costs one predictable branch.
+// Pause points. The race tests hold one thread of the daemon at a chosen
+// instant while they make another thread act: with
+// OVERTIER_PAUSE_AT=NAME[,NAME...] and OVERTIER_PAUSE_DIR=DIR, a thread
+// reaching PausePoint("NAME") while DIR/NAME.hold exists creates
+// DIR/NAME.reached and waits until the hold file is gone (at most a
+// minute). Tests in the daemon's own process use SetPauseHook instead.
+//
+// Without the variables (and hook) a test point costs one predictable
+// branch.
 #ifndef OVERTIER_MIGRATE_CRASH_POINT_H_
 #define OVERTIER_MIGRATE_CRASH_POINT_H_
 
+#include <functional>
+
 namespace overtier {
 
-// The points, in the order a file meets them (docs/SEMANTICS.md, "Crash
-// safety"):
+// The crash points, in the order a file meets them (docs/SEMANTICS.md,
+// "Crash safety"):
 //   archive-written     content in containers, not yet flushed or committed
 //   archive-committed   the archive's catalog batch committed
 //   release-committed   the released record committed, nothing punched yet
@@ -26,6 +37,24 @@ namespace overtier {
 // and, in `overtier gc`, gc-<point> for each point of store/gc.h
 // (gc-job-started ... gc-orphans-removed).
 void CrashPoint(const char* name);
+
+// The pause points:
+//   archive-copied       an archive copied the file, before it looks
+//                        whether the file changed meanwhile
+//   release-published    a release published the ranges it will punch (in
+//                        the daemon's memory), nothing committed yet
+//   restore-loaded       a restore job read the file's record, before it
+//                        commits its restore flag
+//   slow-read-answered   a read waiting for a restore was told its range is
+//                        resident, before it reads the upper file
+//   plain-write          a write to a file without a record, going the
+//                        plain way, before it writes
+void PausePoint(const char* name);
+
+// For tests that run the migration tier in their own process: hook (if
+// set) runs at every pause point, on the thread that reaches it. Set it
+// before the threads that reach the points start.
+void SetPauseHook(std::function<void(const char* name)> hook);
 
 }  // namespace overtier
 

@@ -186,6 +186,12 @@ uint64_t Restorer::Request(int fd, const std::string& what, ByteRange range, Wai
 
 bool Restorer::Cancel(uint64_t waiter_id) { return waiters_.Cancel(waiter_id); }
 
+bool Restorer::HasJob(const std::string& key) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = jobs_.find(key);
+  return it != jobs_.end() && it->second != nullptr;
+}
+
 Status Restorer::RestoreAndWait(int fd, const std::string& what, ByteRange range) {
   auto done = std::make_shared<std::promise<Status>>();
   std::future<Status> f = done->get_future();
@@ -255,6 +261,7 @@ Status Restorer::Load(Job* job) {
   } else if (s.err() != ENOENT) {
     return s;
   }
+  PausePoint("restore-loaded");
   // A restore flag found here is stale (a crash, or a job whose last
   // commit failed): this Restorer runs one job per file, and one process at
   // a time writes a store.

@@ -127,6 +127,13 @@ class Restorer {
   // Ends a wait with EINTR (the restore itself goes on). False if the wait
   // was already answered.
   bool Cancel(uint64_t waiter_id);
+  // Whether a job for the file `key` is queued or running. A release must
+  // not run beside one: the job reads the record, then commits it with its
+  // restore flag, and a release committed in between would be overwritten
+  // (and the bytes it punched taken for resident). Jobs start in Request
+  // only, so a caller that serializes its Requests and releases of a file
+  // (MigrationService: the file's modify_mu) gets an answer that holds.
+  bool HasJob(const std::string& key);
   // Request and wait for the answer.
   Status RestoreAndWait(int fd, const std::string& what, ByteRange range);
 

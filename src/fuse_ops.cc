@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "migrate/crash_point.h"
 #include "migrate/file_handle.h"
 #include "overtier/control.h"
 #include "src/fuse_passthrough.h"
@@ -98,12 +99,13 @@ OpenFile* OF(fuse_file_info* fi) { return fi ? reinterpret_cast<OpenFile*>(fi->f
 MigrationService* Mig(fuse_req_t req) { return St(req)->mig; }
 
 // The migration state of node's upper file, tracked or not, when the store
-// may have a record for it (null otherwise, and for mounts without a
-// store). *fd: an O_PATH fd of the upper file, the caller's to close (-1
-// when null is returned).
-std::shared_ptr<MigFile> AttachNode(fuse_req_t req, Node* node, int* fd) {
+// may have a record for it, or always (null for a file without an upper
+// part, and for mounts without a store). *fd: an O_PATH fd of the upper
+// file, the caller's to close (-1 when null is returned).
+std::shared_ptr<MigFile> AttachNode(fuse_req_t req, Node* node, int* fd, bool always = false) {
   *fd = -1;
-  if (Mig(req) == nullptr || !node->is_reg() || !Mig(req)->may_have_records()) return nullptr;
+  if (Mig(req) == nullptr || !node->is_reg() || (!always && !Mig(req)->may_have_records()))
+    return nullptr;
   if (!Fs(req)->OpenUpperData(node, O_PATH, fd).ok()) return nullptr;
   std::shared_ptr<MigFile> m = Mig(req)->Attach(*fd);
   if (m) return m;
@@ -120,19 +122,6 @@ std::shared_ptr<MigFile> MigOfNode(fuse_req_t req, Node* node, int* fd) {
   if (*fd >= 0) close(*fd);
   *fd = -1;
   return nullptr;
-}
-
-// A change already made the plain way (a write, truncate or fallocate) to
-// a file that was not tracked when it was checked, but whose archive began
-// meanwhile: recorded now, on the service's threads, after the archive's
-// commit if it had looked at the file already, so that the record cannot
-// describe bytes the file no longer has (an archive that looks later
-// abandons itself). `done` answers the request.
-void RecordLate(fuse_req_t req, std::shared_ptr<MigFile> m, int fd, const UserChange& c,
-                std::function<void(const Status&)> done) {
-  Mig(req)->Submit([req, m = std::move(m), fd, c, done = std::move(done)] {
-    done(Mig(req)->UserModify(m, fd, c, [] { return Status::OK(); }));
-  });
 }
 
 Ctx CtxOf(fuse_req_t req) {
@@ -275,31 +264,6 @@ void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   fuse_reply_attr(req, &out, St(req)->timeout);
 }
 
-// A truncate, on a mount with a store, of a file that was not tracked when
-// OpSetattr looked (m and fd: what AttachNode gave then, maybe nothing).
-// Recorded late (RecordLate) if an archive began meanwhile.
-void UntrackedTruncate(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
-                       fuse_file_info* fi, std::shared_ptr<MigFile> m, int fd) {
-  struct stat out;
-  Status s = SetattrCore(req, ino, attr, to_set, fi, &out);
-  // Looked at before the truncate: no record then, none possible now
-  // unless an archive began (which made may_have_records true).
-  if (s.ok() && !m) m = AttachNode(req, N(req, ino), &fd);
-  if (!s.ok() || !m || !m->tracked()) {
-    if (fd >= 0) close(fd);
-    if (!s.ok()) return ReplyErr(req, s);
-    return (void)fuse_reply_attr(req, &out, St(req)->timeout);
-  }
-  UserChange c;
-  c.truncate = true;
-  c.new_size = static_cast<uint64_t>(attr->st_size);
-  RecordLate(req, std::move(m), fd, c, [req, fd, out](const Status& rs) {
-    close(fd);
-    if (!rs.ok()) return ReplyErr(req, rs);
-    fuse_reply_attr(req, &out, St(req)->timeout);
-  });
-}
-
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   if ((to_set & FUSE_SET_ATTR_SIZE) && Mig(req) != nullptr && attr->st_size != 0 && fi == nullptr &&
       Fs(req)->WriteOpenCopiesData(N(req, ino))) {
@@ -319,8 +283,12 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     // shrink drops the bytes past the new size from what a restore would
     // bring back; nothing is restored first).
     int fd = -1;
-    std::shared_ptr<MigFile> m = AttachNode(req, N(req, ino), &fd);
-    if (!m || !m->tracked()) return UntrackedTruncate(req, ino, attr, to_set, fi, std::move(m), fd);
+    std::shared_ptr<MigFile> m = AttachNode(req, N(req, ino), &fd, /*always=*/true);
+    PlainChange plain(m.get());
+    if (!plain.tracked()) {
+      if (fd >= 0) close(fd);
+      return DoSetattr(req, ino, attr, to_set, fi);
+    }
     struct stat a = *attr;
     OpenFile* of = OF(fi);
     return Mig(req)->Submit([req, ino, a, to_set, of, m, fd]() mutable {
@@ -524,10 +492,15 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   const bool write = acc != O_RDONLY || (fi->flags & O_TRUNC);
   if ((fi->flags & O_TRUNC) && Mig(req) != nullptr) {
     // O_TRUNC of a file with a migration record: a truncate to 0, recorded
-    // (nothing is restored).
+    // (nothing is restored). Of any other upper file: a plain change.
     int fd = -1;
-    std::shared_ptr<MigFile> m = MigOfNode(req, N(req, ino), &fd);
-    if (m) {
+    std::shared_ptr<MigFile> m = AttachNode(req, N(req, ino), &fd, /*always=*/true);
+    PlainChange plain(m.get());
+    if (!plain.tracked()) {
+      if (fd >= 0) close(fd);
+      return DoOpen(req, ino, fi);
+    }
+    {
       fuse_file_info copy = *fi;
       return Mig(req)->Submit([req, ino, copy, m, fd]() mutable {
         std::unique_ptr<OpenFile> of;
@@ -641,6 +614,7 @@ void SlowRead(fuse_req_t req, const std::shared_ptr<MigFile>& mf, int fd, size_t
       return p->mig->Submit(
           [req = p->req, mf, fd, size, off] { SlowRead(req, mf, fd, size, off); });
     }
+    PausePoint("slow-read-answered");
     std::unique_ptr<char[]> buf(new char[size]);
     size_t got = 0;
     while (got < size) {
@@ -765,7 +739,9 @@ void MigWrite(fuse_req_t req, fuse_bufvec* in, off_t off, OpenFile* of) {
 
 void OpWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
   OpenFile* of = OF(fi);
-  if (of->mig && of->mig->tracked()) return MigWrite(req, in, off, of);
+  PlainChange plain(of->mig.get());
+  if (plain.tracked()) return MigWrite(req, in, off, of);
+  if (of->mig) PausePoint("plain-write");
   fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
   out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
   out.buf[0].fd = of->fd;
@@ -777,15 +753,6 @@ void OpWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_fil
   }
   if (n < 0) return (void)fuse_reply_err(req, static_cast<int>(-n));
   AfterDirectWrite(req, of);
-  if (of->mig && of->mig->tracked()) {  // an archive began meanwhile
-    UserChange c;
-    c.offset = static_cast<uint64_t>(off);
-    c.length = static_cast<uint64_t>(n);
-    return RecordLate(req, of->mig, of->fd, c, [req, n](const Status& s) {
-      if (!s.ok()) return ReplyErr(req, s);
-      fuse_reply_write(req, static_cast<size_t>(n));
-    });
-  }
   fuse_reply_write(req, static_cast<size_t>(n));
 }
 
@@ -822,7 +789,8 @@ UserChange FallocateChange(int mode, off_t offset, off_t length, off_t size_befo
 void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
                  fuse_file_info* fi) {
   OpenFile* of = OF(fi);
-  if (of->mig && of->mig->tracked()) {
+  PlainChange plain(of->mig.get());
+  if (plain.tracked()) {
     // Moving bytes around would move them off the ranges the residency map
     // and the archive describe.
     if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE))
@@ -837,20 +805,7 @@ void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t lengt
       }));
     });
   }
-  // An archive may begin while this allocates (RecordLate).
-  struct stat before;
-  if (of->mig && fstat(of->fd, &before) != 0) return (void)fuse_reply_err(req, errno);
-  Status s = Fs(req)->Fallocate(of, mode, offset, length);
-  if (!s.ok() || !of->mig || !of->mig->tracked()) return ReplyErr(req, s);
-  UserChange c = FallocateChange(mode, offset, length, before.st_size);
-  struct stat after;
-  if ((mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) && fstat(of->fd, &after) == 0) {
-    // The bytes moved: all from offset on are the user's now.
-    c.offset = static_cast<uint64_t>(offset);
-    const uint64_t end = static_cast<uint64_t>(std::max(before.st_size, after.st_size));
-    c.length = end > c.offset ? end - c.offset : 0;
-  }
-  RecordLate(req, of->mig, of->fd, c, [req](const Status& rs) { ReplyErr(req, rs); });
+  ReplyErr(req, Fs(req)->Fallocate(of, mode, offset, length));
 }
 
 void OpLseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {

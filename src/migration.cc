@@ -10,6 +10,7 @@
 #include <cstring>
 #include <future>
 
+#include "migrate/crash_point.h"
 #include "migrate/file_handle.h"
 #include "migrate/migration_state.h"
 
@@ -600,13 +601,20 @@ std::shared_ptr<MigrationService::Wait> MigrationService::WaitRange(
     std::string what = fstat(rfd, &st) == 0 ? "upper inode " + std::to_string(st.st_ino)
                                             : std::string("upper file");
     std::lock_guard<std::mutex> ml(file->modify_mu);
+    uint64_t epoch;
+    {
+      std::lock_guard<std::mutex> l(file->mu);
+      epoch = file->release_epoch;
+    }
     uint64_t id = session->restorer->Request(
         rfd, what, {offset, length},
-        [file, answer, use, offset, length](const Status& st) mutable {
-          if (st.ok()) {
-            std::lock_guard<std::mutex> l(file->mu);
-            file->map.MarkResident(offset, length);
-          }
+        [file, answer, use, offset, length, epoch](const Status& st) mutable {
+          // "Resident" as the restorer knew it when the wait began (a job
+          // that found the file not released answers at once): a release
+          // since then may have punched the range.
+          std::unique_lock<std::mutex> l(file->mu);
+          if (st.ok() && file->release_epoch == epoch) file->map.MarkResident(offset, length);
+          l.unlock();
           answer(st);
           use.reset();  // the session may close once idle
         },
@@ -701,12 +709,17 @@ Status MigrationService::Archive(const std::shared_ptr<MigFile>& file, int fd,
   OVT_RETURN_IF_ERROR(Reopen(fd, O_RDONLY | O_NOATIME, what, &rfd));
   FdCloser closer(rfd);
   KeepPath(file.get(), fd);
-  // Writes go through UserModify (modify_mu) from here on; the archiver
-  // holds modify_mu from its last look at the file to its commit, and the
-  // record is known here before the writes may go the plain way again.
+  // Changes go through UserModify (modify_mu) from here on, once those
+  // begun the plain way have ended (PlainChange); the archiver holds
+  // modify_mu from its last look at the file to its commit, and the record
+  // is known here before changes may go the plain way again.
   archives_running_.fetch_add(1);
   file->archiving.fetch_add(1);
-  Status st = s->archiver->Archive(rfd, what, nullptr, &file->modify_mu);
+  for (int n; (n = file->plain_changes.load()) != 0;) file->plain_changes.wait(n);
+  ArchiveFence fence;
+  fence.commit_mu = &file->modify_mu;
+  fence.changes = &file->changes;
+  Status st = s->archiver->Archive(rfd, what, nullptr, fence);
   Refresh(s->store->catalog(), file->key);
   file->archiving.fetch_sub(1);
   archives_running_.fetch_sub(1);
@@ -729,13 +742,20 @@ Status MigrationService::Release(const std::shared_ptr<MigFile>& file, int fd,
   if (fgetxattr(wfd, kNoReleaseXattr, nullptr, 0) >= 0) {
     return Status::Errno(EACCES, "'" + what + "' is pinned (" + kNoReleaseXattr + ")");
   }
+  KeepPath(file.get(), fd);
+  // From before the ranges are published until the record says what
+  // happened: no user change, and no restore starts (WaitRange's Request).
+  std::lock_guard<std::mutex> ml(file->modify_mu);
+  if (s->restorer->HasJob(file->key)) {
+    return Status::Errno(EBUSY, "'" + what + "': a restore is in progress");
+  }
   uint64_t size = 0;
   OVT_RETURN_IF_ERROR(FileSize(wfd, &size));
-  KeepPath(file.get(), fd);
   {
     // Readers that saw these ranges resident finish first (io_gate).
     std::unique_lock<std::shared_mutex> gate(file->io_gate);
     std::lock_guard<std::mutex> l(file->mu);
+    file->release_epoch++;
     // Before anything is punched, readers must take the slow path for what
     // will be gone: assume the release succeeds (a read of a byte still
     // resident then costs a question to the restorer, which answers at
@@ -747,11 +767,8 @@ Status MigrationService::Release(const std::shared_ptr<MigFile>& file, int fd,
     file->map = pessimistic;
     file->slow.store(!pessimistic.fully_resident(), std::memory_order_release);
   }
-  Status st;
-  {
-    std::lock_guard<std::mutex> ml(file->modify_mu);
-    st = s->archiver->Release(wfd, what, keep);
-  }
+  PausePoint("release-published");
+  Status st = s->archiver->Release(wfd, what, keep);
   Refresh(s->store->catalog(), file->key);
   return st;
 }
@@ -787,7 +804,10 @@ Status MigrationService::UserModify(const std::shared_ptr<MigFile>& file, int fd
   uint64_t before = 0;
   OVT_RETURN_IF_ERROR(FileSize(fd, &before));
   bool in_job = false;
-  OVT_RETURN_IF_ERROR(s->restorer->UserModify(file->key, change, io, &in_job));
+  Status io_status = s->restorer->UserModify(file->key, change, io, &in_job);
+  // Counted even if it failed: it may have changed some bytes.
+  file->changes.fetch_add(1);
+  OVT_RETURN_IF_ERROR(io_status);
   {
     // The bytes written (or the new tail) are the user's: resident.
     std::lock_guard<std::mutex> l(file->mu);

@@ -71,11 +71,17 @@ struct MigFile {
   // from before the copy starts (Archive), so none falls between the
   // archive's last look at the file and its record becoming known here.
   std::atomic<int> archiving{0};
-  // Whether writes and truncates must go through the service.
-  bool tracked() const {
-    return has_record.load(std::memory_order_acquire) ||
-           archiving.load(std::memory_order_acquire) > 0;
-  }
+  // Whether writes and truncates must go through the service. Sequentially
+  // consistent, as PlainChange's count and Archive's wait (see there).
+  bool tracked() const { return has_record.load() || archiving.load() > 0; }
+  // Changes of the file's data made the plain way (PlainChange) that are
+  // in flight. An archive, once it made the file tracked, waits for them
+  // to end before it looks at the file.
+  std::atomic<int> plain_changes{0};
+  // Bumped by every change of the file's data through this mount, both
+  // ways: how an archive tells that the file changed while it copied it
+  // (ArchiveFence; size and timestamps cannot).
+  std::atomic<uint64_t> changes{0};
   // Some bytes may be non-resident: reads check `map` first.
   std::atomic<bool> slow{false};
   std::mutex mu;     // map, path_fd
@@ -85,6 +91,11 @@ struct MigFile {
   // the ranges it will punch: a reader that saw a range resident reads it
   // before the punch, one that comes later sees it missing.
   std::shared_mutex io_gate;
+  // Bumped (under mu, modify_mu held) by a release as it publishes the
+  // ranges it will punch. A wait answered OK says "resident" as the
+  // restorer knew it when the wait began; if a release came in between,
+  // the answer is not marked into `map` (the reader looks again).
+  uint64_t release_epoch = 0;
   int path_fd = -1;  // O_PATH, once the service worked on the file (to stat it later)
   // Serializes a user modification with the start of a restore job, so a
   // job never loads a record older than a modification it did not see.
@@ -100,6 +111,42 @@ struct MigFile {
   std::atomic<bool> no_passthrough{false};
   MigrationService* owner = nullptr;  // told when the file is let go
   ~MigFile();
+};
+
+// A change of a file's data made the plain way (by the FUSE request
+// itself, not through MigrationService::UserModify): construct it before
+// the change, keep it until the change is made, and make the change
+// through UserModify instead if tracked(). Either the change finds the file
+// tracked, or the archive that makes it tracked waits for the change to
+// end before it looks at the file: both sides write their counter, then
+// read the other's, sequentially consistent. A change made the plain way
+// is thus never inside an archive's copy, and never recorded late.
+class PlainChange {
+ public:
+  explicit PlainChange(MigFile* file) : file_(file) {
+    if (file_ == nullptr) return;
+    file_->plain_changes.fetch_add(1);
+    if (file_->tracked()) {
+      End();
+      file_ = nullptr;
+      tracked_ = true;
+    }
+  }
+  ~PlainChange() {
+    if (file_ == nullptr) return;
+    file_->changes.fetch_add(1);
+    End();
+  }
+  PlainChange(const PlainChange&) = delete;
+  PlainChange& operator=(const PlainChange&) = delete;
+  bool tracked() const { return tracked_; }
+
+ private:
+  void End() {
+    if (file_->plain_changes.fetch_sub(1) == 1) file_->plain_changes.notify_all();
+  }
+  MigFile* file_;
+  bool tracked_ = false;
 };
 
 class MigrationService {

@@ -275,7 +275,12 @@ std::string ControlErrorMessage(const std::string& path, std::string_view op, in
     case ESTALE:
       return path + ": " + o + ": the file changed during the operation (try again)";
     case EINVAL:
-      return path + ": " + o + ": refused by the daemon (invalid argument)";
+      // The daemon's EINVAL: not a regular file of the upper layer (a file
+      // still only in a lower layer has nothing of its own to archive),
+      // or a control request of another version.
+      return path + ": " + o +
+             ": not a regular file of the upper layer (a file only in a lower layer is not "
+             "archived until it is written through the mount)";
     case EIO:
       return path + ": " + o + ": input/output error (the archive may be lost)";
   }

@@ -251,6 +251,9 @@ TEST_F(MigrateFormatTest, ControlErrors) {
   EXPECT_EQ(ControlErrorMessage("/m/f", "archive", EBUSY),
             "/m/f: archive: busy (another archive or restore of this file is running, or it is "
             "open with FUSE passthrough)");
+  EXPECT_EQ(ControlErrorMessage("/m/low", "archive", EINVAL),
+            "/m/low: archive: not a regular file of the upper layer (a file only in a lower layer "
+            "is not archived until it is written through the mount)");
   EXPECT_EQ(ControlErrorMessage("/m/f", "restore", ENOSPC),
             std::string("/m/f: restore: ") + std::strerror(ENOSPC));
 }

@@ -102,10 +102,12 @@ class MigrateMountTest : public it::MountFixture {
     InitStore(args);
   }
 
-  // extra: more options, each starting with a comma.
-  void Mount(const std::string& extra = "") {
+  // extra: more options, each starting with a comma; env: the daemon's
+  // additional environment (NAME=VALUE).
+  void Mount(const std::string& extra = "", const std::vector<std::string>& env = {}) {
     MountDaemon("lowerdir=" + B("lower") + ",upperdir=" + B("upper") + ",workdir=" + B("work") +
-                ",store=" + store_ + ",allow_other" + extra);
+                    ",store=" + store_ + ",allow_other" + extra,
+                env);
   }
 
   // Writes `data` to the mount as `name` (an upper file), with old times

@@ -1,0 +1,169 @@
+// Races between the migration tier's agents (archive, release, restore)
+// and the users of a file, each pinned down with the daemon's pause points
+// (migrate/crash_point.h): a daemon thread is held at a chosen instant
+// while the test makes another act, then let go.
+//
+// Every test checks bytes: a race lost here is a user's data read back as
+// zeros, or punched for good.
+#include <stdlib.h>
+
+#include <memory>
+
+#include "mount_fixture.h"
+
+namespace overtier {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+class RaceTest : public MigrateMountTest {
+ protected:
+  // Mounts with the pause points `points` (comma-separated) armed.
+  void MountPaused(const std::string& points, const std::string& extra = "") {
+    MakeDirs(B("pause"));
+    Mount(extra, {"OVERTIER_PAUSE_AT=" + points, "OVERTIER_PAUSE_DIR=" + B("pause")});
+  }
+  // From now on, the next thread to reach `point` waits there until Let.
+  void Hold(const std::string& point) {
+    std::filesystem::remove(B("pause/" + point + ".reached"));
+    it::WriteFile(B("pause/" + point + ".hold"), "");
+  }
+  void Let(const std::string& point) { std::filesystem::remove(B("pause/" + point + ".hold")); }
+  // Whether a thread waits at `point` (or did), within `timeout`.
+  bool Reached(const std::string& point, milliseconds timeout) {
+    return PollUntil([&] { return std::filesystem::exists(B("pause/" + point + ".reached")); },
+                     timeout);
+  }
+  void TearDown() override {
+    // Never leave a daemon thread held (the unmount would wait for it).
+    std::error_code ec;
+    std::filesystem::remove_all(B("pause"), ec);
+    MigrateMountTest::TearDown();
+  }
+};
+
+// An aligned buffer for O_DIRECT reads (every read reaches the daemon).
+struct AlignedBuf {
+  explicit AlignedBuf(size_t n) : size(n) {
+    void* p = nullptr;
+    if (posix_memalign(&p, 4096, n) == 0) data.reset(static_cast<char*>(p));
+  }
+  std::string str(size_t n) const { return std::string(data.get(), n); }
+  struct Free {
+    void operator()(char* p) const { free(p); }
+  };
+  std::unique_ptr<char, Free> data;
+  size_t size;
+};
+
+// A read that takes the slow path because a release has begun (its ranges
+// are published as gone before anything is punched) must not be told
+// "resident" by a restore job that looked at the record before the
+// release committed: it would then read the punched range as zeros.
+TEST_F(RaceTest, AReadDuringAReleaseNeverSeesPunchedBytes) {
+  ASSERT_NO_FATAL_FAILURE(MountPaused("release-published,slow-read-answered"));
+  const std::string data = Payload(256 * 1024, 31);
+  MakeFile("f", data);
+  ASSERT_EQ(Ctl(M("f"), OVERTIER_IOC_ARCHIVE), 0) << Slurp(log_);
+  int rfd = open(M("f").c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  ASSERT_GE(rfd, 0);
+
+  Hold("release-published");
+  Hold("slow-read-answered");
+  std::atomic<int> release_rc{-1};
+  std::thread releaser([&] { release_rc = Ctl(M("f"), OVERTIER_IOC_RELEASE); });
+  ASSERT_TRUE(Reached("release-published", seconds(10))) << Slurp(log_);
+
+  AlignedBuf buf(64 * 1024);
+  ssize_t n = -1;
+  std::thread reader([&] { n = pread(rfd, buf.data.get(), buf.size, 0); });
+  // The read waits for the release to end before it asks for a restore.
+  EXPECT_FALSE(Reached("slow-read-answered", milliseconds(1000)))
+      << "a read was answered while a release of its range was under way";
+  Let("release-published");
+  releaser.join();
+  EXPECT_EQ(release_rc, 0) << Slurp(log_);
+  ASSERT_TRUE(Reached("slow-read-answered", seconds(10))) << Slurp(log_);
+  Let("slow-read-answered");
+  reader.join();
+  close(rfd);
+  ASSERT_EQ(n, static_cast<ssize_t>(buf.size)) << strerror(errno);
+  EXPECT_TRUE(buf.str(buf.size) == data.substr(0, buf.size)) << "the read saw punched bytes";
+  EXPECT_TRUE(ReadFile(M("f")) == data);
+  Unmount();
+}
+
+// A restore job reads the record, then commits it with its restore flag.
+// A release in between (here one that keeps less than the last did) would
+// punch bytes the job then takes for resident, and its commit would
+// overwrite the release's record: those bytes would read as zeros for
+// good. The release is refused while the job runs.
+TEST_F(RaceTest, AReleaseWaitsOutARestoreJob) {
+  ASSERT_NO_FATAL_FAILURE(MountPaused("restore-loaded"));
+  const std::string data = Payload(kMiB, 32);
+  MakeFile("f", data);
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f", 512 * 1024));
+  int rfd = open(M("f").c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  ASSERT_GE(rfd, 0);
+
+  Hold("restore-loaded");
+  AlignedBuf buf(64 * 1024);
+  ssize_t n = -1;
+  std::thread reader([&] { n = pread(rfd, buf.data.get(), buf.size, 768 * 1024); });
+  ASSERT_TRUE(Reached("restore-loaded", seconds(10))) << Slurp(log_);
+  EXPECT_EQ(Ctl(M("f"), OVERTIER_IOC_RELEASE, 0, /*keep=*/0), EBUSY) << Slurp(log_);
+  Let("restore-loaded");
+  reader.join();
+  close(rfd);
+  ASSERT_EQ(n, static_cast<ssize_t>(buf.size)) << strerror(errno);
+  EXPECT_TRUE(buf.str(buf.size) == data.substr(768 * 1024, buf.size));
+  ASSERT_EQ(Ctl(M("f"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT), 0) << Slurp(log_);
+  EXPECT_TRUE(ReadFile(M("f")) == data) << "bytes lost to the release";
+  Unmount();
+  EXPECT_TRUE(ReadFile(B("upper/f")) == data);
+}
+
+// A write that found the file without a record goes the plain way. An
+// archive that begins meanwhile waits for it to land before it copies the
+// file, so the archive holds it (without the wait the archive could hold
+// half of it, and the release that follows punch the rest).
+TEST_F(RaceTest, AnArchiveWaitsForAWriteInFlight) {
+  // Without passthrough, so the write goes through the daemon; with more
+  // than one request-loop thread, so the archive's requests are served
+  // while the write is held.
+  ASSERT_NO_FATAL_FAILURE(MountPaused("plain-write", ",passthrough=0,threads=4"));
+  const std::string data = Payload(256 * 1024, 33);
+  MakeFile("w", data);
+  int wfd = open(M("w").c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(wfd, 0);
+
+  Hold("plain-write");
+  ssize_t n = -1;
+  std::thread writer([&] { n = pwrite(wfd, "NEW", 3, 100); });
+  ASSERT_TRUE(Reached("plain-write", seconds(10))) << Slurp(log_);
+  std::atomic<bool> archived{false};
+  std::atomic<int> archive_rc{-1};
+  std::thread archiver([&] {
+    archive_rc = Ctl(M("w"), OVERTIER_IOC_ARCHIVE, OVERTIER_CTL_RELEASE);
+    archived = true;
+  });
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_FALSE(archived) << "the archive did not wait for the write in flight";
+  Let("plain-write");
+  writer.join();
+  archiver.join();
+  close(wfd);
+  EXPECT_EQ(n, 3);
+  EXPECT_EQ(archive_rc, 0) << Slurp(log_);
+  std::string want = data;
+  want.replace(100, 3, "NEW");
+  EXPECT_EQ(StateXattr(M("w")).rfind("released", 0), 0u) << StateXattr(M("w"));
+  EXPECT_TRUE(ReadFile(M("w")) == want) << "the write was lost";
+  ASSERT_EQ(Ctl(M("w"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT), 0) << Slurp(log_);
+  Unmount();
+  EXPECT_TRUE(ReadFile(B("upper/w")) == want);
+}
+
+}  // namespace
+}  // namespace overtier

@@ -570,7 +570,9 @@ Status Restorer::Sync(Job* job, bool finish, bool keep_row) {
 void Restorer::FailJob(Job* job, const Status& error) {
   Status why = error;
   if (why.err() != ECANCELED) {
-    why = Status::Errno(EIO, "restore of '" + job->what + "' failed: " + error.ToString());
+    // EIO: its text would only say "Input/output error" twice.
+    why = Status::Errno(EIO, "restore of '" + job->what + "' failed: " +
+                                 (error.err() == EIO ? error.message() : error.ToString()));
   }
   // Keep what is durably back; clear the in-progress flag.
   bool restoring;

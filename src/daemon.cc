@@ -17,6 +17,7 @@
 
 #include "migrate/policy.h"
 #include "migrate/policy_engine.h"
+#include "src/daemon_log.h"
 #include "src/fuse_ops.h"
 #include "src/image_fuse.h"
 #include "src/lazy_copy_up.h"
@@ -240,6 +241,13 @@ Status MakePolicyThread(const MountOptions& opts, const std::string& mountpoint,
 int RunMount(const Invocation& inv) {
   Status s = ValidateMountOptions(inv.opts, inv.mountpoint);
   if (!s.ok()) return Fail(s);
+  // Opened now, so that a log file we cannot write fails the mount;
+  // started once daemonized (it takes stderr over).
+  std::unique_ptr<DaemonLog> log;
+  if (!inv.opts.log.empty() || !(inv.foreground || inv.debug)) {
+    s = DaemonLog::Open(inv.opts.log, &log);
+    if (!s.ok()) return Fail(s);
+  }
   for (const auto& o : inv.opts.ignored)
     if (inv.debug) std::fprintf(stderr, "overtier: ignoring option '%s'\n", o.c_str());
 
@@ -292,7 +300,8 @@ int RunMount(const Invocation& inv) {
     const int threads = std::max(2, opts.threads);
     rc = ServeFuse(
         fs.get(), inv,
-        [&images, &policy, threads] {
+        [&images, &policy, &log, threads] {
+          if (log) log->Start();
           images->Start(threads);
           if (policy) policy->Start();
         },
@@ -300,7 +309,8 @@ int RunMount(const Invocation& inv) {
   } else {
     rc = ServeFuse(
         fs.get(), inv,
-        [&policy] {
+        [&policy, &log] {
+          if (log) log->Start();
           if (policy) policy->Start();
         },
         mig.get());

@@ -34,7 +34,7 @@ constexpr const char kUsage[] =
     "  userxattr, uidmapping=IN:OUT:N[:...], gidmapping=..., timeout=SECS, fsname=NAME,\n"
     "  suid/nosuid, dev/nodev, exec/noexec, noatime, store=STORE,\n"
     "  policy=RULES, policy_interval=SECS (with store=; docs/POLICY.md),\n"
-    "  noacl (POSIX ACLs stored but not enforced),\n"
+    "  noacl (POSIX ACLs stored but not enforced), log=FILE (else syslog, when daemonized),\n"
     "  hard/soft, restore=whole|ondemand, lazy_copyup=on|off (with store=)\n"
     "  -f  stay in the foreground    -d  debug output (implies -f)\n"
     "Each subcommand has --help.\n";

@@ -251,7 +251,7 @@ constexpr std::string_view kIgnoredKeys[] = {
 constexpr std::string_view kValueKeys[] = {
     "lowerdir", "upperdir",    "workdir", "uidmapping",  "gidmapping", "timeout",
     "fsname",   "writeback",   "threads", "store",       "policy",     "policy_interval",
-    "restore",  "lazy_copyup", "spin",    "passthrough",
+    "restore",  "lazy_copyup", "spin",    "passthrough", "log",
 };
 
 template <typename Range>
@@ -284,6 +284,7 @@ Status ParseValueOption(std::string_view key, std::string_view value, MountOptio
     return Status::OK();
   }
   if (key == "policy") return ParsePath(key, value, &opts->policy);
+  if (key == "log") return ParsePath(key, value, &opts->log);
   if (key == "policy_interval") {
     int n = 0;
     auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);

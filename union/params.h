@@ -113,6 +113,11 @@ struct MountOptions {
   // Needs store= and a writable upper.
   std::string policy;
   int policy_interval = 0;  // 0: not given
+  // "log=FILE": the daemon appends its messages (a restore that failed, an
+  // archive copy repaired, the policy engine's runs) to FILE; without it a
+  // daemonized mount sends them to syslog (facility daemon), one in the
+  // foreground (-f, -d) leaves them on stderr. See src/daemon_log.h.
+  std::string log;
   // "hard" / "soft" (the default), as for NFS: when the store's archive or
   // image content does not answer (a RADOS cluster down or slow), a reader
   // waits until it does (hard) or gets EIO after the volume set's timeout

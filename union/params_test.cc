@@ -576,6 +576,16 @@ TEST(ParseOptions, Timeout) {
   }
 }
 
+TEST(ParseOptions, LogFile) {
+  MountOptions o;
+  EXPECT_TRUE(o.log.empty());
+  ASSERT_TRUE(ParseOpt("log=/var/log/ovt\\,1.log", &o).ok());
+  EXPECT_EQ(o.log, "/var/log/ovt,1.log");
+  Status s = ParseOpt("log=", &o);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("log= needs a path"), std::string::npos) << s.ToString();
+}
+
 TEST(ParseOptions, Policy) {
   MountOptions o;
   EXPECT_TRUE(o.policy.empty());

@@ -187,4 +187,37 @@ TEST_F(DaemonTest, BadInputExitsTwoWithNothingMounted) {
   EXPECT_EQ(Mount(), 2) << "a second mount on a mounted mount point must be refused";
 }
 
+// Nobody reads a background daemon's stderr (fuse_daemonize points it at
+// /dev/null), yet that is where it says why a restore failed. With
+// log=FILE it says so in FILE (without, in syslog: src/daemon_log.h).
+TEST_F(DaemonTest, ABackgroundDaemonSaysWhyInItsLogFile) {
+  const std::string store = dir_ + "/store", log = dir_ + "/daemon.log";
+  ASSERT_EQ(RunCmd({bin_, "store", "init", store}), 0);
+  const std::string opts = "lowerdir=" + dir_ + "/lower,upperdir=" + dir_ +
+                           "/upper,workdir=" + dir_ + "/work,store=" + store;
+  EXPECT_EQ(RunCmd({bin_, "-o", opts + ",log=" + dir_ + "/no/such/dir/x.log", mnt_}), 2);
+  EXPECT_FALSE(Mounted(mnt_)) << "a log file that cannot be written fails the mount";
+  ASSERT_EQ(RunCmd({bin_, "-o", opts + ",log=" + log, mnt_}), 0);
+  ASSERT_TRUE(Mounted(mnt_));
+  std::string data(1 << 20, 'd');
+  std::ofstream(mnt_ + "/f", std::ios::binary) << data;
+  ASSERT_EQ(RunCmd({bin_, "archive", "--release", mnt_ + "/f"}), 0);
+  // The daemon closes the store once idle; then take its containers away.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1800));
+  fs::rename(store + "/volumes/default", dir_ + "/away");
+  fs::create_directory(store + "/volumes/default");
+  int fd = open((mnt_ + "/f").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  char c;
+  EXPECT_EQ(pread(fd, &c, 1, 0), -1);
+  EXPECT_EQ(errno, EIO);
+  close(fd);
+  const std::string said = Slurp(log);
+  EXPECT_NE(said.find("restore of"), std::string::npos) << said;
+  EXPECT_NE(said.find("failed"), std::string::npos) << said;
+  ASSERT_EQ(RunCmd({"/bin/fusermount3", "-u", mnt_}), 0);
+  WaitNoDaemon();
+  EXPECT_EQ(DaemonsFor(dir_), 0);
+}
+
 }  // namespace

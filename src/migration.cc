@@ -724,7 +724,7 @@ Status MigrationService::Archive(const std::shared_ptr<MigFile>& file, int fd,
   // is known here before changes may go the plain way again.
   archives_running_.fetch_add(1);
   file->archiving.fetch_add(1);
-  for (int n; (n = file->plain_changes.load()) != 0;) file->plain_changes.wait(n);
+  file->WaitForPlainChanges();
   ArchiveFence fence;
   fence.commit_mu = &file->modify_mu;
   fence.changes = &file->changes;
@@ -981,6 +981,9 @@ Status MigrationService::Primitive(const std::shared_ptr<MigFile>& file, int fd,
     }
     Refresh(catalog, fh.key);
   }
+  // The agent copies the file once we answer: a change begun the plain way
+  // before the record made the file tracked lands first (PlainChange).
+  if (st.ok() && cmd == OVERTIER_IOC_ARCHIVE_BEGIN) file->WaitForPlainChanges();
   if (cmd == OVERTIER_IOC_MOVE_BARRIER || cmd == OVERTIER_IOC_RESTORE_DONE) {
     WakeAgentWaits(file->key, /*done=*/cmd == OVERTIER_IOC_RESTORE_DONE);
   }

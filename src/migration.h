@@ -78,6 +78,10 @@ struct MigFile {
   // in flight. An archive, once it made the file tracked, waits for them
   // to end before it looks at the file.
   std::atomic<int> plain_changes{0};
+  // Called once the file is tracked (PlainChange).
+  void WaitForPlainChanges() {
+    for (int n; (n = plain_changes.load()) != 0;) plain_changes.wait(n);
+  }
   // Bumped by every change of the file's data through this mount, both
   // ways: how an archive tells that the file changed while it copied it
   // (ArchiveFence; size and timestamps cannot).

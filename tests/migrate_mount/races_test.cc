@@ -165,5 +165,35 @@ TEST_F(RaceTest, AnArchiveWaitsForAWriteInFlight) {
   EXPECT_TRUE(ReadFile(B("upper/w")) == want);
 }
 
+// The same for an external agent: ARCHIVE_BEGIN answers once a write that
+// went the plain way before it has landed, since the agent starts copying
+// at the answer.
+TEST_F(RaceTest, AnAgentsArchiveBeginWaitsForAWriteInFlight) {
+  ASSERT_NO_FATAL_FAILURE(MountPaused("plain-write", ",passthrough=0,threads=4"));
+  MakeFile("w", Payload(64 * 1024, 34));
+  int wfd = open(M("w").c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(wfd, 0);
+  Hold("plain-write");
+  ssize_t n = -1;
+  std::thread writer([&] { n = pwrite(wfd, "NEW", 3, 100); });
+  ASSERT_TRUE(Reached("plain-write", seconds(10))) << Slurp(log_);
+  std::atomic<bool> answered{false};
+  std::atomic<int> begin_rc{-1};
+  std::thread agent([&] {
+    begin_rc = Ctl(M("w"), OVERTIER_IOC_ARCHIVE_BEGIN);
+    answered = true;
+  });
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_FALSE(answered) << "ARCHIVE_BEGIN answered while a write was in flight";
+  Let("plain-write");
+  writer.join();
+  agent.join();
+  close(wfd);
+  EXPECT_EQ(n, 3);
+  EXPECT_EQ(begin_rc, 0) << Slurp(log_);
+  EXPECT_EQ(Ctl(M("w"), OVERTIER_IOC_ARCHIVE_ABORT), 0) << Slurp(log_);
+  Unmount();
+}
+
 }  // namespace
 }  // namespace overtier

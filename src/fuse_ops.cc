@@ -500,21 +500,19 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       if (fd >= 0) close(fd);
       return DoOpen(req, ino, fi);
     }
-    {
-      fuse_file_info copy = *fi;
-      return Mig(req)->Submit([req, ino, copy, m, fd]() mutable {
-        std::unique_ptr<OpenFile> of;
-        UserChange c;
-        c.truncate = true;
-        Status s = Mig(req)->UserModify(m, fd, c, [&] {
-          return Fs(req)->Open(CtxOf(req), N(req, ino), RealOpenFlags(req, copy.flags), &of);
-        });
-        close(fd);
-        if (!s.ok()) return ReplyErr(req, s);
-        AttachMig(req, of.get());
-        ReplyOpen(req, std::move(of), &copy);
+    fuse_file_info copy = *fi;
+    return Mig(req)->Submit([req, ino, copy, m, fd]() mutable {
+      std::unique_ptr<OpenFile> of;
+      UserChange c;
+      c.truncate = true;
+      Status s = Mig(req)->UserModify(m, fd, c, [&] {
+        return Fs(req)->Open(CtxOf(req), N(req, ino), RealOpenFlags(req, copy.flags), &of);
       });
-    }
+      close(fd);
+      if (!s.ok()) return ReplyErr(req, s);
+      AttachMig(req, of.get());
+      ReplyOpen(req, std::move(of), &copy);
+    });
   }
   if (write && !(fi->flags & O_TRUNC) && Fs(req)->WriteOpenCopiesData(N(req, ino))) {
     fuse_file_info copy = *fi;

@@ -828,11 +828,15 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
                      off_t off_out, fuse_file_info* fi_out, size_t len, int flags) {
   // With a store: not offered (ENOSYS, which the kernel remembers for the
   // mount), so the kernel copies through READ and WRITE, whose paths the
-  // migration tier guards. A copy path of its own (restore the source
-  // range, copy, record the destination's change) lost bytes in one fsx
-  // run in six under an archive/release/restore churn: a short copy's
-  // source tail read back stale, not understood yet (git show 490007c
-  // for that path; the issue notes say what is known).
+  // migration tier guards. A copy path of its own (git show 4c70e02^,
+  // OpCopyFileRange) lost bytes under fsx's archive/release churn. Seen
+  // since: it copied without holding the source's io_gate when the source
+  // looked resident (a release could punch the range under the copy), its
+  // plain destination writes were not PlainChanges, and the restore it
+  // waited for could answer from before a release (fixed since for reads,
+  // 42e8e1e). Bringing it back needs the destination's modify_mu taken
+  // before the source's gate (Release takes them in that order), and the
+  // source restored before either is held.
   if (Mig(req) != nullptr) return (void)fuse_reply_err(req, ENOSYS);
   OpenFile* in = OF(fi_in);
   OpenFile* out = OF(fi_out);

@@ -35,6 +35,34 @@ class RaceTest : public MigrateMountTest {
     return PollUntil([&] { return std::filesystem::exists(B("pause/" + point + ".reached")); },
                      timeout);
   }
+  // Holds a write of "NEW" at offset 100 of `name` (a file without a
+  // record, on a mount with the plain-write point armed) before it lands,
+  // issues the control command (cmd, flags) meanwhile, lets the write go
+  // after 500 ms and returns the command's result. *early: whether the
+  // command had answered before the write landed.
+  int ControlDuringAHeldWrite(const std::string& name, unsigned long cmd, uint32_t flags,
+                              bool* early) {
+    int wfd = open(M(name).c_str(), O_WRONLY | O_CLOEXEC);
+    EXPECT_GE(wfd, 0);
+    Hold("plain-write");
+    ssize_t n = -1;
+    std::thread writer([&] { n = pwrite(wfd, "NEW", 3, 100); });
+    EXPECT_TRUE(Reached("plain-write", seconds(10))) << Slurp(log_);
+    std::atomic<bool> answered{false};
+    std::atomic<int> rc{-1};
+    std::thread control([&] {
+      rc = Ctl(M(name), cmd, flags);
+      answered = true;
+    });
+    std::this_thread::sleep_for(milliseconds(500));
+    *early = answered;
+    Let("plain-write");
+    writer.join();
+    control.join();
+    close(wfd);
+    EXPECT_EQ(n, 3);
+    return rc;
+  }
   void TearDown() override {
     // Never leave a daemon thread held (the unmount would wait for it).
     std::error_code ec;
@@ -135,27 +163,10 @@ TEST_F(RaceTest, AnArchiveWaitsForAWriteInFlight) {
   ASSERT_NO_FATAL_FAILURE(MountPaused("plain-write", ",passthrough=0,threads=4"));
   const std::string data = Payload(256 * 1024, 33);
   MakeFile("w", data);
-  int wfd = open(M("w").c_str(), O_WRONLY | O_CLOEXEC);
-  ASSERT_GE(wfd, 0);
-
-  Hold("plain-write");
-  ssize_t n = -1;
-  std::thread writer([&] { n = pwrite(wfd, "NEW", 3, 100); });
-  ASSERT_TRUE(Reached("plain-write", seconds(10))) << Slurp(log_);
-  std::atomic<bool> archived{false};
-  std::atomic<int> archive_rc{-1};
-  std::thread archiver([&] {
-    archive_rc = Ctl(M("w"), OVERTIER_IOC_ARCHIVE, OVERTIER_CTL_RELEASE);
-    archived = true;
-  });
-  std::this_thread::sleep_for(milliseconds(500));
-  EXPECT_FALSE(archived) << "the archive did not wait for the write in flight";
-  Let("plain-write");
-  writer.join();
-  archiver.join();
-  close(wfd);
-  EXPECT_EQ(n, 3);
-  EXPECT_EQ(archive_rc, 0) << Slurp(log_);
+  bool early = true;
+  EXPECT_EQ(ControlDuringAHeldWrite("w", OVERTIER_IOC_ARCHIVE, OVERTIER_CTL_RELEASE, &early), 0)
+      << Slurp(log_);
+  EXPECT_FALSE(early) << "the archive did not wait for the write in flight";
   std::string want = data;
   want.replace(100, 3, "NEW");
   EXPECT_EQ(StateXattr(M("w")).rfind("released", 0), 0u) << StateXattr(M("w"));
@@ -171,26 +182,9 @@ TEST_F(RaceTest, AnArchiveWaitsForAWriteInFlight) {
 TEST_F(RaceTest, AnAgentsArchiveBeginWaitsForAWriteInFlight) {
   ASSERT_NO_FATAL_FAILURE(MountPaused("plain-write", ",passthrough=0,threads=4"));
   MakeFile("w", Payload(64 * 1024, 34));
-  int wfd = open(M("w").c_str(), O_WRONLY | O_CLOEXEC);
-  ASSERT_GE(wfd, 0);
-  Hold("plain-write");
-  ssize_t n = -1;
-  std::thread writer([&] { n = pwrite(wfd, "NEW", 3, 100); });
-  ASSERT_TRUE(Reached("plain-write", seconds(10))) << Slurp(log_);
-  std::atomic<bool> answered{false};
-  std::atomic<int> begin_rc{-1};
-  std::thread agent([&] {
-    begin_rc = Ctl(M("w"), OVERTIER_IOC_ARCHIVE_BEGIN);
-    answered = true;
-  });
-  std::this_thread::sleep_for(milliseconds(500));
-  EXPECT_FALSE(answered) << "ARCHIVE_BEGIN answered while a write was in flight";
-  Let("plain-write");
-  writer.join();
-  agent.join();
-  close(wfd);
-  EXPECT_EQ(n, 3);
-  EXPECT_EQ(begin_rc, 0) << Slurp(log_);
+  bool early = true;
+  EXPECT_EQ(ControlDuringAHeldWrite("w", OVERTIER_IOC_ARCHIVE_BEGIN, 0, &early), 0) << Slurp(log_);
+  EXPECT_FALSE(early) << "ARCHIVE_BEGIN answered while a write was in flight";
   EXPECT_EQ(Ctl(M("w"), OVERTIER_IOC_ARCHIVE_ABORT), 0) << Slurp(log_);
   Unmount();
 }

@@ -63,6 +63,14 @@ Status MakeAclScratch(int work, const std::string& name, const std::string& acl,
   }
   return Status::OK();
 }
+
+// Node::keeps_origin, read under the node's lock: a copy-up of the node
+// may be setting what it reads meanwhile.
+bool KeepsOrigin(Node* n) {
+  std::lock_guard<std::mutex> g(n->mu);
+  return n->keeps_origin();
+}
+
 }  // namespace
 
 Status UnionFs::CreateObject(const Ctx& ctx, Node* parent, std::string_view name_sv, mode_t type,
@@ -187,7 +195,7 @@ Status UnionFs::Link(const Ctx& ctx, Node* node, Node* newparent, std::string_vi
   // Impure first: the lookup that ends CreateObject then reads the new
   // name's origin and finds this node, not a stranger with the upper
   // inode's own number.
-  if (node->keeps_origin()) {
+  if (KeepsOrigin(node)) {
     OVT_RETURN_IF_ERROR(CopyUp(newparent, false));
     OVT_RETURN_IF_ERROR(SetImpure(newparent));
   }
@@ -393,8 +401,8 @@ Status UnionFs::Rename(const Ctx&, Node* parent, std::string_view name_sv, Node*
   };
   OVT_RETURN_IF_ERROR(keep_apart(src.get(), dst_lower_has));
   if (exchange) OVT_RETURN_IF_ERROR(keep_apart(dst->get(), src_lower_has));
-  if (src.get()->keeps_origin()) OVT_RETURN_IF_ERROR(SetImpure(newparent));
-  if (exchange && dst->get()->keeps_origin()) OVT_RETURN_IF_ERROR(SetImpure(parent));
+  if (KeepsOrigin(src.get())) OVT_RETURN_IF_ERROR(SetImpure(newparent));
+  if (exchange && KeepsOrigin(dst->get())) OVT_RETURN_IF_ERROR(SetImpure(parent));
 
   FdPtr sp, dp;
   OVT_RETURN_IF_ERROR(ParentUpperFd(parent, &sp));

@@ -80,7 +80,7 @@ class Node {
 
   bool has_lower() const { return lower.valid() || !lower_dirs.empty(); }
   // Whether a directory receiving a name of this object must be impure.
-  bool keeps_origin() const { return has_lower() || has_origin; }
+  bool keeps_origin() const { return has_lower() || has_origin; }  // mu held
 
  private:
   friend class NodeTable;

@@ -604,7 +604,7 @@ void SlowRead(fuse_req_t req, const std::shared_ptr<MigFile>& mf, int fd, size_t
     }
     // One hold of the gate from the look to the read: a release cannot
     // punch the range in between.
-    std::shared_lock<std::shared_mutex> gate(mf->io_gate);
+    std::shared_lock<IoGate> gate(mf->io_gate);
     if (mf->slow.load(std::memory_order_acquire) &&
         !p->mig->KnownResident(mf.get(), static_cast<uint64_t>(off), size)) {
       // Released again since the restore answered: wait again.
@@ -651,7 +651,7 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   MigFile* m = mf.get();
   if (m != nullptr) {
     // Resident now, and until read: a release waits for the gate.
-    std::shared_lock<std::shared_mutex> gate(m->io_gate);
+    std::shared_lock<IoGate> gate(m->io_gate);
     if (m->slow.load(std::memory_order_acquire) &&
         !Mig(req)->KnownResident(m, static_cast<uint64_t>(off), size)) {
       gate.unlock();

@@ -762,7 +762,7 @@ Status MigrationService::Release(const std::shared_ptr<MigFile>& file, int fd,
   OVT_RETURN_IF_ERROR(FileSize(wfd, &size));
   {
     // Readers that saw these ranges resident finish first (io_gate).
-    std::unique_lock<std::shared_mutex> gate(file->io_gate);
+    std::unique_lock<IoGate> gate(file->io_gate);
     std::lock_guard<std::mutex> l(file->mu);
     file->release_epoch++;
     // Before anything is punched, readers must take the slow path for what

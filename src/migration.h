@@ -53,6 +53,7 @@
 #include "migrate/restorer.h"
 #include "overtier/control.h"
 #include "overtier/status.h"
+#include "src/io_gate.h"
 #include "src/worker_pool.h"
 #include "store/catalog_records.h"
 #include "store/store.h"
@@ -94,7 +95,7 @@ struct MigFile {
   // bytes from the upper file, exclusively by a release while it publishes
   // the ranges it will punch: a reader that saw a range resident reads it
   // before the punch, one that comes later sees it missing.
-  std::shared_mutex io_gate;
+  IoGate io_gate;
   // Bumped (under mu, modify_mu held) by a release as it publishes the
   // ranges it will punch. A wait answered OK says "resident" as the
   // restorer knew it when the wait began; if a release came in between,

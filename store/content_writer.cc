@@ -1,6 +1,7 @@
 #include "store/content_writer.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -224,10 +225,25 @@ Status ContentWriter::WriteFd(int fd, uint64_t size, FileRecord* out) {
     // before the end). Filesystems without hole support report all data.
     off_t data = lseek(fd, static_cast<off_t>(off), SEEK_DATA);
     if (data < 0) {
-      if (errno == ENXIO) break;
-      return Status::FromErrno("lseek(SEEK_DATA) at offset " + std::to_string(off));
+      if (errno != ENXIO)
+        return Status::FromErrno("lseek(SEEK_DATA) at offset " + std::to_string(off));
+      // No data up to the end of file: a hole to `size`, unless the file
+      // is shorter than that now.
+      struct stat st;
+      if (fstat(fd, &st) != 0) return Status::FromErrno("fstat");
+      if (static_cast<uint64_t>(st.st_size) < size) {
+        return Status::Errno(ESTALE, "file shrank while being stored: " + std::to_string(size) +
+                                         " bytes expected, " + std::to_string(st.st_size) + " now");
+      }
+      break;
     }
     off_t hole = lseek(fd, data, SEEK_HOLE);
+    if (hole < 0 && errno == ENXIO) {
+      // The end of file came before `data` since SEEK_DATA found it.
+      return Status::Errno(ESTALE, "file shrank while being stored: " + std::to_string(size) +
+                                       " bytes expected, no data at offset " +
+                                       std::to_string(data) + " any more");
+    }
     if (hole < 0) return Status::FromErrno("lseek(SEEK_HOLE) at offset " + std::to_string(data));
     uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(hole), size);
     off = static_cast<uint64_t>(data);
@@ -240,8 +256,10 @@ Status ContentWriter::WriteFd(int fd, uint64_t size, FileRecord* out) {
         return Status::FromErrno("read at offset " + std::to_string(off));
       }
       if (n == 0) {
-        return Status::Errno(EIO, "file shrank while being stored: " + std::to_string(size) +
-                                      " bytes expected, end of file at " + std::to_string(off));
+        // ESTALE, as for any change while the file is read: the caller may
+        // try again (EIO would say the storage failed).
+        return Status::Errno(ESTALE, "file shrank while being stored: " + std::to_string(size) +
+                                         " bytes expected, end of file at " + std::to_string(off));
       }
       OVT_RETURN_IF_ERROR(Write(off, std::string_view(buf.data(), static_cast<size_t>(n))));
       off += static_cast<uint64_t>(n);

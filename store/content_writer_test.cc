@@ -472,6 +472,24 @@ TEST_F(ContentWriterTest, WriteFdKeepsHoles) {
   EXPECT_EQ(Rebuild(rec, 0), want);
 }
 
+// A file shorter than the size it is stored with (it shrank since the
+// caller looked): ESTALE, the caller's "changed while being read", not a
+// file stored with zeros for a tail it no longer has.
+TEST_F(ContentWriterTest, WriteFdOfAFileThatShrankIsStale) {
+  MakeStore();
+  const std::string file = dir_.path() + "/shrunk";
+  int fd = open(file.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  ASSERT_GE(fd, 0);
+  const std::string d = Payload(1000, 23);
+  ASSERT_EQ(pwrite(fd, d.data(), d.size(), 0), static_cast<ssize_t>(d.size()));
+  ContentWriter w(store_.get());
+  FileRecord rec;
+  Status s = w.WriteFd(fd, 5 * kChunk, &rec);
+  close(fd);
+  EXPECT_EQ(s.err(), ESTALE) << s.ToString();
+  EXPECT_NE(s.message().find("shrank"), std::string::npos) << s.ToString();
+}
+
 TEST_F(ContentWriterTest, RefusesBadCalls) {
   MakeStore();
   ContentWriter w(store_.get());

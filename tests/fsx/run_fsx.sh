@@ -157,8 +157,13 @@ scenario() {
     touch "$d/churn.stop"
     wait "$churn_pid" || true
   fi
-  [[ "$run_rc" == 0 ]] ||
+  if [[ "$run_rc" != 0 ]]; then
+    if [[ -s "$d/mnt.daemon.log" ]]; then
+      echo "--- the daemon's log ($d/mnt.daemon.log), last lines:"
+      tail -20 "$d/mnt.daemon.log"
+    fi
     union_fail "fsx run failed or timed out (scenario $name, seed $s, target $target)"
+  fi
   if [[ "$store" == 1 ]]; then
     # The churn's restores run on in the background (restore without --wait): let them end,
     # so the unmount is not also a test of stopping restores mid-way (the kill and resume

@@ -71,7 +71,9 @@ union_mount() {
     overtier)
       exe="$(realpath "${OVERTIER_BIN:?set OVERTIER_BIN to the overtier binary}")"
       [[ -x "$exe" ]] || union_fail "OVERTIER_BIN=$exe is not executable"
-      opts="$opts${UNION_OVERTIER_OPTS:+,$UNION_OVERTIER_OPTS}"
+      # The daemon's messages (why a restore failed, ...) next to the mount
+      # point: a background daemon's stderr is gone (src/daemon_log.h).
+      opts="$opts${UNION_OVERTIER_OPTS:+,$UNION_OVERTIER_OPTS},log=$mnt.daemon.log"
       timeout "$UNION_MOUNT_TIMEOUT" "$exe" -o "$opts" "$mnt" ||
         union_fail "overtier -o $opts $mnt failed (exit $?)"
       pid="$(_union_daemon_pid "$mnt" "$exe")"

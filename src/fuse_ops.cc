@@ -1062,7 +1062,13 @@ void DoControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, OpenFile* of,
       s = Status::Errno(ENOTTY);
   }
   if (!s.ok()) {
-    if (s.err() != ENOTTY) std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
+    // The caller gets only the errno: the reason goes to the daemon's log,
+    // but for the routine refusals whose errno says it all (already
+    // archived, no archive to release, changed meanwhile: an `archive -r`
+    // over a tree meets thousands), which would flood syslog.
+    const int e = s.err();
+    if (e != ENOTTY && e != EALREADY && e != ENODATA && e != ESTALE)
+      std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
     return ReplyErr(req, s);
   }
   fuse_session* se = St(req)->se;

@@ -192,6 +192,26 @@ bool Restorer::HasJob(const std::string& key) {
   return it != jobs_.end() && it->second != nullptr;
 }
 
+void Restorer::WhenIdle(const std::string& key, WaitCallback cb) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = jobs_.find(key);
+    if (it != jobs_.end() && it->second != nullptr) {
+      idle_waiters_.emplace(key, std::move(cb));
+      return;
+    }
+  }
+  cb(Status::OK());
+}
+
+std::vector<WaitCallback> Restorer::TakeIdleWaiters(const std::string& key) {
+  std::vector<WaitCallback> out;
+  auto [first, last] = idle_waiters_.equal_range(key);
+  for (auto it = first; it != last; ++it) out.push_back(std::move(it->second));
+  idle_waiters_.erase(first, last);
+  return out;
+}
+
 Status Restorer::RestoreAndWait(int fd, const std::string& what, ByteRange range) {
   auto done = std::make_shared<std::promise<Status>>();
   std::future<Status> f = done->get_future();
@@ -594,15 +614,18 @@ void Restorer::FailJob(Job* job, const Status& error) {
     (void)s;
   }
   std::shared_ptr<Job> keep;
+  std::vector<WaitCallback> idle;
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = jobs_.find(job->key);
     if (it != jobs_.end() && it->second.get() == job) {
       keep = it->second;  // the job must outlive this call
       jobs_.erase(it);
+      idle = TakeIdleWaiters(job->key);
     }
   }
   waiters_.Fail(job->key, why);
+  for (WaitCallback& cb : idle) cb(why);
 }
 
 bool Restorer::Step(Job* job) {
@@ -651,12 +674,14 @@ bool Restorer::Step(Job* job) {
     std::lock_guard<std::mutex> l(mu_);
     restoring = job->rec && (job->rec->flags & kMigRestoreInProgress);
   }
+  PausePoint("restore-finishing");
   if (restoring) s = Sync(job, /*finish=*/true);
   if (!s.ok()) {
     FailJob(job, s);
     return false;
   }
   std::shared_ptr<Job> keep;
+  std::vector<WaitCallback> idle;
   ResidencyMap last;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -673,10 +698,12 @@ bool Restorer::Step(Job* job) {
     if (it != jobs_.end() && it->second.get() == job) {
       keep = it->second;
       jobs_.erase(it);
+      idle = TakeIdleWaiters(job->key);
     }
   }
   // Waiters on ranges past the end (file truncated) are answered here.
   waiters_.Notify(job->key, last);
+  for (WaitCallback& cb : idle) cb(Status::OK());
   return false;
 }
 

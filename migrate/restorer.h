@@ -134,6 +134,12 @@ class Restorer {
   // only, so a caller that serializes its Requests and releases of a file
   // (MigrationService: the file's modify_mu) gets an answer that holds.
   bool HasJob(const std::string& key);
+  // Runs cb once no job of `key` is queued or running (at once, in this
+  // thread, if none is): OK if the job ended well, else why it failed. A
+  // waiter answered "resident" may still have the job's last commit ahead
+  // (restore --wait waits for it, so that a release or a status that
+  // follows finds the file restored).
+  void WhenIdle(const std::string& key, WaitCallback cb);
   // Request and wait for the answer.
   Status RestoreAndWait(int fd, const std::string& what, ByteRange range);
 
@@ -173,6 +179,9 @@ class Restorer {
   void FailJob(Job* job, const Status& error);
   // Hard semantics: the archive did not answer; run the job again later.
   void WaitForArchive(Job* job, const Status& why);
+  // Takes the WhenIdle callbacks of `key` (under mu_), for the caller to
+  // run once it has let go of mu_.
+  std::vector<WaitCallback> TakeIdleWaiters(const std::string& key);
 
   Store* store_;
   RestorerOptions options_;
@@ -186,6 +195,7 @@ class Restorer {
   bool stop_ = false;
   std::map<std::string, std::shared_ptr<Job>> jobs_;
   std::deque<std::shared_ptr<Job>> queue_;
+  std::multimap<std::string, WaitCallback> idle_waiters_;  // WhenIdle
   std::vector<std::thread> threads_;
 };
 

@@ -66,8 +66,11 @@ TEST_F(RestorerTest, WholeFileRestoreMakesItArchivedAgain) {
   Status s = r.RestoreAndWait(fd, "f", {0, 0});
   ASSERT_TRUE(s.ok()) << s.ToString();
   // The waiter is answered as soon as the data is there; the final sync,
-  // times and commit follow.
-  for (int i = 0; i < 500 && r.active_jobs() > 0; i++) usleep(10000);
+  // times and commit follow, and WhenIdle answers after them.
+  std::promise<Status> idle;
+  r.WhenIdle(Handle(fd).key, [&](const Status& st) { idle.set_value(st); });
+  s = idle.get_future().get();
+  ASSERT_TRUE(s.ok()) << s.ToString();
   ASSERT_EQ(r.active_jobs(), 0u);
   struct stat st;
   ASSERT_EQ(fstat(fd, &st), 0);  // before our own reads move atime
@@ -82,8 +85,11 @@ TEST_F(RestorerTest, WholeFileRestoreMakesItArchivedAgain) {
   EXPECT_EQ(Ns(st.st_atim), Ns(released_st_.st_atim));
   EXPECT_LT(st.st_blocks * 512, static_cast<blkcnt_t>(kSize)) << "zero blocks stay holes";
   EXPECT_GT(st.st_blocks * 512, static_cast<blkcnt_t>(kSize / 2));
-  // A new request is answered at once.
+  // A new request is answered at once, and so is WhenIdle without a job.
   EXPECT_TRUE(r.RestoreAndWait(fd, "f", {0, 10}).ok());
+  bool answered = false;
+  r.WhenIdle(Handle(fd).key, [&](const Status& st) { answered = st.ok(); });
+  EXPECT_TRUE(answered);
 }
 
 // Restores are jobs in the catalog: a row while the job runs (with what

@@ -800,6 +800,22 @@ Status MigrationService::Restore(const std::shared_ptr<MigFile>& file, int fd,
       [done](const Status& s) { done->set_value(s); }, range_only);
   Status s = f.get();
   if (!s.ok()) return Status::Errno(s.err(), "restoring '" + what + "': " + s.message());
+  // The bytes are back; the job's last commit (the record without its
+  // restore flag) may still be ahead. Wait for it too, so that what the
+  // caller does next (a release, a status) finds the file restored and not
+  // "a restore is in progress".
+  Use use(this);
+  Session* session;
+  OVT_RETURN_IF_ERROR(use.Open(&session));
+  auto idle = std::make_shared<std::promise<Status>>();
+  std::future<Status> g = idle->get_future();
+  session->restorer->WhenIdle(file->key, [idle](const Status& st) { idle->set_value(st); });
+  s = g.get();
+  if (!s.ok()) return Status::Errno(s.err(), "restoring '" + what + "': " + s.message());
+  // Under modify_mu, as every Refresh: a release publishes and commits
+  // under it, and must not have its published map replaced by an older one.
+  std::lock_guard<std::mutex> ml(file->modify_mu);
+  Refresh(session->store->catalog(), file->key);
   return Status::OK();
 }
 

@@ -315,7 +315,9 @@ int MigRestore(int argc, char** argv) {
   app.add_option("--range", range,
                  "only the bytes [START, END) (sizes with K/M/G/T; END empty: to the end)")
       ->type_name("START-END");
-  app.add_flag("--wait", wait, "return once the data is resident (default: restore in background)");
+  app.add_flag("--wait", wait,
+               "return once the data is resident and the restore recorded (default: restore in "
+               "background)");
   app.add_flag("-r,--recursive", recursive, "restore the regular files under directories");
   app.add_option("PATH", paths, "files (or directories, with -r)")->required();
   if (int rc = Parse(&app, argc, argv); rc >= 0) return rc;

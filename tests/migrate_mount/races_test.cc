@@ -152,6 +152,34 @@ TEST_F(RaceTest, AReleaseWaitsOutARestoreJob) {
   EXPECT_TRUE(ReadFile(B("upper/f")) == data);
 }
 
+// restore --wait answers once the restore job has committed the record
+// (without its restore flag), not when the last byte is written: a
+// release right after it must not be refused with "a restore is in
+// progress", and the state must say resident.
+TEST_F(RaceTest, RestoreWaitAnswersAfterTheJobsLastCommit) {
+  ASSERT_NO_FATAL_FAILURE(MountPaused("restore-finishing"));
+  const std::string data = Payload(kMiB, 35);
+  MakeFile("f", data);
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f", 0));
+  Hold("restore-finishing");
+  std::atomic<bool> answered{false};
+  std::atomic<int> rc{-1};
+  std::thread restorer([&] {
+    rc = Ctl(M("f"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT);
+    answered = true;
+  });
+  ASSERT_TRUE(Reached("restore-finishing", seconds(10))) << Slurp(log_);
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_FALSE(answered) << "restore --wait answered before the job's last commit";
+  Let("restore-finishing");
+  restorer.join();
+  EXPECT_EQ(rc, 0) << Slurp(log_);
+  EXPECT_EQ(StateXattr(M("f")).rfind("archived", 0), 0u) << StateXattr(M("f"));
+  EXPECT_EQ(Ctl(M("f"), OVERTIER_IOC_RELEASE), 0) << Slurp(log_);
+  EXPECT_TRUE(ReadFile(M("f")) == data);
+  Unmount();
+}
+
 // A write that found the file without a record goes the plain way. An
 // archive that begins meanwhile waits for it to land before it copies the
 // file, so the archive holds it (without the wait the archive could hold

@@ -94,6 +94,8 @@ struct Fetch {
   std::shared_ptr<Chunk> chunk;
   Status status;
   bool checksum = false;  // status is a checksum mismatch
+  // Held until the fetch is done: the ops read its file descriptors.
+  std::shared_ptr<const VvReader> reader;
 };
 
 // A chunk of a container without local files (RADOS), read with
@@ -173,20 +175,8 @@ struct ContentReader::Impl {
   std::mutex seq_mu;
   std::unordered_map<Bfid, uint64_t, BfidHash> last_end;
 
-  // O_DIRECT descriptions of the store's container files, by their buffered
-  // fd (stable: the store keeps its readers while it lives); -1: O_DIRECT
-  // refused by the filesystem.
-  std::mutex fd_mu;
-  std::unordered_map<int, int> direct_fds;
-
   std::mutex report_mu;
   std::unordered_set<Key, KeyHash> reported;
-
-  ~Impl() {
-    for (auto& [raw, fd] : direct_fds) {
-      if (fd >= 0) close(fd);
-    }
-  }
 
   ChunkRef CacheGet(const Extent& e) {
     std::lock_guard<std::mutex> l(cache_mu);
@@ -221,16 +211,6 @@ struct ContentReader::Impl {
     }
   }
 
-  int DirectFd(int raw) {
-    std::lock_guard<std::mutex> l(fd_mu);
-    auto it = direct_fds.find(raw);
-    if (it != direct_fds.end()) return it->second;
-    std::string proc = "/proc/self/fd/" + std::to_string(raw);
-    int fd = open(proc.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
-    direct_fds[raw] = fd;
-    return fd;
-  }
-
   bool Sequential(const Bfid& bfid, uint64_t offset) {
     if (offset == 0) return true;
     std::lock_guard<std::mutex> l(seq_mu);
@@ -254,14 +234,14 @@ struct ContentReader::Impl {
 void ContentReader::Impl::Plan(size_t i, Fetch* f, std::vector<Op>* ops,
                                std::vector<RemoteRead>* remote) {
   const Extent& e = f->extent;
-  const VvReader* vr = nullptr;
-  Status s = store->OpenContainer(e.vv_id, &vr);
+  Status s = store->OpenContainer(e.vv_id, &f->reader);
   if (!s.ok()) {
     VolumeRecord v;
     if (store->catalog()->GetVolume(e.vv_id, &v).ok()) f->set = v.set;
     f->status = s;
     return;
   }
+  const VvReader* vr = f->reader.get();
   f->set = vr->header().set_name;
   const uint64_t alen = std::max<uint64_t>(AlignUp(e.length, kVvAlign), kVvAlign);
   void* p = nullptr;
@@ -305,9 +285,8 @@ void ContentReader::Impl::Plan(size_t i, Fetch* f, std::vector<Op>* ops,
     // O_DIRECT needs the file offset, the buffer and the length aligned;
     // the length is rounded up (the buffer has room: it is alen long), and
     // a read past the end of the file just comes back short.
-    const int dfd = DirectFd(seg.fd);
-    op.direct = dfd >= 0 && seg.file_offset % kVvAlign == 0 && pos % kVvAlign == 0;
-    op.fd = op.direct ? dfd : seg.fd;
+    op.direct = seg.direct_fd >= 0 && seg.file_offset % kVvAlign == 0 && pos % kVvAlign == 0;
+    op.fd = op.direct ? seg.direct_fd : seg.fd;
     op.len = op.direct ? AlignUp(op.want, kVvAlign) : op.want;
     ops->push_back(op);
     pos += seg.length;
@@ -569,7 +548,7 @@ Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t of
         }
         const Key k{e.vv_id, e.vv_offset};
         auto [it, fresh] = fetch_of.emplace(k, fetches.size());
-        if (fresh) fetches.push_back(Fetch{e, "", nullptr, Status::OK(), false});
+        if (fresh) fetches.push_back(Fetch{e, "", nullptr, Status::OK(), false, nullptr});
         uses.push_back(Use{i, a, b, it->second, e.file_offset});
       }
     }
@@ -585,7 +564,7 @@ Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t of
         const Extent& e = ex[j];
         if (m.CacheHas(e)) continue;
         if (fetch_of.emplace(Key{e.vv_id, e.vv_offset}, fetches.size()).second)
-          fetches.push_back(Fetch{e, "", nullptr, Status::OK(), false});
+          fetches.push_back(Fetch{e, "", nullptr, Status::OK(), false, nullptr});
       }
     }
     m.FetchAll(&fetches);
@@ -658,7 +637,7 @@ Status ContentReader::VerifyAll(const FileRecord& file, std::string_view what,
     for (size_t i = 0; i < ex.size(); i += kVerifyBatch) {
       std::vector<Fetch> fetches;
       for (size_t j = i; j < ex.size() && j < i + kVerifyBatch; j++) {
-        fetches.push_back(Fetch{ex[j], "", nullptr, Status::OK(), false});
+        fetches.push_back(Fetch{ex[j], "", nullptr, Status::OK(), false, nullptr});
       }
       m.FetchAll(&fetches);
       for (const Fetch& f : fetches) {

@@ -370,6 +370,7 @@ Status ContentWriter::Impl::SameAsStored(const ChunkLocation& loc, uint64_t leng
     return Status::OK();
   }
   const VvReader* reader = nullptr;
+  std::shared_ptr<const VvReader> shared;  // a reader of the store's cache
   const RecordLocation rl{loc.vv_id, loc.vv_offset, length};
   auto it = containers.find(loc.vv_id);
   if (it != containers.end()) {
@@ -392,7 +393,8 @@ Status ContentWriter::Impl::SameAsStored(const ChunkLocation& loc, uint64_t leng
     }
     reader = c.reader.get();
   } else {
-    OVT_RETURN_IF_ERROR(store->OpenContainer(loc.vv_id, &reader));
+    OVT_RETURN_IF_ERROR(store->OpenContainer(loc.vv_id, &shared));
+    reader = shared.get();
   }
   RecordHeader header;
   std::string payload;

@@ -59,7 +59,7 @@ class ContentWriterTest : public ::testing::Test {
   // The payload an extent points at, read back through the store (after
   // the volumes rows were committed).
   std::string ReadExtent(const Extent& e) {
-    const VvReader* r = nullptr;
+    std::shared_ptr<const VvReader> r;
     Status s = store_->OpenContainer(e.vv_id, &r);
     EXPECT_TRUE(s.ok()) << s.ToString();
     if (!s.ok()) return "";

@@ -268,7 +268,7 @@ class Fsck {
   // Another store's container (a pulled image's): read where it is,
   // through the store (which checks it is the owner's), never repaired.
   void CheckRemote(uint64_t id, const std::string& name, Container* c) {
-    const VvReader* r = nullptr;
+    std::shared_ptr<const VvReader> r;
     Status s = store_->OpenContainer(id, &r);
     RecordList list;
     if (s.ok()) s = r->sealed() ? r->ListRecords(&list) : r->ScanRecords(&list);

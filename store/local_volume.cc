@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -219,6 +221,7 @@ class LocalVolumeReader final : public VolumeReader {
       : vv_id_(vv_id), piece_size_(piece_size), fds_(std::move(fds)), size_(size) {}
   ~LocalVolumeReader() override {
     for (int& fd : fds_) CloseFd(&fd);
+    for (int& fd : direct_fds_) CloseFd(&fd);
   }
 
   Status ReadAt(uint64_t offset, size_t n, char* buf) const override {
@@ -246,7 +249,7 @@ class LocalVolumeReader final : public VolumeReader {
     while (n > 0) {
       uint64_t piece = offset / piece_size_, off = offset % piece_size_;
       uint64_t len = std::min(n, piece_size_ - off);
-      out->push_back(RawSegment{fds_[piece], off, offset, len});
+      out->push_back(RawSegment{fds_[piece], DirectFd(piece), off, offset, len});
       offset += len;
       n -= len;
     }
@@ -254,10 +257,27 @@ class LocalVolumeReader final : public VolumeReader {
   }
 
  private:
+  // Piece `piece` opened O_DIRECT, at its first use: through /proc/self/fd,
+  // a new open file description of the very file fds_ holds (setting
+  // O_DIRECT on fds_ itself would change ReadAt's reads too).
+  int DirectFd(uint64_t piece) const {
+    std::lock_guard<std::mutex> l(direct_mu_);
+    if (direct_fds_.empty()) direct_fds_.assign(fds_.size(), kNotTried);
+    int& fd = direct_fds_[piece];
+    if (fd == kNotTried) {
+      const std::string proc = "/proc/self/fd/" + std::to_string(fds_[piece]);
+      fd = open(proc.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);  // -1: refused (tmpfs)
+    }
+    return fd;
+  }
+
+  static constexpr int kNotTried = -2;
   const uint64_t vv_id_;
   const uint64_t piece_size_;
   std::vector<int> fds_;
   const uint64_t size_;
+  mutable std::mutex direct_mu_;
+  mutable std::vector<int> direct_fds_;  // per piece: an fd, -1 (refused) or kNotTried
 };
 
 class LocalVolumeSet final : public VolumeSet {

@@ -20,7 +20,7 @@ struct Loc {
 // The verified payload of extent e (its record read back and checked
 // against e's digest), or why not.
 Status ReadVerified(Store* store, const Extent& e, std::string* payload) {
-  const VvReader* r = nullptr;
+  std::shared_ptr<const VvReader> r;
   OVT_RETURN_IF_ERROR(store->OpenContainer(e.vv_id, &r));
   RecordHeader h;
   OVT_RETURN_IF_ERROR(r->ReadRecord(RecordLocation{e.vv_id, e.vv_offset, e.length}, &h, payload));

@@ -460,15 +460,13 @@ constexpr auto kShortRecheck = std::chrono::seconds(10);
 
 struct Store::ReaderCache {
   struct Entry {
-    std::unique_ptr<VvReader> reader;
-    // Readers of an open container replaced by a newer one when it grew:
-    // callers may still hold them (OpenContainer promises validity while
-    // the Store lives, and ContentReader keys its O_DIRECT descriptors by
-    // the readers' file descriptors, which must not be reused for another
-    // file), so they are kept until the Store goes. A container that grows
-    // in this process's view is one a writer is filling, so this is one
-    // reader per catalog commit of it at most.
-    std::vector<std::unique_ptr<VvReader>> retired;
+    // Shared with the callers reading through it: a reader replaced (its
+    // open container grew) or evicted closes its files once the last of
+    // them lets go. (Kept until the Store went, before: a mount archiving
+    // into an open container and restoring from it opened a reader per
+    // catalog commit and ran out of file descriptors within minutes.)
+    std::shared_ptr<VvReader> reader;
+    uint64_t last_used = 0;  // ReaderCache::clock when last handed out
     // The reader is shorter than the catalog row said (`short_of` bytes)
     // even freshly opened: the container was truncated. It is used as it
     // is (the records before the cut still read and verify) until
@@ -477,6 +475,23 @@ struct Store::ReaderCache {
     uint64_t short_of = 0;
     std::chrono::steady_clock::time_point recheck;
   };
+  // Drops the least recently used entries beyond kMaxReaders (their
+  // readers live on while callers hold them).
+  void Trim() {
+    while (entries.size() > kMaxReaders) {
+      auto oldest = entries.begin();
+      for (auto it = entries.begin(); it != entries.end(); ++it) {
+        if (it->second.last_used < oldest->second.last_used) oldest = it;
+      }
+      entries.erase(oldest);
+    }
+  }
+  // Readers kept open: a container has one file per piece (and an O_DIRECT
+  // description of each once read by the io_uring engine), so this bounds
+  // the descriptors the cache holds to a few thousand however many
+  // containers a store has.
+  static constexpr size_t kMaxReaders = 256;
+  uint64_t clock = 0;
   std::mutex mu;
   std::map<uint64_t, Entry> entries;
   // Not about readers, but private state with nowhere else to live
@@ -847,12 +862,13 @@ VolumeSet* Store::volume_set(std::string_view name) const {
 // Containers
 // ---------------------------------------------------------------------------
 
-Status Store::OpenContainer(uint64_t vv_id, const VvReader** out) {
+Status Store::OpenContainer(uint64_t vv_id, std::shared_ptr<const VvReader>* out) {
   std::lock_guard<std::mutex> lock(readers_->mu);
   auto it = readers_->entries.find(vv_id);
+  if (it != readers_->entries.end()) it->second.last_used = ++readers_->clock;
   // A sealed container never changes: its reader is good forever.
   if (it != readers_->entries.end() && it->second.reader->sealed()) {
-    *out = it->second.reader.get();
+    *out = it->second.reader;
     return Status::OK();
   }
 
@@ -871,14 +887,14 @@ Status Store::OpenContainer(uint64_t vv_id, const VvReader** out) {
   // catalog's size is what has been committed, so a reader at least that
   // large sees every record the catalog can point to.
   if (it != readers_->entries.end() && it->second.reader->size() >= vr.size) {
-    *out = it->second.reader.get();
+    *out = it->second.reader;
     return Status::OK();
   }
   // Known to be truncated: no reopen per chunk read.
   const auto now = std::chrono::steady_clock::now();
   if (it != readers_->entries.end() && it->second.short_reader && it->second.short_of == vr.size &&
       now < it->second.recheck) {
-    *out = it->second.reader.get();
+    *out = it->second.reader;
     return Status::OK();
   }
 
@@ -895,6 +911,7 @@ Status Store::OpenContainer(uint64_t vv_id, const VvReader** out) {
     OVT_RETURN_IF_ERROR(VvReader::Open(set, config_.id.bytes, vv_id, &reader));
   }
   ReaderCache::Entry& e = readers_->entries[vv_id];
+  e.last_used = ++readers_->clock;
   const bool short_reader = reader->size() < vr.size;
   if (short_reader) {
     // Rows are committed only after the container bytes they name are
@@ -908,7 +925,7 @@ Status Store::OpenContainer(uint64_t vv_id, const VvReader** out) {
     e.recheck = now + kShortRecheck;
     if (e.reader && e.short_reader && e.reader->size() == reader->size()) {
       e.short_of = vr.size;
-      *out = e.reader.get();
+      *out = e.reader;
       return Status::OK();  // no change: keep the reader callers already have
     }
     std::fprintf(stderr,
@@ -922,9 +939,9 @@ Status Store::OpenContainer(uint64_t vv_id, const VvReader** out) {
   }
   e.short_reader = short_reader;
   e.short_of = vr.size;
-  if (e.reader) e.retired.push_back(std::move(e.reader));
   e.reader = std::move(reader);
-  *out = e.reader.get();
+  *out = e.reader;
+  readers_->Trim();  // after *out: the entry may be the one dropped
   return Status::OK();
 }
 

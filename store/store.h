@@ -148,8 +148,10 @@ class Store {
   // Opens container vv_id for reading, finding its set through the
   // catalog's volumes family (a remote volume through its remote set, by
   // its owner's id for it). Readers are cached and shared (a mount reads
-  // the same containers over and over): the result stays valid while the
-  // Store lives.
+  // the same containers over and over); the caller holds *out while it
+  // reads (its files close once nobody holds it and the cache dropped it:
+  // the container grew and was opened again, or other containers pushed it
+  // out).
   //
   // A container shorter on disk than its catalog row (truncated: rows are
   // committed only once the bytes they name are durable) still opens, with
@@ -158,7 +160,7 @@ class Store {
   // naming the container, the offset and the truncation. Such a reader is
   // reused, not reopened, for a few seconds at a time (then opened again in
   // case the container was repaired).
-  Status OpenContainer(uint64_t vv_id, const VvReader** out);
+  Status OpenContainer(uint64_t vv_id, std::shared_ptr<const VvReader>* out);
 
   // For a store opened for writing: whether another process waits to open
   // it for writing (it holds write.wanted shared while it waits for

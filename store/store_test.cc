@@ -540,6 +540,14 @@ class StoreContainerTest : public StoreTest {
     EXPECT_TRUE(s.ok()) << s.ToString();
     return loc;
   }
+  static size_t OpenFds() {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) n++;
+    return n;
+  }
+  std::string Read(const std::shared_ptr<const VvReader>& r, const RecordLocation& loc) {
+    return Read(r.get(), loc);
+  }
   std::string Read(const VvReader* r, const RecordLocation& loc) {
     RecordHeader h;
     std::string payload;
@@ -552,6 +560,9 @@ class StoreContainerTest : public StoreTest {
     return path_ + "/volumes/" + set + "/" + LocalPieceName(vv_id, 0);
   }
   // The error of reading the record at loc (OK if it reads).
+  static Status ReadError(const std::shared_ptr<const VvReader>& r, const RecordLocation& loc) {
+    return ReadError(r.get(), loc);
+  }
   static Status ReadError(const VvReader* r, const RecordLocation& loc) {
     RecordHeader h;
     std::string payload;
@@ -570,33 +581,38 @@ TEST_F(StoreContainerTest, OpenContainerCachesAndFollowsGrowth) {
   ASSERT_TRUE(w->Sync().ok());
   PutVolume(7, "b", VolumeState::kOpen, w->size());
 
-  const VvReader* r1 = nullptr;
+  std::shared_ptr<const VvReader> r1;
   ASSERT_TRUE(st_->OpenContainer(7, &r1).ok());
   ASSERT_NE(r1, nullptr);
   EXPECT_FALSE(r1->sealed());
   EXPECT_EQ(r1->header().set_name, "b");
-  EXPECT_EQ(Read(r1, first), "first record");
-  const VvReader* again = nullptr;
+  EXPECT_EQ(Read(r1.get(), first), "first record");
+  std::shared_ptr<const VvReader> again;
   ASSERT_TRUE(st_->OpenContainer(7, &again).ok());
   EXPECT_EQ(again, r1);  // cached
 
   // The container grows; the catalog learns of it: a new reader sees the
-  // new record, and the old one stays valid.
+  // new record, and the old one stays valid while held, its files closed
+  // once let go.
   RecordLocation second = Append(w.get(), "second record");
   ASSERT_TRUE(w->Sync().ok());
   ASSERT_TRUE(st_->OpenContainer(7, &again).ok());
   EXPECT_EQ(again, r1);  // the catalog does not know yet
   PutVolume(7, "b", VolumeState::kOpen, w->size());
-  const VvReader* r2 = nullptr;
+  again.reset();
+  std::shared_ptr<const VvReader> r2;
   ASSERT_TRUE(st_->OpenContainer(7, &r2).ok());
   EXPECT_NE(r2, r1);
-  EXPECT_EQ(Read(r2, second), "second record");
-  EXPECT_EQ(Read(r1, first), "first record");
+  EXPECT_EQ(Read(r2.get(), second), "second record");
+  EXPECT_EQ(Read(r1.get(), first), "first record");
+  const size_t fds = OpenFds();
+  r1.reset();
+  EXPECT_EQ(OpenFds(), fds - 1) << "the replaced reader's file stays open";
 
   // Sealed: cached forever, even without a catalog lookup.
   ASSERT_TRUE(w->Seal().ok());
   PutVolume(7, "b", VolumeState::kSealed, w->size());
-  const VvReader* r3 = nullptr;
+  std::shared_ptr<const VvReader> r3;
   ASSERT_TRUE(st_->OpenContainer(7, &r3).ok());
   EXPECT_TRUE(r3->sealed());
   Catalog::Batch b(st_->catalog());
@@ -604,11 +620,36 @@ TEST_F(StoreContainerTest, OpenContainerCachesAndFollowsGrowth) {
   ASSERT_TRUE(b.Commit().ok());
   ASSERT_TRUE(st_->OpenContainer(7, &again).ok());
   EXPECT_EQ(again, r3);
-  EXPECT_EQ(Read(r3, second), "second record");
+  EXPECT_EQ(Read(r3.get(), second), "second record");
+}
+
+// However many containers a mount reads, the cache keeps a bounded number
+// of readers (and so of open files); a reader dropped from it opens again.
+TEST_F(StoreContainerTest, TheReaderCacheIsBounded) {
+  constexpr uint64_t kContainers = 400;
+  std::vector<RecordLocation> locs;
+  for (uint64_t id = 100; id < 100 + kContainers; id++) {
+    std::unique_ptr<VvWriter> w;
+    VvWriterOptions wo;
+    wo.seal_size = st_->config().vv_size;
+    ASSERT_TRUE(VvWriter::Create(st_->volume_set("a"), st_->config().id.bytes, id, wo, &w).ok());
+    locs.push_back(Append(w.get(), "record " + std::to_string(id)));
+    ASSERT_TRUE(w->Seal().ok());
+    PutVolume(id, "a", VolumeState::kSealed, w->size());
+  }
+  const size_t before = OpenFds();
+  for (int pass = 0; pass < 2; pass++) {
+    for (uint64_t i = 0; i < kContainers; i++) {
+      std::shared_ptr<const VvReader> r;
+      ASSERT_TRUE(st_->OpenContainer(100 + i, &r).ok());
+      ASSERT_EQ(Read(r.get(), locs[i]), "record " + std::to_string(100 + i));
+    }
+  }
+  EXPECT_LT(OpenFds(), before + kContainers * 3 / 4);
 }
 
 TEST_F(StoreContainerTest, OpenContainerErrors) {
-  const VvReader* r = nullptr;
+  std::shared_ptr<const VvReader> r;
   Status s = st_->OpenContainer(99, &r);
   EXPECT_EQ(s.err(), ENOENT);
   EXPECT_TRUE(HasSubstr(s.message(), "vv 99 is not in the catalog"));
@@ -668,7 +709,7 @@ TEST_F(StoreContainerTest, TruncatedContainerOpensAndItsPrefixReads) {
     const uint64_t cut = l2.offset + 5000;  // inside the second record's payload
     ASSERT_EQ(truncate(ContainerPath("a", id).c_str(), static_cast<off_t>(cut)), 0);
 
-    const VvReader* r = nullptr;
+    std::shared_ptr<const VvReader> r;
     Status s = st_->OpenContainer(id, &r);
     ASSERT_TRUE(s.ok()) << s.ToString();
     EXPECT_FALSE(r->sealed());
@@ -682,7 +723,7 @@ TEST_F(StoreContainerTest, TruncatedContainerOpensAndItsPrefixReads) {
       EXPECT_TRUE(HasSubstr(s.message(), "the container is truncated"));
     }
     // The damaged reader is kept: no reopen per read.
-    const VvReader* again = nullptr;
+    std::shared_ptr<const VvReader> again;
     ASSERT_TRUE(st_->OpenContainer(id, &again).ok());
     EXPECT_EQ(again, r);
     // A catalog row that changes makes it look again; the container is
@@ -718,12 +759,12 @@ TEST_F(StoreContainerTest, ConcurrentOpensShareOneReader) {
   for (size_t t = 0; t < got.size(); t++) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 50; i++) {
-        const VvReader* r = nullptr;
+        std::shared_ptr<const VvReader> r;
         ASSERT_TRUE(st_->OpenContainer(1, &r).ok());
         if (got[t] != nullptr) {
-          ASSERT_EQ(got[t], r);
+          ASSERT_EQ(got[t], r.get());
         }
-        got[t] = r;
+        got[t] = r.get();
       }
     });
   }

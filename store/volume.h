@@ -53,13 +53,11 @@ class VolumeWriter {
 };
 
 // A piece of a container as a local file, for engines that read it
-// themselves (io_uring, O_DIRECT). The fd belongs to the reader: valid
-// while the reader lives, opened O_RDONLY without O_DIRECT. For O_DIRECT,
-// open "/proc/self/fd/<fd>" with O_RDONLY|O_DIRECT, which gives a new open
-// file description of the same file (do not fcntl(F_SETFL) O_DIRECT onto
-// this fd, that would change it for ReadAt too).
+// themselves (io_uring, O_DIRECT). The fds belong to the reader: valid
+// while the reader lives.
 struct RawSegment {
-  int fd = -1;
+  int fd = -1;                    // opened O_RDONLY without O_DIRECT
+  int direct_fd = -1;             // the same file opened O_DIRECT; -1 if the filesystem refuses it
   uint64_t file_offset = 0;       // where the segment starts in that file
   uint64_t container_offset = 0;  // the same byte as a container offset
   uint64_t length = 0;

@@ -55,6 +55,32 @@ TEST_F(MigrateMountTest, ArchiveReleaseKeepsStatAndReadsBackIdentical) {
   Unmount();
 }
 
+// A mount that archives and restores without pause keeps its store open,
+// and the container it archives into grows all the while: each restore
+// that follows an archive reads from a larger container than the last.
+// The daemon's descriptors must not grow with that (they did, two per
+// cycle, until it ran out of them and restores failed with EMFILE).
+TEST_F(MigrateMountTest, ArchivingAndRestoringWithoutPauseKeepsTheDescriptorsBounded) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  MakeFile("f", Payload(256 * 1024, 3));
+  auto fds = [&] {
+    size_t n = 0;
+    const std::string dir = "/proc/" + std::to_string(DaemonPid()) + "/fd";
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) n++;
+    return n;
+  };
+  size_t first = 0;
+  for (int cycle = 0; cycle < 40; cycle++) {
+    it::WriteFile(M("f"), Payload(256 * 1024, 100 + cycle));
+    ASSERT_EQ(Ctl(M("f"), OVERTIER_IOC_ARCHIVE, OVERTIER_CTL_RELEASE), 0) << Slurp(log_);
+    ASSERT_EQ(Ctl(M("f"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT), 0) << Slurp(log_);
+    if (cycle == 4) first = fds();
+  }
+  EXPECT_TRUE(ReadFile(M("f")) == Payload(256 * 1024, 139));
+  EXPECT_LT(fds(), first + 10) << "descriptors grew from " << first;
+  Unmount();
+}
+
 // Files the tier has no record of are read and written by FUSE
 // passthrough, which the tier never sees. A control command on a file
 // with such a descriptor open is refused (EBUSY): archived, the file would

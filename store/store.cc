@@ -486,11 +486,12 @@ struct Store::ReaderCache {
       entries.erase(oldest);
     }
   }
-  // Readers kept open: a container has one file per piece (and an O_DIRECT
-  // description of each once read by the io_uring engine), so this bounds
-  // the descriptors the cache holds to a few thousand however many
-  // containers a store has.
-  static constexpr size_t kMaxReaders = 256;
+  // Readers kept open. A container has a file per 64 MiB piece (five for a
+  // full 256 MiB one) and an O_DIRECT description of each once the
+  // io_uring engine read it: this bounds what the cache holds to about
+  // 1300 descriptors however many containers a store has (the union's
+  // cached layer descriptors take half of the daemon's limit).
+  static constexpr size_t kMaxReaders = 128;
   uint64_t clock = 0;
   std::mutex mu;
   std::map<uint64_t, Entry> entries;

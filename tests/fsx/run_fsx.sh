@@ -25,6 +25,8 @@
 #                         is restored (`restore --wait`), so the kernel cross-check reads whole
 #                         upper files. Fails if the churn released nothing.
 #   OVERTIER_FSX_STORE_OPTS  more mount options with OVERTIER_FSX_STORE (e.g. passthrough=0)
+#   OVERTIER_FSX_MAX_FDS  (target overtier) most descriptors the daemon may hold once fsx is done
+#                         (default 2000; a few hundred is usual: a leak shows long before EMFILE)
 #   OVERTIER_FSX_CHURN_PAUSE seconds the churn sleeps between its archive and restore passes
 #                         (default 0.02: with 0.2 a race that lost bytes showed in one CI-profile
 #                         run in 40, with 0.02 in one in 20 of the jobs scenario alone)
@@ -171,6 +173,19 @@ scenario() {
     timeout -k 10 "$(step_timeout 120)" "$OVERTIER_BIN" restore --wait -r "$d/mnt" \
       >"$d/restore-before-umount.log" 2>&1 ||
       union_fail "restoring every file after the run failed (scenario $name): $(tail -5 "$d/restore-before-umount.log")"
+  fi
+  if [[ "$target" == overtier ]]; then
+    # A daemon that leaks descriptors fails much later, with EMFILE (a long run with the store
+    # churn did, in its restores, after 20,000). fsx's files are closed now; what remains is
+    # the union's cached layer descriptors and the store's container readers.
+    local pid nfds
+    pid="$(_union_pid_of "$d/mnt")"
+    if [[ -n "$pid" && "$pid" != "-" && -d "/proc/$pid/fd" ]]; then
+      nfds="$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l)"
+      echo "=== daemon descriptors after the run: $nfds"
+      ((nfds <= ${OVERTIER_FSX_MAX_FDS:-2000})) ||
+        union_fail "the daemon holds $nfds descriptors after the run (scenario $name): a leak?"
+    fi
   fi
   union_umount "$d/mnt" || union_fail "unmount after the run failed (scenario $name)"
 

@@ -1025,7 +1025,7 @@ Status PassthroughGate(fuse_req_t req, OpenFile* of, const std::string& what) {
 void DoControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, OpenFile* of,
                const overtier_ctl_request& r) {
   MigrationService* mig = Mig(req);
-  const std::string what = "inode " + std::to_string(of->node->key);
+  const std::string what = UpperFileName(of->fd);
   std::shared_ptr<MigFile> m = of->mig;
   if (r.generation != 0) {
     FileHandle fh;
@@ -1096,10 +1096,9 @@ void AgentSetArchived(fuse_req_t req, fuse_ino_t, OpenFile* of, const void* in_b
   Mig(req)->Submit([req, of, a] {
     overtier_ctl_request r{};
     r.version = OVERTIER_CTL_VERSION;
-    Status s = PassthroughGate(req, of, "inode " + std::to_string(of->node->key));
-    if (s.ok())
-      s = Mig(req)->Primitive(of->mig, of->fd, "inode " + std::to_string(of->node->key),
-                              OVERTIER_IOC_SET_ARCHIVED, r, &a);
+    const std::string what = UpperFileName(of->fd);
+    Status s = PassthroughGate(req, of, what);
+    if (s.ok()) s = Mig(req)->Primitive(of->mig, of->fd, what, OVERTIER_IOC_SET_ARCHIVED, r, &a);
     if (!s.ok()) {
       std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
       return ReplyErr(req, s);

@@ -100,6 +100,16 @@ void RepairTimes(int fd, const MigrationRecord& rec) {
 
 }  // namespace
 
+std::string UpperFileName(int fd) {
+  char path[4096];
+  const ssize_t n = readlink(ProcFd(fd).c_str(), path, sizeof(path));
+  if (n > 0 && static_cast<size_t>(n) < sizeof(path))
+    return std::string(path, static_cast<size_t>(n));
+  struct stat st;
+  return fstat(fd, &st) == 0 ? "upper inode " + std::to_string(st.st_ino)
+                             : std::string("upper file");
+}
+
 MigFile::~MigFile() {
   if (path_fd >= 0) close(path_fd);
   if (owner != nullptr) owner->Closed(key, unlinked.load());
@@ -597,18 +607,7 @@ std::shared_ptr<MigrationService::Wait> MigrationService::WaitRange(
       std::lock_guard<std::mutex> l(mu_);
       touched_.insert(file->key);
     }
-    // Named in messages by its upper path as the kernel knows it now (an
-    // administrator reading the log wants a name), else its inode.
-    std::string what;
-    char path[4096];
-    const ssize_t n = readlink(ProcFd(rfd).c_str(), path, sizeof(path));
-    struct stat st;
-    if (n > 0 && static_cast<size_t>(n) < sizeof(path)) {
-      what.assign(path, static_cast<size_t>(n));
-    } else {
-      what = fstat(rfd, &st) == 0 ? "upper inode " + std::to_string(st.st_ino)
-                                  : std::string("upper file");
-    }
+    const std::string what = UpperFileName(rfd);
     std::lock_guard<std::mutex> ml(file->modify_mu);
     uint64_t epoch;
     {

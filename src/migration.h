@@ -154,6 +154,11 @@ class PlainChange {
   bool tracked_ = false;
 };
 
+// How the daemon's messages name the upper file open as fd: its path as
+// the kernel knows it now (an administrator reading the log wants a name),
+// else "upper inode N".
+std::string UpperFileName(int fd);
+
 class MigrationService {
  public:
   // Loads the migration records of the store at `store_path`: from

@@ -96,6 +96,8 @@ TEST_F(MigrateMountTest, APassthroughOpenHoldsControlCommandsBack) {
   EXPECT_EQ(Ctl(M("f"), OVERTIER_IOC_ARCHIVE, OVERTIER_CTL_RELEASE), EBUSY);
   EXPECT_EQ(StateXattr(M("f")), "resident");
   EXPECT_NE(Slurp(log_).find("open with FUSE passthrough"), std::string::npos) << Slurp(log_);
+  // The log names the file by its upper path.
+  EXPECT_NE(Slurp(log_).find("'" + B("upper/f") + "' is open"), std::string::npos) << Slurp(log_);
   std::string head(4096, '\0');
   ASSERT_EQ(pread(early, head.data(), head.size(), 0), 4096);
   EXPECT_EQ(head, data.substr(0, 4096));

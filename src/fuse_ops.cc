@@ -545,8 +545,9 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   }
 }
 
-// A read parked until its range is resident (see SlowRead).
-struct ParkedRead : std::enable_shared_from_this<ParkedRead> {
+// A request parked until a range is resident: a read (SlowRead) or a
+// RESTORE with WAIT (RestoreControl).
+struct ParkedRequest : std::enable_shared_from_this<ParkedRequest> {
   fuse_req_t req;
   MigrationService* mig;
   std::mutex mu;
@@ -556,9 +557,9 @@ struct ParkedRead : std::enable_shared_from_this<ParkedRead> {
 
 // libfuse calls it with the request's lock held: only hand the cancel over
 // (the answer it causes clears this function under that same lock).
-void InterruptParkedRead(fuse_req_t, void* data) {
-  auto* p = static_cast<ParkedRead*>(data);
-  std::shared_ptr<ParkedRead> keep = p->shared_from_this();
+void InterruptParked(fuse_req_t, void* data) {
+  auto* p = static_cast<ParkedRequest*>(data);
+  std::shared_ptr<ParkedRequest> keep = p->shared_from_this();
   std::shared_ptr<MigrationService::Wait> w;
   {
     std::lock_guard<std::mutex> l(p->mu);
@@ -589,7 +590,7 @@ const std::shared_ptr<MigFile>& ReadMig(fuse_req_t req, OpenFile* of) {
 // A read of a range not known to be resident: start (or join) its restore
 // and answer from the restorer's callback, without holding this thread.
 void SlowRead(fuse_req_t req, const std::shared_ptr<MigFile>& mf, int fd, size_t size, off_t off) {
-  auto p = std::make_shared<ParkedRead>();
+  auto p = std::make_shared<ParkedRequest>();
   p->req = req;
   p->mig = Mig(req);
   auto answer = [p, mf, fd, size, off](const Status& s) {
@@ -624,7 +625,7 @@ void SlowRead(fuse_req_t req, const std::shared_ptr<MigFile>& mf, int fd, size_t
     }
     fuse_reply_buf(p->req, buf.get(), got);
   };
-  fuse_req_interrupt_func(req, InterruptParkedRead, p.get());
+  fuse_req_interrupt_func(req, InterruptParked, p.get());
   auto w = Mig(req)->ReadRange(mf, fd, static_cast<uint64_t>(off), size, answer);
   bool cancel;
   {
@@ -1022,6 +1023,59 @@ Status PassthroughGate(fuse_req_t req, OpenFile* of, const std::string& what) {
                                   "tier knew it; an agent must open it with O_NOATIME)");
 }
 
+// The answer to a control command: its errno, with the reason in the
+// daemon's log; after a release, the kernel's cached attributes and pages
+// of the file go.
+void AnswerControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, const overtier_ctl_request& r,
+                   const Status& s) {
+  if (!s.ok()) {
+    // The caller gets only the errno: the reason goes to the daemon's log,
+    // but for the routine refusals whose errno says it all (already
+    // archived, no archive to release, changed meanwhile: an `archive -r`
+    // over a tree meets thousands; a wait the caller interrupted), which
+    // would flood syslog.
+    const int e = s.err();
+    if (e != ENOTTY && e != EALREADY && e != ENODATA && e != ESTALE && e != EINTR)
+      std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
+    return ReplyErr(req, s);
+  }
+  fuse_session* se = St(req)->se;
+  const bool released = cmd == OVERTIER_IOC_RELEASE || cmd == OVERTIER_IOC_SET_NONRESIDENT ||
+                        (cmd == OVERTIER_IOC_ARCHIVE && (r.flags & OVERTIER_CTL_RELEASE));
+  // The cached attributes go before the caller hears back: a stat right
+  // after the release must show the freed blocks. (Attributes only: that
+  // takes no page lock, so it is safe while handling a request.)
+  if (released) fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);
+  fuse_reply_ioctl(req, 0, nullptr, 0);
+  if (released) InvalidateData(se, ino);
+}
+
+// RESTORE: answered at once, or with WAIT once the restore is done, from
+// the restorer's callback (no thread waits for it). Ctrl-C ends a waiting
+// caller's wait with EINTR; the restore goes on.
+void RestoreControl(fuse_req_t req, fuse_ino_t ino, const std::shared_ptr<MigFile>& m, OpenFile* of,
+                    const std::string& what, const overtier_ctl_request& r) {
+  const bool wait = r.flags & OVERTIER_CTL_WAIT;
+  auto p = std::make_shared<ParkedRequest>();
+  p->req = req;
+  p->mig = Mig(req);
+  if (wait) fuse_req_interrupt_func(req, InterruptParked, p.get());
+  auto w = Mig(req)->Restore(m, of->fd, what, r.offset, r.length, wait,
+                             r.flags & OVERTIER_CTL_RANGE_ONLY, [p, ino, r, wait](const Status& s) {
+                               // No interrupt callback may run once we answer.
+                               if (wait) fuse_req_interrupt_func(p->req, nullptr, nullptr);
+                               AnswerControl(p->req, ino, OVERTIER_IOC_RESTORE, r, s);
+                             });
+  if (!wait) return;
+  bool cancel;
+  {
+    std::lock_guard<std::mutex> l(p->mu);
+    p->wait = w;
+    cancel = p->interrupted;
+  }
+  if (cancel) p->mig->Submit([p, w] { p->mig->CancelWait(w); });
+}
+
 void DoControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, OpenFile* of,
                const overtier_ctl_request& r) {
   MigrationService* mig = Mig(req);
@@ -1035,10 +1089,7 @@ void DoControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, OpenFile* of,
       return (void)fuse_reply_err(req, ESTALE);
   }
   Status s = PassthroughGate(req, of, what);
-  if (!s.ok()) {
-    std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
-    return ReplyErr(req, s);
-  }
+  if (!s.ok()) return AnswerControl(req, ino, cmd, r, s);
   switch (cmd) {
     case OVERTIER_IOC_ARCHIVE:
       s = mig->Archive(m, of->fd, what, r.flags & OVERTIER_CTL_RELEASE, r.offset);
@@ -1047,9 +1098,7 @@ void DoControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, OpenFile* of,
       s = mig->Release(m, of->fd, what, r.offset);
       break;
     case OVERTIER_IOC_RESTORE:
-      s = mig->Restore(m, of->fd, what, r.offset, r.length, r.flags & OVERTIER_CTL_WAIT,
-                       r.flags & OVERTIER_CTL_RANGE_ONLY);
-      break;
+      return RestoreControl(req, ino, m, of, what, r);
     case OVERTIER_IOC_ARCHIVE_BEGIN:
     case OVERTIER_IOC_ARCHIVE_ABORT:
     case OVERTIER_IOC_SET_NONRESIDENT:
@@ -1061,25 +1110,7 @@ void DoControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, OpenFile* of,
     default:
       s = Status::Errno(ENOTTY);
   }
-  if (!s.ok()) {
-    // The caller gets only the errno: the reason goes to the daemon's log,
-    // but for the routine refusals whose errno says it all (already
-    // archived, no archive to release, changed meanwhile: an `archive -r`
-    // over a tree meets thousands), which would flood syslog.
-    const int e = s.err();
-    if (e != ENOTTY && e != EALREADY && e != ENODATA && e != ESTALE)
-      std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
-    return ReplyErr(req, s);
-  }
-  fuse_session* se = St(req)->se;
-  const bool released = cmd == OVERTIER_IOC_RELEASE || cmd == OVERTIER_IOC_SET_NONRESIDENT ||
-                        (cmd == OVERTIER_IOC_ARCHIVE && (r.flags & OVERTIER_CTL_RELEASE));
-  // The cached attributes go before the caller hears back: a stat right
-  // after the release must show the freed blocks. (Attributes only: that
-  // takes no page lock, so it is safe while handling a request.)
-  if (released) fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);
-  fuse_reply_ioctl(req, 0, nullptr, 0);
-  if (released) InvalidateData(se, ino);
+  AnswerControl(req, ino, cmd, r, s);
 }
 
 // SET_ARCHIVED: an external agent's archive (overtier_ctl_archived).

@@ -781,41 +781,44 @@ Status MigrationService::Release(const std::shared_ptr<MigFile>& file, int fd,
   return st;
 }
 
-Status MigrationService::Restore(const std::shared_ptr<MigFile>& file, int fd,
-                                 const std::string& what, uint64_t offset, uint64_t length,
-                                 bool wait, bool range_only) {
+std::shared_ptr<MigrationService::Wait> MigrationService::Restore(
+    const std::shared_ptr<MigFile>& file, int fd, const std::string& what, uint64_t offset,
+    uint64_t length, bool wait, bool range_only, std::function<void(const Status&)> done) {
+  if (length == 0) length = UINT64_MAX - offset;
   if (!wait) {
     // Nobody to answer: the restore runs on its own; the session stays
     // open until its job ends.
     WaitRange(
-        file, fd, offset, length == 0 ? UINT64_MAX - offset : length, [](const Status&) {},
-        range_only);
-    return Status::OK();
+        file, fd, offset, length, [](const Status&) {}, range_only);
+    done(Status::OK());
+    return nullptr;
   }
-  auto done = std::make_shared<std::promise<Status>>();
-  std::future<Status> f = done->get_future();
-  WaitRange(
-      file, fd, offset, length == 0 ? UINT64_MAX - offset : length,
-      [done](const Status& s) { done->set_value(s); }, range_only);
-  Status s = f.get();
-  if (!s.ok()) return Status::Errno(s.err(), "restoring '" + what + "': " + s.message());
-  // The bytes are back; the job's last commit (the record without its
-  // restore flag) may still be ahead. Wait for it too, so that what the
-  // caller does next (a release, a status) finds the file restored and not
-  // "a restore is in progress".
-  Use use(this);
-  Session* session;
-  OVT_RETURN_IF_ERROR(use.Open(&session));
-  auto idle = std::make_shared<std::promise<Status>>();
-  std::future<Status> g = idle->get_future();
-  session->restorer->WhenIdle(file->key, [idle](const Status& st) { idle->set_value(st); });
-  s = g.get();
-  if (!s.ok()) return Status::Errno(s.err(), "restoring '" + what + "': " + s.message());
-  // Under modify_mu, as every Refresh: a release publishes and commits
-  // under it, and must not have its published map replaced by an older one.
-  std::lock_guard<std::mutex> ml(file->modify_mu);
-  Refresh(session->store->catalog(), file->key);
-  return Status::OK();
+  // Answered from callbacks, never by blocking this thread: the caller is
+  // one of the pool's threads, and WaitRange needs one of them to start
+  // the restore (four restores waiting at once took all four, and nothing
+  // else of the tier ran again).
+  auto fail = [what, done](const Status& s) {
+    done(Status::Errno(s.err(), "restoring '" + what + "': " + s.message()));
+  };
+  return WaitRange(
+      file, fd, offset, length,
+      [this, file, done, fail](const Status& s) {
+        if (!s.ok()) return fail(s);
+        // The bytes are back; the job's last commit (the record without
+        // its restore flag) may still be ahead. Answer after it, so that
+        // what the caller does next (a release, a status) finds the file
+        // restored and not "a restore is in progress". The session is
+        // open (the wait being answered holds it).
+        auto use = std::make_shared<Use>(this);
+        Session* session;
+        Status st = use->Open(&session);
+        if (!st.ok()) return fail(st);
+        session->restorer->WhenIdle(file->key, [use, done, fail](const Status& idle) {
+          if (!idle.ok()) return fail(idle);
+          done(Status::OK());
+        });
+      },
+      range_only);
 }
 
 Status MigrationService::UserModify(const std::shared_ptr<MigFile>& file, int fd,

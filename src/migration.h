@@ -233,8 +233,15 @@ class MigrationService {
                  bool release, uint64_t keep);
   Status Release(const std::shared_ptr<MigFile>& file, int fd, const std::string& what,
                  uint64_t keep);
-  Status Restore(const std::shared_ptr<MigFile>& file, int fd, const std::string& what,
-                 uint64_t offset, uint64_t length, bool wait, bool range_only = false);
+  // Restores [offset, offset + length) of the file (length 0: to its
+  // end); range_only: not the rest of it in the background. done runs once:
+  // at once without `wait`, else when the range is resident and the
+  // restore job has committed (or with why not). Never blocks the caller.
+  // Returns the wait, for CancelWait (nullptr without `wait`).
+  std::shared_ptr<Wait> Restore(const std::shared_ptr<MigFile>& file, int fd,
+                                const std::string& what, uint64_t offset, uint64_t length,
+                                bool wait, bool range_only,
+                                std::function<void(const Status&)> done);
   // The value of user.overtier.state for the upper file open as fd.
   Status StateString(int fd, std::string* out);
 

@@ -81,6 +81,40 @@ TEST_F(MigrateMountTest, ArchivingAndRestoringWithoutPauseKeepsTheDescriptorsBou
   Unmount();
 }
 
+// Restores waited for run on the daemon's threads without holding one
+// each: eight `restore --wait` at once (the tier's pool has four threads)
+// all finish. They used to hold a pool thread each while the restore they
+// waited for needed one to start: four took all four, and nothing of the
+// tier ran again (writes to archived files, reads of released ones).
+TEST_F(MigrateMountTest, ManyRestoresWaitedForAtOnceAllFinish) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  constexpr int kFiles = 8;
+  for (int i = 0; i < kFiles; i++) {
+    const std::string name = "f" + std::to_string(i);
+    MakeFile(name, Payload(kMiB, 200 + i));
+    ASSERT_NO_FATAL_FAILURE(ArchiveRelease(name));
+  }
+  std::atomic<int> done{0};
+  std::vector<int> rc(kFiles, -1);
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < kFiles; i++) {
+    waiters.emplace_back([&, i] {
+      rc[i] = Ctl(M("f" + std::to_string(i)), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT);
+      done++;
+    });
+  }
+  const bool all = PollUntil([&] { return done == kFiles; }, std::chrono::seconds(60));
+  EXPECT_TRUE(all) << done << " of " << kFiles << " restores answered";
+  if (!all) daemon_.Kill();  // frees the callers stuck in their ioctl
+  for (std::thread& t : waiters) t.join();
+  if (!all) return;
+  for (int i = 0; i < kFiles; i++) {
+    EXPECT_EQ(rc[i], 0) << i;
+    EXPECT_TRUE(ReadFile(M("f" + std::to_string(i))) == Payload(kMiB, 200 + i)) << i;
+  }
+  Unmount();
+}
+
 // Files the tier has no record of are read and written by FUSE
 // passthrough, which the tier never sees. A control command on a file
 // with such a descriptor open is refused (EBUSY): archived, the file would

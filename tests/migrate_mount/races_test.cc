@@ -180,6 +180,30 @@ TEST_F(RaceTest, RestoreWaitAnswersAfterTheJobsLastCommit) {
   Unmount();
 }
 
+// A caller waiting in `restore --wait` can be killed (or Ctrl-C'd): its
+// wait ends with EINTR at once, while the restore it waited for goes on.
+TEST_F(RaceTest, AKilledRestoreWaitEndsItsWaitAndTheRestoreGoesOn) {
+  ASSERT_NO_FATAL_FAILURE(MountPaused("restore-loaded"));
+  const std::string data = Payload(kMiB, 36);
+  MakeFile("f", data);
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f", 0));
+  Hold("restore-loaded");
+  const pid_t cli = it::Spawn({it::OvertierBin(), "restore", "--wait", M("f")}, B("cli.log"));
+  ASSERT_GT(cli, 0);
+  ASSERT_TRUE(Reached("restore-loaded", seconds(10))) << Slurp(log_);
+  ASSERT_EQ(kill(cli, SIGKILL), 0);
+  int status = 0;
+  const bool reaped = PollUntil([&] { return waitpid(cli, &status, WNOHANG) == cli; }, seconds(10));
+  EXPECT_TRUE(reaped) << "the killed caller stays in its ioctl until the restore ends";
+  Let("restore-loaded");
+  if (!reaped) waitpid(cli, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status));
+  ASSERT_EQ(Ctl(M("f"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT), 0) << Slurp(log_);
+  EXPECT_TRUE(ReadFile(M("f")) == data);
+  EXPECT_EQ(Slurp(log_).find("wait interrupted"), std::string::npos) << Slurp(log_);
+  Unmount();
+}
+
 // A write that found the file without a record goes the plain way. An
 // archive that begins meanwhile waits for it to land before it copies the
 // file, so the archive holds it (without the wait the archive could hold

@@ -802,8 +802,11 @@ std::shared_ptr<MigrationService::Wait> MigrationService::Restore(
   };
   return WaitRange(
       file, fd, offset, length,
-      [this, file, done, fail](const Status& s) {
+      [this, file, done, fail, range_only](const Status& s) {
         if (!s.ok()) return fail(s);
+        // A range is answered as soon as it is back: the job may go on
+        // with the rest of the file for someone else.
+        if (range_only) return done(Status::OK());
         // The bytes are back; the job's last commit (the record without
         // its restore flag) may still be ahead. Answer after it, so that
         // what the caller does next (a release, a status) finds the file

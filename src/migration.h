@@ -235,8 +235,9 @@ class MigrationService {
                  uint64_t keep);
   // Restores [offset, offset + length) of the file (length 0: to its
   // end); range_only: not the rest of it in the background. done runs once:
-  // at once without `wait`, else when the range is resident and the
-  // restore job has committed (or with why not). Never blocks the caller.
+  // at once without `wait`; with range_only, when the range is resident;
+  // else when the file is and the restore job has committed; or with why
+  // not. Never blocks the caller.
   // Returns the wait, for CancelWait (nullptr without `wait`).
   std::shared_ptr<Wait> Restore(const std::shared_ptr<MigFile>& file, int fd,
                                 const std::string& what, uint64_t offset, uint64_t length,

@@ -180,6 +180,30 @@ TEST_F(RaceTest, RestoreWaitAnswersAfterTheJobsLastCommit) {
   Unmount();
 }
 
+// restore --range --wait answers once its range is back, whatever the job
+// does next (here: its last commit, held).
+TEST_F(RaceTest, ARangeRestoreWaitDoesNotWaitForTheJobsEnd) {
+  ASSERT_NO_FATAL_FAILURE(MountPaused("restore-finishing"));
+  const std::string data = Payload(kMiB, 37);
+  MakeFile("f", data);
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f", 0));
+  Hold("restore-finishing");
+  std::atomic<bool> answered{false};
+  std::atomic<int> rc{-1};
+  std::thread restorer([&] {
+    rc = Ctl(M("f"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT | OVERTIER_CTL_RANGE_ONLY, 0,
+             64 * 1024);
+    answered = true;
+  });
+  EXPECT_TRUE(PollUntil([&] { return answered.load(); }, seconds(10)))
+      << "the range's wait waited for the job's end";
+  Let("restore-finishing");
+  restorer.join();
+  EXPECT_EQ(rc, 0) << Slurp(log_);
+  EXPECT_TRUE(ReadFile(M("f")) == data);
+  Unmount();
+}
+
 // A caller waiting in `restore --wait` can be killed (or Ctrl-C'd): its
 // wait ends with EINTR at once, while the restore it waited for goes on.
 TEST_F(RaceTest, AKilledRestoreWaitEndsItsWaitAndTheRestoreGoesOn) {

@@ -10,6 +10,7 @@
 #include <ctime>
 
 #include "migrate/control_client.h"
+#include "migrate/crash_point.h"
 #include "migrate/dir_names.h"
 #include "overtier/control.h"
 
@@ -92,6 +93,7 @@ class Walk {
       res_->skipped++;
       return;
     }
+    PausePoint("policy-file");  // tests: a run holding a file of the mount open
     overtier_ctl_state cs;
     if (int e = control::GetState(fd.get(), &cs); e != 0) return Error(rel, "status", e);
     FileFacts f;

@@ -1,5 +1,7 @@
 #include "src/daemon.h"
 
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -87,6 +89,14 @@ Status ServeImages(const Invocation& inv, MountOptions* opts, std::unique_ptr<St
 // process's, and no request thread ever waits on it. One line per run on
 // stderr (the daemon's log). Started after the fork (threads do not
 // survive fuse_daemonize), stopped once the session has ended.
+//
+// A run holds files and directories of the mount open, which would make an
+// unmount at that moment fail with EBUSY. So each run walks from a thread
+// of its own in a private copy of the mount namespace: the user's unmount
+// succeeds, the copy keeps the FUSE connection alive until the run ends,
+// and the watching thread ends the run early once the mount is gone from
+// the daemon's namespace. (Without CAP_SYS_ADMIN the run walks the shared
+// namespace, as before: an unmount during a run fails with EBUSY.)
 class PolicyThread {
  public:
   // rules: read from rules_path (absolute), whose stat `version` was.
@@ -169,6 +179,22 @@ class PolicyThread {
     std::fprintf(stderr, "overtier: policy: rules read again from %s\n", rules_path_.c_str());
   }
 
+  // Moves the calling thread into a private copy of the mount namespace
+  // (mounts made private: an unmount in the daemon's namespace does not
+  // propagate to the copy, so it is not refused for the copy's open files).
+  void EnterPrivateNamespace() {
+    if (unshare(CLONE_FS | CLONE_NEWNS) == 0 &&
+        mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0)
+      return;
+    if (!said_shared_ns_) {
+      said_shared_ns_ = true;
+      std::fprintf(stderr,
+                   "overtier: policy: runs walk the daemon's own mount namespace (%s): an "
+                   "unmount during a run fails with EBUSY\n",
+                   std::strerror(errno));
+    }
+  }
+
   void RunOnce() {
     ReloadRules();
     Status s = CheckMount();
@@ -176,7 +202,25 @@ class PolicyThread {
     if (s.ok()) {
       PolicyRunOptions o;
       o.stop = &stop_flag_;
-      s = RunPolicy(rules_, mountpoint_, o, &r);
+      std::mutex run_mu;
+      std::condition_variable run_cv;
+      bool run_done = false;
+      std::thread run([&] {
+        EnterPrivateNamespace();  // which goes with the thread
+        Status rs = RunPolicy(rules_, mountpoint_, o, &r);
+        std::lock_guard<std::mutex> l(run_mu);
+        s = rs;
+        run_done = true;
+        run_cv.notify_all();
+      });
+      // Ends the run once the mount is gone from here (unmounted while
+      // the run's copy kept it alive), or at Stop.
+      std::unique_lock<std::mutex> l(run_mu);
+      while (!run_cv.wait_for(l, std::chrono::milliseconds(200), [&] { return run_done; })) {
+        if (!stop_flag_.load() && !CheckMount().ok()) stop_flag_.store(true);
+      }
+      l.unlock();
+      run.join();
     }
     if (!s.ok()) {
       if (!stop_flag_.load())
@@ -207,7 +251,8 @@ class PolicyThread {
   struct stat rules_version_;  // of the file rules_ came from; zeroed: gone
   const std::string mountpoint_;
   const int interval_s_;
-  dev_t dev_ = 0;  // the mount's device, from the first run
+  dev_t dev_ = 0;                // the mount's device, from the first run
+  bool said_shared_ns_ = false;  // logged that runs cannot have their own namespace
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

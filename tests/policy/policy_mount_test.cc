@@ -170,17 +170,18 @@ class PolicyTest : public it::MountFixture {
 
   // Starts the daemon; true if the mount came up. When it does not,
   // *exit_status gets the daemon's exit status.
-  bool StartDaemon(const std::string& extra, int* exit_status) {
+  bool StartDaemon(const std::string& extra, int* exit_status,
+                   const std::vector<std::string>& env = {}) {
     int status = 0;
-    if (daemon_.Start({OvertierBin(), "-f", "-o", MountOptions(extra), mnt_}, {}, &status))
+    if (daemon_.Start({OvertierBin(), "-f", "-o", MountOptions(extra), mnt_}, env, &status))
       return true;
     *exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return false;
   }
 
-  void Mount(const std::string& extra = "") {
+  void Mount(const std::string& extra = "", const std::vector<std::string>& env = {}) {
     int status = 0;
-    ASSERT_TRUE(StartDaemon(extra, &status))
+    ASSERT_TRUE(StartDaemon(extra, &status, env))
         << "no mount (status " << status << ")\n--- daemon log ---\n"
         << Slurp(log_);
   }
@@ -483,6 +484,30 @@ TEST_F(PolicyTest, PeriodicModeInTheDaemon) {
       << Slurp(log_);
   Unmount();
   EXPECT_FALSE(IsMountPoint());
+}
+
+// A periodic run holds files of the mount open; an unmount at that moment
+// still succeeds (the run has its own copy of the mount namespace), and
+// the daemon ends the run and exits once it notices.
+TEST_F(PolicyTest, AnUnmountDuringAPeriodicRunSucceeds) {
+  const std::string rules = Rules("archive size>=100K\n");
+  const std::string pause = B("pause");
+  MakeDirs(pause);
+  WriteFile(pause + "/policy-file.hold", "");
+  ASSERT_NO_FATAL_FAILURE(Mount("policy=" + rules + ",policy_interval=1",
+                                {"OVERTIER_PAUSE_AT=policy-file", "OVERTIER_PAUSE_DIR=" + pause}));
+  WriteFile(M("a"), Payload(300000, 24));
+  ASSERT_TRUE(PollUntil([&] { return std::filesystem::exists(pause + "/policy-file.reached"); },
+                        std::chrono::seconds(20)))
+      << Slurp(log_);
+  Result r = RunArgs({"fusermount3", "-u", mnt_});
+  EXPECT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_FALSE(IsMountPoint());
+  std::filesystem::remove(pause + "/policy-file.hold");
+  EXPECT_TRUE(PollUntil([&] { return daemon_.Exited(); }, std::chrono::seconds(20)))
+      << "the daemon did not exit after the unmount\n"
+      << Slurp(log_);
+  Unmount();  // reaps it: a failure unless it exited 0
 }
 
 // An edited rules file takes effect at the next run; a broken edit keeps

@@ -284,7 +284,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     // bring back; nothing is restored first).
     int fd = -1;
     std::shared_ptr<MigFile> m = AttachNode(req, N(req, ino), &fd, /*always=*/true);
-    PlainChange plain(m.get());
+    PlainChange plain(m);
     if (!plain.tracked()) {
       if (fd >= 0) close(fd);
       return DoSetattr(req, ino, attr, to_set, fi);
@@ -495,7 +495,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     // (nothing is restored). Of any other upper file: a plain change.
     int fd = -1;
     std::shared_ptr<MigFile> m = AttachNode(req, N(req, ino), &fd, /*always=*/true);
-    PlainChange plain(m.get());
+    PlainChange plain(m);
     if (!plain.tracked()) {
       if (fd >= 0) close(fd);
       return DoOpen(req, ino, fi);
@@ -738,7 +738,7 @@ void MigWrite(fuse_req_t req, fuse_bufvec* in, off_t off, OpenFile* of) {
 
 void OpWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
   OpenFile* of = OF(fi);
-  PlainChange plain(of->mig.get());
+  PlainChange plain(of->mig);
   if (plain.tracked()) return MigWrite(req, in, off, of);
   if (of->mig) PausePoint("plain-write");
   fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
@@ -788,7 +788,7 @@ UserChange FallocateChange(int mode, off_t offset, off_t length, off_t size_befo
 void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
                  fuse_file_info* fi) {
   OpenFile* of = OF(fi);
-  PlainChange plain(of->mig.get());
+  PlainChange plain(of->mig);
   if (plain.tracked()) {
     // Moving bytes around would move them off the ranges the residency map
     // and the archive describe.

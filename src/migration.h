@@ -126,9 +126,13 @@ struct MigFile {
 // end before it looks at the file: both sides write their counter, then
 // read the other's, sequentially consistent. A change made the plain way
 // is thus never inside an archive's copy, and never recorded late.
+//
+// It holds the file: a request usually replies before its PlainChange
+// ends, and the reply may let the caller close its last descriptor (a
+// RELEASE on another thread dropping the open's MigFile) first.
 class PlainChange {
  public:
-  explicit PlainChange(MigFile* file) : file_(file) {
+  explicit PlainChange(std::shared_ptr<MigFile> file) : file_(std::move(file)) {
     if (file_ == nullptr) return;
     file_->plain_changes.fetch_add(1);
     if (file_->tracked()) {
@@ -150,7 +154,7 @@ class PlainChange {
   void End() {
     if (file_->plain_changes.fetch_sub(1) == 1) file_->plain_changes.notify_all();
   }
-  MigFile* file_;
+  std::shared_ptr<MigFile> file_;
   bool tracked_ = false;
 };
 

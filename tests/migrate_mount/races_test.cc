@@ -252,6 +252,30 @@ TEST_F(RaceTest, AnArchiveWaitsForAWriteInFlight) {
   EXPECT_TRUE(ReadFile(B("upper/w")) == want);
 }
 
+// A plain write is answered before its bookkeeping ends; the caller may
+// close its descriptor at once, and the RELEASE drop the open's last hold
+// on the file's migration state meanwhile. The write must not touch it
+// after that (ASan, in CI's sanitizer run, saw it count into freed memory).
+TEST_F(RaceTest, AWriteAnsweredThenClosedAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(MountPaused("plain-write-answered", ",passthrough=0,threads=4"));
+  const std::string data = Payload(64 * 1024, 38);
+  MakeFile("w", data);
+  int wfd = open(M("w").c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(wfd, 0);
+  Hold("plain-write-answered");
+  ASSERT_EQ(pwrite(wfd, "NEW", 3, 100), 3);
+  ASSERT_TRUE(Reached("plain-write-answered", seconds(10))) << Slurp(log_);
+  ASSERT_EQ(close(wfd), 0);  // RELEASE, served by another thread
+  std::this_thread::sleep_for(milliseconds(300));
+  Let("plain-write-answered");
+  std::string want = data;
+  want.replace(100, 3, "NEW");
+  EXPECT_TRUE(ReadFile(M("w")) == want);
+  EXPECT_EQ(Ctl(M("w"), OVERTIER_IOC_ARCHIVE, OVERTIER_CTL_RELEASE), 0) << Slurp(log_);
+  EXPECT_TRUE(ReadFile(M("w")) == want);
+  Unmount();
+}
+
 // The same for an external agent: ARCHIVE_BEGIN answers once a write that
 // went the plain way before it has landed, since the agent starts copying
 // at the answer.

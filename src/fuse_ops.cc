@@ -1128,7 +1128,7 @@ void AgentSetArchived(fuse_req_t req, fuse_ino_t, OpenFile* of, const void* in_b
   for (uint64_t x : a.reserved)
     if (x != 0) return (void)fuse_reply_err(req, EINVAL);
   if (!of->upper || !of->mig || !of->node->is_reg()) return (void)fuse_reply_err(req, EINVAL);
-  Mig(req)->Submit([req, of, a] {
+  Mig(req)->SubmitControl([req, of, a] {
     overtier_ctl_request r{};
     r.version = OVERTIER_CTL_VERSION;
     const std::string what = UpperFileName(of->fd);
@@ -1210,7 +1210,7 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned icmd, void*, fuse_file_inf
     return (void)fuse_reply_ioctl(req, 0, nullptr, 0);
   if (!of->upper || !of->mig || !of->node->is_reg()) return (void)fuse_reply_err(req, EINVAL);
   // Archives and waits take long: off the request loop.
-  Mig(req)->Submit([req, ino, cmd, of, r] { DoControl(req, ino, cmd, of, r); });
+  Mig(req)->SubmitControl([req, ino, cmd, of, r] { DoControl(req, ino, cmd, of, r); });
 }
 
 void OpAccess(fuse_req_t req, fuse_ino_t, int) {

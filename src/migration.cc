@@ -211,7 +211,8 @@ void MigrationService::Shutdown() {
   }
   cv_.notify_all();
   if (reaper_.joinable()) reaper_.join();
-  pool_.reset();  // runs what was submitted
+  control_pool_.reset();  // runs what was submitted (which may submit to pool_)
+  pool_.reset();
   // Waits still open end with ECANCELED (the restorer's destructor).
   std::unique_ptr<Session> s;
   {
@@ -229,6 +230,7 @@ void MigrationService::Shutdown() {
 
 void MigrationService::Start(const std::string& upper_dir) {
   pool_ = std::make_unique<WorkerPool>(4);
+  control_pool_ = std::make_unique<WorkerPool>(4);
   reaper_ = std::thread([this] { Reaper(); });
   // Not waiting: an import in progress would hold up the unmount of a
   // mount that never needed the store, and another mount keeping the store

@@ -293,6 +293,11 @@ class MigrationService {
 
   // Runs fn on the service's pool (control operations).
   void Submit(std::function<void()> fn) { pool_->Submit(std::move(fn)); }
+  // Control commands (archive, release, an agent's primitives) run on a
+  // pool of their own: one may take minutes (an archive of a large file),
+  // and the writes to archived files and the reads waiting for restores,
+  // which go to Submit's, must not queue behind them.
+  void SubmitControl(std::function<void()> fn) { control_pool_->Submit(std::move(fn)); }
 
   // Test and diagnostics: whether a writable session is open now.
   bool session_open();
@@ -355,6 +360,7 @@ class MigrationService {
   bool reads_on_demand_ = false;
   bool keep_open_ = false;
   std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<WorkerPool> control_pool_;
 
   std::mutex mu_;  // everything below
   std::condition_variable cv_;

@@ -276,6 +276,42 @@ TEST_F(RaceTest, AWriteAnsweredThenClosedAtOnce) {
   Unmount();
 }
 
+// Control commands run apart from the writes to archived files: four
+// archives held in the middle of their copy (as many as the tier has
+// threads for them) do not hold up a write to another archived file.
+TEST_F(RaceTest, ArchivesInProgressDoNotHoldUpWritesToArchivedFiles) {
+  ASSERT_NO_FATAL_FAILURE(MountPaused("archive-copied", ",passthrough=0"));
+  MakeFile("t", Payload(64 * 1024, 39));
+  ASSERT_EQ(Ctl(M("t"), OVERTIER_IOC_ARCHIVE), 0) << Slurp(log_);
+  for (int i = 0; i < 4; i++) MakeFile("a" + std::to_string(i), Payload(64 * 1024, 40 + i));
+  Hold("archive-copied");
+  std::vector<int> rc(4, -1);
+  std::vector<std::thread> archivers;
+  for (int i = 0; i < 4; i++)
+    archivers.emplace_back(
+        [&, i] { rc[i] = Ctl(M("a" + std::to_string(i)), OVERTIER_IOC_ARCHIVE); });
+  ASSERT_TRUE(Reached("archive-copied", seconds(10))) << Slurp(log_);
+  std::this_thread::sleep_for(milliseconds(500));  // the others reach it, or queue
+  int wfd = open(M("t").c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(wfd, 0);
+  std::atomic<bool> written{false};
+  std::thread writer([&] {
+    EXPECT_EQ(pwrite(wfd, "NEW", 3, 10), 3);
+    written = true;
+  });
+  EXPECT_TRUE(PollUntil([&] { return written.load(); }, seconds(5)))
+      << "a write to an archived file waited for archives of other files";
+  Let("archive-copied");
+  writer.join();
+  for (std::thread& t : archivers) t.join();
+  close(wfd);
+  for (int i = 0; i < 4; i++) EXPECT_EQ(rc[i], 0) << i << "\n" << Slurp(log_);
+  std::string want = Payload(64 * 1024, 39);
+  want.replace(10, 3, "NEW");
+  EXPECT_TRUE(ReadFile(M("t")) == want);
+  Unmount();
+}
+
 // The same for an external agent: ARCHIVE_BEGIN answers once a write that
 // went the plain way before it has landed, since the agent starts copying
 // at the answer.

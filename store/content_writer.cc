@@ -78,11 +78,16 @@ struct ContentWriter::Impl {
   // compared in memory instead of being read back from the container.
   using Key = std::pair<uint64_t, uint64_t>;  // vv id, payload offset
   static constexpr uint64_t kRecentBytes = uint64_t{8} << 20;
+  static constexpr uint64_t kRememberBelow = uint64_t{64} << 10;
   std::map<Key, std::string> recent;
   std::deque<Key> recent_order;
   uint64_t recent_bytes = 0;
   void Remember(const ChunkLocation& loc, std::string_view data) {
-    if (data.size() > kRecentBytes) return;
+    // Small chunks only (a small file, a file's tail): those are the
+    // duplicates that come in runs. A copy of every full chunk cost a
+    // memcpy of every archived byte; a duplicate of one is compared with
+    // the container instead.
+    if (data.size() >= kRememberBelow) return;
     const Key k{loc.vv_id, loc.vv_offset};
     recent[k] = std::string(data);
     recent_order.push_back(k);
@@ -109,7 +114,8 @@ struct ContentWriter::Impl {
   enum class Match { kSame, kDifferent, kUnreadable };
   Match Compare(const SessionChunk& c, std::string_view data);
   Status SameAsStored(const ChunkLocation& loc, uint64_t length, std::string_view data, bool* same);
-  Status Append(size_t slot, const Digest128& digest, std::string_view data, ChunkLocation* loc);
+  Status Append(size_t slot, const Digest128& digest, const Hash128& hash, std::string_view data,
+                ChunkLocation* loc);
   Status NewContainer(size_t slot);
   Status SealCurrent(size_t slot);
   Status CompleteChunk(uint64_t length, ContentStats* stats);
@@ -273,7 +279,8 @@ Status ContentWriter::Impl::StoreChunk(uint64_t file_offset, std::string_view da
   if (AllZero(data)) return Status::OK();  // a hole: no extent
   stats->chunks++;
   stats->bytes += data.size();
-  const Digest128 digest{Hash128Key(PayloadHash(data))};
+  const Hash128 hash = PayloadHash(data);
+  const Digest128 digest{Hash128Key(hash)};
 
   bool shared = false, collision = false;
   std::vector<ChunkLocation> locs;
@@ -283,7 +290,7 @@ Status ContentWriter::Impl::StoreChunk(uint64_t file_offset, std::string_view da
   } else {
     locs.resize(copies);
     for (size_t slot = 0; slot < copies; slot++) {
-      OVT_RETURN_IF_ERROR(Append(slot, digest, data, &locs[slot]));
+      OVT_RETURN_IF_ERROR(Append(slot, digest, hash, data, &locs[slot]));
     }
     stats->bytes_stored += data.size() * copies;
     Remember(locs[0], data);
@@ -430,8 +437,8 @@ Status ContentWriter::Impl::SealCurrent(size_t slot) {
   return Status::OK();
 }
 
-Status ContentWriter::Impl::Append(size_t slot, const Digest128& digest, std::string_view data,
-                                   ChunkLocation* loc) {
+Status ContentWriter::Impl::Append(size_t slot, const Digest128& digest, const Hash128& hash,
+                                   std::string_view data, ChunkLocation* loc) {
   if (current[slot] != 0) {
     Container& c = containers.at(current[slot]);
     if (!c.writer->Fits(data.size())) OVT_RETURN_IF_ERROR(SealCurrent(slot));
@@ -448,7 +455,7 @@ Status ContentWriter::Impl::Append(size_t slot, const Digest128& digest, std::st
                                     store->path() + "' (vv_size " +
                                     std::to_string(store->config().vv_size) + ")");
   RecordLocation rl;
-  OVT_RETURN_IF_ERROR(c.writer->Append(RecordKind::kChunk, digest.bytes, 0, data, &rl));
+  OVT_RETURN_IF_ERROR(c.writer->Append(RecordKind::kChunk, digest.bytes, 0, data, hash, &rl));
   c.live_bytes += data.size();
   c.dirty = true;
   *loc = ChunkLocation{rl.vv_id, rl.offset};

@@ -50,6 +50,12 @@ uint64_t VvWriter::Room() const {
 
 Status VvWriter::Append(RecordKind kind, const Id128& key, uint64_t logical_offset,
                         std::string_view payload, RecordLocation* loc) {
+  return Append(kind, key, logical_offset, payload, PayloadHash(payload), loc);
+}
+
+Status VvWriter::Append(RecordKind kind, const Id128& key, uint64_t logical_offset,
+                        std::string_view payload, const Hash128& payload_hash,
+                        RecordLocation* loc) {
   if (sealed_) return Status::Errno(EBADF, VvName(vv_id_) + " is sealed");
   if (!Fits(payload.size()))
     return Status::Errno(EFBIG, "record of " + std::to_string(payload.size()) +
@@ -60,7 +66,7 @@ Status VvWriter::Append(RecordKind kind, const Id128& key, uint64_t logical_offs
   h.key = key;
   h.logical_offset = logical_offset;
   h.length = payload.size();
-  h.payload_hash = PayloadHash(payload);
+  h.payload_hash = payload_hash;
 
   // Zero padding up to the header, which ends where the payload starts on a
   // 4096-byte boundary: one append, then the payload.

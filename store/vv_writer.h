@@ -50,6 +50,11 @@ class VvWriter {
   // Fits()); EBADF once sealed.
   Status Append(RecordKind kind, const Id128& key, uint64_t logical_offset,
                 std::string_view payload, RecordLocation* loc);
+  // The same with PayloadHash(payload) already known (a content writer
+  // hashed the chunk for its digest): each byte is hashed once, not once
+  // more per copy.
+  Status Append(RecordKind kind, const Id128& key, uint64_t logical_offset,
+                std::string_view payload, const Hash128& payload_hash, RecordLocation* loc);
   // Whether a record with a payload of `length` bytes still fits.
   bool Fits(uint64_t length) const;
   // The largest payload that still fits (0 if none does; a 0-byte record

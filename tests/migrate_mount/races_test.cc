@@ -35,6 +35,36 @@ class RaceTest : public MigrateMountTest {
     return PollUntil([&] { return std::filesystem::exists(B("pause/" + point + ".reached")); },
                      timeout);
   }
+  // A control command issued from a thread of its own, to see whether it
+  // answers while the daemon is held somewhere.
+  struct Background {
+    std::atomic<bool> answered{false};
+    std::atomic<int> rc{-1};
+    std::thread thread;
+    Background(const std::string& path, unsigned long cmd, uint32_t flags, uint64_t offset = 0,
+               uint64_t length = 0)
+        : thread([=, this] {
+            rc = Ctl(path, cmd, flags, offset, length);
+            answered = true;
+          }) {}
+    ~Background() {
+      if (thread.joinable()) thread.join();
+    }
+    int Join() {
+      thread.join();
+      return rc;
+    }
+  };
+  // Mounts with `point` armed, writes `name` (1 MiB from `seed`), archives
+  // and releases it, then holds `point`; returns the file's bytes.
+  std::string ReleasedWithHold(const std::string& point, const std::string& name, uint64_t seed) {
+    MountPaused(point);
+    const std::string data = Payload(kMiB, seed);
+    MakeFile(name, data);
+    ArchiveRelease(name, 0);
+    Hold(point);
+    return data;
+  }
   // Holds a write of "NEW" at offset 100 of `name` (a file without a
   // record, on a mount with the plain-write point armed) before it lands,
   // issues the control command (cmd, flags) meanwhile, lets the write go
@@ -48,17 +78,12 @@ class RaceTest : public MigrateMountTest {
     ssize_t n = -1;
     std::thread writer([&] { n = pwrite(wfd, "NEW", 3, 100); });
     EXPECT_TRUE(Reached("plain-write", seconds(10))) << Slurp(log_);
-    std::atomic<bool> answered{false};
-    std::atomic<int> rc{-1};
-    std::thread control([&] {
-      rc = Ctl(M(name), cmd, flags);
-      answered = true;
-    });
+    Background control(M(name), cmd, flags);
     std::this_thread::sleep_for(milliseconds(500));
-    *early = answered;
+    *early = control.answered;
     Let("plain-write");
     writer.join();
-    control.join();
+    const int rc = control.Join();
     close(wfd);
     EXPECT_EQ(n, 3);
     return rc;
@@ -157,23 +182,14 @@ TEST_F(RaceTest, AReleaseWaitsOutARestoreJob) {
 // release right after it must not be refused with "a restore is in
 // progress", and the state must say resident.
 TEST_F(RaceTest, RestoreWaitAnswersAfterTheJobsLastCommit) {
-  ASSERT_NO_FATAL_FAILURE(MountPaused("restore-finishing"));
-  const std::string data = Payload(kMiB, 35);
-  MakeFile("f", data);
-  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f", 0));
-  Hold("restore-finishing");
-  std::atomic<bool> answered{false};
-  std::atomic<int> rc{-1};
-  std::thread restorer([&] {
-    rc = Ctl(M("f"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT);
-    answered = true;
-  });
+  const std::string data = ReleasedWithHold("restore-finishing", "f", 35);
+  ASSERT_FALSE(HasFatalFailure());
+  Background restore(M("f"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT);
   ASSERT_TRUE(Reached("restore-finishing", seconds(10))) << Slurp(log_);
   std::this_thread::sleep_for(milliseconds(500));
-  EXPECT_FALSE(answered) << "restore --wait answered before the job's last commit";
+  EXPECT_FALSE(restore.answered) << "restore --wait answered before the job's last commit";
   Let("restore-finishing");
-  restorer.join();
-  EXPECT_EQ(rc, 0) << Slurp(log_);
+  EXPECT_EQ(restore.Join(), 0) << Slurp(log_);
   EXPECT_EQ(StateXattr(M("f")).rfind("archived", 0), 0u) << StateXattr(M("f"));
   EXPECT_EQ(Ctl(M("f"), OVERTIER_IOC_RELEASE), 0) << Slurp(log_);
   EXPECT_TRUE(ReadFile(M("f")) == data);
@@ -183,23 +199,14 @@ TEST_F(RaceTest, RestoreWaitAnswersAfterTheJobsLastCommit) {
 // restore --range --wait answers once its range is back, whatever the job
 // does next (here: its last commit, held).
 TEST_F(RaceTest, ARangeRestoreWaitDoesNotWaitForTheJobsEnd) {
-  ASSERT_NO_FATAL_FAILURE(MountPaused("restore-finishing"));
-  const std::string data = Payload(kMiB, 37);
-  MakeFile("f", data);
-  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f", 0));
-  Hold("restore-finishing");
-  std::atomic<bool> answered{false};
-  std::atomic<int> rc{-1};
-  std::thread restorer([&] {
-    rc = Ctl(M("f"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT | OVERTIER_CTL_RANGE_ONLY, 0,
-             64 * 1024);
-    answered = true;
-  });
-  EXPECT_TRUE(PollUntil([&] { return answered.load(); }, seconds(10)))
+  const std::string data = ReleasedWithHold("restore-finishing", "f", 37);
+  ASSERT_FALSE(HasFatalFailure());
+  Background restore(M("f"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT | OVERTIER_CTL_RANGE_ONLY, 0,
+                     64 * 1024);
+  EXPECT_TRUE(PollUntil([&] { return restore.answered.load(); }, seconds(10)))
       << "the range's wait waited for the job's end";
   Let("restore-finishing");
-  restorer.join();
-  EXPECT_EQ(rc, 0) << Slurp(log_);
+  EXPECT_EQ(restore.Join(), 0) << Slurp(log_);
   EXPECT_TRUE(ReadFile(M("f")) == data);
   Unmount();
 }
@@ -207,11 +214,8 @@ TEST_F(RaceTest, ARangeRestoreWaitDoesNotWaitForTheJobsEnd) {
 // A caller waiting in `restore --wait` can be killed (or Ctrl-C'd): its
 // wait ends with EINTR at once, while the restore it waited for goes on.
 TEST_F(RaceTest, AKilledRestoreWaitEndsItsWaitAndTheRestoreGoesOn) {
-  ASSERT_NO_FATAL_FAILURE(MountPaused("restore-loaded"));
-  const std::string data = Payload(kMiB, 36);
-  MakeFile("f", data);
-  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f", 0));
-  Hold("restore-loaded");
+  const std::string data = ReleasedWithHold("restore-loaded", "f", 36);
+  ASSERT_FALSE(HasFatalFailure());
   const pid_t cli = it::Spawn({it::OvertierBin(), "restore", "--wait", M("f")}, B("cli.log"));
   ASSERT_GT(cli, 0);
   ASSERT_TRUE(Reached("restore-loaded", seconds(10))) << Slurp(log_);

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <future>
 
 #include "migrate/crash_point.h"
 #include "migrate/file_handle.h"

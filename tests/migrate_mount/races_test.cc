@@ -289,11 +289,10 @@ TEST_F(RaceTest, ArchivesInProgressDoNotHoldUpWritesToArchivedFiles) {
   ASSERT_EQ(Ctl(M("t"), OVERTIER_IOC_ARCHIVE), 0) << Slurp(log_);
   for (int i = 0; i < 4; i++) MakeFile("a" + std::to_string(i), Payload(64 * 1024, 40 + i));
   Hold("archive-copied");
-  std::vector<int> rc(4, -1);
-  std::vector<std::thread> archivers;
+  std::vector<std::unique_ptr<Background>> archives;
   for (int i = 0; i < 4; i++)
-    archivers.emplace_back(
-        [&, i] { rc[i] = Ctl(M("a" + std::to_string(i)), OVERTIER_IOC_ARCHIVE); });
+    archives.push_back(
+        std::make_unique<Background>(M("a" + std::to_string(i)), OVERTIER_IOC_ARCHIVE, 0));
   ASSERT_TRUE(Reached("archive-copied", seconds(10))) << Slurp(log_);
   std::this_thread::sleep_for(milliseconds(500));  // the others reach it, or queue
   int wfd = open(M("t").c_str(), O_WRONLY | O_CLOEXEC);
@@ -307,9 +306,8 @@ TEST_F(RaceTest, ArchivesInProgressDoNotHoldUpWritesToArchivedFiles) {
       << "a write to an archived file waited for archives of other files";
   Let("archive-copied");
   writer.join();
-  for (std::thread& t : archivers) t.join();
   close(wfd);
-  for (int i = 0; i < 4; i++) EXPECT_EQ(rc[i], 0) << i << "\n" << Slurp(log_);
+  for (int i = 0; i < 4; i++) EXPECT_EQ(archives[i]->Join(), 0) << i << "\n" << Slurp(log_);
   std::string want = Payload(64 * 1024, 39);
   want.replace(10, 3, "NEW");
   EXPECT_TRUE(ReadFile(M("t")) == want);

@@ -52,7 +52,12 @@ void PausePoint(const char* name) {
   const std::string hold = base + ".hold";
   struct stat st;
   if (stat(hold.c_str(), &st) != 0) return;
-  const int fd = open((base + ".reached").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  // A non-empty hold file holds only the first thread to get here: the
+  // one that creates the reached file.
+  const bool first_only = st.st_size > 0;
+  const int fd = open((base + ".reached").c_str(),
+                      O_WRONLY | O_CREAT | O_CLOEXEC | (first_only ? O_EXCL : 0), 0644);
+  if (fd < 0 && first_only) return;
   if (fd >= 0) close(fd);
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(1);
   while (stat(hold.c_str(), &st) == 0 && std::chrono::steady_clock::now() < give_up)

@@ -13,7 +13,9 @@
 // OVERTIER_PAUSE_AT=NAME[,NAME...] and OVERTIER_PAUSE_DIR=DIR, a thread
 // reaching PausePoint("NAME") while DIR/NAME.hold exists creates
 // DIR/NAME.reached and waits until the hold file is gone (at most a
-// minute). Tests in the daemon's own process use SetPauseHook instead.
+// minute). A hold file that is not empty holds only the first thread to
+// reach NAME (the one that creates DIR/NAME.reached); the others pass.
+// Tests in the daemon's own process use SetPauseHook instead.
 //
 // Without the variables (and hook) a test point costs one predictable
 // branch.
@@ -49,6 +51,15 @@ void CrashPoint(const char* name);
 //                        resident, before it reads the upper file
 //   plain-write          a write to a file without a record, going the
 //                        plain way, before it writes
+//   plain-write-answered such a write answered, its change not yet ended
+//   restore-finishing    a restore job wrote its last byte, before its
+//                        last commit
+//   record-loaded        the daemon read a file's record to publish it in
+//                        memory (MigrationService::Refresh), not yet
+//                        published
+//   file-attaching       the first open of a file made its in-memory
+//                        state, before it publishes the file's record
+//   policy-file          a periodic policy run at a file of its walk
 void PausePoint(const char* name);
 
 // For tests that run the migration tier in their own process: hook (if

@@ -487,6 +487,7 @@ void MigrationService::SetRecord(const std::string& key,
 void MigrationService::Refresh(Catalog* catalog, const std::string& key) {
   std::optional<MigrationRecord> rec;
   if (!LoadRecord(catalog, key, &rec).ok()) return;  // keep what memory says
+  PausePoint("record-loaded");
   SetRecord(key, rec);
 }
 
@@ -515,7 +516,11 @@ std::shared_ptr<MigFile> MigrationService::Attach(int fd, std::string_view raw_h
       if (it != records_.end()) rec = it->second;
     }
   }
-  if (!fresh) return file;
+  if (!fresh) {
+    file->attached.wait(false);
+    return file;
+  }
+  PausePoint("file-attaching");
   if (rec) {
     Transition t;
     bool invalidated = false;
@@ -555,6 +560,8 @@ std::shared_ptr<MigFile> MigrationService::Attach(int fd, std::string_view raw_h
     KeepPath(file.get(), fd);
     Publish(file.get(), rec, size);
   }
+  file->attached.store(true);
+  file->attached.notify_all();
   return file;
 }
 
@@ -729,7 +736,12 @@ Status MigrationService::Archive(const std::shared_ptr<MigFile>& file, int fd,
   fence.commit_mu = &file->modify_mu;
   fence.changes = &file->changes;
   Status st = s->archiver->Archive(rfd, what, nullptr, fence);
-  Refresh(s->store->catalog(), file->key);
+  {
+    // Not overlapping a release's Refresh (see Refresh): another client's
+    // release may come in as soon as the archive committed.
+    std::lock_guard<std::mutex> ml(file->modify_mu);
+    Refresh(s->store->catalog(), file->key);
+  }
   file->archiving.fetch_sub(1);
   archives_running_.fetch_sub(1);
   OVT_RETURN_IF_ERROR(st);

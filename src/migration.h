@@ -115,6 +115,10 @@ struct MigFile {
   // of a file with a record must go through the service.
   std::atomic<bool> no_passthrough{false};
   MigrationService* owner = nullptr;  // told when the file is let go
+  // The Attach that made this MigFile has published the file's record: a
+  // second open that finds the MigFile waits for that, or it would write
+  // the plain way and read punched bytes of a released file.
+  std::atomic<bool> attached{false};
   ~MigFile();
 };
 
@@ -334,7 +338,12 @@ class MigrationService {
   void Settle(std::unique_lock<std::mutex>* l);  // see migration.cc
   void SealAndRefresh(Session* s, const std::set<std::string>& keys);
   // Re-reads the record of `key` from the session's catalog (mu_ held by
-  // none; session open) and updates the memory.
+  // none; session open) and updates the memory. What it publishes is what
+  // it read, so two Refreshes of a file must not overlap: one that read
+  // the record before a release committed and published after the
+  // release's own Refresh would say "resident" of punched bytes. Callers
+  // hold the file's modify_mu, or no user can act (a session's close, the
+  // mount's start).
   void Refresh(Catalog* catalog, const std::string& key);
   // Sets the in-memory record of key (nullopt: none) and the live MigFile.
   void SetRecord(const std::string& key, const std::optional<MigrationRecord>& rec);

@@ -29,6 +29,11 @@ class RaceTest : public MigrateMountTest {
     std::filesystem::remove(B("pause/" + point + ".reached"));
     it::WriteFile(B("pause/" + point + ".hold"), "");
   }
+  // Only the next thread to reach `point` waits there; the others pass.
+  void HoldFirst(const std::string& point) {
+    std::filesystem::remove(B("pause/" + point + ".reached"));
+    it::WriteFile(B("pause/" + point + ".hold"), "first");
+  }
   void Let(const std::string& point) { std::filesystem::remove(B("pause/" + point + ".hold")); }
   // Whether a thread waits at `point` (or did), within `timeout`.
   bool Reached(const std::string& point, milliseconds timeout) {
@@ -110,6 +115,19 @@ struct AlignedBuf {
   size_t size;
 };
 
+// The file's bytes, read with O_DIRECT (every read reaches the daemon);
+// what was read up to an error.
+std::string ReadDirect(const std::string& path) {
+  std::string out;
+  AlignedBuf buf(64 * 1024);
+  const int fd = open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  if (fd < 0 || buf.data == nullptr) return out;
+  for (ssize_t n; (n = pread(fd, buf.data.get(), buf.size, static_cast<off_t>(out.size()))) > 0;)
+    out.append(buf.data.get(), static_cast<size_t>(n));
+  close(fd);
+  return out;
+}
+
 // A read that takes the slow path because a release has begun (its ranges
 // are published as gone before anything is punched) must not be told
 // "resident" by a restore job that looked at the record before the
@@ -144,6 +162,77 @@ TEST_F(RaceTest, AReadDuringAReleaseNeverSeesPunchedBytes) {
   ASSERT_EQ(n, static_cast<ssize_t>(buf.size)) << strerror(errno);
   EXPECT_TRUE(buf.str(buf.size) == data.substr(0, buf.size)) << "the read saw punched bytes";
   EXPECT_TRUE(ReadFile(M("f")) == data);
+  Unmount();
+}
+
+// An archive commits, then tells memory what it committed (Refresh). A
+// release by another client (the periodic policy, while the CLI archives)
+// can come in between: the archive's Refresh, having read the record
+// before the release committed, must not publish it after the release's
+// own Refresh, or reads take the punched bytes for resident and see
+// zeros. (Found by fsx with the store churn and the periodic policy.)
+TEST_F(RaceTest, AnArchivesRefreshDoesNotHideAReleaseThatFollowsIt) {
+  ASSERT_NO_FATAL_FAILURE(MountPaused("record-loaded"));
+  const std::string data = Payload(kMiB, 38);
+  MakeFile("f", data);
+  HoldFirst("record-loaded");
+  Background archive(M("f"), OVERTIER_IOC_ARCHIVE, 0);
+  ASSERT_TRUE(Reached("record-loaded", seconds(10))) << Slurp(log_);
+  Background release(M("f"), OVERTIER_IOC_RELEASE, 0);
+  // Without the archive's Refresh under the file's modify_mu the release
+  // ends here; with it, it waits for the archive's Refresh.
+  PollUntil([&] { return release.answered.load(); }, milliseconds(1500));
+  Let("record-loaded");
+  EXPECT_EQ(archive.Join(), 0) << Slurp(log_);
+  EXPECT_EQ(release.Join(), 0) << Slurp(log_);
+  EXPECT_EQ(StateXattr(M("f")).rfind("released", 0), 0u) << StateXattr(M("f"));
+  EXPECT_TRUE(ReadDirect(M("f")) == data) << "a read took released bytes for resident";
+  Unmount();
+}
+
+// The first open of a file makes its MigFile and publishes the record; a
+// second open at the same time finds the MigFile in the service's table
+// and must wait for that, or it takes a released file for resident: its
+// reads see the punched bytes, its writes go the plain way.
+TEST_F(RaceTest, ASecondOpenWaitsForTheFirstToPublishTheRecord) {
+  // More than one FUSE worker: with one, the two opens are served in turn.
+  ASSERT_NO_FATAL_FAILURE(MountPaused("file-attaching", ",threads=4"));
+  const std::string data = Payload(kMiB, 39);
+  MakeFile("f", data);
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f", 0));
+  Hold("file-attaching");
+  // The archive's opens let go of the file asynchronously (FUSE's release):
+  // open until an open makes the MigFile anew and is held.
+  int first_fd = -1;
+  std::thread first([&] {
+    for (int i = 0; i < 200; i++) {
+      const int fd = open(M("f").c_str(), O_RDONLY | O_CLOEXEC);
+      if (std::filesystem::exists(B("pause/file-attaching.reached"))) {
+        first_fd = fd;
+        return;
+      }
+      if (fd >= 0) close(fd);
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+  });
+  ASSERT_TRUE(Reached("file-attaching", seconds(10))) << Slurp(log_);
+  AlignedBuf buf(64 * 1024);
+  ssize_t n = -1;
+  std::thread second([&] {
+    const int fd = open(M("f").c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+    if (fd < 0) return;
+    n = pread(fd, buf.data.get(), buf.size, 0);
+    close(fd);
+  });
+  std::this_thread::sleep_for(milliseconds(500));
+  Let("file-attaching");
+  first.join();
+  second.join();
+  EXPECT_GE(first_fd, 0);
+  if (first_fd >= 0) close(first_fd);
+  ASSERT_EQ(n, static_cast<ssize_t>(buf.size)) << strerror(errno);
+  EXPECT_TRUE(buf.str(buf.size) == data.substr(0, buf.size))
+      << "the second open took the released file for resident";
   Unmount();
 }
 

@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -107,6 +109,45 @@ TEST(LocalVolume, PiecesSplitAtThePieceSize) {
               data.substr(off, 1000))
         << off;
   }
+}
+
+// cachestat(2) (Linux 6.5): the page cache state of a file's range. Not
+// in Debian 12's headers.
+struct CacheStat {
+  uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+};
+int CacheStatOf(int fd, CacheStat* out) {
+  struct {
+    uint64_t off, len;
+  } range{0, 0};  // len 0: to the end of the file
+  constexpr long kCacheStat = 451;  // the same on every architecture
+  return static_cast<int>(syscall(kCacheStat, fd, &range, out, 0));
+}
+
+// A writer starts the disk writes of what it appended every few MiB
+// (sync_file_range), so that a Sync, or the seal of a full container,
+// finds them mostly done instead of writing all at once while the archive
+// waits (measured: bench/migrate's archive row, 0.71 -> 1.07 of dd).
+TEST(LocalVolume, AppendsAreOnTheirWayToDiskBeforeTheSync) {
+  ScratchStore store;
+  std::unique_ptr<VolumeWriter> w;
+  ASSERT_TRUE(store.set()->Create(3, &w).ok());
+  const std::string mib = Payload(1 << 20, 3);
+  for (int i = 0; i < 16; i++) ASSERT_TRUE(w->Append(mib).ok());
+  const int fd = open(store.PiecePath(3, 0).c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  CacheStat cs{};
+  const int rc = CacheStatOf(fd, &cs);
+  const int err = errno;
+  close(fd);
+  if (rc != 0 && err == ENOSYS) GTEST_SKIP() << "no cachestat(2) in this kernel";
+  ASSERT_EQ(rc, 0) << strerror(err);
+  if (cs.nr_cache == 0) GTEST_SKIP() << "the scratch file system keeps no page cache";
+  // 16 MiB appended, none synced: without the kicks, all 4096 pages would
+  // be dirty (the flusher waits 30 s, or for GBs of dirty data).
+  EXPECT_LT(cs.nr_dirty, 1024u) << cs.nr_cache << " cached, " << cs.nr_writeback
+                                << " under writeback";
+  ASSERT_TRUE(w->Sync().ok());
 }
 
 TEST(LocalVolume, ReadPastTheEndIsAnError) {

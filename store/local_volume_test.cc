@@ -119,7 +119,7 @@ struct CacheStat {
 int CacheStatOf(int fd, CacheStat* out) {
   struct {
     uint64_t off, len;
-  } range{0, 0};  // len 0: to the end of the file
+  } range{0, 0};                    // len 0: to the end of the file
   constexpr long kCacheStat = 451;  // the same on every architecture
   return static_cast<int>(syscall(kCacheStat, fd, &range, out, 0));
 }

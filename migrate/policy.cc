@@ -361,6 +361,12 @@ Plan MakePlan(const PolicyRules& rules, const std::vector<FileFacts>& files,
   std::vector<int> archive_line(files.size(), 0);
   for (size_t i = 0; i < files.size(); ++i) {
     const FileFacts& f = files[i];
+    if (f.mig_flags & OVERTIER_MIG_LOWER) {
+      // Its bytes are in a read-only layer: neither rule applies (once
+      // written through the mount, it is an upper file like any other).
+      plan.lower++;
+      continue;
+    }
     const bool busy = (f.mig_flags & kBusyFlags) != 0;
     const bool resident = f.state == OVERTIER_STATE_RESIDENT && !busy;
     if (const PolicyRule* a = FirstMatch(rules, PolicyRule::Action::kArchive, f, now_ns);

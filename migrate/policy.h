@@ -107,6 +107,7 @@ struct Plan {
   uint64_t pinned = 0;        // a pin rule matched
   uint64_t norelease = 0;     // user.overtier.norelease
   uint64_t unreleasable = 0;  // dirty, lost or busy: a release would be refused
+  uint64_t lower = 0;         // only in a lower layer: nothing to archive or release
   // Watermarks (when the rules have them and the usage was known).
   bool over_high = false;
   uint64_t need_bytes = 0;    // to free to get down to the low watermark

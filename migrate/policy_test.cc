@@ -192,9 +192,13 @@ TEST(PolicyPlan, ArchiveAndReleaseWithoutWatermarks) {
       File("cold/nr", 300, 0, OVERTIER_STATE_ARCHIVED),       // 7: norelease
       File("cold/dirty", 300, 0, OVERTIER_STATE_DIRTY),       // 8: cannot be released
       File("cold/busy", 300),                                 // 9: archive in progress
+      File("cold/lower", 300),                                // 10: only in a lower layer
+      File("lower-big", 300),                                 // 11: the same, archive rule
   };
   files[7].norelease = true;
   files[9].mig_flags = OVERTIER_MIG_ARCHIVE_IN_PROGRESS;
+  files[10].mig_flags = OVERTIER_MIG_LOWER;
+  files[11].mig_flags = OVERTIER_MIG_LOWER;
   Plan p = MakePlan(r, files, std::nullopt, kNow);
   ASSERT_EQ(p.actions.size(), 3u);
   EXPECT_EQ(p.actions[0].file, 1u);
@@ -211,6 +215,7 @@ TEST(PolicyPlan, ArchiveAndReleaseWithoutWatermarks) {
   EXPECT_EQ(p.pinned, 1u);
   EXPECT_EQ(p.norelease, 1u);
   EXPECT_EQ(p.unreleasable, 2u);
+  EXPECT_EQ(p.lower, 2u);
   EXPECT_EQ(p.planned_free, 580u);
   EXPECT_FALSE(p.over_high);
 }

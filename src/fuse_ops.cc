@@ -1161,6 +1161,7 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned icmd, void*, fuse_file_inf
       std::memset(&st, 0, sizeof(st));
       st.version = OVERTIER_CTL_VERSION;
       st.state = OVERTIER_STATE_RESIDENT;
+      st.mig_flags = OVERTIER_MIG_LOWER;
       if (fstat(of->fd, &sb) != 0) {
         s = Status::FromErrno();
       } else {

@@ -92,13 +92,15 @@ std::string Join(const std::string& dir, const std::string& name) {
 }
 
 // The regular files named by the arguments and, with `recursive`, under
-// the directories named. For each: fn(path, fd, st), with fd open as
-// control::OpenAt (or -1 when `open_files` is false: counting only).
+// the directories named. For each: fn(path, fd, st, named), with fd open as
+// control::OpenAt (or -1 when `open_files` is false: counting only);
+// named: the file was an argument, not met in a walk.
 // Non-regular files named on the command line are skipped with a note;
 // those met in a walk are only counted (a tree holds many symlinks).
 class Walker {
  public:
-  using Fn = std::function<void(const std::string& path, int fd, const struct stat& st)>;
+  using Fn =
+      std::function<void(const std::string& path, int fd, const struct stat& st, bool named)>;
   Walker(Reporter* rep, bool recursive, bool open_files, Fn fn)
       : rep_(rep), recursive_(recursive), open_files_(open_files), fn_(std::move(fn)) {}
 
@@ -117,17 +119,17 @@ class Walker {
       rep_->Note(path + ": not a regular file, skipped");
       return;
     }
-    VisitFile(AT_FDCWD, path, path);
+    VisitFile(AT_FDCWD, path, path, /*named=*/true);
   }
 
   uint64_t skipped() const { return skipped_; }
 
  private:
-  void VisitFile(int dirfd, const std::string& name, const std::string& path) {
+  void VisitFile(int dirfd, const std::string& name, const std::string& path, bool named) {
     if (!open_files_) {
       struct stat st;
       if (fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-        fn_(path, -1, st);
+        fn_(path, -1, st, named);
       return;
     }
     int fd = control::OpenAt(dirfd, name.c_str());
@@ -145,7 +147,7 @@ class Walker {
     } else if (!S_ISREG(st.st_mode)) {
       skipped_++;  // replaced by something else since we looked
     } else {
-      fn_(path, fd, st);
+      fn_(path, fd, st, named);
     }
     close(fd);
   }
@@ -170,7 +172,7 @@ class Walker {
         VisitDir(sub, child);
         close(sub);
       } else if (S_ISREG(st.st_mode)) {
-        VisitFile(fd, name, child);
+        VisitFile(fd, name, child, /*named=*/false);
       } else {
         skipped_++;
       }
@@ -189,7 +191,7 @@ uint64_t TotalBytes(const std::vector<std::string>& paths, bool recursive) {
   Reporter quiet(/*quiet=*/true);  // the real walk reports the errors
   uint64_t total = 0;
   Walker w(&quiet, recursive, /*open_files=*/false,
-           [&](const std::string&, int, const struct stat& st) { total += st.st_size; });
+           [&](const std::string&, int, const struct stat& st, bool) { total += st.st_size; });
   for (const std::string& p : paths) w.Visit(p);
   return total;
 }
@@ -199,7 +201,8 @@ uint64_t TotalBytes(const std::vector<std::string>& paths, bool recursive) {
 struct JobRun {
   Reporter rep;
   uint64_t files = 0, bytes = 0, already = 0;  // done (or already done)
-  uint64_t done = 0;                           // bytes visited, for the progress bar
+  uint64_t lower = 0;  // met in a walk, only in a lower layer: nothing to do
+  uint64_t done = 0;   // bytes visited, for the progress bar
 
   // Runs op on every regular file; op returns 0 (done), -1 (nothing to do:
   // counted in `already`) or an errno, which is reported.
@@ -211,9 +214,16 @@ struct JobRun {
       rep.set_progress(progress.get());
     }
     Walker w(&rep, recursive, /*open_files=*/true,
-             [&](const std::string& path, int fd, const struct stat& st) {
+             [&](const std::string& path, int fd, const struct stat& st, bool named) {
                int err = op(fd);
-               if (err > 0) {
+               overtier_ctl_state cs;
+               if (err == EINVAL && !named && control::GetState(fd, &cs) == 0 &&
+                   (cs.mig_flags & OVERTIER_MIG_LOWER)) {
+                 // A tree of a mount holds many files of its lower layers:
+                 // counted, not failures (named on the command line, it is
+                 // one: the user asked for that file).
+                 lower++;
+               } else if (err > 0) {
                  rep.Error(ControlErrorMessage(path, op_name, err));
                } else {
                  files++;
@@ -236,7 +246,8 @@ std::string Summary(const std::string& verb, uint64_t files, uint64_t bytes) {
          HumanBytes(bytes) + ")";
 }
 
-void PrintSummary(std::string line, uint64_t skipped, uint64_t failures) {
+void PrintSummary(std::string line, uint64_t skipped, uint64_t failures, uint64_t lower = 0) {
+  if (lower > 0) line += ", " + std::to_string(lower) + " only in lower layers (nothing to do)";
   if (skipped > 0) line += ", " + std::to_string(skipped) + " non-regular entries skipped";
   if (failures > 0) line += ", " + std::to_string(failures) + " failed";
   std::printf("%s\n", line.c_str());
@@ -283,7 +294,7 @@ int MigArchive(int argc, char** argv) {
       &skipped);
   std::string line = Summary(release ? "archived and released" : "archived", run.files, run.bytes);
   if (run.already > 0) line += ", " + std::to_string(run.already) + " of them already archived";
-  PrintSummary(line, skipped, run.rep.failures());
+  PrintSummary(line, skipped, run.rep.failures(), run.lower);
   return rc;
 }
 
@@ -303,7 +314,7 @@ int MigRelease(int argc, char** argv) {
   int rc = run.Run(
       "release", "release", paths, recursive, [&](int fd) { return control::Release(fd, keep); },
       &skipped);
-  PrintSummary(Summary("released", run.files, run.bytes), skipped, run.rep.failures());
+  PrintSummary(Summary("released", run.files, run.bytes), skipped, run.rep.failures(), run.lower);
   return rc;
 }
 
@@ -374,7 +385,7 @@ int MigStatus(int argc, char** argv) {
   }
   json all = json::array();
   Walker w(&rep, recursive, /*open_files=*/true,
-           [&](const std::string& path, int fd, const struct stat&) {
+           [&](const std::string& path, int fd, const struct stat&, bool) {
              FileStatus f;
              f.path = path;
              if (int err = control::GetState(fd, &f.state); err != 0)

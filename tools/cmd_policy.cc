@@ -102,6 +102,7 @@ json ResultJson(const std::string& root, const PolicyRules& rules, const PolicyR
           {"pinned", r.plan.pinned},
           {"norelease", r.plan.norelease},
           {"unreleasable", r.plan.unreleasable},
+          {"lower", r.plan.lower},
           {"errors", errors}};
 }
 
@@ -136,6 +137,7 @@ void PrintText(const std::string& root, const PolicyRules& rules, const PolicyRu
     sum += ", " + std::to_string(r.plan.pinned + r.plan.norelease) + " pinned";
   if (r.plan.unreleasable > 0)
     sum += ", " + std::to_string(r.plan.unreleasable) + " not releasable (dirty, lost or busy)";
+  if (r.plan.lower > 0) sum += ", " + std::to_string(r.plan.lower) + " only in lower layers";
   if (r.before) {
     sum += ", usage " + Percent(r.before->percent());
     if (r.after) sum += " -> " + Percent(r.after->percent());

@@ -96,6 +96,7 @@ TEST_F(MigrateFormatTest, StatesAndFlags) {
       "released,dirty,restoring");
   EXPECT_EQ(MigFlagNames(OVERTIER_MIG_LOST | OVERTIER_MIG_ARCHIVE_IN_PROGRESS), "lost,archiving");
   EXPECT_EQ(MigFlagNames(OVERTIER_MIG_ARCHIVED | (1u << 9)), "archived,bit9");
+  EXPECT_EQ(MigFlagNames(OVERTIER_MIG_LOWER), "lower");
 }
 
 TEST_F(MigrateFormatTest, BfidAndTimes) {

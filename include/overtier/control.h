@@ -53,6 +53,9 @@
 #define OVERTIER_MIG_ARCHIVE_IN_PROGRESS (1u << 4)
 #define OVERTIER_MIG_RESTORE_IN_PROGRESS (1u << 5)
 #define OVERTIER_MIG_ON_DEMAND (1u << 6) /* shared archive (lazy copy-up): restored as read */
+/* Not a record flag: the file is only in a lower layer (never copied up),
+ * so there is nothing of it to archive or release (GET_STATE only). */
+#define OVERTIER_MIG_LOWER (1u << 7)
 
 /* overtier_ctl_request.flags */
 #define OVERTIER_CTL_RELEASE (1u << 0)    /* ARCHIVE: release afterwards, keeping `offset` bytes */

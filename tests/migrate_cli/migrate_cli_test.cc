@@ -388,6 +388,40 @@ TEST_F(MigrateCliTest, RecursiveTreeAndLsLong) {
   EXPECT_TRUE(ReadFile(M("ro/low")) == low);
 }
 
+// A tree of a mount holds files of its lower layers, which have nothing to
+// archive or release (their bytes are in a read-only layer): a recursive
+// archive or release counts them and succeeds; a lower file named on the
+// command line is an error, as the user asked for that very file.
+TEST_F(MigrateCliTest, FilesOnlyInALowerLayerAreCountedInAWalk) {
+  MakeDirs(base_ + "/lower/t/sub");
+  const std::string low = Payload(30000, 11);
+  WriteFile(base_ + "/lower/t/low", low);
+  WriteFile(base_ + "/lower/t/sub/low2", low);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string up = Payload(20000, 12);
+  WriteFile(M("t/up"), up);
+
+  Result r = Cli({"archive", "--release", "-r", M("t")});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "archived and released 1 file")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "2 only in lower layers")) << r.out;
+  EXPECT_FALSE(Contains(r.out, "failed")) << r.out;
+  EXPECT_EQ(StatusOf(M("t/up"))["state"], "released");
+  r = Cli({"release", "-r", M("t")});
+  EXPECT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "2 only in lower layers")) << r.out;
+
+  json low_status = StatusOf(M("t/low"));
+  EXPECT_EQ(low_status["state"], "resident") << low_status.dump();
+  EXPECT_EQ(low_status["flags"], json::array({"lower"})) << low_status.dump();
+
+  r = Cli({"archive", M("t/low")});
+  EXPECT_EQ(r.rc, 1) << Describe(r);
+  EXPECT_TRUE(Contains(r.err, "only in a lower layer")) << r.err;
+  EXPECT_TRUE(ReadFile(M("t/low")) == low);
+  EXPECT_TRUE(ReadFile(M("t/up")) == up);
+}
+
 TEST_F(MigrateCliTest, RefusalsNameTheFileAndGoOn) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   WriteFile(M("never"), Payload(10000, 6));

@@ -24,7 +24,12 @@
 #                         under fsx's reads and writes). Before the remount verify, everything
 #                         is restored (`restore --wait`), so the kernel cross-check reads whole
 #                         upper files. Fails if the churn released nothing.
-#   OVERTIER_FSX_STORE_OPTS  more mount options with OVERTIER_FSX_STORE (e.g. passthrough=0)
+#   OVERTIER_FSX_STORE_OPTS  more mount options with OVERTIER_FSX_STORE (e.g. passthrough=0),
+#                         for the run's mount and the verify's
+#   OVERTIER_FSX_POLICY   1 (with OVERTIER_FSX_STORE): a second client of the migration tier
+#                         during the run, the daemon's periodic policy releasing every file
+#                         every second (policy=,policy_interval=1; not on the verify's mount).
+#                         Found a release undone in memory by the churn's archive (races_test)
 #   OVERTIER_FSX_MAX_FDS  (target overtier) most descriptors the daemon may hold once fsx is done
 #                         (default 2000; a few hundred is usual: a leak shows long before EMFILE)
 #   OVERTIER_FSX_CHURN_PAUSE seconds the churn sleeps between its archive and restore passes
@@ -143,6 +148,10 @@ scenario() {
     "$OVERTIER_BIN" store init "$d/store" --copies 1 >/dev/null ||
       union_fail "overtier store init failed (scenario $name)"
     export UNION_OVERTIER_OPTS="store=$d/store${OVERTIER_FSX_STORE_OPTS:+,$OVERTIER_FSX_STORE_OPTS}"
+    if [[ "${OVERTIER_FSX_POLICY:-0}" == 1 ]]; then
+      printf 'release\n' >"$d/policy.rules"
+      UNION_OVERTIER_OPTS="$UNION_OVERTIER_OPTS,policy=$d/policy.rules,policy_interval=1"
+    fi
   fi
 
   union_mount "$d/mnt" "$lowers" "$d/upper" "$d/work"
@@ -189,7 +198,11 @@ scenario() {
   fi
   union_umount "$d/mnt" || union_fail "unmount after the run failed (scenario $name)"
 
-  # Persistence: a fresh mount of the same layers must show exactly the final model.
+  # Persistence: a fresh mount of the same layers must show exactly the final model. Without
+  # the policy: nothing may be released behind the verify's back before the kernel cross-check.
+  if [[ "$store" == 1 ]]; then
+    export UNION_OVERTIER_OPTS="store=$d/store${OVERTIER_FSX_STORE_OPTS:+,$OVERTIER_FSX_STORE_OPTS}"
+  fi
   union_mount "$d/mnt" "$lowers" "$d/upper" "$d/work"
   if [[ "$store" == 1 ]]; then
     local released

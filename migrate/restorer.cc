@@ -64,6 +64,7 @@ struct Restorer::Job {
   uint64_t turn = 0;  // round-robin among waiters
   bool rest = false;  // some request wants the rest of the file too
   uint64_t unsynced = 0;
+  bool user_changed = false;  // UserModify recorded a change not committed yet
   // Its row in the catalog's jobs family (0: none yet): written with the
   // in-progress flag, updated at each commit, deleted with the last one.
   uint64_t job_id = 0;
@@ -529,6 +530,10 @@ Status Restorer::Sync(Job* job, bool finish, bool keep_row) {
   // No user modification between the snapshot and the commit: the record
   // committed is exactly the job's.
   std::lock_guard<std::mutex> io(job->io_mu);
+  return SyncLocked(job, finish, keep_row);
+}
+
+Status Restorer::SyncLocked(Job* job, bool finish, bool keep_row) {
   ResidencyMap snapshot;
   struct timespec times[2];
   {
@@ -537,6 +542,7 @@ Status Restorer::Sync(Job* job, bool finish, bool keep_row) {
     times[0] = job->atime;
     times[1] = job->mtime;
     job->unsynced = 0;
+    job->user_changed = false;
   }
   if (fdatasync(job->fd) != 0) return Status::FromErrno("fdatasync of '" + job->what + "'");
   if (futimens(job->fd, times) != 0) return Status::FromErrno("futimens of '" + job->what + "'");
@@ -668,14 +674,26 @@ bool Restorer::Step(Job* job) {
     return true;
   }
   // Nothing left to do: end the restore, unless a waiter came meanwhile.
-  Status s = Status::OK();
-  bool restoring;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    restoring = job->rec && (job->rec->flags & kMigRestoreInProgress);
-  }
   PausePoint("restore-finishing");
-  if (restoring) s = Sync(job, /*finish=*/true);
+  Status s = Status::OK();
+  {
+    std::lock_guard<std::mutex> io(job->io_mu);
+    bool restoring, changed;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      restoring = job->rec && (job->rec->flags & kMigRestoreInProgress);
+      changed = job->user_changed;
+    }
+    if (restoring) {
+      s = SyncLocked(job, /*finish=*/true, /*keep_row=*/false);
+    } else {
+      // A job that found nothing to restore still took the user's changes
+      // meanwhile into its record: committed, as no caller did.
+      if (changed) s = SyncLocked(job, /*finish=*/false, /*keep_row=*/false);
+      std::lock_guard<std::mutex> l(mu_);
+      job->finished = true;  // later changes are their callers' to record
+    }
+  }
   if (!s.ok()) {
     FailJob(job, s);
     return false;
@@ -732,6 +750,24 @@ void Restorer::Unlinked(const std::string& key) {
   job->rec.reset();
 }
 
+Status Restorer::CommitUserChanges(const std::string& key) {
+  std::shared_ptr<Job> job;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = jobs_.find(key);
+    if (it != jobs_.end()) job = it->second;
+  }
+  if (!job) return Status::OK();
+  std::lock_guard<std::mutex> io_lock(job->io_mu);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    // A finished job committed them with its last commit; an unloaded one
+    // holds none (UserModify loads it first).
+    if (!job->loaded || job->finished || !job->user_changed) return Status::OK();
+  }
+  return SyncLocked(job.get(), /*finish=*/false, /*keep_row=*/false);
+}
+
 Status Restorer::UserModify(const std::string& key, const UserChange& change,
                             const std::function<Status()>& io, bool* in_job) {
   std::shared_ptr<Job> job;
@@ -767,6 +803,7 @@ Status Restorer::UserModify(const std::string& key, const UserChange& change,
       job->map.RecordWrite(change.offset, change.length);
     }
     job->mtime = st.st_mtim;  // the user's write: its time is the one to keep
+    job->user_changed = true;
     snapshot = job->map;
   }
   waiters_.Notify(key, snapshot);

@@ -45,7 +45,8 @@
 // Records: while a job runs, it owns the file's migration record; user
 // writes and truncates of the file must go through UserModify, which
 // serializes them with the restore's writes and applies them to the job's
-// record (committed with the job's next commit).
+// record (committed with the job's next commit, or at once when the user
+// syncs the file: CommitUserChanges).
 #ifndef OVERTIER_MIGRATE_RESTORER_H_
 #define OVERTIER_MIGRATE_RESTORER_H_
 
@@ -151,6 +152,13 @@ class Restorer {
   Status UserModify(const std::string& key, const UserChange& change,
                     const std::function<Status()>& io, bool* in_job);
 
+  // The user synced the upper file `key` (fsync): if a running job holds
+  // user changes it has not committed, commits its record now (as its
+  // periodic commit does). Without it, a crash before the job's next
+  // commit would leave a record that calls the user's synced bytes
+  // non-resident, and the next restore would write the archive over them.
+  Status CommitUserChanges(const std::string& key);
+
   // The file is gone (its last link, and its last user): a job still
   // running for it stops owning a record, so its later commits write none
   // and the caller's deletion of the record stands. Waits for a commit in
@@ -176,6 +184,7 @@ class Restorer {
   // fdatasync, times, commit of the residency as of before the sync.
   // finish: the job ends (its jobs row goes, unless keep_row).
   Status Sync(Job* job, bool finish, bool keep_row = false);
+  Status SyncLocked(Job* job, bool finish, bool keep_row);  // job->io_mu held
   void FailJob(Job* job, const Status& error);
   // Hard semantics: the archive did not answer; run the job again later.
   void WaitForArchive(Job* job, const Status& why);

@@ -400,6 +400,75 @@ TEST_F(RestorerTest, UserWriteDuringRestoreIsNeverOverwritten) {
   }
 }
 
+// A user change made while a job runs is the job's to commit, every
+// commit_bytes and at its end; the user's fsync commits it at once
+// (CommitUserChanges), so a crash after the fsync cannot leave a record
+// that calls the synced bytes non-resident.
+TEST_F(RestorerTest, CommitUserChangesMakesTheRecordSayTheUsersBytesAreResident) {
+  int fd = Released("f");
+  const std::string key = Handle(fd).key;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool go = false;
+  int steps = 0;
+  RestorerOptions o;
+  o.threads = 1;
+  o.piece_bytes = 64 << 10;
+  o.step_hook = [&] {
+    std::unique_lock<std::mutex> l(mu);
+    steps++;
+    cv.notify_all();
+    cv.wait(l, [&] { return go; });
+  };
+  Restorer r(store_.get(), o);
+  std::promise<Status> done;
+  r.Request(fd, "f", {0, 0}, [&](const Status& s) { done.set_value(s); });
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return steps >= 1; });  // loaded, one piece restored, held
+  }
+  const uint64_t off = kSize - 1000;  // far from the held job's cursor
+  UserChange c;
+  c.offset = off;
+  c.length = 4;
+  bool in_job = false;
+  Status s = r.UserModify(
+      key, c,
+      [&]() -> Status {
+        if (pwrite(fd, "USER", 4, static_cast<off_t>(off)) != 4) return Status::FromErrno("w");
+        return Status::OK();
+      },
+      &in_job);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_TRUE(in_job);
+  ResidencyMap committed;
+  auto rec = Record(fd);
+  ASSERT_TRUE(rec);
+  ASSERT_TRUE(ResidencyMap::FromRecord(*rec, kSize, &committed).ok());
+  EXPECT_FALSE(committed.IsResident(off, 4)) << "committed before the sync";
+
+  s = r.CommitUserChanges(key);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  rec = Record(fd);
+  ASSERT_TRUE(rec);
+  ASSERT_TRUE(ResidencyMap::FromRecord(*rec, kSize, &committed).ok());
+  EXPECT_TRUE(committed.IsResident(off, 4)) << StateString(rec, kSize);
+  EXPECT_TRUE(rec->flags & kMigRestoreInProgress) << "the job still runs";
+  // Nothing new since: no commit.
+  EXPECT_TRUE(r.CommitUserChanges(key).ok());
+  EXPECT_TRUE(r.CommitUserChanges("no-such-file").ok());
+
+  {
+    std::lock_guard<std::mutex> l(mu);
+    go = true;
+    cv.notify_all();
+  }
+  ASSERT_TRUE(done.get_future().get().ok());
+  std::string want = data_;
+  want.replace(off, 4, "USER");
+  EXPECT_TRUE(ReadAll(fd) == want);
+}
+
 // A restore nobody reads (an explicit one, a resumed job) writes whole
 // blocks with O_DIRECT: the page cache does not fill with the file (the
 // copy into it was the restorer's main CPU cost); a restore a reader waits

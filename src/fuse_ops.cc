@@ -767,7 +767,13 @@ void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 
 void OpFsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
   OpenFile* of = OF(fi);
-  Defer(req, [req, of, datasync] { ReplyErr(req, Fs(req)->Fsync(of, datasync)); });
+  Defer(req, [req, of, datasync] {
+    Status s = Fs(req)->Fsync(of, datasync);
+    // A restore job may hold this file's writes in a record it commits
+    // later: the record must be as durable as the bytes now are.
+    if (s.ok() && of->mig) s = Mig(req)->UserSynced(of->mig);
+    ReplyErr(req, s);
+  });
 }
 
 // What a fallocate changes of a file of `size` bytes, for its migration

@@ -131,6 +131,11 @@ class MigrationService::Use {
     held_ = st.ok();
     return st;
   }
+  // The session if one is open (false: none; nothing held).
+  bool IfOpen(Session** s) {
+    held_ = m_->AcquireIfOpen(s);
+    return held_;
+  }
   ~Use() {
     if (held_) m_->Unuse();
   }
@@ -356,6 +361,14 @@ Status MigrationService::Acquire(Session** out, bool wait) {
   users_++;
   *out = session_.get();
   return Status::OK();
+}
+
+bool MigrationService::AcquireIfOpen(Session** out) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!session_ || opening_ || closing_) return false;
+  users_++;
+  *out = session_.get();
+  return true;
 }
 
 void MigrationService::Unuse() {
@@ -835,6 +848,16 @@ std::shared_ptr<MigrationService::Wait> MigrationService::Restore(
         });
       },
       range_only);
+}
+
+Status MigrationService::UserSynced(const std::shared_ptr<MigFile>& file) {
+  // A restore job runs for a file with a record, in an open session (the
+  // session stays open while a job runs).
+  if (file == nullptr || !file->has_record.load()) return Status::OK();
+  Use use(this);
+  Session* s;
+  if (!use.IfOpen(&s)) return Status::OK();
+  return s->restorer->CommitUserChanges(file->key);
 }
 
 Status MigrationService::UserModify(const std::shared_ptr<MigFile>& file, int fd,

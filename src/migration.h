@@ -280,6 +280,12 @@ class MigrationService {
   void OpenAhead(bool wait = true);
 
   // ---- user modifications of a tracked file (blocking)
+  // The user synced the file (fsync, fdatasync): a restore job running for
+  // it may hold the user's changes in a record it has not committed yet;
+  // it commits now (Restorer::CommitUserChanges), so the record is as
+  // durable as the bytes. Nothing to do (no system call) for a file
+  // without a record, or while no store session is open.
+  Status UserSynced(const std::shared_ptr<MigFile>& file);
   // Runs io (the user's write or truncate on the upper file) and records
   // the change in the file's migration record. io may do nothing: a change
   // made the plain way just before an archive began is recorded late.
@@ -331,6 +337,9 @@ class MigrationService {
   // Opens the session if needed (may wait for write.lock) and counts a
   // user; Release (Use's destructor) uncounts.
   Status Acquire(Session** out, bool wait = true);
+  // Counts a user of the session only if one is open (true), without
+  // opening one.
+  bool AcquireIfOpen(Session** out);
   void Unuse();
   // Closes the session once idle for kIdleClose, or when another writer
   // wants the store; with keep_open_, only then, or after kKeepIdle.

@@ -285,6 +285,38 @@ TEST_F(RaceTest, RestoreWaitAnswersAfterTheJobsLastCommit) {
   Unmount();
 }
 
+// A write to a file being restored is recorded in the restore job's record,
+// which the job commits every commit_bytes and at its end. An fsync of that
+// write must also make the record say the bytes are the user's: killed
+// before the job's next commit, the daemon would otherwise leave a record
+// that calls them non-resident, and the next restore (the resumed job, or
+// a read) would write the archive's bytes over the user's synced ones.
+TEST_F(RaceTest, AWriteSyncedDuringARestoreSurvivesAKill) {
+  const std::string data = ReleasedWithHold("restore-finishing", "f", 40);
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_EQ(Ctl(M("f"), OVERTIER_IOC_RESTORE), 0) << Slurp(log_);  // in the background
+  ASSERT_TRUE(Reached("restore-finishing", seconds(10))) << Slurp(log_);
+  // Every byte written back, the job's last commit not made: the user
+  // writes and syncs.
+  int fd = open(M("f").c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, "USER", 4, 100000), 4);
+  ASSERT_EQ(fsync(fd), 0);
+  close(fd);
+  ASSERT_EQ(kill(DaemonPid(), SIGKILL), 0);
+  ASSERT_TRUE(PollUntil([&] { return daemon_.Exited(); }, seconds(10)));
+  Unmount(/*expect_clean=*/false);
+  Let("restore-finishing");
+
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  std::string want = data;
+  want.replace(100000, 4, "USER");
+  ASSERT_EQ(Ctl(M("f"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT), 0) << Slurp(log_);
+  EXPECT_TRUE(ReadFile(M("f")) == want) << "the synced write was restored over";
+  Unmount();
+  EXPECT_TRUE(ReadFile(B("upper/f")) == want);
+}
+
 // restore --range --wait answers once its range is back, whatever the job
 // does next (here: its last commit, held).
 TEST_F(RaceTest, ARangeRestoreWaitDoesNotWaitForTheJobsEnd) {

@@ -29,6 +29,35 @@ using test::Payload;
 
 constexpr size_t kSize = 2 << 20;
 
+// Holds the restorer's one worker after each step (a piece) until Go.
+struct StepGate {
+  RestorerOptions Options() {
+    RestorerOptions o;
+    o.threads = 1;
+    o.piece_bytes = 64 << 10;
+    o.step_hook = [this] {
+      std::unique_lock<std::mutex> l(mu);
+      steps++;
+      cv.notify_all();
+      cv.wait(l, [this] { return go; });
+    };
+    return o;
+  }
+  void WaitForSteps(int n) {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return steps >= n; });
+  }
+  void Go() {
+    std::lock_guard<std::mutex> l(mu);
+    go = true;
+    cv.notify_all();
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  bool go = false;
+  int steps = 0;
+};
+
 class RestorerTest : public test::MigrateFixture {
  protected:
   // A released file of kSize bytes keeping `keep`; returns its fd.
@@ -109,26 +138,11 @@ TEST_F(RestorerTest, JobsRowWhileRunningKeptByAShutdownGoneWhenDone) {
                     .ok());
     return out;
   };
-  std::mutex mu;
-  std::condition_variable cv;
-  bool go = false;
-  int steps = 0;
-  RestorerOptions o;
-  o.threads = 1;
-  o.piece_bytes = 64 << 10;
-  o.step_hook = [&] {
-    std::unique_lock<std::mutex> l(mu);
-    steps++;
-    cv.notify_all();
-    cv.wait(l, [&] { return go; });
-  };
-  auto r = std::make_unique<Restorer>(store_.get(), o);
+  StepGate gate;
+  auto r = std::make_unique<Restorer>(store_.get(), gate.Options());
   std::atomic<int> answered{-1};
   r->Request(fd, "f", {0, 0}, [&](const Status& s) { answered = s.err(); });
-  {
-    std::unique_lock<std::mutex> l(mu);
-    cv.wait(l, [&] { return steps >= 1; });  // loaded, one piece restored
-  }
+  gate.WaitForSteps(1);  // loaded, one piece restored
   std::vector<JobRecord> running = jobs();
   ASSERT_EQ(running.size(), 1u);
   EXPECT_EQ(running[0].kind, JobKind::kRestore);
@@ -139,9 +153,7 @@ TEST_F(RestorerTest, JobsRowWhileRunningKeptByAShutdownGoneWhenDone) {
   // The worker goes on only once the destructor has stopped the pool.
   std::thread release([&] {
     usleep(200000);
-    std::lock_guard<std::mutex> l(mu);
-    go = true;
-    cv.notify_all();
+    gate.Go();
   });
   r.reset();
   release.join();
@@ -407,26 +419,11 @@ TEST_F(RestorerTest, UserWriteDuringRestoreIsNeverOverwritten) {
 TEST_F(RestorerTest, CommitUserChangesMakesTheRecordSayTheUsersBytesAreResident) {
   int fd = Released("f");
   const std::string key = Handle(fd).key;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool go = false;
-  int steps = 0;
-  RestorerOptions o;
-  o.threads = 1;
-  o.piece_bytes = 64 << 10;
-  o.step_hook = [&] {
-    std::unique_lock<std::mutex> l(mu);
-    steps++;
-    cv.notify_all();
-    cv.wait(l, [&] { return go; });
-  };
-  Restorer r(store_.get(), o);
+  StepGate gate;
+  Restorer r(store_.get(), gate.Options());
   std::promise<Status> done;
   r.Request(fd, "f", {0, 0}, [&](const Status& s) { done.set_value(s); });
-  {
-    std::unique_lock<std::mutex> l(mu);
-    cv.wait(l, [&] { return steps >= 1; });  // loaded, one piece restored, held
-  }
+  gate.WaitForSteps(1);               // loaded, one piece restored, held
   const uint64_t off = kSize - 1000;  // far from the held job's cursor
   UserChange c;
   c.offset = off;
@@ -458,11 +455,7 @@ TEST_F(RestorerTest, CommitUserChangesMakesTheRecordSayTheUsersBytesAreResident)
   EXPECT_TRUE(r.CommitUserChanges(key).ok());
   EXPECT_TRUE(r.CommitUserChanges("no-such-file").ok());
 
-  {
-    std::lock_guard<std::mutex> l(mu);
-    go = true;
-    cv.notify_all();
-  }
+  gate.Go();
   ASSERT_TRUE(done.get_future().get().ok());
   std::string want = data_;
   want.replace(off, 4, "USER");

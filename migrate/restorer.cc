@@ -1,6 +1,7 @@
 #include "migrate/restorer.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@ namespace overtier {
 namespace {
 
 constexpr uint64_t kBlock = 4096;
+constexpr uint64_t kHugePage = uint64_t{2} << 20;  // x86-64, arm64 with 4 KiB pages
 
 bool AllZero(const char* p, size_t n) {
   static const char kZeros[kBlock] = {};
@@ -426,8 +428,13 @@ Status Restorer::RestorePiece(Job* job, ByteRange piece) {
     job->buf = nullptr;
     job->buf_len = 0;
     void* m = nullptr;
-    if (posix_memalign(&m, kBlock, piece.length) != 0)
+    // A piece of 2 MiB or more in transparent huge pages: O_DIRECT writes
+    // pin the buffer's pages for every write (get_user_pages), and pinning
+    // 4 KiB pages one by one took a seventh of a restore's CPU.
+    const size_t align = piece.length >= kHugePage ? kHugePage : kBlock;
+    if (posix_memalign(&m, align, piece.length) != 0)
       return Status::Errno(ENOMEM, "restoring '" + job->what + "': no memory for a piece");
+    if (align == kHugePage) (void)madvise(m, piece.length, MADV_HUGEPAGE);  // a hint only
     job->buf = static_cast<char*>(m);
     job->buf_len = piece.length;
   }

@@ -67,6 +67,7 @@ struct Restorer::Job {
   bool rest = false;  // some request wants the rest of the file too
   uint64_t unsynced = 0;
   bool user_changed = false;  // UserModify recorded a change not committed yet
+  std::chrono::steady_clock::time_point user_changed_at{};  // the first such change
   // Its row in the catalog's jobs family (0: none yet): written with the
   // in-progress flag, updated at each commit, deleted with the last one.
   uint64_t job_id = 0;
@@ -673,7 +674,13 @@ bool Restorer::Step(Job* job) {
       job->said_unreachable = false;
       job->backoff = std::chrono::milliseconds(0);
     }
-    if (s.ok() && job->unsynced >= options_.commit_bytes) s = Sync(job, false);
+    bool user_due;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      user_due = job->user_changed && std::chrono::steady_clock::now() - job->user_changed_at >=
+                                          options_.user_commit_after;
+    }
+    if (s.ok() && (job->unsynced >= options_.commit_bytes || user_due)) s = Sync(job, false);
     if (!s.ok()) {
       FailJob(job, s);
       return false;
@@ -810,6 +817,7 @@ Status Restorer::UserModify(const std::string& key, const UserChange& change,
       job->map.RecordWrite(change.offset, change.length);
     }
     job->mtime = st.st_mtim;  // the user's write: its time is the one to keep
+    if (!job->user_changed) job->user_changed_at = std::chrono::steady_clock::now();
     job->user_changed = true;
     snapshot = job->map;
   }

@@ -81,6 +81,11 @@ struct RestorerOptions {
   bool whole_file = true;
   uint64_t piece_bytes = uint64_t{4} << 20;    // per read/write step
   uint64_t commit_bytes = uint64_t{32} << 20;  // fdatasync + catalog commit interval
+  // A job holding user changes commits them this long after the first at
+  // the latest, fsync or not: sync(2) does not reach the daemon (libfuse
+  // 3.14 has no SYNCFS), so this bounds what it leaves uncommitted, as a
+  // file system's journal commit interval does.
+  std::chrono::milliseconds user_commit_after{5000};
   // Hard semantics (mount option "hard", like an NFS hard mount): when the
   // archive cannot be reached (ContentReader says ETIMEDOUT: a RADOS
   // cluster down or slow), the job waits and tries again, backing off from

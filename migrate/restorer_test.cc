@@ -29,7 +29,8 @@ using test::Payload;
 
 constexpr size_t kSize = 2 << 20;
 
-// Holds the restorer's one worker after each step (a piece) until Go.
+// Holds the restorer's one worker after each step (a piece) until Go, or
+// until Allow lets it take more steps.
 struct StepGate {
   RestorerOptions Options() {
     RestorerOptions o;
@@ -39,7 +40,7 @@ struct StepGate {
       std::unique_lock<std::mutex> l(mu);
       steps++;
       cv.notify_all();
-      cv.wait(l, [this] { return go; });
+      cv.wait(l, [this] { return go || steps < allowed; });
     };
     return o;
   }
@@ -52,10 +53,17 @@ struct StepGate {
     go = true;
     cv.notify_all();
   }
+  // Lets the worker go on until it has taken `n` steps in all.
+  void Allow(int n) {
+    std::lock_guard<std::mutex> l(mu);
+    allowed = n;
+    cv.notify_all();
+  }
   std::mutex mu;
   std::condition_variable cv;
   bool go = false;
   int steps = 0;
+  int allowed = 0;
 };
 
 class RestorerTest : public test::MigrateFixture {
@@ -460,6 +468,48 @@ TEST_F(RestorerTest, CommitUserChangesMakesTheRecordSayTheUsersBytesAreResident)
   std::string want = data_;
   want.replace(off, 4, "USER");
   EXPECT_TRUE(ReadAll(fd) == want);
+}
+
+// Without an fsync (sync(2) does not reach the daemon), a job commits the
+// user's changes it holds within user_commit_after, at its next step.
+TEST_F(RestorerTest, UserChangesAreCommittedSoonWithoutAnFsync) {
+  int fd = Released("f");
+  const std::string key = Handle(fd).key;
+  StepGate gate;
+  RestorerOptions o = gate.Options();
+  o.user_commit_after = std::chrono::milliseconds(0);
+  Restorer r(store_.get(), o);
+  std::promise<Status> done;
+  r.Request(fd, "f", {0, 0}, [&](const Status& s) { done.set_value(s); });
+  gate.WaitForSteps(1);
+  const uint64_t off = kSize - 1000;
+  UserChange c;
+  c.offset = off;
+  c.length = 4;
+  bool in_job = false;
+  Status s = r.UserModify(
+      key, c,
+      [&]() -> Status {
+        if (pwrite(fd, "USER", 4, static_cast<off_t>(off)) != 4) return Status::FromErrno("w");
+        return Status::OK();
+      },
+      &in_job);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_TRUE(in_job);
+  auto resident = [&] {
+    ResidencyMap m;
+    auto rec = Record(fd);
+    return rec && ResidencyMap::FromRecord(*rec, kSize, &m).ok() && m.IsResident(off, 4);
+  };
+  EXPECT_FALSE(resident());
+  gate.Allow(2);
+  gate.WaitForSteps(2);  // one more piece, far from the user's bytes
+  EXPECT_TRUE(resident()) << "not committed at the job's next step";
+  auto rec = Record(fd);
+  ASSERT_TRUE(rec);
+  EXPECT_TRUE(rec->flags & kMigRestoreInProgress) << "the job still runs";
+  gate.Go();
+  ASSERT_TRUE(done.get_future().get().ok());
 }
 
 // A restore nobody reads (an explicit one, a resumed job) writes whole

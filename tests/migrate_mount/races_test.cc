@@ -202,9 +202,11 @@ TEST_F(RaceTest, ASecondOpenWaitsForTheFirstToPublishTheRecord) {
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f", 0));
   Hold("file-attaching");
   // The archive's opens let go of the file asynchronously (FUSE's release):
-  // open until an open makes the MigFile anew and is held.
+  // open until an open makes the MigFile anew and is held. (jthreads: a
+  // failed ASSERT below must not leave a joinable thread, which would end
+  // the process before TearDown unmounts.)
   int first_fd = -1;
-  std::thread first([&] {
+  std::jthread first([&] {
     for (int i = 0; i < 200; i++) {
       const int fd = open(M("f").c_str(), O_RDONLY | O_CLOEXEC);
       if (std::filesystem::exists(B("pause/file-attaching.reached"))) {
@@ -218,7 +220,7 @@ TEST_F(RaceTest, ASecondOpenWaitsForTheFirstToPublishTheRecord) {
   ASSERT_TRUE(Reached("file-attaching", seconds(10))) << Slurp(log_);
   AlignedBuf buf(64 * 1024);
   ssize_t n = -1;
-  std::thread second([&] {
+  std::jthread second([&] {
     const int fd = open(M("f").c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
     if (fd < 0) return;
     n = pread(fd, buf.data.get(), buf.size, 0);

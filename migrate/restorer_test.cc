@@ -90,6 +90,26 @@ class RestorerTest : public test::MigrateFixture {
     EXPECT_TRUE(s.ok()) << s.ToString();
     return r;
   }
+  // The user writes "USER" at off of fd through r (as MigrationService
+  // does for a tracked file); *in_job: a running job took the change.
+  Status UserWrite(Restorer* r, int fd, uint64_t off, bool* in_job) {
+    UserChange c;
+    c.offset = off;
+    c.length = 4;
+    return r->UserModify(
+        Handle(fd).key, c,
+        [&]() -> Status {
+          if (pwrite(fd, "USER", 4, static_cast<off_t>(off)) != 4) return Status::FromErrno("w");
+          return Status::OK();
+        },
+        in_job);
+  }
+  // Whether the committed record of fd says [off, off + n) is resident.
+  bool CommittedResident(int fd, uint64_t off, uint64_t n) {
+    ResidencyMap m;
+    auto rec = Record(fd);
+    return rec && ResidencyMap::FromRecord(*rec, kSize, &m).ok() && m.IsResident(off, n);
+  }
   std::string data_;
   struct stat released_st_;
 };
@@ -395,16 +415,7 @@ TEST_F(RestorerTest, UserWriteDuringRestoreIsNeverOverwritten) {
     // The user writes into the (probably) non-resident middle.
     const uint64_t off = kSize / 2 + 123;
     bool in_job = false;
-    UserChange c;
-    c.offset = off;
-    c.length = 4;
-    Status s = r.UserModify(
-        Handle(fd).key, c,
-        [&]() -> Status {
-          if (pwrite(fd, "USER", 4, static_cast<off_t>(off)) != 4) return Status::FromErrno("w");
-          return Status::OK();
-        },
-        &in_job);
+    Status s = UserWrite(&r, fd, off, &in_job);
     ASSERT_TRUE(s.ok()) << s.ToString();
     ASSERT_TRUE(done.get_future().get().ok());
     std::string want = data_;
@@ -433,31 +444,17 @@ TEST_F(RestorerTest, CommitUserChangesMakesTheRecordSayTheUsersBytesAreResident)
   r.Request(fd, "f", {0, 0}, [&](const Status& s) { done.set_value(s); });
   gate.WaitForSteps(1);               // loaded, one piece restored, held
   const uint64_t off = kSize - 1000;  // far from the held job's cursor
-  UserChange c;
-  c.offset = off;
-  c.length = 4;
   bool in_job = false;
-  Status s = r.UserModify(
-      key, c,
-      [&]() -> Status {
-        if (pwrite(fd, "USER", 4, static_cast<off_t>(off)) != 4) return Status::FromErrno("w");
-        return Status::OK();
-      },
-      &in_job);
+  Status s = UserWrite(&r, fd, off, &in_job);
   ASSERT_TRUE(s.ok()) << s.ToString();
   ASSERT_TRUE(in_job);
-  ResidencyMap committed;
-  auto rec = Record(fd);
-  ASSERT_TRUE(rec);
-  ASSERT_TRUE(ResidencyMap::FromRecord(*rec, kSize, &committed).ok());
-  EXPECT_FALSE(committed.IsResident(off, 4)) << "committed before the sync";
+  EXPECT_FALSE(CommittedResident(fd, off, 4)) << "committed before the sync";
 
   s = r.CommitUserChanges(key);
   ASSERT_TRUE(s.ok()) << s.ToString();
-  rec = Record(fd);
+  EXPECT_TRUE(CommittedResident(fd, off, 4)) << StateString(Record(fd), kSize);
+  auto rec = Record(fd);
   ASSERT_TRUE(rec);
-  ASSERT_TRUE(ResidencyMap::FromRecord(*rec, kSize, &committed).ok());
-  EXPECT_TRUE(committed.IsResident(off, 4)) << StateString(rec, kSize);
   EXPECT_TRUE(rec->flags & kMigRestoreInProgress) << "the job still runs";
   // Nothing new since: no commit.
   EXPECT_TRUE(r.CommitUserChanges(key).ok());
@@ -474,7 +471,6 @@ TEST_F(RestorerTest, CommitUserChangesMakesTheRecordSayTheUsersBytesAreResident)
 // user's changes it holds within user_commit_after, at its next step.
 TEST_F(RestorerTest, UserChangesAreCommittedSoonWithoutAnFsync) {
   int fd = Released("f");
-  const std::string key = Handle(fd).key;
   StepGate gate;
   RestorerOptions o = gate.Options();
   o.user_commit_after = std::chrono::milliseconds(0);
@@ -483,28 +479,14 @@ TEST_F(RestorerTest, UserChangesAreCommittedSoonWithoutAnFsync) {
   r.Request(fd, "f", {0, 0}, [&](const Status& s) { done.set_value(s); });
   gate.WaitForSteps(1);
   const uint64_t off = kSize - 1000;
-  UserChange c;
-  c.offset = off;
-  c.length = 4;
   bool in_job = false;
-  Status s = r.UserModify(
-      key, c,
-      [&]() -> Status {
-        if (pwrite(fd, "USER", 4, static_cast<off_t>(off)) != 4) return Status::FromErrno("w");
-        return Status::OK();
-      },
-      &in_job);
+  Status s = UserWrite(&r, fd, off, &in_job);
   ASSERT_TRUE(s.ok()) << s.ToString();
   ASSERT_TRUE(in_job);
-  auto resident = [&] {
-    ResidencyMap m;
-    auto rec = Record(fd);
-    return rec && ResidencyMap::FromRecord(*rec, kSize, &m).ok() && m.IsResident(off, 4);
-  };
-  EXPECT_FALSE(resident());
+  EXPECT_FALSE(CommittedResident(fd, off, 4));
   gate.Allow(2);
   gate.WaitForSteps(2);  // one more piece, far from the user's bytes
-  EXPECT_TRUE(resident()) << "not committed at the job's next step";
+  EXPECT_TRUE(CommittedResident(fd, off, 4)) << "not committed at the job's next step";
   auto rec = Record(fd);
   ASSERT_TRUE(rec);
   EXPECT_TRUE(rec->flags & kMigRestoreInProgress) << "the job still runs";

@@ -26,6 +26,7 @@
 #include "store/publication.h"
 #include "store/store.h"
 #include "tools/cli.h"
+#include "tools/json_out.h"
 #include "tools/progress.h"
 
 namespace overtier::cli {
@@ -190,7 +191,7 @@ int ImageLs(int argc, char** argv) {
     }
   }
   if (json_out) {
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", JsonText(out, 2).c_str());
     return 0;
   }
   std::vector<std::string> head{"NAME", "ID", "PARENT", "CREATED", "FILES", "SIZE", "STORED"};
@@ -332,10 +333,10 @@ int ImageInspect(int argc, char** argv) {
     s = LookupPath(cat, img, node_path, &ino, &n);
     if (!s.ok()) return Fail("image inspect " + name, s);
     j["node"] = NodeJson(cat, ino, n);
-    j["node"]["path"] = node_path;
+    SetPath(&j["node"], "path", node_path);
   }
   if (json_out) {
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", JsonText(j, 2).c_str());
     return 0;
   }
   std::printf("image    %s (id %llu)\n", name.c_str(),
@@ -364,7 +365,7 @@ int ImageInspect(int argc, char** argv) {
     std::printf("\n");
   }
   if (j.contains("node"))
-    std::printf("node %s:\n%s\n", node_path.c_str(), j["node"].dump(2).c_str());
+    std::printf("node %s:\n%s\n", node_path.c_str(), JsonText(j["node"], 2).c_str());
   return 0;
 }
 
@@ -435,7 +436,7 @@ int ImagePush(int argc, char** argv) {
     s = WithdrawImage(store.get(), name, set, &used);
     if (!s.ok()) return Fail("image push --delete", s);
     if (json_out) {
-      std::printf("%s\n", json{{"withdrawn", name}, {"set", used}}.dump().c_str());
+      std::printf("%s\n", JsonText(json{{"withdrawn", name}, {"set", used}}).c_str());
     } else {
       std::printf(
           "withdrew image %s from volume set %s; run 'overtier gc %s' to reclaim what "
@@ -448,16 +449,15 @@ int ImagePush(int argc, char** argv) {
   s = PushImage(store.get(), name, set, &r);
   if (!s.ok()) return Fail("image push", s);
   if (json_out) {
-    std::printf("%s\n", json{{"image", name},
-                             {"set", r.set},
-                             {"object", r.object},
-                             {"layers", r.layers},
-                             {"files", r.files},
-                             {"containers", r.volumes},
-                             {"manifest_bytes", r.manifest_bytes},
-                             {"pieces", r.pieces}}
-                            .dump()
-                            .c_str());
+    const json j{{"image", name},
+                 {"set", r.set},
+                 {"object", r.object},
+                 {"layers", r.layers},
+                 {"files", r.files},
+                 {"containers", r.volumes},
+                 {"manifest_bytes", r.manifest_bytes},
+                 {"pieces", r.pieces}};
+    std::printf("%s\n", JsonText(j).c_str());
   } else {
     std::printf(
         "published image %s in volume set %s: %zu layer(s), %zu files in %zu "
@@ -489,14 +489,13 @@ int ImagePull(int argc, char** argv) {
   s = PullImage(store.get(), name, from, as, &r);
   if (!s.ok()) return Fail("image pull", s);
   if (json_out) {
-    std::printf("%s\n", json{{"image", r.name},
-                             {"remote_set", r.remote_set},
-                             {"layers_added", r.layers_added},
-                             {"layers_reused", r.layers_reused},
-                             {"files", r.files},
-                             {"containers_added", r.volumes_added}}
-                            .dump()
-                            .c_str());
+    const json j{{"image", r.name},
+                 {"remote_set", r.remote_set},
+                 {"layers_added", r.layers_added},
+                 {"layers_reused", r.layers_reused},
+                 {"files", r.files},
+                 {"containers_added", r.volumes_added}};
+    std::printf("%s\n", JsonText(j).c_str());
   } else {
     std::printf(
         "pulled image %s: %zu layer(s) added, %zu reused, %zu files; content read from "
@@ -550,7 +549,7 @@ int Gc(int argc, char** argv) {
            {"stored_bytes", r.stored_bytes},
            {"warnings", r.warnings}};
     if (r.resumed) j["resumed_phase"] = r.resumed_phase;
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", JsonText(j, 2).c_str());
     return 0;
   }
   const char* would = o.dry_run ? " (dry run: nothing changed)" : "";
@@ -610,11 +609,13 @@ int Fsck(int argc, char** argv) {
   const size_t errors = r.errors();
   if (json_out) {
     json issues = json::array();
-    for (const FsckIssue& i : r.issues)
-      issues.push_back({{"severity", i.severity == FsckSeverity::kError ? "error" : "notice"},
-                        {"kind", i.kind},
-                        {"message", i.message},
-                        {"files", i.files}});
+    for (const FsckIssue& i : r.issues) {
+      json issue{{"severity", i.severity == FsckSeverity::kError ? "error" : "notice"},
+                 {"kind", i.kind},
+                 {"message", i.message}};
+      SetPaths(&issue, "files", i.files);
+      issues.push_back(std::move(issue));
+    }
     json j{{"store", path},
            {"ok", errors == 0},
            {"errors", errors},
@@ -626,9 +627,9 @@ int Fsck(int argc, char** argv) {
            {"containers", r.containers},
            {"extents_verified", r.extents_verified},
            {"bytes_verified", r.bytes_verified},
-           {"damaged_files", r.damaged_files()},
            {"issues", issues}};
-    std::printf("%s\n", j.dump(2).c_str());
+    SetPaths(&j, "damaged_files", r.damaged_files());
+    std::printf("%s\n", JsonText(j, 2).c_str());
     return errors == 0 ? 0 : 1;
   }
   for (const FsckIssue& i : r.issues) {

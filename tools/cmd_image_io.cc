@@ -12,6 +12,7 @@
 #include "image/import.h"
 #include "store/store.h"
 #include "tools/cli.h"
+#include "tools/json_out.h"
 #include "tools/progress.h"
 
 namespace overtier::cli {
@@ -45,7 +46,7 @@ void Summary(const char* verb, const ImportResult& r, bool as_json) {
     j["bytes_stored"] = c.bytes_stored;
     j["seconds"] = r.seconds;
     j["mb_per_s"] = mbs;
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", JsonText(j).c_str());
     return;
   }
   std::string names;
@@ -169,7 +170,7 @@ int ImageExport(int argc, char** argv) {
     j["entries"] = stats.entries;
     j["files"] = stats.files;
     j["bytes"] = stats.bytes;
-    std::fprintf(f, "%s\n", j.dump().c_str());
+    std::fprintf(f, "%s\n", JsonText(j).c_str());
   } else {
     std::fprintf(f, "exported %s: %llu entries, %llu files, %s\n", name.c_str(),
                  static_cast<unsigned long long>(stats.entries),

@@ -39,6 +39,7 @@
 #include "overtier/control.h"
 #include "store/store.h"
 #include "tools/cli.h"
+#include "tools/json_out.h"
 #include "tools/migrate_format.h"
 #include "tools/progress.h"
 
@@ -409,7 +410,7 @@ int MigStatus(int argc, char** argv) {
                std::fputs(FormatStatusText(f).c_str(), stdout);
            });
   for (const std::string& p : paths) w.Visit(p);
-  if (as_json) std::printf("%s\n", all.dump(2).c_str());
+  if (as_json) std::printf("%s\n", JsonText(all, 2).c_str());
   return rep.failures() > 0 ? 1 : 0;
 }
 

@@ -18,6 +18,7 @@
 #include "migrate/policy.h"
 #include "migrate/policy_engine.h"
 #include "tools/cli.h"
+#include "tools/json_out.h"
 #include "tools/migrate_format.h"
 #include "tools/progress.h"
 
@@ -57,14 +58,11 @@ json ResultJson(const std::string& root, const PolicyRules& rules, const PolicyR
   for (size_t i = 0; i < r.plan.actions.size(); ++i) {
     const PlannedAction& a = r.plan.actions[i];
     const FileFacts& f = r.files[a.file];
-    json j = {{"path", PathOf(root, f.rel_path)},
-              {"op", PlanOpName(a.op)},
-              {"rule_line", a.line},
-              {"watermark", a.watermark},
-              {"size", f.size},
-              {"atime_ns", f.atime_ns},
-              {"mtime_ns", f.mtime_ns},
+    json j = {{"op", PlanOpName(a.op)},     {"rule_line", a.line},
+              {"watermark", a.watermark},   {"size", f.size},
+              {"atime_ns", f.atime_ns},     {"mtime_ns", f.mtime_ns},
               {"state", StateName(f.state)}};
+    SetPath(&j, "path", PathOf(root, f.rel_path));
     if (a.op != PlanOp::kArchive) {
       j["keep"] = a.keep;
       j["freeing"] = a.freeing;
@@ -75,11 +73,11 @@ json ResultJson(const std::string& root, const PolicyRules& rules, const PolicyR
     actions.push_back(std::move(j));
   }
   json errors = json::array();
-  for (const PolicyError& e : r.errors)
-    errors.push_back({{"path", PathOf(root, e.path)},
-                      {"op", e.op},
-                      {"errno", e.err},
-                      {"message", ErrorText(root, e)}});
+  for (const PolicyError& e : r.errors) {
+    json j = {{"op", e.op}, {"errno", e.err}, {"message", ErrorText(root, e)}};
+    SetPath(&j, "path", PathOf(root, e.path));
+    errors.push_back(std::move(j));
+  }
   json wm = nullptr;
   if (rules.has_watermarks())
     wm = {{"high_percent", *rules.high_pct},
@@ -168,7 +166,7 @@ int Run(const std::string& rules_path, const std::string& root, bool dry_run, bo
   for (const PolicyError& e : r.errors)
     std::fprintf(stderr, "overtier: %s\n", ErrorText(root, e).c_str());
   if (as_json)
-    std::printf("%s\n", ResultJson(root, rules, r, dry_run).dump(2).c_str());
+    std::printf("%s\n", JsonText(ResultJson(root, rules, r, dry_run), 2).c_str());
   else
     PrintText(root, rules, r, dry_run);
   return r.errors.empty() ? 0 : 1;

@@ -17,6 +17,7 @@
 #include "store/rados_volume.h"
 #include "store/store.h"
 #include "tools/cli.h"
+#include "tools/json_out.h"
 #include "tools/progress.h"
 
 namespace overtier::cli {
@@ -98,7 +99,7 @@ int Init(const std::string& path, const std::vector<std::string>& sets, uint32_t
     j["volume_sets"] = nlohmann::json::array();
     for (const VolumeSetConfig& v : c.sets)
       j["volume_sets"].push_back({{"name", v.name}, {"path", v.path}});
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", JsonText(j, 2).c_str());
     return 0;
   }
   std::printf("created store %s\n", store->path().c_str());

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "tools/json_out.h"
+
 namespace overtier::cli {
 
 bool ParseByteRange(std::string_view in, uint64_t* offset, uint64_t* length) {
@@ -153,7 +155,7 @@ nlohmann::json StatusJson(const FileStatus& f) {
   auto time_or_null = [](int64_t ns) { return ns == 0 ? json(nullptr) : json(ns); };
   const std::string bfid = BfidHex(s.bfid);
   json j;
-  j["path"] = f.path;
+  SetPath(&j, "path", f.path);
   j["state"] = StateName(s.state);
   j["flag"] = std::string(1, MigrationFlagChar(s.state));
   j["flags"] = MigFlagList(s.mig_flags);

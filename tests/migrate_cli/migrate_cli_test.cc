@@ -422,6 +422,61 @@ TEST_F(MigrateCliTest, FilesOnlyInALowerLayerAreCountedInAWalk) {
   EXPECT_TRUE(ReadFile(M("t/up")) == up);
 }
 
+// File names are bytes: a name in Latin-1, one with a new line, one of 255
+// bytes go through archive, release, status (text and JSON), ls -l and
+// restore. `status --json` ended in std::terminate on the Latin-1 name
+// (nlohmann::json refuses to write bytes that are not UTF-8); it now
+// writes U+FFFD and the exact bytes in `path_hex`.
+TEST_F(MigrateCliTest, OddFileNames) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  MakeDirs(M("odd"));
+  const std::vector<std::string> names = {"caf\xe9", "two\nlines", std::string(255, 'n'), "-dash",
+                                          " space "};
+  std::vector<std::string> data;
+  for (size_t i = 0; i < names.size(); ++i) {
+    data.push_back(Payload(70000 + i, 20 + static_cast<int>(i)));
+    WriteFile(M("odd/" + names[i]), data.back());
+  }
+  Result r = Cli({"archive", "--release", "-r", M("odd")});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "archived and released 5 files")) << r.out;
+
+  r = Cli({"status", "--json", "-r", M("odd")});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  json all = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(all.is_array()) << r.out;
+  ASSERT_EQ(all.size(), names.size()) << r.out;
+  size_t with_hex = 0;
+  for (const json& f : all) {
+    EXPECT_EQ(f["state"], "released") << f.dump();
+    if (!f.contains("path_hex")) continue;
+    ++with_hex;
+    EXPECT_EQ(f["path"], M("odd/caf\xef\xbf\xbd"));
+    std::string hex;
+    for (unsigned char c : M("odd/caf\xe9")) {
+      char b[3];
+      snprintf(b, sizeof b, "%02x", c);
+      hex += b;
+    }
+    EXPECT_EQ(f["path_hex"], hex);
+  }
+  EXPECT_EQ(with_hex, 1u);
+
+  r = Cli({"status", M("odd/caf\xe9"), M("odd/two\nlines")});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, M("odd/caf\xe9") + ": released (A)\n")) << r.out;
+  r = Cli({"ls", "-l", M("odd")});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_EQ(LsLine(r.out, std::string(255, 'n')).substr(0, 2), "A ") << r.out;
+  EXPECT_EQ(LsLine(r.out, "caf\xe9").substr(0, 2), "A ") << r.out;
+
+  r = Cli({"restore", "--wait", "-r", M("odd")});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "restored 5 files")) << r.out;
+  for (size_t i = 0; i < names.size(); ++i)
+    EXPECT_TRUE(ReadFile(M("odd/" + names[i])) == data[i]) << i;
+}
+
 TEST_F(MigrateCliTest, RefusalsNameTheFileAndGoOn) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   WriteFile(M("never"), Payload(10000, 6));

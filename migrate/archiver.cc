@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 
+#include "migrate/archive_mark.h"
 #include "migrate/crash_point.h"
 #include "migrate/migration_state.h"
 #include "migrate/residency.h"
@@ -152,6 +153,9 @@ Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out,
   s = writer.Flush(&batch);
   if (!s.ok()) return Status::Errno(s.err(), "archiving '" + what + "': " + s.message());
   batch.PutFile(info.bfid, file);
+  // The file is resident: a mark from an archive it had before (a crash
+  // between a mark and its commit) goes (archive_mark.h).
+  ClearArchiveMark(fd);
   Queue(&batch, fh.key, done);
   s = batch.Commit();
   if (!s.ok()) return Status::Errno(s.err(), "archiving '" + what + "': " + s.message());
@@ -196,6 +200,8 @@ Status Archiver::Adopt(int fd, const Bfid& bfid, const std::string& what, Migrat
   info.now_ns = NowNs();
   Transition t;
   OVT_RETURN_IF_ERROR(Context(overtier::Adopt(rec, info, &t), what));
+  // The archive mark comes after the copy-up's metacopy xattr is gone
+  // (MigrationService::MarkAdopted).
   Catalog::Batch batch(catalog);
   Queue(&batch, fh.key, t);
   s = batch.Commit();
@@ -271,6 +277,10 @@ Status Archiver::Release(int fd, const std::string& what, uint64_t keep, Migrati
     for (const ByteRange& m : after.Missing(r.offset, r.length)) punch.push_back(m);
   }
 
+  // The file's own note of its archive, before any byte can be punched
+  // (migrate/archive_mark.h): what keeps a lost catalog row from turning
+  // the punched bytes into zeros.
+  if (!punch.empty()) OVT_RETURN_IF_ERROR(SetArchiveMark(fd, t.record->bfid, what));
   // The catalog first: from here on the archive is the source of those bytes.
   t.record->atime_ns = Ns(st.st_atim);
   Catalog::Batch batch(catalog);

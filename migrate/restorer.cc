@@ -12,6 +12,7 @@
 #include <future>
 #include <optional>
 
+#include "migrate/archive_mark.h"
 #include "migrate/archiver.h"
 #include "migrate/crash_point.h"
 #include "migrate/file_handle.h"
@@ -571,6 +572,7 @@ Status Restorer::SyncLocked(Job* job, bool finish, bool keep_row) {
     }
   }
   if (!rec) {
+    ClearArchiveMark(job->fd);  // before the row goes (archive_mark.h)
     if (b.size() > 0) OVT_RETURN_IF_ERROR(b.Commit());
     if (finish) job->job_id = 0;
     return Status::OK();
@@ -587,6 +589,9 @@ Status Restorer::SyncLocked(Job* job, bool finish, bool keep_row) {
     OVT_RETURN_IF_ERROR(FinishRestore(rec, snapshot.size(), NowNs(), &t));
     rec = t.record;
   }
+  // A record no longer released (restored, or its archive dropped) takes
+  // the file's archive mark with it, before the commit (archive_mark.h).
+  if (!(rec && (rec->flags & kMigReleased))) ClearArchiveMark(job->fd);
   if (rec) {
     b.PutMigration(job->key, *rec);
   } else {

@@ -18,7 +18,7 @@ void InstallLazyCopyUp(UnionFs* fs, const ImageFs* images, MigrationService* mig
         *adopted = true;
         return Status::OK();
       },
-      [mig] { mig->OpenAhead(); });
+      [mig] { mig->OpenAhead(); }, [mig](int upper_fd) { mig->MarkAdopted(upper_fd); });
 }
 
 }  // namespace overtier

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "migrate/archive_mark.h"
 #include "migrate/crash_point.h"
 #include "migrate/file_handle.h"
 #include "migrate/migration_state.h"
@@ -69,7 +70,13 @@ Status LoadRecord(Catalog* catalog, const std::string& key, std::optional<Migrat
   return Status::OK();
 }
 
-Status Apply(Catalog* catalog, const std::string& key, const Transition& t) {
+// fd: the upper file (any mode but O_PATH), or -1 when it is gone. A
+// record that stops saying "released" takes the file's archive mark with
+// it, before the commit: a mark left on a file whose record is gone would
+// have a later open take the file's own holes for the archive's bytes
+// (migrate/archive_mark.h).
+Status Apply(Catalog* catalog, const std::string& key, const Transition& t, int fd) {
+  if (fd >= 0 && !(t.record && (t.record->flags & kMigReleased))) ClearArchiveMark(fd);
   Catalog::Batch b(catalog);
   if (t.record) {
     b.PutMigration(key, *t.record);
@@ -168,7 +175,7 @@ void MigrationService::DeleteUnlinked(const std::string& key) {
     if (st.ok() && rec) {
       Transition t;
       overtier::Unlink(rec, &t);
-      st = Apply(s->store->catalog(), key, t);
+      st = Apply(s->store->catalog(), key, t, /*fd=*/-1);  // unlinked
     }
   }
   if (!st.ok()) {
@@ -566,6 +573,7 @@ std::shared_ptr<MigFile> MigrationService::Attach(int fd, std::string_view raw_h
       });
     }
   }
+  if (!rec) ReconcileMarked(fd, fh, &rec);
   if (rec) RepairTimes(fd, *rec);
   if (rec) {
     uint64_t size = 0;
@@ -576,6 +584,78 @@ std::shared_ptr<MigFile> MigrationService::Attach(int fd, std::string_view raw_h
   file->attached.store(true);
   file->attached.notify_all();
   return file;
+}
+
+void MigrationService::ReconcileMarked(int fd, FileHandle fh, std::optional<MigrationRecord>* rec) {
+  // One getxattr per first open of a file without a record: ENODATA.
+  const std::optional<Bfid> mark = ReadArchiveMark(fd);
+  if (!mark) return;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return;
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  std::vector<ByteRange> data;
+  if (!DataRanges(fd, size, &data).ok()) data.clear();  // trust no byte
+  if (size == 0 || (data.size() == 1 && data[0] == ByteRange{0, size})) {
+    return;  // no hole: nothing can be missing (a restored file's old mark)
+  }
+  if (!TrimZeroEdges(fd, std::max<uint64_t>(st.st_blksize, 512), &data).ok()) data.clear();
+  if (!AddInodeAndGeneration(fd, "upper file", &fh).ok()) fh.has_generation = false;
+  const std::string what = "inode " + std::to_string(st.st_ino);
+  std::optional<uint64_t> archive_size;
+  Status s;
+  {
+    Use use(this);
+    Session* session;
+    s = use.Open(&session);
+    if (s.ok()) {
+      Catalog* catalog = session->store->catalog();
+      std::optional<MigrationRecord> now;
+      s = LoadRecord(catalog, fh.key, &now);
+      if (s.ok() && now) {
+        // The row is there after all (written since the scan).
+        *rec = now;
+        std::lock_guard<std::mutex> l(mu_);
+        records_[fh.key] = *now;
+        record_count_.store(records_.size(), std::memory_order_release);
+        return;
+      }
+      if (s.ok()) {
+        FileRecord file;
+        Status f = catalog->GetFile(*mark, &file);
+        if (f.ok()) archive_size = file.size;
+        *rec =
+            ReconciledRecord(*mark, archive_size, data, size, fh.has_generation ? fh.generation : 0,
+                             Ns(st.st_atim), Ns(st.st_mtim));
+        Catalog::Batch b(catalog);
+        b.PutMigration(fh.key, **rec);
+        s = b.Commit();
+      }
+    }
+  }
+  if (!s.ok()) {
+    // The store cannot be written now. This open gets the rebuilt record
+    // (not memory's table, so the next first open tries again): a read of
+    // a hole asks the restorer, which needs the store as well and fails.
+    *rec = ReconciledRecord(*mark, std::nullopt, data, size, fh.has_generation ? fh.generation : 0,
+                            Ns(st.st_atim), Ns(st.st_mtim));
+    std::fprintf(stderr,
+                 "overtier: %s carries archive %s but the catalog has no record of it, and "
+                 "rebuilding one failed: %s; reads of its holes fail until a later open "
+                 "rebuilds it\n",
+                 what.c_str(), mark->ToHex().c_str(), s.ToString().c_str());
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    records_[fh.key] = **rec;
+    record_count_.store(records_.size(), std::memory_order_release);
+  }
+  std::fprintf(stderr,
+               "overtier: %s carries archive %s but the catalog had no record of it (a catalog "
+               "older than the file's release?): rebuilt one; %s\n",
+               what.c_str(), mark->ToHex().c_str(),
+               archive_size ? "its holes come from the archive"
+                            : "the archive is gone too (no files row): its holes read as EIO");
 }
 
 bool MigrationService::KnownResident(MigFile* file, uint64_t offset, uint64_t length) {
@@ -897,7 +977,7 @@ Status MigrationService::UserModify(const std::shared_ptr<MigFile>& file, int fd
   Transition t;
   Status st = change.truncate ? RecordTruncate(rec, before, change.new_size, &t)
                               : RecordWrite(rec, before, change.offset, change.length, &t);
-  if (st.ok() && t.record != rec) st = Apply(catalog, file->key, t);
+  if (st.ok() && t.record != rec) st = Apply(catalog, file->key, t, fd);
   Refresh(catalog, file->key);
   return st;
 }
@@ -1031,7 +1111,7 @@ Status MigrationService::Primitive(const std::shared_ptr<MigFile>& file, int fd,
       default:
         return Status::Errno(ENOTTY);
     }
-    if (st.ok() && t.record != rec) st = Apply(catalog, fh.key, t);
+    if (st.ok() && t.record != rec) st = Apply(catalog, fh.key, t, fd);
     if (st.ok() && cmd == OVERTIER_IOC_RESTORE_BEGIN) {
       std::lock_guard<std::mutex> l(mu_);
       agent_restores_[fh.key];  // readers now wait for the agent
@@ -1073,6 +1153,13 @@ Status MigrationService::Adopt(int fd, const Bfid& bfid, const std::string& what
   Status st = s->archiver->Adopt(fd, bfid, what);
   Refresh(s->store->catalog(), file->key);
   return st;
+}
+
+void MigrationService::MarkAdopted(int fd) {
+  FileHandle fh;
+  if (!GetFileHandleKey(fd, "upper file", &fh).ok()) return;
+  std::optional<MigrationRecord> rec = RecordOf(fh.key);
+  if (rec && (rec->flags & kMigReleased)) (void)SetArchiveMark(fd, rec->bfid, "upper file");
 }
 
 Status MigrationService::UserTimes(const std::shared_ptr<MigFile>& file, int fd,

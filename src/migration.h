@@ -272,6 +272,11 @@ class MigrationService {
   // takes the image content `bfid` as its archive: released, restored on
   // demand (migrate/archiver.h, Adopt). `what` names it in messages.
   Status Adopt(int fd, const Bfid& bfid, const std::string& what);
+  // The copy-up Adopt was part of is complete: the upper file gets its
+  // archive mark (migrate/archive_mark.h) now, not in Adopt, as the
+  // copy-up's own metacopy xattr would push the mark out of an ext4 inode
+  // into a 4 KiB xattr block. Best effort.
+  void MarkAdopted(int fd);
   // A lazy copy-up is starting: open the store for writing now, on a
   // service thread, while the union copies the file's metadata, so that
   // Adopt finds the session open (or opening). Returns at once.
@@ -356,6 +361,10 @@ class MigrationService {
   void Refresh(Catalog* catalog, const std::string& key);
   // Sets the in-memory record of key (nullopt: none) and the live MigFile.
   void SetRecord(const std::string& key, const std::optional<MigrationRecord>& rec);
+  // Attach of a file without a record: if the file carries an archive mark
+  // and has holes, the catalog lost its row (migrate/archive_mark.h);
+  // rebuilds and commits one into *rec, so that no hole reads as zeros.
+  void ReconcileMarked(int fd, FileHandle fh, std::optional<MigrationRecord>* rec);
   std::optional<MigrationRecord> RecordOf(const std::string& key);
   // The record as the catalog has it if a session is open (a background
   // restore commits there first), else as memory has it: what the state

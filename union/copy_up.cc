@@ -176,6 +176,7 @@ Status UnionFs::CopyUpData(Node* node) {
   // still the source of the data, also after a crash.
   if (s.ok() && fremovexattr(dst, xn_.metacopy().c_str()) != 0 && errno != ENODATA)
     s = Status::FromErrno("clear metacopy");
+  if (s.ok() && adopted && lazy_copy_up_committed_) lazy_copy_up_committed_(dst);
   if (s.ok()) {
     fremovexattr(dst, xn_.redirect().c_str());
     node->metacopy = false;

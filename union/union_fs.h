@@ -198,11 +198,15 @@ class UnionFs {
   // data copied as usual. An error fails the copy-up (nothing changed).
   // `prepare`, if set, is called as such a copy-up starts, before the
   // metadata copy: the tier may start meanwhile what the hook will need.
+  // `committed`, if set, is called with the upper file once an adopted
+  // copy-up is complete (its metacopy mark removed).
   using LazyCopyUpHook =
       std::function<Status(int upper_fd, int lower_fd, const std::string& what, bool* adopted)>;
-  void SetLazyCopyUpHook(LazyCopyUpHook hook, std::function<void()> prepare = {}) {
+  void SetLazyCopyUpHook(LazyCopyUpHook hook, std::function<void()> prepare = {},
+                         std::function<void(int upper_fd)> committed = {}) {
     lazy_copy_up_ = std::move(hook);
     lazy_copy_up_prepare_ = std::move(prepare);
+    lazy_copy_up_committed_ = std::move(committed);
   }
 
   // A regular file whose data is a lower file of a layer the daemon serves
@@ -308,6 +312,7 @@ class UnionFs {
   std::function<void(Node*)> attr_changed_;
   LazyCopyUpHook lazy_copy_up_;
   std::function<void()> lazy_copy_up_prepare_;
+  std::function<void(int upper_fd)> lazy_copy_up_committed_;
   std::mutex served_opaque_mu_;
   std::unordered_map<uint64_t, bool> served_opaque_;  // MixIno(layer, ino) -> opaque
 

@@ -314,6 +314,81 @@ TEST_F(MigrateMountTest, ArchiveOfALowerOnlyFileIsRefused) {
   Unmount();
 }
 
+// A catalog that lost released files' rows (put back from a backup older
+// than the releases, or salvaged after damage): the upper files carry
+// their archive mark (migrate/archive_mark.h), so their first open
+// rebuilds a row and the holes come back from the archive, the bytes
+// written since the release stay; a file whose archive is gone too reads
+// EIO where it was punched, never zeros. Without the mark both read zeros.
+TEST_F(MigrateMountTest, ARowTheCatalogLostIsRebuiltFromTheFilesMark) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  std::string a = Payload(3 * kMiB, 31);
+  MakeFile("a", a);
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("a", 4096));
+  // Written after the release: the user's, newer than the archive.
+  const std::string mine(5000, 'U');
+  {
+    int fd = open(M("a").c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(pwrite(fd, mine.data(), mine.size(), kMiB + 7), static_cast<ssize_t>(mine.size()));
+    close(fd);
+  }
+  a.replace(kMiB + 7, mine.size(), mine);
+  MakeFile("b", Payload(kMiB, 32));
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("b"));
+  overtier_ctl_state st_b;
+  ASSERT_EQ(GetState(M("b"), &st_b), 0);
+  MakeFile("plain", Payload(70000, 33));  // never archived: no mark, no row
+  WaitStoreIdle();
+  Unmount();
+
+  {
+    // The catalog forgets every migration row, and b's archive.
+    std::unique_ptr<Store> store;
+    Status s = Store::Open(store_, StoreOpenOptions{}, &store);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    std::vector<std::string> keys;
+    ASSERT_TRUE(store->catalog()
+                    ->ScanMigration("",
+                                    [&](std::string_view k, const MigrationRecord&) {
+                                      keys.emplace_back(k);
+                                      return true;
+                                    })
+                    .ok());
+    ASSERT_EQ(keys.size(), 2u);
+    Bfid b_bfid;
+    ASSERT_TRUE(Bfid::FromBytes(
+        std::string_view(reinterpret_cast<const char*>(st_b.bfid), sizeof st_b.bfid), &b_bfid));
+    Catalog::Batch batch(store->catalog());
+    for (const std::string& k : keys) batch.DeleteMigration(k);
+    batch.DeleteFile(b_bfid);
+    ASSERT_TRUE(batch.Commit().ok());
+  }
+
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  overtier_ctl_state st_a;  // GET_STATE opens the file: the rebuild
+  ASSERT_EQ(GetState(M("a"), &st_a), 0);
+  EXPECT_EQ(st_a.state, OVERTIER_STATE_DIRTY) << StateXattr(M("a"));
+  // The kept 4 KiB and the 5000 bytes written (not the zeros around them
+  // in their blocks, which are the archive's).
+  EXPECT_EQ(st_a.resident_bytes, 4096u + 5000u);
+  EXPECT_TRUE(ReadFile(M("a")) == a) << "a: the archive's bytes and the user's, as before";
+  {
+    int fd = open(M("b").c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    char c;
+    errno = 0;
+    EXPECT_EQ(pread(fd, &c, 1, 100), -1) << "b's punched bytes must not read as zeros";
+    EXPECT_EQ(errno, EIO);
+    close(fd);
+  }
+  EXPECT_TRUE(ReadFile(M("plain")) == Payload(70000, 33));
+  EXPECT_TRUE(it::Contains(Slurp(log_), "rebuilt one; its holes come from the archive"))
+      << Slurp(log_);
+  EXPECT_TRUE(it::Contains(Slurp(log_), "the archive is gone too")) << Slurp(log_);
+  Unmount();
+}
+
 TEST_F(MigrateMountTest, ImageImportIntoTheStoreWorksWhileMounted) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   MakeFile("f", Payload(kMiB, 9));

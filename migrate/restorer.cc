@@ -450,6 +450,7 @@ Status Restorer::RestorePiece(Job* job, ByteRange piece) {
     Status ahead = job->ahead.get();
     if (job->ahead_offset == piece.offset && ahead.err() == ETIMEDOUT) return ahead;
   }
+  if (options_.read_hook) OVT_RETURN_IF_ERROR(options_.read_hook());
   if (piece.offset < archive_size) {
     // Past the archive's end nothing is non-resident (it was written by the
     // user); the reader returns short there.
@@ -668,9 +669,21 @@ bool Restorer::Step(Job* job) {
   ByteRange piece;
   if (NextPiece(job, &piece)) {
     Status s = RestorePiece(job, piece);
+    bool user_due;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      user_due = job->user_changed && std::chrono::steady_clock::now() - job->user_changed_at >=
+                                          options_.user_commit_after;
+    }
     if (options_.hard && s.err() == ETIMEDOUT) {
       WaitForArchive(job, s);
-      return true;
+      // The user's changes do not wait for the archive: a job stalled for
+      // an hour would otherwise leave them uncommitted all that time (a
+      // kill then had the next restore write the archive over them).
+      if (user_due) s = Sync(job, false);
+      if (s.ok() || s.err() == ETIMEDOUT) return true;
+      FailJob(job, s);
+      return false;
     }
     if (s.ok() && job->said_unreachable) {
       std::fprintf(stderr, "overtier: restore of '%s': the archive answers again\n",
@@ -678,12 +691,6 @@ bool Restorer::Step(Job* job) {
       std::lock_guard<std::mutex> l(mu_);
       job->said_unreachable = false;
       job->backoff = std::chrono::milliseconds(0);
-    }
-    bool user_due;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      user_due = job->user_changed && std::chrono::steady_clock::now() - job->user_changed_at >=
-                                          options_.user_commit_after;
     }
     if (s.ok() && (job->unsynced >= options_.commit_bytes || user_due)) s = Sync(job, false);
     if (!s.ok()) {

@@ -97,6 +97,10 @@ struct RestorerOptions {
   // Tests: called by a worker after each step of a job (a piece restored),
   // outside every lock.
   std::function<void()> step_hook;
+  // Tests: called before a piece is read from the archive; a status that
+  // is not OK is taken as the read's (ETIMEDOUT: the archive does not
+  // answer, which a local volume set never says).
+  std::function<Status()> read_hook;
 };
 
 // A user modification, for UserModify.

@@ -503,6 +503,49 @@ TEST_F(RestorerTest, UserChangesAreCommittedSoonWithoutAnFsync) {
   ASSERT_TRUE(done.get_future().get().ok());
 }
 
+// Under hard semantics a job whose archive does not answer waits and
+// retries; the user's changes it holds are committed all the same, not
+// when the archive answers again (an outage of an hour left them
+// uncommitted for the hour: SEMANTICS.md said so, this fixed it).
+TEST_F(RestorerTest, AStalledHardJobStillCommitsTheUsersChanges) {
+  int fd = Released("f");
+  std::atomic<bool> down{true};
+  std::atomic<int> timeouts{0};
+  RestorerOptions o;
+  o.threads = 1;
+  o.piece_bytes = 64 << 10;
+  o.hard = true;
+  o.retry_first = std::chrono::milliseconds(5);
+  o.retry_max = std::chrono::milliseconds(20);
+  o.user_commit_after = std::chrono::milliseconds(0);
+  o.read_hook = [&]() -> Status {
+    if (!down) return Status::OK();
+    timeouts++;
+    return Status::Errno(ETIMEDOUT, "the archive does not answer (test)");
+  };
+  Restorer r(store_.get(), o);
+  std::promise<Status> done;
+  r.Request(fd, "f", {0, 0}, [&](const Status& s) { done.set_value(s); });
+  for (int i = 0; i < 500 && timeouts == 0; i++) usleep(2000);
+  ASSERT_GT(timeouts.load(), 0);
+  const uint64_t off = kSize / 2;
+  bool in_job = false;
+  ASSERT_TRUE(UserWrite(&r, fd, off, &in_job).ok());
+  ASSERT_TRUE(in_job);
+  bool committed = false;
+  for (int i = 0; i < 500 && !committed; i++) {
+    usleep(2000);
+    committed = CommittedResident(fd, off, 4);
+  }
+  EXPECT_TRUE(committed) << "the user's bytes wait for the archive";
+  EXPECT_GT(timeouts.load(), 1) << "the job kept retrying";
+  down = false;
+  ASSERT_TRUE(done.get_future().get().ok());
+  std::string want = data_;
+  want.replace(off, 4, "USER");
+  EXPECT_TRUE(ReadAll(fd) == want);
+}
+
 // A restore nobody reads (an explicit one, a resumed job) writes whole
 // blocks with O_DIRECT: the page cache does not fill with the file (the
 // copy into it was the restorer's main CPU cost); a restore a reader waits

@@ -6,8 +6,8 @@
 // The catalog's migration row is what says which bytes are resident; the
 // mark is the file's own memory of having an archive, as DMF keeps its
 // state in the inode and its locations in a database. It matters when the
-// catalog lost the row: a catalog put back from a backup older than the
-// release, or repaired after damage. Without the mark the released file
+// catalog lost the row: a catalog put back from a backup taken between
+// the file's archive and its release, or a row lost to a bug. Without the mark the released file
 // would read as the zeros of its punched holes; with it, the first open of
 // the file through the mount rebuilds a row (MigrationService's
 // ReconcileMarked, with ReconciledRecord below): what is data in the upper

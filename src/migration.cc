@@ -652,7 +652,7 @@ void MigrationService::ReconcileMarked(int fd, FileHandle fh, std::optional<Migr
   }
   std::fprintf(stderr,
                "overtier: %s carries archive %s but the catalog had no record of it (a catalog "
-               "older than the file's release?): rebuilt one; %s\n",
+               "put back from a backup?): rebuilt one; %s\n",
                what.c_str(), mark->ToHex().c_str(),
                archive_size ? "its holes come from the archive"
                             : "the archive is gone too (no files row): its holes read as EIO");

@@ -5,8 +5,11 @@
 // fork (threads started before it would be lost, for instance).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -218,6 +221,60 @@ TEST_F(DaemonTest, ABackgroundDaemonSaysWhyInItsLogFile) {
   ASSERT_EQ(RunCmd({"/bin/fusermount3", "-u", mnt_}), 0);
   WaitNoDaemon();
   EXPECT_EQ(DaemonsFor(dir_), 0);
+}
+
+// Without log=, a background daemon's messages go to syslog: facility
+// daemon, priority warning, tagged "overtier[PID]", one message a line.
+// Checked by standing in for the syslog daemon at /dev/log (only where no
+// syslog daemon owns it: this machine and CI have none).
+TEST_F(DaemonTest, ABackgroundDaemonWithoutALogFileSpeaksToSyslog) {
+  struct stat st;
+  if (lstat("/dev/log", &st) == 0) GTEST_SKIP() << "/dev/log exists: a syslog daemon owns it";
+  int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(sock, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, "/dev/log");
+  ASSERT_EQ(bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << strerror(errno);
+  struct Cleanup {
+    int fd;
+    ~Cleanup() {
+      close(fd);
+      unlink("/dev/log");
+    }
+  } cleanup{sock};
+
+  const std::string store = dir_ + "/store";
+  ASSERT_EQ(RunCmd({bin_, "store", "init", store}), 0);
+  ASSERT_EQ(RunCmd({bin_, "-o",
+                    "lowerdir=" + dir_ + "/lower,upperdir=" + dir_ + "/upper,workdir=" + dir_ +
+                        "/work,store=" + store,
+                    mnt_}),
+            0);
+  ASSERT_TRUE(Mounted(mnt_));
+  std::ofstream(mnt_ + "/f", std::ios::binary) << std::string(1 << 20, 'd');
+  // A file held open by FUSE passthrough cannot be archived: the daemon
+  // says why in its log (the command only gets EBUSY).
+  int held = open((mnt_ + "/f").c_str(), O_RDONLY);
+  ASSERT_GE(held, 0);
+  EXPECT_EQ(RunCmd({bin_, "archive", mnt_ + "/f"}), 1);
+  close(held);
+
+  std::string got;
+  for (int i = 0; i < 50 && got.find("passthrough") == std::string::npos; i++) {
+    pollfd p{sock, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char buf[2048];
+    ssize_t n = recv(sock, buf, sizeof buf, 0);
+    if (n > 0) got.append(buf, static_cast<size_t>(n)).append("\n");
+  }
+  ASSERT_EQ(RunCmd({"/bin/fusermount3", "-u", mnt_}), 0);
+  WaitNoDaemon();
+  // <28>: facility daemon (3) * 8 + warning (4).
+  EXPECT_NE(got.find("<28>"), std::string::npos) << got;
+  EXPECT_NE(got.find("overtier["), std::string::npos) << got;
+  EXPECT_NE(got.find("is open with FUSE passthrough"), std::string::npos) << got;
+  EXPECT_EQ(got.find("overtier: overtier:"), std::string::npos) << "the prefix once: " << got;
 }
 
 }  // namespace

@@ -6,13 +6,14 @@
 // The catalog's migration row is what says which bytes are resident; the
 // mark is the file's own memory of having an archive, as DMF keeps its
 // state in the inode and its locations in a database. It matters when the
-// catalog lost the row: a catalog put back from a backup taken between
-// the file's archive and its release, or a row lost to a bug. Without the mark the released file
-// would read as the zeros of its punched holes; with it, the first open of
-// the file through the mount rebuilds a row (MigrationService's
-// ReconcileMarked, with ReconciledRecord below): what is data in the upper
-// file is resident, the holes come from the archive, and if the archive is
-// gone too the holes read as EIO, never as zeros.
+// catalog lost the row or holds an older one: a catalog put back from a
+// backup taken between the file's archive and its release, a row lost to
+// a bug. Without the mark the released file would read as the zeros of
+// its punched holes; with it, the first open of the file through the
+// mount rebuilds the row (MigrationService's ReconcileMarked, with
+// ReconciledRecord below): what is data in the upper file is resident,
+// the holes come from the archive, and if the archive is gone too the
+// holes read as EIO, never as zeros.
 //
 // The mark lives exactly as long as the row says "released": it is removed
 // before any commit that makes the row say otherwise (a restore finished,

@@ -573,7 +573,7 @@ std::shared_ptr<MigFile> MigrationService::Attach(int fd, std::string_view raw_h
       });
     }
   }
-  if (!rec) ReconcileMarked(fd, fh, &rec);
+  ReconcileMarked(fd, fh, &rec);
   if (rec) RepairTimes(fd, *rec);
   if (rec) {
     uint64_t size = 0;
@@ -586,21 +586,37 @@ std::shared_ptr<MigFile> MigrationService::Attach(int fd, std::string_view raw_h
   return file;
 }
 
+namespace {
+
+// A record that agrees with the file's archive mark: it says released
+// (its holes are accounted for) and names the mark's archive.
+bool AgreesWithMark(const std::optional<MigrationRecord>& r, const Bfid& mark) {
+  return r && (r->flags & kMigReleased) && r->bfid == mark;
+}
+
+}  // namespace
+
 void MigrationService::ReconcileMarked(int fd, FileHandle fh, std::optional<MigrationRecord>* rec) {
-  // One getxattr per first open of a file without a record: ENODATA.
+  // One getxattr per first open of a file (ENODATA but for released files).
   const std::optional<Bfid> mark = ReadArchiveMark(fd);
-  if (!mark) return;
+  if (!mark || AgreesWithMark(*rec, *mark)) return;
+  // A mark, and no record or one that does not say "released" with it
+  // (marks go before any commit that ends "released"): the catalog lost
+  // the row, or is older than the release (a backup put back).
   struct stat st;
   if (fstat(fd, &st) != 0) return;
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   std::vector<ByteRange> data;
   if (!DataRanges(fd, size, &data).ok()) data.clear();  // trust no byte
   if (size == 0 || (data.size() == 1 && data[0] == ByteRange{0, size})) {
-    return;  // no hole: nothing can be missing (a restored file's old mark)
+    return;  // no hole: nothing can be missing
   }
   if (!TrimZeroEdges(fd, std::max<uint64_t>(st.st_blksize, 512), &data).ok()) data.clear();
   if (!AddInodeAndGeneration(fd, "upper file", &fh).ok()) fh.has_generation = false;
   const std::string what = "inode " + std::to_string(st.st_ino);
+  const char* had = !*rec                            ? "no record of it"
+                    : ((*rec)->flags & kMigReleased) ? "a record of another archive"
+                                                     : "a record from before its release";
   std::optional<uint64_t> archive_size;
   Status s;
   {
@@ -611,8 +627,8 @@ void MigrationService::ReconcileMarked(int fd, FileHandle fh, std::optional<Migr
       Catalog* catalog = session->store->catalog();
       std::optional<MigrationRecord> now;
       s = LoadRecord(catalog, fh.key, &now);
-      if (s.ok() && now) {
-        // The row is there after all (written since the scan).
+      if (s.ok() && AgreesWithMark(now, *mark)) {
+        // The row is right after all (written since memory's scan).
         *rec = now;
         std::lock_guard<std::mutex> l(mu_);
         records_[fh.key] = *now;
@@ -639,10 +655,9 @@ void MigrationService::ReconcileMarked(int fd, FileHandle fh, std::optional<Migr
     *rec = ReconciledRecord(*mark, std::nullopt, data, size, fh.has_generation ? fh.generation : 0,
                             Ns(st.st_atim), Ns(st.st_mtim));
     std::fprintf(stderr,
-                 "overtier: %s carries archive %s but the catalog has no record of it, and "
-                 "rebuilding one failed: %s; reads of its holes fail until a later open "
-                 "rebuilds it\n",
-                 what.c_str(), mark->ToHex().c_str(), s.ToString().c_str());
+                 "overtier: %s carries archive %s but the catalog has %s, and rebuilding "
+                 "the record failed: %s; reads of its holes fail until a later open rebuilds it\n",
+                 what.c_str(), mark->ToHex().c_str(), had, s.ToString().c_str());
     return;
   }
   {
@@ -651,9 +666,9 @@ void MigrationService::ReconcileMarked(int fd, FileHandle fh, std::optional<Migr
     record_count_.store(records_.size(), std::memory_order_release);
   }
   std::fprintf(stderr,
-               "overtier: %s carries archive %s but the catalog had no record of it (a catalog "
-               "put back from a backup?): rebuilt one; %s\n",
-               what.c_str(), mark->ToHex().c_str(),
+               "overtier: %s carries archive %s but the catalog had %s (a catalog put back "
+               "from a backup?): rebuilt the record; %s\n",
+               what.c_str(), mark->ToHex().c_str(), had,
                archive_size ? "its holes come from the archive"
                             : "the archive is gone too (no files row): its holes read as EIO");
 }

@@ -361,9 +361,11 @@ class MigrationService {
   void Refresh(Catalog* catalog, const std::string& key);
   // Sets the in-memory record of key (nullopt: none) and the live MigFile.
   void SetRecord(const std::string& key, const std::optional<MigrationRecord>& rec);
-  // Attach of a file without a record: if the file carries an archive mark
-  // and has holes, the catalog lost its row (migrate/archive_mark.h);
-  // rebuilds and commits one into *rec, so that no hole reads as zeros.
+  // Attach: if the file carries an archive mark and has holes, but *rec
+  // (memory's record) is absent or does not say "released" with that
+  // archive, the catalog lost the row or is older than the release
+  // (migrate/archive_mark.h): rebuilds and commits one into *rec, so that
+  // no hole reads as zeros.
   void ReconcileMarked(int fd, FileHandle fh, std::optional<MigrationRecord>* rec);
   std::optional<MigrationRecord> RecordOf(const std::string& key);
   // The record as the catalog has it if a session is open (a background

@@ -314,12 +314,12 @@ TEST_F(MigrateMountTest, ArchiveOfALowerOnlyFileIsRefused) {
   Unmount();
 }
 
-// A catalog that lost released files' rows (put back from a backup older
-// than the releases, or salvaged after damage): the upper files carry
-// their archive mark (migrate/archive_mark.h), so their first open
-// rebuilds a row and the holes come back from the archive, the bytes
-// written since the release stay; a file whose archive is gone too reads
-// EIO where it was punched, never zeros. Without the mark both read zeros.
+// A catalog that lost released files' rows, or holds rows from before
+// their release (a backup put back): the upper files carry their archive
+// mark (migrate/archive_mark.h), so their first open rebuilds the row and
+// the holes come back from the archive, the bytes written since the
+// release stay; a file whose archive is gone too reads EIO where it was
+// punched, never zeros. Without the mark all three read zeros.
 TEST_F(MigrateMountTest, ARowTheCatalogLostIsRebuiltFromTheFilesMark) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   std::string a = Payload(3 * kMiB, 31);
@@ -336,31 +336,49 @@ TEST_F(MigrateMountTest, ARowTheCatalogLostIsRebuiltFromTheFilesMark) {
   a.replace(kMiB + 7, mine.size(), mine);
   MakeFile("b", Payload(kMiB, 32));
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("b"));
-  overtier_ctl_state st_b;
-  ASSERT_EQ(GetState(M("b"), &st_b), 0);
+  const std::string c = Payload(2 * kMiB, 34);
+  MakeFile("c", c);
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("c"));
+  auto bfid_of = [&](const std::string& name) {
+    overtier_ctl_state st;
+    EXPECT_EQ(GetState(M(name), &st), 0);
+    Bfid b;
+    EXPECT_TRUE(Bfid::FromBytes(
+        std::string_view(reinterpret_cast<const char*>(st.bfid), sizeof st.bfid), &b));
+    return b;
+  };
+  const Bfid b_bfid = bfid_of("b"), c_bfid = bfid_of("c");
   MakeFile("plain", Payload(70000, 33));  // never archived: no mark, no row
   WaitStoreIdle();
   Unmount();
 
   {
-    // The catalog forgets every migration row, and b's archive.
+    // The catalog forgets a's and b's rows and b's archive; c's row goes
+    // back to what it was before the release (archived, all resident).
     std::unique_ptr<Store> store;
     Status s = Store::Open(store_, StoreOpenOptions{}, &store);
     ASSERT_TRUE(s.ok()) << s.ToString();
-    std::vector<std::string> keys;
+    std::vector<std::pair<std::string, MigrationRecord>> rows;
     ASSERT_TRUE(store->catalog()
                     ->ScanMigration("",
-                                    [&](std::string_view k, const MigrationRecord&) {
-                                      keys.emplace_back(k);
+                                    [&](std::string_view k, const MigrationRecord& r) {
+                                      rows.emplace_back(std::string(k), r);
                                       return true;
                                     })
                     .ok());
-    ASSERT_EQ(keys.size(), 2u);
-    Bfid b_bfid;
-    ASSERT_TRUE(Bfid::FromBytes(
-        std::string_view(reinterpret_cast<const char*>(st_b.bfid), sizeof st_b.bfid), &b_bfid));
+    ASSERT_EQ(rows.size(), 3u);
     Catalog::Batch batch(store->catalog());
-    for (const std::string& k : keys) batch.DeleteMigration(k);
+    for (auto& [k, r] : rows) {
+      if (r.bfid == c_bfid) {
+        r.flags = kMigArchived;
+        r.residency = ResidencyKind::kBarrier;
+        r.barrier = r.archive_size;
+        r.resident_ranges.clear();
+        batch.PutMigration(k, r);
+      } else {
+        batch.DeleteMigration(k);
+      }
+    }
     batch.DeleteFile(b_bfid);
     ASSERT_TRUE(batch.Commit().ok());
   }
@@ -376,16 +394,19 @@ TEST_F(MigrateMountTest, ARowTheCatalogLostIsRebuiltFromTheFilesMark) {
   {
     int fd = open(M("b").c_str(), O_RDONLY);
     ASSERT_GE(fd, 0);
-    char c;
+    char ch;
     errno = 0;
-    EXPECT_EQ(pread(fd, &c, 1, 100), -1) << "b's punched bytes must not read as zeros";
+    EXPECT_EQ(pread(fd, &ch, 1, 100), -1) << "b's punched bytes must not read as zeros";
     EXPECT_EQ(errno, EIO);
     close(fd);
   }
+  EXPECT_TRUE(ReadFile(M("c")) == c) << "c: its row from before the release said resident";
   EXPECT_TRUE(ReadFile(M("plain")) == Payload(70000, 33));
-  EXPECT_TRUE(it::Contains(Slurp(log_), "rebuilt one; its holes come from the archive"))
-      << Slurp(log_);
-  EXPECT_TRUE(it::Contains(Slurp(log_), "the archive is gone too")) << Slurp(log_);
+  const std::string log = Slurp(log_);
+  EXPECT_TRUE(it::Contains(log, "the catalog had no record of it")) << log;
+  EXPECT_TRUE(it::Contains(log, "the catalog had a record from before its release")) << log;
+  EXPECT_TRUE(it::Contains(log, "its holes come from the archive")) << log;
+  EXPECT_TRUE(it::Contains(log, "the archive is gone too")) << log;
   Unmount();
 }
 

@@ -286,7 +286,12 @@ Status Archiver::Release(int fd, const std::string& what, uint64_t keep, Migrati
   Catalog::Batch batch(catalog);
   Queue(&batch, fh.key, t);
   Status s = batch.Commit();
-  if (!s.ok()) return Status::Errno(s.err(), "releasing '" + what + "': " + s.message());
+  if (!s.ok()) {
+    // Nothing punched: a mark this release set would only make a later
+    // open take the file's own holes (a sparse file's) for the archive's.
+    if (!punch.empty() && !(rec->flags & kMigReleased)) ClearArchiveMark(fd);
+    return Status::Errno(s.err(), "releasing '" + what + "': " + s.message());
+  }
   CrashPoint("release-committed");
 
   for (const ByteRange& r : punch) {

@@ -352,6 +352,9 @@ Status MigrationService::Acquire(Session** out, bool wait) {
     wo.judged = true;
     wo.quiet_log = true;
     wo.wait = wait;
+    // Archives leave room on the catalog's disk, so restores can always
+    // open and commit it.
+    wo.keep_catalog_room = true;
     Status st = Store::Open(store_path_, wo, &s->store);
     if (st.ok()) {
       s->archiver = std::make_unique<Archiver>(s->store.get());

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -111,7 +112,11 @@ class LocalVolumeWriter final : public VolumeWriter {
         fds_(std::move(fds)),
         size_(size),
         kicked_(size),
-        first_unsynced_(fds_.empty() ? 0 : fds_.size() - 1) {}
+        first_unsynced_(fds_.empty() ? 0 : fds_.size() - 1) {
+    struct stat st;
+    if (opts.keep_free > 0 && fstat(dir_fd_, &st) == 0 && st.st_dev == opts.keep_free_dev)
+      keep_free_ = opts.keep_free;
+  }
 
   ~LocalVolumeWriter() override {
     for (int& fd : fds_) CloseFd(&fd);
@@ -186,6 +191,7 @@ class LocalVolumeWriter final : public VolumeWriter {
   // Writes at the end of the files, creating pieces as the end crosses
   // piece boundaries.
   Status WriteOut(std::string_view data) {
+    OVT_RETURN_IF_ERROR(CheckRoom(data.size()));
     while (!data.empty()) {
       uint64_t piece = size_ / piece_size_;
       if (piece == fds_.size()) OVT_RETURN_IF_ERROR(CreatePiece(piece));
@@ -220,6 +226,19 @@ class LocalVolumeWriter final : public VolumeWriter {
     }
   }
 
+  // LocalVolumeOptions::keep_free.
+  Status CheckRoom(uint64_t n) const {
+    if (keep_free_ == 0) return Status::OK();
+    struct statvfs v;
+    if (fstatvfs(dir_fd_, &v) != 0) return Status::OK();  // cannot tell: write, and see
+    const uint64_t avail = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+    if (avail >= n && avail - n >= keep_free_) return Status::OK();
+    return Status::Errno(ENOSPC, "volume set '" + set_ + "': " + std::to_string(avail) +
+                                     " bytes free on the disk it shares with the catalog, "
+                                     "which keeps " +
+                                     std::to_string(keep_free_) + " bytes for restores");
+  }
+
   Status CreatePiece(uint64_t piece) {
     std::string name = LocalPieceName(vv_id_, piece);
     int fd =
@@ -237,10 +256,11 @@ class LocalVolumeWriter final : public VolumeWriter {
   const std::string set_;
   const uint64_t piece_size_;
   const size_t buffer_cap_;
-  std::vector<int> fds_;   // one per piece so far; -1 once full and synced
-  uint64_t size_;          // bytes in the files (buffer_ excluded)
-  uint64_t kicked_;        // writeback started for the bytes before (KickWriteback)
-  size_t first_unsynced_;  // pieces from here on may hold unsynced data
+  std::vector<int> fds_;    // one per piece so far; -1 once full and synced
+  uint64_t size_;           // bytes in the files (buffer_ excluded)
+  uint64_t kicked_;         // writeback started for the bytes before (KickWriteback)
+  uint64_t keep_free_ = 0;  // LocalVolumeOptions::keep_free, if the catalog's disk
+  size_t first_unsynced_;   // pieces from here on may hold unsynced data
   std::string buffer_;
   bool dir_dirty_ = false;  // a piece was created since the last Sync
   bool sealed_ = false;

@@ -14,6 +14,8 @@
 #ifndef OVERTIER_STORE_LOCAL_VOLUME_H_
 #define OVERTIER_STORE_LOCAL_VOLUME_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,6 +35,14 @@ struct LocalVolumeOptions {
   size_t write_buffer = size_t{1} << 20;
   // Create volumes/ and volumes/<set>/ if they do not exist.
   bool create_if_missing = true;
+  // Room kept for the catalog: an append that would leave less than
+  // keep_free bytes free on the file system of the set's folder fails with
+  // ENOSPC, when that is the catalog's file system (st_dev keep_free_dev).
+  // A restore writes the catalog, and RocksDB cannot even open on a full
+  // disk: without room kept, archives that fill the store's disk made
+  // every released file unreadable. 0: nothing kept.
+  uint64_t keep_free = 0;
+  dev_t keep_free_dev = 0;
 };
 
 // Set names: 1..64 characters of [A-Za-z0-9._-], not starting with '.'.

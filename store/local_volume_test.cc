@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "store/store.h"
 #include "store/vv_testutil.h"
 
 namespace overtier {
@@ -58,6 +59,37 @@ TEST(LocalVolume, CreateAppendSyncRead) {
   EXPECT_EQ(ReadRange(r.get(), 0, 10000), data);
   EXPECT_EQ(ReadRange(r.get(), 9999, 1), data.substr(9999));
   EXPECT_EQ(ReadRange(r.get(), 10000, 0), "");
+}
+
+// LocalVolumeOptions::keep_free: on the catalog's file system an append
+// that would leave less than keep_free bytes free fails (ENOSPC, saying
+// why); elsewhere (another st_dev) it does not apply.
+TEST(LocalVolume, AppendsLeaveTheRoomKeptForTheCatalog) {
+  ScratchStore scratch;
+  struct stat st;
+  ASSERT_EQ(stat(scratch.store_dir().c_str(), &st), 0);
+  for (bool same_disk : {true, false}) {
+    LocalVolumeOptions o;
+    o.keep_free = uint64_t{1} << 62;  // more than any disk has
+    o.keep_free_dev = same_disk ? st.st_dev : st.st_dev + 1;
+    std::unique_ptr<VolumeSet> set;
+    const std::string name = same_disk ? "same" : "other";
+    ASSERT_TRUE(OpenLocalVolumeSet(scratch.store_dir(), name, o, &set).ok());
+    std::unique_ptr<VolumeWriter> w;
+    ASSERT_TRUE(set->Create(1, &w).ok());
+    const std::string data = Payload(200000, 3);  // unbuffered: written at once
+    Status s = w->Append(data);
+    if (same_disk) {
+      EXPECT_EQ(s.err(), ENOSPC) << s.ToString();
+      EXPECT_TRUE(HasSubstr(s.message(), "keeps")) << s.ToString();
+      EXPECT_EQ(w->Size(), 0u) << "nothing written";
+    } else {
+      EXPECT_TRUE(s.ok()) << s.ToString();
+    }
+  }
+  EXPECT_EQ(CatalogRoom(0), uint64_t{1} << 20);
+  EXPECT_EQ(CatalogRoom(uint64_t{1} << 30), (uint64_t{1} << 30) / 50);
+  EXPECT_EQ(CatalogRoom(uint64_t{1} << 40), uint64_t{64} << 20);
 }
 
 TEST(LocalVolume, NamedObjectsBesideTheContainers) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -254,7 +255,8 @@ Status WrapRemote(const std::string& store_dir, const VolumeSetConfig& set,
 // `lazy`: a RADOS set connects on first use (lazy_volume_set.h says why);
 // its spec is still checked now.
 Status OpenVolumeSet(const std::string& store_dir, const VolumeSetConfig& set,
-                     std::unique_ptr<VolumeSet>* out, bool lazy = false) {
+                     std::unique_ptr<VolumeSet>* out, bool lazy = false,
+                     LocalVolumeOptions lo = {}) {
   if (IsRadosVolumeSpec(set.path)) {
     RadosVolumeSpec spec;
     OVT_RETURN_IF_ERROR(ParseRadosVolumeSpec(set.path, &spec));
@@ -275,7 +277,6 @@ Status OpenVolumeSet(const std::string& store_dir, const VolumeSetConfig& set,
     OVT_RETURN_IF_ERROR(OpenRadosVolumeSet(set.name, spec, RadosVolumeOptions(), &remote));
     return WrapRemote(store_dir, set, spec, std::move(remote), out);
   }
-  LocalVolumeOptions lo;
   lo.create_if_missing = false;
   return OpenLocalVolumeSetAt(set.path, set.name, lo, out);
 }
@@ -775,9 +776,19 @@ Status Store::Open(const std::string& path_in, const StoreOpenOptions& options,
                               store->config_.id.ToHex());
   }
 
+  LocalVolumeOptions lo;
+  if (options.keep_catalog_room && !options.read_only) {
+    struct stat cst;
+    struct statvfs cv;
+    const std::string catalog_dir = path + "/catalog";
+    if (stat(catalog_dir.c_str(), &cst) == 0 && statvfs(catalog_dir.c_str(), &cv) == 0) {
+      lo.keep_free = CatalogRoom(static_cast<uint64_t>(cv.f_blocks) * cv.f_frsize);
+      lo.keep_free_dev = cst.st_dev;
+    }
+  }
   for (const VolumeSetConfig& set : store->config_.sets) {
     std::unique_ptr<VolumeSet> vs;
-    s = OpenVolumeSet(path, set, &vs, /*lazy=*/true);
+    s = OpenVolumeSet(path, set, &vs, /*lazy=*/true, lo);
     if (!s.ok()) {
       if (IsRadosVolumeSpec(set.path)) return Status::Errno(s.err(), where + ": " + s.message());
       if (s.err() == ENOENT) {
@@ -793,6 +804,10 @@ Status Store::Open(const std::string& path_in, const StoreOpenOptions& options,
     store->remote_sets_.push_back(OpenRemoteSet(path, r));
   *out = std::move(store);
   return Status::OK();
+}
+
+uint64_t CatalogRoom(uint64_t fs_bytes) {
+  return std::clamp<uint64_t>(fs_bytes / 50, uint64_t{1} << 20, uint64_t{64} << 20);
 }
 
 Store::~Store() {

@@ -97,7 +97,16 @@ struct StoreOpenOptions {
   // For writers: when another process holds write.lock, wait for it (and
   // say so through write.wanted), or fail at once with EBUSY.
   bool wait = true;
+  // For the daemon's migration sessions: appends to local volume sets on
+  // the catalog's disk leave CatalogRoom() of it free
+  // (LocalVolumeOptions::keep_free), so that restores can always open and
+  // commit the catalog. Imports and gc do not keep it.
+  bool keep_catalog_room = false;
 };
+
+// The room kept for the catalog on a file system of `fs_bytes` bytes: 2 %,
+// at least 1 MiB, at most 64 MiB.
+uint64_t CatalogRoom(uint64_t fs_bytes);
 
 // Opens the volume set at `path` (a folder or a RADOS spec) on its own,
 // outside any store and without a read cache: for another store's

@@ -281,6 +281,7 @@ Status Archiver::Release(int fd, const std::string& what, uint64_t keep, Migrati
   // (migrate/archive_mark.h): what keeps a lost catalog row from turning
   // the punched bytes into zeros.
   if (!punch.empty()) OVT_RETURN_IF_ERROR(SetArchiveMark(fd, t.record->bfid, what));
+  CrashPoint("release-marked");
   // The catalog first: from here on the archive is the source of those bytes.
   t.record->atime_ns = Ns(st.st_atim);
   Catalog::Batch batch(catalog);

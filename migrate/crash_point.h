@@ -30,9 +30,13 @@ namespace overtier {
 // "Crash safety"):
 //   archive-written     content in containers, not yet flushed or committed
 //   archive-committed   the archive's catalog batch committed
+//   release-marked      the file's archive mark set (migrate/archive_mark.h),
+//                       the released record not committed yet
 //   release-committed   the released record committed, nothing punched yet
 //   release-punched     punched, not yet fsynced, user times not yet back
 //   restore-written     a piece written into the upper file, not synced
+//   restore-unmarked    a finished restore took the file's archive mark
+//                       off, its last commit (not released) still ahead
 //   restore-committed   a restore's residency committed
 //   adopt-committed     a lazy copy-up's record committed, the metacopy
 //                       mark still on the upper file

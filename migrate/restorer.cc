@@ -592,7 +592,10 @@ Status Restorer::SyncLocked(Job* job, bool finish, bool keep_row) {
   }
   // A record no longer released (restored, or its archive dropped) takes
   // the file's archive mark with it, before the commit (archive_mark.h).
-  if (!(rec && (rec->flags & kMigReleased))) ClearArchiveMark(job->fd);
+  if (!(rec && (rec->flags & kMigReleased))) {
+    ClearArchiveMark(job->fd);
+    CrashPoint("restore-unmarked");
+  }
   if (rec) {
     b.PutMigration(job->key, *rec);
   } else {

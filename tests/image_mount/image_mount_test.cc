@@ -929,8 +929,9 @@ TEST_P(MigrationCrashTest, NothingIsLost) {
 
 INSTANTIATE_TEST_SUITE_P(Points, MigrationCrashTest,
                          ::testing::Values("adopt-committed", "archive-written",
-                                           "archive-committed", "release-committed",
-                                           "release-punched", "restore-written",
+                                           "archive-committed", "release-marked",
+                                           "release-committed", "release-punched",
+                                           "restore-written", "restore-unmarked",
                                            "restore-committed"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string n = info.param;

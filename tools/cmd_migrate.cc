@@ -202,11 +202,13 @@ uint64_t TotalBytes(const std::vector<std::string>& paths, bool recursive) {
 struct JobRun {
   Reporter rep;
   uint64_t files = 0, bytes = 0, already = 0;  // done (or already done)
+  uint64_t whole = 0;  // released, but nothing freed (all within --keep, or empty)
   uint64_t lower = 0;  // met in a walk, only in a lower layer: nothing to do
   uint64_t done = 0;   // bytes visited, for the progress bar
 
   // Runs op on every regular file; op returns 0 (done), -1 (nothing to do:
-  // counted in `already`) or an errno, which is reported.
+  // counted in `already`), -2 (done, nothing freed: counted in `whole`) or
+  // an errno, which is reported.
   int Run(const char* label, const char* op_name, const std::vector<std::string>& paths,
           bool recursive, const std::function<int(int fd)>& op, uint64_t* skipped) {
     std::unique_ptr<Progress> progress;
@@ -229,7 +231,8 @@ struct JobRun {
                } else {
                  files++;
                  bytes += st.st_size;
-                 if (err < 0) already++;
+                 if (err == -1) already++;
+                 if (err == -2) whole++;
                }
                done += st.st_size;
                if (progress) progress->Update(done, files);
@@ -245,6 +248,19 @@ struct JobRun {
 std::string Summary(const std::string& verb, uint64_t files, uint64_t bytes) {
   return verb + " " + std::to_string(files) + (files == 1 ? " file" : " files") + " (" +
          HumanBytes(bytes) + ")";
+}
+
+// After a release of fd succeeded: -2 if the file is still all resident
+// (--keep covers it, or it is empty: nothing was freed), else 0.
+int FreedOrWhole(int fd) {
+  overtier_ctl_state cs;
+  if (control::GetState(fd, &cs) == 0 && cs.resident_bytes >= cs.size) return -2;
+  return 0;
+}
+
+std::string WholeNote(uint64_t whole) {
+  if (whole == 0) return "";
+  return ", " + std::to_string(whole) + " of them kept whole (within --keep, or empty)";
 }
 
 void PrintSummary(std::string line, uint64_t skipped, uint64_t failures, uint64_t lower = 0) {
@@ -290,11 +306,13 @@ int MigArchive(int argc, char** argv) {
         // asks for the release (control::Archive does).
         bool already = false;
         const int err = control::Archive(fd, release, keep, &already);
+        if (err == 0 && release && FreedOrWhole(fd) == -2) return -2;
         return err == 0 && already ? -1 : err;
       },
       &skipped);
   std::string line = Summary(release ? "archived and released" : "archived", run.files, run.bytes);
   if (run.already > 0) line += ", " + std::to_string(run.already) + " of them already archived";
+  line += WholeNote(run.whole);
   PrintSummary(line, skipped, run.rep.failures(), run.lower);
   return rc;
 }
@@ -313,9 +331,14 @@ int MigRelease(int argc, char** argv) {
   JobRun run;
   uint64_t skipped = 0;
   int rc = run.Run(
-      "release", "release", paths, recursive, [&](int fd) { return control::Release(fd, keep); },
+      "release", "release", paths, recursive,
+      [&](int fd) {
+        const int err = control::Release(fd, keep);
+        return err == 0 ? FreedOrWhole(fd) : err;
+      },
       &skipped);
-  PrintSummary(Summary("released", run.files, run.bytes), skipped, run.rep.failures(), run.lower);
+  PrintSummary(Summary("released", run.files, run.bytes) + WholeNote(run.whole), skipped,
+               run.rep.failures(), run.lower);
   return rc;
 }
 

@@ -285,6 +285,26 @@ TEST_F(MigrateCliTest, ArchiveReleaseRestoreOneFile) {
   EXPECT_EQ(it::Lstat(M("big")).st_mtim.tv_sec, before.st_mtim.tv_sec);
 }
 
+// A release that frees nothing (the file within --keep, or empty) is no
+// failure, but the summary says so: "released 1 file" alone read as if
+// its space were free while `ls -l` still showed `a`.
+TEST_F(MigrateCliTest, AReleaseThatFreesNothingSaysSo) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  WriteFile(M("small"), Payload(100000, 7));
+  WriteFile(M("empty"), "");
+  Result r = Cli({"archive", "--release", "--keep", "1M", M("small"), M("empty")});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "archived and released 2 files")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "2 of them kept whole (within --keep, or empty)")) << r.out;
+  EXPECT_EQ(StatusOf(M("small"))["state"], "archived");
+  r = Cli({"release", "--keep", "64K", M("small")});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "released 1 file")) << r.out;
+  EXPECT_FALSE(Contains(r.out, "kept whole")) << r.out;
+  EXPECT_EQ(StatusOf(M("small"))["state"], "released");
+  EXPECT_TRUE(ReadFile(M("small")) == Payload(100000, 7));
+}
+
 TEST_F(MigrateCliTest, RangeRestoreAndBackgroundRestore) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   const std::string data = Payload(2 << 20, 2);

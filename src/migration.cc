@@ -602,7 +602,12 @@ bool AgreesWithMark(const std::optional<MigrationRecord>& r, const Bfid& mark) {
 void MigrationService::ReconcileMarked(int fd, FileHandle fh, std::optional<MigrationRecord>* rec) {
   // One getxattr per first open of a file (ENODATA but for released files).
   const std::optional<Bfid> mark = ReadArchiveMark(fd);
-  if (!mark || AgreesWithMark(*rec, *mark)) return;
+  if (!mark) {
+    // Released before marks existed (an older overtier): mark it now.
+    if (*rec && ((*rec)->flags & kMigReleased)) (void)SetArchiveMark(fd, (*rec)->bfid, "file");
+    return;
+  }
+  if (AgreesWithMark(*rec, *mark)) return;
   // A mark, and no record or one that does not say "released" with it
   // (marks go before any commit that ends "released"): the catalog lost
   // the row, or is older than the release (a backup put back).

@@ -410,6 +410,28 @@ TEST_F(MigrateMountTest, ARowTheCatalogLostIsRebuiltFromTheFilesMark) {
   Unmount();
 }
 
+// A file released by an overtier without archive marks gets its mark at
+// its next first open, so the safety net covers it too.
+TEST_F(MigrateMountTest, AFileReleasedWithoutAMarkGetsOneWhenOpened) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string data = Payload(kMiB, 35);
+  MakeFile("old", data);
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("old"));
+  Unmount();
+  const std::string upper = B("upper/old");
+  ASSERT_EQ(removexattr(upper.c_str(), "user.overtier.archive"), 0) << strerror(errno);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  EXPECT_LT(getxattr(upper.c_str(), "user.overtier.archive", nullptr, 0), 0);
+  {
+    int fd = open(M("old").c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    close(fd);
+  }
+  EXPECT_EQ(getxattr(upper.c_str(), "user.overtier.archive", nullptr, 0), 16);
+  EXPECT_TRUE(ReadFile(M("old")) == data);
+  Unmount();
+}
+
 TEST_F(MigrateMountTest, ImageImportIntoTheStoreWorksWhileMounted) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   MakeFile("f", Payload(kMiB, 9));

@@ -534,11 +534,35 @@ class Fsck {
 
   void ReportContent() {
     std::set<Bfid> migration;
-    Status s = cat_->ScanMigration("", [&](std::string_view, const MigrationRecord& m) {
+    uint64_t lost = 0, stale = 0;
+    std::string first_lost;
+    Status s = cat_->ScanMigration("", [&](std::string_view key, const MigrationRecord& m) {
       migration.insert(m.bfid);
+      // A record whose archive has no files row: a released file's
+      // non-resident bytes are gone (its reads fail with EIO); an archived
+      // one is whole but cannot be released until archived again.
+      if (!m.bfid.IsZero() && !files_.count(m.bfid)) {
+        if (m.flags & kMigReleased) {
+          if (lost++ == 0)
+            first_lost =
+                "the upper file with handle " + HexKey(key) + " names archive " + m.bfid.ToHex();
+        } else {
+          stale++;
+        }
+      }
       return true;
     });
     Step(s);
+    if (lost > 0)
+      Error("migration",
+            std::to_string(lost) +
+                " released upper file(s) name an archive with no files row: their released "
+                "bytes are lost, and read as EIO (first: " +
+                first_lost + ")");
+    if (stale > 0)
+      Notice("migration", std::to_string(stale) +
+                              " archived upper file(s) name an archive with no files row: they "
+                              "are whole, but must be archived again before a release");
     uint64_t unused = 0;
     for (auto& [bfid, f] : files_) {
       if (!users_.count(bfid) && !migration.count(bfid)) unused++;
@@ -564,6 +588,16 @@ class Fsck {
       if (migration.count(bfid)) msg += " (archived content of a migrated file)";
       Error("content", msg, files);
     }
+  }
+
+  static std::string HexKey(std::string_view key) {
+    static const char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : key) {
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+    return out;
   }
 
   Store* store_;

@@ -304,6 +304,33 @@ TEST_F(FsckTest, WrongNlinkAndMissingRootAreReported) {
   EXPECT_TRUE(HasSubstr(all, "image 'app': root node 1 does not exist"));
 }
 
+// Migration records whose archive has no files row: a released file's
+// released bytes are lost (an error naming its handle), an archived one
+// is whole but must be archived again (a notice).
+TEST_F(FsckTest, AMigrationRecordWithoutItsArchiveIsReported) {
+  Bfid gone;
+  gone.bytes[0] = 0x42;
+  MigrationRecord released;
+  released.flags = kMigArchived | kMigReleased;
+  released.archive_size = 100;
+  released.bfid = gone;
+  MigrationRecord archived = released;
+  archived.flags = kMigArchived;
+  archived.barrier = 100;
+  {
+    Catalog::Batch b(store_->catalog());
+    b.PutMigration(std::string("\x01\x00\x00\x00handle-a", 12), released);
+    b.PutMigration(std::string("\x01\x00\x00\x00handle-b", 12), archived);
+    ASSERT_TRUE(b.Commit().ok());
+  }
+  FsckReport r = Fsck(true);
+  EXPECT_EQ(r.errors(), 1u) << Dump(r);
+  const std::string all = Dump(r);
+  EXPECT_TRUE(HasSubstr(all, "1 released upper file(s) name an archive with no files row")) << all;
+  EXPECT_TRUE(HasSubstr(all, gone.ToHex())) << all;
+  EXPECT_TRUE(HasSubstr(all, "1 archived upper file(s)")) << all;
+}
+
 TEST_F(FsckTest, GarbageIsANoticeNotAnError) {
   RemoveImage("app");
   FsckReport r = Fsck();

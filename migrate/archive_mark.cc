@@ -11,17 +11,30 @@
 
 namespace overtier {
 
+namespace {
+
+// The f*xattr calls refuse O_PATH descriptors (EBADF), and the daemon
+// holds some files by O_PATH only (a truncate by path, an O_TRUNC open):
+// those go through the descriptor's /proc/self/fd link, which getxattr(2)
+// and friends follow to the very inode (not a path lookup of any layer).
+std::string ProcFd(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+}  // namespace
+
 Status SetArchiveMark(int fd, const Bfid& bfid, const std::string& what) {
   static_assert(sizeof bfid.bytes == kArchiveMarkSize);
-  if (fsetxattr(fd, kArchiveMarkXattr, bfid.bytes.data(), kArchiveMarkSize, 0) == 0)
-    return Status::OK();
-  if (errno == EOPNOTSUPP) return Status::OK();
+  int r = fsetxattr(fd, kArchiveMarkXattr, bfid.bytes.data(), kArchiveMarkSize, 0);
+  if (r != 0 && errno == EBADF)
+    r = setxattr(ProcFd(fd).c_str(), kArchiveMarkXattr, bfid.bytes.data(), kArchiveMarkSize, 0);
+  if (r == 0 || errno == EOPNOTSUPP) return Status::OK();
   return Status::FromErrno("setting " + std::string(kArchiveMarkXattr) + " on '" + what + "'");
 }
 
 std::optional<Bfid> ReadArchiveMark(int fd) {
   char value[kArchiveMarkSize + 1];
-  const ssize_t n = fgetxattr(fd, kArchiveMarkXattr, value, sizeof value);
+  ssize_t n = fgetxattr(fd, kArchiveMarkXattr, value, sizeof value);
+  if (n < 0 && errno == EBADF)
+    n = getxattr(ProcFd(fd).c_str(), kArchiveMarkXattr, value, sizeof value);
   if (n != static_cast<ssize_t>(kArchiveMarkSize)) return std::nullopt;
   Bfid bfid;
   if (!Bfid::FromBytes(std::string_view(value, kArchiveMarkSize), &bfid) || bfid.IsZero())
@@ -29,7 +42,10 @@ std::optional<Bfid> ReadArchiveMark(int fd) {
   return bfid;
 }
 
-void ClearArchiveMark(int fd) { (void)fremovexattr(fd, kArchiveMarkXattr); }
+void ClearArchiveMark(int fd) {
+  if (fremovexattr(fd, kArchiveMarkXattr) != 0 && errno == EBADF)
+    (void)removexattr(ProcFd(fd).c_str(), kArchiveMarkXattr);
+}
 
 Status DataRanges(int fd, uint64_t size, std::vector<ByteRange>* out) {
   out->clear();

@@ -50,7 +50,7 @@ inline constexpr char kArchiveMarkXattr[] = "user.overtier.archive";
 // xattr block, which a lazy copy-up (no data block at all) cannot afford.
 inline constexpr size_t kArchiveMarkSize = 16;
 
-// Sets the mark on the upper file open as fd (any mode but O_PATH). A file
+// Sets the mark on the upper file open as fd (any mode, O_PATH too). A file
 // system without user xattrs (EOPNOTSUPP) is not an error: the release
 // goes on without the safety net.
 Status SetArchiveMark(int fd, const Bfid& bfid, const std::string& what);

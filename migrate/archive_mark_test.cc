@@ -56,6 +56,28 @@ TEST_F(ArchiveMarkTest, OnlyOurValueIsAMark) {
   EXPECT_FALSE(ReadArchiveMark(fd));
 }
 
+// The daemon holds some files by O_PATH only (a truncate by path, an
+// O_TRUNC open), and fgetxattr and friends refuse those: the mark must be
+// read, set and cleared through them all the same (a mark left behind by a
+// truncate made the next open take the file's own holes for the archive's).
+TEST_F(ArchiveMarkTest, AnOPathDescriptorReadsSetsAndClearsTheMark) {
+  MakeFile("p", "abc");
+  int fd = open((upper_ + "/p").c_str(), O_PATH | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  fds_.push_back(fd);
+  char c;
+  ASSERT_LT(fgetxattr(fd, kArchiveMarkXattr, &c, 1), 0);
+  ASSERT_EQ(errno, EBADF) << "O_PATH descriptors are refused by f*xattr";
+  Bfid b;
+  b.bytes[5] = 3;
+  ASSERT_TRUE(SetArchiveMark(fd, b, "p").ok());
+  ASSERT_TRUE(ReadArchiveMark(fd));
+  EXPECT_EQ(*ReadArchiveMark(fd), b);
+  ClearArchiveMark(fd);
+  EXPECT_FALSE(ReadArchiveMark(fd));
+  EXPECT_LT(getxattr((upper_ + "/p").c_str(), kArchiveMarkXattr, nullptr, 0), 0);
+}
+
 TEST_F(ArchiveMarkTest, DataRangesAreWhatIsNotAHole) {
   const uint64_t kMiB = 1 << 20;
   int fd = MakeFile("s", "");

@@ -70,7 +70,7 @@ Status LoadRecord(Catalog* catalog, const std::string& key, std::optional<Migrat
   return Status::OK();
 }
 
-// fd: the upper file (any mode but O_PATH), or -1 when it is gone. A
+// fd: the upper file (any mode, O_PATH too), or -1 when it is gone. A
 // record that stops saying "released" takes the file's archive mark with
 // it, before the commit: a mark left on a file whose record is gone would
 // have a later open take the file's own holes for the archive's bytes
@@ -611,16 +611,32 @@ void MigrationService::ReconcileMarked(int fd, FileHandle fh, std::optional<Migr
   // A mark, and no record or one that does not say "released" with it
   // (marks go before any commit that ends "released"): the catalog lost
   // the row, or is older than the release (a backup put back).
+  // The file's data ranges decide; fd may be O_PATH (lseek and pread
+  // refuse those): read them through a descriptor of our own.
+  int rfd = -1;
+  if (!Reopen(fd, O_RDONLY | O_NOATIME, "file", &rfd).ok()) return;
+  FdCloser closer(rfd);
   struct stat st;
-  if (fstat(fd, &st) != 0) return;
+  if (fstat(rfd, &st) != 0) return;
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   std::vector<ByteRange> data;
-  if (!DataRanges(fd, size, &data).ok()) data.clear();  // trust no byte
+  Status ds = DataRanges(rfd, size, &data);
+  if (ds.ok() && size > 0 && !(data.size() == 1 && data[0] == ByteRange{0, size}))
+    ds = TrimZeroEdges(rfd, std::max<uint64_t>(st.st_blksize, 512), &data);
+  if (!ds.ok()) {
+    // Guessing either way could cost bytes (the user's taken for holes,
+    // or holes read as zeros): leave the file as memory has it, say so.
+    std::fprintf(stderr,
+                 "overtier: inode %llu carries archive %s, its record disagrees, and its "
+                 "data ranges cannot be read: %s\n",
+                 static_cast<unsigned long long>(st.st_ino), mark->ToHex().c_str(),
+                 ds.ToString().c_str());
+    return;
+  }
   if (size == 0 || (data.size() == 1 && data[0] == ByteRange{0, size})) {
     return;  // no hole: nothing can be missing
   }
-  if (!TrimZeroEdges(fd, std::max<uint64_t>(st.st_blksize, 512), &data).ok()) data.clear();
-  if (!AddInodeAndGeneration(fd, "upper file", &fh).ok()) fh.has_generation = false;
+  if (!AddInodeAndGeneration(rfd, "upper file", &fh).ok()) fh.has_generation = false;
   const std::string what = "inode " + std::to_string(st.st_ino);
   const char* had = !*rec                            ? "no record of it"
                     : ((*rec)->flags & kMigReleased) ? "a record of another archive"

@@ -432,6 +432,35 @@ TEST_F(MigrateMountTest, AFileReleasedWithoutAMarkGetsOneWhenOpened) {
   Unmount();
 }
 
+// A truncate to 0 of a released file (by path, or O_TRUNC) drops its
+// archive and its record: it must take the archive mark too, though the
+// daemon holds only an O_PATH descriptor of the file there. Left behind,
+// the mark made the next open take the file's later holes (a truncate up)
+// for the archive's bytes: fsx with the store churn saw them.
+TEST_F(MigrateMountTest, ATruncateThatDropsTheArchiveTakesTheMark) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  for (const char* how : {"truncate", "otrunc"}) {
+    const std::string name = std::string("t-") + how;
+    MakeFile(name, Payload(kMiB, 36));
+    ASSERT_NO_FATAL_FAILURE(ArchiveRelease(name));
+    if (std::string(how) == "truncate") {
+      ASSERT_EQ(truncate(M(name).c_str(), 0), 0) << strerror(errno);
+    } else {
+      int fd = open(M(name).c_str(), O_WRONLY | O_TRUNC);
+      ASSERT_GE(fd, 0) << strerror(errno);
+      close(fd);
+    }
+    EXPECT_LT(getxattr(B("upper/" + name).c_str(), "user.overtier.archive", nullptr, 0), 0)
+        << how << ": the mark outlived the archive";
+    ASSERT_EQ(truncate(M(name).c_str(), 300000), 0);  // a hole, the user's zeros
+  }
+  Unmount();
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  for (const char* how : {"truncate", "otrunc"})
+    EXPECT_TRUE(ReadFile(M(std::string("t-") + how)) == std::string(300000, '\0')) << how;
+  Unmount();
+}
+
 TEST_F(MigrateMountTest, ImageImportIntoTheStoreWorksWhileMounted) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   MakeFile("f", Payload(kMiB, 9));

@@ -601,13 +601,11 @@ bool AgreesWithMark(const std::optional<MigrationRecord>& r, const Bfid& mark) {
 
 void MigrationService::ReconcileMarked(int fd, FileHandle fh, std::optional<MigrationRecord>* rec) {
   // One getxattr per first open of a file (ENODATA but for released files).
+  // (A file released before marks existed gets none here: memory's record
+  // may be behind the catalog's, a restore having committed "archived" and
+  // taken the mark off, and a mark set from it would outlive the record.)
   const std::optional<Bfid> mark = ReadArchiveMark(fd);
-  if (!mark) {
-    // Released before marks existed (an older overtier): mark it now.
-    if (*rec && ((*rec)->flags & kMigReleased)) (void)SetArchiveMark(fd, (*rec)->bfid, "file");
-    return;
-  }
-  if (AgreesWithMark(*rec, *mark)) return;
+  if (!mark || AgreesWithMark(*rec, *mark)) return;
   // A mark, and no record or one that does not say "released" with it
   // (marks go before any commit that ends "released"): the catalog lost
   // the row, or is older than the release (a backup put back).

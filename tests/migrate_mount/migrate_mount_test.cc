@@ -410,28 +410,6 @@ TEST_F(MigrateMountTest, ARowTheCatalogLostIsRebuiltFromTheFilesMark) {
   Unmount();
 }
 
-// A file released by an overtier without archive marks gets its mark at
-// its next first open, so the safety net covers it too.
-TEST_F(MigrateMountTest, AFileReleasedWithoutAMarkGetsOneWhenOpened) {
-  ASSERT_NO_FATAL_FAILURE(Mount());
-  const std::string data = Payload(kMiB, 35);
-  MakeFile("old", data);
-  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("old"));
-  Unmount();
-  const std::string upper = B("upper/old");
-  ASSERT_EQ(removexattr(upper.c_str(), "user.overtier.archive"), 0) << strerror(errno);
-  ASSERT_NO_FATAL_FAILURE(Mount());
-  EXPECT_LT(getxattr(upper.c_str(), "user.overtier.archive", nullptr, 0), 0);
-  {
-    int fd = open(M("old").c_str(), O_RDONLY);
-    ASSERT_GE(fd, 0);
-    close(fd);
-  }
-  EXPECT_EQ(getxattr(upper.c_str(), "user.overtier.archive", nullptr, 0), 16);
-  EXPECT_TRUE(ReadFile(M("old")) == data);
-  Unmount();
-}
-
 // A truncate to 0 of a released file (by path, or O_TRUNC) drops its
 // archive and its record: it must take the archive mark too, though the
 // daemon holds only an O_PATH descriptor of the file there. Left behind,

@@ -639,6 +639,10 @@ void MigrationService::ReconcileMarked(int fd, FileHandle fh, std::optional<Migr
   const char* had = !*rec                            ? "no record of it"
                     : ((*rec)->flags & kMigReleased) ? "a record of another archive"
                                                      : "a record from before its release";
+  auto rebuilt = [&](std::optional<uint64_t> archive_bytes) {
+    return ReconciledRecord(*mark, archive_bytes, data, size, fh.has_generation ? fh.generation : 0,
+                            Ns(st.st_atim), Ns(st.st_mtim));
+  };
   std::optional<uint64_t> archive_size;
   Status s;
   {
@@ -661,9 +665,7 @@ void MigrationService::ReconcileMarked(int fd, FileHandle fh, std::optional<Migr
         FileRecord file;
         Status f = catalog->GetFile(*mark, &file);
         if (f.ok()) archive_size = file.size;
-        *rec =
-            ReconciledRecord(*mark, archive_size, data, size, fh.has_generation ? fh.generation : 0,
-                             Ns(st.st_atim), Ns(st.st_mtim));
+        *rec = rebuilt(archive_size);
         Catalog::Batch b(catalog);
         b.PutMigration(fh.key, **rec);
         s = b.Commit();
@@ -674,8 +676,7 @@ void MigrationService::ReconcileMarked(int fd, FileHandle fh, std::optional<Migr
     // The store cannot be written now. This open gets the rebuilt record
     // (not memory's table, so the next first open tries again): a read of
     // a hole asks the restorer, which needs the store as well and fails.
-    *rec = ReconciledRecord(*mark, std::nullopt, data, size, fh.has_generation ? fh.generation : 0,
-                            Ns(st.st_atim), Ns(st.st_mtim));
+    *rec = rebuilt(std::nullopt);
     std::fprintf(stderr,
                  "overtier: %s carries archive %s but the catalog has %s, and rebuilding "
                  "the record failed: %s; reads of its holes fail until a later open rebuilds it\n",

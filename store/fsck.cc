@@ -545,7 +545,7 @@ class Fsck {
         if (m.flags & kMigReleased) {
           if (lost++ == 0)
             first_lost =
-                "the upper file with handle " + HexKey(key) + " names archive " + m.bfid.ToHex();
+                "the upper file with handle " + HexString(key) + " names archive " + m.bfid.ToHex();
         } else {
           stale++;
         }
@@ -588,16 +588,6 @@ class Fsck {
       if (migration.count(bfid)) msg += " (archived content of a migrated file)";
       Error("content", msg, files);
     }
-  }
-
-  static std::string HexKey(std::string_view key) {
-    static const char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : key) {
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-    return out;
   }
 
   Store* store_;

@@ -1,5 +1,7 @@
 #include "tools/json_out.h"
 
+#include "store/coding.h"
+
 namespace overtier::cli {
 
 std::string JsonText(const nlohmann::json& j, int indent) {
@@ -16,24 +18,9 @@ bool IsUtf8(const std::string& s) {
   }
 }
 
-namespace {
-
-std::string Hex(const std::string& bytes) {
-  static const char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    hex += kHex[c >> 4];
-    hex += kHex[c & 15];
-  }
-  return hex;
-}
-
-}  // namespace
-
 void SetPath(nlohmann::json* j, const std::string& key, const std::string& path) {
   (*j)[key] = path;
-  if (!IsUtf8(path)) (*j)[key + "_hex"] = Hex(path);
+  if (!IsUtf8(path)) (*j)[key + "_hex"] = HexString(path);
 }
 
 void SetPaths(nlohmann::json* j, const std::string& key, const std::vector<std::string>& paths) {
@@ -42,7 +29,7 @@ void SetPaths(nlohmann::json* j, const std::string& key, const std::vector<std::
   for (const std::string& p : paths) all_utf8 = all_utf8 && IsUtf8(p);
   if (all_utf8) return;
   nlohmann::json hex = nlohmann::json::array();
-  for (const std::string& p : paths) hex.push_back(Hex(p));
+  for (const std::string& p : paths) hex.push_back(HexString(p));
   (*j)[key + "_hex"] = std::move(hex);
 }
 

@@ -653,6 +653,9 @@ TEST_F(ImageMountTest, LazyCopyUpAppendsWithoutCopyingTheFile) {
   // A truncate by path copies up lazily and restores nothing.
   ASSERT_EQ(truncate(M("cut").c_str(), 1 << 20), 0);
   EXPECT_EQ(Allocated(B("upper/cut")), 0u);
+  // The copy-up, once complete, left the archive mark (MarkAdopted), and
+  // it fits in the inode (no xattr block above).
+  EXPECT_EQ(getxattr(B("upper/cut").c_str(), "user.overtier.archive", nullptr, 0), 16);
   EXPECT_EQ(ReadFile(M("cut")), Pattern(3 << 20, 23).substr(0, 1 << 20));
 
   // Everything reads back, and again after a remount (the records are in

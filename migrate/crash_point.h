@@ -53,6 +53,9 @@ void CrashPoint(const char* name);
 //                        commits its restore flag
 //   slow-read-answered   a read waiting for a restore was told its range is
 //                        resident, before it reads the upper file
+//   read-answered        a read of a file of a mount with a store
+//                        answered from the upper file, the file's gate
+//                        not yet let go
 //   plain-write          a write to a file without a record, going the
 //                        plain way, before it writes
 //   plain-write-answered such a write answered, its change not yet ended

@@ -649,16 +649,23 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   OpenFile* of = OF(fi);
   const int fd = Fs(req)->ReadFd(of);
   const std::shared_ptr<MigFile>& mf = ReadMig(req, of);
-  MigFile* m = mf.get();
-  if (m != nullptr) {
+  if (mf != nullptr) {
+    // Held until the gate is let go: once answered, the caller may close
+    // its last descriptor, and a RELEASE on another thread drop the open
+    // and with it (the last hold on) the file's migration state. An unlock
+    // into freed memory then counted a new MigFile's gate down to -1
+    // readers, and its next release waited for ever.
+    std::shared_ptr<MigFile> m = mf;
     // Resident now, and until read: a release waits for the gate.
     std::shared_lock<IoGate> gate(m->io_gate);
     if (m->slow.load(std::memory_order_acquire) &&
-        !Mig(req)->KnownResident(m, static_cast<uint64_t>(off), size)) {
+        !Mig(req)->KnownResident(m.get(), static_cast<uint64_t>(off), size)) {
       gate.unlock();
-      return SlowRead(req, mf, fd, size, off);
+      return SlowRead(req, m, fd, size, off);
     }
-    return ReplyFromFd(req, fd, size, off);
+    ReplyFromFd(req, fd, size, off);
+    PausePoint("read-answered");
+    return;
   }
   if (St(req)->hard && !of->upper.load(std::memory_order_acquire) &&
       Fs(req)->ServedLower(of->node)) {

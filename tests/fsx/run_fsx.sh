@@ -30,6 +30,10 @@
 #                         during the run, the daemon's periodic policy releasing every file
 #                         every second (policy=,policy_interval=1; not on the verify's mount).
 #                         Found a release undone in memory by the churn's archive (races_test)
+#   OVERTIER_FSX_THREADS  (target overtier) request-loop threads of the run's mount (threads=);
+#                         default: the scenario's fsx jobs, so the scenarios with several jobs
+#                         run against a multi-threaded daemon (with the store, that found a read
+#                         that let go of a file's gate after the file could be freed: a hang)
 #   OVERTIER_FSX_MAX_FDS  (target overtier) most descriptors the daemon may hold once fsx is done
 #                         (default 2000; a few hundred is usual: a leak shows long before EMFILE)
 #   OVERTIER_FSX_CHURN_PAUSE seconds the churn sleeps between its archive and restore passes
@@ -144,10 +148,11 @@ scenario() {
     "ops=$ops max_size=$max_size $*"
   start=$SECONDS
   "$fsx" prepare --lower "$lowers" "${common[@]}"
+  export UNION_OVERTIER_OPTS="threads=${OVERTIER_FSX_THREADS:-$jobs}"
   if [[ "$store" == 1 ]]; then
     "$OVERTIER_BIN" store init "$d/store" --copies 1 >/dev/null ||
       union_fail "overtier store init failed (scenario $name)"
-    export UNION_OVERTIER_OPTS="store=$d/store${OVERTIER_FSX_STORE_OPTS:+,$OVERTIER_FSX_STORE_OPTS}"
+    UNION_OVERTIER_OPTS="$UNION_OVERTIER_OPTS,store=$d/store${OVERTIER_FSX_STORE_OPTS:+,$OVERTIER_FSX_STORE_OPTS}"
     if [[ "${OVERTIER_FSX_POLICY:-0}" == 1 ]]; then
       printf 'release\n' >"$d/policy.rules"
       UNION_OVERTIER_OPTS="$UNION_OVERTIER_OPTS,policy=$d/policy.rules,policy_interval=1"
@@ -200,8 +205,9 @@ scenario() {
 
   # Persistence: a fresh mount of the same layers must show exactly the final model. Without
   # the policy: nothing may be released behind the verify's back before the kernel cross-check.
+  export UNION_OVERTIER_OPTS="threads=${OVERTIER_FSX_THREADS:-$jobs}"
   if [[ "$store" == 1 ]]; then
-    export UNION_OVERTIER_OPTS="store=$d/store${OVERTIER_FSX_STORE_OPTS:+,$OVERTIER_FSX_STORE_OPTS}"
+    UNION_OVERTIER_OPTS="$UNION_OVERTIER_OPTS,store=$d/store${OVERTIER_FSX_STORE_OPTS:+,$OVERTIER_FSX_STORE_OPTS}"
   fi
   union_mount "$d/mnt" "$lowers" "$d/upper" "$d/work"
   if [[ "$store" == 1 ]]; then

@@ -291,6 +291,27 @@ Status Restorer::Load(Job* job) {
   // commit failed): this Restorer runs one job per file, and one process at
   // a time writes a store.
   if (rec) rec->flags &= ~kMigRestoreInProgress;
+  if (!(rec && (rec->flags & kMigReleased))) {
+    // The catalog says every byte is here. A file that still carries an
+    // archive mark and has holes disagrees (archive_mark.h: the mark goes
+    // before any commit that ends "released"): the row was lost or put
+    // back from before the release, and the rebuild at the file's first
+    // open could not be committed. Its holes are the archive's bytes, not
+    // zeros. Without a hole nothing can be missing: the mark is one a
+    // crash left between a release's mark and its commit, and goes.
+    if (std::optional<Bfid> mark = ReadArchiveMark(job->fd)) {
+      const off_t hole = size > 0 ? lseek(job->fd, 0, SEEK_HOLE) : 0;
+      if (hole >= 0 && static_cast<uint64_t>(hole) >= size) {
+        ClearArchiveMark(job->fd);
+      } else {
+        return Status::Errno(
+            EIO, "'" + job->what + "' carries archive " + mark->ToHex() + " but the catalog has " +
+                     (rec ? "a record that does not say released" : "no record of it") +
+                     ": its released bytes cannot be told from holes (the "
+                     "record is rebuilt at the file's next first open)");
+      }
+    }
+  }
   ResidencyMap map = ResidencyMap::FullyResident(size);
   if (rec && (rec->flags & kMigReleased)) {
     OVT_RETURN_IF_ERROR(ResidencyMap::FromRecord(*rec, size, &map));

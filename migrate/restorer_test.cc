@@ -380,6 +380,65 @@ TEST_F(RestorerTest, BothCopiesCorruptGiveEioSoftOrHardThenRetrySucceeds) {
   EXPECT_TRUE(ReadAll(fd) == data_);
 }
 
+// A released file whose catalog row is gone, or says "archived" (a
+// catalog put back from before the release), while the file still
+// carries its archive mark: the job cannot tell the released bytes from
+// holes and answers EIO, never the zeros of the holes. (The daemon's
+// first open rebuilds such a row, ReconcileMarked; this is the restorer's
+// own stand when that rebuild could not be committed.)
+TEST_F(RestorerTest, AMarkedFileWhoseRowSaysResidentIsEioNotZeros) {
+  int fd = Released("f");
+  const std::string key = Handle(fd).key;
+  const MigrationRecord released = *Record(fd);
+  MigrationRecord archived = released;
+  archived.flags = kMigArchived;
+  archived.residency = ResidencyKind::kBarrier;
+  archived.barrier = kSize;
+  archived.resident_ranges.clear();
+  for (int variant = 0; variant < 2; variant++) {
+    Catalog::Batch b(store_->catalog());
+    if (variant == 0) {
+      b.DeleteMigration(key);
+    } else {
+      b.PutMigration(key, archived);
+    }
+    ASSERT_TRUE(b.Commit().ok());
+    Restorer r(store_.get());
+    Status s = r.RestoreAndWait(fd, "f", {8192, 10});
+    EXPECT_EQ(s.err(), EIO) << variant << ": " << s.ToString();
+    EXPECT_TRUE(HasSubstr(s.message(), "carries archive")) << s.ToString();
+  }
+  // The row back: the restore runs, and takes the mark with it.
+  Catalog::Batch b(store_->catalog());
+  b.PutMigration(key, released);
+  ASSERT_TRUE(b.Commit().ok());
+  Restorer r(store_.get());
+  Status s = r.RestoreAndWait(fd, "f", {0, 0});
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(ReadAll(fd) == data_);
+  std::promise<Status> idle;
+  r.WhenIdle(key, [&](const Status& st) { idle.set_value(st); });
+  ASSERT_TRUE(idle.get_future().get().ok());
+  EXPECT_FALSE(ReadArchiveMark(fd).has_value());
+  EXPECT_TRUE(r.RestoreAndWait(fd, "f", {8192, 10}).ok()) << "a restored file reads";
+}
+
+// A mark on a file without a hole (a crash between a release's mark and
+// its commit, archiver.cc's release-marked) is stale: nothing can be
+// missing, the restore answers, and the mark goes.
+TEST_F(RestorerTest, AStaleMarkOnAWholeFileGoes) {
+  const std::string data = Payload(kSize, 12);
+  int fd = MakeFile("w", data);
+  Archiver a(store_.get());
+  ASSERT_TRUE(a.Archive(fd, "w").ok());
+  ASSERT_TRUE(SetArchiveMark(fd, Record(fd)->bfid, "w").ok());
+  Restorer r(store_.get());
+  Status s = r.RestoreAndWait(fd, "w", {8192, 10});
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_FALSE(ReadArchiveMark(fd).has_value());
+  EXPECT_TRUE(ReadAll(fd) == data);
+}
+
 TEST_F(RestorerTest, CorruptCopyFallsBackToTheOther) {
   int fd = Released("f");
   Damage(store_.get(), dir_.path() + "/store", Record(fd)->bfid, 0);

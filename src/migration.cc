@@ -632,7 +632,14 @@ void MigrationService::ReconcileMarked(int fd, FileHandle fh, std::optional<Migr
     return;
   }
   if (size == 0 || (data.size() == 1 && data[0] == ByteRange{0, size})) {
-    return;  // no hole: nothing can be missing
+    // No hole: nothing can be missing. The mark is one a crash left
+    // between a release's mark and its commit (nothing punched yet), and
+    // goes: left, it would have a later open take the user's holes (a
+    // punch, a truncate up) for the archive's bytes. (No release of this
+    // file runs now: a release works on an open file, so on a MigFile
+    // that exists, and this is the first.)
+    ClearArchiveMark(rfd);
+    return;
   }
   if (!AddInodeAndGeneration(rfd, "upper file", &fh).ok()) fh.has_generation = false;
   const std::string what = "inode " + std::to_string(st.st_ino);

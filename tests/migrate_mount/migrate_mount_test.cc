@@ -410,6 +410,44 @@ TEST_F(MigrateMountTest, ARowTheCatalogLostIsRebuiltFromTheFilesMark) {
   Unmount();
 }
 
+// A crash between a release's mark and its commit leaves a whole file
+// carrying a mark its row (archived) does not back. The file's first open
+// takes it off: kept, it would have the next open after a punch take the
+// user's hole for the archive's bytes.
+TEST_F(MigrateMountTest, AStaleMarkOnAWholeFileGoesAtItsFirstOpen) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string data = Payload(kMiB, 37);
+  MakeFile("s", data);
+  ASSERT_EQ(Ctl(M("s"), OVERTIER_IOC_ARCHIVE), 0) << Slurp(log_);
+  overtier_ctl_state st;
+  ASSERT_EQ(GetState(M("s"), &st), 0);
+  WaitStoreIdle();
+  Unmount();
+  ASSERT_EQ(setxattr(B("upper/s").c_str(), "user.overtier.archive", st.bfid, sizeof st.bfid, 0), 0)
+      << strerror(errno);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  ASSERT_EQ(GetState(M("s"), &st), 0);
+  EXPECT_EQ(st.state, OVERTIER_STATE_ARCHIVED);
+  EXPECT_LT(getxattr(B("upper/s").c_str(), "user.overtier.archive", nullptr, 0), 0)
+      << "the stale mark stayed";
+  // The user punches a hole: zeros, now and after the next first open.
+  {
+    int fd = open(M("s").c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 65536, 65536), 0)
+        << strerror(errno);
+    close(fd);
+  }
+  std::string want = data;
+  std::fill(want.begin() + 65536, want.begin() + 131072, '\0');
+  EXPECT_TRUE(ReadFile(M("s")) == want);
+  WaitStoreIdle();
+  Unmount();
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  EXPECT_TRUE(ReadFile(M("s")) == want) << "the punched range read the archive's bytes";
+  Unmount();
+}
+
 // A truncate to 0 of a released file (by path, or O_TRUNC) drops its
 // archive and its record: it must take the archive mark too, though the
 // daemon holds only an O_PATH descriptor of the file there. Left behind,

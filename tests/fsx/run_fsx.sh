@@ -34,6 +34,8 @@
 #                         default: the scenario's fsx jobs, so the scenarios with several jobs
 #                         run against a multi-threaded daemon (with the store, that found a read
 #                         that let go of a file's gate after the file could be freed: a hang)
+#   OVERTIER_FSX_OPTS     (target overtier) more mount options for every mount of a scenario
+#                         (e.g. writeback=1, passthrough=0)
 #   OVERTIER_FSX_MAX_FDS  (target overtier) most descriptors the daemon may hold once fsx is done
 #                         (default 2000; a few hundred is usual: a leak shows long before EMFILE)
 #   OVERTIER_FSX_CHURN_PAUSE seconds the churn sleeps between its archive and restore passes
@@ -148,7 +150,7 @@ scenario() {
     "ops=$ops max_size=$max_size $*"
   start=$SECONDS
   "$fsx" prepare --lower "$lowers" "${common[@]}"
-  export UNION_OVERTIER_OPTS="threads=${OVERTIER_FSX_THREADS:-$jobs}"
+  export UNION_OVERTIER_OPTS="threads=${OVERTIER_FSX_THREADS:-$jobs}${OVERTIER_FSX_OPTS:+,$OVERTIER_FSX_OPTS}"
   if [[ "$store" == 1 ]]; then
     "$OVERTIER_BIN" store init "$d/store" --copies 1 >/dev/null ||
       union_fail "overtier store init failed (scenario $name)"
@@ -205,7 +207,7 @@ scenario() {
 
   # Persistence: a fresh mount of the same layers must show exactly the final model. Without
   # the policy: nothing may be released behind the verify's back before the kernel cross-check.
-  export UNION_OVERTIER_OPTS="threads=${OVERTIER_FSX_THREADS:-$jobs}"
+  export UNION_OVERTIER_OPTS="threads=${OVERTIER_FSX_THREADS:-$jobs}${OVERTIER_FSX_OPTS:+,$OVERTIER_FSX_OPTS}"
   if [[ "$store" == 1 ]]; then
     UNION_OVERTIER_OPTS="$UNION_OVERTIER_OPTS,store=$d/store${OVERTIER_FSX_STORE_OPTS:+,$OVERTIER_FSX_STORE_OPTS}"
   fi

@@ -13,7 +13,7 @@ packages=(
   libssl-dev
   # tests: xattr/acl tools, the references we compare with, a C code base
   # (tests/stress builds the OCaml runtime from ocaml-source)
-  attr acl fuse-overlayfs python3 kmod e2fsprogs util-linux procps psmisc
+  attr acl fuse-overlayfs python3 kmod e2fsprogs xfsprogs util-linux procps psmisc
   ocaml-source
   # store tests: compressed tars, a static shell for the chroot test
   zstd xz-utils busybox-static

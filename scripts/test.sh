@@ -31,7 +31,7 @@ ninja -C build -j"$(nproc)"
 
 status=0
 suites=(--suite unit --suite integration --suite fsx --suite stress --suite store --suite image-mount
-  --suite migrate --suite migrate-mount --suite migrate-slow --suite rados --suite podman)
+  --suite migrate --suite migrate-mount --suite migrate-slow --suite rados --suite podman --suite xfs)
 echo "== tests (plain build)"
 meson test -C build "${suites[@]}" --print-errorlogs --num-processes 1 || status=1
 logs=(build/meson-logs/testlog.json)

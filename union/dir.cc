@@ -337,6 +337,8 @@ Status UnionFs::Rename(const Ctx&, Node* parent, std::string_view name_sv, Node*
   if (exchange && !dr.found) return Status::Errno(ENOENT);
   if ((flags & RENAME_NOREPLACE) && dr.found) return Status::Errno(EEXIST);
 
+  const bool dst_pure_upper =
+      dr.found && S_ISDIR(dr.type) && dr.upper.valid() && dr.lower_dirs.empty();
   std::unique_ptr<Node> fs_src, fs_dst;
   OVT_RETURN_IF_ERROR(NodeFromResult(&sr, &fs_src));
   NodeRef src(&nodes_, nodes_.Intern(std::move(fs_src), parent, name));
@@ -349,7 +351,12 @@ Status UnionFs::Rename(const Ctx&, Node* parent, std::string_view name_sv, Node*
       bool sdir = src.get()->is_dir(), ddir = dst->get()->is_dir();
       if (sdir && !ddir) return Status::Errno(ENOTDIR);
       if (!sdir && ddir) return Status::Errno(EISDIR);
-      if (ddir) {
+      // A directory of the upper layer alone (no lower part: new, or
+      // opaque, so no whiteouts in it) is the upper file system's to
+      // judge, as the kernel overlayfs leaves it to vfs_rename: XFS says
+      // EEXIST where ext4 says ENOTEMPTY. Any other must be empty in the
+      // merged view.
+      if (ddir && !dst_pure_upper) {
         bool empty;
         OVT_RETURN_IF_ERROR(IsEmptyDir(dst->get(), &empty));
         if (!empty) return Status::Errno(ENOTEMPTY);
@@ -420,7 +427,7 @@ Status UnionFs::Rename(const Ctx&, Node* parent, std::string_view name_sv, Node*
   UpperState dstate;
   struct stat dst_st;
   OVT_RETURN_IF_ERROR(UpperStateAt(dpfd, newname.c_str(), &dstate, &dst_st));
-  if (dstate == UpperState::kObject && S_ISDIR(dst_st.st_mode)) {
+  if (dstate == UpperState::kObject && S_ISDIR(dst_st.st_mode) && !dst_pure_upper) {
     // The target is empty in the merged view but may hold whiteouts.
     int tfd = openat(dpfd, newname.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (tfd < 0) return Status::FromErrno();

@@ -140,7 +140,7 @@ std::chrono::seconds Watchdog::LimitFromEnv(int def) {
 }
 
 void TempDirTest::SetUp() {
-  std::string tmpl = "/tmp/ovt-" + name_ + ".XXXXXX";
+  std::string tmpl = it::TempTemplate("ovt-" + name_);
   ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
   dir_ = tmpl;
 }
@@ -155,7 +155,7 @@ MountFixture::MountFixture(std::string name, std::string why_root, std::vector<s
 
 void MountFixture::SetUp() {
   if (geteuid() != 0) GTEST_SKIP() << why_root_;
-  std::string tmpl = "/tmp/ovt-" + name_ + ".XXXXXX";
+  std::string tmpl = it::TempTemplate("ovt-" + name_);
   ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
   base_ = tmpl;
   chmod(base_.c_str(), 0755);  // tests run commands as nobody on the mount

@@ -91,7 +91,7 @@ class Watchdog {
   bool stop_ = false;
 };
 
-// A fresh directory dir_ (/tmp/ovt-NAME.XXXXXX) for tests that need no
+// A fresh directory dir_ ($TMPDIR/ovt-NAME.XXXXXX, /tmp by default) for tests that need no
 // mount and no root; removed in TearDown.
 class TempDirTest : public ::testing::Test {
  protected:
@@ -112,7 +112,7 @@ class TempDirTest : public ::testing::Test {
 // exceeds OVERTIER_TEST_TIMEOUT (default 120 s).
 class MountFixture : public ::testing::Test {
  protected:
-  // name: the temp directory is /tmp/ovt-NAME.XXXXXX; why_root: the skip
+  // name: the temp directory is $TMPDIR/ovt-NAME.XXXXXX; why_root: the skip
   // message without root; dirs: made under base_ ("mnt" always is).
   MountFixture(std::string name, std::string why_root, std::vector<std::string> dirs);
 

@@ -85,8 +85,8 @@ class DaemonTest : public ::testing::Test {
     if (bin == nullptr || (target != nullptr && std::string(target) != "overtier"))
       GTEST_SKIP() << "overtier-only (OVERTIER_BIN not set)";
     bin_ = bin;
-    char tmpl[] = "/tmp/overtier-daemon.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    std::string tmpl = (fs::temp_directory_path() / "overtier-daemon.XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
     for (const char* d : {"lower", "upper", "work", "mnt"}) fs::create_directory(dir_ + "/" + d);
     mnt_ = dir_ + "/mnt";

@@ -583,8 +583,8 @@ void UnionFsTest::SetUp() {
   }
   umask(022);
   keep_ = EnvFlag("OVERTIER_TEST_KEEP");
-  char tmpl[] = "/tmp/overtier-it.XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr) << LastError();
+  std::string tmpl = TempTemplate("overtier-it");
+  ASSERT_NE(mkdtemp(tmpl.data()), nullptr) << LastError();
   base_ = tmpl;
   // World-searchable so the unprivileged child of RunAs can reach mnt.
   ASSERT_EQ(chmod(base_.c_str(), 0755), 0);

@@ -220,6 +220,12 @@ TEST_F(SpecialTest, SymlinkLoopIsELOOP) {
 TEST_F(SpecialTest, LongestSymlinkTarget) {
   std::string target(PATH_MAX - 1, 'x');
   for (size_t i = 100; i < target.size(); i += 100) target[i] = '/';
+  // The upper file system's own limit may be lower (XFS: 1024 bytes); the
+  // union can only pass that on.
+  const std::string probe = base() + "/probe-symlink";
+  if (symlink(target.c_str(), probe.c_str()) != 0 && errno == ENAMETOOLONG)
+    GTEST_SKIP() << "the file system under " << base() << " keeps shorter symlink targets";
+  unlink(probe.c_str());
   ASSERT_NO_FATAL_FAILURE(Mount());
   ASSERT_EQ(symlink(target.c_str(), M("long").c_str()), 0) << strerror(errno);
   std::string buf(PATH_MAX, '\0');

@@ -31,9 +31,9 @@ std::vector<char*> Argv(const std::vector<std::string>& args) {
 
 // A temp file already unlinked, for a child's output; -1 on error.
 int OutputFile() {
-  char tmpl[] = "/tmp/ovt-test-out.XXXXXX";
-  int fd = mkstemp(tmpl);
-  if (fd >= 0) unlink(tmpl);
+  std::string tmpl = TempTemplate("ovt-test-out");
+  int fd = mkstemp(tmpl.data());
+  if (fd >= 0) unlink(tmpl.c_str());
   return fd;
 }
 
@@ -80,6 +80,10 @@ int RunChild(const std::vector<std::string>& args, int out_fd, int err_fd, uid_t
 std::string EnvOr(const char* name, const std::string& def) {
   const char* v = std::getenv(name);
   return v != nullptr && *v != '\0' ? v : def;
+}
+
+std::string TempTemplate(const std::string& stem) {
+  return EnvOr("TMPDIR", "/tmp") + "/" + stem + ".XXXXXX";
 }
 
 std::string OvertierBin() {

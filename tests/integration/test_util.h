@@ -21,6 +21,11 @@ namespace overtier::it {
 // The value of an environment variable, def when unset or empty.
 std::string EnvOr(const char* name, const std::string& def = "");
 
+// A mkdtemp/mkstemp template for a fresh temp entry named STEM.XXXXXX in
+// $TMPDIR (default /tmp): TMPDIR=/mnt/xfs runs the tests on another file
+// system.
+std::string TempTemplate(const std::string& stem);
+
 // The overtier binary: $OVERTIER_BIN (set by meson), otherwise the build
 // tree layout BUILD/tests/X/test -> BUILD/tools/overtier.
 std::string OvertierBin();

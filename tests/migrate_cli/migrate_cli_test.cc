@@ -578,10 +578,13 @@ TEST_F(MigrateCliTest, AnExternalAgentDrivesAFileWithTheDmfsPrimitives) {
   a.archive_size = data.size();
   std::memcpy(a.bfid, twin.bfid, sizeof(a.bfid));
   {
+    // The generation as the ABI says: from ARCHIVE_BEGIN's state (not
+    // FS_IOC_GETVERSION, which tmpfs does not answer).
+    overtier_ctl_state begun{};
+    ASSERT_EQ(control::GetState(afd, &begun), 0);
+    a.generation = begun.generation;
     it::Fd ufd(open(U("f").c_str(), O_RDONLY));
     ASSERT_TRUE(ufd.valid());
-    int gen = 0;
-    if (ioctl(ufd.get(), FS_IOC_GETVERSION, &gen) == 0) a.generation = static_cast<uint32_t>(gen);
     struct stat st;
     ASSERT_EQ(fstat(ufd.get(), &st), 0);
     a.atime_ns = st.st_atim.tv_sec * 1000000000LL + st.st_atim.tv_nsec;

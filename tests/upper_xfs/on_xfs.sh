@@ -12,14 +12,15 @@ if ! command -v mkfs.xfs >/dev/null; then
 fi
 img="$(mktemp /var/tmp/overtier-xfs.XXXXXX)"
 mnt="$(mktemp -d /tmp/overtier-xfs.XXXXXX)"
+# shellcheck disable=SC2317  # reached through the EXIT trap
 cleanup() {
   local rc=$? m
   set +e
   if mountpoint -q "$mnt"; then
     # A test that failed may have left a FUSE mount below: detach it first.
-    for m in $(awk -v p="$mnt/" 'index($2, p) == 1 { print $2 }' /proc/mounts | sort -r); do
+    while read -r m; do
       umount -l "$m"
-    done
+    done < <(awk -v p="$mnt/" 'index($2, p) == 1 { print $2 }' /proc/mounts | sort -r)
     umount "$mnt" || umount -l "$mnt"
   fi
   rmdir "$mnt" 2>/dev/null || true

@@ -10,7 +10,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <climits>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <string_view>
 
 #include "union/fs_util.h"
 #include "union/union_fs.h"
@@ -18,6 +23,67 @@
 namespace overtier {
 
 namespace {
+
+bool IsDotName(std::string_view c) { return c == "." || c == ".."; }
+
+// A redirect as the kernel overlayfs takes it (ovl_get_redirect_xattr):
+// absolute, "/" and components none of which is empty, or relative, one
+// sibling name. A "." or ".." component, which the kernel's lookup_one
+// refuses with EACCES, would walk out of the lower layers: the upper layer
+// may come from anywhere (a copied tree, another host), so its redirects
+// are data to check, not paths to follow.
+Status CheckRedirect(const std::string& r) {
+  if (r.empty() || r.find('\0') != std::string::npos) return Status::Errno(EINVAL);
+  if (r[0] != '/') {
+    if (r.find('/') != std::string::npos) return Status::Errno(EINVAL);
+    if (IsDotName(r)) return Status::Errno(EACCES);
+    return r.size() > NAME_MAX ? Status::Errno(ENAMETOOLONG) : Status::OK();
+  }
+  Status dots;
+  for (size_t i = 1;;) {
+    size_t j = r.find('/', i);
+    if (j == std::string::npos) j = r.size();
+    if (j == i) return Status::Errno(EINVAL);
+    const std::string_view c(r.data() + i, j - i);
+    if (IsDotName(c) && dots.ok()) dots = Status::Errno(EACCES);
+    if (c.size() > NAME_MAX && dots.ok()) dots = Status::Errno(ENAMETOOLONG);
+    if (j == r.size()) break;
+    i = j + 1;
+  }
+  return dots;
+}
+
+// Says once a second at most (a lookup that fails is asked again and
+// again) that an upper object carries a redirect the union refuses.
+void ReportBadRedirect(const std::string& name, const std::string& redirect, const Status& s) {
+  static std::atomic<int64_t> last{0};
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  int64_t prev = last.load(std::memory_order_relaxed);
+  if (now == prev || !last.compare_exchange_strong(prev, now)) return;
+  std::string shown;
+  for (unsigned char ch : redirect.substr(0, 200)) {
+    if (ch >= 0x20 && ch < 0x7f) {
+      shown += static_cast<char>(ch);
+    } else {
+      char hex[5];
+      std::snprintf(hex, sizeof(hex), "\\x%02x", ch);
+      shown += hex;
+    }
+  }
+  std::fprintf(stderr, "overtier: '%s' in the upper layer has an invalid redirect \"%s\": %s\n",
+               name.c_str(), shown.c_str(), s.ToString().c_str());
+}
+
+void ReportLostMetacopy(const std::string& name) {
+  static std::atomic<int64_t> last{0};
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  int64_t prev = last.load(std::memory_order_relaxed);
+  if (now == prev || !last.compare_exchange_strong(prev, now)) return;
+  std::fprintf(stderr,
+               "overtier: '%s' in the upper layer is a metadata-only copy whose data no lower "
+               "layer holds: EIO\n",
+               name.c_str());
+}
 
 // Opens dirfd/name for the node cache: returns the fd and its stat, or
 // ENOENT. Directories get a readable fd; everything else O_PATH.
@@ -209,6 +275,13 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
 
   // 2. The lower layers.
   std::vector<LowerSearch> search = std::move(pdirs);
+  if (r->upper.valid() && (S_ISDIR(r->type) || r->metacopy) && !r->redirect.empty()) {
+    Status s = CheckRedirect(r->redirect);
+    if (!s.ok()) {
+      ReportBadRedirect(name, r->redirect, s);
+      return s;
+    }
+  }
   if (!r->redirect.empty()) {
     if (r->redirect[0] == '/') {
       // Absolute redirect: the lower objects live at that path of each
@@ -284,6 +357,14 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
     }
   }
   if (!r->found) return Status::OK();
+  if (r->upper.valid() && r->metacopy && !r->lower.valid()) {
+    // A metadata-only copy whose data no lower layer holds any more (a
+    // lower layer changed under the upper one): its upper file is a hole
+    // of the file's size, which must not be read as the user's data. The
+    // kernel fails the lookup the same way.
+    ReportLostMetacopy(name);
+    return Status::Errno(EIO);
+  }
 
   // Hard links of a lower file: if one of its names was copied up, every
   // name shows that copy (the index entry), so identity and content agree.
@@ -311,7 +392,8 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
 
 Status UnionFs::ResolveLowerDirs(const std::string& abs_path, std::vector<RealRef>* dirs) {
   // Walks the path component by component from each lower layer's root
-  // (openat + O_NOFOLLOW: a redirect can never leave a layer).
+  // (openat + O_NOFOLLOW, no "." or "..": a redirect can never leave a
+  // layer).
   std::vector<std::string> comps;
   for (size_t i = 0; i < abs_path.size();) {
     size_t j = abs_path.find('/', i);
@@ -326,6 +408,10 @@ Status UnionFs::ResolveLowerDirs(const std::string& abs_path, std::vector<RealRe
     for (const auto& c : comps) {
       int fd;
       struct stat st;
+      if (IsDotName(c)) {  // never out of the layer (CheckRedirect refused it already)
+        close(cur);
+        return Status::Errno(EACCES);
+      }
       Status s = OpenReal(cur, c.c_str(), &fd, &st);
       if (!s.ok()) {
         struct stat wst;

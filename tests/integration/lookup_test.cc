@@ -21,6 +21,80 @@ TEST_F(LookupTest, UpperFileShadowsLowerFile) {
   EXPECT_EQ(ReadFile(M("f")), "upper\n");
 }
 
+// A redirect xattr on an upper directory (or metadata-only file) names
+// where its lower part lives. The upper layer may come from anywhere (a
+// copied tree, another host): a redirect with ".." components must not
+// walk out of the lower layers. Answers as the kernel overlayfs gives them
+// (ovl_get_redirect_xattr: EINVAL for a malformed one, EACCES for a "." or
+// ".." component, which lookup_one refuses).
+TEST_F(LookupTest, RedirectsNeverLeaveTheLowerLayers) {
+  const std::string outside = base() + "/outside";
+  MakeDirs(outside + "/etc");
+  WriteFile(outside + "/etc/secret", "not in any layer\n");
+  MakeDirs(L(0, "a/b"));
+  WriteFile(L(0, "a/b/f"), "lower data\n");
+  const std::pair<const char*, int> cases[] = {
+      {"/../outside/etc", EACCES},
+      {"/a/../../outside/etc", EACCES},
+      {"/./a/b", EACCES},
+      {"..", EACCES},
+      {"../outside", EINVAL},
+      {"a/b", EINVAL},
+      {"//a/b", EINVAL},
+      {"/a/b/", EINVAL},
+      {"/", EINVAL},
+  };
+  int i = 0;
+  for (const auto& [redirect, err] : cases) {
+    const std::string d = "d" + std::to_string(i++);
+    MakeDirs(U(d));
+    SetXattr(U(d), "trusted.overlay.redirect", redirect);
+  }
+  // A good one still works.
+  MakeDirs(U("good"));
+  SetXattr(U("good"), "trusted.overlay.redirect", "/a/b");
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  i = 0;
+  for (const auto& [redirect, err] : cases) {
+    const std::string d = "d" + std::to_string(i++);
+    struct stat st;
+    EXPECT_EQ(Err(lstat(M(d).c_str(), &st)), Errno{err}) << "redirect " << redirect;
+    EXPECT_EQ(Err(lstat(M(d + "/secret").c_str(), &st)), Errno{err}) << "redirect " << redirect;
+  }
+  EXPECT_EQ(ReadFile(M("good/f")), "lower data\n");
+}
+
+// A metadata-only copy (trusted.overlay.metacopy) whose data the lower
+// layers no longer hold (a lower layer changed under the upper one): the
+// upper file holds only a hole of the right size. The kernel fails the
+// lookup with EIO ("metacopy with no lower data found"); reading the hole
+// would hand out zeros for the user's data.
+TEST_F(LookupTest, AMetacopyWithoutItsLowerDataIsEio) {
+  WriteFile(U("gone"), "");
+  ASSERT_EQ(truncate(U("gone").c_str(), 4096), 0);
+  SetXattr(U("gone"), "trusted.overlay.metacopy", "");
+  WriteFile(U("moved"), "");
+  ASSERT_EQ(truncate(U("moved").c_str(), 4096), 0);
+  SetXattr(U("moved"), "trusted.overlay.metacopy", "");
+  SetXattr(U("moved"), "trusted.overlay.redirect", "/nowhere/f");
+  MakeDirs(L(0, "dir"));
+  WriteFile(U("dir"), "");
+  SetXattr(U("dir"), "trusted.overlay.metacopy", "");
+  // The upper directory "dir" is a file here; the lower name is a
+  // directory: no data either.
+  // A copy-up marks its parent impure (the kernel's ovl_do_copy_up): the
+  // union reads the metacopy mark of files in such directories.
+  SetXattr(U(""), "trusted.overlay.impure", "y");
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  struct stat st;
+  EXPECT_EQ(Err(lstat(M("gone").c_str(), &st)), Errno{EIO});
+  EXPECT_EQ(Err(lstat(M("moved").c_str(), &st)), Errno{EIO});
+  const int fd = open(M("moved").c_str(), O_RDONLY);
+  EXPECT_EQ(Err(fd), Errno{EIO});
+  if (fd >= 0) close(fd);
+  EXPECT_EQ(Err(lstat(M("dir").c_str(), &st)), Errno{EIO});
+}
+
 TEST_F(LookupTest, UpperLowerShadowsLowerOne) {
   WriteFile(L(0, "f"), "lower0\n");
   WriteFile(L(1, "f"), "lower1\n");

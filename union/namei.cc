@@ -53,13 +53,19 @@ Status CheckRedirect(const std::string& r) {
   return dots;
 }
 
-// Says once a second at most (a lookup that fails is asked again and
-// again) that an upper object carries a redirect the union refuses.
+// Whether a message about a bad upper object may go to the log now: once
+// a second at most per message, as a lookup that fails is asked again and
+// again (the kernel's pr_warn_ratelimited).
+bool LogNow(std::atomic<int64_t>* last) {
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  int64_t prev = last->load(std::memory_order_relaxed);
+  return now != prev && last->compare_exchange_strong(prev, now);
+}
+
+// An upper object carries a redirect the union refuses.
 void ReportBadRedirect(const std::string& name, const std::string& redirect, const Status& s) {
   static std::atomic<int64_t> last{0};
-  const int64_t now = static_cast<int64_t>(time(nullptr));
-  int64_t prev = last.load(std::memory_order_relaxed);
-  if (now == prev || !last.compare_exchange_strong(prev, now)) return;
+  if (!LogNow(&last)) return;
   std::string shown;
   for (unsigned char ch : redirect.substr(0, 200)) {
     if (ch >= 0x20 && ch < 0x7f) {
@@ -76,9 +82,7 @@ void ReportBadRedirect(const std::string& name, const std::string& redirect, con
 
 void ReportLostMetacopy(const std::string& name) {
   static std::atomic<int64_t> last{0};
-  const int64_t now = static_cast<int64_t>(time(nullptr));
-  int64_t prev = last.load(std::memory_order_relaxed);
-  if (now == prev || !last.compare_exchange_strong(prev, now)) return;
+  if (!LogNow(&last)) return;
   std::fprintf(stderr,
                "overtier: '%s' in the upper layer is a metadata-only copy whose data no lower "
                "layer holds: EIO\n",

@@ -48,13 +48,7 @@ cleanup() {
   [[ -n "${churn_pid:-}" ]] && kill "$churn_pid" 2>/dev/null
   [[ -n "${fsx_pid:-}" ]] && kill -9 "$fsx_pid" 2>/dev/null
   union_cleanup_all
-  if [[ "${OVERTIER_KILL_KEEP:-0}" == 1 ]]; then
-    echo "kill_under_load.sh: kept $tmp"
-  elif union_nothing_mounted_under "$tmp"; then
-    rm -rf "$tmp"
-  else
-    echo "kill_under_load.sh: something is still mounted under $tmp; not deleting it" >&2
-  fi
+  union_remove_tmp "$tmp" "${OVERTIER_KILL_KEEP:-0}" kill_under_load.sh
   exit "$rc"
 }
 trap cleanup EXIT

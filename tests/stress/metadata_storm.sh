@@ -40,13 +40,7 @@ cleanup() {
   [[ -n "${churn_pid:-}" ]] && kill "$churn_pid" 2>/dev/null
   umount "$tmp/kernel" 2>/dev/null || true
   union_cleanup_all
-  if [[ "$keep" == 1 ]]; then
-    echo "metadata_storm.sh: kept $tmp"
-  elif union_nothing_mounted_under "$tmp"; then
-    rm -rf "$tmp"
-  else
-    echo "metadata_storm.sh: something is still mounted under $tmp; not deleting it" >&2
-  fi
+  union_remove_tmp "$tmp" "$keep" metadata_storm.sh
   exit "$rc"
 }
 trap cleanup EXIT

@@ -15,6 +15,7 @@
 #   union_umount MNT                unmount; fails if that needs force or the daemon lingers
 #   union_cleanup_all               best-effort forced teardown of everything still mounted
 #                                   (for EXIT traps; never fails)
+#   union_remove_tmp DIR KEEP WHO   then remove the run's temp DIR unless kept or still mounted
 #   union_fail MSG                  print MSG and exit 1
 
 # Mounts made through union_mount, in order, and the FUSE daemon pid behind each (or "-").
@@ -211,6 +212,20 @@ union_cleanup_all() {
   UNION_MOUNTS=()
   UNION_PIDS=()
   return 0
+}
+
+# union_remove_tmp DIR KEEP WHO: for EXIT traps, after union_cleanup_all: removes the run's
+# temp DIR, unless KEEP is 1 (says where it is) or something is still mounted below it (says
+# so, and leaves it: rm -rf would reach into a layer through the mount). WHO names the script.
+union_remove_tmp() {
+  local dir="$1" keep="$2" who="$3"
+  if [[ "$keep" == 1 ]]; then
+    echo "$who: kept $dir"
+  elif union_nothing_mounted_under "$dir"; then
+    rm -rf "$dir"
+  else
+    echo "$who: something is still mounted under $dir; not deleting it" >&2
+  fi
 }
 
 # True when nothing is mounted at or below DIR, i.e. `rm -rf DIR` cannot reach into a lower

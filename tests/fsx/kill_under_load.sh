@@ -66,12 +66,7 @@ round() {
     union_mount "$d/mnt" "$d/lower1:$d/lower2" "$d/upper" "$d/work"
   pid="$(_union_pid_of "$(realpath -m "$d/mnt")")"
   [[ "$pid" != "-" ]] || union_fail "round $r: no daemon pid"
-  (
-    while [[ ! -e "$d/churn.stop" ]]; do
-      timeout 30 "$ot" archive --release -r "$d/mnt" >>"$d/churn.log" 2>&1 || true
-      timeout 30 "$ot" restore -r "$d/mnt" >>"$d/churn.log" 2>&1 || true
-    done
-  ) &
+  union_churn "$d" &
   churn_pid=$!
   timeout -k 5 120 "$fsx" run --dir "$d/mnt" "${common[@]}" --ops 400000 --jobs 4 \
     --max-len 32768 --quiet >"$d/fsx.log" 2>&1 &

@@ -81,13 +81,7 @@ tmp="$(mktemp -d "${TMPDIR:-/tmp}/overtier-fsx.XXXXXX")"
 cleanup() {
   local rc=$?
   union_cleanup_all
-  if [[ "${OVERTIER_FSX_KEEP:-0}" == 1 ]]; then
-    echo "run_fsx.sh: kept $tmp"
-  elif union_nothing_mounted_under "$tmp"; then
-    rm -rf "$tmp"
-  else
-    echo "run_fsx.sh: something is still mounted under $tmp; not deleting it" >&2
-  fi
+  union_remove_tmp "$tmp" "${OVERTIER_FSX_KEEP:-0}" run_fsx.sh
   exit "$rc"
 }
 trap cleanup EXIT
@@ -121,19 +115,6 @@ if [[ "$store" == 1 && "$target" != overtier ]]; then
   exit 2
 fi
 
-# churn DIR: archives and releases, then restores, every file of DIR/mnt until DIR/churn.stop
-# exists; the command's output goes to DIR/churn.log. Refusals are expected (a file fsx has
-# open, one changed while being archived): only the daemon's survival and fsx's checks count.
-churn() {
-  local d="$1"
-  while [[ ! -e "$d/churn.stop" ]]; do
-    timeout 60 "$OVERTIER_BIN" archive --release -r "$d/mnt" >>"$d/churn.log" 2>&1 || true
-    sleep "${OVERTIER_FSX_CHURN_PAUSE:-0.02}"
-    timeout 60 "$OVERTIER_BIN" restore -r "$d/mnt" >>"$d/churn.log" 2>&1 || true
-    sleep "${OVERTIER_FSX_CHURN_PAUSE:-0.02}"
-  done
-}
-
 # scenario NAME SEED LAYERS FILES JOBS OPS MAX_SIZE MAX_LEN [extra fsx run args...]
 scenario() {
   local name="$1" s="$2" nlayers="$3" files="$4" jobs="$5" ops="$6" max_size="$7" max_len="$8"
@@ -164,7 +145,7 @@ scenario() {
   union_mount "$d/mnt" "$lowers" "$d/upper" "$d/work"
   local churn_pid=""
   if [[ "$store" == 1 ]]; then
-    churn "$d" &
+    union_churn "$d" "${OVERTIER_FSX_CHURN_PAUSE:-0.02}" &
     churn_pid=$!
   fi
   # The op budget is ~0.5 ms/op on a slow FUSE path plus slack; a hang is a failure too.

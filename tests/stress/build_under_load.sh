@@ -67,13 +67,7 @@ cleanup() {
   local rc=$?
   stop_background
   union_cleanup_all
-  if [[ "${STRESS_KEEP:-0}" == 1 ]]; then
-    echo "build_under_load.sh: kept $tmp"
-  elif union_nothing_mounted_under "$tmp"; then
-    rm -rf "$tmp"
-  else
-    echo "build_under_load.sh: something is still mounted under $tmp; not deleting it" >&2
-  fi
+  union_remove_tmp "$tmp" "${STRESS_KEEP:-0}" build_under_load.sh
   [[ "$rc" == 0 ]] && echo "build_under_load.sh: PASSED on $target" ||
     echo "build_under_load.sh: FAILED on $target (exit $rc)" >&2
   exit "$rc"

@@ -71,12 +71,7 @@ round() {
   fi
   UNION_OVERTIER_OPTS="$opts" union_mount "$d/mnt" "$d/lower1:$d/lower2" "$d/upper" "$d/work"
   if ((store)); then
-    (
-      while [[ ! -e "$d/churn.stop" ]]; do
-        timeout 30 "$ot" archive --release -r "$d/mnt" >>"$d/churn.log" 2>&1 || true
-        timeout 30 "$ot" restore -r "$d/mnt" >>"$d/churn.log" 2>&1 || true
-      done
-    ) &
+    union_churn "$d" &
     churn_pid=$!
   fi
   local -a pids=()

@@ -16,6 +16,7 @@
 #   union_cleanup_all               best-effort forced teardown of everything still mounted
 #                                   (for EXIT traps; never fails)
 #   union_remove_tmp DIR KEEP WHO   then remove the run's temp DIR unless kept or still mounted
+#   union_churn DIR [PAUSE]         archive/release/restore every file of DIR/mnt in a loop
 #   union_fail MSG                  print MSG and exit 1
 
 # Mounts made through union_mount, in order, and the FUSE daemon pid behind each (or "-").
@@ -212,6 +213,21 @@ union_cleanup_all() {
   UNION_MOUNTS=()
   UNION_PIDS=()
   return 0
+}
+
+# union_churn DIR [PAUSE]: the migration tier's churn over a mount with store=: archives and
+# releases, then restores, every file of DIR/mnt (`$OVERTIER_BIN archive --release -r`,
+# `restore -r`), sleeping PAUSE seconds (default 0) after each pass, until DIR/churn.stop
+# exists; the commands' output goes to DIR/churn.log. Refusals (a file open elsewhere, one
+# changed while being archived) are expected: the callers check what the churn must not break.
+union_churn() {
+  local d="$1" pause="${2:-0}"
+  while [[ ! -e "$d/churn.stop" ]]; do
+    timeout 60 "$OVERTIER_BIN" archive --release -r "$d/mnt" >>"$d/churn.log" 2>&1 || true
+    sleep "$pause"
+    timeout 60 "$OVERTIER_BIN" restore -r "$d/mnt" >>"$d/churn.log" 2>&1 || true
+    sleep "$pause"
+  done
 }
 
 # union_remove_tmp DIR KEEP WHO: for EXIT traps, after union_cleanup_all: removes the run's

@@ -374,9 +374,14 @@ Status UnionFs::Rename(const Ctx&, Node* parent, std::string_view name_sv, Node*
     FdPtr fd;
     OVT_RETURN_IF_ERROR(nodes_.FdLocked(n, &n->upper, &fd));
     if (setxattr(ProcPath(fd->get()).c_str(), xn_.redirect().c_str(), n->lower_path.data(),
-                 n->lower_path.size(), 0) != 0)
-      return Status::FromErrno("set redirect");
-    return Status::OK();
+                 n->lower_path.size(), 0) == 0)
+      return Status::OK();
+    // A redirect longer than the upper file system keeps in an xattr (ext4:
+    // about a block, so a lower path of some 4,000 bytes) cannot be
+    // recorded: EXDEV, as the kernel overlayfs answers, makes mv(1) copy
+    // the tree instead; ENOSPC would make it give up with "No space left".
+    if (errno == ENOSPC || errno == E2BIG) return Status::Errno(EXDEV, "redirect too long");
+    return Status::FromErrno("set redirect");
   };
   OVT_RETURN_IF_ERROR(prepare(src.get()));
   if (exchange) OVT_RETURN_IF_ERROR(prepare(dst->get()));

@@ -5,9 +5,12 @@
 // EXDEV: the kernel returns EXDEV for a lower/merged directory unless
 // redirect_dir=on; the reference mount uses redirect_dir=on, and overtier
 // always redirects, so both targets must succeed.
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -179,6 +182,62 @@ TEST_F(RenameTest, LowerDirectoryToAnotherParent) {
   ASSERT_NO_FATAL_FAILURE(Remount());
   ExpectLowerTreeAt("b/c/dst");
   EXPECT_EQ(ListDir(M("a")), std::vector<std::string>{});
+}
+
+// A lower directory so deep that its absolute redirect (6,024 bytes) does
+// not fit in an xattr of the upper file system (ext4 keeps about a block):
+// EXDEV, so that mv(1) copies the tree, and nothing moved; never ENOSPC,
+// which tells mv to give up. Where the redirect fits (XFS, tmpfs) overtier
+// moves it; the kernel overlayfs answers EXDEV beyond its redirect_max
+// (256 bytes by default) either way.
+TEST_F(RenameTest, ADirectoryWhoseRedirectDoesNotFitIsExdev) {
+  const std::string comp(250, 'd');
+  constexpr int kDepth = 24;
+  {
+    Fd dir(open(L(1).c_str(), O_RDONLY | O_DIRECTORY));
+    for (int i = 0; i < kDepth; ++i) {
+      ASSERT_EQ(mkdirat(dir.get(), comp.c_str(), 0755), 0) << i;
+      dir = Fd(openat(dir.get(), comp.c_str(), O_RDONLY | O_DIRECTORY));
+      ASSERT_TRUE(dir.valid());
+    }
+    ASSERT_EQ(mkdirat(dir.get(), "src", 0755), 0);
+    Fd f(openat(dir.get(), "src/f", O_WRONLY | O_CREAT, 0644));
+    ASSERT_TRUE(f.valid());
+    ASSERT_EQ(write(f.get(), "deep", 4), 4);
+  }
+  std::string redirect;
+  for (int i = 0; i < kDepth; ++i) redirect += "/" + comp;
+  redirect += "/src";
+  MakeDirs(U("probe"));
+  const bool fits = setxattr(U("probe").c_str(), "trusted.overlay.redirect", redirect.data(),
+                             redirect.size(), 0) == 0;
+  const int probe_errno = errno;
+  ASSERT_EQ(rmdir(U("probe").c_str()), 0);
+  if (!fits) {
+    ASSERT_TRUE(probe_errno == ENOSPC || probe_errno == E2BIG) << strerror(probe_errno);
+  }
+
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  Fd root(open(M().c_str(), O_RDONLY | O_DIRECTORY));
+  Fd dir(dup(root.get()));
+  for (int i = 0; i < kDepth; ++i) {
+    dir = Fd(openat(dir.get(), comp.c_str(), O_RDONLY | O_DIRECTORY));
+    ASSERT_TRUE(dir.valid()) << i << ": " << strerror(errno);
+  }
+  const Errno got = Err(renameat(dir.get(), "src", root.get(), "moved"));
+  if (fits && !IsKernel()) {
+    ASSERT_EQ(got, kOk);
+    dir.reset();
+    root.reset();
+    ASSERT_NO_FATAL_FAILURE(Remount());
+    EXPECT_EQ(ReadFile(M("moved/f")), "deep");
+    return;
+  }
+  EXPECT_EQ(got, Errno{EXDEV});
+  EXPECT_FALSE(Exists(M("moved")));
+  Fd f(openat(dir.get(), "src/f", O_RDONLY));
+  ASSERT_TRUE(f.valid());
+  EXPECT_EQ(ReadFd(f.get()), "deep");
 }
 
 TEST_F(RenameTest, DirectoryRenamedTwiceAndBack) {

@@ -152,6 +152,10 @@ Status UnionFs::CreateObject(const Ctx& ctx, Node* parent, std::string_view name
 
 Status UnionFs::Mknod(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode, dev_t rdev,
                       Entry* out) {
+  // A character device 0/0 is a whiteout in the upper layer: made through
+  // the mount it would hide its own name (and a lower file of that name)
+  // instead of appearing. EPERM, as the kernel overlayfs (ovl_mknod).
+  if (S_ISCHR(mode) && rdev == 0) return Status::Errno(EPERM, "a whiteout cannot be made");
   return CreateObject(
       ctx, parent, name, mode & S_IFMT,
       [&](int dfd, const char* n, mode_t umask) {

@@ -121,6 +121,25 @@ TEST_F(SpecialTest, DeviceNodes) {
   EXPECT_EQ(Lstat(U("lower_zero")).st_uid, 1234u);
 }
 
+// A character device 0/0 is the upper layer's whiteout: through the mount
+// it is refused (EPERM, as the kernel overlayfs does), leaving nothing in
+// the upper layer to hide the name or a lower file of that name.
+TEST_F(SpecialTest, AWhiteoutDeviceCannotBeMade) {
+  WriteFile(L(1, "lower"), "lower data");
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  EXPECT_EQ(Err(mknod(M("new").c_str(), S_IFCHR | 0644, makedev(0, 0))), Errno{EPERM});
+  EXPECT_FALSE(Exists(M("new")));
+  EXPECT_FALSE(Exists(U("new")));
+  ASSERT_EQ(unlink(M("lower").c_str()), 0);
+  EXPECT_EQ(Err(mknod(M("lower").c_str(), S_IFCHR | 0644, makedev(0, 0))), Errno{EPERM});
+  EXPECT_FALSE(Exists(M("lower")));
+  // Any other device, 0/1 included, is made.
+  ASSERT_EQ(mknod(M("dev01").c_str(), S_IFCHR | 0600, makedev(0, 1)), 0);
+  EXPECT_EQ(Lstat(M("dev01")).st_rdev, makedev(0, 1));
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  EXPECT_EQ(ListDir(M("")), std::vector<std::string>{"dev01"});
+}
+
 TEST_F(SpecialTest, SymlinkMadeThroughMount) {
   WriteFile(L(1, "target"), "target data");
   ASSERT_NO_FATAL_FAILURE(Mount());

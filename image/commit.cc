@@ -8,7 +8,8 @@
 namespace overtier {
 
 Status CommitUpper(Store* store, std::string_view name, const std::string& upper,
-                   const ImportOptions& options, ImportResult* result) {
+                   const ImportOptions& options, ImportResult* result,
+                   const UpperContentFn& upper_content) {
   auto start = std::chrono::steady_clock::now();
   *result = ImportResult();
   struct stat st;
@@ -26,6 +27,7 @@ Status CommitUpper(Store* store, std::string_view name, const std::string& upper
   OVT_RETURN_IF_ERROR(b.Begin());
   DirectoryImportOptions dopt;
   dopt.drop_overtier_xattrs = true;
+  dopt.upper_content = upper_content;
   OVT_RETURN_IF_ERROR(ImportDirectory(&b, &w, upper, dopt, options, &result->counters));
   ImageRecord rec;
   OVT_RETURN_IF_ERROR(FinishLayer(&b, parent, &rec));

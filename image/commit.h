@@ -7,7 +7,9 @@
 // directories keep trusted.overlay.redirect, and every other xattr is kept
 // except overtier's own trusted.overtier.* / user.overtier.* (the origin
 // inode numbers and link counts of one mount, meaningless in an image).
-// Sockets are skipped with a warning; nothing else is.
+// Sockets are skipped with a warning; nothing else is. Every file gets its
+// whole data: a released file's missing bytes come from its archive
+// (upper_content below).
 //
 // The upper should not change during a commit (unmount it, or freeze the
 // container); a file replaced while it is read fails the commit.
@@ -25,8 +27,13 @@ namespace overtier {
 
 // options.parent: the image the new one stacks on ("" none);
 // options.replace: replace an existing image of that name.
+// upper_content: reads the files the migration tier released (the tools
+// pass migrate/upper_content.h's WriteUpperContent); without it a file
+// carrying an archive mark is refused. A metadata-only copy is always
+// refused: its data is in a lower layer.
 Status CommitUpper(Store* store, std::string_view name, const std::string& upper,
-                   const ImportOptions& options, ImportResult* result);
+                   const ImportOptions& options, ImportResult* result,
+                   const UpperContentFn& upper_content = {});
 
 }  // namespace overtier
 

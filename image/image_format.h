@@ -103,6 +103,9 @@ inline constexpr uint64_t kImageDirSize = 4096;
 inline constexpr std::string_view kOpaqueXattr = "trusted.overlay.opaque";
 inline constexpr std::string_view kOpaqueValue = "y";
 inline constexpr std::string_view kRedirectXattr = "trusted.overlay.redirect";
+// A metadata-only copy in an upper directory: its data is in a lower layer
+// (never in an image: commit refuses such a file).
+inline constexpr std::string_view kMetacopyXattr = "trusted.overlay.metacopy";
 
 // OCI layer tar conventions.
 inline constexpr std::string_view kOciWhiteoutPrefix = ".wh.";
@@ -111,6 +114,9 @@ inline constexpr std::string_view kOciOpaqueMarker = ".wh..wh..opq";
 // Private xattrs of an overtier upper, dropped by commit.
 inline constexpr std::string_view kOvertierTrustedPrefix = "trusted.overtier.";
 inline constexpr std::string_view kOvertierUserPrefix = "user.overtier.";
+// The migration tier's archive mark on a released upper file
+// (migrate/archive_mark.h, kArchiveMarkXattr).
+inline constexpr std::string_view kArchiveMarkXattrName = "user.overtier.archive";
 
 inline bool IsWhiteout(const NodeRecord& n) { return S_ISCHR(n.mode) && n.rdev == 0; }
 

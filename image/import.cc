@@ -599,6 +599,31 @@ struct DirWalker {
     return Status::OK();
   }
 
+  // commit: whether the upper file holds its data. A metadata-only copy
+  // does not (its data is in a lower layer); a released file holds only
+  // part of it (the rest is in its archive), which upper_content reads.
+  // Stored as they are, both would read as zeros in the image.
+  Status UpperData(int fd, const NodeRecord& r, const std::string& what, FileRecord* content,
+                   bool* taken) {
+    if (r.xattrs.count(std::string(kMetacopyXattr)) != 0) {
+      return Status::Errno(EOPNOTSUPP,
+                           "'" + what +
+                               "' is a metadata-only copy (trusted.overlay.metacopy): its data is "
+                               "still in a lower layer, which commit does not read; open it for "
+                               "writing through the mounted union (e.g. ': >> FILE'), which copies "
+                               "its data up, then commit again");
+    }
+    if (dopt.upper_content) {
+      return dopt.upper_content(fd, r.size, what, w, content, taken);
+    }
+    if (fgetxattr(fd, std::string(kArchiveMarkXattrName).c_str(), nullptr, 0) >= 0) {
+      return Status::Errno(EOPNOTSUPP, "'" + what +
+                                           "' carries an archive mark: some of its bytes may be "
+                                           "only in the store's archive");
+    }
+    return Status::OK();
+  }
+
   static Status Same(int fd, const struct stat& st, const std::string& what) {
     struct stat now;
     if (fstat(fd, &now) != 0) return Status::FromErrno("fstat '" + what + "'");
@@ -654,7 +679,9 @@ struct DirWalker {
       r.size = static_cast<uint64_t>(now.st_size);
       if (s.ok()) s = Xattrs(fd, false, what, &r);
       FileRecord content;
-      if (s.ok() && r.size > 0) {
+      bool taken = false;
+      if (s.ok() && dopt.drop_overtier_xattrs) s = UpperData(fd, r, what, &content, &taken);
+      if (s.ok() && r.size > 0 && !taken) {
         s = w->WriteFd(fd, r.size, &content);
         if (!s.ok()) s = Status::Errno(s.err(), "'" + what + "': " + s.message());
       }

@@ -163,9 +163,21 @@ Status CheckNewNames(Store* store, const std::vector<std::string>& names, bool r
 // The id of image `name` (NotFound naming it).
 Status ResolveParent(Store* store, std::string_view name, uint64_t* id);
 
+// commit: the content of a regular file of an upper directory whose bytes
+// are not all in it (the migration tier released them into an archive).
+// Writes the whole content through w (BeginFile ... EndFile into *out) and
+// sets *handled, or leaves *handled false for a file read as it is.
+using UpperContentFn = std::function<Status(int fd, uint64_t size, const std::string& what,
+                                            ContentWriter* w, FileRecord* out, bool* handled)>;
+
 struct DirectoryImportOptions {
-  // commit: drop trusted.overtier.* and user.overtier.* xattrs.
+  // commit: drop trusted.overtier.* and user.overtier.* xattrs, and refuse
+  // a file whose data the upper directory does not hold: a metadata-only
+  // copy (trusted.overlay.metacopy: its data is in a lower layer), and,
+  // unless upper_content takes it, a file with an archive mark
+  // (user.overtier.archive: released, its bytes in an archive).
   bool drop_overtier_xattrs = false;
+  UpperContentFn upper_content;
 };
 
 // Walks the directory `path` (openat, O_NOFOLLOW, never following a

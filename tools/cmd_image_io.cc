@@ -10,6 +10,7 @@
 #include "image/commit.h"
 #include "image/export.h"
 #include "image/import.h"
+#include "migrate/upper_content.h"
 #include "store/store.h"
 #include "tools/cli.h"
 #include "tools/json_out.h"
@@ -130,7 +131,13 @@ int ImageCommit(int argc, char** argv) {
     std::fprintf(stderr, "overtier: warning: %s\n", m.c_str());
   };
   ImportResult res;
-  Status s = CommitUpper(store.get(), name, upper, opt, &res);
+  // Released files: their missing bytes come from their archives.
+  Store* st = store.get();
+  auto released = [st](int fd, uint64_t size, const std::string& what, ContentWriter* w,
+                       FileRecord* out, bool* handled) {
+    return WriteUpperContent(st, fd, size, what, w, out, handled);
+  };
+  Status s = CommitUpper(store.get(), name, upper, opt, &res, released);
   progress.Clear();
   if (!s.ok()) return Fail(s);
   Summary("committed", res, as_json);

@@ -719,6 +719,65 @@ TEST_F(ImageMountTest, LazyCopyUpKeepsTheContentAfterTheImageIsRemoved) {
 // (a container's first writes copy image files up), and gives it up as soon
 // as another writer waits for it: an import into the same store, while the
 // mount is idle, goes through at once; copy-ups after it reopen the store.
+// `image commit` of an upper layer whose files are not all there: a file
+// lazily copied up (its bytes still in the image) and a released one (in
+// its archive) keep every byte in the new image, read from the store; a
+// metadata-only copy (its data in the lower layer) is refused, naming it,
+// and nothing is published. Before, all three became zeros.
+TEST_F(ImageMountTest, ACommitKeepsTheBytesTheUpperFileDoesNotHold) {
+  const std::string big = Pattern(6 << 20, 41);
+  const std::string meta = Pattern(1 << 20, 42);
+  const std::string fresh = Pattern(3 << 20, 43);
+  MakeDirs(B("img"));
+  WriteFile(B("img/big"), big);
+  WriteFile(B("img/meta"), meta);
+  ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
+  MountDaemon("lowerdir=image:img,store=" + store_ + ",upperdir=" + B("upper") +
+              ",workdir=" + B("work") + ",restore=ondemand");
+  {
+    it::Fd w(open(M("big").c_str(), O_WRONLY | O_APPEND));
+    ASSERT_TRUE(w.valid());
+    ASSERT_EQ(write(w.get(), "!", 1), 1);
+  }
+  WriteFile(M("fresh"), fresh);
+  std::string out;
+  ASSERT_EQ(RunCmd({OvertierBin(), "archive", "--release", M("fresh")}, &out), 0) << out;
+  ASSERT_EQ(chmod(M("meta").c_str(), 0600), 0);
+  Unmount();
+  EXPECT_LT(Allocated(B("upper/big")), uint64_t{1} << 20) << "lazily copied up";
+  EXPECT_EQ(Allocated(B("upper/fresh")), 0u) << "released";
+  EXPECT_EQ(Allocated(B("upper/meta")), 0u) << "a metadata-only copy";
+
+  auto commit = [&](const std::string& name, std::string* out) {
+    return RunCmd(
+        {OvertierBin(), "image", "commit", "--from", B("upper"), "--parent", "img", store_, name},
+        out, 120);
+  };
+  EXPECT_NE(commit("c", &out), 0) << out;
+  EXPECT_TRUE(Contains(out, "upper/meta' is a metadata-only copy")) << out;
+  EXPECT_EQ(RunCmd({OvertierBin(), "image", "inspect", store_, "c"}, &out), 1) << out;
+
+  // Opened for writing through the union, it gets its data (lazily: the
+  // image's content becomes its archive), and the commit goes through.
+  MountDaemon("lowerdir=image:img,store=" + store_ + ",upperdir=" + B("upper") +
+              ",workdir=" + B("work") + ",restore=ondemand");
+  {
+    it::Fd w(open(M("meta").c_str(), O_WRONLY | O_APPEND));
+    ASSERT_TRUE(w.valid());
+  }
+  Unmount();
+  ASSERT_EQ(commit("c", &out), 0) << out;
+  EXPECT_EQ(Allocated(B("upper/fresh")), 0u) << "commit only reads the upper layer";
+
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:c", /*upper=*/false));
+  EXPECT_TRUE(ReadFile(M("big")) == big + "!");
+  EXPECT_TRUE(ReadFile(M("fresh")) == fresh);
+  EXPECT_TRUE(ReadFile(M("meta")) == meta);
+  EXPECT_EQ(Lstat(M("meta")).st_mode & 07777, 0600u);
+  Unmount();
+  EXPECT_EQ(RunCmd({OvertierBin(), "fsck", store_}, &out), 0) << out;
+}
+
 TEST_F(ImageMountTest, AMountKeepsItsStoreOpenUntilAnotherWriterWaits) {
   MakeDirs(B("img"));
   WriteFile(B("img/a"), "alpha");

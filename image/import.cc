@@ -568,6 +568,28 @@ struct DirWalker {
   std::string root;
   // Hard links: the node of a (dev, ino) seen with nlink > 1.
   std::map<std::pair<dev_t, ino_t>, uint64_t> links;
+  // commit: the metadata-only copies met (UpperData).
+  std::vector<std::string> metacopies;
+
+  Status MetacopyRefusal() const {
+    if (metacopies.empty()) return Status::OK();
+    constexpr size_t kNamed = 20;
+    std::string names;
+    for (size_t i = 0; i < metacopies.size() && i < kNamed; ++i) {
+      names += (i ? ", '" : "'") + metacopies[i] + "'";
+    }
+    if (metacopies.size() > kNamed) {
+      names += " and " + std::to_string(metacopies.size() - kNamed) + " more";
+    }
+    return Status::Errno(EOPNOTSUPP,
+                         std::to_string(metacopies.size()) +
+                             " metadata-only copies (trusted.overlay.metacopy, left by a chmod, "
+                             "chown, touch or xattr change of a lower file) keep their data in a "
+                             "lower layer, which commit does not read; open each for writing "
+                             "through the mounted union (e.g. ': >> FILE') to copy its data up, "
+                             "then commit again: " +
+                             names);
+  }
 
   std::string Display(const std::vector<std::string>& path) const {
     return root + JoinPath(path, path.size());
@@ -606,12 +628,11 @@ struct DirWalker {
   Status UpperData(int fd, const NodeRecord& r, const std::string& what, FileRecord* content,
                    bool* taken) {
     if (r.xattrs.count(std::string(kMetacopyXattr)) != 0) {
-      return Status::Errno(EOPNOTSUPP,
-                           "'" + what +
-                               "' is a metadata-only copy (trusted.overlay.metacopy): its data is "
-                               "still in a lower layer, which commit does not read; open it for "
-                               "writing through the mounted union (e.g. ': >> FILE'), which copies "
-                               "its data up, then commit again");
+      // Noted, and the walk goes on: the commit fails at its end naming
+      // every such file (MetacopyRefusal), so one pass fixes them all.
+      metacopies.push_back(what);
+      *taken = true;
+      return Status::OK();
     }
     if (dopt.upper_content) {
       return dopt.upper_content(fd, r.size, what, w, content, taken);
@@ -759,7 +780,7 @@ struct DirWalker {
 Status ImportDirectory(ImageBuilder* b, ContentWriter* w, const std::string& path,
                        const DirectoryImportOptions& dopt, const ImportOptions& options,
                        ImportCounters* counters) {
-  DirWalker walker{b, w, dopt, options, counters, path, {}};
+  DirWalker walker{b, w, dopt, options, counters, path, {}, {}};
   while (walker.root.size() > 1 && walker.root.back() == '/') walker.root.pop_back();
   int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno("open directory '" + path + "'");
@@ -775,6 +796,7 @@ Status ImportDirectory(ImageBuilder* b, ContentWriter* w, const std::string& pat
   std::vector<std::string> components;
   if (s.ok()) s = walker.Dir(fd, &components);
   close(fd);
+  if (s.ok()) s = walker.MetacopyRefusal();
   return s;
 }
 

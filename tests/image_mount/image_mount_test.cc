@@ -731,6 +731,7 @@ TEST_F(ImageMountTest, ACommitKeepsTheBytesTheUpperFileDoesNotHold) {
   MakeDirs(B("img"));
   WriteFile(B("img/big"), big);
   WriteFile(B("img/meta"), meta);
+  WriteFile(B("img/meta2"), "second");
   ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
   MountDaemon("lowerdir=image:img,store=" + store_ + ",upperdir=" + B("upper") +
               ",workdir=" + B("work") + ",restore=ondemand");
@@ -743,6 +744,7 @@ TEST_F(ImageMountTest, ACommitKeepsTheBytesTheUpperFileDoesNotHold) {
   std::string out;
   ASSERT_EQ(RunCmd({OvertierBin(), "archive", "--release", M("fresh")}, &out), 0) << out;
   ASSERT_EQ(chmod(M("meta").c_str(), 0600), 0);
+  ASSERT_EQ(chown(M("meta2").c_str(), 7, 7), 0);
   Unmount();
   EXPECT_LT(Allocated(B("upper/big")), uint64_t{1} << 20) << "lazily copied up";
   EXPECT_EQ(Allocated(B("upper/fresh")), 0u) << "released";
@@ -754,15 +756,16 @@ TEST_F(ImageMountTest, ACommitKeepsTheBytesTheUpperFileDoesNotHold) {
         out, 120);
   };
   EXPECT_NE(commit("c", &out), 0) << out;
-  EXPECT_TRUE(Contains(out, "upper/meta' is a metadata-only copy")) << out;
+  EXPECT_TRUE(Contains(out, "2 metadata-only copies")) << out;
+  EXPECT_TRUE(Contains(out, "'" + B("upper/meta") + "', '" + B("upper/meta2") + "'")) << out;
   EXPECT_EQ(RunCmd({OvertierBin(), "image", "inspect", store_, "c"}, &out), 1) << out;
 
   // Opened for writing through the union, it gets its data (lazily: the
   // image's content becomes its archive), and the commit goes through.
   MountDaemon("lowerdir=image:img,store=" + store_ + ",upperdir=" + B("upper") +
               ",workdir=" + B("work") + ",restore=ondemand");
-  {
-    it::Fd w(open(M("meta").c_str(), O_WRONLY | O_APPEND));
+  for (const char* name : {"meta", "meta2"}) {
+    it::Fd w(open(M(name).c_str(), O_WRONLY | O_APPEND));
     ASSERT_TRUE(w.valid());
   }
   Unmount();
@@ -774,6 +777,8 @@ TEST_F(ImageMountTest, ACommitKeepsTheBytesTheUpperFileDoesNotHold) {
   EXPECT_TRUE(ReadFile(M("fresh")) == fresh);
   EXPECT_TRUE(ReadFile(M("meta")) == meta);
   EXPECT_EQ(Lstat(M("meta")).st_mode & 07777, 0600u);
+  EXPECT_EQ(ReadFile(M("meta2")), "second");
+  EXPECT_EQ(Lstat(M("meta2")).st_uid, 7u);
   Unmount();
   EXPECT_EQ(RunCmd({OvertierBin(), "fsck", store_}, &out), 0) << out;
 }

@@ -645,6 +645,22 @@ struct DirWalker {
     return Status::OK();
   }
 
+  // import: a file an overtier mount released (an upper directory given
+  // to import instead of commit) has holes where its data was; stored as
+  // it is, they would be zeros in the image.
+  static Status NotReleased(int fd, const NodeRecord& r, const std::string& what) {
+    if (r.xattrs.count(std::string(kArchiveMarkXattrName)) == 0 || r.size == 0) {
+      return Status::OK();
+    }
+    const off_t hole = lseek(fd, 0, SEEK_HOLE);
+    if (hole < 0 || static_cast<uint64_t>(hole) >= r.size) return Status::OK();  // stale mark
+    return Status::Errno(EIO, "'" + what +
+                                  "' was released by an overtier mount (it carries an archive "
+                                  "mark and has holes): its data is in that mount's store; "
+                                  "restore it there first, or commit the upper directory with "
+                                  "'overtier image commit --from', which reads it from the store");
+  }
+
   static Status Same(int fd, const struct stat& st, const std::string& what) {
     struct stat now;
     if (fstat(fd, &now) != 0) return Status::FromErrno("fstat '" + what + "'");
@@ -702,6 +718,7 @@ struct DirWalker {
       FileRecord content;
       bool taken = false;
       if (s.ok() && dopt.drop_overtier_xattrs) s = UpperData(fd, r, what, &content, &taken);
+      if (s.ok() && !dopt.drop_overtier_xattrs) s = NotReleased(fd, r, what);
       if (s.ok() && r.size > 0 && !taken) {
         s = w->WriteFd(fd, r.size, &content);
         if (!s.ok()) s = Status::Errno(s.err(), "'" + what + "': " + s.message());

@@ -540,6 +540,38 @@ TEST(NormalizeTarPathTest, Cases) {
 
 // ---- names, replace, parent ----
 
+// A directory holding a file an overtier mount released (its archive mark
+// and holes where the data was: an upper directory given to import rather
+// than commit) is refused naming the file, nothing published; the same mark
+// on a file without holes (stale) is no obstacle.
+TEST_F(ImportTest, AFileReleasedByAMountIsRefused) {
+  std::string src = tmp_ / "src";
+  ASSERT_EQ(mkdir(src.c_str(), 0755), 0);
+  const std::string mark(16, 'm');
+  const std::string data(256 << 10, 'x');
+  for (const char* name : {"stale", "released"}) {
+    std::string p = src + "/" + name;
+    int fd = open(p.c_str(), O_RDWR | O_CREAT, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(pwrite(fd, data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
+    ASSERT_EQ(fsetxattr(fd, "user.overtier.archive", mark.data(), mark.size(), 0), 0);
+    if (std::string(name) == "released") {
+      ASSERT_EQ(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 128 << 10), 0);
+    }
+    close(fd);
+  }
+  Status s = Import("img", src);
+  EXPECT_EQ(s.err(), EIO) << s.ToString();
+  EXPECT_NE(s.message().find(src + "/released' was released by an overtier mount"),
+            std::string::npos)
+      << s.message();
+  ImageRecord rec;
+  EXPECT_EQ(store_->catalog()->GetImage("img", &rec).err(), ENOENT);
+  ASSERT_EQ(unlink((src + "/released").c_str()), 0);
+  s = Import("img", src);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
 TEST_F(ImportTest, ExistingNameReplaceAndParent) {
   std::string tar = tmp_ / "a.tar";
   WriteTar(tar, {{.path = "a", .data = "1"}});

@@ -154,8 +154,8 @@ Status UnionFs::CopyUpData(Node* node) {
     return s;
   }
   struct stat st;
-  Status s;
-  if (fstat(dst, &st) != 0) s = Status::FromErrno();
+  Status s = CheckLowerData(src, "inode " + std::to_string(node->key));
+  if (s.ok() && fstat(dst, &st) != 0) s = Status::FromErrno();
   bool adopted = false;
   if (s.ok()) {
     struct stat lst;
@@ -239,7 +239,8 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
         if (rfd < 0) {
           s = Status::FromErrno("open lower for copy-up");
         } else {
-          s = CopyData(rfd, dfd, st.st_size, sync_);
+          s = CheckLowerData(rfd, "inode " + std::to_string(node->key));
+          if (s.ok()) s = CopyData(rfd, dfd, st.st_size, sync_);
           close(rfd);
         }
         if (s.ok() && sync_ && fsync(dfd) != 0) s = Status::FromErrno("fsync copy-up");

@@ -40,6 +40,13 @@ Status UnionFs::Open(const Ctx& ctx, Node* node, int flags, std::unique_ptr<Open
   if (!upper) rflags |= O_NOATIME;
   int rfd = open(ProcPath(fd->get()).c_str(), rflags | O_CLOEXEC);
   if (rfd < 0) return Status::FromErrno();
+  if (!upper) {
+    Status s = CheckLowerData(rfd, "inode " + std::to_string(node->key));
+    if (!s.ok()) {
+      close(rfd);
+      return s;
+    }
+  }
   if (write && (flags & O_TRUNC)) {
     std::lock_guard<std::mutex> g(node->mu);
     if (node->metacopy) {

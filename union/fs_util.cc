@@ -2,12 +2,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 namespace overtier {
@@ -111,6 +113,33 @@ std::string TempName(const char* prefix) {
   std::snprintf(buf, sizeof(buf), "%s%d.%llu", prefix, static_cast<int>(getpid()),
                 static_cast<unsigned long long>(counter.fetch_add(1) + 1));
   return buf;
+}
+
+bool LogNow(std::atomic<int64_t>* last) {
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  int64_t prev = last->load(std::memory_order_relaxed);
+  return now != prev && last->compare_exchange_strong(prev, now);
+}
+
+Status CheckLowerData(int fd, const std::string& what) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return Status::FromErrno("fstat lower file");
+  // A file whose blocks cover its size has no hole (the common case: one
+  // fstat, no xattr read).
+  if (!S_ISREG(st.st_mode) || st.st_blocks * 512 >= st.st_size) return Status::OK();
+  if (fgetxattr(fd, kArchiveMarkName, nullptr, 0) < 0) return Status::OK();
+  const off_t hole = lseek(fd, 0, SEEK_HOLE);
+  if (hole < 0 || hole >= st.st_size) return Status::OK();  // a stale mark: all data
+  static std::atomic<int64_t> last{0};
+  if (LogNow(&last)) {
+    std::fprintf(stderr,
+                 "overtier: lower file '%s' was released by an overtier mount (it carries an "
+                 "archive mark and has holes): its data is in that mount's store, not in the "
+                 "file; restore it there (overtier restore --wait) before using its directory "
+                 "as a lower layer: EIO\n",
+                 what.c_str());
+  }
+  return Status::Errno(EIO, "lower file released by an overtier mount");
 }
 
 Status CopyData(int src, int dst, off_t len, bool start_writeback) {

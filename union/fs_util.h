@@ -4,6 +4,8 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -43,6 +45,24 @@ Status CopyXattrs(int src, int dst, const std::function<bool(std::string_view)>&
 
 // A unique temporary name for the work directory.
 std::string TempName(const char* prefix);
+
+// Whether a message about a bad layer object may go to the log now: once
+// a second at most per message (`last` is the message's own), as a lookup
+// or open that fails is asked again and again (the kernel's
+// pr_warn_ratelimited).
+bool LogNow(std::atomic<int64_t>* last);
+
+// The migration tier's archive mark (migrate/archive_mark.h): on a file
+// some of whose bytes an overtier mount released into its store's archive.
+inline constexpr char kArchiveMarkName[] = "user.overtier.archive";
+
+// A lower file that an overtier mount released while it was an upper file
+// (an old upper layer now used as a lower one): it carries the archive mark
+// and has holes where its data was. Its bytes are in that mount's store;
+// read as they are they would be zeros, and a copy-up would make the zeros
+// the user's. EIO (logged) for such a file, OK for any other. fd: the file,
+// any mode; `what` names it in the log.
+Status CheckLowerData(int fd, const std::string& what);
 
 // Copies file data src -> dst (regular files), keeping holes; len bytes.
 // start_writeback: the copy will be fsynced; start writing each piece

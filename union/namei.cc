@@ -53,15 +53,6 @@ Status CheckRedirect(const std::string& r) {
   return dots;
 }
 
-// Whether a message about a bad upper object may go to the log now: once
-// a second at most per message, as a lookup that fails is asked again and
-// again (the kernel's pr_warn_ratelimited).
-bool LogNow(std::atomic<int64_t>* last) {
-  const int64_t now = static_cast<int64_t>(time(nullptr));
-  int64_t prev = last->load(std::memory_order_relaxed);
-  return now != prev && last->compare_exchange_strong(prev, now);
-}
-
 // An upper object carries a redirect the union refuses.
 void ReportBadRedirect(const std::string& name, const std::string& redirect, const Status& s) {
   static std::atomic<int64_t> last{0};

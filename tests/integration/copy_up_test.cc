@@ -344,6 +344,47 @@ TEST_F(CopyUpTest, DataCopyUpKeepsHoles) {
 // file. (For a FUSE file system the shared page cache of the inode gives the
 // same result.) docs/DESIGN.md says the opposite; the kernel is the
 // reference here.
+// An old upper layer used as a lower one, holding a file an overtier mount
+// had released: the archive mark, and holes where the data was. Its bytes
+// are in that mount's store: a read and a copy-up are EIO, never the
+// zeros of the holes (which a copy-up would make the user's). A marked
+// file without holes (a stale mark) and a sparse file without a mark read
+// as they are.
+TEST_F(CopyUpTest, ALowerFileReleasedByAnotherMountIsEio) {
+  if (IsKernel()) GTEST_SKIP() << "the kernel overlayfs knows nothing of the migration tier";
+  const std::string mark(16, '\x5a');
+  const std::string data(1 << 20, 'd');
+  auto released = [&](const std::string& name) {
+    WriteFile(L(1, name), data);
+    Fd fd(open(L(1, name).c_str(), O_RDWR));
+    ASSERT_TRUE(fd.valid());
+    ASSERT_EQ(fallocate(fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 65536, 512 << 10), 0);
+    ASSERT_EQ(fsetxattr(fd.get(), "user.overtier.archive", mark.data(), mark.size(), 0), 0);
+  };
+  ASSERT_NO_FATAL_FAILURE(released("gone"));
+  ASSERT_NO_FATAL_FAILURE(released("gone2"));
+  WriteFile(L(1, "stale"), data);
+  ASSERT_EQ(setxattr(L(1, "stale").c_str(), "user.overtier.archive", mark.data(), mark.size(), 0),
+            0);
+  WriteFile(L(1, "sparse"), "");
+  ASSERT_EQ(truncate(L(1, "sparse").c_str(), 1 << 20), 0);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+
+  EXPECT_EQ(Err(open(M("gone").c_str(), O_RDONLY)), Errno{EIO});
+  EXPECT_EQ(Err(open(M("gone").c_str(), O_WRONLY | O_APPEND)), Errno{EIO});
+  EXPECT_FALSE(Exists(U("gone"))) << "no copy-up of zeros";
+  // A metadata-only copy, then its data: the copy of the data fails.
+  ASSERT_EQ(chmod(M("gone2").c_str(), 0600), 0);
+  EXPECT_EQ(Err(open(M("gone2").c_str(), O_RDONLY)), Errno{EIO});
+  EXPECT_EQ(Err(open(M("gone2").c_str(), O_RDWR)), Errno{EIO});
+  EXPECT_EQ(Lstat(M("gone2")).st_size, static_cast<off_t>(data.size())) << "stat still answers";
+
+  EXPECT_TRUE(ReadFile(M("stale")) == data);
+  EXPECT_TRUE(ReadFile(M("sparse")) == std::string(1 << 20, '\0'));
+  ASSERT_EQ(truncate(M("sparse").c_str(), 4096), 0);
+  EXPECT_EQ(Lstat(U("sparse")).st_size, 4096);
+}
+
 TEST_F(CopyUpTest, ReadOnlyFdOpenedBeforeCopyUpSeesNewData) {
   WriteFile(L(1, "f"), "LOWER DATA");
   ASSERT_NO_FATAL_FAILURE(Mount());

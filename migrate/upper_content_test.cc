@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <functional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -102,35 +103,33 @@ TEST_F(UpperContentTest, UserWritesInAReleasedFileWinOverTheArchive) {
   EXPECT_TRUE(got == data_);
 }
 
-TEST_F(UpperContentTest, AnArchiveThisStoreDoesNotHoldIsEio) {
-  int fd = Released("f", 4096);
-  MigrationRecord r;
-  ASSERT_TRUE(store_->catalog()->GetMigration(Handle(fd).key, &r).ok());
-  r.bfid.bytes[0] ^= 1;
-  Catalog::Batch b(store_->catalog());
-  b.PutMigration(Handle(fd).key, r);
-  ASSERT_TRUE(b.Commit().ok());
-  bool handled = false;
-  std::string got;
-  Status s = Content(fd, &handled, &got);
-  EXPECT_EQ(s.err(), EIO);
-  EXPECT_TRUE(HasSubstr(s.message(), "which this store does not hold"));
-  EXPECT_FALSE(handled);
+// A released file whose row was changed by `edit`: the content must fail
+// with EIO saying `why`.
+class BrokenRowTest : public UpperContentTest {
+ protected:
+  void ExpectEio(const std::function<void(MigrationRecord*)>& edit, const std::string& why) {
+    int fd = Released("f", 4096);
+    MigrationRecord r;
+    ASSERT_TRUE(store_->catalog()->GetMigration(Handle(fd).key, &r).ok());
+    edit(&r);
+    Catalog::Batch b(store_->catalog());
+    b.PutMigration(Handle(fd).key, r);
+    ASSERT_TRUE(b.Commit().ok());
+    bool handled = false;
+    std::string got;
+    Status s = Content(fd, &handled, &got);
+    EXPECT_EQ(s.err(), EIO) << s.ToString();
+    EXPECT_TRUE(HasSubstr(s.message(), why));
+    EXPECT_FALSE(handled);
+  }
+};
+
+TEST_F(BrokenRowTest, AnArchiveThisStoreDoesNotHoldIsEio) {
+  ExpectEio([](MigrationRecord* r) { r->bfid.bytes[0] ^= 1; }, "which this store does not hold");
 }
 
-TEST_F(UpperContentTest, ALostFileIsEio) {
-  int fd = Released("f", 4096);
-  MigrationRecord r;
-  ASSERT_TRUE(store_->catalog()->GetMigration(Handle(fd).key, &r).ok());
-  r.flags |= kMigLost;
-  Catalog::Batch b(store_->catalog());
-  b.PutMigration(Handle(fd).key, r);
-  ASSERT_TRUE(b.Commit().ok());
-  bool handled = false;
-  std::string got;
-  Status s = Content(fd, &handled, &got);
-  EXPECT_EQ(s.err(), EIO);
-  EXPECT_TRUE(HasSubstr(s.message(), "is lost"));
+TEST_F(BrokenRowTest, ALostFileIsEio) {
+  ExpectEio([](MigrationRecord* r) { r->flags |= kMigLost; }, "is lost");
 }
 
 }  // namespace

@@ -87,11 +87,19 @@ class ImageMountTest : public it::MountFixture {
 
   // The daemon in the foreground, as our child (env: added to its
   // environment); returns once mounted.
+  // extra: more options, each starting with a comma.
   void MountUnion(const std::string& lowerdir, bool upper = true,
-                  const std::vector<std::string>& env = {}) {
+                  const std::vector<std::string>& env = {}, const std::string& extra = "") {
     std::string opts = "lowerdir=" + lowerdir + ",store=" + store_;
     if (upper) opts += ",upperdir=" + B("upper") + ",workdir=" + B("work");
-    MountDaemon(opts, env);
+    MountDaemon(opts + extra, env);
+  }
+
+  // Appends one byte to the file at path (a copy-up of a lower file).
+  void AppendOne(const std::string& path) {
+    it::Fd w(open(path.c_str(), O_WRONLY | O_APPEND));
+    ASSERT_TRUE(w.valid()) << path << ": " << strerror(errno);
+    ASSERT_EQ(write(w.get(), "!", 1), 1);
   }
 
   // Where the first extent of image file /rel lives (read before mounting).
@@ -679,13 +687,8 @@ TEST_F(ImageMountTest, LazyCopyUpOffCopiesTheData) {
   MakeDirs(B("img"));
   WriteFile(B("img/f"), data);
   ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
-  MountDaemon("lowerdir=image:img,store=" + store_ + ",upperdir=" + B("upper") +
-              ",workdir=" + B("work") + ",lazy_copyup=off");
-  {
-    it::Fd w(open(M("f").c_str(), O_WRONLY | O_APPEND));
-    ASSERT_TRUE(w.valid());
-    ASSERT_EQ(write(w.get(), "!", 1), 1);
-  }
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:img", true, {}, ",lazy_copyup=off"));
+  ASSERT_NO_FATAL_FAILURE(AppendOne(M("f")));
   EXPECT_GE(Allocated(B("upper/f")), data.size()) << "the data was copied";
   EXPECT_EQ(StateOf(M("f")), "resident");
   EXPECT_TRUE(ReadFile(B("upper/f")) == data + "!");
@@ -733,13 +736,8 @@ TEST_F(ImageMountTest, ACommitKeepsTheBytesTheUpperFileDoesNotHold) {
   WriteFile(B("img/meta"), meta);
   WriteFile(B("img/meta2"), "second");
   ASSERT_NO_FATAL_FAILURE(Import("img", B("img")));
-  MountDaemon("lowerdir=image:img,store=" + store_ + ",upperdir=" + B("upper") +
-              ",workdir=" + B("work") + ",restore=ondemand");
-  {
-    it::Fd w(open(M("big").c_str(), O_WRONLY | O_APPEND));
-    ASSERT_TRUE(w.valid());
-    ASSERT_EQ(write(w.get(), "!", 1), 1);
-  }
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:img", true, {}, ",restore=ondemand"));
+  ASSERT_NO_FATAL_FAILURE(AppendOne(M("big")));
   WriteFile(M("fresh"), fresh);
   std::string out;
   ASSERT_EQ(RunCmd({OvertierBin(), "archive", "--release", M("fresh")}, &out), 0) << out;
@@ -762,8 +760,7 @@ TEST_F(ImageMountTest, ACommitKeepsTheBytesTheUpperFileDoesNotHold) {
 
   // Opened for writing through the union, it gets its data (lazily: the
   // image's content becomes its archive), and the commit goes through.
-  MountDaemon("lowerdir=image:img,store=" + store_ + ",upperdir=" + B("upper") +
-              ",workdir=" + B("work") + ",restore=ondemand");
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:img", true, {}, ",restore=ondemand"));
   for (const char* name : {"meta", "meta2"}) {
     it::Fd w(open(M(name).c_str(), O_WRONLY | O_APPEND));
     ASSERT_TRUE(w.valid());

@@ -1,12 +1,15 @@
 #include "union/layer.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "union/acl_xattr.h"
 #include "union/fs_util.h"
@@ -61,6 +64,27 @@ Status EnsureDirAt(int dirfd, const char* name, int* fd) {
     return Status::FromErrno(std::string("create work directory ") + name);
   *fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (*fd < 0) return Status::FromErrno(std::string("open work directory ") + name);
+  return Status::OK();
+}
+// One mount at a time per upper and work directory, as the kernel
+// overlayfs (EBUSY with index=on, which the hard-link index here always
+// is): a second daemon would empty work/work under the first one's
+// copy-ups and share its index while neither sees the other's changes.
+// The flock goes with the daemon's descriptor: a daemon killed lets go at
+// once. A daemon still ending (its unmount just answered) is waited for a
+// while. File systems without flock (ENOLCK) go unprotected.
+Status LockDirectory(int fd, const char* what, const std::string& path) {
+  using Clock = std::chrono::steady_clock;
+  const auto give_up = Clock::now() + std::chrono::seconds(5);
+  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) return Status::OK();
+    if (Clock::now() >= give_up) {
+      return Status::Errno(EBUSY, std::string(what) + " '" + path +
+                                      "' is in use by another overtier mount (unmount it first)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   return Status::OK();
 }
 }  // namespace
@@ -119,6 +143,12 @@ Status LayerSet::Open(const MountOptions& opts, std::unique_ptr<LayerSet>* out) 
   if (ls->has_upper_) {
     ls->workdir_fd_ = open(opts.workdir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (ls->workdir_fd_ < 0) return Status::FromErrno("workdir '" + opts.workdir + "'");
+    OVT_RETURN_IF_ERROR(LockDirectory(ls->layers_[0].root_fd, "upperdir", opts.upperdir));
+    struct stat ust, wst;
+    const bool same = fstat(ls->layers_[0].root_fd, &ust) == 0 &&
+                      fstat(ls->workdir_fd_, &wst) == 0 && ust.st_dev == wst.st_dev &&
+                      ust.st_ino == wst.st_ino;
+    if (!same) OVT_RETURN_IF_ERROR(LockDirectory(ls->workdir_fd_, "workdir", opts.workdir));
     OVT_RETURN_IF_ERROR(EnsureDirAt(ls->workdir_fd_, kWorkTemp, &ls->work_fd_));
     // Whatever a crash left half-made in work/work was never visible: drop it.
     Status s = EmptyDirAt(ls->work_fd_);

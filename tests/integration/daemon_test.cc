@@ -52,9 +52,14 @@ int DaemonsFor(const std::string& dir) {
   return n;
 }
 
-int RunCmd(const std::vector<std::string>& args) {
+// Runs args; with `log`, its stdout and stderr go to that file.
+int RunCmd(const std::vector<std::string>& args, const std::string& log = "") {
   pid_t pid = fork();
   if (pid == 0) {
+    if (!log.empty()) {
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) _exit(126);
+    }
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -188,6 +193,39 @@ TEST_F(DaemonTest, BadInputExitsTwoWithNothingMounted) {
   EXPECT_EQ(DaemonsFor(dir_), 0);
   ASSERT_EQ(Mount(), 0);
   EXPECT_EQ(Mount(), 2) << "a second mount on a mounted mount point must be refused";
+}
+
+// One mount at a time per upper (and work) directory, as the kernel
+// overlayfs with index=on: a second one, elsewhere, is refused (exit 2,
+// nothing mounted, after waiting a few seconds for a daemon that may be
+// ending), whatever its workdir; once the first is unmounted it mounts.
+TEST_F(DaemonTest, ASecondMountOfOneUpperIsRefused) {
+  ASSERT_EQ(Mount(), 0);
+  const std::string mnt2 = dir_ + "/mnt2", work2 = dir_ + "/work2";
+  fs::create_directory(mnt2);
+  fs::create_directory(work2);
+  for (const std::string& work : {dir_ + "/work", work2}) {
+    const std::string log = dir_ + "/second.log";
+    EXPECT_EQ(
+        RunCmd({bin_, "-o",
+                "lowerdir=" + dir_ + "/lower,upperdir=" + dir_ + "/upper,workdir=" + work, mnt2},
+               log),
+        2)
+        << work;
+    const std::string out = Slurp(log);
+    EXPECT_NE(out.find("upperdir '" + dir_ + "/upper' is in use by another overtier mount"),
+              std::string::npos)
+        << out;
+    EXPECT_FALSE(Mounted(mnt2));
+  }
+  ASSERT_EQ(RunCmd({"/bin/fusermount3", "-u", mnt_}), 0);
+  EXPECT_EQ(
+      RunCmd({bin_, "-o",
+              "lowerdir=" + dir_ + "/lower,upperdir=" + dir_ + "/upper,workdir=" + work2, mnt2}),
+      0)
+      << "the first daemon let go as it ended";
+  EXPECT_TRUE(Mounted(mnt2));
+  EXPECT_EQ(RunCmd({"/bin/fusermount3", "-u", mnt2}), 0);
 }
 
 // Nobody reads a background daemon's stderr (fuse_daemonize points it at

@@ -131,8 +131,10 @@ Status UnionFs::LinkFromIndexLocked(Node* node, Node* parent, const std::string&
   if (fstatat(pupper->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return Status::OK();
   OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->upper, &ufd));
   OVT_RETURN_IF_ERROR(SetImpure(parent));
+  const DirTimes times(pupper->get());
   if (linkat(ufd->get(), "", pupper->get(), name.c_str(), AT_EMPTY_PATH) != 0)
     return Status::FromErrno("link hard link from index");
+  times.Restore();
   NotifyAttrChanged(parent);
   long left = 0;
   OVT_RETURN_IF_ERROR(ReadLowerLinks(ufd->get(), xn_.nlink(), &left));
@@ -170,6 +172,14 @@ Status UnionFs::CopyUpData(Node* node) {
     if (s.ok() && !adopted && st.st_size != std::min(st.st_size, lst.st_size) &&
         ftruncate(dst, st.st_size) != 0)
       s = Status::FromErrno();
+  }
+  // The data was the file's all along: writing it into the upper file
+  // changed nothing the user did, so their times stay (open(2) for writing
+  // does not change a file's mtime). The kernel overlayfs leaves the copy's
+  // own mtime here (docs/SEMANTICS.md).
+  if (s.ok() && !adopted) {
+    const struct timespec ts[2] = {st.st_atim, st.st_mtim};
+    if (futimens(dst, ts) != 0) s = Status::FromErrno("keep times after copy-up");
   }
   if (s.ok() && !adopted && sync_ && fsync(dst) != 0) s = Status::FromErrno("fsync copy-up");
   // Removing the mark is the commit point: until then the lower file is
@@ -289,6 +299,7 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
       errno != EEXIST)
     s = Status::FromErrno("index hard link");
   if (s.ok()) s = SetImpure(parent);
+  const DirTimes times(pfd);
   if (s.ok() && renameat2(work, tmp.c_str(), pfd, name.c_str(), RENAME_NOREPLACE) != 0)
     s = Status::FromErrno("move copy-up into place");
   if (!s.ok()) {
@@ -296,7 +307,8 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
     (void)RemoveTreeAt(work, tmp.c_str());
     return s;
   }
-  NotifyAttrChanged(parent);  // its mtime moved, behind the kernel's back
+  times.Restore();
+  NotifyAttrChanged(parent);  // its ctime moved, behind the kernel's back
   node->upper.layer = 0;
   if (layers_->layer(0).handles) {
     Status hs = GetHandle(dfd, "", &node->upper.handle);

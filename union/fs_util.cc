@@ -115,6 +115,19 @@ std::string TempName(const char* prefix) {
   return buf;
 }
 
+DirTimes::DirTimes(int dirfd) : fd_(dirfd), valid_(false), ts_{} {
+  struct stat st;
+  if (fstat(dirfd, &st) == 0) {
+    ts_[0] = st.st_atim;
+    ts_[1] = st.st_mtim;
+    valid_ = true;
+  }
+}
+
+void DirTimes::Restore() const {
+  if (valid_) (void)utimensat(AT_FDCWD, ProcPath(fd_).c_str(), ts_, 0);
+}
+
 bool LogNow(std::atomic<int64_t>* last) {
   const int64_t now = static_cast<int64_t>(time(nullptr));
   int64_t prev = last->load(std::memory_order_relaxed);

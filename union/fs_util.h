@@ -52,6 +52,21 @@ std::string TempName(const char* prefix);
 // pr_warn_ratelimited).
 bool LogNow(std::atomic<int64_t>* last);
 
+// A directory's atime and mtime, taken before the union adds an entry the
+// user did not make (a copy-up, a name linked from the hard-link index)
+// and put back after it: to the user the directory did not change (the
+// kernel overlayfs' ovl_set_timestamps of the parent). Best effort.
+class DirTimes {
+ public:
+  explicit DirTimes(int dirfd);
+  void Restore() const;
+
+ private:
+  int fd_;
+  bool valid_;
+  struct timespec ts_[2];
+};
+
 // The migration tier's archive mark (migrate/archive_mark.h): on a file
 // some of whose bytes an overtier mount released into its store's archive.
 inline constexpr char kArchiveMarkName[] = "user.overtier.archive";

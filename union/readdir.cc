@@ -52,10 +52,13 @@ struct linux_dirent64 {
 };
 
 // Calls fn(name, ino, d_type) for every entry of the directory dirfd, from
-// a private fd so the cached one's position is never disturbed.
+// a private fd so the cached one's position is never disturbed. A listing
+// reads an upper directory as the user's own (its atime moves by the upper
+// file system's rules, relatime mostly, as the kernel overlayfs touches
+// it), a lower one without a trace (O_NOATIME).
 template <typename Fn>
-Status ForEachEntry(int dirfd, Fn fn) {
-  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_NOATIME | O_CLOEXEC);
+Status ForEachEntry(int dirfd, bool upper, Fn fn) {
+  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | (upper ? 0 : O_NOATIME));
   if (fd < 0) return Status::FromErrno("open directory");
   alignas(linux_dirent64) char buf[32768];
   Status s;
@@ -110,34 +113,35 @@ Status UnionFs::LoadDirectory(OpenDir* od, bool reload) {
 
   if (upper) {
     const int ufd = upper->get();
-    OVT_RETURN_IF_ERROR(ForEachEntry(ufd, [&](const char* name, ino64_t ino, unsigned char t) {
-      mode_t type = DtToMode(t);
-      if (type == S_IFCHR || type == 0) {
-        struct stat st;
-        if (fstatat(ufd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return Status::OK();  // raced
-        if (IsWhiteoutStat(st)) {
+    OVT_RETURN_IF_ERROR(
+        ForEachEntry(ufd, true, [&](const char* name, ino64_t ino, unsigned char t) {
+          mode_t type = DtToMode(t);
+          if (type == S_IFCHR || type == 0) {
+            struct stat st;
+            if (fstatat(ufd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return Status::OK();  // raced
+            if (IsWhiteoutStat(st)) {
+              if (!lowers.empty()) seen.emplace(name);
+              return Status::OK();
+            }
+            type = st.st_mode & S_IFMT;
+          }
+          uint64_t key = layers_->MixIno(0, ino);
+          if (impure && (type == S_IFREG || type == S_IFDIR)) {
+            // Copied-up entries keep the inode number of their lower origin.
+            int fd = openat(ufd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+            if (fd >= 0) {
+              std::string v;
+              bool present = false;
+              if (GetXattrFd(fd, xn_.origin(), &v, &present).ok() && present &&
+                  v.size() == sizeof(uint64_t))
+                std::memcpy(&key, v.data(), sizeof(key));
+              close(fd);
+            }
+          }
           if (!lowers.empty()) seen.emplace(name);
+          entries.push_back({name, key, type});
           return Status::OK();
-        }
-        type = st.st_mode & S_IFMT;
-      }
-      uint64_t key = layers_->MixIno(0, ino);
-      if (impure && (type == S_IFREG || type == S_IFDIR)) {
-        // Copied-up entries keep the inode number of their lower origin.
-        int fd = openat(ufd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0) {
-          std::string v;
-          bool present = false;
-          if (GetXattrFd(fd, xn_.origin(), &v, &present).ok() && present &&
-              v.size() == sizeof(uint64_t))
-            std::memcpy(&key, v.data(), sizeof(key));
-          close(fd);
-        }
-      }
-      if (!lowers.empty()) seen.emplace(name);
-      entries.push_back({name, key, type});
-      return Status::OK();
-    }));
+        }));
   }
   for (size_t i = 0; i < lowers.size(); ++i) {
     const LowerSearch& d = lowers[i];
@@ -168,7 +172,7 @@ Status UnionFs::LoadDirectory(OpenDir* od, bool reload) {
     if (d.tree != nullptr) {
       OVT_RETURN_IF_ERROR(d.tree->ReadDir(d.ino, each));
     } else {
-      OVT_RETURN_IF_ERROR(ForEachEntry(d.fd->get(), each));
+      OVT_RETURN_IF_ERROR(ForEachEntry(d.fd->get(), false, each));
     }
     for (auto& h : hidden) seen.insert(std::move(h));
   }

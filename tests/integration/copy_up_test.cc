@@ -385,6 +385,41 @@ TEST_F(CopyUpTest, ALowerFileReleasedByAnotherMountIsEio) {
   EXPECT_EQ(Lstat(U("sparse")).st_size, 4096);
 }
 
+// A copy-up adds entries to upper directories the user never changed: the
+// parent's (and, for a chain, every ancestor's) mtime stays as it was, as
+// in the kernel overlayfs; so do the file's own times when a metadata-only
+// copy gets its data (the kernel stamps the copy there: overtier keeps the
+// user's times, docs/SEMANTICS.md), and when a hard link of a
+// metadata-only copy (which gets its data first) is made.
+TEST_F(CopyUpTest, CopyUpKeepsTheTimesOfTheParentAndTheFile) {
+  MakeDirs(L(1, "a/b"));
+  WriteFile(L(1, "a/b/f"), "data");
+  WriteFile(L(1, "a/g"), "g data");
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const struct timespec t[2] = {{1000000000, 0}, {1300000000, 5}};
+  for (const char* p : {"a", "a/b", "a/b/f", "a/g"}) {
+    ASSERT_EQ(utimensat(AT_FDCWD, M(p).c_str(), t, 0), 0) << p;
+  }
+  auto mtime = [&](const char* p) { return Lstat(M(p)).st_mtim.tv_sec; };
+  ASSERT_EQ(chmod(M("a/b/f").c_str(), 0600), 0);  // metadata only
+  EXPECT_EQ(mtime("a"), 1300000000);
+  EXPECT_EQ(mtime("a/b"), 1300000000);
+  ASSERT_EQ(link(M("a/g").c_str(), M("a/g2").c_str()), 0);
+  EXPECT_EQ(mtime("a/g"), 1300000000);
+  EXPECT_NE(mtime("a"), 1300000000) << "a/g2 is the user's new entry";
+  if (!IsKernel()) {
+    Fd w(open(M("a/b/f").c_str(), O_WRONLY));  // the data comes up, unchanged
+    ASSERT_TRUE(w.valid());
+    w.reset();
+    EXPECT_EQ(mtime("a/b/f"), 1300000000);
+  }
+  EXPECT_EQ(mtime("a/b"), 1300000000);
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  EXPECT_EQ(mtime("a/b"), 1300000000);
+  EXPECT_EQ(mtime("a/b/f"), 1300000000);
+  EXPECT_EQ(mtime("a/g"), 1300000000);
+}
+
 TEST_F(CopyUpTest, ReadOnlyFdOpenedBeforeCopyUpSeesNewData) {
   WriteFile(L(1, "f"), "LOWER DATA");
   ASSERT_NO_FATAL_FAILURE(Mount());

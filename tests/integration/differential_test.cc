@@ -77,6 +77,10 @@ enum class Op {
   kRead,
   kStat,
   kList,
+  kUtimes,     // explicit times, which kStat then shows
+  kOpenTrunc,  // open(O_TRUNC) and close
+  kFallocate,
+  kListXattr,
   // Descriptors kept open across other steps (kSlots of them): a copy-up,
   // rename or unlink meets files someone holds open.
   kSlotOpen,
@@ -136,8 +140,8 @@ std::vector<Step> Sequence(uint64_t seed, int count) {
     s.b = PickPath(&x, made);
     s.n = SplitMix(&x);
     // Data operations meet the big file often enough to reach its chunks.
-    const bool data_op =
-        s.op == Op::kPwrite || s.op == Op::kTruncate || s.op == Op::kRead || s.op == Op::kSlotOpen;
+    const bool data_op = s.op == Op::kPwrite || s.op == Op::kTruncate || s.op == Op::kRead ||
+                         s.op == Op::kSlotOpen || s.op == Op::kFallocate;
     if (data_op && SplitMix(&x) % 3 == 0) s.a = "big";
     // A quarter of the steps as an unprivileged user: permission checks
     // (EACCES, EPERM) on merged, copied-up and lower objects. Descriptor
@@ -227,6 +231,18 @@ struct Slots {
 };
 
 std::string Apply(const std::string& root, const Step& s, int index, Slots* slots);
+
+// The times kUtimes sets; any other time (a write's, a creation's) shows
+// as "now": two runs minutes apart agree on it.
+const struct timespec kFixedTimes[] = {
+    {1000000000, 0}, {1100000000, 123456789}, {1200000000, 5}, {1300000000, 999999999}};
+
+std::string TimeName(const struct timespec& t) {
+  for (const auto& f : kFixedTimes) {
+    if (t.tv_sec == f.tv_sec && t.tv_nsec == f.tv_nsec) return std::to_string(f.tv_sec);
+  }
+  return "now";
+}
 
 // open(2) (mode 0644 if it creates), one write of data (at off; off < 0:
 // where the descriptor is), close: 0 or the errno of the call that failed.
@@ -387,6 +403,10 @@ std::string Apply(const std::string& root, const Step& s, int index, Slots* slot
         // A directory's size and link count are the layers' business (the
         // kernel gives merged directories st_nlink 1).
         if (!S_ISDIR(st.st_mode)) d << " size=" << st.st_size << " nlink=" << st.st_nlink;
+        // mtime, not atime: when a read or a listing moves atime (relatime,
+        // the page cache, a readlink) differs with the layer and the cache
+        // in ways no program relies on.
+        d << " mtime=" << TimeName(st.st_mtim);
         char target[256];
         if (S_ISLNK(st.st_mode)) {
           ssize_t n = readlink(a.c_str(), target, sizeof(target));
@@ -413,6 +433,52 @@ std::string Apply(const std::string& root, const Step& s, int index, Slots* slot
       std::string names;
       for (const auto& n : entries) names += n + ",";
       put(("list " + std::string(kDirs[s.n % std::size(kDirs)])).c_str(), e, names);
+      break;
+    }
+    case Op::kUtimes: {
+      const struct timespec t[2] = {kFixedTimes[s.n % std::size(kFixedTimes)],
+                                    kFixedTimes[(s.n >> 8) % std::size(kFixedTimes)]};
+      put(("utimes " + s.a + " " + TimeName(t[0]) + " " + TimeName(t[1])).c_str(),
+          rc(utimensat(AT_FDCWD, a.c_str(), t, AT_SYMLINK_NOFOLLOW)));
+      break;
+    }
+    case Op::kOpenTrunc:
+      put(("open(O_TRUNC) " + s.a).c_str(),
+          OpenAndWrite(a, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_NONBLOCK, "", -1));
+      break;
+    case Op::kFallocate: {
+      static const int kModes[] = {0, FALLOC_FL_KEEP_SIZE,
+                                   FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE};
+      const int mode = kModes[(s.n >> 16) % std::size(kModes)];
+      const off_t off = Offset(s.n);
+      const off_t len = 1 + static_cast<off_t>((s.n >> 24) % 9000);
+      int fd = open(a.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      int e = rc(fd);
+      if (fd >= 0) {
+        e = rc(fallocate(fd, mode, off, len));
+        close(fd);
+      }
+      put(("fallocate " + s.a + " mode " + std::to_string(mode) + " @" + std::to_string(off) + "+" +
+           std::to_string(len))
+              .c_str(),
+          e);
+      break;
+    }
+    case Op::kListXattr: {
+      char buf[4096];
+      ssize_t n = llistxattr(a.c_str(), buf, sizeof(buf));
+      int e = rc(n);
+      std::vector<std::string> names;
+      for (ssize_t i = 0; i < n;) {
+        std::string name(buf + i);
+        i += static_cast<ssize_t>(name.size()) + 1;
+        // security.* and system.* are the file systems' own.
+        if (name.starts_with("user.") || name.starts_with("trusted.")) names.push_back(name);
+      }
+      std::sort(names.begin(), names.end());
+      std::string list;
+      for (const auto& name : names) list += name + ",";
+      put(("listxattr " + s.a).c_str(), e, list);
       break;
     }
     case Op::kSlotOpen: {

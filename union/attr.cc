@@ -189,13 +189,17 @@ Status UnionFs::SetAttr(const Ctx& ctx, Node* node, const SetAttrRequest& req, O
     if (req.mtime) ts[1] = req.mtime_now ? timespec{0, UTIME_NOW} : req.values.st_mtim;
     int rc;
     if (node->type == S_IFLNK) {
-      // No fd-based call sets a symlink's own times: go through its parent.
+      // The symlink's own times, through its O_PATH descriptor (Linux
+      // 5.8+). Not through a name: a hard-linked symlink may have lost the
+      // name the node knew it by (an unlink of that one) and keep others.
+      rc = utimensat(fd->get(), "", ts, AT_EMPTY_PATH);
       Node* parent;
       std::string name;
-      if (!nodes_.GetAlias(node, &parent, &name)) return Status::Errno(EINVAL);
-      FdPtr pfd;
-      OVT_RETURN_IF_ERROR(ParentUpperFd(parent, &pfd));
-      rc = utimensat(pfd->get(), name.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+      if (rc != 0 && errno == EINVAL && nodes_.GetAlias(node, &parent, &name)) {
+        FdPtr pfd;
+        OVT_RETURN_IF_ERROR(ParentUpperFd(parent, &pfd));
+        rc = utimensat(pfd->get(), name.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+      }
     } else if (open_upper) {
       rc = futimens(of->fd, ts);
     } else {

@@ -670,7 +670,7 @@ void UnionFsTest::MountKernel(const MountConfig& cfg) {
   }
   opts += cfg.overtier_lowerdir;
   if (cfg.upper) {
-    opts += ",upperdir=" + upper_dir_ + ",workdir=" + work_ + "," + kKernelOptions;
+    opts += ",upperdir=" + upper_dir_ + ",workdir=" + work_ + "," + cfg.kernel_opts;
   } else {
     // Without an upper layer the kernel rejects index=on/metacopy=on only
     // with a warning; keep the read-only mount minimal.

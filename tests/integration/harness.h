@@ -199,6 +199,8 @@ struct MountConfig {
   // More -o options for the overtier daemon ("noacl", "uidmapping=..."),
   // after the harness's own; the kernel target does not take them.
   std::string overtier_opts;
+  // The kernel reference mount's options (with an upper layer).
+  std::string kernel_opts = kKernelOptions;
   // The overtier daemon's lowerdir= instead of the plain lowers
   // ("image:a:image:b" with store= in overtier_opts); the kernel target
   // still mounts the plain lowers.

@@ -11,6 +11,10 @@
 // with the ones before it. Each run remounts halfway; at the end the kernel
 // mounts the upper layer the target left and must show the same view.
 //
+// With a store on the target's mount (image lowers, or plain ones with a
+// store), archive-and-release steps run between the others: the migration
+// tier must be invisible to every one of them.
+//
 // Against OVERTIER_TEST_TARGET=kernel both runs are the kernel: that checks
 // the test itself (its sequence and its log must be deterministic).
 //
@@ -21,6 +25,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -38,6 +43,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "overtier/control.h"
 
 namespace overtier::it {
 namespace {
@@ -81,6 +87,9 @@ enum class Op {
   kOpenTrunc,  // open(O_TRUNC) and close
   kFallocate,
   kListXattr,
+  // Archive and release (the migration tier: overtier with a store, else
+  // nothing): must change nothing any other step sees.
+  kArchive,
   // Descriptors kept open across other steps (kSlots of them): a copy-up,
   // rename or unlink meets files someone holds open.
   kSlotOpen,
@@ -146,7 +155,7 @@ std::vector<Step> Sequence(uint64_t seed, int count) {
     // A quarter of the steps as an unprivileged user: permission checks
     // (EACCES, EPERM) on merged, copied-up and lower objects. Descriptor
     // steps stay with root, whose descriptors they are.
-    s.as_user = !UsesSlots(s.op) && SplitMix(&x) % 4 == 0;
+    s.as_user = !UsesSlots(s.op) && s.op != Op::kArchive && SplitMix(&x) % 4 == 0;
     switch (s.op) {
       case Op::kCreate:
       case Op::kMkdir:
@@ -231,6 +240,10 @@ struct Slots {
 };
 
 std::string Apply(const std::string& root, const Step& s, int index, Slots* slots);
+
+// Whether kArchive steps reach the migration tier (the target's run over
+// image lowers, whose mount has a store).
+bool g_archive_steps = false;
 
 // The times kUtimes sets; any other time (a write's, a creation's) shows
 // as "now": two runs minutes apart agree on it.
@@ -481,6 +494,24 @@ std::string Apply(const std::string& root, const Step& s, int index, Slots* slot
       put(("listxattr " + s.a).c_str(), e, list);
       break;
     }
+    case Op::kArchive: {
+      // As `overtier archive --release --keep N` asks (control::OpenAt's
+      // O_NOATIME open). Refusals (a lower file, a file open elsewhere, not
+      // resident) are the tier's business: the step shows no outcome.
+      if (g_archive_steps) {
+        int fd = open(a.c_str(), O_RDONLY | O_NOATIME | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0) {
+          overtier_ctl_request r{};
+          r.version = OVERTIER_CTL_VERSION;
+          r.flags = OVERTIER_CTL_RELEASE;
+          r.offset = (s.n >> 20) % 3 == 0 ? 0 : Offset(s.n);
+          (void)ioctl(fd, OVERTIER_IOC_ARCHIVE, &r);
+          close(fd);
+        }
+      }
+      out << "#" << index << " archive+release " << s.a;
+      break;
+    }
     case Op::kSlotOpen: {
       int& fd = slots->fd[s.n % kSlots];
       if (fd >= 0) close(fd);
@@ -631,11 +662,20 @@ class DifferentialTest : public UnionFsTest, public ::testing::WithParamInterfac
 
   // Imports each lower into a new store as an image; returns the mount
   // configuration that stacks them (the lowers stay for the kernel).
-  MountConfig ImageLowers() {
+  // The plain lowers, with a store: the migration tier on, copy-ups whole.
+  MountConfig PlainLowersWithAStore() {
     MountConfig cfg = MountConfig::On(Target::kOvertier);
     const std::string store = base() + "/store";
     std::string out;
     EXPECT_EQ(RunCmd({OvertierBin(), "store", "init", store}, &out), 0) << out;
+    cfg.overtier_opts = "store=" + store;
+    return cfg;
+  }
+
+  MountConfig ImageLowers() {
+    MountConfig cfg = PlainLowersWithAStore();
+    const std::string store = base() + "/store";
+    std::string out;
     for (int i : {0, 1}) {
       const std::string name = "l" + std::to_string(i);
       EXPECT_EQ(RunCmd({OvertierBin(), "image", "import", store, name, L(i)}, &out), 0) << out;
@@ -645,17 +685,20 @@ class DifferentialTest : public UnionFsTest, public ::testing::WithParamInterfac
     return cfg;
   }
 
-  void Check(bool lower_hard_links, bool image_lowers = false) {
-    Check(GetParam(), OpsPerSeed(), lower_hard_links, image_lowers);
+  // Which lowers the target mounts, and whether with a store (and so
+  // with the migration tier, whose archive steps then run).
+  enum class Lowers { kPlain, kPlainWithAStore, kImages };
+
+  void Check(bool lower_hard_links, Lowers lowers = Lowers::kPlain) {
+    Check(GetParam(), OpsPerSeed(), lower_hard_links, lowers);
   }
-  void Check(uint64_t seed, int ops, bool lower_hard_links, bool image_lowers) {
+  void Check(uint64_t seed, int ops, bool lower_hard_links, Lowers lowers) {
     ASSERT_NO_FATAL_FAILURE(MakeLowers(lower_hard_links));
     const std::vector<Step> steps = Sequence(seed, ops);
     MountConfig target_cfg = MountConfig::On(target());
-    if (image_lowers) {
-      target_cfg = ImageLowers();
-      ASSERT_FALSE(HasFailure()) << "importing the lowers failed";
-    }
+    if (lowers == Lowers::kImages) target_cfg = ImageLowers();
+    if (lowers == Lowers::kPlainWithAStore) target_cfg = PlainLowersWithAStore();
+    ASSERT_FALSE(HasFailure()) << "making the store failed";
 
     TreeSnapshot kernel_view, target_view;
     // The reference copies data up at once (metacopy=off): the kernel
@@ -669,7 +712,9 @@ class DifferentialTest : public UnionFsTest, public ::testing::WithParamInterfac
     std::vector<std::string> kernel_log = RunOn(kernel_cfg, steps, &kernel_view);
     ASSERT_FALSE(HasFatalFailure());
     ASSERT_NO_FATAL_FAILURE(ResetUpper());
+    g_archive_steps = lowers != Lowers::kPlain;
     std::vector<std::string> target_log = RunOn(target_cfg, steps, &target_view);
+    g_archive_steps = false;
     ASSERT_FALSE(HasFatalFailure());
 
     const char* name = TargetName(target());
@@ -720,7 +765,14 @@ TEST_P(DifferentialTest, SameOutcomesAsTheKernel) { Check(/*lower_hard_links=*/t
 // over the same lowers as plain directories.
 TEST_P(DifferentialTest, ImageLowersGiveTheSameOutcomes) {
   if (IsKernel()) GTEST_SKIP() << "images are overtier's";
-  Check(/*lower_hard_links=*/true, /*image_lowers=*/true);
+  Check(/*lower_hard_links=*/true, Lowers::kImages);
+}
+
+// Plain lowers and a store: files archived and released between the
+// steps (kArchive) must look exactly as if they had never been.
+TEST_P(DifferentialTest, ArchivedFilesGiveTheSameOutcomes) {
+  if (IsKernel()) GTEST_SKIP() << "the migration tier is overtier's";
+  Check(/*lower_hard_links=*/true, Lowers::kPlainWithAStore);
 }
 
 TEST_P(DifferentialTest, TheKernelReadsTheUpperLayerAsItsOwn) { Check(/*lower_hard_links=*/false); }
@@ -733,7 +785,7 @@ class DifferentialRegression : public DifferentialTest {};
 // remaining name was EINVAL (union/attr.cc).
 TEST_F(DifferentialRegression, ImageLowersSeed19Of1500Steps) {
   if (IsKernel()) GTEST_SKIP() << "images are overtier's";
-  Check(19, 1500, /*lower_hard_links=*/true, /*image_lowers=*/true);
+  Check(19, 1500, /*lower_hard_links=*/true, Lowers::kImages);
 }
 
 std::vector<uint64_t> Seeds() {

@@ -1,6 +1,8 @@
 #include "migrate/policy_engine.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -108,6 +110,11 @@ class Walk {
     // Present with any value pins the file. Errors other than "absent"
     // pin it too: when in doubt, do not release.
     if (fgetxattr(fd.get(), kNoReleaseXattr, nullptr, 0) >= 0 || errno != ENODATA)
+      f.norelease = true;
+    // So does chattr +i or +a: the daemon refuses to release such a file.
+    int iflags = 0;
+    if (ioctl(fd.get(), FS_IOC_GETFLAGS, &iflags) == 0 &&
+        (iflags & (FS_IMMUTABLE_FL | FS_APPEND_FL)) != 0)
       f.norelease = true;
     res_->files.push_back(std::move(f));
   }

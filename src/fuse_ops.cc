@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <linux/fs.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -1158,6 +1159,51 @@ void AgentSetArchived(fuse_req_t req, fuse_ino_t, OpenFile* of, const void* in_b
 void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned icmd, void*, fuse_file_info* fi,
              unsigned flags, const void* in_buf, size_t in_bufsz, size_t out_bufsz) {
   const unsigned cmd = icmd;
+  if (cmd == FS_IOC_GETFLAGS || cmd == FS_IOC_SETFLAGS || cmd == FS_IOC_FSGETXATTR ||
+      cmd == FS_IOC_FSSETXATTR) {
+    // chattr(1) and lsattr(1), by the kernel's fileattr calls: an int of
+    // flags, or a struct fsxattr, in and out.
+    const size_t size =
+        cmd == FS_IOC_GETFLAGS || cmd == FS_IOC_SETFLAGS ? sizeof(int) : sizeof(struct fsxattr);
+    const bool set = cmd == FS_IOC_SETFLAGS || cmd == FS_IOC_FSSETXATTR;
+    if ((set && in_bufsz < size) || (!set && out_bufsz < size))
+      return (void)fuse_reply_err(req, EINVAL);
+    struct fsxattr arg {};
+    if (set) std::memcpy(&arg, in_buf, size);
+    int iflags = 0;
+    if (cmd == FS_IOC_SETFLAGS) std::memcpy(&iflags, in_buf, sizeof(iflags));
+    const uint32_t protect = cmd == FS_IOC_SETFLAGS
+                                 ? static_cast<uint32_t>(iflags) & (FS_IMMUTABLE_FL | FS_APPEND_FL)
+                                 : arg.fsx_xflags & (FS_XFLAG_IMMUTABLE | FS_XFLAG_APPEND);
+    if (!set || protect == 0 || !N(req, ino)->is_reg()) {
+      Status s = Fs(req)->FileAttrIoctl(N(req, ino), cmd, &arg);
+      if (!s.ok()) return ReplyErr(req, s);
+      return (void)fuse_reply_ioctl(req, 0, set ? nullptr : &arg, set ? 0 : size);
+    }
+    // Immutable or append-only: the upper file system will refuse the
+    // daemon's own writes to the file too, so its data must be there
+    // first (a copy-up with data, off the request loop), and a file of the
+    // migration tier must be resident (a restore could not write it).
+    return Defer(req, [req, ino, cmd, arg]() mutable {
+      Node* node = N(req, ino);
+      Status s = Fs(req)->CopyUpForWrite(node);
+      if (s.ok() && Mig(req) != nullptr) {
+        int fd = -1;
+        std::shared_ptr<MigFile> m = MigOfNode(req, node, &fd);
+        if (m) {
+          overtier_ctl_state st{};
+          st.version = OVERTIER_CTL_VERSION;
+          s = Mig(req)->GetState(fd, &st);
+          if (s.ok() && st.state != OVERTIER_STATE_RESIDENT && st.state != OVERTIER_STATE_ARCHIVED)
+            s = Status::Errno(EBUSY, "not resident: restore it before chattr +i/+a");
+        }
+        if (fd >= 0) close(fd);
+      }
+      if (s.ok()) s = Fs(req)->FileAttrIoctl(node, cmd, &arg);
+      if (!s.ok()) return ReplyErr(req, s);
+      fuse_reply_ioctl(req, 0, nullptr, 0);
+    });
+  }
   if ((flags & FUSE_IOCTL_DIR) || Mig(req) == nullptr) return (void)fuse_reply_err(req, ENOTTY);
   OpenFile* of = OF(fi);
   if (cmd == OVERTIER_IOC_GET_STATE) {

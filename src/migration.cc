@@ -1,6 +1,8 @@
 #include "src/migration.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -892,6 +894,19 @@ Status MigrationService::Release(const std::shared_ptr<MigFile>& file, int fd,
   Use use(this);
   Session* s;
   OVT_RETURN_IF_ERROR(use.Open(&s));
+  // An immutable or append-only file (chattr +i, +a: on the upper file
+  // itself) cannot be punched, nor opened for writing: pinned like one
+  // marked norelease, EACCES, rather than the open's EPERM, which to the
+  // tools means "not root".
+  {
+    int rfd = -1;
+    OVT_RETURN_IF_ERROR(Reopen(fd, O_RDONLY | O_NONBLOCK, what, &rfd));
+    int iflags = 0;
+    const bool fixed = ioctl(rfd, FS_IOC_GETFLAGS, &iflags) == 0 &&
+                       (iflags & (FS_IMMUTABLE_FL | FS_APPEND_FL)) != 0;
+    close(rfd);
+    if (fixed) return Status::Errno(EACCES, "'" + what + "' is immutable or append-only");
+  }
   int wfd = -1;
   OVT_RETURN_IF_ERROR(Reopen(fd, O_RDWR, what, &wfd));
   FdCloser closer(wfd);

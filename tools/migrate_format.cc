@@ -264,7 +264,8 @@ std::string ControlErrorMessage(const std::string& path, std::string_view op, in
     case EPERM:
       return path + ": permission denied (control operations need root)";
     case EACCES:
-      return path + ": " + o + ": pinned (user.overtier.norelease): never released";
+      return path + ": " + o +
+             ": pinned (user.overtier.norelease, or chattr +i or +a): never released";
     case ENOTTY:
       return path + " is not on an overtier mount (or the mount has no store=)";
     case EALREADY:

@@ -1,10 +1,14 @@
 // Attributes: stat, chmod/chown/utimes/truncate, readlink, statfs
 // (overlayfs' inode.c).
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "union/caller.h"
 #include "union/fs_util.h"
@@ -257,6 +261,41 @@ Status UnionFs::ReadLink(Node* node, std::string* target) {
   if (n < 0) return Status::FromErrno();
   target->assign(buf, n);
   return Status::OK();
+}
+
+Status UnionFs::FileAttrIoctl(Node* node, unsigned cmd, void* arg) {
+  const bool set = cmd == FS_IOC_SETFLAGS || cmd == FS_IOC_FSSETXATTR;
+  if (!set && cmd != FS_IOC_GETFLAGS && cmd != FS_IOC_FSGETXATTR) return Status::Errno(ENOTTY);
+  if (!node->is_reg() && !node->is_dir()) return Status::Errno(ENOTTY);
+  if (set) {
+    if (read_only_) return Status::Errno(EROFS);
+    OVT_RETURN_IF_ERROR(CopyUp(node, false));
+  }
+  FdPtr fd;
+  {
+    std::lock_guard<std::mutex> g(node->mu);
+    RealRef* ref = node->upper.valid()        ? &node->upper
+                   : !node->is_dir()          ? &node->lower
+                   : node->lower_dirs.empty() ? nullptr
+                                              : &node->lower_dirs[0];
+    if (ref == nullptr) return Status::Errno(ESTALE);
+    if (TreeOf(*layers_, *ref) != nullptr) {
+      // An image keeps no inode flags.
+      if (cmd == FS_IOC_GETFLAGS) *static_cast<int*>(arg) = 0;
+      if (cmd == FS_IOC_FSGETXATTR) std::memset(arg, 0, sizeof(struct fsxattr));
+      return Status::OK();
+    }
+    OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, ref, &fd));
+  }
+  // The flags calls need a real open (not O_PATH); reading stays traceless.
+  const int flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | (set ? 0 : O_NOATIME) |
+                    (node->is_dir() ? O_DIRECTORY : 0);
+  int rfd = open(ProcPath(fd->get()).c_str(), flags);
+  if (rfd < 0) return Status::FromErrno();
+  int rc = ioctl(rfd, cmd, arg);
+  Status s = rc == 0 ? Status::OK() : Status::FromErrno();
+  close(rfd);
+  return s;
 }
 
 Status UnionFs::StatFs(struct statvfs* out) {

@@ -39,6 +39,10 @@ Status UnionFs::Open(const Ctx& ctx, Node* node, int flags, std::unique_ptr<Open
   int rflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_APPEND);
   if (!upper) rflags |= O_NOATIME;
   int rfd = open(ProcPath(fd->get()).c_str(), rflags | O_CLOEXEC);
+  // An append-only file (chattr +a) opens for writing only with O_APPEND;
+  // writes into it can only append anyway.
+  if (rfd < 0 && errno == EPERM && (flags & O_APPEND) && upper)
+    rfd = open(ProcPath(fd->get()).c_str(), rflags | O_APPEND | O_CLOEXEC);
   if (rfd < 0) return Status::FromErrno();
   if (!upper) {
     Status s = CheckLowerData(rfd, "inode " + std::to_string(node->key));

@@ -137,6 +137,15 @@ class UnionFs {
   Status DropSuidSgid(const Ctx& ctx, Node* node, bool* dropped);
   Status ReadLink(Node* node, std::string* target);
   Status StatFs(struct statvfs* out);
+  // chattr(1)'s inode flags: FS_IOC_GETFLAGS or FS_IOC_FSGETXATTR read the
+  // real object's (the upper one, else the top-most lower one; 0 for an
+  // object of a served image tree, which keeps none), FS_IOC_SETFLAGS or
+  // FS_IOC_FSSETXATTR copy the object up (metadata only) and set them on
+  // the upper one, whose file system then enforces them (immutable,
+  // append-only) on the daemon's writes too. arg: the ioctl's argument
+  // (an int, or a struct fsxattr). The VFS has checked ownership and
+  // CAP_LINUX_IMMUTABLE before the request arrives.
+  Status FileAttrIoctl(Node* node, unsigned cmd, void* arg);
 
   // dir.cc
   Status Mknod(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode, dev_t rdev,

@@ -3,7 +3,9 @@
 // that stay open after their last name is gone.
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/fs.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -491,6 +493,64 @@ TEST_F(FileTest, StatfsOfReadOnlyUnion) {
 
 // A file unlinked while open: fstat shows st_nlink 0, and the data can still
 // be read and written through the descriptor.
+// chattr(1) and lsattr(1): the flags of the real object (upper, else
+// lower) read; set flags copy the object up and hold against every change
+// as on any file system: an immutable file can be neither written,
+// removed, renamed nor chmod'ed, an append-only one only appended to, an
+// immutable directory gets no new entries. The kernel overlayfs gives the
+// same answers (it keeps the flags in trusted.overlay.protattr, overtier
+// on the upper object itself).
+TEST_F(FileTest, ChattrAndLsattr) {
+  WriteFile(L(1, "f"), "one");
+  WriteFile(L(1, "g"), "two");
+  MakeDirs(L(1, "d"));
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  auto flags = [&](const std::string& p) {
+    Fd fd(open(p.c_str(), O_RDONLY | O_NONBLOCK));
+    int f = -1;
+    EXPECT_TRUE(fd.valid()) << p;
+    EXPECT_EQ(ioctl(fd.get(), FS_IOC_GETFLAGS, &f), 0) << p << ": " << strerror(errno);
+    return f;
+  };
+  auto append = [&](const std::string& p) {
+    Fd fd(open(p.c_str(), O_WRONLY | O_APPEND));
+    ASSERT_TRUE(fd.valid()) << p << ": " << strerror(errno);
+    ASSERT_EQ(write(fd.get(), "+", 1), 1);
+  };
+  auto set = [&](const std::string& p, int f) {
+    Fd fd(open(p.c_str(), O_RDONLY | O_NONBLOCK));
+    return fd.valid() && ioctl(fd.get(), FS_IOC_SETFLAGS, &f) == 0 ? 0 : errno;
+  };
+  const int plain = flags(L(1, "f"));
+  EXPECT_EQ(flags(M("f")), plain) << "the lower file's own flags";
+  EXPECT_EQ(flags(M("d")), flags(L(1, "d")));
+
+  ASSERT_EQ(set(M("f"), plain | FS_IMMUTABLE_FL), 0);
+  EXPECT_EQ(flags(M("f")) & FS_IMMUTABLE_FL, FS_IMMUTABLE_FL);
+  EXPECT_EQ(Err(open(M("f").c_str(), O_WRONLY | O_APPEND)), Errno{EPERM});
+  EXPECT_EQ(Err(unlink(M("f").c_str())), Errno{EPERM});
+  EXPECT_EQ(Err(rename(M("f").c_str(), M("f2").c_str())), Errno{EPERM});
+  EXPECT_EQ(Err(chmod(M("f").c_str(), 0600)), Errno{EPERM});
+  ASSERT_EQ(set(M("f"), plain), 0);
+  ASSERT_NO_FATAL_FAILURE(append(M("f")));
+  EXPECT_EQ(ReadFile(M("f")), "one+");
+
+  ASSERT_EQ(set(M("g"), plain | FS_APPEND_FL), 0);
+  EXPECT_EQ(Err(open(M("g").c_str(), O_WRONLY | O_TRUNC)), Errno{EPERM});
+  ASSERT_NO_FATAL_FAILURE(append(M("g")));
+  ASSERT_EQ(set(M("g"), plain), 0);
+  EXPECT_EQ(ReadFile(M("g")), "two+");
+
+  const int dflags = flags(M("d"));
+  ASSERT_EQ(set(M("d"), dflags | FS_IMMUTABLE_FL), 0);
+  EXPECT_EQ(Err(mkdir(M("d/new").c_str(), 0755)), Errno{EPERM});
+  ASSERT_EQ(set(M("d"), dflags), 0);
+  ASSERT_EQ(mkdir(M("d/new").c_str(), 0755), 0);
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  EXPECT_EQ(ReadFile(M("f")), "one+");
+  EXPECT_EQ(flags(M("f")) & (FS_IMMUTABLE_FL | FS_APPEND_FL), 0);
+}
+
 TEST_F(FileTest, UnlinkedButOpenUpperFile) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   WriteFile(M("f"), "before");

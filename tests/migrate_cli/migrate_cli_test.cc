@@ -642,8 +642,7 @@ TEST_F(MigrateCliTest, PinnedFilesAreNeverReleased) {
   // Archived, but the release is refused; the file stays whole.
   Result r = Cli({"archive", "--release", M("pinned")});
   EXPECT_EQ(r.rc, 1) << Describe(r);
-  EXPECT_TRUE(Contains(r.err, M("pinned") + ": archive: pinned (user.overtier.norelease)"))
-      << r.err;
+  EXPECT_TRUE(Contains(r.err, M("pinned") + ": archive: pinned (user.overtier.norelease")) << r.err;
   EXPECT_EQ(StatusOf(M("pinned"))["state"], "archived");
   r = Cli({"release", M("pinned")});
   EXPECT_EQ(r.rc, 1) << Describe(r);
@@ -655,6 +654,27 @@ TEST_F(MigrateCliTest, PinnedFilesAreNeverReleased) {
   EXPECT_EQ(r.rc, 0) << Describe(r);
   EXPECT_EQ(StatusOf(M("pinned"))["state"], "released");
   EXPECT_EQ(ReadFile(M("pinned")), data);
+
+  // An immutable or append-only file (chattr) is pinned as well: its
+  // upper file could not be punched. Said so, not "need root".
+  for (int flag : {FS_IMMUTABLE_FL, FS_APPEND_FL}) {
+    WriteFile(M("fixed"), data);
+    {
+      Fd fd(open(M("fixed").c_str(), O_RDONLY | O_NONBLOCK));
+      ASSERT_TRUE(fd.valid());
+      ASSERT_EQ(ioctl(fd.get(), FS_IOC_SETFLAGS, &flag), 0) << strerror(errno);
+    }
+    r = Cli({"archive", "--release", M("fixed")});
+    EXPECT_EQ(r.rc, 1) << Describe(r);
+    EXPECT_TRUE(Contains(r.err, M("fixed") + ": archive: pinned (")) << r.err;
+    EXPECT_EQ(StatusOf(M("fixed"))["state"], "archived");
+    EXPECT_EQ(ReadFile(M("fixed")), data);
+    int none = 0;
+    Fd fd(open(M("fixed").c_str(), O_RDONLY | O_NONBLOCK));
+    ASSERT_EQ(ioctl(fd.get(), FS_IOC_SETFLAGS, &none), 0) << strerror(errno);
+    fd.reset();
+    ASSERT_EQ(unlink(M("fixed").c_str()), 0);
+  }
 }
 
 TEST_F(MigrateCliTest, NonRootGetsPermissionDenied) {

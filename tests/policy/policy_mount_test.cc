@@ -16,7 +16,9 @@
 //   OVERTIER_TEST_KEEP=1    keep the temp directory
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/fs.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -365,6 +367,24 @@ TEST_F(PolicyTest, PinsAreHonoured) {
   j = PolicyJson({"run", "--rules", rules, mnt_});
   EXPECT_EQ(Ops(j), (std::map<std::string, std::string>{{M("p2.dat"), "release"}}));
   EXPECT_EQ(StateOf("p2.dat"), "released");
+
+  // chattr +i pins as well (its upper file could not be punched): not
+  // even tried, counted with the norelease ones.
+  WriteFile(M("p4.dat"), Payload(200000, 10));
+  {
+    it::Fd fd(open(M("p4.dat").c_str(), O_RDONLY | O_NONBLOCK));
+    int flag = FS_IMMUTABLE_FL;
+    ASSERT_EQ(ioctl(fd.get(), FS_IOC_SETFLAGS, &flag), 0) << std::strerror(errno);
+  }
+  j = PolicyJson({"run", "--rules", rules, mnt_});
+  EXPECT_TRUE(j["actions"].empty()) << j.dump();
+  EXPECT_EQ(j["norelease"], 1u) << j.dump();
+  EXPECT_EQ(StateOf("p4.dat"), "resident");
+  {
+    it::Fd fd(open(M("p4.dat").c_str(), O_RDONLY | O_NONBLOCK));
+    int none = 0;
+    ASSERT_EQ(ioctl(fd.get(), FS_IOC_SETFLAGS, &none), 0) << std::strerror(errno);
+  }
 }
 
 TEST_F(PolicyTest, NoReleaseXattrIsRootOnly) {

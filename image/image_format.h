@@ -114,9 +114,6 @@ inline constexpr std::string_view kOciOpaqueMarker = ".wh..wh..opq";
 // Private xattrs of an overtier upper, dropped by commit.
 inline constexpr std::string_view kOvertierTrustedPrefix = "trusted.overtier.";
 inline constexpr std::string_view kOvertierUserPrefix = "user.overtier.";
-// The migration tier's archive mark on a released upper file
-// (migrate/archive_mark.h, kArchiveMarkXattr).
-inline constexpr std::string_view kArchiveMarkXattrName = "user.overtier.archive";
 
 inline bool IsWhiteout(const NodeRecord& n) { return S_ISCHR(n.mode) && n.rdev == 0; }
 

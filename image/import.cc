@@ -18,6 +18,7 @@
 #include "image/oci.h"
 #include "image/posix_acl.h"
 #include "image/tar_source.h"
+#include "overtier/archive_mark_name.h"
 
 namespace overtier {
 
@@ -637,7 +638,7 @@ struct DirWalker {
     if (dopt.upper_content) {
       return dopt.upper_content(fd, r.size, what, w, content, taken);
     }
-    if (fgetxattr(fd, std::string(kArchiveMarkXattrName).c_str(), nullptr, 0) >= 0) {
+    if (fgetxattr(fd, std::string(kArchiveMarkXattr).c_str(), nullptr, 0) >= 0) {
       return Status::Errno(EOPNOTSUPP, "'" + what +
                                            "' carries an archive mark: some of its bytes may be "
                                            "only in the store's archive");
@@ -649,7 +650,7 @@ struct DirWalker {
   // to import instead of commit) has holes where its data was; stored as
   // it is, they would be zeros in the image.
   static Status NotReleased(int fd, const NodeRecord& r, const std::string& what) {
-    if (r.xattrs.count(std::string(kArchiveMarkXattrName)) == 0 || r.size == 0) {
+    if (r.xattrs.count(std::string(kArchiveMarkXattr)) == 0 || r.size == 0) {
       return Status::OK();
     }
     const off_t hole = lseek(fd, 0, SEEK_HOLE);

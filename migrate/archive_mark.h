@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "overtier/archive_mark_name.h"
 #include "overtier/status.h"
 #include "store/catalog_records.h"
 #include "store/coding.h"
@@ -41,7 +42,6 @@ namespace overtier {
 // CAP_SYS_ADMIN (userxattr mounts) too; the union hides every
 // user.overtier.* name (but norelease) from users: none can set, change,
 // remove or list it through the mount.
-inline constexpr char kArchiveMarkXattr[] = "user.overtier.archive";
 
 // Value: the 16 bytes of the bfid, nothing else. Its size is its version
 // (a later format will have another size): one more byte, and ext4 with

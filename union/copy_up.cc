@@ -156,7 +156,7 @@ Status UnionFs::CopyUpData(Node* node) {
     return s;
   }
   struct stat st;
-  Status s = CheckLowerData(src, "inode " + std::to_string(node->key));
+  Status s = CheckLowerData(src, node->key);
   if (s.ok() && fstat(dst, &st) != 0) s = Status::FromErrno();
   bool adopted = false;
   if (s.ok()) {
@@ -249,7 +249,7 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
         if (rfd < 0) {
           s = Status::FromErrno("open lower for copy-up");
         } else {
-          s = CheckLowerData(rfd, "inode " + std::to_string(node->key));
+          s = CheckLowerData(rfd, node->key);
           if (s.ok()) s = CopyData(rfd, dfd, st.st_size, sync_);
           close(rfd);
         }

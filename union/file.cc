@@ -45,7 +45,7 @@ Status UnionFs::Open(const Ctx& ctx, Node* node, int flags, std::unique_ptr<Open
     rfd = open(ProcPath(fd->get()).c_str(), rflags | O_APPEND | O_CLOEXEC);
   if (rfd < 0) return Status::FromErrno();
   if (!upper) {
-    Status s = CheckLowerData(rfd, "inode " + std::to_string(node->key));
+    Status s = CheckLowerData(rfd, node->key);
     if (!s.ok()) {
       close(rfd);
       return s;

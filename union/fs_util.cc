@@ -134,23 +134,24 @@ bool LogNow(std::atomic<int64_t>* last) {
   return now != prev && last->compare_exchange_strong(prev, now);
 }
 
-Status CheckLowerData(int fd, const std::string& what) {
+Status CheckLowerData(int fd, uint64_t ino) {
   struct stat st;
   if (fstat(fd, &st) != 0) return Status::FromErrno("fstat lower file");
   // A file whose blocks cover its size has no hole (the common case: one
   // fstat, no xattr read).
   if (!S_ISREG(st.st_mode) || st.st_blocks * 512 >= st.st_size) return Status::OK();
-  if (fgetxattr(fd, kArchiveMarkName, nullptr, 0) < 0) return Status::OK();
+  if (fgetxattr(fd, kArchiveMarkXattr, nullptr, 0) < 0) return Status::OK();
   const off_t hole = lseek(fd, 0, SEEK_HOLE);
   if (hole < 0 || hole >= st.st_size) return Status::OK();  // a stale mark: all data
   static std::atomic<int64_t> last{0};
   if (LogNow(&last)) {
-    std::fprintf(stderr,
-                 "overtier: lower file '%s' was released by an overtier mount (it carries an "
-                 "archive mark and has holes): its data is in that mount's store, not in the "
-                 "file; restore it there (overtier restore --wait) before using its directory "
-                 "as a lower layer: EIO\n",
-                 what.c_str());
+    std::fprintf(
+        stderr,
+        "overtier: lower file (inode %llu) was released by an overtier mount (it carries an "
+        "archive mark and has holes): its data is in that mount's store, not in the "
+        "file; restore it there (overtier restore --wait) before using its directory "
+        "as a lower layer: EIO\n",
+        static_cast<unsigned long long>(ino));
   }
   return Status::Errno(EIO, "lower file released by an overtier mount");
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "overtier/archive_mark_name.h"
 #include "overtier/status.h"
 
 namespace overtier {
@@ -67,17 +68,14 @@ class DirTimes {
   struct timespec ts_[2];
 };
 
-// The migration tier's archive mark (migrate/archive_mark.h): on a file
-// some of whose bytes an overtier mount released into its store's archive.
-inline constexpr char kArchiveMarkName[] = "user.overtier.archive";
-
 // A lower file that an overtier mount released while it was an upper file
 // (an old upper layer now used as a lower one): it carries the archive mark
 // and has holes where its data was. Its bytes are in that mount's store;
 // read as they are they would be zeros, and a copy-up would make the zeros
 // the user's. EIO (logged) for such a file, OK for any other. fd: the file,
-// any mode; `what` names it in the log.
-Status CheckLowerData(int fd, const std::string& what);
+// any mode; ino: its number in the union, for the log (the name is built
+// only then: opens of lower files are a hot path).
+Status CheckLowerData(int fd, uint64_t ino);
 
 // Copies file data src -> dst (regular files), keeping holes; len bytes.
 // start_writeback: the copy will be fsynced; start writing each piece

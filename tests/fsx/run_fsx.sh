@@ -17,6 +17,7 @@
 #   OVERTIER_FSX_BUDGET   seconds for the whole run (default 540 for ci, 3500 for long: under
 #                         meson's timeout, so a hang still ends in our own teardown)
 #   OVERTIER_FSX_KEEP     1 keeps the temp dir (layers, state, logs) for inspection
+#   OVERTIER_FSX_ONLY     run only the scenario of this name (e.g. jobs), to loop on one
 #   OVERTIER_FSX_STORE    1 (target overtier): each scenario's mount gets a store (store=), and
 #                         while fsx runs, the migration tier churns its files: `overtier archive
 #                         --release -r` and `overtier restore -r` over the mount in a loop (files
@@ -119,6 +120,7 @@ fi
 scenario() {
   local name="$1" s="$2" nlayers="$3" files="$4" jobs="$5" ops="$6" max_size="$7" max_len="$8"
   shift 8
+  if [[ -n "${OVERTIER_FSX_ONLY:-}" && "$name" != "$OVERTIER_FSX_ONLY" ]]; then return 0; fi
   local d="$tmp/$name" lowers="" i start
   local -a common=(--files "$files" --seed "$s" --max-size "$max_size")
   ops=$((ops * ops_percent / 100))

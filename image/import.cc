@@ -18,7 +18,7 @@
 #include "image/oci.h"
 #include "image/posix_acl.h"
 #include "image/tar_source.h"
-#include "overtier/archive_mark_name.h"
+#include "overtier/tier_xattrs.h"
 
 namespace overtier {
 

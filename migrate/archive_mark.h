@@ -31,8 +31,8 @@
 #include <string>
 #include <vector>
 
-#include "overtier/archive_mark_name.h"
 #include "overtier/status.h"
+#include "overtier/tier_xattrs.h"
 #include "store/catalog_records.h"
 #include "store/coding.h"
 

@@ -1,11 +1,8 @@
 #include "migrate/policy_engine.h"
 
 #include <fcntl.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -107,15 +104,11 @@ class Walk {
     f.state = cs.state;
     f.mig_flags = cs.mig_flags;
     f.resident_bytes = cs.resident_bytes;
-    // Present with any value pins the file. Errors other than "absent"
-    // pin it too: when in doubt, do not release.
-    if (fgetxattr(fd.get(), kNoReleaseXattr, nullptr, 0) >= 0 || errno != ENODATA)
-      f.norelease = true;
-    // So does chattr +i or +a: the daemon refuses to release such a file.
-    int iflags = 0;
-    if (ioctl(fd.get(), FS_IOC_GETFLAGS, &iflags) == 0 &&
-        (iflags & (FS_IMMUTABLE_FL | FS_APPEND_FL)) != 0)
-      f.norelease = true;
+    // user.overtier.norelease (any value), chattr +i or +a: the daemon
+    // looks at the upper file and would refuse the release. (Asked here
+    // through the mount, that was three more round trips a file: the
+    // kernel opens the file for FS_IOC_GETFLAGS.)
+    f.norelease = (cs.mig_flags & OVERTIER_MIG_PINNED) != 0;
     res_->files.push_back(std::move(f));
   }
 

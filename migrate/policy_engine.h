@@ -30,9 +30,6 @@
 
 namespace overtier {
 
-// The xattr that pins a file (settable through the mount by root only).
-inline constexpr char kNoReleaseXattr[] = "user.overtier.norelease";
-
 struct PolicyRunOptions {
   bool dry_run = false;  // gather and plan only
   // Checked between files: a set flag ends the run early (ECANCELED).

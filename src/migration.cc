@@ -15,12 +15,11 @@
 #include "migrate/crash_point.h"
 #include "migrate/file_handle.h"
 #include "migrate/migration_state.h"
+#include "overtier/tier_xattrs.h"
 
 namespace overtier {
 
 namespace {
-
-constexpr char kNoReleaseXattr[] = "user.overtier.norelease";
 
 std::string ProcFd(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
@@ -816,6 +815,26 @@ void MigrationService::CancelWait(const std::shared_ptr<Wait>& w) {
   r->Cancel(id);
 }
 
+namespace {
+
+// Whether a release of the upper file behind fd would be refused as
+// pinned (Release checks again, and says which pin). In doubt, pinned: the
+// policy engine plans by this, and must not plan a release of a file it
+// could not look at. An upper file system without inode flags has none
+// set.
+bool PinnedFile(int fd) {
+  int iflags = 0;
+  if (ioctl(fd, FS_IOC_GETFLAGS, &iflags) == 0) {
+    if ((iflags & (FS_IMMUTABLE_FL | FS_APPEND_FL)) != 0) return true;
+  } else if (errno != ENOTTY && errno != EINVAL && errno != EOPNOTSUPP) {
+    return true;
+  }
+  return fgetxattr(fd, kNoReleaseXattr, nullptr, 0) >= 0 ||
+         (errno != ENODATA && errno != EOPNOTSUPP);
+}
+
+}  // namespace
+
 Status MigrationService::GetState(int fd, overtier_ctl_state* out) {
   FileHandle fh;
   OVT_RETURN_IF_ERROR(GetFileHandle(fd, "upper file", &fh));
@@ -842,6 +861,7 @@ Status MigrationService::GetState(int fd, overtier_ctl_state* out) {
   uint64_t barrier;
   out->barrier = map.barrier(&barrier) ? barrier : UINT64_MAX;
   out->resident_bytes = map.resident_bytes();
+  if (PinnedFile(fd)) out->mig_flags |= OVERTIER_MIG_PINNED;
   return Status::OK();
 }
 

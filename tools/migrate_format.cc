@@ -72,6 +72,7 @@ std::vector<std::string> MigFlagList(uint32_t mig_flags) {
       {OVERTIER_MIG_RESTORE_IN_PROGRESS, "restoring"},
       {OVERTIER_MIG_ON_DEMAND, "on-demand"},
       {OVERTIER_MIG_LOWER, "lower"},
+      {OVERTIER_MIG_PINNED, "pinned"},
   };
   std::vector<std::string> out;
   uint32_t known = 0;

@@ -97,6 +97,7 @@ TEST_F(MigrateFormatTest, StatesAndFlags) {
   EXPECT_EQ(MigFlagNames(OVERTIER_MIG_LOST | OVERTIER_MIG_ARCHIVE_IN_PROGRESS), "lost,archiving");
   EXPECT_EQ(MigFlagNames(OVERTIER_MIG_ARCHIVED | (1u << 9)), "archived,bit9");
   EXPECT_EQ(MigFlagNames(OVERTIER_MIG_LOWER), "lower");
+  EXPECT_EQ(MigFlagNames(OVERTIER_MIG_PINNED | OVERTIER_MIG_ARCHIVED), "archived,pinned");
 }
 
 TEST_F(MigrateFormatTest, BfidAndTimes) {

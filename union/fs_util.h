@@ -11,8 +11,8 @@
 #include <string>
 #include <string_view>
 
-#include "overtier/archive_mark_name.h"
 #include "overtier/status.h"
+#include "overtier/tier_xattrs.h"
 
 namespace overtier {
 

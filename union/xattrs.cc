@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "overtier/tier_xattrs.h"
 #include "union/acl_xattr.h"
 #include "union/caller.h"
 #include "union/fs_util.h"
@@ -40,7 +41,7 @@ namespace {
 bool Privileged(const Ctx& ctx) { return ctx.uid == 0; }
 
 bool IsTrusted(std::string_view name) { return name.starts_with("trusted."); }
-bool IsNoRelease(std::string_view name) { return name == "user.overtier.norelease"; }
+bool IsNoRelease(std::string_view name) { return name == kNoReleaseXattr; }
 }  // namespace
 
 Status UnionFs::GetXattr(const Ctx& ctx, Node* node, const char* name, std::string* value) {

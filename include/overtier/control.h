@@ -56,6 +56,10 @@
 /* Not a record flag: the file is only in a lower layer (never copied up),
  * so there is nothing of it to archive or release (GET_STATE only). */
 #define OVERTIER_MIG_LOWER (1u << 7)
+/* Not a record flag: a release of the file would be refused, as it is
+ * pinned: marked user.overtier.norelease, or immutable or append-only
+ * (chattr +i, +a). GET_STATE only. */
+#define OVERTIER_MIG_PINNED (1u << 8)
 
 /* overtier_ctl_request.flags */
 #define OVERTIER_CTL_RELEASE (1u << 0)    /* ARCHIVE: release afterwards, keeping `offset` bytes */

@@ -25,6 +25,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -648,8 +649,15 @@ TEST_F(MigrateCliTest, PinnedFilesAreNeverReleased) {
   EXPECT_EQ(r.rc, 1) << Describe(r);
   EXPECT_EQ(StatusOf(M("pinned"))["state"], "archived");
   EXPECT_EQ(ReadFile(M("pinned")), data);
+  // status says so before anyone tries (the policy engine plans by it).
+  auto pinned = [&](const std::string& path) {
+    const json flags = StatusOf(path)["flags"];
+    return flags.is_array() && std::find(flags.begin(), flags.end(), "pinned") != flags.end();
+  };
+  EXPECT_TRUE(pinned(M("pinned"))) << StatusOf(M("pinned")).dump();
   // Unpinned, it goes.
   ASSERT_EQ(removexattr(M("pinned").c_str(), "user.overtier.norelease"), 0);
+  EXPECT_FALSE(pinned(M("pinned"))) << StatusOf(M("pinned")).dump();
   r = Cli({"release", M("pinned")});
   EXPECT_EQ(r.rc, 0) << Describe(r);
   EXPECT_EQ(StatusOf(M("pinned"))["state"], "released");
@@ -664,6 +672,7 @@ TEST_F(MigrateCliTest, PinnedFilesAreNeverReleased) {
       ASSERT_TRUE(fd.valid());
       ASSERT_EQ(ioctl(fd.get(), FS_IOC_SETFLAGS, &flag), 0) << strerror(errno);
     }
+    EXPECT_TRUE(pinned(M("fixed"))) << StatusOf(M("fixed")).dump();
     r = Cli({"archive", "--release", M("fixed")});
     EXPECT_EQ(r.rc, 1) << Describe(r);
     EXPECT_TRUE(Contains(r.err, M("fixed") + ": archive: pinned (")) << r.err;
@@ -673,6 +682,7 @@ TEST_F(MigrateCliTest, PinnedFilesAreNeverReleased) {
     Fd fd(open(M("fixed").c_str(), O_RDONLY | O_NONBLOCK));
     ASSERT_EQ(ioctl(fd.get(), FS_IOC_SETFLAGS, &none), 0) << strerror(errno);
     fd.reset();
+    EXPECT_FALSE(pinned(M("fixed"))) << StatusOf(M("fixed")).dump();
     ASSERT_EQ(unlink(M("fixed").c_str()), 0);
   }
 }

@@ -638,7 +638,7 @@ struct DirWalker {
     if (dopt.upper_content) {
       return dopt.upper_content(fd, r.size, what, w, content, taken);
     }
-    if (fgetxattr(fd, std::string(kArchiveMarkXattr).c_str(), nullptr, 0) >= 0) {
+    if (fgetxattr(fd, kArchiveMarkXattr, nullptr, 0) >= 0) {
       return Status::Errno(EOPNOTSUPP, "'" + what +
                                            "' carries an archive mark: some of its bytes may be "
                                            "only in the store's archive");

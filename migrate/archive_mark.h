@@ -38,11 +38,12 @@
 
 namespace overtier {
 
-// In the user namespace, as user.overtier.norelease, so it works without
+// The mark (kArchiveMarkXattr, overtier/tier_xattrs.h) is in the user
+// namespace, like user.overtier.norelease, so it works without
 // CAP_SYS_ADMIN (userxattr mounts) too; the union hides every
 // user.overtier.* name (but norelease) from users: none can set, change,
 // remove or list it through the mount.
-
+//
 // Value: the 16 bytes of the bfid, nothing else. Its size is its version
 // (a later format will have another size): one more byte, and ext4 with
 // 256-byte inodes no longer has room for the mark beside

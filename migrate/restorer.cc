@@ -1,6 +1,8 @@
 #include "migrate/restorer.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <future>
 #include <optional>
 
@@ -25,6 +28,8 @@ namespace {
 
 constexpr uint64_t kBlock = 4096;
 constexpr uint64_t kHugePage = uint64_t{2} << 20;  // x86-64, arm64 with 4 KiB pages
+// Pieces read ahead of a job going through a file in order.
+constexpr size_t kAheadPieces = 2;
 
 bool AllZero(const char* p, size_t n) {
   static const char kZeros[kBlock] = {};
@@ -86,18 +91,31 @@ struct Restorer::Job {
   // aligned for it and kept from piece to piece (RestorePiece).
   int direct_fd = -1;
   bool direct_tried = false;
+  // Cloning (CloneRestored): refused once, by the file system or for the
+  // pair of files, it is not tried again for this job; cloned (io_mu):
+  // some blocks were, which each sync makes durable with fsync.
+  bool clone_refused = false;
+  bool cloned = false;
   char* buf = nullptr;
   size_t buf_len = 0;
-  // The last piece came from the sequential rest of the file: the next one
-  // is read ahead while this one is written (RestorePiece).
+  // The last piece went on in order from the one before (the rest of the
+  // file, a long range waited for): the pieces after it are read ahead
+  // while this one is written (RestorePiece).
   bool sequential = false;
-  // That read, running (it fills the ContentReader's chunk cache), and
-  // where it starts. Last member: destroyed (waited for) before the
-  // members it reads.
-  uint64_t ahead_offset = 0;
-  std::future<Status> ahead;
+  // Those reads (ContentReader::Prefetch into its chunk cache), oldest
+  // first, each with the offset of its piece. Last member: destroyed
+  // (waited for) before the members they read.
+  struct Ahead {
+    uint64_t offset = 0;
+    std::future<Status> done;
+  };
+  std::deque<Ahead> aheads;
+  void WaitAheads() {
+    for (Ahead& a : aheads) a.done.wait();
+    aheads.clear();
+  }
   ~Job() {
-    if (ahead.valid()) ahead.wait();
+    WaitAheads();
     if (fd >= 0) close(fd);
     if (direct_fd >= 0) close(direct_fd);
     free(buf);
@@ -274,7 +292,7 @@ JobRecord Restorer::JobRow(const Job& job, const ResidencyMap& map, bool rest) {
 }
 
 Status Restorer::Load(Job* job) {
-  if (job->ahead.valid()) job->ahead.wait();  // it reads job->file
+  job->WaitAheads();  // they read job->file
   struct stat st;
   if (fstat(job->fd, &st) != 0) return Status::FromErrno("fstat of '" + job->what + "'");
   uint64_t size = static_cast<uint64_t>(st.st_size);
@@ -358,6 +376,7 @@ bool Restorer::NextPiece(Job* job, ByteRange* piece) {
   ByteRange m{};
   bool found = false;
   std::lock_guard<std::mutex> l(mu_);
+  const uint64_t last_end = job->cursor;
   // Waiters take turns, a piece each, so a reader of a few bytes is not
   // queued behind a whole-file restore someone else asked for.
   std::vector<ByteRange> ranges = waiters_.Ranges(job->key);
@@ -383,6 +402,11 @@ bool Restorer::NextPiece(Job* job, ByteRange* piece) {
   end = std::min(job->map.size(), (end + chunk_size_ - 1) / chunk_size_ * chunk_size_);
   *piece = {start, end - start};
   job->cursor = end;
+  // A waiter's range that goes on in order past this piece (`restore
+  // --wait` of a whole file, a long read): the next piece is read ahead
+  // too, as for the rest of the file.
+  for (size_t i = 0; i < ranges.size() && !job->sequential && start == last_end; i++)
+    job->sequential = ranges[i].offset <= end && RangeEnd(ranges[i].offset, ranges[i].length) > end;
   return true;
 }
 
@@ -445,6 +469,56 @@ Status Restorer::WriteRestored(Job* job, const char* p, uint64_t off, uint64_t n
   return PwriteAll(job->fd, p, n, off, job->what);
 }
 
+// Clones whole blocks only: FICLONERANGE wants both offsets and the length
+// aligned to the file system's block (4 KiB here; a file system with larger
+// blocks refuses with EINVAL, and the job writes from then on). The block
+// holding a chunk's tail also holds the next record's header, so it is
+// written, not shared. Runs of zero blocks are skipped, as writing does.
+void Restorer::CloneRestored(Job* job, const char* buf, ByteRange piece, ByteRange r,
+                             const std::vector<LocalSource>& sources,
+                             std::vector<ByteRange>* rest) {
+  uint64_t pos = r.offset;  // r is written up to here, or left in *rest
+  const uint64_t end = r.offset + r.length;
+  auto leave = [&](uint64_t upto) {
+    if (upto > pos) rest->push_back(ByteRange{pos, upto - pos});
+    pos = std::max(pos, upto);
+  };
+  for (const LocalSource& src : sources) {
+    if (job->clone_refused || pos >= end) break;
+    const uint64_t x = std::max(pos, src.offset);
+    const uint64_t y = std::min(end, src.offset + src.length);
+    if (x >= y) continue;
+    const uint64_t a = (x + kBlock - 1) / kBlock * kBlock;
+    const uint64_t b = y / kBlock * kBlock;
+    if (a >= b || (src.fd_offset + (a - src.offset)) % kBlock != 0) continue;
+    leave(a);
+    for (uint64_t blk = a; blk < b && !job->clone_refused;) {
+      if (AllZero(buf + (blk - piece.offset), kBlock)) {
+        blk += kBlock;
+        pos = blk;
+        continue;
+      }
+      uint64_t run = blk + kBlock;
+      while (run < b && !AllZero(buf + (run - piece.offset), kBlock)) run += kBlock;
+      struct file_clone_range fcr {};
+      fcr.src_fd = static_cast<int64_t>(src.fd);
+      fcr.src_offset = src.fd_offset + (blk - src.offset);
+      fcr.src_length = run - blk;
+      fcr.dest_offset = blk;
+      if (ioctl(job->fd, FICLONERANGE, &fcr) != 0) {
+        // EOPNOTSUPP (ext4), EXDEV (another file system), EINVAL (block
+        // size) and anything else: writing works wherever this does not.
+        job->clone_refused = true;
+        break;
+      }
+      job->cloned = true;
+      blk = run;
+      pos = run;
+    }
+  }
+  leave(end);
+}
+
 Status Restorer::RestorePiece(Job* job, ByteRange piece) {
   if (job->buf_len < piece.length) {
     free(job->buf);
@@ -464,41 +538,49 @@ Status Restorer::RestorePiece(Job* job, ByteRange piece) {
   char* const buf = job->buf;
   size_t got = 0;
   uint64_t archive_size = job->file.size;
-  // The read ahead of this piece (if any) fills the reader's cache: wait
-  // for it rather than read the same chunks twice. If the archive did not
-  // answer it, it will not answer this read either: no second timeout.
-  if (job->ahead.valid()) {
-    Status ahead = job->ahead.get();
-    if (job->ahead_offset == piece.offset && ahead.err() == ETIMEDOUT) return ahead;
+  std::vector<LocalSource> sources;  // where the piece's chunks lie (for cloning)
+  // The reads ahead up to this piece fill the reader's cache: wait for
+  // them rather than read the same chunks twice. If the archive did not
+  // answer this piece's, it will not answer this read either: no second
+  // timeout. Reads ahead of pieces this job no longer goes through in
+  // order (it went back to a waiter's range) are left to finish.
+  while (!job->aheads.empty() && job->aheads.front().offset <= piece.offset) {
+    Job::Ahead a = std::move(job->aheads.front());
+    job->aheads.pop_front();
+    Status ahead = a.done.get();
+    if (a.offset == piece.offset && ahead.err() == ETIMEDOUT) return ahead;
   }
+  if (!job->aheads.empty() && job->aheads.front().offset != piece.offset + piece.length)
+    job->WaitAheads();
   if (options_.read_hook) OVT_RETURN_IF_ERROR(options_.read_hook());
+  // Going through the file in order: the next kAheadPieces pieces are read
+  // while this one is copied out of the cache and written (reading and
+  // writing overlap, as a pipelined copy does; more than one, so that the
+  // disk always has a read queued while a reader thread verifies what it
+  // got). Their failures are met again, and handled, by the pieces' own
+  // reads.
+  if (job->sequential) {
+    uint64_t off = job->aheads.empty() ? piece.offset + piece.length
+                                       : job->aheads.back().offset + options_.piece_bytes;
+    while (job->aheads.size() < kAheadPieces && off < archive_size) {
+      const uint64_t n = std::min(options_.piece_bytes, archive_size - off);
+      const FileRecord* file = &job->file;
+      job->aheads.push_back(Job::Ahead{off, std::async(std::launch::async, [this, file, off, n] {
+                                         return reader_.Prefetch(*file, off, n);
+                                       })});
+      off += n;
+    }
+  }
   if (piece.offset < archive_size) {
     // Past the archive's end nothing is non-resident (it was written by the
     // user); the reader returns short there.
     std::vector<Extent> damaged;
     OVT_RETURN_IF_ERROR(reader_.Read(job->rec->bfid, job->file, piece.offset, piece.length, buf,
-                                     &got, job->what, &damaged));
+                                     &got, job->what, &damaged,
+                                     options_.clone && !job->clone_refused ? &sources : nullptr));
     if (!damaged.empty()) Repair(job, damaged);
   }
   if (got < piece.length) std::memset(buf + got, 0, piece.length - got);  // past the archive's end
-  // Going through the rest of the file in order: read the next piece while
-  // this one is written and synced (reading and writing overlap, as a
-  // pipelined copy does). Its result only matters when the archive did
-  // not answer (above); other failures are met again, and handled, by the
-  // piece's own read.
-  const uint64_t next = piece.offset + piece.length;
-  if (job->sequential && next < archive_size) {
-    const uint64_t n = std::min(options_.piece_bytes, archive_size - next);
-    const Bfid bfid = job->rec->bfid;
-    const FileRecord* file = &job->file;
-    const std::string what = job->what;
-    job->ahead_offset = next;
-    job->ahead = std::async(std::launch::async, [this, bfid, file, next, n, what] {
-      std::string ahead(n, '\0');
-      size_t ahead_got = 0;
-      return reader_.Read(bfid, *file, next, n, ahead.data(), &ahead_got, what);
-    });
-  }
   std::lock_guard<std::mutex> io(job->io_mu);
   std::vector<ByteRange> missing;
   bool direct;
@@ -507,7 +589,15 @@ Status Restorer::RestorePiece(Job* job, ByteRange piece) {
     missing = job->map.Missing(piece.offset, piece.length);
     direct = !waiters_.HasReader(job->key, piece);
   }
+  std::vector<ByteRange> to_write;
   for (const ByteRange& r : missing) {
+    if (direct && !sources.empty() && !job->clone_refused) {
+      CloneRestored(job, buf, piece, r, sources, &to_write);
+    } else {
+      to_write.push_back(r);
+    }
+  }
+  for (const ByteRange& r : to_write) {
     // Write the non-zero 4 KiB blocks (by file offset) of r.
     uint64_t pos = r.offset, end = r.offset + r.length;
     while (pos < end) {
@@ -575,7 +665,12 @@ Status Restorer::SyncLocked(Job* job, bool finish, bool keep_row) {
     job->unsynced = 0;
     job->user_changed = false;
   }
-  if (fdatasync(job->fd) != 0) return Status::FromErrno("fdatasync of '" + job->what + "'");
+  // Blocks cloned into the file are extent changes, which fdatasync need
+  // not make durable on every file system: fsync does. (job->cloned is
+  // written under io_mu, which the caller holds.)
+  if ((job->cloned ? fsync(job->fd) : fdatasync(job->fd)) != 0)
+    return Status::FromErrno(std::string(job->cloned ? "fsync" : "fdatasync") + " of '" +
+                             job->what + "'");
   if (futimens(job->fd, times) != 0) return Status::FromErrno("futimens of '" + job->what + "'");
   Transition t;
   std::optional<MigrationRecord> rec;

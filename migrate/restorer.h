@@ -18,13 +18,17 @@
 // landed meanwhile) are pwritten into the upper file, skipping 4 KiB blocks
 // of zeros (non-resident bytes already read as zero: residency.h), and
 // marked resident; waiters whose range is now complete are answered at
-// once. While a job goes through the rest of the file in order, the next
-// piece is read (into the ContentReader's chunk cache) on a thread of its
-// own while this one is written: reading and writing overlap.
-// Every commit_bytes, and at the end: fdatasync, the user's
-// atime/mtime put back (futimens), then the migration record committed with
-// the residency as of before the fdatasync — the catalog never claims a
-// byte that is not durable.
+// once. When nobody waits on the piece and the containers lie on the upper
+// file's file system, its verified chunks are not written but cloned
+// (FICLONERANGE: the upper file shares the containers' blocks), so that a
+// restore costs the reading of the archive only. While a job goes through
+// the rest of the file in order, the next piece is read (into the
+// ContentReader's chunk cache) on a thread of its own while this one is
+// written: reading and writing overlap. Every commit_bytes, and at the
+// end: fdatasync (fsync once blocks were cloned), the user's atime/mtime
+// put back (futimens), then the migration record committed with the
+// residency as of before the sync — the catalog never claims a byte that
+// is not durable.
 //
 // Failure (container missing, every copy corrupt, write error): every
 // waiter of the file gets EIO with the reason, the record keeps what was
@@ -81,6 +85,10 @@ struct RestorerOptions {
   bool whole_file = true;
   uint64_t piece_bytes = uint64_t{4} << 20;    // per read/write step
   uint64_t commit_bytes = uint64_t{32} << 20;  // fdatasync + catalog commit interval
+  // Share the archive's blocks instead of copying them (FICLONERANGE)
+  // where the containers and the upper file are on one file system that
+  // can (XFS with reflink, btrfs), for restores nobody reads meanwhile.
+  bool clone = true;
   // A job holding user changes commits them this long after the first at
   // the latest, fsync or not: sync(2) does not reach the daemon (libfuse
   // 3.14 has no SYNCFS), so this bounds what it leaves uncommitted, as a
@@ -189,6 +197,11 @@ class Restorer {
   bool NextPiece(Job* job, ByteRange* piece);
   Status RestorePiece(Job* job, ByteRange piece);
   Status WriteRestored(Job* job, const char* p, uint64_t off, uint64_t n, bool direct);
+  // Clones the non-zero blocks of r (restored bytes in buf, from `piece`)
+  // that `sources` places in container files; appends what is left to
+  // write to *rest.
+  void CloneRestored(Job* job, const char* buf, ByteRange piece, ByteRange r,
+                     const std::vector<LocalSource>& sources, std::vector<ByteRange>* rest);
   void Repair(Job* job, const std::vector<Extent>& damaged);
   // fdatasync, times, commit of the residency as of before the sync.
   // finish: the job ends (its jobs row goes, unless keep_row).

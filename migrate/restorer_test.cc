@@ -21,6 +21,7 @@
 #include "migrate/archiver.h"
 #include "migrate/migrate_testutil.h"
 #include "migrate/migration_state.h"
+#include "migrate/reflink_testutil.h"
 
 namespace overtier {
 namespace {
@@ -638,6 +639,51 @@ TEST_F(RestorerTest, OnlyARestoreNobodyReadsBypassesThePageCache) {
     }
     EXPECT_TRUE(ReadAll(fd) == data_) << name;
     close(fd);
+  }
+}
+
+// A restore nobody reads shares the containers' blocks where the file
+// system can (XFS with reflink, btrfs: the xfs suite runs this test there
+// with OVERTIER_EXPECT_REFLINK=1, so that it cannot pass by not cloning),
+// and writes elsewhere (ext4); with clone off it always writes. Either way
+// the content is the archived one, holes stay holes, and the tail block
+// (which the container shares with the next record) is written.
+TEST_F(RestorerTest, AnUnreadRestoreSharesTheArchivesBlocksWhereItCan) {
+  const bool can = test::CanClone(upper_);
+  if (test::ExpectReflink()) {
+    ASSERT_TRUE(can) << "TMPDIR is on a file system without reflink";
+  }
+  // Not a whole number of blocks: the last chunk's tail block is written.
+  const size_t size = kSize + 1000;
+  std::string data = Payload(size, 23);
+  std::fill(data.begin() + 300000, data.begin() + 500000, '\0');
+  for (bool clone : {true, false}) {
+    const std::string name = clone ? "cloned" : "written";
+    int fd = MakeFile(name, data);
+    Archiver a(store_.get());
+    ASSERT_TRUE(a.Archive(fd, name).ok());
+    ASSERT_TRUE(a.Release(fd, name, /*keep=*/0).ok());
+    RestorerOptions o;
+    o.clone = clone;
+    Restorer r(store_.get(), o);
+    ASSERT_TRUE(r.RestoreAndWait(fd, name, {0, 0}).ok());
+    for (int i = 0; i < 500 && r.active_jobs() > 0; i++) usleep(10000);
+    EXPECT_TRUE(ReadAll(fd) == data) << name;
+    const uint64_t shared = test::SharedBytes(fd);
+    if (clone && can) {
+      // All but the holes' chunks and the tail block.
+      EXPECT_GE(shared, size - 300000) << name;
+    } else {
+      EXPECT_EQ(shared, 0u) << name;
+    }
+    // The zeros in the middle (whole chunks of them are holes in the
+    // archive; the zero blocks of the others are skipped) take no space.
+    struct stat st;
+    ASSERT_EQ(fstat(fd, &st), 0);
+    EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, size - 150000) << name;
+    auto rec = Record(fd);
+    ASSERT_TRUE(rec.has_value());
+    EXPECT_FALSE(rec->flags & kMigReleased) << name;
   }
 }
 

@@ -321,6 +321,7 @@ int RunMount(const Invocation& inv) {
     if (!s.ok()) return Fail(Status::Errno(s.err(), "store " + opts.store + ": " + s.message()));
     mig->set_hard(opts.hard);
     mig->set_reads_on_demand(opts.restore_on_demand);
+    mig->set_restore_clone(opts.restore_clone);
     // A container's first writes go to image files (/etc/hosts,
     // /etc/resolv.conf): copy-ups that need the store open for writing.
     mig->set_keep_open(images && opts.lazy_copyup);

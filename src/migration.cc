@@ -361,6 +361,7 @@ Status MigrationService::Acquire(Session** out, bool wait) {
       s->archiver = std::make_unique<Archiver>(s->store.get());
       RestorerOptions ro;
       ro.hard = hard_;
+      ro.clone = restore_clone_;
       s->restorer = std::make_unique<Restorer>(s->store.get(), ro);
     }
     l.lock();

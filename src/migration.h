@@ -187,6 +187,9 @@ class MigrationService {
   // in the background. Before Start.
   void set_reads_on_demand(bool on_demand) { reads_on_demand_ = on_demand; }
   bool reads_on_demand() const { return reads_on_demand_; }
+  // Mount option restore_clone=off: restores always write a copy
+  // (RestorerOptions::clone). Before Start.
+  void set_restore_clone(bool clone) { restore_clone_ = clone; }
   // Keep the store open for writing from Start on, also while idle, until
   // another process wants to write it (Store::WriterWanted) or kKeepIdle
   // passed without work: for a mount with lazy copy-up, whose first writes
@@ -387,6 +390,7 @@ class MigrationService {
   const std::string store_path_;
   bool hard_ = false;
   bool reads_on_demand_ = false;
+  bool restore_clone_ = true;
   bool keep_open_ = false;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<WorkerPool> control_pool_;

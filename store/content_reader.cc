@@ -494,9 +494,26 @@ size_t FirstOverlap(const std::vector<Extent>& ex, uint64_t offset) {
 
 Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t offset, size_t n,
                            char* buf, size_t* got, std::string_view what,
-                           std::vector<Extent>* damaged) {
+                           std::vector<Extent>* damaged, std::vector<LocalSource>* sources) {
   Impl& m = *impl_;
   *got = 0;
+  if (sources != nullptr) sources->clear();
+  // Served ranges whose chunk lies in one local file (for `sources`). A
+  // cached chunk keeps no container open (the cache would hold the
+  // descriptors of containers long since reopened larger): the container
+  // is looked up again, through the store's own cache of readers.
+  std::vector<LocalSource> local;
+  auto add_local = [&](const Extent& e, uint64_t a, uint64_t b, uint64_t extent_offset) {
+    if (sources == nullptr) return;
+    std::shared_ptr<const VvReader> vr;
+    std::vector<RawSegment> segs;
+    if (!m.store->OpenContainer(e.vv_id, &vr).ok() ||
+        !vr->volume()->RawSegments(e.vv_offset, e.length, &segs).ok() || segs.empty() ||
+        segs[0].length < e.length)
+      return;
+    local.push_back(LocalSource{a, b - a, segs[0].fd, segs[0].file_offset + (a - extent_offset),
+                                std::move(vr)});
+  };
   if (offset >= file.size || n == 0) return Status::OK();
   const uint64_t end = offset + std::min<uint64_t>(n, file.size - offset);
   if (file.copies.empty())
@@ -555,6 +572,7 @@ Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t of
           m.cache_hits.fetch_add(1, std::memory_order_relaxed);
           if (c > 0) m.fallbacks.fetch_add(1, std::memory_order_relaxed);
           std::memcpy(buf + (a - offset), hit->data + (a - e.file_offset), b - a);
+          add_local(e, a, b, e.file_offset);
           continue;
         }
         const Key k{e.vv_id, e.vv_offset};
@@ -588,6 +606,7 @@ Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t of
       const Fetch& f = fetches[u.fetch];
       if (f.status.ok()) {
         std::memcpy(buf + (u.a - offset), f.chunk->data + (u.a - u.extent_offset), u.b - u.a);
+        add_local(f.extent, u.a, u.b, u.extent_offset);
         if (c > 0 && !counted[u.fetch]) {
           counted[u.fetch] = true;
           m.fallbacks.fetch_add(1, std::memory_order_relaxed);
@@ -633,8 +652,60 @@ Status ContentReader::Read(const Bfid& bfid, const FileRecord& file, uint64_t of
                  static_cast<int>(what.size()), what.data(), fell_back, fallback_why.c_str());
   }
   m.SetLastEnd(bfid, end);
+  if (sources != nullptr) {
+    std::sort(local.begin(), local.end(),
+              [](const LocalSource& x, const LocalSource& y) { return x.offset < y.offset; });
+    *sources = std::move(local);
+  }
   *got = static_cast<size_t>(end - offset);
   return Status::OK();
+}
+
+Status ContentReader::Prefetch(const FileRecord& file, uint64_t offset, uint64_t n) {
+  Impl& m = *impl_;
+  if (file.copies.empty() || offset >= file.size || n == 0) return Status::OK();
+  const uint64_t end = offset + std::min<uint64_t>(n, file.size - offset);
+  // Indexes of the extents still wanted; the copies list the same chunks at
+  // the same file offsets, so an index means the same bytes in each copy.
+  std::vector<size_t> want;
+  {
+    const std::vector<Extent>& ex = file.copies[0].extents;
+    for (size_t j = FirstOverlap(ex, offset); j < ex.size() && ex[j].file_offset < end; j++)
+      want.push_back(j);
+  }
+  // Per wanted extent: some copy of it did not answer (it may later).
+  std::unordered_map<size_t, bool> unanswered;
+  Status last;
+  for (size_t c = 0; c < file.copies.size() && !want.empty(); c++) {
+    const std::vector<Extent>& ex = file.copies[c].extents;
+    std::vector<Fetch> fetches;
+    std::vector<size_t> index;
+    std::unordered_set<Key, KeyHash> planned;
+    for (size_t j : want) {
+      if (j >= ex.size()) continue;
+      const Extent& e = ex[j];
+      if (m.CacheHas(e) || !planned.insert(Key{e.vv_id, e.vv_offset}).second) continue;
+      fetches.push_back(Fetch{e, "", nullptr, Status::OK(), false, nullptr});
+      index.push_back(j);
+    }
+    m.FetchAll(&fetches);
+    std::vector<size_t> failed;
+    for (size_t i = 0; i < fetches.size(); i++) {
+      if (fetches[i].status.ok()) {
+        m.CachePut(fetches[i].extent, fetches[i].chunk);
+        continue;
+      }
+      failed.push_back(index[i]);
+      last = fetches[i].status;
+      unanswered[index[i]] = unanswered[index[i]] || Unanswered(last);
+    }
+    want = std::move(failed);
+  }
+  if (want.empty()) return Status::OK();
+  // As Read: ETIMEDOUT when every failure may pass, else EIO.
+  const bool may_pass =
+      std::all_of(want.begin(), want.end(), [&](size_t j) { return unanswered[j]; });
+  return Status::Errno(may_pass ? ETIMEDOUT : EIO, "read ahead: " + last.ToString());
 }
 
 Status ContentReader::VerifyAll(const FileRecord& file, std::string_view what,

@@ -38,6 +38,18 @@ struct ContentReaderOptions {
   uint32_t readahead_chunks = 8;              // 0: no readahead
 };
 
+// Where verified bytes of a read lie in a local container file: a caller
+// may share those blocks (FICLONERANGE, migrate/restorer.cc) instead of
+// writing a copy of them. fd is the container file's, opened without
+// O_DIRECT; valid while `keep` lives.
+struct LocalSource {
+  uint64_t offset = 0;  // in the archived file
+  uint64_t length = 0;
+  int fd = -1;
+  uint64_t fd_offset = 0;  // where offset lies in fd
+  std::shared_ptr<const void> keep;
+};
+
 struct ContentReadStats {
   uint64_t extents_read = 0;  // from containers
   uint64_t cache_hits = 0;
@@ -59,8 +71,20 @@ class ContentReader {
   // verification (or could not be read) where another copy then served
   // the bytes, so that a writer may rewrite them (store/repair.h). Copies
   // that only did not answer (a remote set down) are not damage.
+  // sources (optional): on success, the ranges of the read whose verified
+  // copy lies whole in one local file, in file order (not holes, not
+  // chunks of remote sets or cut across a container's pieces).
   Status Read(const Bfid& bfid, const FileRecord& file, uint64_t offset, size_t n, char* buf,
-              size_t* got, std::string_view what, std::vector<Extent>* damaged = nullptr);
+              size_t* got, std::string_view what, std::vector<Extent>* damaged = nullptr,
+              std::vector<LocalSource>* sources = nullptr);
+
+  // Read-ahead for a caller that will Read [offset, offset + n) of `file`
+  // soon: reads and verifies the chunks of it not cached yet, from the
+  // first copy, into the cache; hands out no bytes and reads nothing
+  // further ahead. Failures are left to that Read (which tries the other
+  // copies and reports): the status only says whether some chunk could not
+  // be had, ETIMEDOUT when a copy did not answer.
+  Status Prefetch(const FileRecord& file, uint64_t offset, uint64_t n);
 
   // Reads and verifies every extent of every copy (fsck): OK, or the first
   // damage found (and *damaged_copies counts the copies that failed).

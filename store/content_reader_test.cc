@@ -204,6 +204,80 @@ TEST_F(ContentReaderTest, FlippedByteInOneCopyFallsBackToTheOther) {
   EXPECT_TRUE(HasSubstr(s.message(), "offset " + std::to_string(e.vv_offset)));
 }
 
+// The local sources of a read: every range outside the holes, each lying
+// verified in a container file (the bytes at fd/fd_offset are the file's),
+// from the copy that served it (here the second, the first being damaged),
+// and the same again when the chunks come from the cache.
+TEST_F(ContentReaderTest, LocalSourcesPlaceEveryServedChunkInItsContainer) {
+  MakeStore({"a", "b"}, 2);
+  std::string data = Payload(6 * kChunk + 1000, 601);
+  std::fill(data.begin() + 2 * kChunk, data.begin() + 3 * kChunk, '\0');  // a hole
+  FileRecord rec = Store1(data);
+  ASSERT_EQ(rec.copies.size(), 2u);
+  const Extent& bad = rec.copies[0].extents[0];
+  FlipByte(bad.vv_id, bad.vv_offset + 10);
+  ContentReader r(store_.get());
+  for (int pass = 0; pass < 2; pass++) {
+    std::string buf(data.size(), '\0');
+    size_t got = 0;
+    std::vector<LocalSource> src;
+    Status s = r.Read(Bfid{}, rec, 0, buf.size(), buf.data(), &got, "f", nullptr, &src);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_TRUE(buf == data);
+    uint64_t covered = 0, last_end = 0;
+    for (const LocalSource& l : src) {
+      EXPECT_GE(l.offset, last_end) << "in order, disjoint";
+      last_end = l.offset + l.length;
+      EXPECT_TRUE(l.offset >= 3 * kChunk || l.offset + l.length <= 2 * kChunk) << "not the hole";
+      std::string on_disk(l.length, '\0');
+      ASSERT_EQ(pread(l.fd, on_disk.data(), l.length, static_cast<off_t>(l.fd_offset)),
+                static_cast<ssize_t>(l.length));
+      EXPECT_TRUE(on_disk == data.substr(l.offset, l.length))
+          << "pass " << pass << " at " << l.offset;
+      covered += l.length;
+    }
+    EXPECT_EQ(covered, data.size() - kChunk) << "pass " << pass;
+  }
+  EXPECT_GT(r.stats().cache_hits, 0u);
+}
+
+// Prefetch fills the cache, so that the Read after it goes to no
+// container; a chunk whose first copy is damaged comes from the second;
+// a chunk no copy has is EIO, and the Read then says why.
+TEST_F(ContentReaderTest, PrefetchFillsTheCacheForTheReadThatFollows) {
+  MakeStore({"a", "b"}, 2);
+  const std::string data = Payload(12 * kChunk, 602);
+  FileRecord rec = Store1(data);
+  ASSERT_EQ(rec.copies.size(), 2u);
+  ContentReader r(store_.get());
+  Status s = r.Prefetch(rec, 0, 4 * kChunk);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(r.stats().extents_read, 4u) << "nothing further ahead";
+  Status st;
+  EXPECT_TRUE(ReadAll(&r, rec, 0, 4 * kChunk, &st) == data.substr(0, 4 * kChunk));
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(r.stats().extents_read, 4u) << "all from the cache";
+  EXPECT_EQ(r.stats().cache_hits, 4u);
+
+  const Extent& bad = rec.copies[0].extents[5];
+  FlipByte(bad.vv_id, bad.vv_offset + 10);
+  s = r.Prefetch(rec, 4 * kChunk, 4 * kChunk);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(r.stats().checksum_failures, 1u);
+  EXPECT_TRUE(ReadAll(&r, rec, 4 * kChunk, 4 * kChunk, &st) == data.substr(4 * kChunk, 4 * kChunk));
+  ASSERT_TRUE(st.ok()) << st.ToString();
+
+  for (int c = 0; c < 2; c++) {
+    const Extent& e = rec.copies[c].extents[9];
+    FlipByte(e.vv_id, e.vv_offset + 10);
+  }
+  ContentReader fresh(store_.get());  // r read chunk 9 ahead, into its cache
+  EXPECT_EQ(fresh.Prefetch(rec, 8 * kChunk, 4 * kChunk).err(), EIO);
+  ReadAll(&fresh, rec, 8 * kChunk, 4 * kChunk, &st);
+  EXPECT_EQ(st.err(), EIO);
+  EXPECT_TRUE(HasSubstr(st.message(), "checksum mismatch")) << st.ToString();
+}
+
 TEST_F(ContentReaderTest, FlippedByteInBothCopiesIsEio) {
   MakeStore({"a", "b"}, 2);
   const std::string data = Payload(2 * kChunk + 100, 700);

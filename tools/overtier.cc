@@ -35,7 +35,8 @@ constexpr const char kUsage[] =
     "  suid/nosuid, dev/nodev, exec/noexec, noatime, store=STORE,\n"
     "  policy=RULES, policy_interval=SECS (with store=; docs/POLICY.md),\n"
     "  noacl (POSIX ACLs stored but not enforced), log=FILE (else syslog, when daemonized),\n"
-    "  hard/soft, restore=whole|ondemand, lazy_copyup=on|off (with store=)\n"
+    "  hard/soft, restore=whole|ondemand, lazy_copyup=on|off, restore_clone=on|off\n"
+    "  (with store=)\n"
     "  -f  stay in the foreground    -d  debug output (implies -f)\n"
     "Each subcommand has --help.\n";
 

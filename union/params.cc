@@ -251,7 +251,7 @@ constexpr std::string_view kIgnoredKeys[] = {
 constexpr std::string_view kValueKeys[] = {
     "lowerdir", "upperdir",    "workdir", "uidmapping",  "gidmapping", "timeout",
     "fsname",   "writeback",   "threads", "store",       "policy",     "policy_interval",
-    "restore",  "lazy_copyup", "spin",    "passthrough", "log",
+    "restore",  "lazy_copyup", "spin",    "passthrough", "log",        "restore_clone",
 };
 
 template <typename Range>
@@ -298,6 +298,12 @@ Status ParseValueOption(std::string_view key, std::string_view value, MountOptio
     if (value != "whole" && value != "ondemand")
       return Status::InvalidArgument("restore= takes 'whole' or 'ondemand'");
     opts->restore_on_demand = value == "ondemand";
+    return Status::OK();
+  }
+  if (key == "restore_clone") {
+    if (value != "on" && value != "off")
+      return Status::InvalidArgument("restore_clone= takes 'on' or 'off'");
+    opts->restore_clone = value == "on";
     return Status::OK();
   }
   if (key == "lazy_copyup") {
@@ -394,6 +400,9 @@ Status CheckConsistency(const MountOptions& opts) {
         "restore=ondemand needs store= (it is about the migration tier)");
   if (!opts.lazy_copyup && opts.store.empty())
     return Status::InvalidArgument("lazy_copyup=off needs store= (it is about the migration tier)");
+  if (!opts.restore_clone && opts.store.empty())
+    return Status::InvalidArgument(
+        "restore_clone=off needs store= (it is about the migration tier)");
   // Through the writeback cache, a write of part of a page of a released
   // file would first read the page back from the archive, and the tier
   // would see the write only when the kernel pushes it.

@@ -134,6 +134,12 @@ struct MountOptions {
   // copying it (docs/SEMANTICS.md, Lazy copy-up); off copies the data as
   // for a plain lower. Needs store=.
   bool lazy_copyup = true;
+  // "restore_clone=on" (the default) / "off": a restore shares the
+  // archive's blocks with the upper file where the file system can
+  // (migrate/restorer.h); off always writes a copy, so that the restored
+  // file and its archive copy share no block (a bad block of the disk then
+  // damages one of them, not both). Needs store=.
+  bool restore_clone = true;
   // "acl" (the default) / "noacl" (as fuse-overlayfs): the kernel checks
   // POSIX ACLs too (FUSE_POSIX_ACL) and leaves the umask to the daemon, so
   // that new objects inherit default ACLs. noacl: mode bits only; ACLs are

@@ -668,10 +668,15 @@ TEST(ParseCommandLine, RestoreModeAndLazyCopyUp) {
   ASSERT_TRUE(Parse({"p", "-o", "lowerdir=/l,store=/s", "/m"}, &inv).ok());
   EXPECT_FALSE(inv.opts.restore_on_demand);
   EXPECT_TRUE(inv.opts.lazy_copyup);
+  EXPECT_TRUE(inv.opts.restore_clone);
   ASSERT_TRUE(
-      Parse({"p", "-o", "lowerdir=/l,store=/s,restore=ondemand,lazy_copyup=off", "/m"}, &inv).ok());
+      Parse({"p", "-o", "lowerdir=/l,store=/s,restore=ondemand,lazy_copyup=off,restore_clone=off",
+             "/m"},
+            &inv)
+          .ok());
   EXPECT_TRUE(inv.opts.restore_on_demand);
   EXPECT_FALSE(inv.opts.lazy_copyup);
+  EXPECT_FALSE(inv.opts.restore_clone);
   // The last one given wins.
   ASSERT_TRUE(Parse({"p", "-o",
                      "lowerdir=/l,store=/s,restore=ondemand,restore=whole,lazy_copyup=off,"
@@ -689,7 +694,12 @@ TEST(ParseCommandLine, RestoreModeAndLazyCopyUp) {
   s = Parse({"p", "-o", "lowerdir=/l,lazy_copyup=off", "/m"}, &inv);
   EXPECT_EQ(s.err(), EINVAL);
   EXPECT_TRUE(HasSubstr(s.message(), "lazy_copyup=off needs store=")) << s.message();
-  for (const char* bad : {"restore=all", "restore=", "lazy_copyup=1", "lazy_copyup=yes"}) {
+  s = Parse({"p", "-o", "lowerdir=/l,restore_clone=off", "/m"}, &inv);
+  EXPECT_EQ(s.err(), EINVAL);
+  EXPECT_TRUE(HasSubstr(s.message(), "restore_clone=off needs store=")) << s.message();
+  EXPECT_TRUE(Parse({"p", "-o", "lowerdir=/l,restore_clone=on", "/m"}, &inv).ok());
+  for (const char* bad : {"restore=all", "restore=", "lazy_copyup=1", "lazy_copyup=yes",
+                          "restore_clone=no", "restore_clone="}) {
     s = Parse({"p", "-o", std::string("lowerdir=/l,store=/s,") + bad, "/m"}, &inv);
     EXPECT_EQ(s.err(), EINVAL) << bad;
     EXPECT_TRUE(HasSubstr(s.message(), "takes")) << bad << ": " << s.message();

@@ -4,6 +4,7 @@
 //
 // The fixture (mount_fixture.h) gives each test a fresh directory and a
 // daemon that is always unmounted in teardown; a watchdog bounds every test.
+#include "migrate/reflink_testutil.h"
 #include "mount_fixture.h"
 
 namespace overtier {
@@ -79,6 +80,38 @@ TEST_F(MigrateMountTest, ArchivingAndRestoringWithoutPauseKeepsTheDescriptorsBou
   EXPECT_TRUE(ReadFile(M("f")) == Payload(256 * 1024, 139));
   EXPECT_LT(fds(), first + 10) << "descriptors grew from " << first;
   Unmount();
+}
+
+// `restore --wait` on a file system that clones (the xfs suite, which
+// demands it) leaves the upper file sharing the containers' blocks, and
+// reads back the same through the mount and in the upper directory;
+// restore_clone=off writes a copy. Elsewhere (ext4) nothing is shared
+// either way.
+TEST_F(MigrateMountTest, AWaitedRestoreSharesTheArchivesBlocksUnlessToldNot) {
+  const bool can = test::CanClone(B("upper"));
+  if (test::ExpectReflink()) {
+    ASSERT_TRUE(can) << "TMPDIR is on a file system without reflink";
+  }
+  const std::string data = Payload(4 * kMiB, 31);
+  for (bool clone : {true, false}) {
+    ASSERT_NO_FATAL_FAILURE(Mount(clone ? "" : ",restore_clone=off"));
+    MakeFile("f", data);
+    ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
+    ASSERT_EQ(Ctl(M("f"), OVERTIER_IOC_RESTORE, OVERTIER_CTL_WAIT), 0) << Slurp(log_);
+    EXPECT_EQ(StateXattr(M("f")), "archived size=" + std::to_string(data.size()));
+    EXPECT_TRUE(ReadFile(M("f")) == data) << clone;
+    EXPECT_TRUE(ReadFile(B("upper/f")) == data) << clone;
+    int fd = open(B("upper/f").c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    const uint64_t shared = test::SharedBytes(fd);
+    close(fd);
+    if (clone && can) {
+      EXPECT_GE(shared, data.size() - 2 * kMiB) << "most chunks cloned";
+    } else {
+      EXPECT_EQ(shared, 0u) << "restore_clone=" << (clone ? "on" : "off");
+    }
+    Unmount();
+  }
 }
 
 // Restores waited for run on the daemon's threads without holding one

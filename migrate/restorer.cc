@@ -403,8 +403,8 @@ bool Restorer::NextPiece(Job* job, ByteRange* piece) {
   *piece = {start, end - start};
   job->cursor = end;
   // A waiter's range that goes on in order past this piece (`restore
-  // --wait` of a whole file, a long read): the next piece is read ahead
-  // too, as for the rest of the file.
+  // --wait` of a whole file, a long read): the pieces after it are read
+  // ahead too, as for the rest of the file.
   for (size_t i = 0; i < ranges.size() && !job->sequential && start == last_end; i++)
     job->sequential = ranges[i].offset <= end && RangeEnd(ranges[i].offset, ranges[i].length) > end;
   return true;

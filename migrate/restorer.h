@@ -22,9 +22,10 @@
 // file's file system, its verified chunks are not written but cloned
 // (FICLONERANGE: the upper file shares the containers' blocks), so that a
 // restore costs the reading of the archive only. While a job goes through
-// the rest of the file in order, the next piece is read (into the
-// ContentReader's chunk cache) on a thread of its own while this one is
-// written: reading and writing overlap. Every commit_bytes, and at the
+// the file in order (the rest of the file, or a long range waited for),
+// the next two pieces are read (ContentReader::Prefetch, into its chunk
+// cache) on threads of their own while this one is written: reading and
+// writing overlap. Every commit_bytes, and at the
 // end: fdatasync (fsync once blocks were cloned), the user's atime/mtime
 // put back (futimens), then the migration record committed with the
 // residency as of before the sync — the catalog never claims a byte that

@@ -79,11 +79,12 @@ class ContentReader {
               std::vector<LocalSource>* sources = nullptr);
 
   // Read-ahead for a caller that will Read [offset, offset + n) of `file`
-  // soon: reads and verifies the chunks of it not cached yet, from the
-  // first copy, into the cache; hands out no bytes and reads nothing
-  // further ahead. Failures are left to that Read (which tries the other
-  // copies and reports): the status only says whether some chunk could not
-  // be had, ETIMEDOUT when a copy did not answer.
+  // soon: reads the chunks of it not cached yet into the cache, each from
+  // the first copy that verifies; hands out no bytes, reads nothing
+  // further ahead, logs nothing. Reporting and repairing are left to that
+  // Read (which meets a damaged copy again): the status only says whether
+  // some chunk could not be had at all, ETIMEDOUT when it may later (as
+  // Read).
   Status Prefetch(const FileRecord& file, uint64_t offset, uint64_t n);
 
   // Reads and verifies every extent of every copy (fsck): OK, or the first

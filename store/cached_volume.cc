@@ -378,6 +378,7 @@ bool Cache::ReadHit(Key k, uint64_t lo, uint64_t hi, char* out) {
 
 Status Cache::Read(const VolumeReader& remote, Key k, uint64_t block_start, uint64_t block_len,
                    uint64_t lo, uint64_t hi, char* out) {
+  bool looked_again = false;
   for (;;) {
     if (ReadHit(k, lo, hi, out)) {
       std::lock_guard<std::mutex> l(mu_);
@@ -386,6 +387,15 @@ Status Cache::Read(const VolumeReader& remote, Key k, uint64_t block_start, uint
     }
     std::unique_lock<std::mutex> l(mu_);
     if (in_flight_.count(k) == 0) {
+      // A fetch (a prefetch) may have filled the block and ended between
+      // ReadHit's look and this lock: look once more rather than fetch it
+      // a second time. Only once: a block that is there but does not read
+      // (a descriptor short, say) is fetched.
+      auto it = entries_.find(k);
+      if (!looked_again && it != entries_.end() && it->second.length >= hi) {
+        looked_again = true;
+        continue;
+      }
       in_flight_.insert(k);
       stats_.misses++;
       break;

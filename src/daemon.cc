@@ -19,6 +19,7 @@
 
 #include "migrate/policy.h"
 #include "migrate/policy_engine.h"
+#include "overtier/printable.h"
 #include "src/daemon_log.h"
 #include "src/fuse_ops.h"
 #include "src/image_fuse.h"
@@ -241,7 +242,7 @@ class PolicyThread {
     line += ", " + std::to_string(r.errors.size()) + " failed";
     if (!r.errors.empty()) {
       const PolicyError& e = r.errors.front();
-      line += " (first: " + e.path + ": " + e.op + ": " + std::strerror(e.err) + ")";
+      line += " (first: " + MessageSafe(e.path) + ": " + e.op + ": " + std::strerror(e.err) + ")";
     }
     std::fprintf(stderr, "%s\n", line.c_str());
   }

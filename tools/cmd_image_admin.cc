@@ -28,6 +28,7 @@
 #include "tools/cli.h"
 #include "tools/json_out.h"
 #include "tools/progress.h"
+#include "tools/shown_name.h"
 
 namespace overtier::cli {
 
@@ -42,14 +43,14 @@ int Parse(CLI::App* app, int argc, char** argv) {
     app->parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app->exit(e);
-    std::fprintf(stderr, "%s: %s\n", app->get_name().c_str(), e.what());
+    std::fprintf(stderr, "%s: %s\n", app->get_name().c_str(), MessageSafe(e.what()).c_str());
     return 2;
   }
   return -1;
 }
 
 int Fail(const std::string& cmd, const Status& s) {
-  std::fprintf(stderr, "overtier: %s: %s\n", cmd.c_str(), s.ToString().c_str());
+  std::fprintf(stderr, "overtier: %s: %s\n", cmd.c_str(), MessageSafe(s.ToString()).c_str());
   return 1;
 }
 
@@ -397,7 +398,7 @@ int ImageRm(int argc, char** argv) {
         std::fprintf(
             stderr,
             "overtier: image rm: image '%s' is the parent of image '%s'; remove '%s' first\n",
-            n.c_str(), child.c_str(), child.c_str());
+            MessageSafe(n).c_str(), MessageSafe(child).c_str(), MessageSafe(child).c_str());
         return 1;
       }
     }
@@ -582,7 +583,7 @@ int Gc(int argc, char** argv) {
   std::printf("  store now holds %s live in %s of containers\n", HumanBytes(r.live_bytes).c_str(),
               HumanBytes(r.stored_bytes).c_str());
   for (const std::string& w : r.warnings)
-    std::fprintf(stderr, "overtier: gc: warning: %s\n", w.c_str());
+    std::fprintf(stderr, "overtier: gc: warning: %s\n", MessageSafe(w).c_str());
   return 0;
 }
 
@@ -634,13 +635,15 @@ int Fsck(int argc, char** argv) {
   }
   for (const FsckIssue& i : r.issues) {
     std::printf("%s: %s: %s\n", i.severity == FsckSeverity::kError ? "error" : "notice",
-                i.kind.c_str(), i.message.c_str());
-    for (const std::string& f : i.files) std::printf("    affects %s\n", f.c_str());
+                i.kind.c_str(), MessageSafe(i.message).c_str());
+    for (const std::string& f : i.files)
+      std::printf("    affects %s\n", ShownName(f, StdoutIsTerminal()).c_str());
   }
   std::vector<std::string> damaged = r.damaged_files();
   if (!damaged.empty()) {
     std::printf("damaged files (%zu):\n", damaged.size());
-    for (const std::string& f : damaged) std::printf("  %s\n", f.c_str());
+    for (const std::string& f : damaged)
+      std::printf("  %s\n", ShownName(f, StdoutIsTerminal()).c_str());
   }
   std::printf(
       "fsck %s: %zu error(s), %zu notice(s); %llu images, %llu nodes, %llu files rows, "

@@ -15,13 +15,14 @@
 #include "tools/cli.h"
 #include "tools/json_out.h"
 #include "tools/progress.h"
+#include "tools/shown_name.h"
 
 namespace overtier::cli {
 
 namespace {
 
 int Fail(const Status& s) {
-  std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
+  std::fprintf(stderr, "overtier: %s\n", MessageSafe(s.ToString()).c_str());
   return 1;
 }
 
@@ -94,7 +95,7 @@ int ImageImport(int argc, char** argv) {
   };
   opt.warn = [&](const std::string& m) {
     progress.Clear();
-    std::fprintf(stderr, "overtier: warning: %s\n", m.c_str());
+    std::fprintf(stderr, "overtier: warning: %s\n", MessageSafe(m).c_str());
   };
   ImportResult res;
   Status s = ImportImage(store.get(), name, source, opt, &res);
@@ -128,7 +129,7 @@ int ImageCommit(int argc, char** argv) {
   opt.progress = [&](const ImportCounters& c) { progress.Update(c.bytes, c.entries); };
   opt.warn = [&](const std::string& m) {
     progress.Clear();
-    std::fprintf(stderr, "overtier: warning: %s\n", m.c_str());
+    std::fprintf(stderr, "overtier: warning: %s\n", MessageSafe(m).c_str());
   };
   ImportResult res;
   // Released files: their missing bytes come from their archives.

@@ -11,6 +11,7 @@
 
 #include "src/daemon.h"
 #include "tools/cli.h"
+#include "tools/shown_name.h"
 #include "union/params.h"
 
 namespace overtier::cli {
@@ -29,7 +30,7 @@ int ImageMount(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
-    std::fprintf(stderr, "overtier image mount: %s\n", e.what());
+    std::fprintf(stderr, "overtier image mount: %s\n", MessageSafe(e.what()).c_str());
     return 2;
   }
   if (name.empty()) {

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -42,6 +43,7 @@
 #include "tools/json_out.h"
 #include "tools/migrate_format.h"
 #include "tools/progress.h"
+#include "tools/shown_name.h"
 
 namespace overtier::cli {
 
@@ -58,7 +60,7 @@ int Parse(CLI::App* app, int argc, char** argv) {
     app->parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app->exit(e);
-    std::fprintf(stderr, "%s: %s\n", app->get_name().c_str(), e.what());
+    std::fprintf(stderr, "%s: %s\n", app->get_name().c_str(), MessageSafe(e.what()).c_str());
     return 2;
   }
   return -1;
@@ -77,7 +79,7 @@ class Reporter {
   void Note(const std::string& msg) {
     if (quiet_) return;
     if (progress_ != nullptr) progress_->Clear();
-    std::fprintf(stderr, "overtier: %s\n", msg.c_str());
+    std::fprintf(stderr, "overtier: %s\n", MessageSafe(msg).c_str());
   }
   int failures() const { return failures_; }
 
@@ -427,10 +429,12 @@ int MigStatus(int argc, char** argv) {
                  rep.Note(path + ": archive " + bfid.ToHex() + " not in " + store_path + ": " +
                           s.ToString());
              }
-             if (as_json)
+             if (as_json) {
                all.push_back(StatusJson(f));
-             else
+             } else {
+               f.path = ShownName(f.path, StdoutIsTerminal());
                std::fputs(FormatStatusText(f).c_str(), stdout);
+             }
            });
   for (const std::string& p : paths) w.Visit(p);
   if (as_json) std::printf("%s\n", JsonText(all, 2).c_str());
@@ -482,7 +486,7 @@ class Lister {
   void ListDir(int fd, const std::string& path, bool header, bool* first) {
     if (!*first) std::fputs("\n", stdout);
     *first = false;
-    if (header) std::printf("%s:\n", path.c_str());
+    if (header) std::printf("%s:\n", ShownName(path, StdoutIsTerminal()).c_str());
     std::vector<std::string> names;
     if (int e = ReadDirNames(fd, &names); e != 0)
       return rep_->Error(path + ": " + std::strerror(e));
@@ -524,14 +528,14 @@ class Lister {
   bool Entry(int dirfd, const std::string& name, const std::string& path, const std::string& shown,
              const struct stat& st, LsEntry* e) {
     e->st = st;
-    e->name = shown;
+    e->name = ShownName(shown, StdoutIsTerminal());
     e->owner = Owner(st.st_uid);
     e->group = Group(st.st_gid);
     e->flag = '-';
     if (S_ISLNK(st.st_mode)) {
       char buf[PATH_MAX];
       ssize_t n = readlinkat(dirfd, name.c_str(), buf, sizeof buf);
-      if (n >= 0) e->link_target.assign(buf, n);
+      if (n >= 0) e->link_target = ShownName(std::string_view(buf, n), StdoutIsTerminal());
     }
     if (!S_ISREG(st.st_mode)) return true;
     int fd = control::OpenAt(dirfd, name.c_str());
@@ -552,12 +556,25 @@ class Lister {
     return true;
   }
 
-  void Print(const std::vector<LsEntry>& entries) {
+  void Print(std::vector<LsEntry>& entries) {
+    AlignQuoted(&entries);
     if (long_) {
       std::fputs(FormatLsLines(entries, now_).c_str(), stdout);
       return;
     }
     for (const LsEntry& e : entries) std::printf("%c %s\n", e.flag, e.name.c_str());
+  }
+
+  // As GNU ls on a terminal: when some names of a listing are quoted, the
+  // others get a space in front, so that the names still line up.
+  static void AlignQuoted(std::vector<LsEntry>* entries) {
+    if (!StdoutIsTerminal()) return;
+    auto quoted = [](const LsEntry& e) {
+      return !e.name.empty() && (e.name[0] == '\'' || e.name[0] == '$' || e.name[0] == '\\');
+    };
+    if (std::none_of(entries->begin(), entries->end(), quoted)) return;
+    for (LsEntry& e : *entries)
+      if (!quoted(e)) e.name.insert(0, 1, ' ');
   }
 
   std::string Owner(uid_t uid) {

@@ -21,6 +21,7 @@
 #include "tools/json_out.h"
 #include "tools/migrate_format.h"
 #include "tools/progress.h"
+#include "tools/shown_name.h"
 
 namespace overtier::cli {
 
@@ -112,7 +113,8 @@ void PrintText(const std::string& root, const PolicyRules& rules, const PolicyRu
     if (!dry_run && r.outcome[i] != 0) continue;  // reported on stderr
     const FileFacts& f = r.files[a.file];
     std::string line = std::string(dry_run ? "would " : "") + PlanOpName(a.op) + " " +
-                       PathOf(root, f.rel_path) + " (" + HumanBytes(f.size);
+                       ShownName(PathOf(root, f.rel_path), StdoutIsTerminal()) + " (" +
+                       HumanBytes(f.size);
     if (a.op != PlanOp::kArchive) {
       line += ", frees " + HumanBytes(a.freeing);
       if (a.keep > 0) line += ", keeps " + HumanBytes(a.keep);
@@ -152,7 +154,7 @@ int Run(const std::string& rules_path, const std::string& root, bool dry_run, bo
   Status s = LoadPolicyRules(rules_path, &rules);
   if (!s.ok()) {
     std::fprintf(stderr, "overtier policy: %s\n",
-                 s.err() == EINVAL ? s.message().c_str() : s.ToString().c_str());
+                 MessageSafe(s.err() == EINVAL ? s.message() : s.ToString()).c_str());
     return 2;
   }
   PolicyRunOptions o;
@@ -160,11 +162,11 @@ int Run(const std::string& rules_path, const std::string& root, bool dry_run, bo
   PolicyRunResult r;
   s = RunPolicy(rules, root, o, &r);
   if (!s.ok()) {
-    std::fprintf(stderr, "overtier policy: %s\n", s.ToString().c_str());
+    std::fprintf(stderr, "overtier policy: %s\n", MessageSafe(s.ToString()).c_str());
     return 1;
   }
   for (const PolicyError& e : r.errors)
-    std::fprintf(stderr, "overtier: %s\n", ErrorText(root, e).c_str());
+    std::fprintf(stderr, "overtier: %s\n", MessageSafe(ErrorText(root, e)).c_str());
   if (as_json)
     std::printf("%s\n", JsonText(ResultJson(root, rules, r, dry_run), 2).c_str());
   else
@@ -195,7 +197,7 @@ int PolicyCommand(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
-    std::fprintf(stderr, "overtier policy: %s\n", e.what());
+    std::fprintf(stderr, "overtier policy: %s\n", MessageSafe(e.what()).c_str());
     return 2;
   }
   return Run(rules, root, dry_run || check->parsed(), as_json);

@@ -19,6 +19,7 @@
 #include "tools/cli.h"
 #include "tools/json_out.h"
 #include "tools/progress.h"
+#include "tools/shown_name.h"
 
 namespace overtier::cli {
 
@@ -53,7 +54,8 @@ int AddSet(const std::string& path, const std::string& arg, uint32_t copies) {
   StoreConfig c;
   Status s = Store::AddVolumeSet(path, set, copies, &c);
   if (!s.ok()) {
-    std::fprintf(stderr, "overtier: store add-set %s: %s\n", path.c_str(), s.ToString().c_str());
+    std::fprintf(stderr, "overtier: store add-set %s: %s\n", MessageSafe(path).c_str(),
+                 MessageSafe(s.ToString()).c_str());
     return s.err() == EINVAL ? 2 : 1;
   }
   const VolumeSetConfig& added = c.sets.back();
@@ -84,7 +86,8 @@ int Init(const std::string& path, const std::vector<std::string>& sets, uint32_t
   std::unique_ptr<Store> store;
   Status s = Store::Init(path, o, &store);
   if (!s.ok()) {
-    std::fprintf(stderr, "overtier: store init %s: %s\n", path.c_str(), s.ToString().c_str());
+    std::fprintf(stderr, "overtier: store init %s: %s\n", MessageSafe(path).c_str(),
+                 MessageSafe(s.ToString()).c_str());
     return s.err() == EINVAL ? 2 : 1;
   }
   const StoreConfig& c = store->config();
@@ -146,7 +149,7 @@ int StoreCommand(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
-    std::fprintf(stderr, "overtier store: %s\n", e.what());
+    std::fprintf(stderr, "overtier store: %s\n", MessageSafe(e.what()).c_str());
     return 2;
   }
   if (add->parsed()) return AddSet(add_path, add_set, add_copies);

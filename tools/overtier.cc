@@ -12,6 +12,7 @@
 
 #include "src/daemon.h"
 #include "tools/cli.h"
+#include "tools/shown_name.h"
 #include "union/params.h"
 
 namespace {
@@ -95,7 +96,8 @@ int Dispatch(int argc, char** argv, int* status) {
       return 1;
     }
   }
-  std::fprintf(stderr, "overtier image: unknown subcommand '%s'\n", argv[2]);
+  std::fprintf(stderr, "overtier image: unknown subcommand '%s'\n",
+               overtier::cli::MessageSafe(argv[2]).c_str());
   *status = 2;
   return 1;
 }
@@ -110,7 +112,8 @@ int main(int argc, char** argv) {
   Invocation inv;
   overtier::Status s = overtier::ParseMountCommandLine(argc, argv, &inv);
   if (!s.ok()) {
-    std::fprintf(stderr, "overtier: %s\n%s", s.message().c_str(), kUsage);
+    std::fprintf(stderr, "overtier: %s\n%s", overtier::cli::MessageSafe(s.message()).c_str(),
+                 kUsage);
     return 2;
   }
   if (inv.show_version) {

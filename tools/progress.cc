@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "tools/shown_name.h"
+
 namespace overtier::cli {
 
 Progress::Progress(std::string label, uint64_t total_bytes)
-    : label_(std::move(label)), total_(total_bytes), enabled_(isatty(STDERR_FILENO) == 1) {
+    : label_(MessageSafe(label)), total_(total_bytes), enabled_(isatty(STDERR_FILENO) == 1) {
   start_ = last_ = std::chrono::steady_clock::now();
 }
 

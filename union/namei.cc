@@ -17,6 +17,7 @@
 #include <ctime>
 #include <string_view>
 
+#include "overtier/printable.h"
 #include "union/fs_util.h"
 #include "union/union_fs.h"
 
@@ -57,18 +58,9 @@ Status CheckRedirect(const std::string& r) {
 void ReportBadRedirect(const std::string& name, const std::string& redirect, const Status& s) {
   static std::atomic<int64_t> last{0};
   if (!LogNow(&last)) return;
-  std::string shown;
-  for (unsigned char ch : redirect.substr(0, 200)) {
-    if (ch >= 0x20 && ch < 0x7f) {
-      shown += static_cast<char>(ch);
-    } else {
-      char hex[5];
-      std::snprintf(hex, sizeof(hex), "\\x%02x", ch);
-      shown += hex;
-    }
-  }
+  const std::string shown = MessageSafe(redirect.substr(0, 200));
   std::fprintf(stderr, "overtier: '%s' in the upper layer has an invalid redirect \"%s\": %s\n",
-               name.c_str(), shown.c_str(), s.ToString().c_str());
+               MessageSafe(name).c_str(), shown.c_str(), s.ToString().c_str());
 }
 
 void ReportLostMetacopy(const std::string& name) {
@@ -77,7 +69,7 @@ void ReportLostMetacopy(const std::string& name) {
   std::fprintf(stderr,
                "overtier: '%s' in the upper layer is a metadata-only copy whose data no lower "
                "layer holds: EIO\n",
-               name.c_str());
+               MessageSafe(name).c_str());
 }
 
 // Opens dirfd/name for the node cache: returns the fd and its stat, or

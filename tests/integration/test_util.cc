@@ -2,18 +2,22 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <pty.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 extern char** environ;
 
@@ -130,6 +134,36 @@ int RunLogged(const std::vector<std::string>& args, const std::string& log, int 
 Result Cli(std::vector<std::string> words, uid_t uid) {
   words.insert(words.begin(), OvertierBin());
   return RunArgs(words, uid);
+}
+
+Result CliOnTerminal(std::vector<std::string> words) {
+  words.insert(words.begin(), OvertierBin());
+  Result r;
+  int master = -1, slave = -1;
+  if (openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) return r;
+  struct termios t;
+  if (tcgetattr(slave, &t) == 0) {
+    cfmakeraw(&t);
+    tcsetattr(slave, TCSANOW, &t);
+  }
+  // Read while the child writes: a full terminal would block it.
+  std::thread reader([master, &r] {
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(master, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+      if (n > 0) r.out.append(buf, static_cast<size_t>(n));
+  });
+  int err = OutputFile();
+  int status = RunChild(words, slave, err, static_cast<uid_t>(-1), 120);
+  close(slave);  // the reader ends (EIO) once no one holds the terminal
+  reader.join();
+  close(master);
+  if (err >= 0) {
+    r.err = ReadAll(err);
+    close(err);
+  }
+  if (status != -1) r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
 }
 
 std::string Describe(const Result& r) {

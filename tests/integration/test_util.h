@@ -63,6 +63,9 @@ int RunLogged(const std::vector<std::string>& args, const std::string& log, int 
 
 // `overtier WORDS...` (OvertierBin()), as `uid` if not -1.
 Result Cli(std::vector<std::string> words, uid_t uid = static_cast<uid_t>(-1));
+// The same with stdout on a terminal (a new pseudo-terminal in raw mode, so
+// that "\n" stays "\n"); stderr apart as above.
+Result CliOnTerminal(std::vector<std::string> words);
 // rc, stdout and stderr of r, for failure messages.
 std::string Describe(const Result& r);
 

@@ -498,6 +498,52 @@ TEST_F(MigrateCliTest, OddFileNames) {
     EXPECT_TRUE(ReadFile(M("odd/" + names[i])) == data[i]) << i;
 }
 
+// A user names files with an escape sequence or a new line; the
+// administrator lists them. On a terminal, ls -l and status quote such
+// names as GNU ls does (shell-escape style), so nothing reaches the
+// terminal as a control and no line is forged; into a pipe they stay as
+// they are, for scripts. Messages on stderr escape them either way.
+TEST_F(MigrateCliTest, NamesThatCouldDriveATerminalAreQuotedOnOne) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  MakeDirs(M("q"));
+  const std::string esc = "esc\x1b]0;owned\x07\x1b[2J", nl = "a\nb";
+  WriteFile(M("q/" + esc), Payload(5000, 1));
+  WriteFile(M("q/" + nl), Payload(5000, 2));
+  WriteFile(M("q/plain"), Payload(5000, 3));
+  ASSERT_EQ(symlink(nl.c_str(), M("q/link").c_str()), 0);
+  ASSERT_EQ(Cli({"archive", M("q/" + esc)}).rc, 0);
+  auto controls = [](const std::string& s) {
+    size_t n = 0;
+    for (unsigned char c : s) n += (c < 0x20 && c != '\n') || c == 0x7f;
+    return n;
+  };
+
+  Result r = CliOnTerminal({"ls", "-l", M("q")});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_EQ(controls(r.out), 0u) << r.out;
+  EXPECT_EQ(LsLine(r.out, "'esc'$'\\033'']0;owned'$'\\a\\033''[2J'").substr(0, 2), "a ") << r.out;
+  EXPECT_TRUE(Contains(r.out, " 'a'$'\\n''b'\n")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "  plain\n")) << r.out;  // aligned with the quoted names
+  EXPECT_TRUE(Contains(r.out, "  link -> 'a'$'\\n''b'\n")) << r.out;
+  r = CliOnTerminal({"status", M("q/" + esc)});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(
+      Contains(r.out, "'" + M("q/esc") + "'$'\\033'']0;owned'$'\\a\\033''[2J': archived (a)\n"))
+      << r.out;
+
+  // Into a pipe: the bytes themselves, as ls prints them.
+  r = Cli({"ls", "-l", M("q")});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, " " + esc + "\n")) << r.out;
+  EXPECT_TRUE(Contains(r.out, " " + nl + "\n")) << r.out;
+
+  // Messages: escaped on a terminal and in a pipe alike.
+  r = Cli({"status", M("q/gone" + esc)});
+  EXPECT_EQ(r.rc, 1) << Describe(r);
+  EXPECT_EQ(controls(r.err), 0u) << r.err;
+  EXPECT_TRUE(Contains(r.err, M("q/goneesc") + "\\033]0;owned\\a\\033[2J: No such file")) << r.err;
+}
+
 TEST_F(MigrateCliTest, RefusalsNameTheFileAndGoOn) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   WriteFile(M("never"), Payload(10000, 6));

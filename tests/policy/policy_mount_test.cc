@@ -257,6 +257,23 @@ TEST_F(PolicyTest, CheckAndDryRunChangeNothing) {
     EXPECT_EQ(StateOf(f), "resident") << f;
 }
 
+// A user's file named with an escape sequence: on the administrator's
+// terminal `policy check` shows it quoted (tools/shown_name.h), into a pipe
+// as it is.
+TEST_F(PolicyTest, CheckQuotesNamesOnATerminal) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string name = "x\x1b[2Jy";
+  WriteFile(M(name), Payload(600 << 10, 2));
+  const std::string rules = Rules("archive size>=512K\n");
+  Result r = CliOnTerminal({"policy", "check", "--rules", rules, mnt_});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "would archive '" + M("x") + "'$'\\033''[2Jy' (600.0 KiB;")) << r.out;
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
+  r = Cli({"policy", "check", "--rules", rules, mnt_});
+  ASSERT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "would archive " + M(name) + " (600.0 KiB;")) << r.out;
+}
+
 TEST_F(PolicyTest, RunArchivesAndReleasesWhatRulesSelect) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   MakeDirs(M("cold/deep"));

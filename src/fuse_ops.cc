@@ -526,8 +526,12 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
               fuse_file_info* fi) {
   Entry e;
   std::unique_ptr<OpenFile> of;
-  Status s = Fs(req)->CreateFile(CtxOf(req), N(req, parent), name, mode,
-                                 RealOpenFlags(req, fi->flags), &e, &of);
+  // An O_TMPFILE open, made a CREATE by the request loop (TmpfileAsCreate).
+  const bool tmpfile = std::strcmp(name, kTmpfileName) == 0;
+  Status s = tmpfile ? Fs(req)->CreateTmpFile(CtxOf(req), N(req, parent), mode,
+                                              RealOpenFlags(req, fi->flags), &e, &of)
+                     : Fs(req)->CreateFile(CtxOf(req), N(req, parent), name, mode,
+                                           RealOpenFlags(req, fi->flags), &e, &of);
   if (!s.ok()) return ReplyErr(req, s);
   AttachMig(req, of.get());
   fi->fh = reinterpret_cast<uint64_t>(of.get());
@@ -1340,6 +1344,9 @@ int RunWorkers(fuse_session* se, int nthreads, unsigned spin_us) {
         if (res < 0) fuse_session_exit(se);
         break;
       }
+      // Small requests arrive in memory (libfuse copies them out of the
+      // splice pipe); a TMPFILE request is always small.
+      if (!(buf.flags & FUSE_BUF_IS_FD)) TmpfileAsCreate(buf.mem, buf.size);
       fuse_session_process_buf(se, &buf);
     }
     free(buf.mem);

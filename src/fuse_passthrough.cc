@@ -45,6 +45,17 @@ void Put32(void* base, size_t off, uint32_t v) {
 
 }  // namespace
 
+bool TmpfileAsCreate(void* msg, size_t len) {
+  constexpr uint32_t kTmpfile = 51;  // FUSE_TMPFILE
+  fuse_in_header h;
+  if (len < sizeof(h)) return false;
+  std::memcpy(&h, msg, sizeof(h));
+  if (h.opcode != kTmpfile) return false;
+  h.opcode = FUSE_CREATE;
+  std::memcpy(msg, &h, sizeof(h));
+  return true;
+}
+
 InitOffer ParseInitRequest(const void* msg, size_t len) {
   InitOffer offer;
   if (len < sizeof(fuse_in_header) + kInitInFlags2 + 4) return offer;

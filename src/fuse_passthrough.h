@@ -55,6 +55,16 @@ bool PatchInitReply(struct iovec* iov, int count, const InitPatch& patch);
 // backing_id. False when iov has no room for it.
 bool PatchOpenReply(struct iovec* iov, int count, int32_t backing_id);
 
+// open(2) with O_TMPFILE (FUSE_TMPFILE, protocol 7.37), which libfuse 3.14
+// would answer ENOSYS, and the kernel would then refuse with EOPNOTSUPP
+// for the rest of the mount. Its request is a CREATE's (fuse_create_in,
+// then the name, which is "/" for a file without one) and so is its
+// answer (entry and open), so the request (header included, len bytes)
+// becomes a CREATE, which the transport tells from a real one by that name:
+// no directory entry can be called "/". True if it was a TMPFILE.
+bool TmpfileAsCreate(void* msg, size_t len);
+inline constexpr char kTmpfileName[] = "/";
+
 class PassthroughFiles {
  public:
   // dev_fd: the session's /dev/fuse descriptor.

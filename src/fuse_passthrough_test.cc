@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <linux/fuse.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -97,6 +98,33 @@ TEST(FusePassthroughTest, OpenReplyCarriesTheBackingIdInItsLastSixteenBytes) {
   std::vector<char> tiny(8, 0);
   iovec bad[2] = {{&h, sizeof(h)}, {tiny.data(), tiny.size()}};
   EXPECT_FALSE(PatchOpenReply(bad, 2, 42));
+}
+
+TEST(FuseTmpfileTest, ATmpfileRequestBecomesACreateAndNothingElseChanges) {
+  std::vector<char> m(sizeof(fuse_in_header) + sizeof(fuse_create_in) + 2, 0);
+  fuse_in_header h{};
+  h.len = static_cast<uint32_t>(m.size());
+  h.opcode = 51;  // FUSE_TMPFILE
+  h.unique = 77;
+  h.nodeid = 5;
+  std::memcpy(m.data(), &h, sizeof(h));
+  m[m.size() - 2] = '/';
+  const std::vector<char> before = m;
+  ASSERT_TRUE(TmpfileAsCreate(m.data(), m.size()));
+  fuse_in_header after;
+  std::memcpy(&after, m.data(), sizeof(after));
+  EXPECT_EQ(after.opcode, static_cast<uint32_t>(FUSE_CREATE));
+  EXPECT_EQ(after.unique, 77u);
+  EXPECT_EQ(after.nodeid, 5u);
+  EXPECT_TRUE(std::equal(m.begin() + sizeof(h), m.end(), before.begin() + sizeof(h)));
+
+  // Anything else is left alone, a short buffer too.
+  h.opcode = FUSE_CREATE;
+  std::memcpy(m.data(), &h, sizeof(h));
+  EXPECT_FALSE(TmpfileAsCreate(m.data(), m.size()));
+  h.opcode = 51;
+  std::memcpy(m.data(), &h, sizeof(h));
+  EXPECT_FALSE(TmpfileAsCreate(m.data(), sizeof(h) - 1));
 }
 
 }  // namespace

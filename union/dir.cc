@@ -150,6 +150,54 @@ Status UnionFs::CreateObject(const Ctx& ctx, Node* parent, std::string_view name
   return StatNode(out->node, &out->attr);
 }
 
+Status UnionFs::CreateTmpFile(const Ctx& ctx, Node* parent, mode_t mode, int flags, Entry* entry,
+                              std::unique_ptr<OpenFile>* out) {
+  if (read_only_) return Status::Errno(EROFS);
+  if (!parent->is_dir()) return Status::Errno(ENOTDIR);
+  // The file is made in the parent's upper directory, as the kernel
+  // overlayfs does (ovl_tmpfile): that is where a linkat gives it a name,
+  // and the upper file system's own O_TMPFILE keeps it nameless (and
+  // freed at the last close) until then, without a trace in the work
+  // directory after a crash.
+  OVT_RETURN_IF_ERROR(CopyUp(parent, false));
+  FdPtr pupper;
+  OVT_RETURN_IF_ERROR(ParentUpperFd(parent, &pupper));
+  const int pfd = pupper->get();
+  const mode_t umask = DefaultAcl(pfd).empty() ? ctx.umask : 0;
+  // O_EXCL keeps its O_TMPFILE meaning: never to be linked.
+  const int rflags = (flags & ~(O_CREAT | O_NOCTTY | O_TRUNC | O_APPEND | O_DIRECTORY)) | O_TMPFILE;
+  int rfd;
+  {
+    CredScope cred(*this, ctx);
+    rfd = openat(pfd, ".", rflags | O_CLOEXEC, mode & 07777 & ~umask);
+  }
+  if (rfd < 0) return Status::FromErrno();
+  auto of = std::make_unique<OpenFile>();
+  of->fd = rfd;
+  of->upper = true;
+  of->writable = true;  // O_TMPFILE needs O_WRONLY or O_RDWR
+  struct stat st;
+  if (fstat(rfd, &st) != 0) return Status::FromErrno();
+  // The node holds its own reference (O_PATH), like a looked-up upper file,
+  // and its handle: after a linkat the lookup of the new name finds it.
+  const int pathfd = open(ProcPath(rfd).c_str(), O_PATH | O_CLOEXEC);  // following the link
+  if (pathfd < 0) return Status::FromErrno();
+  auto fresh = std::make_unique<Node>(layers_->MixIno(0, st.st_ino), S_IFREG);
+  fresh->upper.layer = 0;
+  fresh->upper.fd = std::make_shared<const class Fd>(pathfd);
+  if (layers_->layer(0).handles) OVT_RETURN_IF_ERROR(GetHandle(pathfd, "", &fresh->upper.handle));
+  // No alias: like an unlinked file, the node has no name to copy up by.
+  entry->node = nodes_.Insert(std::move(fresh), nullptr, std::string());
+  of->node = entry->node;
+  Status s = StatNode(entry->node, &entry->attr);
+  if (!s.ok()) {
+    nodes_.Forget(entry->node, 1);
+    return s;
+  }
+  *out = std::move(of);
+  return Status::OK();
+}
+
 Status UnionFs::Mknod(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode, dev_t rdev,
                       Entry* out) {
   // A character device 0/0 is a whiteout in the upper layer: made through

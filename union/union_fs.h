@@ -169,6 +169,11 @@ class UnionFs {
   Status CopyUpForWrite(Node* node);
   Status CreateFile(const Ctx& ctx, Node* parent, std::string_view name, mode_t mode, int flags,
                     Entry* entry, std::unique_ptr<OpenFile>* out);
+  // open(2) with O_TMPFILE in the directory parent: a file without a name
+  // (nlink 0) in its upper directory, which linkat can name later unless
+  // flags has O_EXCL (dir.cc).
+  Status CreateTmpFile(const Ctx& ctx, Node* parent, mode_t mode, int flags, Entry* entry,
+                       std::unique_ptr<OpenFile>* out);
   // The fd to read from: a read-only open of a lower file follows the data
   // to the upper file once it has been copied up (as overlayfs does).
   int ReadFd(OpenFile* of);

@@ -302,24 +302,97 @@ TEST_F(DirTest, RecursiveRemoveOfMergedTree) {
 }
 
 // O_TMPFILE in a merged directory, then linkat(2) it into place.
+// O_TMPFILE in a merged directory (kernel overlayfs since Linux 6.7;
+// overtier answers FUSE_TMPFILE, which libfuse 3.14 does not know: see
+// src/fuse_passthrough.h). The file is made in the upper directory without
+// a name, and linkat gives it one.
 TEST_F(DirTest, TmpfileLinkedIntoMergedDir) {
   MakeDirs(L(1, "d"));
   ASSERT_NO_FATAL_FAILURE(Mount());
-  Fd fd(open(M("d").c_str(), O_TMPFILE | O_RDWR, 0640));
-  if (!fd.valid() && errno == EOPNOTSUPP && !IsKernel()) {
-    // libfuse 3.14 has no tmpfile operation, so a FUSE daemon built on it
-    // cannot offer O_TMPFILE (the kernel overlayfs of recent kernels can).
-    GTEST_SKIP() << "O_TMPFILE not supported by this FUSE target";
-  }
+  const mode_t old_umask = umask(022);
+  Fd fd(open(M("d").c_str(), O_TMPFILE | O_RDWR, 0666));
+  umask(old_umask);
   ASSERT_TRUE(fd.valid()) << strerror(errno);
   ASSERT_EQ(write(fd.get(), "tmp", 3), 3);
-  EXPECT_EQ(Fstat(fd.get()).st_nlink, 0u);
+  const struct stat before = Fstat(fd.get());
+  EXPECT_EQ(before.st_nlink, 0u);
+  EXPECT_TRUE(S_ISREG(before.st_mode));
+  EXPECT_EQ(before.st_mode & 07777, 0644u);  // the umask applies
+  EXPECT_EQ(before.st_size, 3);
   EXPECT_EQ(ListDir(M("d")), std::vector<std::string>{});
+  EXPECT_EQ(ListDir(U("d")), std::vector<std::string>{});  // nothing named yet
   std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
   ASSERT_EQ(linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, M("d/linked").c_str(), AT_SYMLINK_FOLLOW), 0);
   EXPECT_EQ(ReadFile(M("d/linked")), "tmp");
-  EXPECT_EQ(Lstat(M("d/linked")).st_mode & 07777, 0640u);
+  EXPECT_EQ(Lstat(M("d/linked")).st_mode & 07777, 0644u);
+  EXPECT_EQ(Lstat(M("d/linked")).st_ino, before.st_ino);
+  EXPECT_EQ(Fstat(fd.get()).st_nlink, 1u);
   EXPECT_EQ(ReadFile(U("d/linked")), "tmp");
+  // The descriptor and the name are one file.
+  ASSERT_EQ(pwrite(fd.get(), "TMP!", 4, 0), 4);
+  EXPECT_EQ(ReadFile(M("d/linked")), "TMP!");
+  // A second name for it, through AT_EMPTY_PATH (root: CAP_DAC_READ_SEARCH).
+  ASSERT_EQ(linkat(fd.get(), "", AT_FDCWD, M("d/again").c_str(), AT_EMPTY_PATH), 0);
+  EXPECT_EQ(Lstat(M("d/again")).st_nlink, 2u);
+  fd.reset();
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  EXPECT_EQ(ReadFile(M("d/linked")), "TMP!");
+  EXPECT_EQ(Lstat(M("d/linked")).st_ino, Lstat(M("d/again")).st_ino);
+}
+
+// A temporary file never linked leaves nothing behind, in the merged view
+// or in the layers; one opened with O_EXCL can never be linked.
+TEST_F(DirTest, TmpfileNeverLinkedLeavesNothing) {
+  MakeDirs(L(1, "d"));
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  {
+    Fd fd(open(M("d").c_str(), O_TMPFILE | O_WRONLY, 0600));
+    ASSERT_TRUE(fd.valid()) << strerror(errno);
+    ASSERT_EQ(write(fd.get(), "gone", 4), 4);
+    Fd excl(open(M("d").c_str(), O_TMPFILE | O_RDWR | O_EXCL, 0600));
+    ASSERT_TRUE(excl.valid()) << strerror(errno);
+    std::string proc = "/proc/self/fd/" + std::to_string(excl.get());
+    EXPECT_EQ(Err(linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, M("d/x").c_str(), AT_SYMLINK_FOLLOW)),
+              Errno{ENOENT});
+    EXPECT_EQ(Err(linkat(excl.get(), "", AT_FDCWD, M("d/x").c_str(), AT_EMPTY_PATH)),
+              Errno{ENOENT});
+  }
+  EXPECT_EQ(ListDir(M("d")), std::vector<std::string>{});
+  EXPECT_EQ(ListDir(U("d")), std::vector<std::string>{});
+  // Not a directory, missing, or read-only in the open flags: as the kernel.
+  WriteFile(M("f"), "x");
+  EXPECT_EQ(Err(open(M("f").c_str(), O_TMPFILE | O_RDWR, 0600)), Errno{ENOTDIR});
+  EXPECT_EQ(Err(open(M("nosuch").c_str(), O_TMPFILE | O_RDWR, 0600)), Errno{ENOENT});
+  EXPECT_EQ(Err(open(M("d").c_str(), O_TMPFILE | O_RDONLY, 0600)), Errno{EINVAL});
+}
+
+// A user makes temporary files where they may write, owned by them, and
+// nowhere else.
+TEST_F(DirTest, TmpfileOfAUserIsTheirsAndNeedsWriteAccess) {
+  MakeDirs(L(1, "pub"));
+  MakeDirs(L(1, "priv"));
+  ASSERT_EQ(chmod(L(1, "pub").c_str(), 01777), 0);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string pub = M("pub"), priv = M("priv"), name = M("pub/named");
+  EXPECT_EQ(AsNobody([&] {
+              if (int fd = open(priv.c_str(), O_TMPFILE | O_RDWR, 0600); fd >= 0) {
+                close(fd);
+                return Errno{-1};  // should not have been allowed
+              } else if (errno != EACCES) {
+                return Errno{errno};
+              }
+              int fd = open(pub.c_str(), O_TMPFILE | O_RDWR, 0600);
+              if (fd < 0) return Errno{errno};
+              std::string proc = "/proc/self/fd/" + std::to_string(fd);
+              Errno e =
+                  Err(linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW));
+              close(fd);
+              return e;
+            }),
+            kOk);
+  EXPECT_EQ(Lstat(M("pub/named")).st_uid, kNobody);
+  EXPECT_EQ(Lstat(M("pub/named")).st_gid, kNogroup);
+  EXPECT_EQ(Lstat(U("pub/named")).st_uid, kNobody);
 }
 
 }  // namespace

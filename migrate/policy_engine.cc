@@ -172,8 +172,16 @@ Status RunPolicy(const PolicyRules& rules, const std::string& root, const Policy
   *result = PolicyRunResult{};
   Fd rfd(open(root.c_str(), kOpenDir));
   if (rfd.get() < 0) return Status::FromErrno(root);
+  return RunPolicyAt(rules, rfd.get(), options, result);
+}
+
+Status RunPolicyAt(const PolicyRules& rules, int root_fd, const PolicyRunOptions& options,
+                   PolicyRunResult* result) {
+  *result = PolicyRunResult{};
+  Fd rfd(openat(root_fd, ".", kOpenDir));
+  if (rfd.get() < 0) return Status::FromErrno("the policy run's root");
   struct stat st;
-  if (fstat(rfd.get(), &st) != 0) return Status::FromErrno(root);
+  if (fstat(rfd.get(), &st) != 0) return Status::FromErrno("the policy run's root");
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   result->now_ns = Ns(now);

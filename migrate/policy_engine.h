@@ -61,6 +61,10 @@ struct PolicyRunResult {
 // directory) or was stopped; per-file failures are in result->errors.
 Status RunPolicy(const PolicyRules& rules, const std::string& root, const PolicyRunOptions& options,
                  PolicyRunResult* result);
+// The same for the directory root_fd refers to (an O_PATH descriptor will
+// do: the daemon's runs walk a detached clone of the mount, src/daemon.cc).
+Status RunPolicyAt(const PolicyRules& rules, int root_fd, const PolicyRunOptions& options,
+                   PolicyRunResult* result);
 
 // The usage of the file system holding `fd` (statvfs; an overtier mount
 // reports its upper file system's).

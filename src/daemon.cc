@@ -1,6 +1,6 @@
 #include "src/daemon.h"
 
-#include <sched.h>
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -180,20 +180,28 @@ class PolicyThread {
     std::fprintf(stderr, "overtier: policy: rules read again from %s\n", rules_path_.c_str());
   }
 
-  // Moves the calling thread into a private copy of the mount namespace
-  // (mounts made private: an unmount in the daemon's namespace does not
-  // propagate to the copy, so it is not refused for the copy's open files).
-  void EnterPrivateNamespace() {
-    if (unshare(CLONE_FS | CLONE_NEWNS) == 0 &&
-        mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0)
-      return;
-    if (!said_shared_ns_) {
-      said_shared_ns_ = true;
+  // Where a run starts: a detached clone of the mount itself (open_tree
+  // with OPEN_TREE_CLONE), so that an unmount of the mount point during the
+  // run is not refused for the run's open files. The clone keeps the file
+  // system alive until the run notices the mount gone and ends (RunOnce);
+  // it holds nothing else. (Runs used to enter a private copy of the whole
+  // mount namespace, which kept every mount of the machine alive while a
+  // run lasted: a container's overlay unmounted meanwhile stayed "in use",
+  // and its upper directory could not be mounted again.) Where open_tree is
+  // refused (a kernel older than 5.2, a seccomp filter), the mount point
+  // itself, and an unmount during a run fails with EBUSY, which is logged
+  // once. The caller closes the descriptor; -1 if neither opens.
+  int OpenRunRoot() {
+    int fd = open_tree(AT_FDCWD, mountpoint_.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (fd >= 0) return fd;
+    if (!said_no_clone_) {
+      said_no_clone_ = true;
       std::fprintf(stderr,
-                   "overtier: policy: runs walk the daemon's own mount namespace (%s): an "
+                   "overtier: policy: runs walk the mount point itself (open_tree: %s): an "
                    "unmount during a run fails with EBUSY\n",
                    std::strerror(errno));
     }
+    return open(mountpoint_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   }
 
   void RunOnce() {
@@ -207,15 +215,17 @@ class PolicyThread {
       std::condition_variable run_cv;
       bool run_done = false;
       std::thread run([&] {
-        EnterPrivateNamespace();  // which goes with the thread
-        Status rs = RunPolicy(rules_, mountpoint_, o, &r);
+        const int root = OpenRunRoot();
+        Status rs =
+            root >= 0 ? RunPolicyAt(rules_, root, o, &r) : Status::FromErrno("open " + mountpoint_);
+        if (root >= 0) close(root);
         std::lock_guard<std::mutex> l(run_mu);
         s = rs;
         run_done = true;
         run_cv.notify_all();
       });
       // Ends the run once the mount is gone from here (unmounted while
-      // the run's copy kept it alive), or at Stop.
+      // the run's clone kept it alive), or at Stop.
       std::unique_lock<std::mutex> l(run_mu);
       while (!run_cv.wait_for(l, std::chrono::milliseconds(200), [&] { return run_done; })) {
         if (!stop_flag_.load() && !CheckMount().ok()) stop_flag_.store(true);
@@ -252,8 +262,8 @@ class PolicyThread {
   struct stat rules_version_;  // of the file rules_ came from; zeroed: gone
   const std::string mountpoint_;
   const int interval_s_;
-  dev_t dev_ = 0;                // the mount's device, from the first run
-  bool said_shared_ns_ = false;  // logged that runs cannot have their own namespace
+  dev_t dev_ = 0;               // the mount's device, from the first run
+  bool said_no_clone_ = false;  // logged that runs cannot walk a clone of the mount
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

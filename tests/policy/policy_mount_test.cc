@@ -524,7 +524,7 @@ TEST_F(PolicyTest, PeriodicModeInTheDaemon) {
 }
 
 // A periodic run holds files of the mount open; an unmount at that moment
-// still succeeds (the run has its own copy of the mount namespace), and
+// still succeeds (the run walks its own detached clone of the mount), and
 // the daemon ends the run and exits once it notices.
 TEST_F(PolicyTest, AnUnmountDuringAPeriodicRunSucceeds) {
   const std::string rules = Rules("archive size>=100K\n");
@@ -545,6 +545,46 @@ TEST_F(PolicyTest, AnUnmountDuringAPeriodicRunSucceeds) {
       << "the daemon did not exit after the unmount\n"
       << Slurp(log_);
   Unmount();  // reaps it: a failure unless it exited 0
+}
+
+// A periodic run keeps only its own mount alive: another file system of
+// the machine, unmounted while the run lasts, is gone at once. (Runs used a
+// private copy of the whole mount namespace, which kept every mount of the
+// machine alive until the run ended: a container's kernel overlay unmounted
+// then stayed "in use", and mounting its upper directory again failed with
+// EBUSY.)
+TEST_F(PolicyTest, APeriodicRunPinsNoOtherMount) {
+  const std::string other = B("other");
+  MakeDirs(other);
+  ASSERT_EQ(mount("tmpfs", other.c_str(), "tmpfs", 0, "size=1m"), 0) << strerror(errno);
+  struct Detach {  // whatever happens below: nothing left mounted
+    std::string path;
+    ~Detach() { umount2(path.c_str(), MNT_DETACH); }
+  } detach{other};
+  const std::string rules = Rules("archive size>=100K\n");
+  const std::string pause = B("pause");
+  MakeDirs(pause);
+  WriteFile(pause + "/policy-file.hold", "");
+  ASSERT_NO_FATAL_FAILURE(Mount("policy=" + rules + ",policy_interval=1",
+                                {"OVERTIER_PAUSE_AT=policy-file", "OVERTIER_PAUSE_DIR=" + pause}));
+  WriteFile(M("a"), Payload(300000, 25));
+  ASSERT_TRUE(PollUntil([&] { return std::filesystem::exists(pause + "/policy-file.reached"); },
+                        std::chrono::seconds(20)))
+      << Slurp(log_);
+  ASSERT_EQ(umount2(other.c_str(), 0), 0) << strerror(errno);
+  // Every thread of the daemon, the run's included, sees it gone.
+  const std::string tasks = "/proc/" + std::to_string(DaemonPid()) + "/task";
+  size_t threads = 0;
+  for (const auto& t : std::filesystem::directory_iterator(tasks)) {
+    ++threads;
+    const std::string info = Slurp(t.path().string() + "/mountinfo");
+    EXPECT_FALSE(Contains(info, " " + other + " ")) << t.path() << " still has " << other;
+  }
+  EXPECT_GT(threads, 1u);
+  std::filesystem::remove(pause + "/policy-file.hold");
+  // The run goes on and finishes its work.
+  EXPECT_TRUE(PollUntil([&] { return StateOf("a") == "archived"; }, std::chrono::seconds(20)))
+      << Slurp(log_);
 }
 
 // An edited rules file takes effect at the next run; a broken edit keeps

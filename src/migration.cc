@@ -105,6 +105,19 @@ void RepairTimes(int fd, const MigrationRecord& rec) {
   }
 }
 
+// A change that left every byte as it was (a fallocate with KEEP_SIZE past
+// the end, a truncate to the same size) still moved the file's mtime, as
+// it does on any file system: that is the user's time now, and a clean
+// archived record must hold it, or RepairTimes would put the old one back
+// as if an agent had moved it. (A dirty record's times are the file's.)
+void KeepUserTimes(int fd, std::optional<MigrationRecord>* rec) {
+  if (!*rec || !((*rec)->flags & kMigArchived) || ((*rec)->flags & (kMigDirty | kMigLost))) return;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || Ns(st.st_mtim) == (*rec)->mtime_ns) return;
+  (*rec)->mtime_ns = Ns(st.st_mtim);
+  (*rec)->atime_ns = Ns(st.st_atim);
+}
+
 }  // namespace
 
 std::string UpperFileName(int fd) {
@@ -1058,6 +1071,7 @@ Status MigrationService::UserModify(const std::shared_ptr<MigFile>& file, int fd
   Transition t;
   Status st = change.truncate ? RecordTruncate(rec, before, change.new_size, &t)
                               : RecordWrite(rec, before, change.offset, change.length, &t);
+  if (st.ok() && t.record == rec) KeepUserTimes(fd, &t.record);
   if (st.ok() && t.record != rec) st = Apply(catalog, file->key, t, fd);
   Refresh(catalog, file->key);
   return st;

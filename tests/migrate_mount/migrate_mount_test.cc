@@ -56,6 +56,43 @@ TEST_F(MigrateMountTest, ArchiveReleaseKeepsStatAndReadsBackIdentical) {
   Unmount();
 }
 
+// A change that leaves every byte as it was still moves a file's mtime, as
+// on any file system (fallocate with KEEP_SIZE past the end; truncate to
+// the same size): the archived file keeps that new time through release
+// and restore. The record used to keep the old one, and the release put it
+// back as if an agent had moved it.
+TEST_F(MigrateMountTest, AChangeOfNoByteStillMovesTheMtimeOfAnArchivedFile) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string data = Payload(200000, 4);
+  for (const char* how : {"fallocate", "truncate"}) {
+    const std::string f = M(how);
+    MakeFile(how, data);
+    const struct timespec old_times[2] = {{1100000000, 0}, {1100000000, 0}};
+    ASSERT_EQ(utimensat(AT_FDCWD, f.c_str(), old_times, 0), 0);
+    ASSERT_EQ(Ctl(f, OVERTIER_IOC_ARCHIVE), 0) << Slurp(log_);
+    const int fd = open(f.c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    if (std::string(how) == "fallocate") {
+      ASSERT_EQ(fallocate(fd, FALLOC_FL_KEEP_SIZE, 300000, 4096), 0) << strerror(errno);
+    } else {
+      ASSERT_EQ(ftruncate(fd, static_cast<off_t>(data.size())), 0);
+    }
+    close(fd);
+    struct stat changed;
+    ASSERT_EQ(stat(f.c_str(), &changed), 0);
+    EXPECT_GT(changed.st_mtim.tv_sec, 1100000000) << how;
+    EXPECT_EQ(changed.st_size, static_cast<off_t>(data.size())) << how;
+    ASSERT_EQ(Ctl(f, OVERTIER_IOC_RELEASE, 0, 0), 0) << how << "\n" << Slurp(log_);
+    struct stat after;
+    ASSERT_EQ(stat(f.c_str(), &after), 0);
+    EXPECT_EQ(Ns(after.st_mtim), Ns(changed.st_mtim)) << how << ": release put an old mtime back";
+    EXPECT_TRUE(ReadFile(f) == data) << how;
+    ASSERT_EQ(stat(f.c_str(), &after), 0);
+    EXPECT_EQ(Ns(after.st_mtim), Ns(changed.st_mtim)) << how << ": restore changed the mtime";
+  }
+  Unmount();
+}
+
 // A mount that archives and restores without pause keeps its store open,
 // and the container it archives into grows all the while: each restore
 // that follows an archive reads from a larger container than the last.

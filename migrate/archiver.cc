@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <map>
 #include <optional>
 
@@ -123,7 +124,7 @@ Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out,
   ContentWriter& writer = *writer_;
   FileRecord file;
   Status s = writer.WriteFd(fd, size, &file);
-  if (!s.ok()) return Status::Errno(s.err(), "archiving '" + what + "': " + s.message());
+  if (!s.ok()) return DropWriterLocked(s, what);
 
   CrashPoint("archive-written");
   PausePoint("archive-copied");
@@ -151,14 +152,14 @@ Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out,
   // Containers durable, then one synced batch naming them.
   Catalog::Batch batch(catalog);
   s = writer.Flush(&batch);
-  if (!s.ok()) return Status::Errno(s.err(), "archiving '" + what + "': " + s.message());
+  if (!s.ok()) return DropWriterLocked(s, what);
   batch.PutFile(info.bfid, file);
   // The file is resident: a mark from an archive it had before (a crash
   // between a mark and its commit) goes (archive_mark.h).
   ClearArchiveMark(fd);
   Queue(&batch, fh.key, done);
   s = batch.Commit();
-  if (!s.ok()) return Status::Errno(s.err(), "archiving '" + what + "': " + s.message());
+  if (!s.ok()) return DropWriterLocked(s, what);
   CrashPoint("archive-committed");
 
   // Reading may have moved atime (without O_NOATIME): put the user's back.
@@ -209,6 +210,21 @@ Status Archiver::Adopt(int fd, const Bfid& bfid, const std::string& what, Migrat
   CrashPoint("adopt-committed");
   if (out != nullptr) *out = *t.record;
   return Status::OK();
+}
+
+// A container whose write failed (a full volume set, an I/O error) is
+// unusable from then on (its volume writer keeps the error), and the
+// writer with it: the next archive gets a new one. The containers this
+// writer started that no commit named go at once (DiscardUncommitted): on
+// a full disk they are what fills it, and gc cannot run there.
+Status Archiver::DropWriterLocked(const Status& s, const std::string& what) {
+  Status d = writer_->DiscardUncommitted();
+  if (!d.ok()) {
+    std::fprintf(stderr, "overtier: archive: containers of a failed archive left to gc: %s\n",
+                 d.ToString().c_str());
+  }
+  writer_.reset();
+  return Status::Errno(s.err(), "archiving '" + what + "': " + s.message());
 }
 
 Archiver::Archiver(Store* store) : store_(store) {}

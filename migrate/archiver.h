@@ -125,6 +125,10 @@ class Archiver {
  private:
   // Marks the handle busy for the duration of an operation.
   class Busy;
+  // After a failed write, flush or commit of an archive (write_mu_ held):
+  // discards writer_ and the containers no commit named; returns s,
+  // naming `what`.
+  Status DropWriterLocked(const Status& s, const std::string& what);
 
   Store* store_;
   std::mutex write_mu_;  // serializes archives: one ContentWriter

@@ -4,6 +4,8 @@
 //
 // The fixture (mount_fixture.h) gives each test a fresh directory and a
 // daemon that is always unmounted in teardown; a watchdog bounds every test.
+#include <sys/mount.h>
+
 #include "migrate/reflink_testutil.h"
 #include "mount_fixture.h"
 
@@ -91,6 +93,40 @@ TEST_F(MigrateMountTest, AChangeOfNoByteStillMovesTheMtimeOfAnArchivedFile) {
     EXPECT_EQ(Ns(after.st_mtim), Ns(changed.st_mtim)) << how << ": restore changed the mtime";
   }
   Unmount();
+}
+
+// A volume set that fills up during an archive: the archive fails with
+// ENOSPC and loses nothing (the file stays resident, its bytes as they
+// were), the half-written container is removed at once (not left to gc,
+// which cannot run on a full disk), and the next archive, of a file that
+// fits, succeeds on the same mount. It failed with ENOSPC too: the
+// archiver kept the writer whose container had failed, and the container
+// kept the disk full.
+TEST_F(MigrateMountTest, AFullVolumeSetFailsAnArchiveAndTheNextOneFits) {
+  const std::string vol = B("vol");
+  std::filesystem::create_directories(vol);
+  ASSERT_EQ(mount("tmpfs", vol.c_str(), "tmpfs", 0, "size=12m"), 0) << strerror(errno);
+  struct Detach {
+    std::string path;
+    ~Detach() { umount2(path.c_str(), MNT_DETACH); }
+  } detach{vol};
+  ASSERT_NO_FATAL_FAILURE(ReinitStore({"--volume-set", "main=" + vol}));
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string big = Payload(20 * kMiB, 41), small = Payload(kMiB, 42);
+  MakeFile("big", big);
+  MakeFile("small", small);
+  EXPECT_EQ(Ctl(M("big"), OVERTIER_IOC_ARCHIVE, OVERTIER_CTL_RELEASE), ENOSPC) << Slurp(log_);
+  EXPECT_EQ(StateXattr(M("big")), "resident");
+  EXPECT_TRUE(ReadFile(M("big")) == big);
+  size_t containers = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(vol)) containers++;
+  EXPECT_EQ(containers, 0u) << "the failed archive's container is still there";
+  ASSERT_EQ(Ctl(M("small"), OVERTIER_IOC_ARCHIVE, OVERTIER_CTL_RELEASE), 0) << Slurp(log_);
+  EXPECT_TRUE(ReadFile(M("small")) == small);
+  Unmount();
+  it::Result r = it::Cli({"fsck", store_});
+  EXPECT_EQ(r.rc, 0) << it::Describe(r);
+  EXPECT_FALSE(it::Contains(r.out, "garbage")) << r.out;
 }
 
 // A mount that archives and restores without pause keeps its store open,

@@ -18,6 +18,7 @@
 #include "image/oci.h"
 #include "image/posix_acl.h"
 #include "image/tar_source.h"
+#include "overtier/printable.h"
 #include "overtier/tier_xattrs.h"
 
 namespace overtier {
@@ -45,7 +46,7 @@ void Warn(const ImportOptions& o, const std::string& msg) {
   if (o.warn) {
     o.warn(msg);
   } else {
-    std::fprintf(stderr, "overtier: warning: %s\n", msg.c_str());
+    std::fprintf(stderr, "overtier: warning: %s\n", MessageSafe(msg).c_str());
   }
 }
 

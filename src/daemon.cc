@@ -36,7 +36,7 @@ int Fail(const Status& s) {
   // Invalid-argument messages are whole sentences; the others are context
   // that still needs the errno text.
   const std::string msg = s.err() == EINVAL && !s.message().empty() ? s.message() : s.ToString();
-  std::fprintf(stderr, "overtier: %s\n", msg.c_str());
+  std::fprintf(stderr, "overtier: %s\n", MessageSafe(msg).c_str());
   return 2;
 }
 
@@ -235,7 +235,8 @@ class PolicyThread {
     }
     if (!s.ok()) {
       if (!stop_flag_.load())
-        std::fprintf(stderr, "overtier: policy: run failed: %s\n", s.ToString().c_str());
+        std::fprintf(stderr, "overtier: policy: run failed: %s\n",
+                     MessageSafe(s.ToString()).c_str());
       return;
     }
     std::string line = "overtier: policy: " + std::to_string(r.files.size()) + " files, archived " +
@@ -345,7 +346,7 @@ int RunMount(const Invocation& inv) {
   std::unique_ptr<UnionFs> fs;
   s = UnionFs::Create(opts, &fs);
   if (!s.ok()) {
-    std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
+    std::fprintf(stderr, "overtier: %s\n", MessageSafe(s.ToString()).c_str());
     return 2;
   }
   if (images && mig && opts.lazy_copyup) InstallLazyCopyUp(fs.get(), images.get(), mig.get());

@@ -20,6 +20,7 @@
 #include "migrate/crash_point.h"
 #include "migrate/file_handle.h"
 #include "overtier/control.h"
+#include "overtier/printable.h"
 #include "src/fuse_passthrough.h"
 #include "src/migration.h"
 #include "src/session_receive.h"
@@ -604,7 +605,7 @@ void SlowRead(fuse_req_t req, const std::shared_ptr<MigFile>& mf, int fd, size_t
     fuse_req_interrupt_func(p->req, nullptr, nullptr);
     if (!s.ok()) {
       int err = s.err() == EINTR ? EINTR : EIO;
-      if (err == EIO) std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
+      if (err == EIO) std::fprintf(stderr, "overtier: %s\n", MessageSafe(s.ToString()).c_str());
       fuse_reply_err(p->req, err);
       return;
     }
@@ -1058,7 +1059,7 @@ void AnswerControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, const overtier_
     // would flood syslog.
     const int e = s.err();
     if (e != ENOTTY && e != EALREADY && e != ENODATA && e != ESTALE && e != EINTR)
-      std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
+      std::fprintf(stderr, "overtier: %s\n", MessageSafe(s.ToString()).c_str());
     return ReplyErr(req, s);
   }
   fuse_session* se = St(req)->se;
@@ -1153,7 +1154,7 @@ void AgentSetArchived(fuse_req_t req, fuse_ino_t, OpenFile* of, const void* in_b
     Status s = PassthroughGate(req, of, what);
     if (s.ok()) s = Mig(req)->Primitive(of->mig, of->fd, what, OVERTIER_IOC_SET_ARCHIVED, r, &a);
     if (!s.ok()) {
-      std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
+      std::fprintf(stderr, "overtier: %s\n", MessageSafe(s.ToString()).c_str());
       return ReplyErr(req, s);
     }
     fuse_reply_ioctl(req, 0, nullptr, 0);

@@ -30,6 +30,7 @@
 #include <unordered_map>
 
 #include "image/view.h"
+#include "overtier/printable.h"
 #include "src/worker_pool.h"
 #include "store/content_reader.h"
 
@@ -144,7 +145,8 @@ ImageFs::Impl* I(fuse_req_t req) { return static_cast<ImageFs::Impl*>(fuse_req_u
 // Errors people should hear about (damage, I/O) are logged; the ordinary
 // answers of a lookup are not.
 void ReplyStatus(fuse_req_t req, const Status& s) {
-  if (!s.message().empty()) std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
+  if (!s.message().empty())
+    std::fprintf(stderr, "overtier: %s\n", MessageSafe(s.ToString()).c_str());
   fuse_reply_err(req, s.err());
 }
 
@@ -161,7 +163,7 @@ bool NodeStat(const ImageView& v, uint64_t ino, const NodeRecord& n, struct stat
   // st_blocks without the holes of a sparse file (one catalog read for a
   // file of more than a chunk); *st is filled even on error.
   Status s = v.Stat(ino, n, st);
-  if (!s.ok()) std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
+  if (!s.ok()) std::fprintf(stderr, "overtier: %s\n", MessageSafe(s.ToString()).c_str());
   st->st_ino = ImageFs::Impl::NodeId(v, ino);
   return true;
 }
@@ -348,7 +350,7 @@ void ReportReadError(ImageFs::Impl* impl, const FileHandle& h, const Status& s) 
   if (!h.view->FindPath(h.file.ino, &path).ok()) path = "(path unknown)";
   std::fprintf(stderr, "overtier: %s: read of %s (inode %llu) failed: %s\n",
                h.view->Describe().c_str(), path.c_str(),
-               static_cast<unsigned long long>(h.file.ino), s.ToString().c_str());
+               static_cast<unsigned long long>(h.file.ino), MessageSafe(s.ToString()).c_str());
 }
 
 // A read under hard semantics (OpRead): when the cold tier does not
@@ -841,7 +843,8 @@ class ImageTree : public ServedTree {
   // Damage is logged as the FUSE operations log it (ReplyStatus); an
   // ordinary miss (a bare errno) is not. The union passes the errno on.
   static Status Logged(const Status& s) {
-    if (!s.message().empty()) std::fprintf(stderr, "overtier: %s\n", s.ToString().c_str());
+    if (!s.message().empty())
+      std::fprintf(stderr, "overtier: %s\n", MessageSafe(s.ToString()).c_str());
     return Status::Errno(s.err());
   }
 

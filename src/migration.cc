@@ -15,6 +15,7 @@
 #include "migrate/crash_point.h"
 #include "migrate/file_handle.h"
 #include "migrate/migration_state.h"
+#include "overtier/printable.h"
 #include "overtier/tier_xattrs.h"
 
 namespace overtier {
@@ -124,7 +125,7 @@ std::string UpperFileName(int fd) {
   char path[4096];
   const ssize_t n = readlink(ProcFd(fd).c_str(), path, sizeof(path));
   if (n > 0 && static_cast<size_t>(n) < sizeof(path))
-    return std::string(path, static_cast<size_t>(n));
+    return MessageSafe(std::string_view(path, static_cast<size_t>(n)));
   struct stat st;
   return fstat(fd, &st) == 0 ? "upper inode " + std::to_string(st.st_ino)
                              : std::string("upper file");
@@ -194,7 +195,7 @@ void MigrationService::DeleteUnlinked(const std::string& key) {
   }
   if (!st.ok()) {
     std::fprintf(stderr, "overtier: dropping the record of an unlinked file: %s\n",
-                 st.ToString().c_str());
+                 MessageSafe(st.ToString()).c_str());
     return;
   }
   SetRecord(key, std::nullopt);
@@ -248,7 +249,8 @@ void MigrationService::Shutdown() {
     s->restorer.reset();
     Status closed = s->archiver->Close();
     if (!closed.ok()) {
-      std::fprintf(stderr, "overtier: sealing archive containers: %s\n", closed.ToString().c_str());
+      std::fprintf(stderr, "overtier: sealing archive containers: %s\n",
+                   MessageSafe(closed.ToString()).c_str());
     }
   }
 }
@@ -304,14 +306,14 @@ void MigrationService::ResumeJobs(int upper_fd) {
     std::fprintf(stderr,
                  "overtier: resuming the restore of %s left by the last mount (%llu of %llu "
                  "bytes were back)\n",
-                 what.c_str(), static_cast<unsigned long long>(job.progress),
+                 MessageSafe(what).c_str(), static_cast<unsigned long long>(job.progress),
                  static_cast<unsigned long long>(job.total));
     WaitRange(
         file, fd, 0, UINT64_MAX,
         [what](const Status& r) {
           if (!r.ok() && r.err() != ECANCELED)
-            std::fprintf(stderr, "overtier: resumed restore of %s: %s\n", what.c_str(),
-                         r.ToString().c_str());
+            std::fprintf(stderr, "overtier: resumed restore of %s: %s\n", MessageSafe(what).c_str(),
+                         MessageSafe(r.ToString()).c_str());
         },
         false, id);
   }
@@ -343,7 +345,8 @@ void MigrationService::ResumeJobs(int upper_fd) {
     }
   }
   if (!s.ok())
-    std::fprintf(stderr, "overtier: dropping finished restore jobs: %s\n", s.ToString().c_str());
+    std::fprintf(stderr, "overtier: dropping finished restore jobs: %s\n",
+                 MessageSafe(s.ToString()).c_str());
 }
 
 bool MigrationService::session_open() {
@@ -411,7 +414,8 @@ void MigrationService::Unuse() {
 void MigrationService::SealAndRefresh(Session* s, const std::set<std::string>& keys) {
   Status sealed = s->archiver->Close();
   if (!sealed.ok()) {
-    std::fprintf(stderr, "overtier: sealing archive containers: %s\n", sealed.ToString().c_str());
+    std::fprintf(stderr, "overtier: sealing archive containers: %s\n",
+                 MessageSafe(sealed.ToString()).c_str());
   }
   for (const std::string& k : keys) Refresh(s->store->catalog(), k);
 }
@@ -643,7 +647,7 @@ void MigrationService::ReconcileMarked(int fd, FileHandle fh, std::optional<Migr
                  "overtier: inode %llu carries archive %s, its record disagrees, and its "
                  "data ranges cannot be read: %s\n",
                  static_cast<unsigned long long>(st.st_ino), mark->ToHex().c_str(),
-                 ds.ToString().c_str());
+                 MessageSafe(ds.ToString()).c_str());
     return;
   }
   if (size == 0 || (data.size() == 1 && data[0] == ByteRange{0, size})) {

@@ -164,7 +164,9 @@ class PlainChange {
 
 // How the daemon's messages name the upper file open as fd: its path as
 // the kernel knows it now (an administrator reading the log wants a name),
-// else "upper inode N".
+// else "upper inode N". Control characters and bytes that are not UTF-8
+// are escaped (overtier/printable.h): a user's file name must not split
+// or forge a line of the log.
 std::string UpperFileName(int fd);
 
 class MigrationService {

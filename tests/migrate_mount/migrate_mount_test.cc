@@ -347,6 +347,33 @@ TEST_F(MigrateMountTest, EioWhileContainersAreMissingThenSuccessAfterTheyAreBack
   Unmount();
 }
 
+// The daemon's log names files by path, and a user chooses the names: one
+// with a new line and an escape sequence is written escaped, on one line
+// (it split the line, and the escape reached whoever read the log).
+TEST_F(MigrateMountTest, TheLogWritesAFileNameWithoutItsControlCharacters) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string name = "odd\nname\x1b[2J";
+  MakeFile(name, Payload(200000, 6));
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease(name));
+  WaitStoreIdle();
+  const std::string vols = store_ + "/volumes/default", away = B("away");
+  std::filesystem::rename(vols, away);
+  MakeDirs(vols);
+  int fd = open(M(name).c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  char c;
+  EXPECT_EQ(pread(fd, &c, 1, 0), -1);
+  EXPECT_EQ(errno, EIO);
+  close(fd);
+  const std::string log = Slurp(log_);
+  EXPECT_TRUE(it::Contains(log, "odd\\nname\\033[2J")) << log;
+  EXPECT_FALSE(it::Contains(log, "\x1b")) << log;
+  EXPECT_FALSE(it::Contains(log, "odd\n")) << log;
+  std::filesystem::remove(vols);
+  std::filesystem::rename(away, vols);
+  Unmount();
+}
+
 TEST_F(MigrateMountTest, NonRootCallersGetEpermButMayQueryTheState) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   MakeFile("f", Payload(kMiB, 5));

@@ -313,6 +313,9 @@ int RunMount(const Invocation& inv) {
   std::unique_ptr<Store> store;
   std::unique_ptr<ImageFs> images;
   MountOptions opts = inv.opts;
+  std::string note;
+  ChooseXattrNamespace(&opts, &note);
+  if (!note.empty()) std::fprintf(stderr, "overtier: %s\n", note.c_str());
   // fuse_daemonize() changes to "/", and the migration service opens the
   // store again each time work starts: a relative store= would then name
   // another directory (or none), and every copy-up or archive fail.

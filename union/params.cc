@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -712,6 +713,23 @@ Status ValidateMountOptions(const MountOptions& opts, const std::string& mountpo
     layers.push_back(&work);
   }
   return CheckMountPoint(mountpoint, layers, opts.store.empty() ? nullptr : &store);
+}
+
+void ChooseXattrNamespace(MountOptions* opts, std::string* note) {
+  note->clear();
+  if (opts->userxattr || opts->read_only || opts->upperdir.empty()) return;
+  // The probe leaves nothing behind: removed at once, and a daemon killed
+  // in between leaves a name no reader looks at.
+  static constexpr char kProbe[] = "trusted.overtier.probe";
+  if (setxattr(opts->workdir.c_str(), kProbe, "", 0, 0) == 0) {
+    (void)removexattr(opts->workdir.c_str(), kProbe);
+    return;
+  }
+  if (errno != EPERM) return;
+  opts->userxattr = true;
+  *note = "the daemon (uid " + std::to_string(geteuid()) +
+          ") may not write trusted.* xattrs: the upper layer keeps its marks in user.overlay.* "
+          "(as with -o userxattr)";
 }
 
 uint32_t MapIdToInner(const std::vector<IdMapping>& map, uint32_t outer) {

@@ -195,6 +195,17 @@ Status ParseMountCommandLine(int argc, const char* const* argv, Invocation* inv)
 // act on.
 Status ValidateMountOptions(const MountOptions& opts, const std::string& mountpoint);
 
+// A writable union keeps its marks in trusted.overlay.* xattrs of the upper
+// layer, which only a process with CAP_SYS_ADMIN may write: a daemon
+// without it (a user's mount, a rootless container's mount_program) would
+// fail every copy-up with EPERM. So when opts asks for trusted.* (no
+// userxattr) and setting one on the work directory is refused with EPERM,
+// this switches opts to userxattr (user.overlay.*, as the kernel overlayfs
+// uses it in a user namespace and suggests when it meets the same refusal)
+// and says so in *note; otherwise it changes nothing and leaves *note
+// empty. Other errors (an upper without xattrs) are left to the mount.
+void ChooseXattrNamespace(MountOptions* opts, std::string* note);
+
 // Maps an id through the table (identity when empty). ToInner: disk id ->
 // id seen through the mount; ToOuter: the reverse. Unmapped ids become the
 // overflow id 65534.

@@ -4,6 +4,8 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -1216,6 +1218,54 @@ TEST_F(ValidateTest, UnreadableLowerdirForNonRoot) {
   Status s = ValidateMountOptions(o, Path("merged"));
   EXPECT_EQ(s.err(), EACCES);
   EXPECT_TRUE(HasSubstr(s.message(), "is not readable"));
+}
+
+// trusted.* xattrs need CAP_SYS_ADMIN: a daemon without it takes
+// user.overlay.* instead of failing every copy-up with EPERM.
+TEST_F(ValidateTest, ADaemonThatMayNotWriteTrustedXattrsTakesUserXattrs) {
+  if (geteuid() != 0) {
+    MountOptions o = Layout();
+    std::string note;
+    ChooseXattrNamespace(&o, &note);
+    EXPECT_TRUE(o.userxattr);
+    EXPECT_TRUE(HasSubstr(note, "user.overlay.*")) << note;
+    return;
+  }
+  // As nobody, in a child (the test runs as root).
+  MountOptions layout = Layout();
+  ASSERT_EQ(chmod(Path("").c_str(), 0755), 0);  // mkdtemp's 0700 would stop nobody first
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(10);
+    MountOptions o = layout;
+    std::string note;
+    ChooseXattrNamespace(&o, &note);
+    if (!o.userxattr) _exit(11);
+    if (note.find("uid 65534") == std::string::npos ||
+        note.find("user.overlay.*") == std::string::npos)
+      _exit(12);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+
+  // Root keeps trusted.*, and the probe leaves nothing on the work directory.
+  MountOptions o = Layout();
+  std::string note = "x";
+  ChooseXattrNamespace(&o, &note);
+  EXPECT_FALSE(o.userxattr);
+  EXPECT_EQ(note, "");
+  char v[8];
+  EXPECT_EQ(getxattr(o.workdir.c_str(), "trusted.overtier.probe", v, sizeof v), -1);
+  EXPECT_EQ(errno, ENODATA);
+  // Nothing to choose without an upper layer to write.
+  o = Layout();
+  o.read_only = true;
+  ChooseXattrNamespace(&o, &note);
+  EXPECT_FALSE(o.userxattr);
 }
 
 TEST_F(ValidateTest, MountpointProblems) {

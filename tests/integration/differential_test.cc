@@ -245,6 +245,14 @@ std::string Apply(const std::string& root, const Step& s, int index, Slots* slot
 // image lowers, whose mount has a store).
 bool g_archive_steps = false;
 
+// Whether some descriptor steps work on files without a name: a kSlotOpen
+// opens O_TMPFILE in the directory of its path instead, and a kSlotClose
+// first gives its file a name (linkat with AT_EMPTY_PATH, which names any
+// open file, not only a temporary one). Chosen by bits of Step::n that
+// nothing else reads, so the sequences stay what they were; off for the
+// regression sequences, which must run as when they were found.
+bool g_tmpfile_steps = false;
+
 // The times kUtimes sets; any other time (a write's, a creation's) shows
 // as "now": two runs minutes apart agree on it.
 const struct timespec kFixedTimes[] = {
@@ -515,6 +523,13 @@ std::string Apply(const std::string& root, const Step& s, int index, Slots* slot
     case Op::kSlotOpen: {
       int& fd = slots->fd[s.n % kSlots];
       if (fd >= 0) close(fd);
+      if (g_tmpfile_steps && (s.n >> 24) % 4 == 0) {
+        const size_t slash = s.a.rfind('/');
+        const std::string dir = slash == std::string::npos ? "" : s.a.substr(0, slash);
+        fd = open((root + "/" + dir).c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0640);
+        put(("open[" + std::to_string(s.n % kSlots) + "] tmpfile in /" + dir).c_str(), rc(fd));
+        break;
+      }
       const bool rw = (s.n >> 16) % 2 == 0;
       fd = open(a.c_str(), (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
       put(("open[" + std::to_string(s.n % kSlots) + "] " + s.a + (rw ? " rw" : " ro")).c_str(),
@@ -557,6 +572,10 @@ std::string Apply(const std::string& root, const Step& s, int index, Slots* slot
     }
     case Op::kSlotClose: {
       int& fd = slots->fd[s.n % kSlots];
+      if (g_tmpfile_steps && fd >= 0 && (s.n >> 24) % 2 == 0) {
+        put(("link[" + std::to_string(s.n % kSlots) + "] " + s.b).c_str(),
+            rc(linkat(fd, "", AT_FDCWD, (root + "/" + s.b).c_str(), AT_EMPTY_PATH)));
+      }
       put(("close[" + std::to_string(s.n % kSlots) + "]").c_str(), fd < 0 ? EBADF : rc(close(fd)));
       fd = -1;
       break;
@@ -690,9 +709,10 @@ class DifferentialTest : public UnionFsTest, public ::testing::WithParamInterfac
   enum class Lowers { kPlain, kPlainWithAStore, kImages };
 
   void Check(bool lower_hard_links, Lowers lowers = Lowers::kPlain) {
-    Check(GetParam(), OpsPerSeed(), lower_hard_links, lowers);
+    Check(GetParam(), OpsPerSeed(), lower_hard_links, lowers, /*tmpfiles=*/true);
   }
-  void Check(uint64_t seed, int ops, bool lower_hard_links, Lowers lowers) {
+  void Check(uint64_t seed, int ops, bool lower_hard_links, Lowers lowers, bool tmpfiles = false) {
+    g_tmpfile_steps = tmpfiles;
     ASSERT_NO_FATAL_FAILURE(MakeLowers(lower_hard_links));
     const std::vector<Step> steps = Sequence(seed, ops);
     MountConfig target_cfg = MountConfig::On(target());

@@ -327,10 +327,7 @@ TEST_F(MigrateMountTest, EioWhileContainersAreMissingThenSuccessAfterTheyAreBack
   const std::string data = Payload(4 * kMiB, 4);
   MakeFile("f", data);
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease("f"));
-  WaitStoreIdle();
-  const std::string vols = store_ + "/volumes/default", away = B("away");
-  std::filesystem::rename(vols, away);
-  MakeDirs(vols);
+  HideContainers();
   int fd = open(M("f").c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
   char c;
@@ -338,8 +335,7 @@ TEST_F(MigrateMountTest, EioWhileContainersAreMissingThenSuccessAfterTheyAreBack
   EXPECT_EQ(errno, EIO);
   EXPECT_TRUE(StateXattr(M("f")).starts_with("released")) << StateXattr(M("f"));
   WaitStoreIdle();
-  std::filesystem::remove(vols);
-  std::filesystem::rename(away, vols);
+  ShowContainers();
   std::string got(data.size(), '\0');
   EXPECT_EQ(pread(fd, got.data(), got.size(), 0), static_cast<ssize_t>(data.size()));
   EXPECT_TRUE(got == data);
@@ -355,22 +351,13 @@ TEST_F(MigrateMountTest, TheLogWritesAFileNameWithoutItsControlCharacters) {
   const std::string name = "odd\nname\x1b[2J";
   MakeFile(name, Payload(200000, 6));
   ASSERT_NO_FATAL_FAILURE(ArchiveRelease(name));
-  WaitStoreIdle();
-  const std::string vols = store_ + "/volumes/default", away = B("away");
-  std::filesystem::rename(vols, away);
-  MakeDirs(vols);
-  int fd = open(M(name).c_str(), O_RDONLY);
-  ASSERT_GE(fd, 0);
-  char c;
-  EXPECT_EQ(pread(fd, &c, 1, 0), -1);
-  EXPECT_EQ(errno, EIO);
-  close(fd);
+  HideContainers();
+  EXPECT_EQ(ReadErrno(M(name), 0), EIO);
   const std::string log = Slurp(log_);
   EXPECT_TRUE(it::Contains(log, "odd\\nname\\033[2J")) << log;
   EXPECT_FALSE(it::Contains(log, "\x1b")) << log;
   EXPECT_FALSE(it::Contains(log, "odd\n")) << log;
-  std::filesystem::remove(vols);
-  std::filesystem::rename(away, vols);
+  ShowContainers();
   Unmount();
 }
 

@@ -132,6 +132,29 @@ class MigrateMountTest : public it::MountFixture {
   // The daemon closes its writable store when idle: wait for it (its
   // container files are then closed too).
   void WaitStoreIdle() { std::this_thread::sleep_for(std::chrono::milliseconds(1800)); }
+
+  // Takes the store's containers away (once the daemon closed them), so
+  // that restores fail; ShowContainers puts them back.
+  void HideContainers() {
+    WaitStoreIdle();
+    std::filesystem::rename(store_ + "/volumes/default", B("away"));
+    MakeDirs(store_ + "/volumes/default");
+  }
+  void ShowContainers() {
+    std::filesystem::remove(store_ + "/volumes/default");
+    std::filesystem::rename(B("away"), store_ + "/volumes/default");
+  }
+
+  // The errno of a 1-byte pread of path at off through a new descriptor
+  // (0 if it read).
+  static int ReadErrno(const std::string& path, off_t off) {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    char c;
+    const int e = pread(fd, &c, 1, off) < 0 ? errno : 0;
+    close(fd);
+    return e;
+  }
 };
 
 }  // namespace

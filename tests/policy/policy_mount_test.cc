@@ -222,6 +222,24 @@ class PolicyTest : public it::MountFixture {
     return m;
   }
 
+  // Mounts with a periodic policy that archives files of 100 KiB or more,
+  // writes one ("a", Payload seed `seed`), and waits until the daemon's run
+  // holds at its first file; the run goes on once *hold is removed.
+  void MountWithARunHeld(int seed, std::string* hold) {
+    const std::string rules = Rules("archive size>=100K\n");
+    const std::string pause = B("pause");
+    MakeDirs(pause);
+    *hold = pause + "/policy-file.hold";
+    WriteFile(*hold, "");
+    ASSERT_NO_FATAL_FAILURE(
+        Mount("policy=" + rules + ",policy_interval=1",
+              {"OVERTIER_PAUSE_AT=policy-file", "OVERTIER_PAUSE_DIR=" + pause}));
+    WriteFile(M("a"), Payload(300000, seed));
+    ASSERT_TRUE(PollUntil([&] { return std::filesystem::exists(pause + "/policy-file.reached"); },
+                          std::chrono::seconds(20)))
+        << Slurp(log_);
+  }
+
   std::string tmpfs_;
   bool tmpfs_mounted_ = false;
   int rules_n_ = 0;
@@ -527,20 +545,12 @@ TEST_F(PolicyTest, PeriodicModeInTheDaemon) {
 // still succeeds (the run walks its own detached clone of the mount), and
 // the daemon ends the run and exits once it notices.
 TEST_F(PolicyTest, AnUnmountDuringAPeriodicRunSucceeds) {
-  const std::string rules = Rules("archive size>=100K\n");
-  const std::string pause = B("pause");
-  MakeDirs(pause);
-  WriteFile(pause + "/policy-file.hold", "");
-  ASSERT_NO_FATAL_FAILURE(Mount("policy=" + rules + ",policy_interval=1",
-                                {"OVERTIER_PAUSE_AT=policy-file", "OVERTIER_PAUSE_DIR=" + pause}));
-  WriteFile(M("a"), Payload(300000, 24));
-  ASSERT_TRUE(PollUntil([&] { return std::filesystem::exists(pause + "/policy-file.reached"); },
-                        std::chrono::seconds(20)))
-      << Slurp(log_);
+  std::string hold;
+  ASSERT_NO_FATAL_FAILURE(MountWithARunHeld(24, &hold));
   Result r = RunArgs({"fusermount3", "-u", mnt_});
   EXPECT_EQ(r.rc, 0) << Describe(r);
   EXPECT_FALSE(IsMountPoint());
-  std::filesystem::remove(pause + "/policy-file.hold");
+  std::filesystem::remove(hold);
   EXPECT_TRUE(PollUntil([&] { return daemon_.Exited(); }, std::chrono::seconds(20)))
       << "the daemon did not exit after the unmount\n"
       << Slurp(log_);
@@ -561,16 +571,8 @@ TEST_F(PolicyTest, APeriodicRunPinsNoOtherMount) {
     std::string path;
     ~Detach() { umount2(path.c_str(), MNT_DETACH); }
   } detach{other};
-  const std::string rules = Rules("archive size>=100K\n");
-  const std::string pause = B("pause");
-  MakeDirs(pause);
-  WriteFile(pause + "/policy-file.hold", "");
-  ASSERT_NO_FATAL_FAILURE(Mount("policy=" + rules + ",policy_interval=1",
-                                {"OVERTIER_PAUSE_AT=policy-file", "OVERTIER_PAUSE_DIR=" + pause}));
-  WriteFile(M("a"), Payload(300000, 25));
-  ASSERT_TRUE(PollUntil([&] { return std::filesystem::exists(pause + "/policy-file.reached"); },
-                        std::chrono::seconds(20)))
-      << Slurp(log_);
+  std::string hold;
+  ASSERT_NO_FATAL_FAILURE(MountWithARunHeld(25, &hold));
   ASSERT_EQ(umount2(other.c_str(), 0), 0) << strerror(errno);
   // Every thread of the daemon, the run's included, sees it gone.
   const std::string tasks = "/proc/" + std::to_string(DaemonPid()) + "/task";
@@ -581,7 +583,7 @@ TEST_F(PolicyTest, APeriodicRunPinsNoOtherMount) {
     EXPECT_FALSE(Contains(info, " " + other + " ")) << t.path() << " still has " << other;
   }
   EXPECT_GT(threads, 1u);
-  std::filesystem::remove(pause + "/policy-file.hold");
+  std::filesystem::remove(hold);
   // The run goes on and finishes its work.
   EXPECT_TRUE(PollUntil([&] { return StateOf("a") == "archived"; }, std::chrono::seconds(20)))
       << Slurp(log_);

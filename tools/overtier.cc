@@ -6,6 +6,8 @@
 //   overtier archive|release|restore|status|ls (the migration tier)
 //   overtier policy run|check                  (its policy engine)
 //   overtier --version | --help
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string_view>
@@ -102,12 +104,32 @@ int Dispatch(int argc, char** argv, int* status) {
   return 1;
 }
 
+// `overtier statsu f`: a first word that is no command, no option and no
+// directory, on a command line without -o, is a command mistyped; the
+// mount parser would only say that lowerdir= is missing.
+bool LooksLikeAMistypedCommand(int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-' || std::strchr(argv[1], '/') != nullptr ||
+      std::strcmp(argv[1], "mount") == 0)
+    return false;
+  for (int i = 1; i < argc; ++i)
+    if (std::strncmp(argv[i], "-o", 2) == 0 || std::strcmp(argv[i], "--options") == 0) return false;
+  struct stat st;
+  return stat(argv[1], &st) != 0 || !S_ISDIR(st.st_mode);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int status = 0;
   if (Dispatch(argc, argv, &status)) return status;
 
+  if (LooksLikeAMistypedCommand(argc, argv)) {
+    std::fprintf(stderr,
+                 "overtier: unknown command '%s' (commands: mount, store, image, gc, fsck, "
+                 "archive, release, restore, status, ls, policy; a mount needs -o lowerdir=...)\n",
+                 overtier::cli::MessageSafe(argv[1]).c_str());
+    return 2;
+  }
   using overtier::Invocation;
   Invocation inv;
   overtier::Status s = overtier::ParseMountCommandLine(argc, argv, &inv);

@@ -195,6 +195,18 @@ TEST_F(DaemonTest, BadInputExitsTwoWithNothingMounted) {
   EXPECT_EQ(Mount(), 2) << "a second mount on a mounted mount point must be refused";
 }
 
+// A mistyped command is named as one, not taken for a mount point that
+// lacks options; a mount point without options still hears what it lacks.
+TEST_F(DaemonTest, AMistypedCommandIsNamedAsOne) {
+  const std::string log = dir_ + "/cmd.log";
+  EXPECT_EQ(RunCmd({bin_, "statsu", mnt_ + "/f"}, log), 2);
+  EXPECT_NE(Slurp(log).find("unknown command 'statsu'"), std::string::npos) << Slurp(log);
+  EXPECT_EQ(RunCmd({bin_, mnt_}, log), 2);
+  EXPECT_NE(Slurp(log).find("missing lowerdir="), std::string::npos) << Slurp(log);
+  EXPECT_EQ(RunCmd({bin_, "mount"}, log), 2);
+  EXPECT_NE(Slurp(log).find("missing mount point"), std::string::npos) << Slurp(log);
+}
+
 // One mount at a time per upper (and work) directory, as the kernel
 // overlayfs with index=on: a second one, elsewhere, is refused (exit 2,
 // nothing mounted, after waiting a few seconds for a daemon that may be

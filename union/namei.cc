@@ -492,6 +492,7 @@ Status UnionFs::Lookup(const Ctx&, Node* parent, std::string_view name, Entry* o
     out->node = p;
     return StatNode(p, &out->attr);
   }
+  prefetch_.Noted(parent, [&] { return PrefetchDirs(parent); });
   LookupResult r;
   OVT_RETURN_IF_ERROR(LookupReal(parent, name, &r));
   if (!r.found) return Status::Errno(ENOENT);
@@ -525,6 +526,28 @@ Status UnionFs::Lookup(const Ctx&, Node* parent, std::string_view name, Entry* o
   }
   nodes_.MaybeEvict();
   return Status::OK();
+}
+
+std::vector<int> UnionFs::PrefetchDirs(Node* dir) {
+  std::vector<int> fds;
+  std::vector<LowerSearch> lowers;
+  FdPtr upper;
+  {
+    std::lock_guard<std::mutex> g(dir->mu);
+    if (dir->upper.valid() && !nodes_.FdLocked(dir, &dir->upper, &upper).ok()) upper.reset();
+    if (!LowerSearchLocked(dir, &lowers).ok()) lowers.clear();
+  }
+  // Descriptions of their own: the cached descriptors' offsets stay put.
+  auto reopen = [&](const FdPtr& f) {
+    if (!f) return;
+    int fd = openat(f->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) fds.push_back(fd);
+  };
+  reopen(upper);
+  for (const LowerSearch& d : lowers) {
+    if (d.tree == nullptr) reopen(d.fd);  // an image's tree answers from memory
+  }
+  return fds;
 }
 
 Status UnionFs::LowerHasName(Node* parent, std::string_view name_sv, bool* has) {

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "overtier/status.h"
+#include "union/dir_prefetch.h"
 #include "union/inode.h"
 #include "union/layer.h"
 #include "union/overlay_format.h"
@@ -320,6 +321,11 @@ class UnionFs {
   MountOptions opts_;
   std::unique_ptr<LayerSet> layers_;
   NodeTable nodes_;
+  // Stats a directory's real entries ahead of a run of lookups in it
+  // (dir_prefetch.h); its thread stops before nodes_ and the layers go.
+  DirPrefetcher prefetch_;
+  // Fresh descriptors of dir's real directories, for prefetch_.
+  std::vector<int> PrefetchDirs(Node* dir);
   XattrNames xn_;
   bool read_only_;
   bool sync_;  // fsync copy-ups and honour fsync (off with volatile)

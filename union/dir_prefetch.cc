@@ -26,15 +26,24 @@ void DirPrefetcher::Noted(const void* key, const std::function<std::vector<int>(
   const auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard<std::mutex> l(mu_);
-    // Forget old directories now and then: the map holds recent ones only.
-    if (seen_.size() > 4096) {
+    // Forget old directories, at most once per window (a walk of a large
+    // tree meets thousands of directories a second: a sweep per lookup
+    // would cost more than the lookup); past twice the bound, all of them
+    // when a new one comes (a count lost only delays a prefetch).
+    if (seen_.size() > kMaxSeen && now - last_sweep_ > kWindow) {
+      last_sweep_ = now;
       for (auto it = seen_.begin(); it != seen_.end();) {
         const bool old = now - it->second.since > kWindow &&
                          (!it->second.ran || now - it->second.last_run > kRepeat);
         it = old ? seen_.erase(it) : std::next(it);
       }
     }
-    Seen& s = seen_[key];
+    auto found = seen_.find(key);
+    if (found == seen_.end()) {
+      if (seen_.size() > 2 * kMaxSeen) seen_.clear();
+      found = seen_.emplace(key, Seen{}).first;
+    }
+    Seen& s = found->second;
     if (s.count == 0 || now - s.since > kWindow) {
       s.count = 0;
       s.since = now;

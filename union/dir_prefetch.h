@@ -37,6 +37,7 @@ class DirPrefetcher {
   static constexpr std::chrono::seconds kRepeat{30};
   static constexpr int kProbe = 64;
   static constexpr size_t kMaxEntries = 1 << 20;
+  static constexpr size_t kMaxSeen = 4096;  // directories counted at once
 
   DirPrefetcher();
   ~DirPrefetcher();  // stops the thread, closes what it still holds
@@ -69,6 +70,7 @@ class DirPrefetcher {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::unordered_map<const void*, Seen> seen_;
+  std::chrono::steady_clock::time_point last_sweep_{};
   std::deque<std::vector<int>> queue_;
   bool busy_ = false;
   bool stop_ = false;

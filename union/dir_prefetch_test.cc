@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -59,6 +61,23 @@ TEST_F(DirPrefetcherTest, ARunOfLookupsWarmsTheDirectoryOnce) {
   for (int i = 0; i < DirPrefetcher::kTrigger; ++i) p.Noted(&other, Opener());
   p.Drain();
   EXPECT_EQ(opened_, 2);
+}
+
+// A walk of a large tree meets many directories a few lookups each: the
+// counts stay bounded and a run in one directory still triggers.
+TEST_F(DirPrefetcherTest, ManyDirectoriesKeepTheCountsBounded) {
+  DirPrefetcher p;
+  std::vector<char> keys(10 * DirPrefetcher::kMaxSeen);
+  const auto start = std::chrono::steady_clock::now();
+  for (char& k : keys)
+    for (int i = 0; i < 3; ++i) p.Noted(&k, Opener());
+  const auto spent = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(spent, std::chrono::seconds(1)) << "a sweep per lookup";
+  EXPECT_EQ(opened_, 0);
+  const int key = 0;
+  for (int i = 0; i < DirPrefetcher::kTrigger; ++i) p.Noted(&key, Opener());
+  p.Drain();
+  EXPECT_EQ(opened_, 1);
 }
 
 TEST_F(DirPrefetcherTest, NothingToOpenIsNoRun) {

@@ -12,9 +12,9 @@
 #include <cstring>
 #include <string_view>
 
+#include "overtier/printable.h"
 #include "src/daemon.h"
 #include "tools/cli.h"
-#include "tools/shown_name.h"
 #include "union/params.h"
 
 namespace {
@@ -99,7 +99,7 @@ int Dispatch(int argc, char** argv, int* status) {
     }
   }
   std::fprintf(stderr, "overtier image: unknown subcommand '%s'\n",
-               overtier::cli::MessageSafe(argv[2]).c_str());
+               overtier::MessageSafe(argv[2]).c_str());
   *status = 2;
   return 1;
 }
@@ -127,15 +127,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "overtier: unknown command '%s' (commands: mount, store, image, gc, fsck, "
                  "archive, release, restore, status, ls, policy; a mount needs -o lowerdir=...)\n",
-                 overtier::cli::MessageSafe(argv[1]).c_str());
+                 overtier::MessageSafe(argv[1]).c_str());
     return 2;
   }
   using overtier::Invocation;
   Invocation inv;
   overtier::Status s = overtier::ParseMountCommandLine(argc, argv, &inv);
   if (!s.ok()) {
-    std::fprintf(stderr, "overtier: %s\n%s", overtier::cli::MessageSafe(s.message()).c_str(),
-                 kUsage);
+    std::fprintf(stderr, "overtier: %s\n%s", overtier::MessageSafe(s.message()).c_str(), kUsage);
     return 2;
   }
   if (inv.show_version) {

@@ -33,9 +33,6 @@ std::string ShownName(std::string_view name, bool terminal);
 // Whether stdout is a terminal (read once).
 bool StdoutIsTerminal();
 
-// include/overtier/printable.h, for the tool's messages.
-using overtier::MessageSafe;
-
 }  // namespace overtier::cli
 
 #endif  // OVERTIER_TOOLS_SHOWN_NAME_H_

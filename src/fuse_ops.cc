@@ -1375,8 +1375,11 @@ int ServeFuse(UnionFs* fs, const Invocation& inv, const std::function<void()>& a
   std::string mopts =
       "default_permissions,fsname=" + (o.fsname.empty() ? std::string("overtier") : o.fsname) +
       ",subtype=overtier";
-  if (o.allow_other) mopts += ",allow_other";
-  if (o.allow_root) mopts += ",allow_root";
+  if (AllowsOtherUsers(o, geteuid())) {
+    mopts += ",allow_other";
+  } else if (o.allow_root) {
+    mopts += ",allow_root";
+  }
   if (fs->read_only()) mopts += ",ro";
   if (geteuid() == 0) {
     mopts += o.suid ? ",suid" : ",nosuid";

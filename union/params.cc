@@ -207,7 +207,16 @@ constexpr FlagOption kFlagOptions[] = {
     {"volatile", [](MountOptions* o) { o->is_volatile = true; }},
     {"ro", [](MountOptions* o) { o->read_only = true; }},
     {"rw", [](MountOptions* o) { o->read_only = false; }},
-    {"allow_other", [](MountOptions* o) { o->allow_other = true; }},
+    {"allow_other",
+     [](MountOptions* o) {
+       o->allow_other = true;
+       o->owner_only = false;
+     }},
+    {"noallow_other",
+     [](MountOptions* o) {
+       o->allow_other = false;
+       o->owner_only = true;
+     }},
     {"allow_root", [](MountOptions* o) { o->allow_root = true; }},
     {"default_permissions", [](MountOptions* o) { o->default_permissions = true; }},
     {"acl", [](MountOptions* o) { o->acl = true; }},

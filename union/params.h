@@ -10,6 +10,8 @@
 #ifndef OVERTIER_UNION_PARAMS_H_
 #define OVERTIER_UNION_PARAMS_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -76,8 +78,9 @@ struct MountOptions {
   std::string workdir;              // required iff upperdir is set
   bool is_volatile = false;         // "volatile": skip fsync (like overlayfs)
   bool read_only = false;           // "ro"
-  bool allow_other = false;         // "allow_other" (containers need it)
+  bool allow_other = false;         // "allow_other": see AllowsOtherUsers
   bool allow_root = false;          // "allow_root"
+  bool owner_only = false;          // "noallow_other": see AllowsOtherUsers
   bool default_permissions = true;  // kernel permission checks; always on
   bool userxattr = false;           // overlay xattrs in user.overlay.*
   bool suid = true;                 // "suid"/"nosuid" (root default: suid)
@@ -152,6 +155,20 @@ struct MountOptions {
   // so the daemon can log that it ignored them.
   std::vector<std::string> ignored;
 };
+
+// Whether users other than the daemon's may use the mount (FUSE's
+// allow_other). Asked for, or by default when the daemon runs as root, as
+// fuse-overlayfs does: containers/storage never passes allow_other, yet a
+// container's processes that are not root (`podman run --user 1000`) must
+// reach its root file system, and any user may enter a kernel overlayfs.
+// default_permissions is always on, so the kernel checks every user's
+// access against the modes and ACLs as on a disk. "noallow_other" keeps a
+// root mount to root; "allow_root" (root and the owner) also takes the
+// place of the default, since FUSE takes one of the two.
+inline bool AllowsOtherUsers(const MountOptions& o, uid_t euid) {
+  if (o.allow_other) return true;
+  return euid == 0 && !o.allow_root && !o.owner_only;
+}
 
 // Whether the FUSE connection asks for the kernel's writeback cache.
 inline bool UsesWritebackCache(const MountOptions& o) {

@@ -409,6 +409,23 @@ TEST(ParseOptions, FlagOptions) {
   EXPECT_TRUE(o.exec);
 }
 
+// containers/storage never passes allow_other: a root daemon lets other
+// users in by itself (fuse-overlayfs does too), unless told not to.
+TEST(ParseOptions, OtherUsersEnterARootMountUnlessToldNot) {
+  MountOptions o;
+  EXPECT_TRUE(AllowsOtherUsers(o, 0));
+  EXPECT_FALSE(AllowsOtherUsers(o, 1000)) << "a user's mount needs allow_other asked";
+  ASSERT_TRUE(ParseOpt("noallow_other", &o).ok());
+  EXPECT_FALSE(AllowsOtherUsers(o, 0));
+  ASSERT_TRUE(ParseOpt("allow_other", &o).ok()) << "the later option wins";
+  EXPECT_TRUE(AllowsOtherUsers(o, 0));
+  EXPECT_TRUE(AllowsOtherUsers(o, 1000));
+
+  MountOptions root_only;
+  ASSERT_TRUE(ParseOpt("allow_root", &root_only).ok());
+  EXPECT_FALSE(AllowsOtherUsers(root_only, 0)) << "allow_root asked instead";
+}
+
 TEST(ParseOptions, NoaclTurnsAclEnforcementOff) {
   MountOptions o;
   ASSERT_TRUE(ParseOpt("lowerdir=/a,noacl", &o).ok());

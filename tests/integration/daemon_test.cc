@@ -4,6 +4,7 @@
 // suites run the daemon in the foreground, which does not exercise the
 // fork (threads started before it would be lost, for instance).
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/mount.h>
@@ -20,6 +21,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -38,6 +40,28 @@ std::string Slurp(const std::string& path) {
 
 bool Mounted(const std::string& mnt) {
   return Slurp("/proc/self/mountinfo").find(" " + mnt + " ") != std::string::npos;
+}
+
+// Runs fn in a child as nobody:nogroup, with no supplementary groups;
+// returns what fn returns (an errno, 0 for success), 125 if the switch
+// failed.
+int AsNobody(const std::function<int()>& fn) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(125);
+    _exit(fn());
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+// 0 if path opens with flags (and closes), else errno.
+int OpenErrno(const std::string& path, int flags) {
+  int fd = open(path.c_str(), flags | O_CLOEXEC, 0644);
+  if (fd < 0) return errno;
+  close(fd);
+  return 0;
 }
 
 // Processes whose command line mentions the test directory.
@@ -111,11 +135,11 @@ class DaemonTest : public ::testing::Test {
     for (int i = 0; i < 200 && DaemonsFor(dir_) > 0; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  int Mount() {
-    return RunCmd(
-        {bin_, "-o",
-         "lowerdir=" + dir_ + "/lower,upperdir=" + dir_ + "/upper,workdir=" + dir_ + "/work",
-         mnt_});
+  int Mount(const std::string& extra = "") {
+    return RunCmd({bin_, "-o",
+                   "lowerdir=" + dir_ + "/lower,upperdir=" + dir_ + "/upper,workdir=" + dir_ +
+                       "/work" + extra,
+                   mnt_});
   }
 
   std::string bin_, dir_, mnt_;
@@ -205,6 +229,37 @@ TEST_F(DaemonTest, AMistypedCommandIsNamedAsOne) {
   EXPECT_NE(Slurp(log).find("missing lowerdir="), std::string::npos) << Slurp(log);
   EXPECT_EQ(RunCmd({bin_, "mount"}, log), 2);
   EXPECT_NE(Slurp(log).find("missing mount point"), std::string::npos) << Slurp(log);
+}
+
+// containers/storage passes no allow_other, yet a container's processes
+// that are not root use its root file system (`podman run --user 1000`):
+// a daemon running as root lets other users in, as fuse-overlayfs and the
+// kernel overlayfs do, and the kernel checks their access against the
+// modes (default_permissions). noallow_other keeps the mount to root.
+TEST_F(DaemonTest, OtherUsersUseARootMountWithTheirOwnPermissions) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  ASSERT_EQ(chmod(dir_.c_str(), 0755), 0);
+  std::ofstream(dir_ + "/lower/public") << "for everyone";
+  std::ofstream(dir_ + "/lower/secret") << "for root";
+  ASSERT_EQ(chmod((dir_ + "/lower/secret").c_str(), 0600), 0);
+  ASSERT_EQ(mkdir((dir_ + "/lower/shared").c_str(), 0777), 0);
+  ASSERT_EQ(chmod((dir_ + "/lower/shared").c_str(), 0777), 0);
+
+  ASSERT_EQ(Mount(), 0);
+  EXPECT_NE(Slurp("/proc/self/mountinfo").find("allow_other"), std::string::npos);
+  EXPECT_EQ(AsNobody([&] { return OpenErrno(mnt_ + "/public", O_RDONLY); }), 0);
+  EXPECT_EQ(AsNobody([&] { return OpenErrno(mnt_ + "/secret", O_RDONLY); }), EACCES);
+  EXPECT_EQ(AsNobody([&] { return OpenErrno(mnt_ + "/public", O_WRONLY); }), EACCES);
+  EXPECT_EQ(AsNobody([&] { return OpenErrno(mnt_ + "/shared/mine", O_WRONLY | O_CREAT); }), 0);
+  struct stat st {};
+  ASSERT_EQ(lstat((dir_ + "/upper/shared/mine").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 65534u) << "the new file belongs to its creator";
+
+  ASSERT_EQ(RunCmd({"/bin/fusermount3", "-u", mnt_}), 0);
+  WaitNoDaemon();
+  ASSERT_EQ(Mount(",noallow_other"), 0);
+  EXPECT_EQ(AsNobody([&] { return OpenErrno(mnt_ + "/public", O_RDONLY); }), EACCES);
+  EXPECT_EQ(OpenErrno(mnt_ + "/public", O_RDONLY), 0) << "root still uses it";
 }
 
 // One mount at a time per upper (and work) directory, as the kernel

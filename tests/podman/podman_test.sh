@@ -63,6 +63,14 @@ out=$("${P[@]}" run "${R[@]}" localhost/ovt-bb:1 /bin/sh -c \
 expected=$'from the image\nnew\nfrom the image\nchanged\n0'
 [ "$out" = "$expected" ] || fail "run --rm: got [$out], expected [$expected]"
 
+# A process that is not root inside the container (podman run --user):
+# containers/storage passes no allow_other, so the daemon must let other
+# users in by itself, and the modes still hold for them.
+out=$("${P[@]}" run "${R[@]}" --user 1000:1000 localhost/ovt-bb:1 /bin/sh -c \
+  'cat /etc/motd; { echo x > /etc/motd; } 2>/dev/null && echo wrote-motd || echo motd-refused')
+expected=$'from the image\nmotd-refused'
+[ "$out" = "$expected" ] || fail "run --user 1000: got [$out], expected [$expected]"
+
 "${P[@]}" run --name kept --network none --ulimit nofile=1024:1024 --ulimit nproc=1000:1000 \
   localhost/ovt-bb:1 /bin/sh -c 'echo kept > /data/new; echo changed >> /etc/motd; rm /data/old' >/dev/null
 # The change becomes a layer (the upper, with its whiteout), then an image.

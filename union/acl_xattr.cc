@@ -4,7 +4,7 @@
 namespace overtier {
 
 Status MapAclIds(std::string* value, const std::vector<IdMapping>& uidmap,
-                 const std::vector<IdMapping>& gidmap, bool to_inner) {
+                 const std::vector<IdMapping>& gidmap, bool to_mount) {
   std::vector<PosixAclEntry> entries;
   if (!ParsePosixAclXattr(*value, &entries))
     return Status::Errno(EINVAL, "not a POSIX ACL xattr value");
@@ -13,7 +13,7 @@ Status MapAclIds(std::string* value, const std::vector<IdMapping>& uidmap,
     const std::vector<IdMapping>* map = e.tag == kAclUser    ? &uidmap
                                         : e.tag == kAclGroup ? &gidmap
                                                              : nullptr;
-    if (map != nullptr) e.id = to_inner ? MapIdToInner(*map, e.id) : MapIdToOuter(*map, e.id);
+    if (map != nullptr) e.id = to_mount ? MapIdToMount(*map, e.id) : MapIdToDisk(*map, e.id);
   }
   *value = PosixAclXattrValue(entries);
   return Status::OK();

@@ -21,11 +21,11 @@ namespace overtier {
 
 // Maps the user and group ids of the ACL entries in *value (the kernel's
 // xattr form, overtier/posix_acl_xattr.h) through
-// uidmap/gidmap: to_inner maps disk ids to ids seen through the mount,
-// else the reverse (MapIdToInner/MapIdToOuter). A value that is not of
+// uidmap/gidmap: to_mount maps disk ids to ids seen through the mount,
+// else the reverse (MapIdToMount/MapIdToDisk). A value that is not of
 // that form is EINVAL and stays untouched.
 Status MapAclIds(std::string* value, const std::vector<IdMapping>& uidmap,
-                 const std::vector<IdMapping>& gidmap, bool to_inner);
+                 const std::vector<IdMapping>& gidmap, bool to_mount);
 
 }  // namespace overtier
 

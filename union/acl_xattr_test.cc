@@ -43,45 +43,46 @@ std::vector<AclEntry> Sample(uint32_t user, uint32_t group) {
           {ACL_GROUP, 6, group},         {ACL_MASK, 6, kUndefined}, {ACL_OTHER, 0, kUndefined}};
 }
 
-// uidmapping=0:100000:65536, gidmapping=0:200000:65536
-const std::vector<IdMapping> kUids = {{0, 100000, 65536}};
-const std::vector<IdMapping> kGids = {{0, 200000, 65536}};
+// uidmapping=100000:0:65536, gidmapping=200000:0:65536: disk ids 100000..
+// and 200000.. are 0.. through the mount.
+const std::vector<IdMapping> kUids = {{100000, 0, 65536}};
+const std::vector<IdMapping> kGids = {{200000, 0, 65536}};
 
-TEST(MapAclIds, ToInnerMapsUserAndGroupEntriesOnly) {
+TEST(MapAclIds, ToMountMapsUserAndGroupEntriesOnly) {
   std::string v = Encode(Sample(101000, 201234));
-  ASSERT_TRUE(MapAclIds(&v, kUids, kGids, /*to_inner=*/true).ok());
+  ASSERT_TRUE(MapAclIds(&v, kUids, kGids, /*to_mount=*/true).ok());
   EXPECT_EQ(v, Encode(Sample(1000, 1234)));
 }
 
-TEST(MapAclIds, ToOuterIsTheReverse) {
+TEST(MapAclIds, ToDiskIsTheReverse) {
   std::string v = Encode(Sample(1000, 1234));
-  ASSERT_TRUE(MapAclIds(&v, kUids, kGids, /*to_inner=*/false).ok());
+  ASSERT_TRUE(MapAclIds(&v, kUids, kGids, /*to_mount=*/false).ok());
   EXPECT_EQ(v, Encode(Sample(101000, 201234)));
 }
 
 TEST(MapAclIds, UidsAndGidsUseTheirOwnTable) {
   // Same number in a user and a group entry: each through its own map.
   std::string v = Encode({{ACL_USER, 7, 5}, {ACL_GROUP, 7, 5}});
-  ASSERT_TRUE(MapAclIds(&v, kUids, {{0, 300000, 10}}, /*to_inner=*/false).ok());
+  ASSERT_TRUE(MapAclIds(&v, kUids, {{300000, 0, 10}}, /*to_mount=*/false).ok());
   EXPECT_EQ(v, Encode({{ACL_USER, 7, 100005}, {ACL_GROUP, 7, 300005}}));
 }
 
 TEST(MapAclIds, UnmappedIdsBecomeTheOverflowId) {
   std::string v = Encode(Sample(42, 43));  // below both ranges
-  ASSERT_TRUE(MapAclIds(&v, kUids, kGids, /*to_inner=*/true).ok());
+  ASSERT_TRUE(MapAclIds(&v, kUids, kGids, /*to_mount=*/true).ok());
   EXPECT_EQ(v, Encode(Sample(65534, 65534)));
 }
 
 TEST(MapAclIds, NoMappingLeavesTheValueAlone) {
   const std::string orig = Encode(Sample(1000, 1234));
   std::string v = orig;
-  ASSERT_TRUE(MapAclIds(&v, {}, {}, /*to_inner=*/true).ok());
+  ASSERT_TRUE(MapAclIds(&v, {}, {}, /*to_mount=*/true).ok());
   EXPECT_EQ(v, orig);
 }
 
 TEST(MapAclIds, OnlyTheMappedKindChangesWhenOneTableIsEmpty) {
   std::string v = Encode(Sample(1000, 1234));
-  ASSERT_TRUE(MapAclIds(&v, kUids, {}, /*to_inner=*/false).ok());
+  ASSERT_TRUE(MapAclIds(&v, kUids, {}, /*to_mount=*/false).ok());
   EXPECT_EQ(v, Encode(Sample(101000, 1234)));
 }
 
@@ -90,7 +91,7 @@ TEST(MapAclIds, MalformedValuesAreRejectedUntouched) {
                           Encode(Sample(1, 2)) + "x",  // not whole entries
                           Encode(Sample(1, 2), 1)}) {  // wrong version
     const std::string orig = bad;
-    Status s = MapAclIds(&bad, kUids, kGids, /*to_inner=*/true);
+    Status s = MapAclIds(&bad, kUids, kGids, /*to_mount=*/true);
     EXPECT_EQ(s.err(), EINVAL) << bad.size() << " bytes";
     EXPECT_EQ(bad, orig);
   }
@@ -98,7 +99,7 @@ TEST(MapAclIds, MalformedValuesAreRejectedUntouched) {
 
 TEST(MapAclIds, HeaderOnlyIsAnEmptyAcl) {
   std::string v = Encode({});
-  EXPECT_TRUE(MapAclIds(&v, kUids, kGids, /*to_inner=*/true).ok());
+  EXPECT_TRUE(MapAclIds(&v, kUids, kGids, /*to_mount=*/true).ok());
   EXPECT_EQ(v, Encode({}));
 }
 

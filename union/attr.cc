@@ -18,8 +18,8 @@ namespace overtier {
 
 void UnionFs::FixupAttr(Node* node, struct stat* st) {
   st->st_ino = node->key;
-  st->st_uid = MapIdToInner(opts_.uidmap, st->st_uid);
-  st->st_gid = MapIdToInner(opts_.gidmap, st->st_gid);
+  st->st_uid = MapIdToMount(opts_.uidmap, st->st_uid);
+  st->st_gid = MapIdToMount(opts_.gidmap, st->st_gid);
 }
 
 namespace {
@@ -148,8 +148,8 @@ Status UnionFs::SetAttr(const Ctx& ctx, Node* node, const SetAttrRequest& req, O
   OVT_RETURN_IF_ERROR(nodes_.Fd(node, &Node::upper, &fd));
   ProcPath pp(fd->get());
   if (req.uid || req.gid) {
-    uid_t uid = req.uid ? MapIdToOuter(opts_.uidmap, req.values.st_uid) : static_cast<uid_t>(-1);
-    gid_t gid = req.gid ? MapIdToOuter(opts_.gidmap, req.values.st_gid) : static_cast<gid_t>(-1);
+    uid_t uid = req.uid ? MapIdToDisk(opts_.uidmap, req.values.st_uid) : static_cast<uid_t>(-1);
+    gid_t gid = req.gid ? MapIdToDisk(opts_.gidmap, req.values.st_gid) : static_cast<gid_t>(-1);
     if (fchownat(fd->get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
       return Status::FromErrno();
   }

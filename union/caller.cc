@@ -18,7 +18,7 @@ bool CallerCreds::InGroup(gid_t gid) const {
 
 CallerCreds ReadCallerCreds(const Ctx& ctx, const std::vector<IdMapping>& gidmap) {
   CallerCreds c;
-  c.groups.push_back(MapIdToOuter(gidmap, ctx.gid));
+  c.groups.push_back(MapIdToDisk(gidmap, ctx.gid));
   std::ifstream in;
   if (ctx.pid > 0) in.open("/proc/" + std::to_string(ctx.pid) + "/status");
   if (!in.is_open()) {
@@ -31,7 +31,7 @@ CallerCreds ReadCallerCreds(const Ctx& ctx, const std::vector<IdMapping>& gidmap
     if (line.starts_with("Groups:")) {
       std::istringstream groups(line.substr(7));
       uint32_t g;
-      while (groups >> g) c.groups.push_back(MapIdToOuter(gidmap, g));
+      while (groups >> g) c.groups.push_back(MapIdToDisk(gidmap, g));
     } else if (line.starts_with("CapEff:")) {
       uint64_t caps = std::strtoull(line.c_str() + 7, nullptr, 16);
       c.cap_fsetid = (caps & (uint64_t{1} << kCapFsetid)) != 0;
@@ -41,7 +41,7 @@ CallerCreds ReadCallerCreds(const Ctx& ctx, const std::vector<IdMapping>& gidmap
 }
 
 bool CallerInGroupOrCapable(const Ctx& ctx, const std::vector<IdMapping>& gidmap, gid_t gid) {
-  if (MapIdToOuter(gidmap, ctx.gid) == gid) return true;  // no need to read /proc
+  if (MapIdToDisk(gidmap, ctx.gid) == gid) return true;  // no need to read /proc
   CallerCreds c = ReadCallerCreds(ctx, gidmap);
   return c.cap_fsetid || c.InGroup(gid);
 }

@@ -22,7 +22,7 @@ struct Ctx;
 
 struct CallerCreds {
   bool cap_fsetid = false;
-  std::vector<gid_t> groups;  // fsgid and supplementary groups, outer ids
+  std::vector<gid_t> groups;  // fsgid and supplementary groups, disk ids
 
   bool InGroup(gid_t gid) const;
 };
@@ -32,7 +32,7 @@ struct CallerCreds {
 // the groups.
 CallerCreds ReadCallerCreds(const Ctx& ctx, const std::vector<IdMapping>& gidmap);
 
-// The kernel's in_group_or_capable for group `gid` (outer id).
+// The kernel's in_group_or_capable for group `gid` (a disk id).
 bool CallerInGroupOrCapable(const Ctx& ctx, const std::vector<IdMapping>& gidmap, gid_t gid);
 
 // The set-user-ID and set-group-ID bits that a write or truncate by a

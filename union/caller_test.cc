@@ -59,12 +59,12 @@ TEST(ReadCallerCreds, WithoutAProcessUidZeroStandsForTheCapability) {
   EXPECT_FALSE(c.InGroup(0));
 }
 
-TEST(ReadCallerCreds, MapsGroupsToOuterIds) {
+TEST(ReadCallerCreds, MapsGroupsToDiskIds) {
   Ctx ctx;
   ctx.pid = 0;
   ctx.uid = 1;
   ctx.gid = 5;
-  std::vector<IdMapping> map = {{0, 100000, 65536}};
+  std::vector<IdMapping> map = {{100000, 0, 65536}};  // disk 100000.. is 0..
   EXPECT_TRUE(ReadCallerCreds(ctx, map).InGroup(100005));
 }
 

@@ -147,12 +147,12 @@ Status ParseIdMapping(std::string_view key, std::string_view value, std::vector<
   }
   if (fields.size() % 3 != 0) {
     return Status::InvalidArgument(Quoted(what) +
-                                   ": expected INNER:OUTER:COUNT ranges joined by ':'");
+                                   ": expected DISK:MOUNT:COUNT ranges joined by ':'");
   }
   std::vector<IdMapping> map;
   for (size_t i = 0; i < fields.size(); i += 3) {
     IdMapping m;
-    if (!ParseUint32(fields[i], &m.inner) || !ParseUint32(fields[i + 1], &m.outer) ||
+    if (!ParseUint32(fields[i], &m.disk) || !ParseUint32(fields[i + 1], &m.mount) ||
         !ParseUint32(fields[i + 2], &m.count)) {
       return Status::InvalidArgument(Quoted(what) + ": " +
                                      Quoted(std::string(fields[i]) + ":" +
@@ -161,22 +161,22 @@ Status ParseIdMapping(std::string_view key, std::string_view value, std::vector<
                                      " is not three unsigned 32-bit numbers");
     }
     std::string range =
-        std::to_string(m.inner) + ":" + std::to_string(m.outer) + ":" + std::to_string(m.count);
+        std::to_string(m.disk) + ":" + std::to_string(m.mount) + ":" + std::to_string(m.count);
     if (m.count == 0) {
       return Status::InvalidArgument(Quoted(what) + ": range " + Quoted(range) + " has count 0");
     }
     constexpr uint64_t kIdSpace = uint64_t{1} << 32;
-    if (uint64_t{m.inner} + m.count > kIdSpace || uint64_t{m.outer} + m.count > kIdSpace) {
+    if (uint64_t{m.mount} + m.count > kIdSpace || uint64_t{m.disk} + m.count > kIdSpace) {
       return Status::InvalidArgument(Quoted(what) + ": range " + Quoted(range) +
                                      " goes past id 4294967295");
     }
     // Both sides must be disjoint or the mapping would not be reversible.
     for (const IdMapping& o : map) {
-      if (RangesOverlap(m.inner, m.count, o.inner, o.count) ||
-          RangesOverlap(m.outer, m.count, o.outer, o.count)) {
+      if (RangesOverlap(m.mount, m.count, o.mount, o.count) ||
+          RangesOverlap(m.disk, m.count, o.disk, o.count)) {
         return Status::InvalidArgument(
             Quoted(what) + ": range " + Quoted(range) + " overlaps range " +
-            Quoted(std::to_string(o.inner) + ":" + std::to_string(o.outer) + ":" +
+            Quoted(std::to_string(o.disk) + ":" + std::to_string(o.mount) + ":" +
                    std::to_string(o.count)));
       }
     }
@@ -607,11 +607,11 @@ Status CheckMountPoint(const std::string& mountpoint, const std::vector<const Di
   return Status::Errno(EBUSY, mp.what + " is already mounted (" + type + ")");
 }
 
-uint32_t MapId(const std::vector<IdMapping>& map, uint32_t id, bool to_inner) {
+uint32_t MapId(const std::vector<IdMapping>& map, uint32_t id, bool to_mount) {
   if (map.empty()) return id;
   for (const IdMapping& m : map) {
-    uint32_t from = to_inner ? m.outer : m.inner;
-    uint32_t to = to_inner ? m.inner : m.outer;
+    uint32_t from = to_mount ? m.disk : m.mount;
+    uint32_t to = to_mount ? m.mount : m.disk;
     if (id >= from && uint64_t{id} < uint64_t{from} + m.count) return to + (id - from);
   }
   return kOverflowId;
@@ -741,12 +741,12 @@ void ChooseXattrNamespace(MountOptions* opts, std::string* note) {
           "(as with -o userxattr)";
 }
 
-uint32_t MapIdToInner(const std::vector<IdMapping>& map, uint32_t outer) {
-  return MapId(map, outer, /*to_inner=*/true);
+uint32_t MapIdToMount(const std::vector<IdMapping>& map, uint32_t disk) {
+  return MapId(map, disk, /*to_mount=*/true);
 }
 
-uint32_t MapIdToOuter(const std::vector<IdMapping>& map, uint32_t inner) {
-  return MapId(map, inner, /*to_inner=*/false);
+uint32_t MapIdToDisk(const std::vector<IdMapping>& map, uint32_t mount) {
+  return MapId(map, mount, /*to_mount=*/false);
 }
 
 }  // namespace overtier

@@ -23,13 +23,15 @@ namespace overtier {
 
 class ServedTree;  // union/layer.h
 
-// One range of an id mapping, fuse-overlayfs' `uidmapping=INNER:OUTER:COUNT`
-// (several ranges joined by ':'; containers/storage sometimes writes a
-// leading ':'). INNER is the id seen through the mount, OUTER the id stored
-// on the layers' disks.
+// One range of an id mapping, fuse-overlayfs' `uidmapping=DISK:MOUNT:COUNT`
+// (several ranges joined by ':'; containers/storage writes a leading ':'):
+// ids DISK.. as stored on the layers' disks are MOUNT.. as seen through the
+// mount. containers/storage writes ContainerID:HostID:Size, since it keeps
+// a container's layers with the ids of the container (an image's root owns
+// its files as 0) and the container's processes run as host ids.
 struct IdMapping {
-  uint32_t inner = 0;
-  uint32_t outer = 0;
+  uint32_t disk = 0;
+  uint32_t mount = 0;
   uint32_t count = 0;
 };
 
@@ -223,11 +225,11 @@ Status ValidateMountOptions(const MountOptions& opts, const std::string& mountpo
 // empty. Other errors (an upper without xattrs) are left to the mount.
 void ChooseXattrNamespace(MountOptions* opts, std::string* note);
 
-// Maps an id through the table (identity when empty). ToInner: disk id ->
-// id seen through the mount; ToOuter: the reverse. Unmapped ids become the
+// Maps an id through the table (identity when empty). ToMount: disk id ->
+// id seen through the mount; ToDisk: the reverse. Unmapped ids become the
 // overflow id 65534.
-uint32_t MapIdToInner(const std::vector<IdMapping>& map, uint32_t outer);
-uint32_t MapIdToOuter(const std::vector<IdMapping>& map, uint32_t inner);
+uint32_t MapIdToMount(const std::vector<IdMapping>& map, uint32_t disk);
+uint32_t MapIdToDisk(const std::vector<IdMapping>& map, uint32_t mount);
 
 }  // namespace overtier
 

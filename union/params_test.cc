@@ -90,11 +90,13 @@ TEST(ParseCommandLine, ContainersStorageWithIdMappings) {
                    &inv);
   ASSERT_TRUE(s.ok()) << s.ToString();
   ASSERT_EQ(inv.opts.uidmap.size(), 1u);
-  EXPECT_EQ(inv.opts.uidmap[0].inner, 0u);
-  EXPECT_EQ(inv.opts.uidmap[0].outer, 100000u);
+  // ContainerID:HostID:Size: the image's root (0 on disk) is the
+  // container's root, host id 100000, through the mount.
+  EXPECT_EQ(inv.opts.uidmap[0].disk, 0u);
+  EXPECT_EQ(inv.opts.uidmap[0].mount, 100000u);
   EXPECT_EQ(inv.opts.uidmap[0].count, 65536u);
   ASSERT_EQ(inv.opts.gidmap.size(), 1u);
-  EXPECT_EQ(inv.opts.gidmap[0].outer, 100000u);
+  EXPECT_EQ(inv.opts.gidmap[0].mount, 100000u);
 }
 
 TEST(ParseCommandLine, MountWordIsSkipped) {
@@ -754,14 +756,14 @@ TEST(ParseIdMapping, SeveralRanges) {
   Status s = ParseOpt("uidmapping=0:1000:1:1:100000:65535,gidmapping=0:2000:10", &o);
   ASSERT_TRUE(s.ok()) << s.ToString();
   ASSERT_EQ(o.uidmap.size(), 2u);
-  EXPECT_EQ(o.uidmap[0].inner, 0u);
-  EXPECT_EQ(o.uidmap[0].outer, 1000u);
+  EXPECT_EQ(o.uidmap[0].disk, 0u);
+  EXPECT_EQ(o.uidmap[0].mount, 1000u);
   EXPECT_EQ(o.uidmap[0].count, 1u);
-  EXPECT_EQ(o.uidmap[1].inner, 1u);
-  EXPECT_EQ(o.uidmap[1].outer, 100000u);
+  EXPECT_EQ(o.uidmap[1].disk, 1u);
+  EXPECT_EQ(o.uidmap[1].mount, 100000u);
   EXPECT_EQ(o.uidmap[1].count, 65535u);
   ASSERT_EQ(o.gidmap.size(), 1u);
-  EXPECT_EQ(o.gidmap[0].outer, 2000u);
+  EXPECT_EQ(o.gidmap[0].mount, 2000u);
   EXPECT_EQ(o.gidmap[0].count, 10u);
 }
 
@@ -769,7 +771,7 @@ TEST(ParseIdMapping, LeadingColonSeveralRanges) {
   MountOptions o;
   ASSERT_TRUE(ParseOpt("uidmapping=:0:1000:1:1:100000:65535", &o).ok());
   ASSERT_EQ(o.uidmap.size(), 2u);
-  EXPECT_EQ(o.uidmap[1].inner, 1u);
+  EXPECT_EQ(o.uidmap[1].disk, 1u);
 }
 
 TEST(ParseIdMapping, WholeIdSpace) {
@@ -777,7 +779,7 @@ TEST(ParseIdMapping, WholeIdSpace) {
   ASSERT_TRUE(ParseOpt("uidmapping=0:0:4294967295", &o).ok());
   ASSERT_TRUE(ParseOpt("uidmapping=4294967295:0:1", &o).ok());
   EXPECT_EQ(o.uidmap.size(), 1u) << "a later uidmapping= replaces an earlier one";
-  EXPECT_EQ(o.uidmap[0].inner, 4294967295u);
+  EXPECT_EQ(o.uidmap[0].disk, 4294967295u);
 }
 
 TEST(ParseIdMapping, AdjacentRangesAreFine) {
@@ -792,10 +794,10 @@ TEST(ParseIdMapping, Errors) {
     const char* want;
   };
   const Case cases[] = {
-      {"uidmapping=", "expected INNER:OUTER:COUNT"},
-      {"uidmapping=:", "expected INNER:OUTER:COUNT"},
-      {"uidmapping=0:1", "expected INNER:OUTER:COUNT"},
-      {"uidmapping=0:1:2:3", "expected INNER:OUTER:COUNT"},
+      {"uidmapping=", "expected DISK:MOUNT:COUNT"},
+      {"uidmapping=:", "expected DISK:MOUNT:COUNT"},
+      {"uidmapping=0:1", "expected DISK:MOUNT:COUNT"},
+      {"uidmapping=0:1:2:3", "expected DISK:MOUNT:COUNT"},
       {"uidmapping=0::5", "not three unsigned 32-bit numbers"},
       {"uidmapping=a:1:2", "not three unsigned 32-bit numbers"},
       {"uidmapping=-1:1:2", "not three unsigned 32-bit numbers"},
@@ -822,48 +824,49 @@ TEST(ParseIdMapping, Errors) {
 TEST(MapId, EmptyMapIsIdentity) {
   std::vector<IdMapping> none;
   for (uint32_t id : {0u, 1u, 1000u, 65534u, 4294967295u}) {
-    EXPECT_EQ(MapIdToInner(none, id), id);
-    EXPECT_EQ(MapIdToOuter(none, id), id);
+    EXPECT_EQ(MapIdToMount(none, id), id);
+    EXPECT_EQ(MapIdToDisk(none, id), id);
   }
 }
 
 TEST(MapId, RangesBothWays) {
-  // Like rootless podman: container root is the user, 1.. are subordinate ids.
+  // Like rootless podman's "0:1000:1:1:100000:65536": the container's root
+  // (0 on disk) is the user, its other ids (1.. on disk) subordinate ids.
   std::vector<IdMapping> map = {{0, 1000, 1}, {1, 100000, 65536}};
-  EXPECT_EQ(MapIdToInner(map, 1000), 0u);
-  EXPECT_EQ(MapIdToInner(map, 100000), 1u);
-  EXPECT_EQ(MapIdToInner(map, 100000 + 65535), 65536u);
-  EXPECT_EQ(MapIdToOuter(map, 0), 1000u);
-  EXPECT_EQ(MapIdToOuter(map, 1), 100000u);
-  EXPECT_EQ(MapIdToOuter(map, 65536), 100000u + 65535);
-  for (uint32_t inner = 0; inner <= 65536; inner += 997) {
-    EXPECT_EQ(MapIdToInner(map, MapIdToOuter(map, inner)), inner);
+  EXPECT_EQ(MapIdToDisk(map, 1000), 0u);
+  EXPECT_EQ(MapIdToDisk(map, 100000), 1u);
+  EXPECT_EQ(MapIdToDisk(map, 100000 + 65535), 65536u);
+  EXPECT_EQ(MapIdToMount(map, 0), 1000u);
+  EXPECT_EQ(MapIdToMount(map, 1), 100000u);
+  EXPECT_EQ(MapIdToMount(map, 65536), 100000u + 65535);
+  for (uint32_t disk = 0; disk <= 65536; disk += 997) {
+    EXPECT_EQ(MapIdToDisk(map, MapIdToMount(map, disk)), disk);
   }
 }
 
 TEST(MapId, UnmappedIsOverflowId) {
   std::vector<IdMapping> map = {{0, 100000, 65536}};
-  EXPECT_EQ(MapIdToInner(map, 0), 65534u);
-  EXPECT_EQ(MapIdToInner(map, 99999), 65534u);
-  EXPECT_EQ(MapIdToInner(map, 100000 + 65536), 65534u);
-  EXPECT_EQ(MapIdToOuter(map, 65536), 65534u);
-  EXPECT_EQ(MapIdToOuter(map, 4294967295u), 65534u);
+  EXPECT_EQ(MapIdToDisk(map, 0), 65534u);
+  EXPECT_EQ(MapIdToDisk(map, 99999), 65534u);
+  EXPECT_EQ(MapIdToDisk(map, 100000 + 65536), 65534u);
+  EXPECT_EQ(MapIdToMount(map, 65536), 65534u);
+  EXPECT_EQ(MapIdToMount(map, 4294967295u), 65534u);
 }
 
 TEST(MapId, TopOfIdSpaceDoesNotOverflow) {
   std::vector<IdMapping> map = {{4294967295u, 0, 1}, {0, 4294967294u, 1}};
-  EXPECT_EQ(MapIdToOuter(map, 4294967295u), 0u);
-  EXPECT_EQ(MapIdToInner(map, 0), 4294967295u);
-  EXPECT_EQ(MapIdToInner(map, 4294967294u), 0u);
-  EXPECT_EQ(MapIdToInner(map, 4294967295u), 65534u);
-  EXPECT_EQ(MapIdToOuter(map, 1), 65534u);
+  EXPECT_EQ(MapIdToMount(map, 4294967295u), 0u);
+  EXPECT_EQ(MapIdToDisk(map, 0), 4294967295u);
+  EXPECT_EQ(MapIdToDisk(map, 4294967294u), 0u);
+  EXPECT_EQ(MapIdToDisk(map, 4294967295u), 65534u);
+  EXPECT_EQ(MapIdToMount(map, 1), 65534u);
 }
 
 TEST(MapId, ParsedMappingRoundTrip) {
   MountOptions o;
   ASSERT_TRUE(ParseOpt("uidmapping=:0:100000:65536", &o).ok());
-  EXPECT_EQ(MapIdToOuter(o.uidmap, 0), 100000u);
-  EXPECT_EQ(MapIdToInner(o.uidmap, 100033), 33u);
+  EXPECT_EQ(MapIdToMount(o.uidmap, 0), 100000u);
+  EXPECT_EQ(MapIdToDisk(o.uidmap, 100033), 33u);
 }
 
 // ---------------------------------------------------------------------------

@@ -100,8 +100,8 @@ Status UnionFs::Create(const MountOptions& opts, std::unique_ptr<UnionFs>* out) 
 }
 
 CredScope::CredScope(const UnionFs& fs, const Ctx& ctx) {
-  uid_t uid = MapIdToOuter(fs.opts_.uidmap, ctx.uid);
-  gid_t gid = MapIdToOuter(fs.opts_.gidmap, ctx.gid);
+  uid_t uid = MapIdToDisk(fs.opts_.uidmap, ctx.uid);
+  gid_t gid = MapIdToDisk(fs.opts_.gidmap, ctx.gid);
   if (uid == 0 && gid == 0) return;
   // setfsuid/setfsgid act on the calling thread only (raw syscalls, not
   // broadcast by glibc), which is what a worker thread needs.

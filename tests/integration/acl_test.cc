@@ -257,7 +257,7 @@ TEST_F(AclTest, IdMappedMountMapsTheIdsInAclEntries) {
   WriteFile(L(0, "f"), "secret", 0600);
   ASSERT_TRUE(SetFacl({"-m", "u:5000:r,g:5001:r", L(0, "f")}));
   MountConfig c;
-  c.overtier_opts = "uidmapping=0:0:1000:1000:5000:1000,gidmapping=0:0:1000:1000:5000:1000";
+  c.overtier_opts = "uidmapping=0:0:1000:5000:1000:1000,gidmapping=0:0:1000:5000:1000:1000";
   ASSERT_NO_FATAL_FAILURE(Mount(c));
   auto lines = Facl(M("f"));
   EXPECT_TRUE(HasLine(lines, "user:1000:r--"));

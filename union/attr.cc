@@ -16,8 +16,9 @@
 
 namespace overtier {
 
-void UnionFs::FixupAttr(Node* node, struct stat* st) {
+void UnionFs::FixupAttr(Node* node, int layer, struct stat* st) {
   st->st_ino = node->key;
+  if (layers_->layer(layer).idmapped) return;
   st->st_uid = MapIdToMount(opts_.uidmap, st->st_uid);
   st->st_gid = MapIdToMount(opts_.gidmap, st->st_gid);
 }
@@ -45,6 +46,7 @@ struct StatSource {
 Status UnionFs::StatNode(Node* node, struct stat* out) {
   StatSource src, lsrc;
   bool merged_dir, metacopy, indexed;
+  int layer = 0;  // of the object src stats
   {
     std::lock_guard<std::mutex> g(node->mu);
     auto source = [&](RealRef* ref, StatSource* to) -> Status {
@@ -54,11 +56,14 @@ Status UnionFs::StatNode(Node* node, struct stat* out) {
     };
     if (node->upper.valid()) {
       OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->upper, &src.fd));
+      layer = node->upper.layer;
     } else if (node->is_dir()) {
       if (node->lower_dirs.empty()) return Status::Errno(ESTALE);
       OVT_RETURN_IF_ERROR(source(&node->lower_dirs[0], &src));
+      layer = node->lower_dirs[0].layer;
     } else {
       OVT_RETURN_IF_ERROR(source(&node->lower, &src));
+      layer = node->lower.layer;
     }
     metacopy = node->metacopy && node->lower.valid();
     indexed = node->indexed && node->upper.valid();
@@ -78,7 +83,7 @@ Status UnionFs::StatNode(Node* node, struct stat* out) {
   // find(1) not to use it to skip subdirectories.
   if (merged_dir) out->st_nlink = 1;
   if (indexed) OVT_RETURN_IF_ERROR(IndexedNlink(src.fd->get(), &out->st_nlink));
-  FixupAttr(node, out);
+  FixupAttr(node, layer, out);
   return Status::OK();
 }
 
@@ -92,7 +97,7 @@ Status UnionFs::GetAttr(Node* node, const OpenFile* of, struct stat* out) {
       indexed = node->indexed;
     }
     if (indexed && out->st_nlink > 0) OVT_RETURN_IF_ERROR(IndexedNlink(of->fd, &out->st_nlink));
-    FixupAttr(node, out);
+    FixupAttr(node, /*layer=*/0, out);
     return Status::OK();
   }
   return StatNode(node, out);

@@ -17,8 +17,11 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 
+#include "overtier/posix_acl_xattr.h"
+#include "union/acl_xattr.h"
 #include "union/fs_util.h"
 #include "union/union_fs.h"
 
@@ -275,10 +278,22 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
 
   // Through the fd's magic link, the xattr calls reach the object itself,
   // symlinks included (they are not followed further).
-  if (s.ok()) {
-    s = CopyXattrs(src->get(), dfd, [this](std::string_view n) { return xn_.IsInternal(n); });
+  // Ids read through an id-mapped lower are the mount's: the upper keeps
+  // disk ids (Layer::idmapped).
+  const bool mount_ids = layers_->layer(srcref->layer).idmapped;
+  std::function<Status(std::string_view, std::string*)> to_disk;
+  if (mount_ids && !(opts_.uidmap.empty() && opts_.gidmap.empty())) {
+    to_disk = [this](std::string_view n, std::string* v) {
+      return IsPosixAclXattr(n) ? MapAclIds(v, opts_.uidmap, opts_.gidmap, false) : Status::OK();
+    };
   }
-  if (s.ok() && fchownat(dfd, "", st.st_uid, st.st_gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+  if (s.ok()) {
+    s = CopyXattrs(
+        src->get(), dfd, [this](std::string_view n) { return xn_.IsInternal(n); }, to_disk);
+  }
+  const uid_t uid = mount_ids ? MapIdToDisk(opts_.uidmap, st.st_uid) : st.st_uid;
+  const gid_t gid = mount_ids ? MapIdToDisk(opts_.gidmap, st.st_gid) : st.st_gid;
+  if (s.ok() && fchownat(dfd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
     s = Status::FromErrno("chown copy-up");
   // chown clears set-user-ID bits: the mode goes on after it.
   if (s.ok() && !S_ISLNK(st.st_mode) &&

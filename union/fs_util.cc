@@ -76,7 +76,8 @@ Status GetXattrFd(int fd, const std::string& name, std::string* value, bool* pre
   return Status::OK();
 }
 
-Status CopyXattrs(int src, int dst, const std::function<bool(std::string_view)>& skip) {
+Status CopyXattrs(int src, int dst, const std::function<bool(std::string_view)>& skip,
+                  const std::function<Status(std::string_view, std::string*)>& adjust) {
   ProcPath sp(src), dp(dst);
   ssize_t len = listxattr(sp.c_str(), nullptr, 0);
   if (len < 0) {
@@ -95,6 +96,7 @@ Status CopyXattrs(int src, int dst, const std::function<bool(std::string_view)>&
     bool present = false;
     OVT_RETURN_IF_ERROR(GetXattrFd(src, name, &value, &present));
     if (!present) continue;
+    if (adjust) OVT_RETURN_IF_ERROR(adjust(name, &value));
     if (setxattr(dp.c_str(), name.c_str(), value.data(), value.size(), 0) != 0) {
       // A destination that cannot hold security labels or ACLs of this kind
       // is not a reason to fail a copy-up (overlayfs behaves the same).

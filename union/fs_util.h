@@ -41,8 +41,11 @@ Status GetXattrFd(int fd, const std::string& name, std::string* value, bool* pre
 // Copies every xattr of src to dst (both any fds, O_PATH allowed), except
 // those for which skip(name) is true. Symlinks included: through the
 // fd's magic link the calls act on the symlink itself. ENOTSUP on either side is not an error
-// for "security."/"system." names the destination cannot take.
-Status CopyXattrs(int src, int dst, const std::function<bool(std::string_view)>& skip);
+// for "security."/"system." names the destination cannot take. adjust,
+// when given, may rewrite a value before it is set (an error fails the copy).
+Status CopyXattrs(
+    int src, int dst, const std::function<bool(std::string_view)>& skip,
+    const std::function<Status(std::string_view name, std::string* value)>& adjust = nullptr);
 
 // A unique temporary name for the work directory.
 std::string TempName(const char* prefix);

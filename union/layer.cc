@@ -9,6 +9,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <thread>
 
 #include "union/acl_xattr.h"
@@ -89,6 +92,31 @@ Status LockDirectory(int fd, const char* what, const std::string& path) {
 }
 }  // namespace
 
+bool OnIdmappedMount(int fd) {
+  struct statx stx {};
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) != 0 ||
+      (stx.stx_mask & STATX_MNT_ID) == 0) {
+    return false;
+  }
+  // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS ...": the per-mount options
+  // (the sixth field) carry "idmapped".
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    uint64_t id = 0;
+    std::string parent, devno, root, mountpoint, options;
+    if (!(fields >> id >> parent >> devno >> root >> mountpoint >> options)) continue;
+    if (id != stx.stx_mnt_id) continue;
+    std::istringstream opts(options);
+    std::string opt;
+    while (std::getline(opts, opt, ','))
+      if (opt == "idmapped") return true;
+    return false;
+  }
+  return false;
+}
+
 Fd::Fd(int fd) : fd_(fd) { g_live_fds.fetch_add(1, std::memory_order_relaxed); }
 Fd::~Fd() {
   if (fd_ >= 0) close(fd_);
@@ -122,6 +150,7 @@ Status LayerSet::Open(const MountOptions& opts, std::unique_ptr<LayerSet>* out) 
                                      ": image layers need the overtier daemon");
     } else {
       OVT_RETURN_IF_ERROR(OpenLayerRoot(d.path, "lowerdir", &l));
+      l.idmapped = OnIdmappedMount(l.root_fd);
     }
     ls->layers_.push_back(l);
   }

@@ -81,7 +81,18 @@ struct Layer {
   // Served layers only: answers lookups, stats and listings in the process
   // (null: every access goes through root_fd).
   ServedTree* tree = nullptr;
+  // A lower reached through an id-mapped mount (MOUNT_ATTR_IDMAP): the ids
+  // it reports are those of the mount's users already, so uidmapping= and
+  // gidmapping= do not apply to what it shows, and a copy-up maps them back
+  // to disk ids for the upper. containers/storage of Debian 12's podman
+  // (4.3) hands a mount program its lowers like that for a container with
+  // --uidmap, and the mapping as well, which the upper needs.
+  bool idmapped = false;
 };
+
+// Whether fd's mount is id-mapped (its /proc/self/mountinfo entry says
+// "idmapped"). False when that cannot be told.
+bool OnIdmappedMount(int fd);
 
 class LayerSet {
  public:

@@ -502,6 +502,7 @@ Status UnionFs::Lookup(const Ctx&, Node* parent, std::string_view name, Entry* o
   // (their link count) take StatNode's rules.
   bool plain = !S_ISDIR(r.type) && !r.metacopy && !r.indexed;
   const bool found_upper = r.upper.valid();
+  const int found_layer = found_upper ? r.upper.layer : r.lower.layer;
   const struct stat found_st = r.st;
   std::unique_ptr<Node> fresh;
   OVT_RETURN_IF_ERROR(NodeFromResult(&r, &fresh));
@@ -516,7 +517,7 @@ Status UnionFs::Lookup(const Ctx&, Node* parent, std::string_view name, Entry* o
   Status s = Status::OK();
   if (plain) {
     out->attr = found_st;
-    FixupAttr(node, &out->attr);
+    FixupAttr(node, found_layer, &out->attr);
   } else {
     s = StatNode(node, &out->attr);
   }

@@ -313,7 +313,10 @@ class UnionFs {
   Status RemoveObject(const Ctx& ctx, Node* parent, std::string_view name, bool dir);
 
   // --- attr.cc ---
-  void FixupAttr(Node* node, struct stat* st);
+  // What the mount shows of a stat of node's object in `layer`: the
+  // node's inode number, and the ids through uidmapping=/gidmapping=
+  // unless the layer shows mount ids already (Layer::idmapped).
+  void FixupAttr(Node* node, int layer, struct stat* st);
   void NotifyAttrChanged(Node* node) {
     if (attr_changed_) attr_changed_(node);
   }

@@ -53,12 +53,14 @@ Status UnionFs::GetXattr(const Ctx& ctx, Node* node, const char* name, std::stri
   // known absence from memory instead of a syscall (shared/PERF-NOTES.md).
   const bool caps = std::string_view(name) == "security.capability";
   FdPtr fd;
+  int layer;
   {
     std::lock_guard<std::mutex> g(node->mu);
     if (caps && node->no_caps_xattr) return Status::Errno(ENODATA);
     RealRef* ref = XattrSource(node);
     if (ref == nullptr) return Status::Errno(ESTALE);
     OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, ref, &fd));
+    layer = ref->layer;
   }
   bool present = false;
   OVT_RETURN_IF_ERROR(GetXattrFd(fd->get(), name, value, &present));
@@ -69,8 +71,9 @@ Status UnionFs::GetXattr(const Ctx& ctx, Node* node, const char* name, std::stri
     }
     return Status::Errno(ENODATA);
   }
+  // Through an id-mapped lower the kernel has mapped the entries already.
   if (IsPosixAclXattr(name) && !(opts_.uidmap.empty() && opts_.gidmap.empty()) &&
-      !MapAclIds(value, opts_.uidmap, opts_.gidmap, true).ok())
+      !layers_->layer(layer).idmapped && !MapAclIds(value, opts_.uidmap, opts_.gidmap, true).ok())
     return Status::Errno(EIO, std::string("malformed ") + name);
   return Status::OK();
 }

@@ -71,6 +71,15 @@ out=$("${P[@]}" run "${R[@]}" --user 1000:1000 localhost/ovt-bb:1 /bin/sh -c \
 expected=$'from the image\nmotd-refused'
 [ "$out" = "$expected" ] || fail "run --user 1000: got [$out], expected [$expected]"
 
+# A container with its own user namespace (--uidmap): containers/storage
+# passes uidmapping=:0:100000:65536 for the upper and, in podman 4.3, the
+# lowers through id-mapped mounts (docs/SEMANTICS.md). Its root must own
+# its root file system, and what it writes is stored with its own ids.
+out=$("${P[@]}" run "${R[@]}" --uidmap 0:100000:65536 --gidmap 0:100000:65536 localhost/ovt-bb:1 \
+  /bin/sh -c 'cat /etc/motd; echo mapped > /etc/motd-mapped; cat /etc/motd-mapped; mkdir /made && echo made')
+expected=$'from the image\nmapped\nmade'
+[ "$out" = "$expected" ] || fail "run --uidmap: got [$out], expected [$expected]"
+
 "${P[@]}" run --name kept --network none --ulimit nofile=1024:1024 --ulimit nproc=1000:1000 \
   localhost/ovt-bb:1 /bin/sh -c 'echo kept > /data/new; echo changed >> /etc/motd; rm /data/old' >/dev/null
 # The change becomes a layer (the upper, with its whiteout), then an image.

@@ -18,9 +18,12 @@ namespace overtier {
 
 void UnionFs::FixupAttr(Node* node, int layer, struct stat* st) {
   st->st_ino = node->key;
-  if (layers_->layer(layer).idmapped) return;
-  st->st_uid = MapIdToMount(opts_.uidmap, st->st_uid);
-  st->st_gid = MapIdToMount(opts_.gidmap, st->st_gid);
+  if (!layers_->layer(layer).idmapped) {
+    st->st_uid = MapIdToMount(opts_.uidmap, st->st_uid);
+    st->st_gid = MapIdToMount(opts_.gidmap, st->st_gid);
+  }
+  if (opts_.squash_uid >= 0) st->st_uid = static_cast<uid_t>(opts_.squash_uid);
+  if (opts_.squash_gid >= 0) st->st_gid = static_cast<gid_t>(opts_.squash_gid);
 }
 
 namespace {

@@ -234,6 +234,11 @@ constexpr FlagOption kFlagOptions[] = {
     {"relatime", [](MountOptions* o) { o->noatime = false; }},
     {"strictatime", [](MountOptions* o) { o->noatime = false; }},
     {"nodiratime", [](MountOptions*) {}},
+    {"squash_to_root",
+     [](MountOptions* o) {
+       o->squash_uid = 0;
+       o->squash_gid = 0;
+     }},
     {"hard", [](MountOptions* o) { o->hard = true; }},
     {"soft", [](MountOptions* o) { o->hard = false; }},
 };
@@ -244,7 +249,7 @@ constexpr FlagOption kFlagOptions[] = {
 // clang-format off
 constexpr std::string_view kIgnoredFlags[] = {
     // fuse-overlayfs
-    "squash_to_root", "static_nlink",
+    "static_nlink",
     // libfuse / mount(8); -d is the way to get debug output
     "debug", "sync", "async", "kernel_cache", "auto_unmount",
 };
@@ -254,14 +259,15 @@ constexpr std::string_view kIgnoredKeys[] = {
     // SELinux labels, applied by the kernel's LSM on real mounts only
     "context", "fscontext", "defcontext", "rootcontext",
     // fuse-overlayfs tuning and features
-    "squash_to_uid", "squash_to_gid", "xattr_permissions", "plugins", "max_idle_threads",
+    "xattr_permissions", "plugins", "max_idle_threads",
     "threaded", "fast_ino",
 };
 // clang-format on
 constexpr std::string_view kValueKeys[] = {
-    "lowerdir", "upperdir",    "workdir", "uidmapping",  "gidmapping", "timeout",
-    "fsname",   "writeback",   "threads", "store",       "policy",     "policy_interval",
-    "restore",  "lazy_copyup", "spin",    "passthrough", "log",        "restore_clone",
+    "lowerdir",      "upperdir",      "workdir", "uidmapping",  "gidmapping", "timeout",
+    "fsname",        "writeback",     "threads", "store",       "policy",     "policy_interval",
+    "restore",       "lazy_copyup",   "spin",    "passthrough", "log",        "restore_clone",
+    "squash_to_uid", "squash_to_gid",
 };
 
 template <typename Range>
@@ -277,6 +283,15 @@ Status ParseValueOption(std::string_view key, std::string_view value, MountOptio
   if (key == "uidmapping") return ParseIdMapping(key, value, &opts->uidmap);
   if (key == "gidmapping") return ParseIdMapping(key, value, &opts->gidmap);
   if (key == "timeout") return ParseTimeout(value, &opts->timeout);
+  if (key == "squash_to_uid" || key == "squash_to_gid") {
+    uint32_t id = 0;
+    if (!ParseUint32(value, &id)) {
+      return Status::InvalidArgument(std::string(key) + "=" + std::string(value) +
+                                     ": expected an unsigned 32-bit id");
+    }
+    (key == "squash_to_uid" ? opts->squash_uid : opts->squash_gid) = id;
+    return Status::OK();
+  }
   if (key == "threads") {
     int n = 0;
     auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);

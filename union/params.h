@@ -91,6 +91,12 @@ struct MountOptions {
   bool noatime = false;             // "noatime" (relatime etc. accepted)
   std::vector<IdMapping> uidmap;    // empty: identity
   std::vector<IdMapping> gidmap;
+  // fuse-overlayfs' "squash_to_uid=N" / "squash_to_gid=N" ("squash_to_root":
+  // both 0): every object shows that owner through the mount; the disks
+  // keep theirs. containers/storage passes them instead of uidmapping= for
+  // a mapping of one id (`podman run --uidmap 0:1000:1`). -1: not given.
+  int64_t squash_uid = -1;
+  int64_t squash_gid = -1;
   double timeout = 1.0;  // "timeout=SECS" entry/attr cache time
   // "writeback=1" (the default without store=, as fuse-overlayfs): the
   // kernel's writeback cache, which merges small writes into large WRITEs.

@@ -411,6 +411,27 @@ TEST(ParseOptions, FlagOptions) {
   EXPECT_TRUE(o.exec);
 }
 
+// What containers/storage passes for a mapping of one id.
+TEST(ParseOptions, SquashOptions) {
+  MountOptions o;
+  EXPECT_EQ(o.squash_uid, -1);
+  EXPECT_EQ(o.squash_gid, -1);
+  ASSERT_TRUE(ParseOpt("squash_to_uid=1000,squash_to_gid=1001", &o).ok());
+  EXPECT_EQ(o.squash_uid, 1000);
+  EXPECT_EQ(o.squash_gid, 1001);
+  EXPECT_TRUE(o.ignored.empty());
+  ASSERT_TRUE(ParseOpt("squash_to_root", &o).ok());
+  EXPECT_EQ(o.squash_uid, 0);
+  EXPECT_EQ(o.squash_gid, 0);
+  for (const char* bad :
+       {"squash_to_uid=", "squash_to_uid=-1", "squash_to_gid=x", "squash_to_gid=4294967296"}) {
+    MountOptions b;
+    Status s = ParseOpt(bad, &b);
+    EXPECT_EQ(s.err(), EINVAL) << bad;
+    EXPECT_TRUE(HasSubstr(s.message(), "unsigned 32-bit id")) << bad << ": " << s.message();
+  }
+}
+
 // containers/storage never passes allow_other: a root daemon lets other
 // users in by itself (fuse-overlayfs does too), unless told not to.
 TEST(ParseOptions, OtherUsersEnterARootMountUnlessToldNot) {
@@ -455,31 +476,17 @@ TEST(ParseOptions, AtimeModesOverrideNoatime) {
 
 TEST(ParseOptions, IgnoredOptionsAreKeptRaw) {
   const std::vector<std::string> ignored = {
-      "redirect_dir=on",
-      "metacopy=off",
-      "index=off",
-      "xino=auto",
-      "nfs_export=off",
-      "fsync=volatile",
-      "context=foo",
-      "fscontext=foo",
-      "defcontext=foo",
-      "rootcontext=foo",
-      "squash_to_root",
-      "squash_to_uid=1000",
-      "squash_to_gid=1000",
-      "static_nlink",
-      "xattr_permissions=2",
-      "plugins=a:b",
-      "max_idle_threads=10",
-      "threaded=1",
-      "fast_ino=1",
-      "debug",
-      "sync",
-      "async",
-      "kernel_cache",
-      "auto_unmount",
-      "index=",
+      "redirect_dir=on", "metacopy=off",
+      "index=off",       "xino=auto",
+      "nfs_export=off",  "fsync=volatile",
+      "context=foo",     "fscontext=foo",
+      "defcontext=foo",  "rootcontext=foo",
+      "static_nlink",    "xattr_permissions=2",
+      "plugins=a:b",     "max_idle_threads=10",
+      "threaded=1",      "fast_ino=1",
+      "debug",           "sync",
+      "async",           "kernel_cache",
+      "auto_unmount",    "index=",
   };
   for (const std::string& opt : ignored) {
     MountOptions o;

@@ -143,6 +143,42 @@ TEST_F(IdMapTest, ChownStoresTheDiskIds) {
   EXPECT_EQ(st.st_gid, 100008u);
 }
 
+// For a mapping of one id (`--uidmap 0:1000:1`) containers/storage passes
+// squash_to_uid=/squash_to_gid= instead: every object shows that owner,
+// new ones included; the disks keep theirs. squash_to_root shows 0:0.
+TEST_F(IdMapTest, SquashShowsOneOwnerForEverything) {
+  WriteFile(L(0, "f"), "data");
+  Chown(L(0, "f"), 5, 6);
+  MakeDirs(L(0, "d"), 0777);
+  ASSERT_EQ(chmod(L(0, "d").c_str(), 0777), 0);
+  MountConfig c;
+  c.overtier_opts = "squash_to_uid=1000,squash_to_gid=1001";
+  ASSERT_NO_FATAL_FAILURE(Mount(c));
+  for (const char* p : {"", "f", "d"}) {
+    struct stat st = Lstat(M(p));
+    EXPECT_EQ(st.st_uid, 1000u) << p;
+    EXPECT_EQ(st.st_gid, 1001u) << p;
+  }
+  EXPECT_EQ(RunAs(1000, 1001,
+                  [&] {
+                    int fd = open(M("d/new").c_str(), O_WRONLY | O_CREAT, 0644);
+                    if (fd < 0) return errno;
+                    close(fd);
+                    return 0;
+                  }),
+            0);
+  EXPECT_EQ(Lstat(M("d/new")).st_uid, 1000u);
+  EXPECT_EQ(Lstat(U("d/new")).st_uid, 1000u) << "stored as the creator";
+  EXPECT_EQ(Lstat(L(0, "f")).st_uid, 5u) << "the disk keeps its owner";
+
+  c.overtier_opts = "squash_to_root";
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  ASSERT_NO_FATAL_FAILURE(Mount(c));
+  struct stat st = Lstat(M("f"));
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(st.st_gid, 0u);
+}
+
 // Mounts `src` id-mapped at `dst` (made here), as containers/storage does:
 // disk ids 0..65535 show as 100000..165535. Empty on success, else why.
 std::string MountIdMapped(const std::string& src, const std::string& dst) {

@@ -352,6 +352,12 @@ int RunMount(const Invocation& inv) {
     std::fprintf(stderr, "overtier: %s\n", MessageSafe(s.ToString()).c_str());
     return 2;
   }
+  if (fs->whiteout_files()) {
+    std::fprintf(stderr,
+                 "overtier: upperdir '%s' takes no whiteout devices (an overlayfs?): whiteouts "
+                 "there are '.wh.NAME' files, as fuse-overlayfs writes them\n",
+                 MessageSafe(opts.upperdir).c_str());
+  }
   if (images && mig && opts.lazy_copyup) InstallLazyCopyUp(fs.get(), images.get(), mig.get());
   int rc;
   if (images) {

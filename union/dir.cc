@@ -21,19 +21,38 @@ namespace {
 // Upper entry state of parent/name.
 enum class UpperState { kNone, kWhiteout, kObject };
 
-Status UpperStateAt(int pfd, const char* name, UpperState* state, struct stat* st) {
+// `files`: whiteouts are ".wh.NAME" files (LayerSet::whiteout_files), so
+// an absent name may still be whited out.
+Status UpperStateAt(int pfd, const char* name, bool files, UpperState* state, struct stat* st) {
   if (fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno != ENOENT) return Status::FromErrno();
     *state = UpperState::kNone;
+    if (files && fstatat(pfd, AufsWhiteoutName(name).c_str(), st, AT_SYMLINK_NOFOLLOW) == 0)
+      *state = UpperState::kWhiteout;
     return Status::OK();
   }
   *state = IsWhiteoutStat(*st) ? UpperState::kWhiteout : UpperState::kObject;
   return Status::OK();
 }
 
-Status MakeWhiteoutAt(int dirfd, const char* name) {
-  if (mknodat(dirfd, name, S_IFCHR | 0, makedev(0, 0)) != 0) return Status::FromErrno("whiteout");
+// A whiteout of `name` in dirfd: a 0/0 character device at the name, or
+// with `files` an empty ".wh.NAME" beside it (an existing one is fine).
+Status MakeWhiteoutAt(int dirfd, const char* name, bool files) {
+  if (!files) {
+    if (mknodat(dirfd, name, S_IFCHR | 0, makedev(0, 0)) != 0) return Status::FromErrno("whiteout");
+    return Status::OK();
+  }
+  const std::string wh = AufsWhiteoutName(name);
+  if (wh.size() > NAME_MAX) return Status::Errno(ENAMETOOLONG, "whiteout name");
+  int fd = openat(dirfd, wh.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0);
+  if (fd < 0) return Status::FromErrno("whiteout");
+  close(fd);
   return Status::OK();
+}
+
+// Drops a ".wh.NAME" whiteout once `name` exists again (files mode).
+void DropWhiteoutFile(int dirfd, const std::string& name) {
+  unlinkat(dirfd, AufsWhiteoutName(name).c_str(), 0);
 }
 
 // The upper directory pfd's default ACL, if it has one: new objects made
@@ -77,6 +96,9 @@ Status UnionFs::CreateObject(const Ctx& ctx, Node* parent, std::string_view name
                              const MakeFn& make, Entry* out) {
   if (read_only_) return Status::Errno(EROFS);
   if (name_sv.size() > NAME_MAX) return Status::Errno(ENAMETOOLONG);
+  const bool files = layers_->whiteout_files();
+  // Where whiteouts are ".wh.NAME" files, such a name would be one.
+  if (files && IsAufsMarker(name_sv)) return Status::Errno(EINVAL, "name reserved for whiteouts");
   const std::string name(name_sv);
   {
     LookupResult r;
@@ -89,7 +111,7 @@ Status UnionFs::CreateObject(const Ctx& ctx, Node* parent, std::string_view name
   const int pfd = pupper->get();
   UpperState state;
   struct stat st;
-  OVT_RETURN_IF_ERROR(UpperStateAt(pfd, name.c_str(), &state, &st));
+  OVT_RETURN_IF_ERROR(UpperStateAt(pfd, name.c_str(), files, &state, &st));
   if (state == UpperState::kObject) return Status::Errno(EEXIST);
   // With FUSE_POSIX_ACL the kernel leaves the umask to us (the daemon's own
   // is 0): it applies unless the parent has a default ACL to inherit
@@ -131,15 +153,22 @@ Status UnionFs::CreateObject(const Ctx& ctx, Node* parent, std::string_view name
       if (dfd < 0 || fsetxattr(dfd, xn_.opaque().c_str(), "y", 1, 0) != 0)
         s = Status::FromErrno("mark new directory opaque");
       if (dfd >= 0) close(dfd);
-      if (s.ok() && renameat2(bfd, tmp.c_str(), pfd, name.c_str(), RENAME_EXCHANGE) != 0)
-        s = Status::FromErrno("replace whiteout");
-      if (s.ok()) unlinkat(bfd, tmp.c_str(), 0);  // the whiteout, now in work
+      if (files) {
+        // The name is free (its whiteout lies beside it): a plain rename.
+        if (s.ok() && renameat(bfd, tmp.c_str(), pfd, name.c_str()) != 0)
+          s = Status::FromErrno("replace whiteout");
+      } else {
+        if (s.ok() && renameat2(bfd, tmp.c_str(), pfd, name.c_str(), RENAME_EXCHANGE) != 0)
+          s = Status::FromErrno("replace whiteout");
+        if (s.ok()) unlinkat(bfd, tmp.c_str(), 0);  // the whiteout, now in work
+      }
     } else if (renameat(bfd, tmp.c_str(), pfd, name.c_str()) != 0) {
       s = Status::FromErrno("replace whiteout");
     }
     if (!s.ok()) (void)RemoveTreeAt(bfd, tmp.c_str());
     cleanup();
     if (!s.ok()) return s;
+    if (files) DropWhiteoutFile(pfd, name);
   }
   LookupResult r;
   OVT_RETURN_IF_ERROR(LookupReal(parent, name, &r));
@@ -327,11 +356,29 @@ Status UnionFs::RemoveObject(const Ctx&, Node* parent, std::string_view name_sv,
   OVT_RETURN_IF_ERROR(ParentUpperFd(parent, &pupper));
   const int pfd = pupper->get();
   const int work = layers_->work_fd();
+  const bool files = layers_->whiteout_files();
   UpperState state;
   struct stat st;
-  OVT_RETURN_IF_ERROR(UpperStateAt(pfd, name.c_str(), &state, &st));
+  OVT_RETURN_IF_ERROR(UpperStateAt(pfd, name.c_str(), files, &state, &st));
 
-  if (state == UpperState::kObject) {
+  if (state == UpperState::kObject && lower_has && files) {
+    // The whiteout first: while the object is there it hides the lower
+    // one anyway, and once it is gone the whiteout does.
+    OVT_RETURN_IF_ERROR(MakeWhiteoutAt(pfd, name.c_str(), true));
+    if (unlinkat(pfd, name.c_str(), dir ? AT_REMOVEDIR : 0) != 0) {
+      Status s = Status::FromErrno();
+      if (dir && (errno == ENOTEMPTY || errno == EEXIST)) {
+        // Holding only whiteouts: move it aside whole.
+        const std::string tmp = TempName("rm.");
+        s = renameat(pfd, name.c_str(), work, tmp.c_str()) == 0 ? RemoveTreeAt(work, tmp.c_str())
+                                                                : Status::FromErrno();
+      }
+      if (!s.ok()) {
+        DropWhiteoutFile(pfd, name);
+        return s;
+      }
+    }
+  } else if (state == UpperState::kObject) {
     if (!lower_has) {
       if (unlinkat(pfd, name.c_str(), dir ? AT_REMOVEDIR : 0) != 0) {
         if (!(dir && (errno == ENOTEMPTY || errno == EEXIST))) return Status::FromErrno();
@@ -342,7 +389,7 @@ Status UnionFs::RemoveObject(const Ctx&, Node* parent, std::string_view name_sv,
       }
     } else {
       const std::string tmp = TempName("wh.");
-      OVT_RETURN_IF_ERROR(MakeWhiteoutAt(work, tmp.c_str()));
+      OVT_RETURN_IF_ERROR(MakeWhiteoutAt(work, tmp.c_str(), false));
       if (dir) {
         // Swap the directory for the whiteout, then clear it out of sight.
         if (renameat2(work, tmp.c_str(), pfd, name.c_str(), RENAME_EXCHANGE) != 0) {
@@ -358,7 +405,7 @@ Status UnionFs::RemoveObject(const Ctx&, Node* parent, std::string_view name_sv,
       }
     }
   } else if (lower_has) {
-    OVT_RETURN_IF_ERROR(MakeWhiteoutAt(pfd, name.c_str()));
+    OVT_RETURN_IF_ERROR(MakeWhiteoutAt(pfd, name.c_str(), files));
   } else {
     return Status::Errno(ENOENT);
   }
@@ -379,6 +426,9 @@ Status UnionFs::Rename(const Ctx&, Node* parent, std::string_view name_sv, Node*
   if (read_only_) return Status::Errno(EROFS);
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Status::Errno(EINVAL);
   if (newname_sv.size() > NAME_MAX) return Status::Errno(ENAMETOOLONG);
+  const bool files = layers_->whiteout_files();
+  if (files && IsAufsMarker(newname_sv))
+    return Status::Errno(EINVAL, "name reserved for whiteouts");
   const std::string name(name_sv), newname(newname_sv);
   const bool exchange = flags & RENAME_EXCHANGE;
 
@@ -483,7 +533,7 @@ Status UnionFs::Rename(const Ctx&, Node* parent, std::string_view name_sv, Node*
 
   UpperState dstate;
   struct stat dst_st;
-  OVT_RETURN_IF_ERROR(UpperStateAt(dpfd, newname.c_str(), &dstate, &dst_st));
+  OVT_RETURN_IF_ERROR(UpperStateAt(dpfd, newname.c_str(), files, &dstate, &dst_st));
   if (dstate == UpperState::kObject && S_ISDIR(dst_st.st_mode) && !dst_pure_upper) {
     // The target is empty in the merged view but may hold whiteouts.
     int tfd = openat(dpfd, newname.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -492,7 +542,18 @@ Status UnionFs::Rename(const Ctx&, Node* parent, std::string_view name_sv, Node*
     close(tfd);
     OVT_RETURN_IF_ERROR(s);
   }
-  if (dstate == UpperState::kWhiteout && src.get()->is_dir()) {
+  if (files) {
+    // No RENAME_WHITEOUT on such an upper: the source's whiteout goes in
+    // first (the object still hides the lower one), then the move, then
+    // the target's whiteout file goes.
+    if (src_lower_has) OVT_RETURN_IF_ERROR(MakeWhiteoutAt(spfd, name.c_str(), true));
+    if (renameat(spfd, name.c_str(), dpfd, newname.c_str()) != 0) {
+      Status s = Status::FromErrno();
+      if (src_lower_has) DropWhiteoutFile(spfd, name);
+      return s;
+    }
+    if (dstate == UpperState::kWhiteout) DropWhiteoutFile(dpfd, newname);
+  } else if (dstate == UpperState::kWhiteout && src.get()->is_dir()) {
     // rename(2) cannot put a directory over a non-directory: swap with the
     // whiteout, which lands at the source, where it is needed or removed.
     if (renameat2(spfd, name.c_str(), dpfd, newname.c_str(), RENAME_EXCHANGE) != 0)

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -192,6 +193,17 @@ Status LayerSet::Open(const MountOptions& opts, std::unique_ptr<LayerSet>* out) 
                                  "/work'");
     }
     OVT_RETURN_IF_ERROR(EnsureDirAt(ls->workdir_fd_, kWorkIndex, &ls->index_fd_));
+    // Can the upper file system hold whiteout devices? An overlayfs (a
+    // container's storage inside a container) refuses a 0/0 character
+    // device with EPERM; so may an old kernel to a daemon without root.
+    constexpr const char* kProbe = "whiteout-probe";
+    if (mknodat(ls->work_fd_, kProbe, S_IFCHR | 0, makedev(0, 0)) == 0) {
+      unlinkat(ls->work_fd_, kProbe, 0);
+    } else if (errno == EPERM || errno == EOPNOTSUPP || errno == EINVAL) {
+      ls->whiteout_files_ = true;
+    } else {
+      return Status::FromErrno("make a whiteout in workdir '" + opts.workdir + "/work'");
+    }
   }
   *out = std::move(ls);
   return Status::OK();

@@ -111,6 +111,12 @@ class LayerSet {
   const Layer& upper() const { return layers_[0]; }
   int first_lower() const { return has_upper_ ? 1 : 0; }
 
+  // Whiteouts in the upper are ".wh.NAME" files beside the name (AUFS
+  // style, as fuse-overlayfs writes them there) instead of 0/0 character
+  // devices, which the upper file system refuses (an overlayfs). Renames
+  // then leave their whiteout in two steps (no RENAME_WHITEOUT there).
+  bool whiteout_files() const { return whiteout_files_; }
+
   int work_fd() const { return work_fd_; }    // work/work: temporary objects
   int index_fd() const { return index_fd_; }  // work/overtier-index
 
@@ -123,6 +129,7 @@ class LayerSet {
  private:
   std::vector<Layer> layers_;
   bool has_upper_ = false;
+  bool whiteout_files_ = false;
   unsigned xino_shift_ = 0;  // 0: all layers on one fs
   int work_fd_ = -1;
   int index_fd_ = -1;

@@ -211,9 +211,18 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
   bool want_dirs_only = false;
   std::string sname = name;
   if (pupper) {
+    // Where whiteouts are ".wh.NAME" files (LayerSet::whiteout_files),
+    // those names are the union's, never shown, and an absent name may be
+    // whited out beside it.
+    const bool files = layers_->whiteout_files();
+    if (files && IsAufsMarker(name)) return Status::OK();  // not found
     int fd;
     Status s = OpenReal(pupper->get(), name.c_str(), &fd, &r->upper_st);
     if (!s.ok() && s.err() != ENOENT) return s;
+    struct stat wst;
+    if (!s.ok() && files &&
+        fstatat(pupper->get(), AufsWhiteoutName(name).c_str(), &wst, AT_SYMLINK_NOFOLLOW) == 0)
+      return Status::OK();  // not found
     if (s.ok()) {
       if (IsWhiteoutStat(r->upper_st)) {
         close(fd);

@@ -113,8 +113,15 @@ Status UnionFs::LoadDirectory(OpenDir* od, bool reload) {
 
   if (upper) {
     const int ufd = upper->get();
+    const bool files = layers_->whiteout_files();
     OVT_RETURN_IF_ERROR(
         ForEachEntry(ufd, true, [&](const char* name, ino64_t ino, unsigned char t) {
+          std::string_view n(name);
+          if (files && IsAufsMarker(n)) {  // ".wh.NAME": a whiteout of NAME
+            if (!lowers.empty() && !n.starts_with(".wh..wh."))
+              seen.emplace(n.substr(kAufsPrefix.size()));
+            return Status::OK();
+          }
           mode_t type = DtToMode(t);
           if (type == S_IFCHR || type == 0) {
             struct stat st;

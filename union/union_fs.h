@@ -120,6 +120,8 @@ class UnionFs {
   Node* root() const { return nodes_.root(); }
   const MountOptions& options() const { return opts_; }
   bool read_only() const { return read_only_; }
+  // Whiteouts in the upper are ".wh.NAME" files (LayerSet::whiteout_files).
+  bool whiteout_files() const { return layers_->whiteout_files(); }
 
   // namei.cc
   Status Lookup(const Ctx& ctx, Node* parent, std::string_view name, Entry* out);

@@ -6,8 +6,12 @@
 // shows them as ordinary files; see KernelShowsAufsMarkersLiterally), so
 // every other test here is skipped against the kernel.
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "harness.h"
 
@@ -167,6 +171,76 @@ TEST_F(AufsTest, CopyUpFromOpaqueLowerDirectory) {
   ASSERT_NO_FATAL_FAILURE(Remount());
   EXPECT_EQ(ListDir(M("d")), (std::vector<std::string>{"mine", "new"}));
   EXPECT_EQ(ReadFile(M("d/mine")), "changed");
+}
+
+// An upper and work directory inside a kernel overlayfs (container storage
+// inside a container): that upper refuses whiteout devices, so the union
+// writes its whiteouts as ".wh.NAME" files there, as fuse-overlayfs does,
+// reads them back after a remount, and keeps ".wh." names for itself.
+class AufsUpperTest : public AufsTest {
+ protected:
+  void TearDown() override {
+    if (mounted()) Unmount();
+    if (!outer_.empty()) umount2(outer_.c_str(), MNT_DETACH);
+    UnionFsTest::TearDown();
+  }
+  void MountOnAnOverlayfs() {
+    outer_ = base() + "/outer";
+    for (const char* d : {"-lower", "-upper", "-work", ""}) MakeDirs(outer_ + d);
+    const std::string o =
+        "lowerdir=" + outer_ + "-lower,upperdir=" + outer_ + "-upper,workdir=" + outer_ + "-work";
+    ASSERT_EQ(mount("overlay", outer_.c_str(), "overlay", 0, o.c_str()), 0) << strerror(errno);
+    MakeDirs(outer_ + "/upper");
+    MakeDirs(outer_ + "/work");
+    MountConfig c;
+    c.overtier_upperdir = outer_ + "/upper";
+    c.overtier_workdir = outer_ + "/work";
+    Mount(c);
+  }
+  std::string OU(const std::string& rel) const { return outer_ + "/upper/" + rel; }
+  std::string outer_;
+};
+
+TEST_F(AufsUpperTest, WhiteoutsAreFilesBesideTheName) {
+  WriteFile(L(1, "f"), "lower");
+  MakeDirs(L(1, "d/sub"));
+  WriteFile(L(1, "d/sub/x"), "x");
+  WriteFile(L(1, "d/y"), "y");
+  ASSERT_NO_FATAL_FAILURE(MountOnAnOverlayfs());
+
+  ASSERT_EQ(unlink(M("f").c_str()), 0);
+  EXPECT_FALSE(Exists(M("f")));
+  EXPECT_TRUE(Exists(OU(".wh.f"))) << "the whiteout, as fuse-overlayfs writes it";
+  EXPECT_EQ(ListDir(M("")), std::vector<std::string>{"d"});
+  ASSERT_EQ(rename(M("d").c_str(), M("e").c_str()), 0) << strerror(errno);
+  EXPECT_TRUE(Exists(OU(".wh.d")));
+  EXPECT_EQ(ListDir(M("e")), (std::vector<std::string>{"sub", "y"}));
+  ASSERT_EQ(unlink(M("e/y").c_str()), 0);
+
+  // A name whited out comes back as a new object, its whiteout gone.
+  WriteFile(M("f"), "new");
+  EXPECT_FALSE(Exists(OU(".wh.f")));
+  ASSERT_EQ(mkdir(M("d").c_str(), 0755), 0);
+  EXPECT_FALSE(Exists(OU(".wh.d")));
+  EXPECT_EQ(ListDir(M("d")), std::vector<std::string>{}) << "a new directory there is opaque";
+
+  // ".wh." names are the union's here.
+  EXPECT_EQ(open(M(".wh.g").c_str(), O_WRONLY | O_CREAT, 0644), -1);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(rename(M("f").c_str(), M(".wh.g").c_str()), -1);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_FALSE(Exists(M(".wh.f")));
+
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  EXPECT_EQ(ListDir(M("")), (std::vector<std::string>{"d", "e", "f"}));
+  EXPECT_EQ(ListDir(M("e")), std::vector<std::string>{"sub"});
+  EXPECT_EQ(ReadFile(M("f")), "new");
+  EXPECT_EQ(ReadFile(M("e/sub/x")), "x");
+  ASSERT_EQ(rmdir(M("e/sub").c_str()), -1);
+  ASSERT_EQ(unlink(M("e/sub/x").c_str()), 0);
+  ASSERT_EQ(rmdir(M("e/sub").c_str()), 0);
+  ASSERT_EQ(rmdir(M("e").c_str()), 0) << "holding only whiteouts: empty";
+  EXPECT_EQ(ListDir(M("")), (std::vector<std::string>{"d", "f"}));
 }
 
 }  // namespace

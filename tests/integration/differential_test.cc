@@ -26,6 +26,7 @@
 #include <grp.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -38,6 +39,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -720,6 +722,16 @@ class DifferentialTest : public UnionFsTest, public ::testing::WithParamInterfac
     if (lowers == Lowers::kPlainWithAStore) target_cfg = PlainLowersWithAStore();
     ASSERT_FALSE(HasFailure()) << "making the store failed";
 
+    // The target's upper and work directories inside a kernel overlayfs,
+    // as container storage inside a container has them.
+    std::unique_ptr<OuterOverlay> outer;
+    if (upper_on_overlay_) {
+      outer = std::make_unique<OuterOverlay>(base() + "/outer");
+      ASSERT_TRUE(outer->error.empty()) << outer->error;
+      target_cfg.overtier_upperdir = outer->path + "/upper";
+      target_cfg.overtier_workdir = outer->path + "/work";
+    }
+
     TreeSnapshot kernel_view, target_view;
     // The reference copies data up at once (metacopy=off): the kernel
     // stamps the mtime of the moment on a metadata-only copy that gets its
@@ -754,7 +766,7 @@ class DifferentialTest : public UnionFsTest, public ::testing::WithParamInterfac
     }
     std::string diff = DiffTrees(kernel_view, "kernel", target_view, name);
     ASSERT_TRUE(diff.empty()) << "seed " << seed << ": the final views differ:\n" << diff;
-    if (lower_hard_links) return;
+    if (lower_hard_links || upper_on_overlay_) return;
 
     // The upper layer the target left, read by the kernel.
     ASSERT_NO_FATAL_FAILURE(Mount(MountConfig::On(Target::kKernel)));
@@ -764,6 +776,30 @@ class DifferentialTest : public UnionFsTest, public ::testing::WithParamInterfac
                               << diff;
     Unmount();
   }
+
+  // A kernel overlayfs at `path` (its layers beside it), unmounted at the
+  // end; `error` says why it could not be mounted.
+  struct OuterOverlay {
+    explicit OuterOverlay(std::string p) : path(std::move(p)) {
+      for (const char* d : {"-lower", "-upper", "-work", ""}) mkdir((path + d).c_str(), 0755);
+      const std::string opts =
+          "lowerdir=" + path + "-lower,upperdir=" + path + "-upper,workdir=" + path + "-work";
+      if (mount("overlay", path.c_str(), "overlay", 0, opts.c_str()) != 0) {
+        error = "mount -t overlay " + path + ": " + std::strerror(errno);
+        return;
+      }
+      mounted = true;
+      for (const char* d : {"/upper", "/work"}) {
+        if (mkdir((path + d).c_str(), 0755) != 0) error = path + d + ": " + std::strerror(errno);
+      }
+    }
+    ~OuterOverlay() {
+      if (mounted) umount2(path.c_str(), MNT_DETACH);
+    }
+    std::string path, error;
+    bool mounted = false;
+  };
+  bool upper_on_overlay_ = false;
 
   TreeSnapshot View() {
     SnapshotOptions o;
@@ -796,6 +832,17 @@ TEST_P(DifferentialTest, ArchivedFilesGiveTheSameOutcomes) {
 }
 
 TEST_P(DifferentialTest, TheKernelReadsTheUpperLayerAsItsOwn) { Check(/*lower_hard_links=*/false); }
+
+// The upper and work directories inside a kernel overlayfs (podman's
+// storage inside a container, where fuse-overlayfs is the usual mount
+// program): the upper file system refuses whiteout devices and
+// RENAME_WHITEOUT, so whiteouts are ".wh.NAME" files there
+// (LayerSet::whiteout_files); the view must still be the kernel's.
+TEST_P(DifferentialTest, AnUpperOnAnOverlayfsGivesTheSameOutcomes) {
+  if (IsKernel()) GTEST_SKIP() << "the kernel overlayfs takes no upper on an overlayfs";
+  upper_on_overlay_ = true;
+  Check(/*lower_hard_links=*/true);
+}
 
 // Sequences longer runs found a difference in, kept after the fix.
 class DifferentialRegression : public DifferentialTest {};

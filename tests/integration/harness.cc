@@ -689,7 +689,10 @@ void UnionFsTest::MountOvertier(const MountConfig& cfg) {
     opts += lowers_[static_cast<size_t>(i)];
   }
   opts += cfg.overtier_lowerdir;
-  if (cfg.upper) opts += ",upperdir=" + upper_dir_ + ",workdir=" + work_;
+  if (cfg.upper) {
+    opts += ",upperdir=" + (cfg.overtier_upperdir.empty() ? upper_dir_ : cfg.overtier_upperdir);
+    opts += ",workdir=" + (cfg.overtier_workdir.empty() ? work_ : cfg.overtier_workdir);
+  }
   // Root mounts; the RunAs children are other users.
   opts += ",allow_other";
   if (!cfg.overtier_opts.empty()) opts += "," + cfg.overtier_opts;

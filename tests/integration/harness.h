@@ -205,6 +205,9 @@ struct MountConfig {
   // ("image:a:image:b" with store= in overtier_opts); the kernel target
   // still mounts the plain lowers.
   std::string overtier_lowerdir;
+  // The overtier daemon's upperdir= and workdir= instead of the harness's
+  // (an upper inside another file system); U() still names the harness's.
+  std::string overtier_upperdir, overtier_workdir;
 
   static MountConfig ReadOnly() {
     MountConfig c;

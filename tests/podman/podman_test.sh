@@ -3,9 +3,11 @@
 # with overlay.mount_program=overtier): what a container runtime really
 # passes (-o lowerdir=l/A:l/B,upperdir=...,workdir=...,volatile, --version,
 # read-only mounts for images, allow_other) through real containers: files
-# written, changed and deleted inside, podman commit of the result (its
-# upper directory, whiteouts included, becomes a layer), and a container of
-# the committed image.
+# written, changed and deleted inside, a process that is not root (--user),
+# a container with its own user namespace (--uidmap: uidmapping= and, in
+# podman 4.3, id-mapped lowers), podman commit of the result (its upper
+# directory, whiteouts included, becomes a layer), and a container of the
+# committed image.
 #
 # Skips (exit 77) without root, podman or runc. Everything lives under a
 # fresh temporary directory, removed at the end, also on failure.

@@ -199,18 +199,19 @@ Status OpenRadosVolumeSet(const std::string& set_name, const RadosVolumeSpec& sp
 
 #else  // OVERTIER_HAVE_RADOS
 
-#include <rados/librados.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <deque>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "store/rados_api.h"
 #include "store/vv_format.h"
 
 namespace overtier {
@@ -219,13 +220,21 @@ namespace {
 
 constexpr const char* kSealXattr = "overtier.seal";
 
+// librados, loaded (store/rados_api.h). Only reached once
+// OpenRadosVolumeSet has loaded it: every other use is of what it made.
+const RadosApi& Api() {
+  const RadosApi* api = nullptr;
+  if (!LoadRadosApi(&api).ok()) std::abort();
+  return *api;
+}
+
 // A cluster handle, shut down when its last user lets go: the connection,
 // or a map refresh still waiting for the monitors (see Conn::Error).
 struct Cluster {
   rados_t handle = nullptr;
   std::atomic<bool> refreshing{false};
   ~Cluster() {
-    if (handle != nullptr) rados_shutdown(handle);
+    if (handle != nullptr) Api().shutdown(handle);
   }
 };
 
@@ -239,7 +248,7 @@ struct Conn {
   uint32_t timeout = 10;
 
   ~Conn() {
-    if (io != nullptr) rados_ioctx_destroy(io);
+    if (io != nullptr) Api().ioctx_destroy(io);
   }
 
   // A librados return code (negative errno) as a Status. Timeouts say what
@@ -265,7 +274,7 @@ struct Conn {
   void RefreshMap() const {
     if (cluster->refreshing.exchange(true)) return;
     std::thread([c = cluster] {
-      rados_wait_for_latest_osdmap(c->handle);
+      Api().wait_for_latest_osdmap(c->handle);
       c->refreshing.store(false);
     }).detach();
   }
@@ -274,13 +283,13 @@ struct Conn {
 // One asynchronous op and the completion librados signals.
 class Completion {
  public:
-  Completion() { rados_aio_create_completion2(nullptr, nullptr, &c_); }
+  Completion() { Api().aio_create_completion2(nullptr, nullptr, &c_); }
   // An op in flight still writes into (or reads from) its buffer: wait for
   // it before the buffer can go.
   ~Completion() {
     if (c_ == nullptr) return;
-    if (started_) rados_aio_wait_for_complete(c_);
-    rados_aio_release(c_);
+    if (started_) Api().aio_wait_for_complete(c_);
+    Api().aio_release(c_);
   }
   Completion(const Completion&) = delete;
   Completion& operator=(const Completion&) = delete;
@@ -289,8 +298,8 @@ class Completion {
   void Started() { started_ = true; }
   // Waits; the op's return value (bytes read, 0, or a negative errno).
   int Wait() {
-    rados_aio_wait_for_complete(c_);
-    return rados_aio_get_return_value(c_);
+    Api().aio_wait_for_complete(c_);
+    return Api().aio_get_return_value(c_);
   }
 
  private:
@@ -311,7 +320,7 @@ bool ParseSeal(std::string_view v, uint64_t* size, uint64_t* piece) {
 Status ReadSeal(const Conn& c, uint64_t vv_id, bool* sealed, uint64_t* size, uint64_t* piece) {
   const std::string oid = RadosPieceName(vv_id, 0);
   char buf[64];
-  int r = rados_getxattr(c.io, oid.c_str(), kSealXattr, buf, sizeof buf);
+  int r = Api().getxattr(c.io, oid.c_str(), kSealXattr, buf, sizeof buf);
   if (r == -ENOENT) {
     return Status::NotFound(VvName(vv_id) + " does not exist in volume set '" + c.set + "' (" +
                             c.where + ")");
@@ -340,7 +349,7 @@ Status MeasureUnsealed(const Conn& c, uint64_t vv_id, uint64_t piece_size, uint6
     const std::string oid = RadosPieceName(vv_id, n);
     uint64_t len = 0;
     time_t mtime;
-    int r = rados_stat(c.io, oid.c_str(), &len, &mtime);
+    int r = Api().stat(c.io, oid.c_str(), &len, &mtime);
     if (r == -ENOENT && n > 0) {
       *pieces = n;
       return Status::OK();
@@ -358,7 +367,7 @@ Status MeasureUnsealed(const Conn& c, uint64_t vv_id, uint64_t piece_size, uint6
     if (len < piece_size) {
       *pieces = n + 1;
       uint64_t next_len;
-      int rn = rados_stat(c.io, RadosPieceName(vv_id, n + 1).c_str(), &next_len, &mtime);
+      int rn = Api().stat(c.io, RadosPieceName(vv_id, n + 1).c_str(), &next_len, &mtime);
       if (rn < 0 && rn != -ENOENT) return c.Error(rn, "stat " + RadosPieceName(vv_id, n + 1));
       *stray = rn == 0;
       return Status::OK();
@@ -404,7 +413,7 @@ class RadosVolumeWriter final : public VolumeWriter {
     OVT_RETURN_IF_ERROR(Sync());
     const std::string oid = RadosPieceName(vv_id_, 0);
     std::string seal = std::to_string(size_) + " " + std::to_string(piece_size_);
-    int r = rados_setxattr(conn_->io, oid.c_str(), kSealXattr, seal.data(), seal.size());
+    int r = Api().setxattr(conn_->io, oid.c_str(), kSealXattr, seal.data(), seal.size());
     if (r < 0) return Fail(conn_->Error(r, "seal " + oid));
     sealed_ = true;
     return Status::OK();
@@ -452,7 +461,7 @@ class RadosVolumeWriter final : public VolumeWriter {
       size_t n = static_cast<size_t>(std::min<uint64_t>(data->size() - at, piece_size_ - off));
       InFlight f{std::make_unique<Completion>(), data, RadosPieceName(vv_id_, piece), n};
       int r =
-          rados_aio_write(conn_->io, f.oid.c_str(), f.completion->get(), data->data() + at, n, off);
+          Api().aio_write(conn_->io, f.oid.c_str(), f.completion->get(), data->data() + at, n, off);
       if (r < 0) return conn_->Error(r, "write " + f.oid);
       f.completion->Started();
       inflight_.push_back(std::move(f));
@@ -518,7 +527,7 @@ class RadosVolumeReader final : public VolumeReader {
         auto op = std::make_unique<Op>();
         op->oid = RadosPieceName(vv_id_, piece);
         op->len = len;
-        int r = rados_aio_read(conn_->io, op->oid.c_str(), op->completion.get(), buf, len, off);
+        int r = Api().aio_read(conn_->io, op->oid.c_str(), op->completion.get(), buf, len, off);
         if (r < 0) {
           first = conn_->Error(r, "read " + op->oid);
           break;
@@ -569,10 +578,10 @@ class RadosVolumeSet final : public VolumeSet {
     // Piece 0 is created exclusively: the name exists, durably, once this
     // returns, and two writers cannot both get it.
     const std::string oid = RadosPieceName(vv_id, 0);
-    rados_write_op_t op = rados_create_write_op();
-    rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, nullptr);
-    int r = rados_write_op_operate(op, conn_->io, oid.c_str(), nullptr, 0);
-    rados_release_write_op(op);
+    rados_write_op_t op = Api().create_write_op();
+    Api().write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, nullptr);
+    int r = Api().write_op_operate(op, conn_->io, oid.c_str(), nullptr, 0);
+    Api().release_write_op(op);
     if (r == -EEXIST) {
       return Status::Errno(EEXIST, VvName(vv_id) + " already exists in volume set '" + name_ +
                                        "' (" + conn_->where + ")");
@@ -624,7 +633,7 @@ class RadosVolumeSet final : public VolumeSet {
     for (;; count++) {
       uint64_t len;
       time_t mtime;
-      int r = rados_stat(conn_->io, RadosPieceName(vv_id, count).c_str(), &len, &mtime);
+      int r = Api().stat(conn_->io, RadosPieceName(vv_id, count).c_str(), &len, &mtime);
       if (r == -ENOENT) break;
       if (r < 0) return conn_->Error(r, "stat " + RadosPieceName(vv_id, count));
     }
@@ -637,7 +646,7 @@ class RadosVolumeSet final : public VolumeSet {
     // orphaned pieces.
     for (uint64_t n = count; n-- > 0;) {
       const std::string oid = RadosPieceName(vv_id, n);
-      int r = rados_remove(conn_->io, oid.c_str());
+      int r = Api().remove(conn_->io, oid.c_str());
       if (r < 0 && r != -ENOENT) return conn_->Error(r, "remove " + oid);
     }
     return Status::OK();
@@ -658,7 +667,7 @@ class RadosVolumeSet final : public VolumeSet {
   Status PutObject(std::string_view name, std::string_view data) override {
     OVT_RETURN_IF_ERROR(CheckVolumeObjectPut(name, data.size()));
     const std::string oid = "obj." + std::string(name);
-    int r = rados_write_full(conn_->io, oid.c_str(), data.data(), data.size());
+    int r = Api().write_full(conn_->io, oid.c_str(), data.data(), data.size());
     if (r < 0) return conn_->Error(r, "write " + oid);
     return Status::OK();
   }
@@ -668,7 +677,7 @@ class RadosVolumeSet final : public VolumeSet {
     const std::string oid = "obj." + std::string(name);
     uint64_t len = 0;
     time_t mtime;
-    int r = rados_stat(conn_->io, oid.c_str(), &len, &mtime);
+    int r = Api().stat(conn_->io, oid.c_str(), &len, &mtime);
     if (r == -ENOENT)
       return Status::NotFound("object " + oid + " does not exist in " + conn_->where);
     if (r < 0) return conn_->Error(r, "stat " + oid);
@@ -678,7 +687,7 @@ class RadosVolumeSet final : public VolumeSet {
     data->resize(len);
     for (uint64_t done = 0; done < len;) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(len - done, opts_.max_read_op));
-      r = rados_read(conn_->io, oid.c_str(), data->data() + done, n, done);
+      r = Api().read(conn_->io, oid.c_str(), data->data() + done, n, done);
       if (r < 0) return conn_->Error(r, "read " + oid);
       if (r == 0)
         return Status::Corruption("object " + oid + " in " + conn_->where +
@@ -691,7 +700,7 @@ class RadosVolumeSet final : public VolumeSet {
   Status RemoveObject(std::string_view name) override {
     OVT_RETURN_IF_ERROR(CheckVolumeObjectName(name));
     const std::string oid = "obj." + std::string(name);
-    int r = rados_remove(conn_->io, oid.c_str());
+    int r = Api().remove(conn_->io, oid.c_str());
     if (r == -ENOENT)
       return Status::NotFound("object " + oid + " does not exist in " + conn_->where);
     if (r < 0) return conn_->Error(r, "remove " + oid);
@@ -713,19 +722,19 @@ class RadosVolumeSet final : public VolumeSet {
   template <typename Fn>
   Status ForEachObject(Fn fn) {
     rados_list_ctx_t ctx;
-    int r = rados_nobjects_list_open(conn_->io, &ctx);
+    int r = Api().nobjects_list_open(conn_->io, &ctx);
     if (r < 0) return conn_->Error(r, "list objects");
     for (;;) {
       const char* entry = nullptr;
-      r = rados_nobjects_list_next(ctx, &entry, nullptr, nullptr);
+      r = Api().nobjects_list_next(ctx, &entry, nullptr, nullptr);
       if (r == -ENOENT) break;
       if (r < 0) {
-        rados_nobjects_list_close(ctx);
+        Api().nobjects_list_close(ctx);
         return conn_->Error(r, "list objects");
       }
       fn(entry);
     }
-    rados_nobjects_list_close(ctx);
+    Api().nobjects_list_close(ctx);
     return Status::OK();
   }
 
@@ -773,6 +782,9 @@ Status OpenRadosVolumeSet(const std::string& set_name, const RadosVolumeSpec& sp
                                    " is not a multiple of 4096 up to " +
                                    std::to_string(kMaxVolumePiece));
   }
+  const RadosApi* api = nullptr;
+  Status loaded = LoadRadosApi(&api);
+  if (!loaded.ok()) return Status::Errno(loaded.err(), what + ": " + loaded.message());
   if (!spec.conf.empty()) OVT_RETURN_IF_ERROR(CheckReadable(spec.conf, "ceph.conf", set_name));
   if (!spec.keyring.empty()) OVT_RETURN_IF_ERROR(CheckReadable(spec.keyring, "keyring", set_name));
 
@@ -792,7 +804,7 @@ Status OpenRadosVolumeSet(const std::string& set_name, const RadosVolumeSpec& sp
     }
     return Status::Errno(e, msg);
   };
-  int r = rados_create2(&conn->cluster->handle, "ceph", spec.id.c_str(), 0);
+  int r = Api().create2(&conn->cluster->handle, "ceph", spec.id.c_str(), 0);
   if (r < 0) {
     conn->cluster->handle = nullptr;
     return fail(r, "rados_create2");
@@ -800,28 +812,28 @@ Status OpenRadosVolumeSet(const std::string& set_name, const RadosVolumeSpec& sp
   rados_t cluster = conn->cluster->handle;
   // An explicit conf is read alone; otherwise librados' own search
   // (CEPH_CONF, /etc/ceph/ceph.conf).
-  r = rados_conf_read_file(cluster, spec.conf.empty() ? nullptr : spec.conf.c_str());
+  r = Api().conf_read_file(cluster, spec.conf.empty() ? nullptr : spec.conf.c_str());
   if (r < 0) return fail(r, "read ceph.conf" + (spec.conf.empty() ? "" : " '" + spec.conf + "'"));
   if (!spec.keyring.empty()) {
-    r = rados_conf_set(cluster, "keyring", spec.keyring.c_str());
+    r = Api().conf_set(cluster, "keyring", spec.keyring.c_str());
     if (r < 0) return fail(r, "set keyring");
   }
   // Bounded waits everywhere: connecting, monitor commands, every OSD op.
   const std::string t = std::to_string(spec.timeout_seconds);
   for (const char* key : {"client_mount_timeout", "rados_mon_op_timeout", "rados_osd_op_timeout"}) {
-    r = rados_conf_set(cluster, key, t.c_str());
+    r = Api().conf_set(cluster, key, t.c_str());
     if (r < 0) return fail(r, std::string("set ") + key);
   }
-  r = rados_connect(cluster);
+  r = Api().connect(cluster);
   if (r < 0) {
     // A cluster handle whose connect failed must still be shut down.
     return fail(r, "connect to the cluster as " + spec.id);
   }
-  r = rados_ioctx_create(cluster, spec.pool.c_str(), &conn->io);
+  r = Api().ioctx_create(cluster, spec.pool.c_str(), &conn->io);
   if (r == -ENOENT && options.create_pool_if_missing) {
-    r = rados_pool_create(cluster, spec.pool.c_str());
+    r = Api().pool_create(cluster, spec.pool.c_str());
     if (r < 0 && r != -EEXIST) return fail(r, "create pool '" + spec.pool + "'");
-    r = rados_ioctx_create(cluster, spec.pool.c_str(), &conn->io);
+    r = Api().ioctx_create(cluster, spec.pool.c_str(), &conn->io);
   }
   if (r == -ENOENT) {
     conn->io = nullptr;
@@ -832,7 +844,7 @@ Status OpenRadosVolumeSet(const std::string& set_name, const RadosVolumeSpec& sp
     conn->io = nullptr;
     return fail(r, "open pool '" + spec.pool + "'");
   }
-  if (!spec.ns.empty()) rados_ioctx_set_namespace(conn->io, spec.ns.c_str());
+  if (!spec.ns.empty()) Api().ioctx_set_namespace(conn->io, spec.ns.c_str());
   *out = std::make_unique<RadosVolumeSet>(std::move(conn), set_name, options);
   return Status::OK();
 }

@@ -352,6 +352,15 @@ int RunMount(const Invocation& inv) {
     std::fprintf(stderr, "overtier: %s\n", MessageSafe(s.ToString()).c_str());
     return 2;
   }
+  if (mig && !fs->upper_has_handles()) {
+    // Records are keyed by the upper file's handle (inode and generation).
+    std::fprintf(stderr,
+                 "overtier: store=: upperdir '%s' is on a file system without file handles "
+                 "(name_to_handle_at; an overlayfs has them only with nfs_export=on): the "
+                 "migration tier cannot keep its records there\n",
+                 MessageSafe(opts.upperdir).c_str());
+    return 2;
+  }
   if (fs->whiteout_files()) {
     std::fprintf(stderr,
                  "overtier: upperdir '%s' takes no whiteout devices (an overlayfs?): whiteouts "

@@ -122,6 +122,9 @@ class UnionFs {
   bool read_only() const { return read_only_; }
   // Whiteouts in the upper are ".wh.NAME" files (LayerSet::whiteout_files).
   bool whiteout_files() const { return layers_->whiteout_files(); }
+  // Whether the upper file system gives file handles (name_to_handle_at),
+  // by which the migration tier keys its records.
+  bool upper_has_handles() const { return layers_->has_upper() && layers_->upper().handles; }
 
   // namei.cc
   Status Lookup(const Ctx& ctx, Node* parent, std::string_view name, Entry* out);

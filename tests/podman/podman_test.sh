@@ -6,8 +6,9 @@
 # written, changed and deleted inside, a process that is not root (--user),
 # a container with its own user namespace (--uidmap: uidmapping= and, in
 # podman 4.3, id-mapped lowers), podman commit of the result (its upper
-# directory, whiteouts included, becomes a layer), and a container of the
-# committed image.
+# directory, whiteouts included, becomes a layer), a container of the
+# committed image, and all of it again with the storage on an overlayfs
+# (podman inside a container).
 #
 # Skips (exit 77) without root, podman or runc. Everything lives under a
 # fresh temporary directory, removed at the end, also on failure.
@@ -90,6 +91,29 @@ out=$("${P[@]}" run "${R[@]}" localhost/ovt-bb:2 /bin/sh -c \
   'cat /data/new; cat /etc/motd; test -e /data/old && echo old-is-back || echo old-is-gone')
 expected=$'kept\nfrom the image\nchanged\nold-is-gone'
 [ "$out" = "$expected" ] || fail "committed image: got [$out], expected [$expected]"
+
+# Podman inside a container keeps its storage on the container's overlayfs
+# root: a graph root on an overlayfs, whose upper directories take no
+# whiteout devices (whiteouts become .wh. files, docs/SEMANTICS.md).
+mkdir -p "$dir/ovl-l" "$dir/ovl-u" "$dir/ovl-w" "$dir/ovl"
+mount -t overlay overlay -o "lowerdir=$dir/ovl-l,upperdir=$dir/ovl-u,workdir=$dir/ovl-w" "$dir/ovl" ||
+  fail "mount the outer overlayfs"
+Q=(podman --root "$dir/ovl/graph" --runroot "$dir/run2" --storage-driver overlay
+   --storage-opt "overlay.mount_program=$bin" --runtime runc --cgroup-manager cgroupfs
+   --events-backend none)
+"${Q[@]}" import "$dir/root.tar" localhost/ovt-bb:1 >/dev/null 2>>"$dir/podman.err" ||
+  fail "podman import onto an overlayfs"
+"${Q[@]}" run --name nested --network none --ulimit nofile=1024:1024 --ulimit nproc=1000:1000 \
+  localhost/ovt-bb:1 /bin/sh -c 'rm /data/old; mkdir /data/d; echo in > /data/d/f; mv /data/d /data/e' \
+  >/dev/null 2>>"$dir/podman.err" || fail "run with the storage on an overlayfs"
+"${Q[@]}" commit nested localhost/ovt-bb:3 >/dev/null 2>>"$dir/podman.err" ||
+  fail "podman commit onto an overlayfs"
+out=$("${Q[@]}" run "${R[@]}" localhost/ovt-bb:3 /bin/sh -c \
+  'cat /data/e/f; ls /data; test -e /data/old && echo old-is-back || echo old-is-gone')
+expected=$'in\ne\nold-is-gone'
+[ "$out" = "$expected" ] || fail "storage on an overlayfs: got [$out], expected [$expected]"
+"${Q[@]}" rm -af >/dev/null
+"${Q[@]}" rmi -af >/dev/null 2>&1 || true
 
 # Nothing of ours stays mounted once the containers are gone.
 "${P[@]}" rm -af >/dev/null

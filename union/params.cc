@@ -376,6 +376,16 @@ Status ParseOneOption(const std::string& opt, MountOptions* opts) {
   } else {
     std::string_view value = std::string_view(opt).substr(eq + 1);
     if (Contains(kValueKeys, key)) return ParseValueOption(key, value, opts);
+    // containers/storage adds xattr_permissions=2 when storage.conf sets
+    // force_mask: the files' real owners and modes are then kept in
+    // user.containers.override_stat, which the mount must show. Ignoring it
+    // would show the masked ones; refuse it, saying so.
+    if (key == "xattr_permissions" && value != "0") {
+      return Status::InvalidArgument(
+          "mount option xattr_permissions=" + std::string(value) +
+          " (owners and modes kept in xattrs, which containers/storage asks for when "
+          "storage.conf sets force_mask) is not supported");
+    }
     if (Contains(kIgnoredKeys, key)) {
       opts->ignored.push_back(opt);
       return Status::OK();

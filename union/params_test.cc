@@ -411,6 +411,18 @@ TEST(ParseOptions, FlagOptions) {
   EXPECT_TRUE(o.exec);
 }
 
+// force_mask in storage.conf makes containers/storage ask for owners and
+// modes kept in xattrs, which overtier does not do: refused, not ignored.
+TEST(ParseOptions, XattrPermissionsAreRefused) {
+  for (const char* v : {"xattr_permissions=1", "xattr_permissions=2"}) {
+    MountOptions o;
+    Status s = ParseOpt(std::string("lowerdir=/a,") + v, &o);
+    EXPECT_EQ(s.err(), EINVAL) << v;
+    EXPECT_TRUE(HasSubstr(s.message(), "force_mask")) << s.message();
+    EXPECT_TRUE(HasSubstr(s.message(), "not supported")) << s.message();
+  }
+}
+
 // What containers/storage passes for a mapping of one id.
 TEST(ParseOptions, SquashOptions) {
   MountOptions o;
@@ -481,7 +493,7 @@ TEST(ParseOptions, IgnoredOptionsAreKeptRaw) {
       "nfs_export=off",  "fsync=volatile",
       "context=foo",     "fscontext=foo",
       "defcontext=foo",  "rootcontext=foo",
-      "static_nlink",    "xattr_permissions=2",
+      "static_nlink",    "xattr_permissions=0",
       "plugins=a:b",     "max_idle_threads=10",
       "threaded=1",      "fast_ino=1",
       "debug",           "sync",

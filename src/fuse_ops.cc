@@ -365,30 +365,62 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* ne
   ReplyEntry(req, Fs(req)->Link(CtxOf(req), N(req, ino), N(req, newparent), newname, &e), e);
 }
 
-void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  std::shared_ptr<MigFile> m;
-  int fd = -1;
-  // Only a store with records can have one for this file: no lookup (and
-  // no file handle) otherwise, which is every unlink of a mount whose
-  // store has never archived anything.
-  if (Mig(req) != nullptr && Mig(req)->may_have_records()) {
+// The last link of a file with a migration record going away (unlink,
+// or a rename over it): the record goes (its archive is garbage for gc)
+// once nobody has the file open. Made before the operation, finished
+// after it.
+class LastLinkWatch {
+ public:
+  LastLinkWatch(fuse_req_t req, fuse_ino_t parent, const char* name) : req_(req) {
+    // Only a store with records can have one for this file: no lookup (and
+    // no file handle) otherwise, which is every removal on a mount whose
+    // store has never archived anything.
+    if (Mig(req) == nullptr || !Mig(req)->may_have_records()) return;
     Entry e;
-    if (Fs(req)->Lookup(CtxOf(req), N(req, parent), name, &e).ok()) {
-      if (S_ISREG(e.attr.st_mode) && e.attr.st_nlink == 1) m = MigOfNode(req, e.node, &fd);
-      Fs(req)->Forget(e.node, 1);
-    }
+    if (!Fs(req)->Lookup(CtxOf(req), N(req, parent), name, &e).ok()) return;
+    node_ = e.node;
+    if (S_ISREG(e.attr.st_mode) && e.attr.st_nlink == 1) m_ = MigOfNode(req, e.node, &fd_);
   }
+  // Call with the operation's outcome, before answering it.
+  void Finish(const Status& s) {
+    if (node_ == nullptr) return;
+    if (m_) {
+      // Checked on the file itself (another link may have appeared).
+      struct stat st;
+      last_ = s.ok() && fstat(fd_, &st) == 0 && st.st_nlink == 0;
+      close(fd_);
+      if (last_) {
+        // Read-only opens of the lower file made before the copy-up read
+        // this file now (ReadFd follows it) but hold no migration state of
+        // it: keep it (and so the record, whose archive has what a lazy
+        // copy-up left released) until they close.
+        std::lock_guard<std::mutex> g(node_->mu);
+        if (node_->lower_opens > 0) node_->held_mig = m_;
+      }
+    }
+    Fs(req_)->Forget(node_, 1);
+    node_ = nullptr;
+  }
+  // After the answer (the request is gone by then).
+  void Done(MigrationService* mig) {
+    if (last_) mig->Unlinked(m_);
+  }
+
+ private:
+  fuse_req_t req_;
+  Node* node_ = nullptr;  // looked up: forgotten in Finish
+  std::shared_ptr<MigFile> m_;
+  int fd_ = -1;
+  bool last_ = false;
+};
+
+void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  LastLinkWatch watch(req, parent, name);
   Status s = Fs(req)->Unlink(CtxOf(req), N(req, parent), name);
-  if (!m) return ReplyErr(req, s);
-  // The last link of a file with a migration record: the record goes (its
-  // archive is garbage for gc) once nobody has the file open. Checked on
-  // the file itself (another link may have appeared meanwhile).
-  struct stat st;
-  bool last = s.ok() && fstat(fd, &st) == 0 && st.st_nlink == 0;
+  watch.Finish(s);
   MigrationService* mig = Mig(req);  // req is gone once answered
   ReplyErr(req, s);
-  close(fd);
-  if (last) mig->Unlinked(m);
+  watch.Done(mig);
 }
 
 void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -397,8 +429,14 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
               const char* newname, unsigned int flags) {
-  ReplyErr(req,
-           Fs(req)->Rename(CtxOf(req), N(req, parent), name, N(req, newparent), newname, flags));
+  // A rename over a file removes that file's name as an unlink does.
+  std::optional<LastLinkWatch> watch;
+  if (!(flags & RENAME_EXCHANGE)) watch.emplace(req, newparent, newname);
+  Status s = Fs(req)->Rename(CtxOf(req), N(req, parent), name, N(req, newparent), newname, flags);
+  if (watch) watch->Finish(s);
+  MigrationService* mig = Mig(req);
+  ReplyErr(req, s);
+  if (watch) watch->Done(mig);
 }
 
 // With the writeback cache the kernel may read a file opened write-only

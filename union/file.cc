@@ -77,6 +77,11 @@ Status UnionFs::Open(const Ctx& ctx, Node* node, int flags, std::unique_ptr<Open
   of->upper = upper;
   of->writable = acc != O_RDONLY;
   of->data_gen = data_gen;
+  if (!upper) {
+    std::lock_guard<std::mutex> g(node->mu);
+    ++node->lower_opens;
+    of->counts_lower_open = true;
+  }
   *out = std::move(of);
   return Status::OK();
 }

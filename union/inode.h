@@ -26,6 +26,8 @@
 
 namespace overtier {
 
+struct MigFile;  // src/migration.h: the transport's, held here only
+
 // One real object in one layer.
 struct RealRef {
   int layer = -1;      // LayerSet index; -1 = none
@@ -72,6 +74,14 @@ class Node {
   // not its upper inode's. Like overlayfs, a directory that gets a name of
   // such an object is marked impure, where lookups read origins.
   bool has_origin = false;
+  // Read-only opens of the lower file still open (OpenFile::counts_lower_open).
+  // They follow a copy-up's data to the upper file (UnionFs::ReadFd), so an
+  // upper file unlinked meanwhile must keep its migration state (its
+  // archive holds the ranges a lazy copy-up left released) until they
+  // close: the transport puts it in held_mig (src/fuse_ops.cc, OpUnlink),
+  // and the last such open lets go of it.
+  int lower_opens = 0;
+  std::shared_ptr<MigFile> held_mig;
 
   // Where the node was last seen in the tree (guarded by NodeTable::tree_mu).
   // Copy-up needs it to find the parent; it is an alias, like a dentry.

@@ -16,6 +16,12 @@ namespace overtier {
 OpenFile::~OpenFile() {
   if (fd >= 0) close(fd);
   for (int r : retired) close(r);
+  if (!counts_lower_open) return;
+  std::shared_ptr<MigFile> last;  // let go of outside the lock
+  {
+    std::lock_guard<std::mutex> g(node->mu);
+    if (--node->lower_opens == 0) last = std::move(node->held_mig);
+  }
 }
 
 UnionFs::UnionFs(const MountOptions& opts, std::unique_ptr<LayerSet> layers, long fd_budget)

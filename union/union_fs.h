@@ -79,6 +79,8 @@ struct OpenFile {
   bool io_counted = false;
   bool passthrough = false;
   bool direct_io = false;  // answered with FOPEN_DIRECT_IO
+  // A read-only open of the lower file, counted in node->lower_opens.
+  bool counts_lower_open = false;
   ~OpenFile();
 };
 

@@ -645,6 +645,41 @@ TEST_F(MigrateMountTest, UnlinkOfTheLastLinkDeletesTheRecord) {
   EXPECT_EQ(records, 1) << "only b2's record is left";
 }
 
+// A rename over a file removes its last link as an unlink does: its record
+// goes, and gc reclaims its archive. Before, the record stayed, and the
+// archive with it, for good (gc keeps records it cannot check).
+TEST_F(MigrateMountTest, ARenameOverAFileDeletesItsRecord) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  MakeFile("old", Payload(kMiB, 12));
+  MakeFile("kept", Payload(kMiB, 13));
+  MakeFile("new", "the replacement");
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("old"));
+  ASSERT_NO_FATAL_FAILURE(ArchiveRelease("kept"));
+  ASSERT_EQ(rename(M("new").c_str(), M("old").c_str()), 0) << strerror(errno);
+  EXPECT_EQ(ReadFile(M("old")), "the replacement");
+  // Exchanged, nothing is removed: both records stay.
+  MakeFile("swap", "swapped in");
+  ASSERT_EQ(renameat2(AT_FDCWD, M("swap").c_str(), AT_FDCWD, M("kept").c_str(), RENAME_EXCHANGE),
+            0);
+  EXPECT_TRUE(ReadFile(M("swap")) == Payload(kMiB, 13));
+  WaitStoreIdle();
+  Unmount();
+  std::unique_ptr<Store> st;
+  StoreOpenOptions so;
+  so.read_only = true;
+  Status s = Store::Open(store_, so, &st);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  int records = 0;
+  ASSERT_TRUE(st->catalog()
+                  ->ScanMigration("",
+                                  [&](std::string_view, const MigrationRecord&) {
+                                    records++;
+                                    return true;
+                                  })
+                  .ok());
+  EXPECT_EQ(records, 1) << "only the exchanged file's record is left";
+}
+
 }  // namespace
 }  // namespace overtier
 

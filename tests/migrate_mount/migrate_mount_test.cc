@@ -629,20 +629,7 @@ TEST_F(MigrateMountTest, UnlinkOfTheLastLinkDeletesTheRecord) {
   EXPECT_TRUE(StateXattr(M("b2")).starts_with("released"));
   WaitStoreIdle();
   Unmount();
-  std::unique_ptr<Store> st;
-  StoreOpenOptions so;
-  so.read_only = true;
-  Status s = Store::Open(store_, so, &st);
-  ASSERT_TRUE(s.ok()) << s.ToString();
-  int records = 0;
-  ASSERT_TRUE(st->catalog()
-                  ->ScanMigration("",
-                                  [&](std::string_view, const MigrationRecord&) {
-                                    records++;
-                                    return true;
-                                  })
-                  .ok());
-  EXPECT_EQ(records, 1) << "only b2's record is left";
+  EXPECT_EQ(MigrationRecords(), 1) << "only b2's record is left";
 }
 
 // A rename over a file removes its last link as an unlink does: its record
@@ -664,20 +651,7 @@ TEST_F(MigrateMountTest, ARenameOverAFileDeletesItsRecord) {
   EXPECT_TRUE(ReadFile(M("swap")) == Payload(kMiB, 13));
   WaitStoreIdle();
   Unmount();
-  std::unique_ptr<Store> st;
-  StoreOpenOptions so;
-  so.read_only = true;
-  Status s = Store::Open(store_, so, &st);
-  ASSERT_TRUE(s.ok()) << s.ToString();
-  int records = 0;
-  ASSERT_TRUE(st->catalog()
-                  ->ScanMigration("",
-                                  [&](std::string_view, const MigrationRecord&) {
-                                    records++;
-                                    return true;
-                                  })
-                  .ok());
-  EXPECT_EQ(records, 1) << "only the exchanged file's record is left";
+  EXPECT_EQ(MigrationRecords(), 1) << "only the exchanged file's record is left";
 }
 
 }  // namespace

@@ -243,5 +243,19 @@ TEST_F(AufsUpperTest, WhiteoutsAreFilesBesideTheName) {
   EXPECT_EQ(ListDir(M("")), (std::vector<std::string>{"d", "f"}));
 }
 
+// ".wh." takes 4 of a name's 255 bytes: a lower name longer than 251
+// bytes cannot be whited out there, and stays (ENAMETOOLONG).
+TEST_F(AufsUpperTest, ANameTooLongForItsWhiteoutStays) {
+  const std::string longest(251, 'w'), too_long(252, 'x');
+  WriteFile(L(1, longest), "251");
+  WriteFile(L(1, too_long), "252");
+  ASSERT_NO_FATAL_FAILURE(MountOnAnOverlayfs());
+  EXPECT_EQ(unlink(M(longest).c_str()), 0) << strerror(errno);
+  EXPECT_FALSE(Exists(M(longest)));
+  EXPECT_EQ(unlink(M(too_long).c_str()), -1);
+  EXPECT_EQ(errno, ENAMETOOLONG);
+  EXPECT_EQ(ReadFile(M(too_long)), "252") << "still there, as it was";
+}
+
 }  // namespace
 }  // namespace overtier::it

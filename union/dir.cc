@@ -366,8 +366,9 @@ Status UnionFs::RemoveObject(const Ctx&, Node* parent, std::string_view name_sv,
     // one anyway, and once it is gone the whiteout does.
     OVT_RETURN_IF_ERROR(MakeWhiteoutAt(pfd, name.c_str(), true));
     if (unlinkat(pfd, name.c_str(), dir ? AT_REMOVEDIR : 0) != 0) {
-      Status s = Status::FromErrno();
-      if (dir && (errno == ENOTEMPTY || errno == EEXIST)) {
+      const int err = errno;  // before anything else may change it
+      Status s = Status::Errno(err);
+      if (dir && (err == ENOTEMPTY || err == EEXIST)) {
         // Holding only whiteouts: move it aside whole.
         const std::string tmp = TempName("rm.");
         s = renameat(pfd, name.c_str(), work, tmp.c_str()) == 0 ? RemoveTreeAt(work, tmp.c_str())

@@ -39,6 +39,7 @@
 #include "../integration/daemon_fixture.h"
 #include "../integration/harness.h"
 #include "image/view.h"
+#include "store/catalog_testutil.h"
 #include "store/content_reader.h"
 #include "store/local_volume.h"
 #include "store/store.h"
@@ -103,21 +104,7 @@ class ImageMountTest : public it::MountFixture {
   }
 
   // How many migration records the store's catalog holds (no mount).
-  size_t MigrationRecords() {
-    std::unique_ptr<Store> st;
-    StoreOpenOptions so;
-    so.read_only = true;
-    Status s = Store::Open(store_, so, &st);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    if (!s.ok()) return 0;
-    size_t n = 0;
-    s = st->catalog()->ScanMigration("", [&](std::string_view, const MigrationRecord&) {
-      ++n;
-      return true;
-    });
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return n;
-  }
+  int MigrationRecords() { return CountMigrationRecords(store_); }
 
   // Where the first extent of image file /rel lives (read before mounting).
   Extent ExtentOf(const std::string& image, const std::string& rel) {
@@ -723,7 +710,7 @@ TEST_F(ImageMountTest, AReaderFromBeforeALazyCopyUpReadsTheFileAfterItsUnlink) {
   reader.reset();
   std::this_thread::sleep_for(std::chrono::seconds(2));
   Unmount();
-  EXPECT_EQ(MigrationRecords(), 0u)
+  EXPECT_EQ(MigrationRecords(), 0)
       << "the record of the unlinked file stayed after its last reader closed";
   std::string out;
   EXPECT_EQ(RunCmd({OvertierBin(), "fsck", store_}, &out), 0) << out;

@@ -33,6 +33,7 @@
 #include "../integration/daemon_fixture.h"
 #include "../integration/harness.h"
 #include "overtier/control.h"
+#include "store/catalog_testutil.h"
 #include "store/store.h"
 
 namespace overtier {
@@ -95,23 +96,8 @@ class MigrateMountTest : public it::MountFixture {
 
   void Prepare() override { ASSERT_NO_FATAL_FAILURE(InitStore()); }
 
-  // How many migration records the store holds (with nothing mounted: a
-  // read-only open sees what the last session committed); -1 on error.
-  int MigrationRecords() {
-    std::unique_ptr<Store> st;
-    StoreOpenOptions so;
-    so.read_only = true;
-    Status s = Store::Open(store_, so, &st);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    if (!s.ok()) return -1;
-    int records = 0;
-    s = st->catalog()->ScanMigration("", [&](std::string_view, const MigrationRecord&) {
-      records++;
-      return true;
-    });
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return s.ok() ? records : -1;
-  }
+  // How many migration records the store holds (nothing mounted).
+  int MigrationRecords() { return CountMigrationRecords(store_); }
 
   // Replaces the store SetUp made with one made by `store init` with
   // `args` (e.g. two --volume-set): before Mount.

@@ -1149,6 +1149,15 @@ void DoControl(fuse_req_t req, fuse_ino_t ino, unsigned cmd, OpenFile* of,
     if (fh.has_generation && fh.generation != r.generation)
       return (void)fuse_reply_err(req, ESTALE);
   }
+  // A file without a record (the only kind FUSE passthrough opens) has
+  // every byte resident: a restore has nothing to do, whoever holds it
+  // open. Answered before the gate, which would refuse it for an open
+  // descriptor (`restore -r` over a tree in use) and would take its later
+  // opens off passthrough for nothing.
+  if (cmd == OVERTIER_IOC_RESTORE && m && !m->tracked()) {
+    return AnswerControl(req, ino, cmd, r,
+                         Status::Errno(EALREADY, "nothing to restore: no migration record"));
+  }
   Status s = PassthroughGate(req, of, what);
   if (!s.ok()) return AnswerControl(req, ino, cmd, r, s);
   switch (cmd) {

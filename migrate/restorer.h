@@ -25,7 +25,12 @@
 // the file in order (the rest of the file, or a long range waited for),
 // the next two pieces are read (ContentReader::Prefetch, into its chunk
 // cache) on threads of their own while this one is written: reading and
-// writing overlap. Every commit_bytes, and at the
+// writing overlap. A clone waits for the direct reads in flight on its
+// source container, so the clones are put off while the job reads the same
+// container file, and done together once its reads have gone on to the
+// next file, a waiter needs their bytes, or nothing else is left (their
+// bytes stay non-resident until then; a user write meanwhile is kept).
+// Every commit_bytes (a cloned byte counts for an eighth), and at the
 // end: fdatasync (fsync once blocks were cloned), the user's atime/mtime
 // put back (futimens), then the migration record committed with the
 // residency as of before the sync — the catalog never claims a byte that
@@ -194,15 +199,21 @@ class Restorer {
   bool Step(Job* job);
   Status Load(Job* job);
   static JobRecord JobRow(const Job& job, const ResidencyMap& map, bool rest);
-  // Picks the next piece to restore; false if the job has nothing to do.
-  bool NextPiece(Job* job, ByteRange* piece);
+  // Picks the next piece to restore; false if the job has nothing to do
+  // now. *flush: the clones the job put off must be done first (a waiter
+  // waits only for their bytes, or nothing else is left).
+  bool NextPiece(Job* job, ByteRange* piece, bool* flush);
   Status RestorePiece(Job* job, ByteRange piece);
   Status WriteRestored(Job* job, const char* p, uint64_t off, uint64_t n, bool direct);
   // Clones the non-zero blocks of r (restored bytes in buf, from `piece`)
   // that `sources` places in container files; appends what is left to
-  // write to *rest.
+  // write to *rest, and what it put off (job->deferred) to *deferred.
   void CloneRestored(Job* job, const char* buf, ByteRange piece, ByteRange r,
-                     const std::vector<LocalSource>& sources, std::vector<ByteRange>* rest);
+                     const std::vector<LocalSource>& sources, std::vector<ByteRange>* rest,
+                     std::vector<ByteRange>* deferred);
+  // Does the clones the job put off (job->io_mu held), those of their
+  // bytes the user has not changed meanwhile, and tells the waiters.
+  Status FlushClones(Job* job);
   void Repair(Job* job, const std::vector<Extent>& damaged);
   // fdatasync, times, commit of the residency as of before the sync.
   // finish: the job ends (its jobs row goes, unless keep_row).

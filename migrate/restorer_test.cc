@@ -687,5 +687,60 @@ TEST_F(RestorerTest, AnUnreadRestoreSharesTheArchivesBlocksWhereItCan) {
   }
 }
 
+// While a job goes through one container file its clones wait, so that
+// they do not take turns with its reads ahead (Restorer::Job::deferred).
+// Meanwhile a user write into their bytes is kept (the clones go only
+// where the bytes are still missing), and a waiter for their bytes alone
+// is answered at once, not after the rest of the file.
+TEST_F(RestorerTest, ClonesPutOffKeepAUserWriteAndAnswerTheirWaiter) {
+  if (!test::CanClone(upper_)) {
+    ASSERT_FALSE(test::ExpectReflink()) << "TMPDIR is on a file system without reflink";
+    GTEST_SKIP() << "the file system does not clone blocks";
+  }
+  int fd = Released("d", /*keep=*/0);
+  // Before the restorer: it answers waiters still there when it goes.
+  std::promise<Status> all, mid;
+  std::future<Status> all_done = all.get_future(), mid_done = mid.get_future();
+  StepGate gate;
+  Restorer r(store_.get(), gate.Options());  // one piece (a 64 KiB chunk) per step
+  // A failed assertion must not leave the worker held (~Restorer waits).
+  struct GoOnExit {
+    StepGate* gate;
+    ~GoOnExit() { gate->Go(); }
+  } go_on_exit{&gate};
+  r.Request(fd, "d", {0, 0}, [&](const Status& s) { all.set_value(s); });
+  // Piece 0 is cloned (the first clone tells whether the file system
+  // can), the clones of pieces 1 to 3 are put off: the whole file is in
+  // one container file.
+  gate.Allow(4);
+  gate.WaitForSteps(4);
+  const uint64_t piece = 64 << 10;
+  const uint64_t off = 2 * piece + 1000;
+  bool in_job = false;
+  Status s = UserWrite(&r, fd, off, &in_job);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(in_job);
+  r.Request(
+      fd, "d", {3 * piece + 10, 100}, [&](const Status& st) { mid.set_value(st); },
+      /*range_only=*/true);
+  gate.Allow(5);
+  ASSERT_EQ(mid_done.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_TRUE(mid_done.get().ok());
+  EXPECT_EQ(all_done.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout)
+      << "the waiter was answered only with the whole file";
+  std::string got(100, '\0');
+  ASSERT_EQ(pread(fd, got.data(), got.size(), 3 * piece + 10), 100);
+  EXPECT_TRUE(got == data_.substr(3 * piece + 10, 100));
+  gate.Go();
+  ASSERT_EQ(all_done.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  s = all_done.get();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  for (int i = 0; i < 500 && r.active_jobs() > 0; i++) usleep(10000);
+  std::string want = data_;
+  want.replace(off, 4, "USER");
+  EXPECT_TRUE(ReadAll(fd) == want) << "a clone went over the user's write";
+  EXPECT_GT(test::SharedBytes(fd), kSize / 2) << "the restore did not clone";
+}
+
 }  // namespace
 }  // namespace overtier

@@ -122,8 +122,9 @@ struct Restorer::Job {
   // while this one is written (RestorePiece).
   bool sequential = false;
   // Those reads (ContentReader::Prefetch into its chunk cache, on the
-  // restorer's AheadPool), oldest first, each with the offset of its piece. Last member: destroyed
-  // (waited for) before the members they read.
+  // restorer's AheadPool), oldest first, each with the offset of its
+  // piece. Last member: destroyed (waited for) before the members they
+  // read.
   struct Ahead {
     uint64_t offset = 0;
     std::future<Status> done;

@@ -122,7 +122,7 @@ struct Restorer::Job {
   // while this one is written (RestorePiece).
   bool sequential = false;
   // Those reads (ContentReader::Prefetch into its chunk cache, on the
-  // restorer's AheadPool), oldest first, each with the offset of its
+  // restorer's ahead_pool_), oldest first, each with the offset of its
   // piece. Last member: destroyed (waited for) before the members they
   // read.
   struct Ahead {
@@ -142,50 +142,12 @@ struct Restorer::Job {
   }
 };
 
-Restorer::AheadPool::AheadPool(size_t threads) {
-  for (size_t i = 0; i < threads; i++) {
-    threads_.emplace_back([this] {
-      for (;;) {
-        std::packaged_task<Status()> task;
-        {
-          std::unique_lock<std::mutex> l(mu_);
-          cv_.wait(l, [this] { return stop_ || !queue_.empty(); });
-          if (queue_.empty()) return;  // stopping, and every read queued is done
-          task = std::move(queue_.front());
-          queue_.pop_front();
-        }
-        task();
-      }
-    });
-  }
-}
-
-Restorer::AheadPool::~AheadPool() {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  for (std::thread& t : threads_) t.join();
-}
-
-std::future<Status> Restorer::AheadPool::Run(std::function<Status()> read) {
-  std::packaged_task<Status()> task(std::move(read));
-  std::future<Status> done = task.get_future();
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    queue_.push_back(std::move(task));
-  }
-  cv_.notify_one();
-  return done;
-}
-
 Restorer::Restorer(Store* store, const RestorerOptions& options)
     : store_(store),
       options_(options),
       reader_(store),
       chunk_size_(store->config().chunk_size),
-      ahead_pool_(kAheadPieces * static_cast<size_t>(std::max(1, options.threads))) {
+      ahead_pool_(static_cast<int>(kAheadPieces) * std::max(1, options.threads)) {
   if (options_.piece_bytes < chunk_size_) options_.piece_bytes = chunk_size_;
   for (int i = 0; i < std::max(1, options_.threads); i++)
     threads_.emplace_back([this] { Worker(); });
@@ -651,8 +613,11 @@ Status Restorer::RestorePiece(Job* job, ByteRange piece) {
     while (job->aheads.size() < kAheadPieces && off < archive_size) {
       const uint64_t n = std::min(options_.piece_bytes, archive_size - off);
       const FileRecord* file = &job->file;
-      job->aheads.push_back(Job::Ahead{
-          off, ahead_pool_.Run([this, file, off, n] { return reader_.Prefetch(*file, off, n); })});
+      // Shared: a WorkerPool task is a std::function, which copies.
+      auto read = std::make_shared<std::packaged_task<Status()>>(
+          [this, file, off, n] { return reader_.Prefetch(*file, off, n); });
+      job->aheads.push_back(Job::Ahead{off, read->get_future()});
+      ahead_pool_.Submit([read] { (*read)(); });
       off += n;
     }
   }

@@ -65,7 +65,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,6 +73,7 @@
 #include <vector>
 
 #include "migrate/range_waiters.h"
+#include "migrate/worker_pool.h"
 #include "overtier/status.h"
 #include "store/content_reader.h"
 #include "store/store.h"
@@ -227,31 +227,17 @@ class Restorer {
   // run once it has let go of mu_.
   std::vector<WaitCallback> TakeIdleWaiters(const std::string& key);
 
-  // Threads that read ahead (ContentReader::Prefetch) for the jobs going
-  // through files in order. Kept for the restorer's life: a thread and an
-  // io_uring of its own per 4 MiB piece cost their setup 256 times a GiB.
-  // Destroyed before reader_, after running every read queued, so that a
-  // job that outlives the restorer finds its reads ahead answered.
-  class AheadPool {
-   public:
-    explicit AheadPool(size_t threads);
-    ~AheadPool();
-    std::future<Status> Run(std::function<Status()> read);
-
-   private:
-    std::mutex mu_;
-    std::condition_variable cv_;
-    bool stop_ = false;
-    std::deque<std::packaged_task<Status()>> queue_;
-    std::vector<std::thread> threads_;
-  };
-
   Store* store_;
   RestorerOptions options_;
   ContentReader reader_;
   RangeWaiters waiters_;
   uint64_t chunk_size_;
-  AheadPool ahead_pool_;
+  // Threads that read ahead (ContentReader::Prefetch) for the jobs going
+  // through files in order. Kept for the restorer's life: a thread and an
+  // io_uring of its own per 4 MiB piece cost their setup 256 times a GiB.
+  // Destroyed before reader_, after running every read queued, so that a
+  // job that outlives the restorer finds its reads ahead answered.
+  WorkerPool ahead_pool_;
 
   mutable std::mutex mu_;  // jobs_, queue_, each job's map and record
   std::mutex repair_mu_;   // one RepairCopies at a time (read-modify-write of files rows)

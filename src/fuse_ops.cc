@@ -19,12 +19,12 @@
 
 #include "migrate/crash_point.h"
 #include "migrate/file_handle.h"
+#include "migrate/worker_pool.h"
 #include "overtier/control.h"
 #include "overtier/printable.h"
 #include "src/fuse_passthrough.h"
 #include "src/migration.h"
 #include "src/session_receive.h"
-#include "src/worker_pool.h"
 #include "union/union_fs.h"
 
 namespace overtier {

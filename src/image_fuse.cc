@@ -30,8 +30,8 @@
 #include <unordered_map>
 
 #include "image/view.h"
+#include "migrate/worker_pool.h"
 #include "overtier/printable.h"
-#include "src/worker_pool.h"
 #include "store/content_reader.h"
 
 namespace overtier {

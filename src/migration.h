@@ -51,10 +51,10 @@
 #include "migrate/archiver.h"
 #include "migrate/residency.h"
 #include "migrate/restorer.h"
+#include "migrate/worker_pool.h"
 #include "overtier/control.h"
 #include "overtier/status.h"
 #include "src/io_gate.h"
-#include "src/worker_pool.h"
 #include "store/catalog_records.h"
 #include "store/store.h"
 

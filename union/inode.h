@@ -78,8 +78,9 @@ class Node {
   // They follow a copy-up's data to the upper file (UnionFs::ReadFd), so an
   // upper file unlinked meanwhile must keep its migration state (its
   // archive holds the ranges a lazy copy-up left released) until they
-  // close: the transport puts it in held_mig (src/fuse_ops.cc, OpUnlink),
-  // and the last such open lets go of it.
+  // close: the transport puts it in held_mig (src/fuse_ops.cc,
+  // LastLinkWatch: an unlink, or a rename over it), and the last such open
+  // lets go of it.
   int lower_opens = 0;
   std::shared_ptr<MigFile> held_mig;
 

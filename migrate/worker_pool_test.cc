@@ -1,4 +1,4 @@
-#include "src/worker_pool.h"
+#include "migrate/worker_pool.h"
 
 #include <gtest/gtest.h>
 

@@ -1,8 +1,8 @@
 // A small fixed pool of threads for the requests that may take long
 // (copy-up of a large file, fsync): the request loop hands them over and
 // goes on answering the others.
-#ifndef OVERTIER_SRC_WORKER_POOL_H_
-#define OVERTIER_SRC_WORKER_POOL_H_
+#ifndef OVERTIER_MIGRATE_WORKER_POOL_H_
+#define OVERTIER_MIGRATE_WORKER_POOL_H_
 
 #include <condition_variable>
 #include <deque>
@@ -41,4 +41,4 @@ class WorkerPool {
 
 }  // namespace overtier
 
-#endif  // OVERTIER_SRC_WORKER_POOL_H_
+#endif  // OVERTIER_MIGRATE_WORKER_POOL_H_

@@ -424,7 +424,10 @@ class Fsck {
     std::deque<std::pair<uint64_t, std::string>> queue{{root, ""}};
     std::set<uint64_t> dirs_seen{root};
     while (!queue.empty()) {
-      auto [dir, path] = queue.front();
+      // Not a structured binding: the lambda below captures both, which
+      // clang before 16 refuses for bindings.
+      const uint64_t dir = queue.front().first;
+      const std::string path = std::move(queue.front().second);
       queue.pop_front();
       Status s = cat_->ReadDir(id, dir, "", [&](std::string_view name, const DirentRecord& d) {
         const std::string child = path + "/" + std::string(name);

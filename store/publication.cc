@@ -68,8 +68,9 @@ Status GatherLayers(Catalog* cat, std::string_view name, std::vector<PublishedLa
       return true;
     }));
     // Every directory's entries: the directories are among the nodes.
-    for (const auto& [ino, n] : l.nodes) {
-      if (!S_ISDIR(n.mode)) continue;
+    for (const auto& node : l.nodes) {
+      const uint64_t ino = node.first;  // captured below: not a binding (clang < 16)
+      if (!S_ISDIR(node.second.mode)) continue;
       OVT_RETURN_IF_ERROR(
           cat->ReadDir(rec.image_id, ino, "", [&](std::string_view e, const DirentRecord& d) {
             l.dirents.push_back(PublishedDirent{ino, std::string(e), d});

@@ -120,7 +120,11 @@ Status RepairCopies(Store* store, const Bfid& bfid, const std::vector<Extent>& d
   // Write and seal (fsync) before any row names the new containers.
   std::map<Loc, ChunkLocation> moved;
   std::vector<std::pair<uint64_t, VolumeRecord>> created;
-  for (auto& [set_name, locs] : by_set) {
+  for (auto& set_locs : by_set) {
+    // Named, not bound: the lambdas below capture them (clang < 16 cannot
+    // capture structured bindings).
+    const std::string& set_name = set_locs.first;
+    auto& locs = set_locs.second;
     VolumeSet* set = store->volume_set(set_name);
     std::unique_ptr<VvWriter> w;
     uint64_t live = 0;  // payload bytes in w

@@ -20,6 +20,7 @@
 #include "image/tar_source.h"
 #include "overtier/printable.h"
 #include "overtier/tier_xattrs.h"
+#include "overtier/time_ns.h"
 
 namespace overtier {
 
@@ -38,9 +39,9 @@ int64_t NowNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-int64_t TsNs(const struct timespec& ts) {
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
+// What an image says of a time outside the range a node record holds.
+constexpr const char* kClampedTimes =
+    ": a time outside the years 1677 to 2262 an image holds, clamped to the nearest";
 
 void Warn(const ImportOptions& o, const std::string& msg) {
   if (o.warn) {
@@ -597,16 +598,20 @@ struct DirWalker {
     return root + JoinPath(path, path.size());
   }
 
-  void Attrs(const struct stat& st, NodeRecord* r) {
+  void Attrs(const struct stat& st, const std::string& what, NodeRecord* r) {
     *r = NodeRecord();
     r->mode = st.st_mode;
     r->uid = st.st_uid;
     r->gid = st.st_gid;
     r->size = S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0;
     r->rdev = (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? st.st_rdev : 0;
-    r->atime_ns = TsNs(st.st_atim);
-    r->mtime_ns = TsNs(st.st_mtim);
-    r->ctime_ns = TsNs(st.st_ctim);
+    r->atime_ns = ClampedNs(st.st_atim);
+    r->mtime_ns = ClampedNs(st.st_mtim);
+    r->ctime_ns = ClampedNs(st.st_ctim);
+    int64_t ns;
+    if (!TimespecToNs(st.st_atim, &ns) || !TimespecToNs(st.st_mtim, &ns) ||
+        !TimespecToNs(st.st_ctim, &ns))
+      Warn(options, "'" + what + "'" + kClampedTimes);
   }
 
   Status Xattrs(int fd, bool opath, const std::string& what, NodeRecord* r) {
@@ -714,7 +719,7 @@ struct DirWalker {
       Status s = Same(fd, st, what);
       struct stat now = st;
       if (s.ok() && fstat(fd, &now) != 0) s = Status::FromErrno("fstat '" + what + "'");
-      Attrs(st, &r);
+      Attrs(st, what, &r);
       r.size = static_cast<uint64_t>(now.st_size);
       if (s.ok()) s = Xattrs(fd, false, what, &r);
       FileRecord content;
@@ -733,7 +738,7 @@ struct DirWalker {
       int fd = openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) return Status::FromErrno("open directory '" + what + "'");
       Status s = Same(fd, st, what);
-      Attrs(st, &r);
+      Attrs(st, what, &r);
       if (s.ok()) s = Xattrs(fd, false, what, &r);
       if (s.ok()) s = b->Put(*path, r, nullptr, what, &ino);
       if (s.ok()) s = Dir(fd, path);
@@ -743,7 +748,7 @@ struct DirWalker {
       int fd = openat(dirfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) return Status::FromErrno("open '" + what + "'");
       Status s = Same(fd, st, what);
-      Attrs(st, &r);
+      Attrs(st, what, &r);
       if (s.ok()) s = Xattrs(fd, true, what, &r);
       if (s.ok() && S_ISLNK(st.st_mode)) {
         char buf[8192];
@@ -808,7 +813,7 @@ Status ImportDirectory(ImageBuilder* b, ContentWriter* w, const std::string& pat
   if (fstat(fd, &st) != 0) s = Status::FromErrno("fstat '" + path + "'");
   NodeRecord r;
   if (s.ok()) {
-    walker.Attrs(st, &r);
+    walker.Attrs(st, path, &r);
     s = walker.Xattrs(fd, false, path, &r);
   }
   if (s.ok()) s = b->SetRoot(r);
@@ -928,6 +933,7 @@ Status ImportTarLayer(ImageBuilder* b, ContentWriter* w, TarReader* tar,
     if (!s.ok()) return Status::Errno(s.err(), "tar '" + tar->what() + "': " + s.message());
     NodeRecord r;
     OVT_RETURN_IF_ERROR(TarAttrs(e, what, &r));
+    if (e.times_clamped) Warn(options, what + kClampedTimes);
     if (e.hardlink.empty()) TarAcls(e, what, options, &r);
     const uint32_t type = e.mode & S_IFMT;
     uint64_t ino = 0;

@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -378,6 +379,30 @@ const std::string kDirDefaultAclHex =
 // SCHILY.acl.access / .default (as GNU tar --acls and bsdtar write them)
 // become the system.posix_acl_* xattrs, byte for byte what the kernel
 // keeps; the mode stays the header's.
+// Tar headers hold any 64-bit time (pax, GNU base-256); an image holds
+// nanoseconds in an int64_t, 1677 to 2262. A time outside is clamped to
+// the nearest end, with a warning naming the entry, not refused, and not
+// multiplied past the range (found by fuzz/tar_import_fuzz: signed
+// overflow).
+TEST_F(ImportTest, TarTimesOutsideWhatAnImageHoldsAreClamped) {
+  std::string tar = PaxEntry("late", S_IFREG | 0644, {{"mtime", "99999999999999.5"}}, "x") +
+                    PaxEntry("early", S_IFREG | 0644, {{"atime", "-99999999999999"}}, "y") +
+                    PaxEntry("fine", S_IFREG | 0644, {{"mtime", "9000000000.25"}}, "z") +
+                    std::string(1024, '\0');
+  WriteFile(tmp_ / "times.tar", tar);
+  Status s = Import("times", tmp_ / "times.tar");
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  DumpedImage img = DumpImage(store_.get(), "times");
+  EXPECT_EQ(img.nodes.at("/late").rec.mtime_ns, std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(img.nodes.at("/early").rec.atime_ns, std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(img.nodes.at("/early").rec.mtime_ns, int64_t{1700000000} * 1000000000);
+  EXPECT_EQ(img.nodes.at("/fine").rec.mtime_ns, int64_t{9000000000} * 1000000000 + 250000000);
+  ASSERT_EQ(warnings_.size(), 2u);
+  EXPECT_NE(warnings_[0].find("'late'"), std::string::npos) << warnings_[0];
+  EXPECT_NE(warnings_[0].find("clamped"), std::string::npos) << warnings_[0];
+  EXPECT_NE(warnings_[1].find("'early'"), std::string::npos) << warnings_[1];
+}
+
 TEST_F(ImportTest, TarAclsBecomeXattrs) {
   const std::string file_acl =
       "user::rw-\nuser:1234:rw-\ngroup::r--\ngroup:77:r--\nmask::rw-\n"

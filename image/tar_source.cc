@@ -9,12 +9,20 @@
 #include <string>
 
 #include "image/posix_acl.h"
+#include "overtier/time_ns.h"
 
 namespace overtier {
 
 namespace {
 
-int64_t Ns(time_t sec, long nsec) { return static_cast<int64_t>(sec) * 1000000000 + nsec; }
+// A header's time in nanoseconds, clamped (and said so in e) where a tar
+// holds one an image cannot (overtier/time_ns.h).
+int64_t Ns(time_t sec, long nsec, TarEntry* e) {
+  int64_t ns;
+  if (TimeToNs(sec, nsec, &ns)) return ns;
+  e->times_clamped = true;
+  return ClampedTimeNs(sec, nsec);
+}
 
 // libarchive's POSIX.1e tag as the kernel's, 0 for another (NFSv4's).
 uint16_t KernelAclTag(int tag) {
@@ -190,14 +198,14 @@ Status TarReader::Next(TarEntry* e, bool* eof) {
   e->gid = archive_entry_gid(ae);
   e->rdev = archive_entry_rdev(ae);
   e->size = archive_entry_size_is_set(ae) ? archive_entry_size(ae) : 0;
-  e->mtime_ns = Ns(archive_entry_mtime(ae), archive_entry_mtime_nsec(ae));
+  e->mtime_ns = Ns(archive_entry_mtime(ae), archive_entry_mtime_nsec(ae), e);
   if (archive_entry_atime_is_set(ae)) {
     e->has_atime = true;
-    e->atime_ns = Ns(archive_entry_atime(ae), archive_entry_atime_nsec(ae));
+    e->atime_ns = Ns(archive_entry_atime(ae), archive_entry_atime_nsec(ae), e);
   }
   if (archive_entry_ctime_is_set(ae)) {
     e->has_ctime = true;
-    e->ctime_ns = Ns(archive_entry_ctime(ae), archive_entry_ctime_nsec(ae));
+    e->ctime_ns = Ns(archive_entry_ctime(ae), archive_entry_ctime_nsec(ae), e);
   }
   archive_entry_xattr_reset(ae);
   const char* name;

@@ -56,6 +56,9 @@ struct TarEntry {
   bool has_atime = false, has_ctime = false;
   int64_t atime_ns = 0;
   int64_t ctime_ns = 0;
+  // A time of the header lay outside what an image holds (1677 to 2262)
+  // and was clamped.
+  bool times_clamped = false;
   std::map<std::string, std::string> xattrs;
   // SCHILY.acl.access, complete (user::, group::, other:: from the mode
   // bits, mask:: when it has one), or empty when it says no more than the

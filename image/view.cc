@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "image/image_format.h"
+#include "overtier/time_ns.h"
 
 namespace overtier {
 
@@ -204,7 +205,9 @@ Status ImageView::FindPath(uint64_t ino, std::string* path) const {
   }
   std::vector<std::pair<uint64_t, std::string>> todo{{root_, ""}};
   while (!todo.empty()) {
-    auto [dir, prefix] = std::move(todo.back());
+    // Not a structured binding: the lambda below captures prefix (clang < 16).
+    const uint64_t dir = todo.back().first;
+    const std::string prefix = std::move(todo.back().second);
     todo.pop_back();
     bool found = false;
     OVT_RETURN_IF_ERROR(ReadDir(dir, "", [&](std::string_view name, const DirentRecord& d) {
@@ -261,19 +264,9 @@ void NodeToStat(const NodeRecord& node, struct stat* st) {
   st->st_size = static_cast<off_t>(node.size);
   st->st_blksize = 4096;
   st->st_blocks = static_cast<blkcnt_t>((node.size + 511) / 512);
-  auto ts = [](int64_t ns) {
-    struct timespec t;
-    t.tv_sec = ns / 1000000000;
-    t.tv_nsec = ns % 1000000000;
-    if (t.tv_nsec < 0) {
-      t.tv_nsec += 1000000000;
-      t.tv_sec -= 1;
-    }
-    return t;
-  };
-  st->st_atim = ts(node.atime_ns);
-  st->st_mtim = ts(node.mtime_ns);
-  st->st_ctim = ts(node.ctime_ns);
+  st->st_atim = NsToTimespec(node.atime_ns);
+  st->st_mtim = NsToTimespec(node.mtime_ns);
+  st->st_ctim = NsToTimespec(node.ctime_ns);
 }
 
 }  // namespace overtier

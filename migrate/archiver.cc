@@ -13,12 +13,24 @@
 #include "migrate/crash_point.h"
 #include "migrate/migration_state.h"
 #include "migrate/residency.h"
+#include "overtier/time_ns.h"
 #include "store/coding.h"
 #include "store/content_writer.h"
 
 namespace overtier {
 
-int64_t Ns(const struct timespec& ts) { return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec; }
+int64_t Ns(const struct timespec& ts) { return ClampedNs(ts); }
+
+Status CheckRecordTimes(const struct stat& st, const std::string& what) {
+  int64_t ns;
+  const char* which = !TimespecToNs(st.st_mtim, &ns)   ? "mtime"
+                      : !TimespecToNs(st.st_atim, &ns) ? "atime"
+                                                       : nullptr;
+  if (which == nullptr) return Status::OK();
+  return Status::Errno(EOVERFLOW, "'" + what + "': its " + which +
+                                      " is outside the years 1677 to 2262 a migration record "
+                                      "holds; not archived (touch the file to archive it)");
+}
 
 namespace {
 
@@ -111,6 +123,7 @@ Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out,
   struct stat st0;
   if (fstat(fd, &st0) != 0) return Status::FromErrno("fstat of '" + what + "'");
   if (!S_ISREG(st0.st_mode)) return Status::InvalidArgument("'" + what + "' is not a regular file");
+  OVT_RETURN_IF_ERROR(CheckRecordTimes(st0, what));
   const uint64_t size = static_cast<uint64_t>(st0.st_size);
 
   Catalog* catalog = store_->catalog();

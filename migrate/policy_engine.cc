@@ -12,6 +12,7 @@
 #include "migrate/crash_point.h"
 #include "migrate/dir_names.h"
 #include "overtier/control.h"
+#include "overtier/time_ns.h"
 
 namespace overtier {
 
@@ -33,7 +34,8 @@ class Fd {
   int fd_;
 };
 
-int64_t Ns(const struct timespec& ts) { return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec; }
+// Clamped: the engine only compares times and ages (overtier/time_ns.h).
+int64_t Ns(const struct timespec& ts) { return ClampedNs(ts); }
 
 std::string Join(const std::string& dir, const std::string& name) {
   return dir.empty() ? name : dir + "/" + name;

@@ -12,6 +12,7 @@
 #include "migrate/archive_mark.h"
 #include "migrate/file_handle.h"
 #include "migrate/residency.h"
+#include "overtier/time_ns.h"
 #include "store/content_reader.h"
 
 namespace overtier {
@@ -22,7 +23,7 @@ namespace {
 // missing ranges.
 constexpr size_t kWindow = size_t{1} << 20;
 
-int64_t Ns(const struct timespec& ts) { return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec; }
+int64_t Ns(const struct timespec& ts) { return ClampedNs(ts); }
 
 Status PreadFull(int fd, char* buf, size_t n, uint64_t off, const std::string& what) {
   size_t done = 0;

@@ -22,6 +22,7 @@
 #include "migrate/worker_pool.h"
 #include "overtier/control.h"
 #include "overtier/printable.h"
+#include "overtier/time_ns.h"
 #include "src/fuse_passthrough.h"
 #include "src/migration.h"
 #include "src/session_receive.h"
@@ -316,6 +317,11 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     std::shared_ptr<MigFile> m = MigOfNode(req, N(req, ino), &fd);
     if (m) {
       struct stat a = *attr;
+      // A record holds times from 1677 to 2262 (overtier/time_ns.h): such a
+      // file's times are clamped to that range, as a file system clamps a
+      // time beyond its own, so that the file and its record agree.
+      a.st_atim = NsToTimespec(ClampedNs(a.st_atim));
+      a.st_mtim = NsToTimespec(ClampedNs(a.st_mtim));
       OpenFile* of = OF(fi);
       return Mig(req)->Submit([req, ino, a, to_set, of, m, fd]() mutable {
         struct stat out;

@@ -17,6 +17,7 @@
 #include "migrate/migration_state.h"
 #include "overtier/printable.h"
 #include "overtier/tier_xattrs.h"
+#include "overtier/time_ns.h"
 
 namespace overtier {
 
@@ -97,13 +98,28 @@ void RepairTimes(int fd, const MigrationRecord& rec) {
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
   if (Ns(st.st_mtim) == rec.mtime_ns) return;
-  struct timespec times[2] = {{0, UTIME_OMIT},
-                              {static_cast<time_t>(rec.mtime_ns / 1000000000),
-                               static_cast<long>(rec.mtime_ns % 1000000000)}};
+  struct timespec times[2] = {{0, UTIME_OMIT}, NsToTimespec(rec.mtime_ns)};
   if (utimensat(AT_FDCWD, ProcFd(fd).c_str(), times, 0) != 0) {
     std::fprintf(stderr, "overtier: cannot put back the mtime of an archived file: %s\n",
                  std::strerror(errno));
   }
+}
+
+// The file's times into the record of an archived file. A time outside
+// what a record holds (1677 to 2262: a touch -d 2300 of an archived file)
+// is clamped, in the file too, as a file system clamps a time beyond its
+// range (the kernel's timestamp_truncate): the file and the record must
+// agree, or RepairTimes would take the difference for an agent's.
+void RecordTimes(int fd, const struct stat& st, MigrationRecord* rec) {
+  int64_t ns;
+  if (!TimespecToNs(st.st_atim, &ns) || !TimespecToNs(st.st_mtim, &ns)) {
+    const struct timespec times[2] = {NsToTimespec(Ns(st.st_atim)), NsToTimespec(Ns(st.st_mtim))};
+    if (utimensat(AT_FDCWD, ProcFd(fd).c_str(), times, 0) != 0)  // fd may be O_PATH
+      std::fprintf(stderr, "overtier: cannot clamp the times of an archived file: %s\n",
+                   std::strerror(errno));
+  }
+  rec->atime_ns = Ns(st.st_atim);
+  rec->mtime_ns = Ns(st.st_mtim);
 }
 
 // A change that left every byte as it was (a fallocate with KEEP_SIZE past
@@ -115,8 +131,7 @@ void KeepUserTimes(int fd, std::optional<MigrationRecord>* rec) {
   if (!*rec || !((*rec)->flags & kMigArchived) || ((*rec)->flags & (kMigDirty | kMigLost))) return;
   struct stat st;
   if (fstat(fd, &st) != 0 || Ns(st.st_mtim) == (*rec)->mtime_ns) return;
-  (*rec)->mtime_ns = Ns(st.st_mtim);
-  (*rec)->atime_ns = Ns(st.st_atim);
+  RecordTimes(fd, st, &**rec);
 }
 
 }  // namespace
@@ -1282,8 +1297,7 @@ Status MigrationService::UserTimes(const std::shared_ptr<MigFile>& file, int fd,
   if (!rec || !(rec->flags & kMigArchived)) return Status::OK();
   struct stat st;
   if (fstat(fd, &st) != 0) return Status::FromErrno("fstat of an upper file");
-  rec->atime_ns = Ns(st.st_atim);
-  rec->mtime_ns = Ns(st.st_mtim);
+  RecordTimes(fd, st, &*rec);
   Catalog::Batch b(catalog);
   b.PutMigration(file->key, *rec);
   OVT_RETURN_IF_ERROR(b.Commit());

@@ -288,6 +288,10 @@ std::string ControlErrorMessage(const std::string& path, std::string_view op, in
              "archived until it is written through the mount)";
     case EIO:
       return path + ": " + o + ": input/output error (the archive may be lost)";
+    case EOVERFLOW:
+      return path + ": " + o +
+             ": its atime or mtime is outside the years 1677 to 2262 a migration record holds "
+             "(touch the file to archive it)";
   }
   return path + ": " + o + ": " + std::strerror(err);
 }

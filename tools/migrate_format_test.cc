@@ -256,6 +256,9 @@ TEST_F(MigrateFormatTest, ControlErrors) {
   EXPECT_EQ(ControlErrorMessage("/m/low", "archive", EINVAL),
             "/m/low: archive: not a regular file of the upper layer (a file only in a lower layer "
             "is not archived until it is written through the mount)");
+  EXPECT_EQ(ControlErrorMessage("/m/f", "archive", EOVERFLOW),
+            "/m/f: archive: its atime or mtime is outside the years 1677 to 2262 a migration "
+            "record holds (touch the file to archive it)");
   EXPECT_EQ(ControlErrorMessage("/m/f", "restore", ENOSPC),
             std::string("/m/f: restore: ") + std::strerror(ENOSPC));
 }

@@ -32,6 +32,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -615,6 +616,45 @@ TEST_F(MigrateCliTest, TouchOfAnArchivedFileIsKeptThroughReleaseAndRestore) {
   ASSERT_EQ(stat(M("t").c_str(), &st), 0);
   EXPECT_EQ(st.st_mtim.tv_sec, 1200000000);
   EXPECT_EQ(st.st_mtim.tv_nsec, 7);
+}
+
+// A migration record keeps times as nanoseconds in an int64_t: 1677 to
+// 2262. ext4 and XFS keep later ones (touch -d 2300). Such a file is not
+// archived (a release and restore would change its time), with a message
+// saying why; a time set later on an archived file is clamped, in the file
+// too, as a file system clamps a time beyond its range, so that the file
+// and its record agree through release and restore. (The times used to be
+// multiplied past the int64_t range: a garbage mtime in the record.)
+TEST_F(MigrateCliTest, TimesBeyondWhatARecordHoldsAreRefusedOrClamped) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  constexpr time_t k2300 = 10413792000;  // 2300-01-01
+  const std::string data = Payload(70000, 12);
+  WriteFile(M("late"), data);
+  struct timespec late[2] = {{UTIME_OMIT, UTIME_OMIT}, {k2300, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, M("late").c_str(), late, 0), 0);
+  Result r = Cli({"archive", M("late")});
+  EXPECT_EQ(r.rc, 1) << Describe(r);
+  EXPECT_TRUE(Contains(r.err, M("late"))) << r.err;
+  EXPECT_TRUE(Contains(r.err, "1677 to 2262")) << r.err;
+  EXPECT_EQ(StatusOf(M("late"))["state"], "resident");
+  struct stat st;
+  ASSERT_EQ(stat(M("late").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, k2300);
+
+  WriteFile(M("t"), data);
+  ASSERT_EQ(Cli({"archive", M("t")}).rc, 0);
+  ASSERT_EQ(utimensat(AT_FDCWD, M("t").c_str(), late, 0), 0);
+  const int64_t max_sec = std::numeric_limits<int64_t>::max() / 1000000000;  // 2262-04-11
+  ASSERT_EQ(stat(M("t").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, max_sec);
+  r = Cli({"release", M("t")});
+  EXPECT_EQ(r.rc, 0) << Describe(r);
+  EXPECT_EQ(ReadFile(M("t")), data);
+  EXPECT_TRUE(
+      PollUntil([&] { return StatusOf(M("t"))["state"] == "archived"; }, std::chrono::seconds(20)));
+  EXPECT_EQ(StatusOf(M("t"))["mtime_ns"], std::numeric_limits<int64_t>::max());
+  ASSERT_EQ(stat(M("t").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, max_sec);
 }
 
 // The DMFS primitives an external agent drives a file with (ioctls of

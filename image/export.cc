@@ -15,6 +15,7 @@
 
 #include "image/image_format.h"
 #include "image/tar_source.h"
+#include "overtier/time_ns.h"
 #include "store/content_reader.h"
 
 namespace overtier {
@@ -22,17 +23,6 @@ namespace overtier {
 namespace {
 
 constexpr size_t kIoSize = size_t{1} << 20;
-
-void SplitNs(int64_t ns, time_t* sec, long* nsec) {
-  int64_t s = ns / 1000000000;
-  int64_t r = ns % 1000000000;
-  if (r < 0) {
-    r += 1000000000;
-    s -= 1;
-  }
-  *sec = static_cast<time_t>(s);
-  *nsec = static_cast<long>(r);
-}
 
 struct EntryDeleter {
   void operator()(struct archive_entry* e) const { archive_entry_free(e); }
@@ -121,14 +111,11 @@ class Exporter {
     archive_entry_set_mode(e.get(), n.mode);
     archive_entry_set_uid(e.get(), n.uid);
     archive_entry_set_gid(e.get(), n.gid);
-    time_t sec;
-    long nsec;
-    SplitNs(n.mtime_ns, &sec, &nsec);
-    archive_entry_set_mtime(e.get(), sec, nsec);
-    SplitNs(n.atime_ns, &sec, &nsec);
-    archive_entry_set_atime(e.get(), sec, nsec);
-    SplitNs(n.ctime_ns, &sec, &nsec);
-    archive_entry_set_ctime(e.get(), sec, nsec);
+    const struct timespec mtime = NsToTimespec(n.mtime_ns), atime = NsToTimespec(n.atime_ns),
+                          ctime = NsToTimespec(n.ctime_ns);
+    archive_entry_set_mtime(e.get(), mtime.tv_sec, mtime.tv_nsec);
+    archive_entry_set_atime(e.get(), atime.tv_sec, atime.tv_nsec);
+    archive_entry_set_ctime(e.get(), ctime.tv_sec, ctime.tv_nsec);
     bool opaque = IsOpaqueDir(n);
     for (const auto& [k, v] : n.xattrs) {
       if (opaque && k == kOpaqueXattr) continue;  // becomes .wh..wh..opq

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "overtier/time_ns.h"
 #include "tools/json_out.h"
 
 namespace overtier::cli {
@@ -105,19 +106,15 @@ std::string BfidHex(const uint8_t (&bfid)[16]) {
 
 std::string FormatTimeNs(int64_t ns) {
   if (ns == 0) return "never";
-  // Floor division, so that times before 1970 keep a positive fraction.
-  int64_t secs = ns / 1000000000, frac = ns % 1000000000;
-  if (frac < 0) {
-    frac += 1000000000;
-    secs -= 1;
-  }
-  const time_t t = static_cast<time_t>(secs);
+  // Times before 1970 keep a positive fraction.
+  const struct timespec ts = NsToTimespec(ns);
+  const time_t t = ts.tv_sec;
   struct tm tm;
   char buf[64];
   if (localtime_r(&t, &tm) == nullptr || strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm) == 0)
     return std::to_string(ns) + " ns";
   char ms[8];
-  std::snprintf(ms, sizeof ms, ".%03d", static_cast<int>(frac / 1000000));
+  std::snprintf(ms, sizeof ms, ".%03d", static_cast<int>(ts.tv_nsec / 1000000));
   return std::string(buf) + ms;
 }
 

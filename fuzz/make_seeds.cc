@@ -1,7 +1,8 @@
 // Writes the seed inputs of the fuzz targets whose inputs are binary
-// formats (fuzz/corpus/catalog_records, vv_container, publication): real
-// encodings made by the encoders and writers overtier uses, every field
-// set, so that the fuzzers start from inputs that get past the checksums.
+// formats (fuzz/corpus/catalog_records, vv_container, vv_recovery,
+// publication): real encodings made by the encoders and writers overtier
+// uses, every field set, so that the fuzzers start from inputs that get
+// past the checksums.
 // Run again when a format changes:
 //
 //   make_seeds fuzz/corpus
@@ -234,7 +235,7 @@ int main(int argc, char** argv) {
   }
   const std::string corpus = argv[1];
   bool ok = CatalogSeeds(corpus + "/catalog_records") && VvSeeds(corpus + "/vv_container") &&
-            PublicationSeeds(corpus + "/publication");
+            VvSeeds(corpus + "/vv_recovery") && PublicationSeeds(corpus + "/publication");
   if (!ok) {
     std::fprintf(stderr, "make_seeds: cannot write the seeds in %s\n", corpus.c_str());
     return 1;

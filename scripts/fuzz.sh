@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(catalog_records vv_container publication policy_rules
+[ ${#targets[@]} -eq 0 ] && targets=(catalog_records vv_container vv_recovery publication policy_rules
   mount_options tar_import)
 
 if [ ! -d build-fuzz/meson-private ]; then

@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(catalog_records vv_container vv_recovery publication policy_rules
-  mount_options tar_import)
+[ ${#targets[@]} -eq 0 ] && targets=(catalog_records vv_container vv_recovery content_reader
+  publication policy_rules mount_options tar_import)
 
 if [ ! -d build-fuzz/meson-private ]; then
   CC=clang CXX=clang++ meson setup build-fuzz -Dfuzz=true -Dtests=false \

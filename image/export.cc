@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,14 @@ class Exporter {
         continue;
       }
       if (!S_ISDIR(n.mode) && n.nlink > 1) links_[d.child_inode] = path;
+      // A directory has one name. A damaged catalog whose dirent names a
+      // directory already walked (an ancestor: a loop) is refused, not
+      // recursed into until the stack runs out.
+      if (S_ISDIR(n.mode) && !dirs_.insert(d.child_inode).second) {
+        return Status::Corruption("image '" + image_ + "': '/" + path + "' names directory inode " +
+                                  std::to_string(d.child_inode) +
+                                  ", already in the tree (a loop; overtier fsck tells more)");
+      }
       OVT_RETURN_IF_ERROR(Write(path, n, d.child_inode, ""));
       if (S_ISDIR(n.mode)) OVT_RETURN_IF_ERROR(Tree(d.child_inode, path + "/"));
     }
@@ -80,6 +89,7 @@ class Exporter {
     NodeRecord n;
     OVT_RETURN_IF_ERROR(GetNode(root, &n));
     OVT_RETURN_IF_ERROR(Write(".", n, root, ""));
+    dirs_.insert(root);
     return Tree(root, "");
   }
 
@@ -252,6 +262,7 @@ class Exporter {
   ExportStats* stats_;
   ContentReader reader_;
   std::map<uint64_t, std::string> links_;  // inode -> first path written
+  std::set<uint64_t> dirs_;                // directories written
   std::string buf_, zeros_;
 };
 

@@ -6,12 +6,14 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "image/import.h"
 #include "image/io_testutil.h"
 #include "image/tar_source.h"
+#include "image/view_testutil.h"
 
 namespace overtier {
 namespace {
@@ -173,6 +175,23 @@ TEST_F(ExportTest, RefusesNamesThatLookLikeWhiteouts) {
   std::string ls = tmp_ / "ls";
   ASSERT_EQ(system(("ls -a " + tmp_.path() + " > " + ls).c_str()), 0);
   EXPECT_EQ(ReadFile(ls).find("out.tar."), std::string::npos);
+}
+
+// A damaged catalog whose dirent names a directory already in the tree (a
+// loop) is refused with a message, not recursed into until the stack runs
+// out.
+TEST_F(ExportTest, ALoopInADamagedCatalogIsRefused) {
+  overtier::test::ImageBuilder b(store_.get(), "loop");
+  uint64_t d = b.Dir(kImageRootInode, "d");
+  b.Link(d, "up", kImageRootInode);
+  b.File(d, "f", "x");
+  ASSERT_TRUE(b.Commit().ok());
+  std::string out = tmp_ / "loop.tar";
+  Status s = Export("loop", out);
+  EXPECT_EQ(s.err(), EIO) << s.ToString();
+  EXPECT_NE(s.message().find("'/d/up'"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("loop"), std::string::npos) << s.ToString();
+  EXPECT_FALSE(std::filesystem::exists(out));
 }
 
 TEST_F(ExportTest, MissingImage) {

@@ -204,6 +204,8 @@ Status ImageView::FindPath(uint64_t ino, std::string* path) const {
     return Status::OK();
   }
   std::vector<std::pair<uint64_t, std::string>> todo{{root_, ""}};
+  // Each directory once: a damaged catalog may name one twice (a loop).
+  std::set<uint64_t> seen{root_};
   while (!todo.empty()) {
     // Not a structured binding: the lambda below captures prefix (clang < 16).
     const uint64_t dir = todo.back().first;
@@ -217,7 +219,8 @@ Status ImageView::FindPath(uint64_t ino, std::string* path) const {
         found = true;
         return false;
       }
-      if (d.type == DT_DIR) todo.emplace_back(d.child_inode, std::move(p));
+      if (d.type == DT_DIR && seen.insert(d.child_inode).second)
+        todo.emplace_back(d.child_inode, std::move(p));
       return true;
     }));
     if (found) return Status::OK();

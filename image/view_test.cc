@@ -266,6 +266,22 @@ TEST_F(ImageViewTest, HardLinksAreOneInode) {
   EXPECT_EQ(path, "/d");
 }
 
+// A damaged catalog may name a directory twice (here a dirent of /d
+// naming the root: a loop). FindPath, which walks the tree for an error
+// message's path, visits each directory once and ends.
+TEST_F(ImageViewTest, FindPathEndsOnALoop) {
+  ImageBuilder b(store_.get(), "loop");
+  uint64_t d = b.Dir(kImageRootInode, "d");
+  b.Link(d, "up", kImageRootInode);
+  uint64_t f = b.File(d, "f", "x");
+  ASSERT_TRUE(b.Commit().ok());
+  auto v = OpenView("loop");
+  std::string path;
+  ASSERT_TRUE(v->FindPath(f, &path).ok());
+  EXPECT_EQ(path, "/d/f");
+  EXPECT_EQ(v->FindPath(f + 100, &path).err(), ENOENT);
+}
+
 TEST_F(ImageViewTest, XattrsIncludeOverlayMarkers) {
   ImageBuilder b(store_.get(), "img");
   uint64_t d = b.Dir(kImageRootInode, "opaque");

@@ -70,10 +70,7 @@ std::map<std::string, std::string> Snapshot(const std::string& folder) {
 
 void Setup() {
   scratch = new Scratch;
-  const char* tmp = std::getenv("TMPDIR");
-  std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/ovt-fuzz-reader-XXXXXX";
-  FUZZ_CHECK(mkdtemp(tmpl.data()) != nullptr, "a scratch folder");
-  scratch->dir = tmpl;
+  scratch->dir = overtier::fuzz::ScratchDir("reader");
   overtier::StoreInitOptions o;
   o.sets = {{"a", scratch->dir + "/a"}, {"b", scratch->dir + "/b"}};
   o.copies = 2;

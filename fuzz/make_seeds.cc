@@ -21,19 +21,13 @@
 #include "store/catalog_records.h"
 #include "store/local_volume.h"
 #include "store/publication_format.h"
+#include "store/record_samples.h"
 #include "store/volume.h"
 #include "store/vv_writer.h"
 
 namespace {
 
 using namespace overtier;
-
-template <typename T>
-T Filled(uint8_t first) {
-  T t;
-  for (size_t i = 0; i < 16; i++) t.bytes[i] = static_cast<uint8_t>(first + i);
-  return t;
-}
 
 bool Write(const std::string& dir, const char* name, uint8_t type, const std::string& value) {
   std::ofstream out(dir + "/" + name, std::ios::binary);
@@ -44,21 +38,8 @@ bool Write(const std::string& dir, const char* name, uint8_t type, const std::st
 // catalog_records: the type byte catalog_records_fuzz switches on, then a
 // value.
 bool CatalogSeeds(const std::string& dir) {
-  CatalogMeta meta;
-  meta.store_id = Filled<StoreId>(0x40);
-
-  NodeRecord file;
-  file.mode = S_IFREG | 0640;
-  file.uid = 1000;
-  file.gid = 1001;
-  file.nlink = 3;
-  file.size = 123456789012ull;
-  file.atime_ns = 1700000000123456789;
-  file.mtime_ns = -5;
-  file.ctime_ns = 1700000000000000001;
-  file.xattrs = {{"user.a", "1"}, {"security.selinux", std::string("x\0y", 3)}, {"user.empty", ""}};
-  file.has_content = true;
-  file.content = Filled<Bfid>(0x10);
+  // The records' test samples (store/record_samples.h), and the kinds of
+  // node and volume they do not show.
   NodeRecord link;
   link.mode = S_IFLNK | 0777;
   link.nlink = 1;
@@ -68,62 +49,20 @@ bool CatalogSeeds(const std::string& dir) {
   dev.mode = S_IFCHR | 0600;
   dev.nlink = 1;
   dev.rdev = (uint64_t{1} << 8) | 3;
-
-  FileRecord content;
-  content.size = 10 << 20;
-  FileCopy a, b;
-  a.extents = {{0, 3, 4096, 1 << 20, Filled<Digest128>(1)},
-               {2 << 20, 3, 4096 + (1 << 20), 8 << 20, Filled<Digest128>(2)}};
-  b.extents = {{0, 9, 8192, 10 << 20, Filled<Digest128>(3)}};
-  content.copies = {a, b};
-
-  MigrationRecord barrier;
-  barrier.flags = kMigArchived | kMigReleased;
-  barrier.generation = 0xdeadbeef;
-  barrier.archive_size = 5 << 20;
-  barrier.barrier = 4096;
-  barrier.bfid = Filled<Bfid>(0x20);
-  barrier.atime_ns = 11;
-  barrier.mtime_ns = -12;
-  barrier.archive_time_ns = 13;
-  barrier.restore_time_ns = 14;
-  MigrationRecord ranges = barrier;
-  ranges.flags = kMigArchived | kMigReleased | kMigDirty | kMigRestoreInProgress;
-  ranges.residency = ResidencyKind::kRanges;
-  ranges.barrier = 0;
-  ranges.resident_ranges = {{0, 4096}, {8192, 4096}, {1 << 20, 1}};
-
-  JobRecord job;
-  job.kind = JobKind::kRestore;
-  job.state = JobState::kRunning;
-  job.attempts = 2;
-  job.progress = 4096;
-  job.total = 1 << 20;
-  job.created_ns = 100;
-  job.updated_ns = 200;
-  job.target = std::string("\x01\x02handle\0", 9);
-  job.params = "ranges";
-  job.last_error = "EIO reading vv 3";
-
   VolumeRecord remote{"shared", VolumeState::kRemote, 256 << 20, 100 << 20, 77};
-
-  bool ok =
-      Write(dir, "meta", 0, EncodeRecord(meta)) &&
-      Write(dir, "image", 1, EncodeRecord(ImageRecord{7, 2, 5, -1234567890123})) &&
-      Write(dir, "node-file", 2, EncodeRecord(file)) &&
-      Write(dir, "node-symlink", 2, EncodeRecord(link)) &&
-      Write(dir, "node-device", 2, EncodeRecord(dev)) &&
-      Write(dir, "dirent", 3, EncodeRecord(DirentRecord{42, DT_DIR})) &&
-      Write(dir, "file", 4, EncodeRecord(content)) &&
-      Write(dir, "chunk", 5,
-            EncodeRecord(ChunkRecord{256 << 10, {{3, 4096}, {17, (uint64_t{5} << 32) + 8192}}})) &&
-      Write(dir, "volume", 6,
-            EncodeRecord(VolumeRecord{"fast-ssd", VolumeState::kSealed, 256 << 20, 100 << 20})) &&
-      Write(dir, "volume-remote", 6, EncodeRecord(remote)) &&
-      Write(dir, "migration-barrier", 7, EncodeRecord(barrier)) &&
-      Write(dir, "migration-ranges", 7, EncodeRecord(ranges)) &&
-      Write(dir, "job", 8, EncodeRecord(job));
-  return ok;
+  return Write(dir, "meta", 0, EncodeRecord(samples::Meta())) &&
+         Write(dir, "image", 1, EncodeRecord(samples::Image())) &&
+         Write(dir, "node-file", 2, EncodeRecord(samples::Node())) &&
+         Write(dir, "node-symlink", 2, EncodeRecord(link)) &&
+         Write(dir, "node-device", 2, EncodeRecord(dev)) &&
+         Write(dir, "dirent", 3, EncodeRecord(samples::Dirent())) &&
+         Write(dir, "file", 4, EncodeRecord(samples::File())) &&
+         Write(dir, "chunk", 5, EncodeRecord(samples::Chunk())) &&
+         Write(dir, "volume", 6, EncodeRecord(samples::Volume())) &&
+         Write(dir, "volume-remote", 6, EncodeRecord(remote)) &&
+         Write(dir, "migration-barrier", 7, EncodeRecord(samples::MigrationBarrier())) &&
+         Write(dir, "migration-ranges", 7, EncodeRecord(samples::MigrationRanges())) &&
+         Write(dir, "job", 8, EncodeRecord(samples::Job()));
 }
 
 // vv_container: whole containers.
@@ -182,45 +121,11 @@ bool VvSeeds(const std::string& dir) {
 }
 
 // publication: the piece-count byte publication_fuzz reads (one piece),
-// then a manifest of two layers and a few files.
+// then a manifest of two layers and three files.
 bool PublicationSeeds(const std::string& dir) {
-  Publication p;
-  p.owner.bytes[0] = 7;
-  p.origin_set = "cold";
-  p.published_ns = 1234567890;
-  PublishedLayer top, base;
-  top.name = "app";
-  top.image = ImageRecord{9, 1, 4, 100};
-  base.name = "base";
-  base.image = ImageRecord{4, 1, 0, 50};
-  for (PublishedLayer* l : {&top, &base}) {
-    NodeRecord root;
-    root.mode = S_IFDIR | 0755;
-    root.nlink = 2;
-    l->nodes.emplace_back(1, root);
-  }
-  for (uint64_t i = 0; i < 3; i++) {
-    NodeRecord f;
-    f.mode = S_IFREG | 0644;
-    f.nlink = 1;
-    f.size = 5000;
-    f.has_content = true;
-    f.content.bytes[0] = static_cast<uint8_t>(i + 1);
-    top.nodes.emplace_back(2 + i, f);
-    top.dirents.push_back(PublishedDirent{1, "f" + std::to_string(i), DirentRecord{2 + i, DT_REG}});
-    FileRecord fr;
-    fr.size = 5000;
-    Extent e;
-    e.vv_id = 3;
-    e.vv_offset = 4096 * (i + 1);
-    e.length = 5000;
-    fr.copies.push_back(FileCopy{{e}});
-    p.files[f.content] = fr;
-  }
-  p.layers = {top, base};
-  p.volumes[3] = 1 << 20;
   std::vector<std::string> pieces;
-  if (!EncodePublication(p, 1 << 20, &pieces).ok() || pieces.size() != 1) return false;
+  if (!EncodePublication(samples::PublicationOf(3), 1 << 20, &pieces).ok() || pieces.size() != 1)
+    return false;
   std::ofstream out(dir + "/two-layers", std::ios::binary);
   out << '\0' << pieces[0];
   return out.good();

@@ -50,10 +50,7 @@ struct Scratch {
     if (store && inputs++ < kInputsPerStore) return store.get();
     Drop();
     inputs = 1;
-    const char* tmp = std::getenv("TMPDIR");
-    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/ovt-fuzz-import-XXXXXX";
-    FUZZ_CHECK(mkdtemp(tmpl.data()) != nullptr, "a scratch folder");
-    dir = tmpl;
+    dir = overtier::fuzz::ScratchDir("import");
     overtier::Status s =
         overtier::Store::Init(dir + "/store", overtier::StoreInitOptions{}, &store);
     if (!s.ok()) std::fprintf(stderr, "%s\n", s.ToString().c_str());

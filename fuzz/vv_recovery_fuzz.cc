@@ -50,10 +50,7 @@ std::string ReadAll(const std::string& path) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (scratch == nullptr) {
     scratch = new Scratch;
-    const char* tmp = std::getenv("TMPDIR");
-    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/ovt-fuzz-recovery-XXXXXX";
-    FUZZ_CHECK(mkdtemp(tmpl.data()) != nullptr, "a scratch folder");
-    scratch->dir = tmpl;
+    scratch->dir = overtier::fuzz::ScratchDir("recovery");
     overtier::LocalVolumeOptions options;
     FUZZ_CHECK(overtier::OpenLocalVolumeSetAt(scratch->dir + "/set", overtier::fuzz::kSetName,
                                               options, &scratch->set)

@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "store/record_samples.h"
+
 namespace overtier {
 namespace {
 
@@ -18,95 +20,20 @@ namespace {
   return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
 }
 
-template <typename T>
-T Filled(uint8_t seed) {
-  T id;
-  for (int i = 0; i < 16; i++) id.bytes[i] = static_cast<uint8_t>(seed + i);
-  return id;
-}
+using samples::Filled;
 
 // One record of each kind with every field set to something distinctive
-// (negative times included), so a field lost or swapped by an encoder shows.
-CatalogMeta SampleMeta() {
-  CatalogMeta m;
-  m.store_id = Filled<StoreId>(0x40);
-  return m;
-}
-
-ImageRecord SampleImage() { return {7, 2, 5, -1234567890123}; }
-
-NodeRecord SampleNode() {
-  NodeRecord n;
-  n.mode = S_IFREG | 0640;
-  n.uid = 1000;
-  n.gid = 1001;
-  n.nlink = 3;
-  n.size = 123456789012ull;
-  n.rdev = 0;
-  n.atime_ns = 1700000000123456789;
-  n.mtime_ns = -5;
-  n.ctime_ns = 1700000000000000001;
-  n.xattrs = {{"user.a", "1"}, {"security.selinux", std::string("x\0y", 3)}, {"user.empty", ""}};
-  n.has_content = true;
-  n.content = Filled<Bfid>(0x10);
-  return n;
-}
-
-DirentRecord SampleDirent() { return {42, DT_DIR}; }
-
-FileRecord SampleFile() {
-  FileRecord f;
-  f.size = 10 << 20;
-  FileCopy a, b;
-  a.extents = {{0, 3, 4096, 1 << 20, Filled<Digest128>(1)},
-               {2 << 20, 3, 4096 + (1 << 20), 8 << 20, Filled<Digest128>(2)}};  // hole at 1 MiB
-  b.extents = {{0, 9, 8192, 10 << 20, Filled<Digest128>(3)}};
-  f.copies = {a, b};
-  return f;
-}
-
-ChunkRecord SampleChunk() { return {256 << 10, {{3, 4096}, {17, (uint64_t{5} << 32) + 8192}}}; }
-
-VolumeRecord SampleVolume() { return {"fast-ssd", VolumeState::kSealed, 256 << 20, 100 << 20}; }
-
-MigrationRecord SampleMigrationBarrier() {
-  MigrationRecord m;
-  m.flags = kMigArchived | kMigReleased;
-  m.generation = 0xdeadbeef;
-  m.archive_size = 5 << 20;
-  m.residency = ResidencyKind::kBarrier;
-  m.barrier = 4096;
-  m.bfid = Filled<Bfid>(0x20);
-  m.atime_ns = 11;
-  m.mtime_ns = -12;
-  m.archive_time_ns = 13;
-  m.restore_time_ns = 14;
-  return m;
-}
-
-MigrationRecord SampleMigrationRanges() {
-  MigrationRecord m = SampleMigrationBarrier();
-  m.flags = kMigArchived | kMigReleased | kMigDirty | kMigRestoreInProgress;
-  m.residency = ResidencyKind::kRanges;
-  m.barrier = 0;
-  m.resident_ranges = {{0, 4096}, {8192, 4096}, {1 << 20, 1}};
-  return m;
-}
-
-JobRecord SampleJob() {
-  JobRecord j;
-  j.kind = JobKind::kRestore;
-  j.state = JobState::kRunning;
-  j.attempts = 2;
-  j.progress = 4096;
-  j.total = 1 << 20;
-  j.created_ns = 100;
-  j.updated_ns = 200;
-  j.target = std::string("\x01\x02handle\0", 9);
-  j.params = "range=0-4096";
-  j.last_error = "EIO reading vv 3";
-  return j;
-}
+// (store/record_samples.h).
+CatalogMeta SampleMeta() { return samples::Meta(); }
+ImageRecord SampleImage() { return samples::Image(); }
+NodeRecord SampleNode() { return samples::Node(); }
+DirentRecord SampleDirent() { return samples::Dirent(); }
+FileRecord SampleFile() { return samples::File(); }
+ChunkRecord SampleChunk() { return samples::Chunk(); }
+VolumeRecord SampleVolume() { return samples::Volume(); }
+MigrationRecord SampleMigrationBarrier() { return samples::MigrationBarrier(); }
+MigrationRecord SampleMigrationRanges() { return samples::MigrationRanges(); }
+JobRecord SampleJob() { return samples::Job(); }
 
 // ---------------------------------------------------------------------------
 // Properties every record type must have: a typed test over all of them.

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include "store/record_samples.h"
+
 namespace overtier {
 namespace {
 
@@ -10,45 +12,7 @@ bool HasSubstr(const std::string& s, const std::string& sub) {
   return s.find(sub) != std::string::npos;
 }
 
-Publication Sample(size_t files = 2) {
-  Publication p;
-  p.owner.bytes[0] = 7;
-  p.origin_set = "cold";
-  p.published_ns = 1234567890;
-  PublishedLayer top, base;
-  top.name = "app";
-  top.image = ImageRecord{9, 1, 4, 100};
-  base.name = "base";
-  base.image = ImageRecord{4, 1, 0, 50};
-  for (PublishedLayer* l : {&top, &base}) {
-    NodeRecord root;
-    root.mode = S_IFDIR | 0755;
-    root.nlink = 2;
-    l->nodes.emplace_back(1, root);
-  }
-  for (size_t i = 0; i < files; i++) {
-    NodeRecord f;
-    f.mode = S_IFREG | 0644;
-    f.nlink = 1;
-    f.size = 5000;
-    f.has_content = true;
-    f.content.bytes[0] = static_cast<uint8_t>(i + 1);
-    top.nodes.emplace_back(2 + i, f);
-    top.dirents.push_back(
-        PublishedDirent{1, "f" + std::to_string(i), DirentRecord{2 + i, 8 /* DT_REG */}});
-    FileRecord fr;
-    fr.size = 5000;
-    Extent e;
-    e.vv_id = 3;
-    e.vv_offset = 4096 * (i + 1);
-    e.length = 5000;
-    fr.copies.push_back(FileCopy{{e}});
-    p.files[f.content] = fr;
-  }
-  p.layers = {top, base};
-  p.volumes[3] = 1 << 20;
-  return p;
-}
+Publication Sample(size_t files = 2) { return samples::PublicationOf(files); }
 
 TEST(PublicationFormat, RoundTripsInOnePiece) {
   Publication p = Sample();

@@ -403,6 +403,26 @@ TEST_F(ImportTest, TarTimesOutsideWhatAnImageHoldsAreClamped) {
   EXPECT_NE(warnings_[1].find("'early'"), std::string::npos) << warnings_[1];
 }
 
+// The same for a directory: ext4 and XFS keep times past 2262.
+TEST_F(ImportTest, DirectoryTimesOutsideWhatAnImageHoldsAreClamped) {
+  std::string src = tmp_ / "late";
+  ASSERT_EQ(mkdir(src.c_str(), 0755), 0);
+  WriteFile(src + "/f", "x");
+  struct timespec ts[2] = {{UTIME_OMIT, UTIME_OMIT}, {10413792000, 0}};  // 2300-01-01
+  if (utimensat(AT_FDCWD, (src + "/f").c_str(), ts, 0) != 0)
+    GTEST_SKIP() << "this file system keeps no time past 2038";
+  struct stat st;
+  ASSERT_EQ(stat((src + "/f").c_str(), &st), 0);
+  if (st.st_mtim.tv_sec != 10413792000) GTEST_SKIP() << "this file system clamps 2300 itself";
+  Status s = Import("late", src);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  DumpedImage img = DumpImage(store_.get(), "late");
+  EXPECT_EQ(img.nodes.at("/f").rec.mtime_ns, std::numeric_limits<int64_t>::max());
+  ASSERT_EQ(warnings_.size(), 1u);
+  EXPECT_NE(warnings_[0].find("/f'"), std::string::npos) << warnings_[0];
+  EXPECT_NE(warnings_[0].find("clamped"), std::string::npos) << warnings_[0];
+}
+
 TEST_F(ImportTest, TarAclsBecomeXattrs) {
   const std::string file_acl =
       "user::rw-\nuser:1234:rw-\ngroup::r--\ngroup:77:r--\nmask::rw-\n"

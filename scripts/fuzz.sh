@@ -17,6 +17,18 @@ targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(catalog_records vv_container vv_recovery content_reader
   publication policy_rules mount_options tar_import)
 
+# clang and its libFuzzer runtime: not among scripts/install-deps.sh's
+# packages, as CI does not fuzz (it replays the corpus with GCC).
+if ! command -v clang++ >/dev/null || ! dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null |
+  grep -q "install ok installed"; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "fuzz.sh: needs clang and libclang-rt-14-dev (apt-get install as root)" >&2
+    exit 2
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang \
+    libclang-rt-14-dev
+fi
+
 if [ ! -d build-fuzz/meson-private ]; then
   CC=clang CXX=clang++ meson setup build-fuzz -Dfuzz=true -Dtests=false \
     -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized >/dev/null

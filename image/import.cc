@@ -605,13 +605,11 @@ struct DirWalker {
     r->gid = st.st_gid;
     r->size = S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0;
     r->rdev = (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? st.st_rdev : 0;
-    r->atime_ns = ClampedNs(st.st_atim);
-    r->mtime_ns = ClampedNs(st.st_mtim);
-    r->ctime_ns = ClampedNs(st.st_ctim);
-    int64_t ns;
-    if (!TimespecToNs(st.st_atim, &ns) || !TimespecToNs(st.st_mtim, &ns) ||
-        !TimespecToNs(st.st_ctim, &ns))
-      Warn(options, "'" + what + "'" + kClampedTimes);
+    bool clamped = false;
+    r->atime_ns = ClampedNs(st.st_atim, &clamped);
+    r->mtime_ns = ClampedNs(st.st_mtim, &clamped);
+    r->ctime_ns = ClampedNs(st.st_ctim, &clamped);
+    if (clamped) Warn(options, "'" + what + "'" + kClampedTimes);
   }
 
   Status Xattrs(int fd, bool opath, const std::string& what, NodeRecord* r) {

@@ -15,15 +15,6 @@ namespace overtier {
 
 namespace {
 
-// A header's time in nanoseconds, clamped (and said so in e) where a tar
-// holds one an image cannot (overtier/time_ns.h).
-int64_t Ns(time_t sec, long nsec, TarEntry* e) {
-  int64_t ns;
-  if (TimeToNs(sec, nsec, &ns)) return ns;
-  e->times_clamped = true;
-  return ClampedTimeNs(sec, nsec);
-}
-
 // libarchive's POSIX.1e tag as the kernel's, 0 for another (NFSv4's).
 uint16_t KernelAclTag(int tag) {
   switch (tag) {
@@ -198,14 +189,17 @@ Status TarReader::Next(TarEntry* e, bool* eof) {
   e->gid = archive_entry_gid(ae);
   e->rdev = archive_entry_rdev(ae);
   e->size = archive_entry_size_is_set(ae) ? archive_entry_size(ae) : 0;
-  e->mtime_ns = Ns(archive_entry_mtime(ae), archive_entry_mtime_nsec(ae), e);
+  e->mtime_ns =
+      ClampedTimeNs(archive_entry_mtime(ae), archive_entry_mtime_nsec(ae), &e->times_clamped);
   if (archive_entry_atime_is_set(ae)) {
     e->has_atime = true;
-    e->atime_ns = Ns(archive_entry_atime(ae), archive_entry_atime_nsec(ae), e);
+    e->atime_ns =
+        ClampedTimeNs(archive_entry_atime(ae), archive_entry_atime_nsec(ae), &e->times_clamped);
   }
   if (archive_entry_ctime_is_set(ae)) {
     e->has_ctime = true;
-    e->ctime_ns = Ns(archive_entry_ctime(ae), archive_entry_ctime_nsec(ae), e);
+    e->ctime_ns =
+        ClampedTimeNs(archive_entry_ctime(ae), archive_entry_ctime_nsec(ae), &e->times_clamped);
   }
   archive_entry_xattr_reset(ae);
   const char* name;

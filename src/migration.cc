@@ -111,15 +111,14 @@ void RepairTimes(int fd, const MigrationRecord& rec) {
 // range (the kernel's timestamp_truncate): the file and the record must
 // agree, or RepairTimes would take the difference for an agent's.
 void RecordTimes(int fd, const struct stat& st, MigrationRecord* rec) {
-  int64_t ns;
-  if (!TimespecToNs(st.st_atim, &ns) || !TimespecToNs(st.st_mtim, &ns)) {
-    const struct timespec times[2] = {NsToTimespec(Ns(st.st_atim)), NsToTimespec(Ns(st.st_mtim))};
-    if (utimensat(AT_FDCWD, ProcFd(fd).c_str(), times, 0) != 0)  // fd may be O_PATH
-      std::fprintf(stderr, "overtier: cannot clamp the times of an archived file: %s\n",
-                   std::strerror(errno));
-  }
-  rec->atime_ns = Ns(st.st_atim);
-  rec->mtime_ns = Ns(st.st_mtim);
+  bool clamped = false;
+  rec->atime_ns = ClampedNs(st.st_atim, &clamped);
+  rec->mtime_ns = ClampedNs(st.st_mtim, &clamped);
+  if (!clamped) return;
+  const struct timespec times[2] = {NsToTimespec(rec->atime_ns), NsToTimespec(rec->mtime_ns)};
+  if (utimensat(AT_FDCWD, ProcFd(fd).c_str(), times, 0) != 0)  // fd may be O_PATH
+    std::fprintf(stderr, "overtier: cannot clamp the times of an archived file: %s\n",
+                 std::strerror(errno));
 }
 
 // A change that left every byte as it was (a fallocate with KEEP_SIZE past

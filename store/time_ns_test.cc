@@ -38,6 +38,14 @@ TEST(TimeNs, OutOfRangeIsRefusedOrClamped) {
   EXPECT_EQ(ClampedTimeNs(10413792000, 0), kMaxTimeNs);  // 2300-01-01
   EXPECT_EQ(ClampedTimeNs(-10413792000, 0), kMinTimeNs);
   EXPECT_EQ(ClampedTimeNs(max_sec, 999999999), kMaxTimeNs);
+
+  bool clamped = false;
+  EXPECT_EQ(ClampedTimeNs(1, 5, &clamped), kNsPerSec + 5);
+  EXPECT_FALSE(clamped);
+  EXPECT_EQ(ClampedTimeNs(10413792000, 0, &clamped), kMaxTimeNs);
+  EXPECT_TRUE(clamped);
+  EXPECT_EQ(ClampedTimeNs(2, 0, &clamped), 2 * kNsPerSec);
+  EXPECT_TRUE(clamped);  // never cleared: one flag for several times
 }
 
 }  // namespace

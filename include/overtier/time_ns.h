@@ -40,6 +40,17 @@ inline int64_t ClampedTimeNs(int64_t sec, int64_t nsec) {
   return sec < 0 ? kMinTimeNs : kMaxTimeNs;
 }
 inline int64_t ClampedNs(const struct timespec& ts) { return ClampedTimeNs(ts.tv_sec, ts.tv_nsec); }
+// The same for callers that say so when a time was clamped: *clamped is
+// set then (and never cleared, so that one flag covers several times).
+inline int64_t ClampedTimeNs(int64_t sec, int64_t nsec, bool* clamped) {
+  int64_t ns;
+  if (TimeToNs(sec, nsec, &ns)) return ns;
+  *clamped = true;
+  return ClampedTimeNs(sec, nsec);
+}
+inline int64_t ClampedNs(const struct timespec& ts, bool* clamped) {
+  return ClampedTimeNs(ts.tv_sec, ts.tv_nsec, clamped);
+}
 
 // Back to a struct timespec (tv_nsec in [0, 1e9), before the epoch too).
 inline struct timespec NsToTimespec(int64_t ns) {

@@ -25,6 +25,7 @@
 #include "overtier/time_ns.h"
 #include "src/fuse_passthrough.h"
 #include "src/migration.h"
+#include "src/open_handles.h"
 #include "src/session_receive.h"
 #include "union/union_fs.h"
 
@@ -45,6 +46,9 @@ struct State {
   WorkerPool* hard_reads = nullptr;
   // Passthrough (src/fuse_passthrough.h): null when not asked for.
   PassthroughFiles* pt = nullptr;
+  // What fi->fh holds (src/open_handles.h).
+  OpenHandles<OpenFile> files;
+  OpenHandles<OpenDir> dirs;
   std::atomic<bool> init_seen{false};     // the INIT request was read
   InitOffer offer;                        // ... and offered this
   std::atomic<bool> init_pending{false};  // the INIT reply is to be patched
@@ -507,21 +511,21 @@ void UncountOpen(fuse_req_t req, OpenFile* of) {
   of->io_counted = false;
 }
 
-void ReplyOpen(fuse_req_t req, std::unique_ptr<OpenFile> of, fuse_file_info* fi) {
-  fi->fh = reinterpret_cast<uint64_t>(of.get());
+void ReplyOpen(fuse_req_t req, std::unique_ptr<OpenFile> owned, fuse_file_info* fi) {
+  OpenFile* of = owned.get();
   // Every change to the data goes through this mount: cached pages stay
   // valid across opens. Not for a file with non-resident data: the kernel
   // must not keep pages read while it was (see the read path).
   fi->keep_cache = !(of->mig && of->mig->slow.load(std::memory_order_acquire));
   if (fi->flags & O_DIRECT) fi->direct_io = 1;
-  CountOpen(req, of.get(), fi);
+  CountOpen(req, of, fi);
   of->direct_io = fi->direct_io;
+  fi->fh = St(req)->files.Add(std::move(owned));
   const int rc = fuse_reply_open(req, fi);
   tl_reply_backing_id = 0;
-  if (rc == 0) {
-    of.release();
-  } else {
-    UncountOpen(req, of.get());
+  if (rc != 0) {
+    UncountOpen(req, of);
+    St(req)->files.Take(fi->fh);
   }
 }
 
@@ -579,18 +583,18 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                                            RealOpenFlags(req, fi->flags), &e, &of);
   if (!s.ok()) return ReplyErr(req, s);
   AttachMig(req, of.get());
-  fi->fh = reinterpret_cast<uint64_t>(of.get());
   fi->keep_cache = 1;
   if (fi->flags & O_DIRECT) fi->direct_io = 1;
   fuse_entry_param p;
   FillEntry(req, e, &p);
   CountOpen(req, of.get(), fi);
+  OpenFile* opened = of.get();
+  fi->fh = St(req)->files.Add(std::move(of));
   const int rc = fuse_reply_create(req, &p, fi);
   tl_reply_backing_id = 0;
-  if (rc == 0) {
-    of.release();
-  } else {
-    UncountOpen(req, of.get());
+  if (rc != 0) {
+    UncountOpen(req, opened);
+    St(req)->files.Take(fi->fh);
     Fs(req)->Forget(e.node, 1);
   }
 }
@@ -817,8 +821,8 @@ void OpWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_fil
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  UncountOpen(req, OF(fi));
-  delete OF(fi);
+  std::unique_ptr<OpenFile> of = St(req)->files.Take(fi->fh);
+  if (of) UncountOpen(req, of.get());
   fuse_reply_err(req, 0);
 }
 
@@ -918,8 +922,8 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   std::unique_ptr<OpenDir> od;
   Status s = Fs(req)->OpenDirectory(N(req, ino), &od);
   if (!s.ok()) return ReplyErr(req, s);
-  fi->fh = reinterpret_cast<uint64_t>(od.get());
-  if (fuse_reply_open(req, fi) == 0) od.release();
+  fi->fh = St(req)->dirs.Add(std::move(od));
+  if (fuse_reply_open(req, fi) != 0) St(req)->dirs.Take(fi->fh);
 }
 
 void DoReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi, bool plus) {
@@ -993,7 +997,7 @@ void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
 }
 
 void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  delete reinterpret_cast<OpenDir*>(fi->fh);
+  St(req)->dirs.Take(fi->fh);
   fuse_reply_err(req, 0);
 }
 
@@ -1415,6 +1419,22 @@ int RunWorkers(fuse_session* se, int nthreads, unsigned spin_us) {
   return 0;
 }
 
+// Handles whose RELEASE never came (src/open_handles.h), once no request
+// runs: closed while the passthrough files they are counted in still exist.
+void CloseUnreleased(State* st) {
+  std::vector<std::unique_ptr<OpenFile>> files = st->files.TakeAll();
+  for (auto& of : files) {
+    if (of->io_counted) st->pt->Released(of->node, of->passthrough);
+  }
+  const size_t dirs = st->dirs.TakeAll().size();
+  if (!files.empty() || dirs > 0) {
+    std::fprintf(stderr,
+                 "overtier: the kernel did not release %zu open file(s) and %zu directory(ies) "
+                 "before the mount went away: closed them\n",
+                 files.size(), dirs);
+  }
+}
+
 }  // namespace
 
 int ServeFuse(UnionFs* fs, const Invocation& inv, const std::function<void()>& after_daemonize,
@@ -1473,19 +1493,22 @@ int ServeFuse(UnionFs* fs, const Invocation& inv, const std::function<void()>& a
       fuse_daemonize(inv.foreground || inv.debug);
       if (after_daemonize) after_daemonize();
       if (mig != nullptr) mig->Start(inv.opts.upperdir);
-      // Threads only now: fuse_daemonize forks, and threads do not survive
-      // a fork.
-      WorkerPool slow(4);
-      state.slow = &slow;
-      std::unique_ptr<WorkerPool> hard_reads;
-      if (state.hard) {
-        hard_reads = std::make_unique<WorkerPool>(kHardReadThreads);
-        state.hard_reads = hard_reads.get();
-      }
-      rc = RunWorkers(se, inv.opts.threads, inv.opts.spin_us);
-      fuse_session_unmount(se);
-      // Waits still parked are answered before the session goes.
-      if (mig != nullptr) mig->Shutdown();
+      {
+        // Threads only now: fuse_daemonize forks, and threads do not
+        // survive a fork.
+        WorkerPool slow(4);
+        state.slow = &slow;
+        std::unique_ptr<WorkerPool> hard_reads;
+        if (state.hard) {
+          hard_reads = std::make_unique<WorkerPool>(kHardReadThreads);
+          state.hard_reads = hard_reads.get();
+        }
+        rc = RunWorkers(se, inv.opts.threads, inv.opts.spin_us);
+        fuse_session_unmount(se);
+        // Waits still parked are answered before the session goes.
+        if (mig != nullptr) mig->Shutdown();
+      }  // every deferred request has run
+      CloseUnreleased(&state);
     }
     fuse_remove_signal_handlers(se);
   }

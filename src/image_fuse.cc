@@ -32,6 +32,7 @@
 #include "image/view.h"
 #include "migrate/worker_pool.h"
 #include "overtier/printable.h"
+#include "src/open_handles.h"
 #include "store/content_reader.h"
 
 namespace overtier {
@@ -123,6 +124,10 @@ struct ImageFs::Impl {
   // has checked the handle layout it builds.
   std::unique_ptr<ServedTree> tree;
   int handle_type = 0;  // of this file system's file handles
+  // What fi->fh holds (src/open_handles.h); those the kernel never
+  // released are freed by Stop.
+  OpenHandles<FileHandle> files;
+  OpenHandles<DirSnapshot> dirs;
 
   static fuse_ino_t NodeId(const ImageView& v, uint64_t ino) {
     return (v.image_id() << kInoBits) | ino;
@@ -332,10 +337,10 @@ void OpOpen(fuse_req_t req, fuse_ino_t nodeid, fuse_file_info* fi) {
   h->nodeid = nodeid;
   Status s = v->OpenFile(ino, &h->file);
   if (!s.ok()) return ReplyStatus(req, s);
-  fi->fh = reinterpret_cast<uint64_t>(h.get());
   fi->keep_cache = 1;  // pages of an earlier open are still right
   fi->noflush = 1;     // nothing to do at close(2)
-  if (fuse_reply_open(req, fi) == 0) h.release();
+  fi->fh = I(req)->files.Add(std::move(h));
+  if (fuse_reply_open(req, fi) != 0) I(req)->files.Take(fi->fh);
 }
 
 void ReportReadError(ImageFs::Impl* impl, const FileHandle& h, const Status& s) {
@@ -403,7 +408,7 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  delete reinterpret_cast<FileHandle*>(fi->fh);
+  I(req)->files.Take(fi->fh);
   fuse_reply_err(req, 0);
 }
 
@@ -422,10 +427,10 @@ void OpOpendir(fuse_req_t req, fuse_ino_t nodeid, fuse_file_info* fi) {
   }
   auto snap = std::make_unique<DirSnapshot>();
   snap->self = nodeid;
-  fi->fh = reinterpret_cast<uint64_t>(snap.get());
   fi->cache_readdir = 1;
   fi->keep_cache = 1;
-  if (fuse_reply_open(req, fi) == 0) snap.release();
+  fi->fh = impl->dirs.Add(std::move(snap));
+  if (fuse_reply_open(req, fi) != 0) impl->dirs.Take(fi->fh);
 }
 
 // Fills snap (once per handle).
@@ -536,7 +541,7 @@ void OpReaddirplus(fuse_req_t req, fuse_ino_t nodeid, size_t size, off_t off, fu
 }
 
 void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  delete reinterpret_cast<DirSnapshot*>(fi->fh);
+  I(req)->dirs.Take(fi->fh);
   fuse_reply_err(req, 0);
 }
 
@@ -1028,10 +1033,16 @@ void ImageFs::Stop() {
                  "threads to the process exit\n");
     for (auto& t : impl->workers) t.detach();
     impl->workers.clear();
-    return;  // the session stays: detached threads still use it
+    // The session and its open handles stay: detached threads still use them.
+    for (auto& h : impl->files.TakeAll()) h.release();
+    for (auto& h : impl->dirs.TakeAll()) h.release();
+    return;
   }
   for (auto& t : impl->workers) t.join();
   impl->workers.clear();
+  // What the kernel never released (a connection aborted above).
+  impl->files.TakeAll();
+  impl->dirs.TakeAll();
   if (impl->wake_fd >= 0) close(impl->wake_fd);
   impl->wake_fd = -1;
   if (impl->se != nullptr) fuse_session_destroy(impl->se);

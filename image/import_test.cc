@@ -778,6 +778,39 @@ TEST_F(OciTest, LayoutDirectory) {
   EXPECT_EQ(ImageNames(store_.get()), (std::vector<std::string>{"app", "app@1"}));
 }
 
+// An index is input: fields of the wrong type, missing or nested without
+// end are refused with a message naming the layout, never an exception.
+// (A platform whose "os" was a number ended the importer with an uncaught
+// nlohmann::json type_error.)
+TEST_F(OciTest, MalformedIndexesAreRefusedWithAMessage) {
+  std::string oci = tmp_ / "oci";
+  std::string blobs = oci + "/blobs/sha256";
+  ASSERT_EQ(system(("mkdir -p " + blobs).c_str()), 0);
+  WriteFile(oci + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
+  const std::string hm = PutBlob(blobs, R"({"schemaVersion":2,"layers":7})");
+  const std::string m = R"("digest":"sha256:)" + hm + R"(")";
+  const std::vector<std::string> indexes = {
+      R"({"manifests":[{"platform":{"os":1,"architecture":["amd64"]},)" + m + "}]}",
+      R"({"manifests":[{"platform":"linux",)" + m + "}]}",
+      R"({"manifests":[{"mediaType":5,)" + m + "}]}",
+      R"({"manifests":[{"digest":17}]})",
+      R"({"manifests":[3,"x",null]})",
+      R"({"manifests":{"a":1}})",
+      R"({"manifests":[{)" + m + "}]}",
+      R"([])",
+      R"({"manifests":)" + std::string(100000, '[') + std::string(100000, ']') + "}",
+      "{\"manifests\":[{\"digest\":\"sha256:\xff\"}]}",
+      "",
+  };
+  for (const std::string& index : indexes) {
+    WriteFile(oci + "/index.json", index);
+    Status s = Import("bad", oci);
+    EXPECT_FALSE(s.ok()) << index.substr(0, 200);
+    EXPECT_NE(s.message().find(oci), std::string::npos) << s.ToString();
+  }
+  EXPECT_TRUE(ImageNames(store_.get()).empty());
+}
+
 TEST_F(OciTest, DockerSaveArchive) {
   std::string work = tmp_ / "ds";
   ASSERT_EQ(mkdir(work.c_str(), 0755), 0);

@@ -329,12 +329,14 @@ bool IsIndexType(const std::string& t) {
          t == "application/vnd.docker.distribution.manifest.list.v2+json";
 }
 
-std::string MediaType(const json& j) {
-  if (j.is_object() && j.contains("mediaType") && j["mediaType"].is_string()) {
-    return j["mediaType"].get<std::string>();
-  }
+// j[key] if j is an object and that a string, else "". (Not json::value,
+// which throws on a value of another type: a manifest is input.)
+std::string StringField(const json& j, const char* key) {
+  if (j.is_object() && j.contains(key) && j[key].is_string()) return j[key].get<std::string>();
   return "";
 }
+
+std::string MediaType(const json& j) { return StringField(j, "mediaType"); }
 
 // From an index (parsed), the manifest's layers.
 Status LayersFromIndex(Layout* layout, const json& index, int depth,
@@ -350,8 +352,8 @@ Status LayersFromIndex(Layout* layout, const json& index, int depth,
     if (!m.is_object()) continue;
     const json* p = m.contains("platform") ? &m["platform"] : nullptr;
     if (p != nullptr && p->is_object()) {
-      std::string os = p->value("os", "");
-      std::string a = p->value("architecture", "");
+      std::string os = StringField(*p, "os");
+      std::string a = StringField(*p, "architecture");
       if (os == "unknown") continue;  // attestations
       if (os == "linux" && a == arch) {
         chosen = &m;

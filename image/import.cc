@@ -708,13 +708,16 @@ struct DirWalker {
     NodeRecord r;
     uint64_t ino = 0;
     if (S_ISREG(st.st_mode)) {
-      int fd =
-          openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NOATIME);
-      if (fd < 0 && errno == EPERM) {
-        fd = openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-      }
+      // Non-blocking: a FIFO put in the file's place since the lstat must
+      // not block the import in open(2) (Same refuses it next).
+      constexpr int kFlags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+      int fd = openat(dirfd, name.c_str(), kFlags | O_NOATIME);
+      if (fd < 0 && errno == EPERM) fd = openat(dirfd, name.c_str(), kFlags);
       if (fd < 0) return Status::FromErrno("open '" + what + "'");
       Status s = Same(fd, st, what);
+      const int fl = s.ok() ? fcntl(fd, F_GETFL) : 0;
+      if (s.ok() && (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0))
+        s = Status::FromErrno("'" + what + "'");
       struct stat now = st;
       if (s.ok() && fstat(fd, &now) != 0) s = Status::FromErrno("fstat '" + what + "'");
       Attrs(st, what, &r);

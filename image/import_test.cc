@@ -808,6 +808,17 @@ TEST_F(OciTest, MalformedIndexesAreRefusedWithAMessage) {
     EXPECT_FALSE(s.ok()) << index.substr(0, 200);
     EXPECT_NE(s.message().find(oci), std::string::npos) << s.ToString();
   }
+
+  // A FIFO where the index names a blob: refused, not waited on for ever
+  // in open(2).
+  const std::string fifo_hex(64, 'f');
+  ASSERT_EQ(mkfifo((blobs + "/" + fifo_hex).c_str(), 0644), 0);
+  WriteFile(oci + "/index.json", R"({"manifests":[{"digest":"sha256:)" + fifo_hex + R"("}]})");
+  Status s = Import("fifo", oci);
+  EXPECT_EQ(s.err(), EINVAL) << s.ToString();
+  EXPECT_NE(s.message().find("blobs/sha256/" + fifo_hex + "' is not a regular file"),
+            std::string::npos)
+      << s.ToString();
   EXPECT_TRUE(ImageNames(store_.get()).empty());
 }
 

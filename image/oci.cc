@@ -72,14 +72,17 @@ class DirLayout : public Layout {
   }
   const std::string& what() const override { return what_; }
 
-  // Opens rel under the layout without following any symlink.
+  // Opens rel under the layout without following any symlink. The file
+  // is opened non-blocking, then checked to be a regular file: a FIFO
+  // named like a blob would otherwise block the import in open(2) for
+  // ever.
   Status OpenRel(const std::string& rel, int* out) {
     std::vector<std::string> parts;
     OVT_RETURN_IF_ERROR(CheckRel(what_, rel, &parts));
     int dir = fd_;
     for (size_t i = 0; i < parts.size(); i++) {
       bool last = i + 1 == parts.size();
-      int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (last ? 0 : O_DIRECTORY);
+      int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | (last ? O_NONBLOCK : O_DIRECTORY);
       int fd = openat(dir, parts[i].c_str(), flags);
       int err = errno;
       if (dir != fd_) close(dir);
@@ -91,6 +94,12 @@ class DirLayout : public Layout {
       close(dir);
       return Status::InvalidArgument("OCI layout '" + what_ + "': '" + rel +
                                      "' is not a regular file");
+    }
+    const int fl = fcntl(dir, F_GETFL);
+    if (fl < 0 || fcntl(dir, F_SETFL, fl & ~O_NONBLOCK) != 0) {  // reads as usual from here
+      Status s = Status::FromErrno("OCI layout '" + what_ + "': '" + rel + "'");
+      close(dir);
+      return s;
     }
     *out = dir;
     return Status::OK();

@@ -17,6 +17,7 @@
 #include "image/image_format.h"
 #include "image/oci.h"
 #include "image/posix_acl.h"
+#include "image/spool.h"
 #include "image/tar_source.h"
 #include "overtier/printable.h"
 #include "overtier/tier_xattrs.h"
@@ -1034,6 +1035,11 @@ Status DetectSource(const std::string& path, SourceKind* kind) {
 
 Status ImportImage(Store* store, std::string_view name, const std::string& source,
                    const ImportOptions& options_in, ImportResult* result) {
+  if (SpooledSource::Needed(source)) {  // a pipe, standard input
+    std::unique_ptr<SpooledSource> spool;
+    OVT_RETURN_IF_ERROR(SpooledSource::Spool(source, store->path(), &spool));
+    return spool->Rename(ImportImage(store, name, spool->path(), options_in, result));
+  }
   auto start = std::chrono::steady_clock::now();
   *result = ImportResult();
   ImportOptions options = options_in;

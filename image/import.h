@@ -69,6 +69,8 @@ const char* SourceKindName(SourceKind k);
 Status DetectSource(const std::string& path, SourceKind* kind);
 
 // The whole import: detects the kind of `source` and creates the image(s).
+// "-" is standard input; it and a pipe are copied to a temporary file in
+// the store's directory first (image/spool.h).
 // EEXIST (naming the image) if a name exists and !options.replace.
 Status ImportImage(Store* store, std::string_view name, const std::string& source,
                    const ImportOptions& options, ImportResult* result);

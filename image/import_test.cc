@@ -10,8 +10,11 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <limits>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "image/blob_digest.h"
@@ -854,6 +857,87 @@ TEST_F(OciTest, DockerSaveArchive) {
   WriteTar(archive, outer);
   s = Import("evil", archive);
   EXPECT_EQ(s.err(), EPERM) << s.ToString();
+}
+
+// Writes data into the FIFO at path on a thread (opened read-write, so
+// that the open never waits for a reader); join() once the reader is done.
+std::thread FeedFifo(const std::string& path, std::string data) {
+  return std::thread([path, data = std::move(data)] {
+    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return;
+    for (size_t done = 0; done < data.size();) {
+      ssize_t n = write(fd, data.data() + done, data.size() - done);
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    close(fd);
+  });
+}
+
+// A docker-save archive through a pipe, as `docker save app | overtier
+// image import STORE app PIPE` gives it: read whole into a temporary file
+// first (the importer reads it more than once), which leaves nothing in
+// the store's directory.
+TEST_F(OciTest, APipeIsReadLikeTheArchiveItCarries) {
+  std::string work = tmp_ / "ds";
+  ASSERT_EQ(mkdir(work.c_str(), 0755), 0);
+  MakeLayers(work);
+  const std::string id1(64, 'd'), id2(64, 'e');
+  const std::string archive = tmp_ / "save.tar";
+  WriteTar(archive,
+           {{.path = id1 + "/layer.tar", .data = ReadFile(work + "/l1")},
+            {.path = id2 + "/layer.tar", .data = ReadFile(work + "/l2")},
+            {.path = "manifest.json",
+             .data = R"([{"Layers":[")" + id1 + "/layer.tar\",\"" + id2 + "/layer.tar\"]}]"}});
+  const std::string fifo = tmp_ / "pipe";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::set<std::string> before;
+  for (const auto& e : std::filesystem::directory_iterator(store_->path()))
+    before.insert(e.path().filename());
+  std::thread writer = FeedFifo(fifo, ReadFile(archive));
+  Status s = Import("piped", fifo);
+  writer.join();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  CheckLayers("piped");
+  std::set<std::string> after;
+  for (const auto& e : std::filesystem::directory_iterator(store_->path()))
+    after.insert(e.path().filename());
+  EXPECT_EQ(after, before) << "a spool file was left in the store's directory";
+
+  // What is not an archive is refused, named as the pipe, not as the copy.
+  writer = FeedFifo(fifo, std::string(20000, 'x'));
+  s = Import("garbage", fifo);
+  writer.join();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(fifo), std::string::npos) << s.ToString();
+  EXPECT_EQ(s.message().find("/proc/self/fd"), std::string::npos) << s.ToString();
+}
+
+// "-" is standard input.
+TEST_F(OciTest, StandardInputIsASource) {
+  const std::string tar = tmp_ / "plain.tar";
+  WriteTar(tar, {{.path = "etc/hostname", .data = "box\n"}});
+  int saved = dup(0);
+  ASSERT_GE(saved, 0);
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  ASSERT_EQ(dup2(p[0], 0), 0);
+  close(p[0]);
+  std::thread writer([w = p[1], data = ReadFile(tar)] {
+    for (size_t done = 0; done < data.size();) {
+      ssize_t n = write(w, data.data() + done, data.size() - done);
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    close(w);
+  });
+  Status s = Import("stdin", "-");
+  writer.join();
+  dup2(saved, 0);
+  close(saved);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  DumpedImage img = DumpImage(store_.get(), "stdin");
+  EXPECT_EQ(img.nodes.at("/etc/hostname").content, "box\n");
 }
 
 }  // namespace

@@ -71,7 +71,9 @@ int ImageImport(int argc, char** argv) {
   app.add_option("STORE", store_path, "the store")->required();
   app.add_option("NAME", name, "image name (a multi-layer image also gets NAME@1..NAME@N-1)")
       ->required();
-  app.add_option("SOURCE", source, "directory, tar archive, OCI layout or docker save archive")
+  app.add_option("SOURCE", source,
+                 "directory, tar archive, OCI layout or docker save archive; - for standard "
+                 "input (a pipe is copied to a temporary file in the store first)")
       ->required();
   app.add_flag("--replace", replace, "replace an existing image of that name");
   app.add_option("--parent", parent, "stack the (bottom) image on this image");

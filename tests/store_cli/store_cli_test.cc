@@ -318,5 +318,34 @@ TEST_F(StoreCliTest, ImportedImageCycle) {
   EXPECT_TRUE(ContainerFiles().empty());
 }
 
+// `overtier image export STORE A - | overtier image import STORE B -`: the
+// pipe is read like the file it carries, and B is A.
+TEST_F(StoreCliTest, ImportFromAPipe) {
+  ASSERT_EQ(Run("store init " + path_ + " --vv-size 1M --chunk-size 4K").rc, 0);
+  const std::string src = dir_.path() + "/src";
+  ASSERT_EQ(mkdir(src.c_str(), 0755), 0);
+  for (int i = 0; i < 5; i++) std::ofstream(src + "/f" + std::to_string(i)) << Payload(70000, i);
+  ASSERT_EQ(symlink("f1", (src + "/sym").c_str()), 0);
+  Result r = Run("image import " + path_ + " one " + src);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = it::RunArgs({"/bin/bash", "-o", "pipefail", "-c",
+                   bin_ + " image export " + path_ + " one - | " + bin_ + " image import " + path_ +
+                       " piped -"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(HasSubstr(r.out, "imported piped: 7 entries, 5 files")) << r.out;
+  const std::string a = dir_.path() + "/one.tar", b = dir_.path() + "/piped.tar";
+  ASSERT_EQ(Run("image export " + path_ + " one " + a).rc, 0);
+  ASSERT_EQ(Run("image export " + path_ + " piped " + b).rc, 0);
+  EXPECT_TRUE(it::Slurp(a) == it::Slurp(b)) << "the piped image differs";
+  // Not an archive: refused, named as standard input.
+  r = it::RunArgs(
+      {"/bin/bash", "-c",
+       "yes 'not an archive' | head -c 20000 | " + bin_ + " image import " + path_ + " bad -"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_TRUE(HasSubstr(r.err, "'standard input'")) << r.err;
+  r = Run("fsck " + path_);
+  EXPECT_EQ(r.rc, 0) << r.out;
+}
+
 }  // namespace
 }  // namespace overtier

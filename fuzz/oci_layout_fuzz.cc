@@ -15,9 +15,8 @@
 // succeeds created at least one image and leaves a store that `overtier
 // fsck --quick` finds no damage in.
 //
-// One store serves many inputs (each imported under a new name); it is
-// made afresh every kInputsPerStore inputs, in $TMPDIR, and removed at
-// exit.
+// One store serves many inputs, each imported under a new name:
+// fuzz/scratch_store.h.
 #include <unistd.h>
 
 #include <cstddef>
@@ -32,9 +31,9 @@
 #include <vector>
 
 #include "fuzz/fuzz_check.h"
+#include "fuzz/scratch_store.h"
 #include "image/blob_digest.h"
 #include "image/import.h"
-#include "store/fsck.h"
 #include "store/store.h"
 
 namespace {
@@ -42,40 +41,6 @@ namespace {
 constexpr int kInputsPerStore = 200;
 constexpr std::string_view kSeparator = "\n--blob--\n";
 constexpr size_t kMaxParts = 10;  // "@N" names parts 1..9
-
-struct Scratch;
-Scratch* scratch = nullptr;
-
-struct Scratch {
-  std::string dir;
-  std::unique_ptr<overtier::Store> store;
-  int inputs = 0;
-
-  void Drop() {
-    store.reset();
-    if (!dir.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(dir, ec);
-      dir.clear();
-    }
-  }
-  overtier::Store* Get() {
-    if (store && inputs < kInputsPerStore) return store.get();
-    Drop();
-    inputs = 0;
-    dir = overtier::fuzz::ScratchDir("oci");
-    overtier::Status s =
-        overtier::Store::Init(dir + "/store", overtier::StoreInitOptions{}, &store);
-    if (!s.ok()) std::fprintf(stderr, "%s\n", s.ToString().c_str());
-    FUZZ_CHECK(s.ok(), "a fresh store");
-    // Closed by an exit handler registered after the statics the store's
-    // first opening made (RocksDB's environment), so it runs before their
-    // destructors (as in tar_import_fuzz.cc).
-    static const bool at_exit = std::atexit([] { scratch->Drop(); }) == 0;
-    (void)at_exit;
-    return store.get();
-  }
-};
 
 std::vector<std::string> SplitParts(std::string_view in) {
   std::vector<std::string> parts;
@@ -123,9 +88,9 @@ void WriteFile(const std::string& path, std::string_view data) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (scratch == nullptr) scratch = new Scratch;
-  overtier::Store* store = scratch->Get();
-  const std::string name = "fuzz" + std::to_string(scratch->inputs++);
+  auto* scratch = overtier::fuzz::ScratchStore::Instance("oci", kInputsPerStore);
+  overtier::Store* store = scratch->Next();
+  const std::string name = "fuzz" + std::to_string(scratch->inputs());
 
   std::vector<std::string> parts =
       SplitParts(std::string_view(reinterpret_cast<const char*>(data), size));
@@ -135,7 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (i > 0) hex[i] = Sha256Hex(parts[i]);
   }
 
-  const std::string layout = scratch->dir + "/layout";
+  const std::string layout = scratch->dir() + "/layout";
   std::error_code ec;
   std::filesystem::remove_all(layout, ec);
   std::filesystem::create_directories(layout + "/blobs/sha256");
@@ -155,13 +120,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   FUZZ_CHECK(!result.images.empty(), "an import that succeeds made an image");
-  overtier::FsckOptions fo;
-  fo.quick = true;
-  overtier::FsckReport report;
-  FUZZ_CHECK(overtier::RunFsck(store, fo, &report).ok(), "fsck runs");
-  for (const overtier::FsckIssue& i : report.issues)
-    if (i.severity == overtier::FsckSeverity::kError)
-      std::fprintf(stderr, "fsck: %s: %s\n", i.kind.c_str(), i.message.c_str());
-  FUZZ_CHECK(report.errors() == 0, "an imported image passes fsck");
+  overtier::fuzz::CheckFsckClean(store);
   return 0;
 }

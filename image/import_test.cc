@@ -29,8 +29,10 @@ namespace {
 using testing::DumpedImage;
 using testing::DumpImage;
 using testing::ExpectSameImage;
+using testing::FeedFifo;
 using testing::ImageNames;
 using testing::NewStore;
+using testing::PipedStdin;
 using testing::ReadFile;
 using testing::TarSpec;
 using testing::TempDir;
@@ -859,21 +861,6 @@ TEST_F(OciTest, DockerSaveArchive) {
   EXPECT_EQ(s.err(), EPERM) << s.ToString();
 }
 
-// Writes data into the FIFO at path on a thread (opened read-write, so
-// that the open never waits for a reader); join() once the reader is done.
-std::thread FeedFifo(const std::string& path, std::string data) {
-  return std::thread([path, data = std::move(data)] {
-    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) return;
-    for (size_t done = 0; done < data.size();) {
-      ssize_t n = write(fd, data.data() + done, data.size() - done);
-      if (n <= 0) break;
-      done += static_cast<size_t>(n);
-    }
-    close(fd);
-  });
-}
-
 // A docker-save archive through a pipe, as `docker save app | overtier
 // image import STORE app PIPE` gives it: read whole into a temporary file
 // first (the importer reads it more than once), which leaves nothing in
@@ -917,24 +904,11 @@ TEST_F(OciTest, APipeIsReadLikeTheArchiveItCarries) {
 TEST_F(OciTest, StandardInputIsASource) {
   const std::string tar = tmp_ / "plain.tar";
   WriteTar(tar, {{.path = "etc/hostname", .data = "box\n"}});
-  int saved = dup(0);
-  ASSERT_GE(saved, 0);
-  int p[2];
-  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
-  ASSERT_EQ(dup2(p[0], 0), 0);
-  close(p[0]);
-  std::thread writer([w = p[1], data = ReadFile(tar)] {
-    for (size_t done = 0; done < data.size();) {
-      ssize_t n = write(w, data.data() + done, data.size() - done);
-      if (n <= 0) break;
-      done += static_cast<size_t>(n);
-    }
-    close(w);
-  });
-  Status s = Import("stdin", "-");
-  writer.join();
-  dup2(saved, 0);
-  close(saved);
+  Status s;
+  {
+    PipedStdin in(ReadFile(tar));
+    s = Import("stdin", "-");
+  }
   ASSERT_TRUE(s.ok()) << s.ToString();
   DumpedImage img = DumpImage(store_.get(), "stdin");
   EXPECT_EQ(img.nodes.at("/etc/hostname").content, "box\n");

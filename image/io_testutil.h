@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "image/image_format.h"
@@ -67,6 +69,64 @@ inline void WriteFile(const std::string& path, const std::string& data) {
   ASSERT_EQ(write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
   close(fd);
 }
+
+// Writes data into the FIFO at path on a thread, opened read-write so
+// that the open never waits for a reader; join() once the reader is done.
+inline std::thread FeedFifo(const std::string& path, std::string data) {
+  return std::thread([path, data = std::move(data)] {
+    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return;
+    for (size_t done = 0; done < data.size();) {
+      ssize_t n = write(fd, data.data() + done, data.size() - done);
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    close(fd);
+  });
+}
+
+// Standard input replaced, while this lives, by a pipe that a thread
+// feeds with data. SIGPIPE is ignored meanwhile, so that a reader that
+// stops early ends the feeder (EPIPE) instead of the test.
+class PipedStdin {
+ public:
+  explicit PipedStdin(std::string data) {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ignore, &old_sigpipe_);
+    saved_ = dup(0);
+    int p[2];
+    if (saved_ < 0 || pipe2(p, O_CLOEXEC) != 0) {
+      ADD_FAILURE() << "no pipe for standard input";
+      return;
+    }
+    dup2(p[0], 0);
+    close(p[0]);
+    feeder_ = std::thread([w = p[1], data = std::move(data)] {
+      for (size_t done = 0; done < data.size();) {
+        ssize_t n = write(w, data.data() + done, data.size() - done);
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+      }
+      close(w);
+    });
+  }
+  ~PipedStdin() {
+    if (saved_ >= 0) {
+      dup2(saved_, 0);  // the pipe's last reader gone: the feeder ends
+      close(saved_);
+    }
+    if (feeder_.joinable()) feeder_.join();
+    sigaction(SIGPIPE, &old_sigpipe_, nullptr);
+  }
+  PipedStdin(const PipedStdin&) = delete;
+  PipedStdin& operator=(const PipedStdin&) = delete;
+
+ private:
+  int saved_ = -1;
+  std::thread feeder_;
+  struct sigaction old_sigpipe_ {};
+};
 
 inline std::string ReadFile(const std::string& path) {
   std::string out;

@@ -20,6 +20,8 @@
 namespace overtier {
 namespace {
 
+using testing::FeedFifo;
+using testing::PipedStdin;
 using testing::ReadFile;
 using testing::TempDir;
 using testing::WriteFile;
@@ -28,21 +30,6 @@ std::string Bytes(size_t n) {
   std::string s(n, '\0');
   for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + i / 4096) & 0xff);
   return s;
-}
-
-// Writes data into the FIFO at path on a thread (opened read-write: the
-// open does not wait for a reader).
-std::thread Feed(const std::string& path, std::string data) {
-  return std::thread([path, data = std::move(data)] {
-    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) return;
-    for (size_t done = 0; done < data.size();) {
-      ssize_t n = write(fd, data.data() + done, data.size() - done);
-      if (n <= 0) break;
-      done += static_cast<size_t>(n);
-    }
-    close(fd);
-  });
 }
 
 bool Empty(const std::string& dir) {
@@ -79,7 +66,7 @@ TEST(SpooledSource, ThePipeIsCopiedWhole) {
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
   const std::string data = Bytes(3 << 20);
-  std::thread writer = Feed(fifo, data);
+  std::thread writer = FeedFifo(fifo, data);
   std::unique_ptr<SpooledSource> sp;
   Status s = SpooledSource::Spool(fifo, dir, &sp);
   writer.join();
@@ -97,18 +84,12 @@ TEST(SpooledSource, ThePipeIsCopiedWhole) {
 
 TEST(SpooledSource, StandardInputIsNamedSo) {
   TempDir tmp;
-  int saved = dup(0);
-  ASSERT_GE(saved, 0);
-  int p[2];
-  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
-  ASSERT_EQ(dup2(p[0], 0), 0);
-  close(p[0]);
-  ASSERT_EQ(write(p[1], "hello", 5), 5);
-  close(p[1]);
   std::unique_ptr<SpooledSource> sp;
-  Status s = SpooledSource::Spool("-", tmp.path(), &sp);
-  dup2(saved, 0);
-  close(saved);
+  Status s;
+  {
+    PipedStdin in("hello");
+    s = SpooledSource::Spool("-", tmp.path(), &sp);
+  }
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(ReadFile(sp->path()), "hello");
   EXPECT_EQ(sp->shown(), "standard input");

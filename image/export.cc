@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <set>
@@ -296,9 +297,32 @@ Status ExportImageToFd(Store* store, std::string_view name, int fd, const Export
   return s;
 }
 
-Status ExportImage(Store* store, std::string_view name, const std::string& path,
+Status ExportImage(Store* store, std::string_view name, const std::string& path_in,
                    const ExportOptions& options, ExportStats* stats) {
-  if (path == "-") return ExportImageToFd(store, name, STDOUT_FILENO, options, stats);
+  if (path_in == "-") return ExportImageToFd(store, name, STDOUT_FILENO, options, stats);
+  std::string path = path_in;
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    // A pipe, a device (/dev/null, a tape), a socket: written into, as tar
+    // -f does. The rename below would put a regular file in its place
+    // (/dev/null replaced for the whole machine, a reader of the pipe left
+    // waiting).
+    if (S_ISDIR(st.st_mode)) return Status::Errno(EISDIR, "'" + path + "' is a directory");
+    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return Status::FromErrno("open '" + path + "'");
+    Status s = ExportImageToFd(store, name, fd, options, stats);
+    if (close(fd) != 0 && s.ok()) s = Status::FromErrno("close '" + path + "'");
+    return s;
+  }
+  struct stat lst;
+  if (lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
+    // A symlink to a file: the file is replaced, the link stays.
+    char* real = realpath(path.c_str(), nullptr);
+    if (real != nullptr) {
+      path = real;
+      free(real);
+    }
+  }
   // Written under a temporary name in the same directory and renamed: the
   // destination is either the old file or the complete archive.
   std::string tmp = path + ".XXXXXX";

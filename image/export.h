@@ -41,8 +41,11 @@ struct ExportOptions {
 // Writes image `name` to fd as a tar archive (fd is not closed).
 Status ExportImageToFd(Store* store, std::string_view name, int fd, const ExportOptions& options,
                        ExportStats* stats);
-// Writes it to the file `path` ("-": standard output). The file is created
-// or truncated; on failure it is removed (nothing half-written stays).
+// Writes it to the file `path` ("-": standard output). A regular file is
+// written under a temporary name and renamed over it (through a symlink:
+// the link stays): it holds the old archive or the whole new one, and a
+// failure leaves nothing half-written. A pipe or a device (/dev/null, a
+// tape) is written into, as tar -f does.
 Status ExportImage(Store* store, std::string_view name, const std::string& path,
                    const ExportOptions& options, ExportStats* stats);
 

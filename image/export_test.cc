@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "image/import.h"
@@ -213,6 +214,57 @@ TEST_F(ExportTest, LayerTarRoundTrip) {
   ASSERT_TRUE(Export("l", tmp_ / "l2.tar").ok());
   Import("l2", tmp_ / "l2.tar");
   ExpectSameImage(DumpImage(store_.get(), "l"), DumpImage(store_.get(), "l2"));
+}
+
+// The destination is what the user named: a pipe or a device is written
+// into (as tar -f does), a symlink to a file keeps pointing at the new
+// archive. (A device node or FIFO was replaced by a regular file: as root,
+// `overtier image export STORE img /dev/null` replaced /dev/null.)
+TEST_F(ExportTest, PipesDevicesAndSymlinksAreWrittenThrough) {
+  const std::string src = tmp_ / "small";
+  ASSERT_EQ(mkdir(src.c_str(), 0755), 0);
+  WriteFile(src + "/f", std::string(100000, 'x'));
+  Import("img", src);
+  const std::string plain = tmp_ / "plain.tar";
+  ASSERT_TRUE(Export("img", plain).ok());
+  const std::string want = ReadFile(plain);
+  ASSERT_FALSE(want.empty());
+
+  const std::string fifo = tmp_ / "pipe";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::string got;
+  std::thread reader([&] { got = ReadFile(fifo); });
+  Status s = Export("img", fifo);
+  reader.join();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(got == want) << "the reader of the pipe got " << got.size() << " bytes";
+  struct stat st;
+  ASSERT_EQ(lstat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode)) << "the pipe was replaced";
+
+  const std::string link = tmp_ / "link.tar";
+  ASSERT_EQ(symlink("plain.tar", link.c_str()), 0);
+  WriteFile(plain, "old");
+  ASSERT_TRUE(Export("img", link).ok());
+  ASSERT_EQ(lstat(link.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode)) << "the symlink was replaced";
+  EXPECT_TRUE(ReadFile(plain) == want);
+
+  EXPECT_EQ(Export("img", tmp_.path()).err(), EISDIR);
+
+  if (geteuid() == 0) {  // mknod
+    const std::string null = tmp_ / "null";
+    ASSERT_EQ(mknod(null.c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+    ASSERT_TRUE(Export("img", null).ok());
+    ASSERT_EQ(lstat(null.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode)) << "the device node was replaced";
+  }
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(tmp_.path()))
+    if (e.path().filename().string().find(".tar.") != std::string::npos ||
+        e.path().filename().string().find("pipe.") != std::string::npos)
+      left.push_back(e.path().filename());
+  EXPECT_TRUE(left.empty()) << left.front();
 }
 
 }  // namespace

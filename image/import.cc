@@ -1037,7 +1037,12 @@ Status ImportImage(Store* store, std::string_view name, const std::string& sourc
                    const ImportOptions& options_in, ImportResult* result) {
   if (SpooledSource::Needed(source)) {  // a pipe, standard input
     std::unique_ptr<SpooledSource> spool;
-    OVT_RETURN_IF_ERROR(SpooledSource::Spool(source, store->path(), &spool));
+    OVT_RETURN_IF_ERROR(SpooledSource::Spool(source, store->path(), &spool, [&](uint64_t n) {
+      if (!options_in.progress) return;
+      ImportCounters c;
+      c.spooled_bytes = n;
+      options_in.progress(c);
+    }));
     return spool->Rename(ImportImage(store, name, spool->path(), options_in, result));
   }
   auto start = std::chrono::steady_clock::now();

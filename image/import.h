@@ -40,6 +40,9 @@ struct ImportCounters {
   uint64_t bytes = 0;         // logical bytes of file content
   uint64_t input_bytes = 0;   // bytes of the source consumed (archives), for progress
   uint64_t bytes_stored = 0;  // bytes appended to containers (after dedup; all copies)
+  // Bytes of a pipe or standard input copied so far (image/spool.h), all
+  // before the import proper starts (the other counters are 0 meanwhile).
+  uint64_t spooled_bytes = 0;
 };
 
 struct ImportOptions {

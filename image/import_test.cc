@@ -8,6 +8,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -900,16 +901,28 @@ TEST_F(OciTest, APipeIsReadLikeTheArchiveItCarries) {
   EXPECT_EQ(s.message().find("/proc/self/fd"), std::string::npos) << s.ToString();
 }
 
-// "-" is standard input.
+// "-" is standard input. Progress reports its copy, then the import.
 TEST_F(OciTest, StandardInputIsASource) {
   const std::string tar = tmp_ / "plain.tar";
   WriteTar(tar, {{.path = "etc/hostname", .data = "box\n"}});
+  const std::string data = ReadFile(tar);
+  uint64_t spooled = 0, entries = 0;
+  ImportOptions opt;
+  opt.progress = [&](const ImportCounters& c) {
+    if (c.spooled_bytes > 0) {
+      EXPECT_EQ(c.entries, 0u) << "the copy comes first";
+    }
+    spooled = std::max(spooled, c.spooled_bytes);
+    entries = std::max(entries, c.entries);
+  };
   Status s;
   {
-    PipedStdin in(ReadFile(tar));
-    s = Import("stdin", "-");
+    PipedStdin in(data);
+    s = Import("stdin", "-", opt);
   }
   ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(spooled, data.size());
+  EXPECT_GT(entries, 0u);
   DumpedImage img = DumpImage(store_.get(), "stdin");
   EXPECT_EQ(img.nodes.at("/etc/hostname").content, "box\n");
 }

@@ -44,7 +44,8 @@ int OpenUnlinked(const std::string& dir) {
 }  // namespace
 
 Status SpooledSource::Spool(const std::string& source, const std::string& dir,
-                            std::unique_ptr<SpooledSource>* out) {
+                            std::unique_ptr<SpooledSource>* out,
+                            const std::function<void(uint64_t)>& progress) {
   std::unique_ptr<SpooledSource> sp(new SpooledSource);
   sp->shown_ = source == "-" ? "standard input" : source;
   int in = 0;
@@ -78,6 +79,7 @@ Status SpooledSource::Spool(const std::string& source, const std::string& dir,
       done += w;
     }
     sp->size_ += static_cast<uint64_t>(n);
+    if (progress) progress(sp->size_);
   }
   sp->path_ = "/proc/self/fd/" + std::to_string(sp->fd_);
   *out = std::move(sp);

@@ -13,6 +13,7 @@
 #define OVERTIER_IMAGE_SPOOL_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -32,9 +33,11 @@ class SpooledSource {
   static bool Needed(const std::string& source);
 
   // Copies all of `source` ("-": standard input) into an unlinked file in
-  // `dir`. A read or write error (ENOSPC) names the source.
+  // `dir`, calling progress (if given) with the bytes copied so far after
+  // each piece. A read or write error (ENOSPC) names the source.
   static Status Spool(const std::string& source, const std::string& dir,
-                      std::unique_ptr<SpooledSource>* out);
+                      std::unique_ptr<SpooledSource>* out,
+                      const std::function<void(uint64_t)>& progress = {});
 
   // A path that opens the copy (/proc/self/fd/N), valid while this lives.
   const std::string& path() const { return path_; }

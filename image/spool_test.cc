@@ -8,10 +8,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -68,10 +70,14 @@ TEST(SpooledSource, ThePipeIsCopiedWhole) {
   const std::string data = Bytes(3 << 20);
   std::thread writer = FeedFifo(fifo, data);
   std::unique_ptr<SpooledSource> sp;
-  Status s = SpooledSource::Spool(fifo, dir, &sp);
+  std::vector<uint64_t> seen;
+  Status s = SpooledSource::Spool(fifo, dir, &sp, [&](uint64_t n) { seen.push_back(n); });
   writer.join();
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(sp->size(), data.size());
+  ASSERT_FALSE(seen.empty());
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_EQ(seen.back(), data.size()) << "progress reaches the whole copy";
   EXPECT_EQ(sp->shown(), fifo);
   EXPECT_TRUE(ReadFile(sp->path()) == data);
   EXPECT_TRUE(ReadFile(sp->path()) == data) << "a second open reads from the start";

@@ -93,6 +93,7 @@ int ImageImport(int argc, char** argv) {
   opt.replace = replace;
   opt.parent = parent;
   opt.progress = [&](const ImportCounters& c) {
+    if (c.entries == 0 && c.spooled_bytes > 0) return progress.Update(c.spooled_bytes, 0);
     progress.Update(total > 0 ? c.input_bytes : c.bytes, c.entries);
   };
   opt.warn = [&](const std::string& m) {

@@ -1,5 +1,6 @@
 // overtier image import | export | commit
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -161,6 +162,19 @@ int ImageExport(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  // The archive on standard output, named "-" or otherwise (/dev/stdout):
+  // the summary goes to stderr then. And never a tar onto a terminal (tar
+  // refuses too).
+  struct stat out_st, stdout_st;
+  const bool to_stdout =
+      out == "-" || (stat(out.c_str(), &out_st) == 0 && fstat(STDOUT_FILENO, &stdout_st) == 0 &&
+                     out_st.st_dev == stdout_st.st_dev && out_st.st_ino == stdout_st.st_ino);
+  if (to_stdout && isatty(STDOUT_FILENO) == 1) {
+    std::fprintf(stderr,
+                 "overtier image export: refusing to write an archive to a terminal (redirect "
+                 "standard output, or name a file)\n");
+    return 2;
+  }
   std::unique_ptr<Store> store;
   StoreOpenOptions so;
   so.read_only = true;
@@ -173,8 +187,7 @@ int ImageExport(int argc, char** argv) {
   s = ExportImage(store.get(), name, out, opt, &stats);
   progress.Clear();
   if (!s.ok()) return Fail(s);
-  // The archive may be on stdout: the summary goes to stderr then.
-  FILE* f = out == "-" ? stderr : stdout;
+  FILE* f = to_stdout ? stderr : stdout;
   if (as_json) {
     nlohmann::json j;
     j["image"] = name;

@@ -319,7 +319,8 @@ TEST_F(StoreCliTest, ImportedImageCycle) {
 }
 
 // `overtier image export STORE A - | overtier image import STORE B -`: the
-// pipe is read like the file it carries, and B is A.
+// pipe is read like the file it carries, and B is A. Export to standard
+// output, named so or /dev/stdout, never to a terminal.
 TEST_F(StoreCliTest, ImportFromAPipe) {
   ASSERT_EQ(Run("store init " + path_ + " --vv-size 1M --chunk-size 4K").rc, 0);
   const std::string src = dir_.path() + "/src";
@@ -337,6 +338,19 @@ TEST_F(StoreCliTest, ImportFromAPipe) {
   ASSERT_EQ(Run("image export " + path_ + " one " + a).rc, 0);
   ASSERT_EQ(Run("image export " + path_ + " piped " + b).rc, 0);
   EXPECT_TRUE(it::Slurp(a) == it::Slurp(b)) << "the piped image differs";
+  // Standard output named as /dev/stdout: the archive alone goes there,
+  // the summary to stderr.
+  const std::string c = dir_.path() + "/stdout.tar";
+  r = it::RunArgs({"/bin/bash", "-o", "pipefail", "-c",
+                   bin_ + " image export " + path_ + " one /dev/stdout | cat > " + c});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(HasSubstr(r.err, "exported one")) << r.err;
+  EXPECT_TRUE(it::Slurp(c) == it::Slurp(a)) << "the archive on stdout differs";
+  // Never onto a terminal.
+  r = it::CliOnTerminal({"image", "export", path_, "one", "-"});
+  EXPECT_EQ(r.rc, 2) << it::Describe(r);
+  EXPECT_TRUE(HasSubstr(r.err, "refusing to write an archive to a terminal")) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out.size() << " bytes on the terminal";
   // Not an archive: refused, named as standard input.
   r = it::RunArgs(
       {"/bin/bash", "-c",

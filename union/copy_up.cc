@@ -15,12 +15,15 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include <atomic>
+#include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <string>
 
 #include "overtier/posix_acl_xattr.h"
+#include "overtier/printable.h"
 #include "union/acl_xattr.h"
 #include "union/fs_util.h"
 #include "union/union_fs.h"
@@ -100,12 +103,32 @@ bool UnionFs::ServedLower(const Node* node) const {
 }
 
 namespace {
+// How many lower names of an indexed hard-link group still show it. The
+// count is ours, but the upper directory is only a directory: a value that
+// is not a number of links (edited by hand, cut short) counts as none, as
+// the kernel overlayfs falls back to the real count on a bad
+// overlay.nlink, and is reported, instead of becoming a link count of 2^63.
 Status ReadLowerLinks(int fd, const std::string& xname, long* n) {
   std::string v;
   bool present = false;
   OVT_RETURN_IF_ERROR(GetXattrFd(fd, xname, &v, &present));
-  *n = present ? std::strtol(v.c_str(), nullptr, 10) : 0;
-  if (*n < 0) *n = 0;
+  *n = 0;
+  if (!present) return Status::OK();
+  long parsed = -1;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), parsed);
+  // Never more than ext4's or XFS's own link limit, let alone INT_MAX.
+  constexpr long kMaxLinks = 1L << 31;
+  if (ec == std::errc() && end == v.data() + v.size() && parsed >= 0 && parsed < kMaxLinks) {
+    *n = parsed;
+    return Status::OK();
+  }
+  static std::atomic<int64_t> last{0};
+  if (LogNow(&last)) {
+    std::fprintf(stderr,
+                 "overtier: an indexed hard-link group in the upper layer has a malformed %s "
+                 "\"%s\": counted as no lower names\n",
+                 xname.c_str(), MessageSafe(v.substr(0, 40)).c_str());
+  }
   return Status::OK();
 }
 

@@ -10,6 +10,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include "harness.h"
 
 namespace overtier::it {
@@ -121,6 +123,27 @@ TEST_F(LinkTest, UnlinkOfOneLowerNameDecrementsTheOthers) {
   ExpectOneObject({"d/a", "e/c"}, 2, "copied up");
   ASSERT_NO_FATAL_FAILURE(Remount());
   ExpectOneObject({"d/a", "e/c"}, 2, "copied up");
+}
+
+// The count of lower names an indexed group keeps in the upper layer is
+// read strictly: a value that is no count (the upper directory edited by
+// hand) counts as none, with a message, instead of a link count of 2^63
+// or of its leading digits.
+TEST_F(LinkTest, AMalformedLowerLinkCountCountsAsNone) {
+  if (IsKernel()) GTEST_SKIP() << "trusted.overtier.nlink is overtier's own";
+  ASSERT_NO_FATAL_FAILURE(MakeLowerGroup());
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  WriteFile(M("d/a"), "copied up");
+  ExpectOneObject({"d/a", "d/b", "e/c"}, 3, "copied up");
+  for (const char* bad : {"99999999999999999999", "12abc", "-5", "", "2 "}) {
+    SCOPED_TRACE(std::string("trusted.overtier.nlink=\"") + bad + "\"");
+    ASSERT_NO_FATAL_FAILURE(Unmount());
+    ASSERT_EQ(setxattr(U("d/a").c_str(), "trusted.overtier.nlink", bad, strlen(bad), 0), 0);
+    ASSERT_NO_FATAL_FAILURE(Mount());
+    // The upper name and nothing else: the lower names are not counted.
+    EXPECT_EQ(Lstat(M("d/a")).st_nlink, 1u);
+    EXPECT_EQ(ReadFile(M("d/a")), "copied up");
+  }
 }
 
 // Unlinking a name of a lower group that was never copied up: the other

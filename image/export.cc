@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -297,6 +298,47 @@ Status ExportImageToFd(Store* store, std::string_view name, int fd, const Export
   return s;
 }
 
+namespace {
+// Replaces *path, when it is a symlink, by the absolute name of what the
+// link chain ends at, which need not exist yet (a dangling link names the
+// file to create); its directory must.
+Status FollowLinks(std::string* path) {
+  std::string p = *path;
+  struct stat lst;
+  int hops = 0;
+  while (lstat(p.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
+    if (++hops > 40) return Status::Errno(ELOOP, "'" + *path + "': too many levels of symlinks");
+    char target[PATH_MAX];
+    ssize_t n = readlink(p.c_str(), target, sizeof(target) - 1);
+    if (n < 0) return Status::FromErrno("readlink '" + p + "'");
+    target[n] = '\0';
+    if (target[0] == '/') {
+      p = target;
+    } else {
+      const size_t slash = p.rfind('/');
+      p = (slash == std::string::npos ? std::string() : p.substr(0, slash + 1)) + target;
+    }
+  }
+  if (hops == 0) return Status::OK();
+  // The directory, canonical (a relative link resolves from the link's own
+  // directory, already folded in above); the last name as the link gave it.
+  const size_t slash = p.rfind('/');
+  const std::string dir =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
+  const std::string base = slash == std::string::npos ? p : p.substr(slash + 1);
+  if (base.empty() || base == "." || base == "..") {
+    return Status::Errno(EISDIR, "'" + *path + "' points to a directory ('" + p + "')");
+  }
+  char* real = realpath(dir.c_str(), nullptr);
+  if (real == nullptr) {
+    return Status::FromErrno("the directory of '" + p + "', where '" + *path + "' points");
+  }
+  *path = std::string(real) + (std::string_view(real) == "/" ? "" : "/") + base;
+  free(real);
+  return Status::OK();
+}
+}  // namespace
+
 Status ExportImage(Store* store, std::string_view name, const std::string& path_in,
                    const ExportOptions& options, ExportStats* stats) {
   if (path_in == "-") return ExportImageToFd(store, name, STDOUT_FILENO, options, stats);
@@ -314,15 +356,9 @@ Status ExportImage(Store* store, std::string_view name, const std::string& path_
     if (close(fd) != 0 && s.ok()) s = Status::FromErrno("close '" + path + "'");
     return s;
   }
-  struct stat lst;
-  if (lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
-    // A symlink to a file: the file is replaced, the link stays.
-    char* real = realpath(path.c_str(), nullptr);
-    if (real != nullptr) {
-      path = real;
-      free(real);
-    }
-  }
+  // A symlink, to a file or to nothing yet: the file it names is written,
+  // the link stays (as `tar -cf LINK` and a shell's `>` do).
+  OVT_RETURN_IF_ERROR(FollowLinks(&path));
   // Written under a temporary name in the same directory and renamed: the
   // destination is either the old file or the complete archive.
   std::string tmp = path + ".XXXXXX";

@@ -250,6 +250,32 @@ TEST_F(ExportTest, PipesDevicesAndSymlinksAreWrittenThrough) {
   EXPECT_TRUE(S_ISLNK(st.st_mode)) << "the symlink was replaced";
   EXPECT_TRUE(ReadFile(plain) == want);
 
+  // A link to nothing yet names the file to create; a chain of them too,
+  // each relative to its own directory.
+  ASSERT_EQ(mkdir((tmp_ / "out").c_str(), 0755), 0);
+  const std::string dangling = tmp_ / "dangling.tar";
+  ASSERT_EQ(symlink("out/new.tar", dangling.c_str()), 0);
+  ASSERT_EQ(symlink("../chained.tar", (tmp_ / "out/hop.tar").c_str()), 0);
+  const std::string chain = tmp_ / "chain.tar";
+  ASSERT_EQ(symlink("out/hop.tar", chain.c_str()), 0);
+  for (const auto& [named, written] :
+       {std::pair{dangling, tmp_ / "out/new.tar"}, std::pair{chain, tmp_ / "chained.tar"}}) {
+    SCOPED_TRACE(named);
+    ASSERT_TRUE(Export("img", named).ok());
+    ASSERT_EQ(lstat(named.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISLNK(st.st_mode)) << "the symlink was replaced";
+    EXPECT_TRUE(ReadFile(written) == want);
+  }
+  // ...whose directory must exist; a loop is refused.
+  const std::string nowhere = tmp_ / "nowhere.tar";
+  ASSERT_EQ(symlink("missing/x.tar", nowhere.c_str()), 0);
+  s = Export("img", nowhere);
+  EXPECT_EQ(s.err(), ENOENT) << s.ToString();
+  EXPECT_NE(s.ToString().find("missing/x.tar"), std::string::npos) << s.ToString();
+  const std::string loop = tmp_ / "loop.tar";
+  ASSERT_EQ(symlink("loop.tar", loop.c_str()), 0);
+  EXPECT_EQ(Export("img", loop).err(), ELOOP);
+
   EXPECT_EQ(Export("img", tmp_.path()).err(), EISDIR);
 
   if (geteuid() == 0) {  // mknod

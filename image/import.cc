@@ -1023,11 +1023,34 @@ Status DetectSource(const std::string& path, SourceKind* kind) {
   if (S_ISDIR(st.st_mode)) {
     int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return Status::FromErrno("open directory '" + path + "'");
+    // An `oci-layout` file is what marks an OCI image layout (the spec's
+    // own test). One whose index.json is missing or not a file is a broken
+    // layout, not a tree to import as it stands: the image would hold the
+    // layout's blobs as files, and the user find out at mount time.
     struct stat a, b;
-    bool oci = fstatat(fd, "oci-layout", &a, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(a.st_mode) &&
-               fstatat(fd, "index.json", &b, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(b.st_mode);
+    const bool marked = fstatat(fd, "oci-layout", &a, AT_SYMLINK_NOFOLLOW) == 0;
+    const int index_err = fstatat(fd, "index.json", &b, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : errno;
     close(fd);
-    *kind = oci ? SourceKind::kOciLayout : SourceKind::kDirectory;
+    if (!marked) {
+      *kind = SourceKind::kDirectory;
+      return Status::OK();
+    }
+    std::string broken;
+    if (!S_ISREG(a.st_mode)) {
+      broken = "its oci-layout is not a regular file";
+    } else if (index_err == ENOENT) {
+      broken = "it has no index.json";
+    } else if (index_err != 0) {
+      errno = index_err;
+      return Status::FromErrno("'" + path + "/index.json'");
+    } else if (!S_ISREG(b.st_mode)) {
+      broken = "its index.json is not a regular file";
+    }
+    if (!broken.empty()) {
+      return Status::Errno(EINVAL, "'" + path + "' is marked as an OCI image layout (oci-layout) " +
+                                       "but " + broken + ": not imported");
+    }
+    *kind = SourceKind::kOciLayout;
     return Status::OK();
   }
   return ProbeArchive(path, kind);

@@ -815,12 +815,36 @@ TEST_F(OciTest, MalformedIndexesAreRefusedWithAMessage) {
     EXPECT_NE(s.message().find(oci), std::string::npos) << s.ToString();
   }
 
+  // A layout (marked by its oci-layout file) whose index.json is missing or
+  // no file is refused, not imported as a plain tree of blobs.
+  ASSERT_EQ(unlink((oci + "/index.json").c_str()), 0);
+  SourceKind kind;
+  Status s = DetectSource(oci, &kind);
+  EXPECT_EQ(s.err(), EINVAL);
+  EXPECT_NE(s.message().find("has no index.json"), std::string::npos) << s.ToString();
+  for (const char* make : {"mkdir", "mkfifo", "ln -s oci-layout"}) {
+    ASSERT_EQ(system((std::string(make) + " " + oci + "/index.json").c_str()), 0) << make;
+    s = Import("broken", oci);
+    EXPECT_EQ(s.err(), EINVAL) << make;
+    EXPECT_NE(s.message().find("its index.json is not a regular file"), std::string::npos)
+        << s.ToString();
+    ASSERT_EQ(system(("rm -r " + oci + "/index.json").c_str()), 0);
+  }
+  ASSERT_EQ(unlink((oci + "/oci-layout").c_str()), 0);
+  ASSERT_EQ(mkdir((oci + "/oci-layout").c_str(), 0755), 0);
+  WriteFile(oci + "/index.json", "{}");
+  s = Import("broken", oci);
+  EXPECT_NE(s.message().find("its oci-layout is not a regular file"), std::string::npos)
+      << s.ToString();
+  ASSERT_EQ(rmdir((oci + "/oci-layout").c_str()), 0);
+  WriteFile(oci + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
+
   // A FIFO where the index names a blob: refused, not waited on for ever
   // in open(2).
   const std::string fifo_hex(64, 'f');
   ASSERT_EQ(mkfifo((blobs + "/" + fifo_hex).c_str(), 0644), 0);
   WriteFile(oci + "/index.json", R"({"manifests":[{"digest":"sha256:)" + fifo_hex + R"("}]})");
-  Status s = Import("fifo", oci);
+  s = Import("fifo", oci);
   EXPECT_EQ(s.err(), EINVAL) << s.ToString();
   EXPECT_NE(s.message().find("blobs/sha256/" + fifo_hex + "' is not a regular file"),
             std::string::npos)

@@ -10,11 +10,13 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <map>
 #include <memory>
 #include <string>
@@ -70,12 +72,25 @@ inline void WriteFile(const std::string& path, const std::string& data) {
   close(fd);
 }
 
-// Writes data into the FIFO at path on a thread, opened read-write so
-// that the open never waits for a reader; join() once the reader is done.
+// Writes data into the FIFO at path on a thread, once a reader has it
+// open; join() once the reader is done. Opened for writing only after the
+// reader: bytes written before (into a FIFO opened read-write, say) are
+// thrown away when the writer closes first, and the reader's open then
+// waits for ever. Gives up after 60 s without a reader; a reader that
+// stops early ends the feeder (EPIPE; SIGPIPE is blocked on its thread).
 inline std::thread FeedFifo(const std::string& path, std::string data) {
   return std::thread([path, data = std::move(data)] {
-    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) return;
+    sigset_t pipe_signal;
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+    int fd = -1;
+    for (int i = 0; i < 60000 && fd < 0; i++) {
+      fd = open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      if (fd < 0 && errno != ENXIO) return;  // ENXIO: no reader yet
+      if (fd < 0) usleep(1000);
+    }
+    if (fd < 0 || fcntl(fd, F_SETFL, 0) != 0) return;
     for (size_t done = 0; done < data.size();) {
       ssize_t n = write(fd, data.data() + done, data.size() - done);
       if (n <= 0) break;

@@ -19,8 +19,6 @@
 
 namespace overtier {
 
-int64_t Ns(const struct timespec& ts) { return ClampedNs(ts); }
-
 Status CheckRecordTimes(const struct stat& st, const std::string& what) {
   int64_t ns;
   const char* which = !TimespecToNs(st.st_mtim, &ns)   ? "mtime"
@@ -66,7 +64,7 @@ Status Context(const Status& s, const std::string& what) {
 int64_t NowNs() {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  return Ns(ts);
+  return ClampedNs(ts);
 }
 
 class Archiver::Busy {
@@ -146,8 +144,8 @@ Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out,
   struct stat st1;
   if (fstat(fd, &st1) != 0) return Status::FromErrno("fstat of '" + what + "'");
   if ((fence.changes != nullptr && fence.changes->load() != changes0) ||
-      st1.st_size != st0.st_size || Ns(st1.st_mtim) != Ns(st0.st_mtim) ||
-      Ns(st1.st_ctim) != Ns(st0.st_ctim)) {
+      st1.st_size != st0.st_size || ClampedNs(st1.st_mtim) != ClampedNs(st0.st_mtim) ||
+      ClampedNs(st1.st_ctim) != ClampedNs(st0.st_ctim)) {
     return Status::Errno(ESTALE, "'" + what + "' changed while being archived; archive abandoned");
   }
 
@@ -156,8 +154,8 @@ Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out,
   info.size = size;
   info.copies = static_cast<uint32_t>(file.copies.size());
   info.copies_needed = store_->config().copies;
-  info.atime_ns = Ns(st0.st_atim);
-  info.mtime_ns = Ns(st0.st_mtim);
+  info.atime_ns = ClampedNs(st0.st_atim);
+  info.mtime_ns = ClampedNs(st0.st_mtim);
   info.now_ns = NowNs();
   Transition done;
   OVT_RETURN_IF_ERROR(Context(FinishArchive(begin.record, info, &done), what));
@@ -176,7 +174,7 @@ Status Archiver::Archive(int fd, const std::string& what, MigrationRecord* out,
   CrashPoint("archive-committed");
 
   // Reading may have moved atime (without O_NOATIME): put the user's back.
-  if (Ns(st1.st_atim) != Ns(st0.st_atim)) {
+  if (ClampedNs(st1.st_atim) != ClampedNs(st0.st_atim)) {
     struct timespec times[2] = {st0.st_atim, {0, UTIME_OMIT}};
     if (futimens(fd, times) != 0) return Status::FromErrno("futimens of '" + what + "'");
   }
@@ -209,8 +207,8 @@ Status Archiver::Adopt(int fd, const Bfid& bfid, const std::string& what, Migrat
   info.bfid = bfid;
   info.size = file.size;
   info.generation = fh.generation;
-  info.atime_ns = Ns(st.st_atim);
-  info.mtime_ns = Ns(st.st_mtim);
+  info.atime_ns = ClampedNs(st.st_atim);
+  info.mtime_ns = ClampedNs(st.st_mtim);
   info.now_ns = NowNs();
   Transition t;
   OVT_RETURN_IF_ERROR(Context(overtier::Adopt(rec, info, &t), what));
@@ -283,9 +281,9 @@ Status Archiver::Release(int fd, const std::string& what, uint64_t keep, Migrati
   }
   Transition t;
   OVT_RETURN_IF_ERROR(Context(overtier::Release(rec, check, &t), what));
-  if (Ns(st.st_mtim) != rec->mtime_ns) {
+  if (ClampedNs(st.st_mtim) != rec->mtime_ns) {
     return Status::Errno(ESTALE, "'" + what + "' was modified since it was archived (mtime " +
-                                     std::to_string(Ns(st.st_mtim)) + ", archived " +
+                                     std::to_string(ClampedNs(st.st_mtim)) + ", archived " +
                                      std::to_string(rec->mtime_ns) + ")");
   }
   if (t.record == rec) {  // nothing more to release
@@ -312,7 +310,7 @@ Status Archiver::Release(int fd, const std::string& what, uint64_t keep, Migrati
   if (!punch.empty()) OVT_RETURN_IF_ERROR(SetArchiveMark(fd, t.record->bfid, what));
   CrashPoint("release-marked");
   // The catalog first: from here on the archive is the source of those bytes.
-  t.record->atime_ns = Ns(st.st_atim);
+  t.record->atime_ns = ClampedNs(st.st_atim);
   Catalog::Batch batch(catalog);
   Queue(&batch, fh.key, t);
   Status s = batch.Commit();

@@ -69,11 +69,6 @@ namespace overtier {
 
 // Nanoseconds since the epoch, wall clock.
 int64_t NowNs();
-// A timespec in nanoseconds since the epoch (as migration records keep
-// times), clamped to the int64_t range (overtier/time_ns.h): right for
-// every time a record can hold, and for comparing with one. What becomes a
-// record's time is checked first: CheckRecordTimes.
-int64_t Ns(const struct timespec& ts);
 // EOVERFLOW, naming `what`, if the file's atime or mtime lies outside what
 // a migration record holds (1677-09-21 to 2262-04-11): such a file is not
 // archived rather than have its times changed by a release and restore.

@@ -34,9 +34,6 @@ class Fd {
   int fd_;
 };
 
-// Clamped: the engine only compares times and ages (overtier/time_ns.h).
-int64_t Ns(const struct timespec& ts) { return ClampedNs(ts); }
-
 std::string Join(const std::string& dir, const std::string& name) {
   return dir.empty() ? name : dir + "/" + name;
 }
@@ -100,8 +97,8 @@ class Walk {
     FileFacts f;
     f.rel_path = rel;
     f.size = static_cast<uint64_t>(st.st_size);
-    f.atime_ns = Ns(st.st_atim);
-    f.mtime_ns = Ns(st.st_mtim);
+    f.atime_ns = ClampedNs(st.st_atim);
+    f.mtime_ns = ClampedNs(st.st_mtim);
     f.uid = st.st_uid;
     f.state = cs.state;
     f.mig_flags = cs.mig_flags;
@@ -186,7 +183,7 @@ Status RunPolicyAt(const PolicyRules& rules, int root_fd, const PolicyRunOptions
   if (fstat(rfd.get(), &st) != 0) return Status::FromErrno("the policy run's root");
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
-  result->now_ns = Ns(now);
+  result->now_ns = ClampedNs(now);
   Usage u;
   if (UsageOf(rfd.get(), &u).ok()) result->before = u;
 

@@ -20,6 +20,7 @@
 #include "migrate/crash_point.h"
 #include "migrate/file_handle.h"
 #include "migrate/migration_state.h"
+#include "overtier/time_ns.h"
 #include "store/repair.h"
 
 namespace overtier {
@@ -818,8 +819,8 @@ Status Restorer::SyncLocked(Job* job, bool finish, bool keep_row) {
   // The times just put back are the user's (a touch during the job moved
   // job->mtime): the record says the same, or a later release would take
   // the file for changed behind our back.
-  rec->atime_ns = Ns(times[0]);
-  rec->mtime_ns = Ns(times[1]);
+  rec->atime_ns = ClampedNs(times[0]);
+  rec->mtime_ns = ClampedNs(times[1]);
   if (finish) {
     OVT_RETURN_IF_ERROR(FinishRestore(rec, snapshot.size(), NowNs(), &t));
     rec = t.record;

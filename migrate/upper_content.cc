@@ -23,8 +23,6 @@ namespace {
 // missing ranges.
 constexpr size_t kWindow = size_t{1} << 20;
 
-int64_t Ns(const struct timespec& ts) { return ClampedNs(ts); }
-
 Status PreadFull(int fd, char* buf, size_t n, uint64_t off, const std::string& what) {
   size_t done = 0;
   while (done < n) {
@@ -69,7 +67,8 @@ Status MissingBytes(Store* store, int fd, uint64_t size, const std::string& what
   std::optional<uint64_t> archive_size;
   FileRecord file;
   if (store->catalog()->GetFile(*mark, &file).ok()) archive_size = file.size;
-  *rec = ReconciledRecord(*mark, archive_size, data, size, 0, Ns(st.st_atim), Ns(st.st_mtim));
+  *rec = ReconciledRecord(*mark, archive_size, data, size, 0, ClampedNs(st.st_atim),
+                          ClampedNs(st.st_mtim));
   return ResidencyMap::FromRecord(**rec, size, map);
 }
 

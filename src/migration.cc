@@ -97,7 +97,7 @@ void RepairTimes(int fd, const MigrationRecord& rec) {
   if (!(rec.flags & kMigArchived) || (rec.flags & (kMigDirty | kMigLost))) return;
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
-  if (Ns(st.st_mtim) == rec.mtime_ns) return;
+  if (ClampedNs(st.st_mtim) == rec.mtime_ns) return;
   struct timespec times[2] = {{0, UTIME_OMIT}, NsToTimespec(rec.mtime_ns)};
   if (utimensat(AT_FDCWD, ProcFd(fd).c_str(), times, 0) != 0) {
     std::fprintf(stderr, "overtier: cannot put back the mtime of an archived file: %s\n",
@@ -129,7 +129,7 @@ void RecordTimes(int fd, const struct stat& st, MigrationRecord* rec) {
 void KeepUserTimes(int fd, std::optional<MigrationRecord>* rec) {
   if (!*rec || !((*rec)->flags & kMigArchived) || ((*rec)->flags & (kMigDirty | kMigLost))) return;
   struct stat st;
-  if (fstat(fd, &st) != 0 || Ns(st.st_mtim) == (*rec)->mtime_ns) return;
+  if (fstat(fd, &st) != 0 || ClampedNs(st.st_mtim) == (*rec)->mtime_ns) return;
   RecordTimes(fd, st, &**rec);
 }
 
@@ -681,7 +681,7 @@ void MigrationService::ReconcileMarked(int fd, FileHandle fh, std::optional<Migr
                                                      : "a record from before its release";
   auto rebuilt = [&](std::optional<uint64_t> archive_bytes) {
     return ReconciledRecord(*mark, archive_bytes, data, size, fh.has_generation ? fh.generation : 0,
-                            Ns(st.st_atim), Ns(st.st_mtim));
+                            ClampedNs(st.st_atim), ClampedNs(st.st_mtim));
   };
   std::optional<uint64_t> archive_size;
   Status s;

@@ -15,7 +15,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(catalog_records vv_container vv_recovery content_reader
-  publication policy_rules mount_options tar_import)
+  publication policy_rules mount_options tar_import oci_layout store_config)
 
 # clang and its libFuzzer runtime: not among scripts/install-deps.sh's
 # packages, as CI does not fuzz (it replays the corpus with GCC).

@@ -55,9 +55,31 @@ class XattrNames {
   // names still show it without having an upper name of their own.
   const std::string& nlink() const { return nlink_; }
 
+  // A user's own name in the overlay namespace in use ("trusted.overlay.X",
+  // or "user.overlay.X" with userxattr) is kept on the real object escaped,
+  // as "trusted.overlay.overlay.X", and shown back unescaped: what the
+  // kernel overlayfs does since Linux 6.7, so that an overlay stacked on
+  // this mount keeps its own marks, which this union never reads as its
+  // own. The escaped names are the user's: listed, copied up, not internal.
+  bool IsEscapable(std::string_view shown) const { return shown.starts_with(overlay_); }
+  std::string Escaped(std::string_view shown) const {
+    std::string real = overlay_;
+    real += kEscape;
+    real += shown.substr(overlay_.size());
+    return real;
+  }
+  bool IsEscaped(std::string_view real) const {
+    return real.starts_with(overlay_) && real.substr(overlay_.size()).starts_with(kEscape);
+  }
+  std::string Unescaped(std::string_view real) const {
+    return overlay_ + std::string(real.substr(overlay_.size() + kEscape.size()));
+  }
+
   // True for the names users may neither see, set nor remove through the
-  // mount: the overlay namespace in use, and every overtier-internal name.
+  // mount: the overlay namespace in use, and every overtier-internal name
+  // (the escaped names above aside).
   bool IsInternal(std::string_view name) const {
+    if (IsEscaped(name)) return false;
     if (name.starts_with("trusted.overlay.")) return true;
     if (name.starts_with("trusted.overtier.")) return true;
     if (name.starts_with("user.overtier.")) return true;
@@ -65,6 +87,7 @@ class XattrNames {
   }
 
  private:
+  static constexpr std::string_view kEscape = "overlay.";
   std::string overlay_;
   std::string opaque_, redirect_, impure_, metacopy_, origin_, nlink_;
   bool userxattr_;

@@ -310,6 +310,9 @@ class UnionFs {
   // The link count the union shows for an indexed file with upper count n.
   Status IndexedNlink(int fd, nlink_t* n);
 
+  // --- xattrs.cc ---
+  const char* RealXattrName(const char* shown, bool allowed, std::string* buf) const;
+
   // --- dir.cc ---
   // Makes dirfd/name, its mode masked with `umask` (what CreateObject
   // decided: the caller's, or 0 where a default ACL is inherited).

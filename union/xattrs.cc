@@ -1,6 +1,10 @@
 // Extended attributes (overlayfs' xattrs.c). The union's own bookkeeping
 // xattrs (trusted.overlay.*, trusted.overtier.*, user.overtier.*) are
-// invisible through the mount and can be neither set nor removed there.
+// invisible through the mount and can be neither set nor removed there. A
+// user's own "trusted.overlay.X" is stored escaped, as
+// "trusted.overlay.overlay.X", as the kernel overlayfs does (XattrNames::
+// Escaped): an overlay stacked on this mount keeps its marks here without
+// this union ever taking them for its own.
 // One exception: user.overtier.norelease, the policy engine's pin
 // (docs/POLICY.md), is listed and readable by everyone and set or removed
 // by uid 0 only (EPERM for others), so that users cannot unpin what an
@@ -44,8 +48,22 @@ bool IsTrusted(std::string_view name) { return name.starts_with("trusted."); }
 bool IsNoRelease(std::string_view name) { return name == kNoReleaseXattr; }
 }  // namespace
 
-Status UnionFs::GetXattr(const Ctx& ctx, Node* node, const char* name, std::string* value) {
-  if (xn_.IsInternal(name) && !IsNoRelease(name)) return Status::Errno(ENODATA);
+// The name on the real object for `shown`, the name through the mount;
+// nullptr for a name of the union's own that users may not reach this way
+// (`allowed`: user.overtier.norelease, for the calls that allow it).
+const char* UnionFs::RealXattrName(const char* shown, bool allowed, std::string* buf) const {
+  if (xn_.IsEscapable(shown)) {
+    *buf = xn_.Escaped(shown);
+    return buf->c_str();
+  }
+  if (xn_.IsInternal(shown) && !(IsNoRelease(shown) && allowed)) return nullptr;
+  return shown;
+}
+
+Status UnionFs::GetXattr(const Ctx& ctx, Node* node, const char* shown, std::string* value) {
+  std::string buf;
+  const char* name = RealXattrName(shown, true, &buf);
+  if (name == nullptr) return Status::Errno(ENODATA);
   if (IsTrusted(name) && !Privileged(ctx)) return Status::Errno(ENODATA);
   // The kernel asks for security.capability before writes (to know
   // whether to drop file capabilities): before every write(2) without
@@ -111,15 +129,17 @@ Status UnionFs::ListXattr(const Ctx& ctx, Node* node, std::string* names) {
     pos += n.size() + 1;
     if (n.empty() || (xn_.IsInternal(n) && !IsNoRelease(n)) || (IsTrusted(n) && !Privileged(ctx)))
       continue;
-    names->append(n);
+    names->append(xn_.IsEscaped(n) ? xn_.Unescaped(n) : std::string(n));
     names->push_back('\0');
   }
   return Status::OK();
 }
 
-Status UnionFs::SetXattr(const Ctx& ctx, Node* node, const char* name, const void* value,
+Status UnionFs::SetXattr(const Ctx& ctx, Node* node, const char* shown, const void* value,
                          size_t size, int flags) {
-  if (xn_.IsInternal(name) && !(IsNoRelease(name) && Privileged(ctx))) return Status::Errno(EPERM);
+  std::string buf;
+  const char* name = RealXattrName(shown, Privileged(ctx), &buf);
+  if (name == nullptr) return Status::Errno(EPERM);
   if (IsTrusted(name) && !Privileged(ctx)) return Status::Errno(EPERM);
   if (read_only_) return Status::Errno(EROFS);
   // ACL entries name users and groups as seen through the mount; the
@@ -154,13 +174,15 @@ Status UnionFs::SetXattr(const Ctx& ctx, Node* node, const char* name, const voi
   return Status::OK();
 }
 
-Status UnionFs::RemoveXattr(const Ctx& ctx, Node* node, const char* name) {
-  if (xn_.IsInternal(name) && !(IsNoRelease(name) && Privileged(ctx))) return Status::Errno(EPERM);
+Status UnionFs::RemoveXattr(const Ctx& ctx, Node* node, const char* shown) {
+  std::string buf;
+  const char* name = RealXattrName(shown, Privileged(ctx), &buf);
+  if (name == nullptr) return Status::Errno(EPERM);
   if (IsTrusted(name) && !Privileged(ctx)) return Status::Errno(EPERM);
   if (read_only_) return Status::Errno(EROFS);
   // Removing what is not there must not copy the file up.
   std::string v;
-  OVT_RETURN_IF_ERROR(GetXattr(ctx, node, name, &v));
+  OVT_RETURN_IF_ERROR(GetXattr(ctx, node, shown, &v));
   OVT_RETURN_IF_ERROR(CopyUp(node, false));
   FdPtr fd;
   OVT_RETURN_IF_ERROR(nodes_.Fd(node, &Node::upper, &fd));

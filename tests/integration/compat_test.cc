@@ -53,6 +53,7 @@ class CompatTest : public UnionFsTest {
     SnapshotOptions o;
     o.mtime = true;
     o.dir_mtime = true;
+    o.overlay_xattrs = true;  // the user's escaped overlay names (Xattrs)
     return o;
   }
 
@@ -346,19 +347,25 @@ class CompatTest : public UnionFsTest {
     SetXattr(L(1, "d"), "user.d", "dir");
     WriteFile(L(1, "d/x"), "x");
     MakeDirs(L(0, "d"));
+    // A user's overlay name, escaped (Linux 6.7+; SEMANTICS.md).
+    SetXattr(L(1, "f"), "trusted.overlay.overlay.low", "l");
   }
   void BuildXattrs() {
     Xattr("f", "user.b", "2");
     Do(removexattr(M("f").c_str(), "user.a"), "removexattr");
     Xattr("d", "user.e", "e");
+    Xattr("d", "trusted.overlay.opaque", "y");  // the user's, escaped: d stays merged
     WriteFile(M("new"), "n");
     Xattr("new", "user.long", std::string(2000, 'L'));
     Xattr("new", "user.empty", "");
+    Xattr("new", "trusted.overlay.nested", "n");
   }
   void MoreXattrs() {
     Xattr("f", "user.b", "22");
     Xattr("d", "user.d", "changed");
     Do(removexattr(M("new").c_str(), "user.long"), "removexattr");
+    Do(removexattr(M("new").c_str(), "trusted.overlay.nested"), "removexattr escaped");
+    Xattr("d", "trusted.overlay.redirect", "/nowhere");
   }
 
   void LowersNone() {}

@@ -104,7 +104,9 @@ struct SnapshotWalker {
     for (size_t i = 0; i < static_cast<size_t>(n);) {
       std::string name(names.c_str() + i);
       i += name.size() + 1;
-      if (opts.all_xattrs || name.starts_with("user.")) list.push_back(name);
+      if (opts.all_xattrs || name.starts_with("user.") ||
+          (opts.overlay_xattrs && name.starts_with("trusted.overlay.")))
+        list.push_back(name);
     }
     if (list.empty()) return "";
     std::sort(list.begin(), list.end());

@@ -182,6 +182,9 @@ struct SnapshotOptions {
   bool dir_size = false;    // st_size of directories
   bool ino = false;         // raw inode numbers
   bool all_xattrs = false;  // every xattr (default: user.* only)
+  // trusted.overlay.* as well: through a mount, the user's own (escaped)
+  // overlay names, which the kernel overlayfs and overtier both show.
+  bool overlay_xattrs = false;
 };
 using TreeSnapshot = std::map<std::string, std::string>;
 TreeSnapshot SnapshotTree(const std::string& root, const SnapshotOptions& opts = {});

@@ -2,6 +2,7 @@
 // copy-up on modification, and the overlay's own trusted.overlay.* names,
 // which users can neither see nor use to change the union.
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -242,6 +243,39 @@ TEST_F(XattrTest, OverlayNamesThroughTheMountAreEscaped) {
   EXPECT_EQ(GetXattr(M("d"), "trusted.overlay.opaque"), "y");
   EXPECT_EQ(ListDir(M("opaque")), std::vector<std::string>{});
   EXPECT_EQ(GetXattr(U("opaque"), "trusted.overlay.opaque"), "y");
+}
+
+// What the escaping is for: a kernel overlayfs whose lower layer is this
+// mount reads the marks set through it. Here a whiteout kept as an xattr
+// (Linux 6.7+: a zero-size file with trusted.overlay.whiteout, in a
+// directory whose trusted.overlay.opaque is "x") hides a file of the
+// layer below.
+TEST_F(XattrTest, AKernelOverlayStackedOnTheMountReadsItsMarks) {
+  if (IsKernel()) GTEST_SKIP() << "overtier under a kernel overlayfs";
+  MakeDirs(base() + "/below/d");
+  WriteFile(base() + "/below/d/gone", "below");
+  WriteFile(base() + "/below/d/kept", "below");
+  const std::string stacked = base() + "/stacked";
+  MakeDirs(stacked);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  MakeDirs(M("top/d"));
+  ASSERT_EQ(setxattr(M("top/d").c_str(), "trusted.overlay.opaque", "x", 1, 0), 0);
+  WriteFile(M("top/d/gone"), "");
+  ASSERT_EQ(setxattr(M("top/d/gone").c_str(), "trusted.overlay.whiteout", "", 0, 0), 0);
+  const std::string opts = "lowerdir=" + M("top") + ":" + base() + "/below";
+  ASSERT_EQ(mount("overlay", stacked.c_str(), "overlay", 0, opts.c_str()), 0) << strerror(errno);
+  // Unmounted however the test ends, before the fixture unmounts overtier.
+  struct Unmount {
+    std::string path;
+    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
+  } unmount{stacked};
+  EXPECT_EQ(ListDir(stacked + "/d"), std::vector<std::string>{"kept"});
+  // Without the marks the file below shows: the check can fail.
+  ASSERT_EQ(removexattr(M("top/d/gone").c_str(), "trusted.overlay.whiteout"), 0);
+  ASSERT_EQ(umount2(stacked.c_str(), 0), 0);
+  ASSERT_EQ(mount("overlay", stacked.c_str(), "overlay", 0, opts.c_str()), 0) << strerror(errno);
+  EXPECT_EQ(ListDir(stacked + "/d"), (std::vector<std::string>{"gone", "kept"}));
+  EXPECT_EQ(ReadFile(stacked + "/d/gone"), "");
 }
 
 // Without the userxattr option, user.overlay.* are ordinary user xattrs.

@@ -36,6 +36,9 @@ struct RealRef {
   // In a layer with a ServedTree: the object's inode there, through which
   // the tree answers (0: reach the object through its fd).
   uint64_t tree_ino = 0;
+  // A lower directory whose opaque xattr is "x": its empty regular files
+  // may be whiteouts kept as xattrs (XattrNames::whiteout).
+  bool xwhiteouts = false;
   bool valid() const { return layer >= 0; }
 };
 

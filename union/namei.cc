@@ -99,33 +99,50 @@ bool XattrIsY(int fd, const std::string& name) {
   return v == "y" || v == "Y";
 }
 
-}  // namespace
-
-// A lower directory is opaque by the overlay xattr or by an AUFS marker.
-static bool LowerDirOpaque(int dfd, const XattrNames& xn) {
-  if (XattrIsY(dfd, xn.opaque())) return true;
-  struct stat st;
-  return fstatat(dfd, std::string(kAufsOpaque).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+bool HasXattr(int fd, const std::string& name) {
+  std::string v;
+  bool present = false;
+  return GetXattrFd(fd, name, &v, &present).ok() && present;
 }
 
-bool UnionFs::LowerDirIsOpaque(int layer, int fd, const struct stat& st) {
-  if (!layers_->layer(layer).served) return LowerDirOpaque(fd, xn_);
+}  // namespace
+
+// A lower directory is opaque by the overlay xattr ("y") or by an AUFS
+// marker; the xattr's "x" marks one holding whiteouts kept as xattrs.
+static DirMarks ReadDirMarks(int dfd, const XattrNames& xn) {
+  DirMarks m;
+  std::string v;
+  bool present = false;
+  if (GetXattrFd(dfd, xn.opaque(), &v, &present).ok() && present) {
+    m.opaque = v == "y" || v == "Y";
+    m.xwhiteouts = v == kXattrWhiteoutsMark;
+  }
+  struct stat st;
+  if (!m.opaque) {
+    m.opaque = fstatat(dfd, std::string(kAufsOpaque).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+  }
+  return m;
+}
+
+DirMarks UnionFs::LowerDirMarks(int layer, int fd, const struct stat& st) {
+  if (!layers_->layer(layer).served) return ReadDirMarks(fd, xn_);
   const uint64_t key = layers_->MixIno(layer, st.st_ino);
   {
     std::lock_guard<std::mutex> g(served_opaque_mu_);
     auto it = served_opaque_.find(key);
     if (it != served_opaque_.end()) return it->second;
   }
-  const bool opaque = LowerDirOpaque(fd, xn_);
+  const DirMarks marks = ReadDirMarks(fd, xn_);
   std::lock_guard<std::mutex> g(served_opaque_mu_);
-  served_opaque_.emplace(key, opaque);
-  return opaque;
+  served_opaque_.emplace(key, marks);
+  return marks;
 }
 
 Status UnionFs::LowerSearchLocked(Node* dir, std::vector<LowerSearch>* out) {
   for (auto& d : dir->lower_dirs) {
     LowerSearch ls;
     ls.layer = d.layer;
+    ls.xwhiteouts = d.xwhiteouts;
     ServedTree* tree = layers_->layer(d.layer).tree;
     if (tree != nullptr && d.tree_ino != 0) {
       ls.tree = tree;
@@ -156,15 +173,34 @@ bool UnionFs::LowerAufsWhiteout(const LowerSearch& d, const std::string& name) {
   return LstatLower(d, AufsWhiteoutName(name), &st).ok();
 }
 
-bool UnionFs::ProbedDirIsOpaque(const LowerSearch& d, int fd, const struct stat& st) {
-  if (d.tree == nullptr) return LowerDirIsOpaque(d.layer, fd, st);
+DirMarks UnionFs::ProbedDirMarks(const LowerSearch& d, int fd, const struct stat& st) {
+  if (d.tree == nullptr) return LowerDirMarks(d.layer, fd, st);
+  DirMarks m;
   std::string v;
   bool present = false;
-  if (d.tree->GetXattr(st.st_ino, xn_.opaque(), &v, &present).ok() && present &&
-      (v == "y" || v == "Y"))
-    return true;
+  if (d.tree->GetXattr(st.st_ino, xn_.opaque(), &v, &present).ok() && present) {
+    m.opaque = v == "y" || v == "Y";
+    m.xwhiteouts = v == kXattrWhiteoutsMark;
+  }
   struct stat ost;
-  return d.tree->Lookup(st.st_ino, std::string(kAufsOpaque), &ost).ok();
+  if (!m.opaque) m.opaque = d.tree->Lookup(st.st_ino, std::string(kAufsOpaque), &ost).ok();
+  return m;
+}
+
+bool UnionFs::LowerXattrWhiteout(const LowerSearch& d, const std::string& name, int fd,
+                                 const struct stat& st) {
+  if (!d.xwhiteouts || !S_ISREG(st.st_mode) || st.st_size != 0) return false;
+  if (d.tree != nullptr) {
+    std::string v;
+    bool present = false;
+    return d.tree->GetXattr(st.st_ino, xn_.whiteout(), &v, &present).ok() && present;
+  }
+  if (fd >= 0) return HasXattr(fd, xn_.whiteout());
+  int own = openat(d.fd->get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (own < 0) return false;
+  const bool is = HasXattr(own, xn_.whiteout());
+  close(own);
+  return is;
 }
 
 Status UnionFs::ParentUpperFd(Node* parent, FdPtr* out) {
@@ -312,7 +348,7 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
         if (LowerAufsWhiteout(d, sname)) break;  // AUFS whiteout: hidden from here down
         continue;
       }
-      if (IsWhiteoutStat(st)) {
+      if (IsWhiteoutStat(st) || LowerXattrWhiteout(d, sname, fd, st)) {
         drop(fd);
         break;
       }
@@ -338,9 +374,10 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
         break;
       }
       // A directory: merge it.
-      bool opaque = ProbedDirIsOpaque(d, fd, st);
+      const DirMarks marks = ProbedDirMarks(d, fd, st);
       RealRef ref;
       OVT_RETURN_IF_ERROR(make_ref(layer, fd, &ref, st.st_ino));
+      ref.xwhiteouts = marks.xwhiteouts;
       if (!r->found) {
         r->found = true;
         r->type = S_IFDIR;
@@ -349,7 +386,7 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
       }
       r->lower_dirs.push_back(std::move(ref));
       want_dirs_only = true;
-      if (opaque) break;
+      if (marks.opaque) break;
     }
   }
   if (!r->found) return Status::OK();
@@ -401,7 +438,11 @@ Status UnionFs::ResolveLowerDirs(const std::string& abs_path, std::vector<RealRe
     int cur = openat(layers_->layer(l).root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (cur < 0) return Status::FromErrno("open lower root");
     bool stop = false, ok = true;
-    for (const auto& c : comps) {
+    // Whether cur holds whiteouts kept as xattrs (read only when the path
+    // goes on below it).
+    bool cur_x = !comps.empty() && ReadDirMarks(cur, xn_).xwhiteouts;
+    for (size_t ci = 0; ci < comps.size(); ++ci) {
+      const std::string& c = comps[ci];
       int fd;
       struct stat st;
       if (IsDotName(c)) {  // never out of the layer (CheckRedirect refused it already)
@@ -415,27 +456,31 @@ Status UnionFs::ResolveLowerDirs(const std::string& abs_path, std::vector<RealRe
         ok = false;
         break;
       }
+      const bool xwhiteout =
+          cur_x && S_ISREG(st.st_mode) && st.st_size == 0 && HasXattr(fd, xn_.whiteout());
       close(cur);
       cur = fd;
-      if (IsWhiteoutStat(st)) stop = true;
+      if (IsWhiteoutStat(st) || xwhiteout) stop = true;
       if (!S_ISDIR(st.st_mode)) {
         ok = false;
         break;
       }
+      if (ci + 1 < comps.size()) cur_x = ReadDirMarks(cur, xn_).xwhiteouts;
     }
     if (ok) {
       struct stat cst;
       // Only a served layer's answer is remembered (by inode): no fstat
       // for the others.
-      bool opaque = layers_->layer(l).served && fstat(cur, &cst) == 0
-                        ? LowerDirIsOpaque(l, cur, cst)
-                        : LowerDirOpaque(cur, xn_);
+      const DirMarks marks = layers_->layer(l).served && fstat(cur, &cst) == 0
+                                 ? LowerDirMarks(l, cur, cst)
+                                 : ReadDirMarks(cur, xn_);
       RealRef ref;
       ref.layer = l;
       ref.fd = std::make_shared<const class Fd>(cur);
+      ref.xwhiteouts = marks.xwhiteouts;
       if (layers_->layer(l).tree != nullptr && fstat(cur, &cst) == 0) ref.tree_ino = cst.st_ino;
       dirs->push_back(std::move(ref));
-      if (opaque) break;
+      if (marks.opaque) break;
     } else {
       close(cur);
     }
@@ -573,7 +618,7 @@ Status UnionFs::LowerHasName(Node* parent, std::string_view name_sv, bool* has) 
     struct stat st;
     Status s = LstatLower(d, name, &st);
     if (s.ok()) {
-      *has = !IsWhiteoutStat(st);
+      *has = !IsWhiteoutStat(st) && !LowerXattrWhiteout(d, name, -1, st);
       return Status::OK();
     }
     if (s.err() != ENOENT) return Status::Errno(s.err(), "lookup in lower layer");

@@ -31,6 +31,17 @@ inline std::string AufsWhiteoutName(std::string_view name) {
   return s;
 }
 
+// The opaque xattr's value on a directory that is not opaque but holds
+// whiteouts kept as xattrs (XattrNames::whiteout); "y" makes it opaque.
+inline constexpr std::string_view kXattrWhiteoutsMark = "x";
+
+// What a lower directory's marks say: opaque (overlay xattr "y", or the
+// AUFS marker), or holding whiteouts kept as xattrs (overlay xattr "x").
+struct DirMarks {
+  bool opaque = false;
+  bool xwhiteouts = false;
+};
+
 // Names of the xattrs that carry union state. overlayfs keeps them in
 // "trusted.overlay." (or "user.overlay." with the userxattr option); ours
 // (origin, hard-link bookkeeping) sit in "trusted.overtier." next to them.
@@ -42,6 +53,7 @@ class XattrNames {
         redirect_(overlay_ + "redirect"),
         impure_(overlay_ + "impure"),
         metacopy_(overlay_ + "metacopy"),
+        whiteout_(overlay_ + "whiteout"),
         origin_(std::string(userxattr ? "user.overtier." : "trusted.overtier.") + "origin"),
         nlink_(std::string(userxattr ? "user.overtier." : "trusted.overtier.") + "nlink"),
         userxattr_(userxattr) {}
@@ -50,6 +62,9 @@ class XattrNames {
   const std::string& redirect() const { return redirect_; }
   const std::string& impure() const { return impure_; }
   const std::string& metacopy() const { return metacopy_; }
+  // Linux 6.7+: a zero-size regular file carrying it is a whiteout, in a
+  // lower directory whose opaque xattr is "x" (kXattrWhiteoutsMark).
+  const std::string& whiteout() const { return whiteout_; }
   const std::string& origin() const { return origin_; }
   // On a copied-up file that had several lower names: how many of those
   // names still show it without having an upper name of their own.
@@ -89,7 +104,7 @@ class XattrNames {
  private:
   static constexpr std::string_view kEscape = "overlay.";
   std::string overlay_;
-  std::string opaque_, redirect_, impure_, metacopy_, origin_, nlink_;
+  std::string opaque_, redirect_, impure_, metacopy_, whiteout_, origin_, nlink_;
   bool userxattr_;
 };
 

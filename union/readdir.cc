@@ -163,10 +163,12 @@ Status UnionFs::LoadDirectory(OpenDir* od, bool reload) {
       }
       if (seen.count(name)) return Status::OK();
       mode_t type = DtToMode(t);
-      if (type == S_IFCHR || type == 0) {
+      // Whiteouts: character devices 0/0, and in a directory marked for
+      // them, empty files carrying the whiteout xattr.
+      if (type == S_IFCHR || type == 0 || (d.xwhiteouts && type == S_IFREG)) {
         struct stat st;
         if (!LstatLower(d, name, &st).ok()) return Status::OK();  // raced
-        if (IsWhiteoutStat(st)) {
+        if (IsWhiteoutStat(st) || LowerXattrWhiteout(d, name, -1, st)) {
           if (!last) seen.emplace(name);
           return Status::OK();
         }

@@ -92,6 +92,7 @@ Status UnionFs::Create(const MountOptions& opts, std::unique_ptr<UnionFs>* out) 
       bool present = false;
       OVT_RETURN_IF_ERROR(GetXattrFd(ref.fd->get(), fs->xn_.opaque(), &v, &present));
       opaque = present && v == "y";
+      ref.xwhiteouts = present && v == kXattrWhiteoutsMark;
       struct stat ost;
       if (fstatat(ref.fd->get(), std::string(kAufsOpaque).c_str(), &ost, AT_SYMLINK_NOFOLLOW) == 0)
         opaque = true;

@@ -265,18 +265,18 @@ class UnionFs {
   // Is the merged directory empty (no visible entry in any layer)?
   Status IsEmptyDir(Node* dir, bool* empty);
   Status ParentUpperFd(Node* parent, FdPtr* out);
-  // Whether the lower directory fd (layer, stat st) is opaque (overlay
-  // xattr or AUFS marker). Remembered for served layers (images): they
-  // never change, and each answer there is a getxattr request to the image
-  // file system (FUSE does not cache xattrs).
-  bool LowerDirIsOpaque(int layer, int fd, const struct stat& st);
+  // The marks of the lower directory fd (layer, stat st). Remembered for
+  // served layers (images): they never change, and each answer there is a
+  // getxattr request to the image file system (FUSE does not cache xattrs).
+  DirMarks LowerDirMarks(int layer, int fd, const struct stat& st);
   // A lower directory to search: through its layer's ServedTree (tree set,
   // no fd: nothing is opened) or through its fd.
   struct LowerSearch {
     int layer = -1;
     FdPtr fd;
     ServedTree* tree = nullptr;
-    uint64_t ino = 0;  // with tree: the directory's inode in the layer
+    uint64_t ino = 0;         // with tree: the directory's inode in the layer
+    bool xwhiteouts = false;  // RealRef::xwhiteouts
   };
   // The lower directories of dir, top-most first (dir->mu held).
   Status LowerSearchLocked(Node* dir, std::vector<LowerSearch>* out);
@@ -287,9 +287,14 @@ class UnionFs {
   Status LstatLower(const LowerSearch& d, const std::string& name, struct stat* st);
   // Whether d holds an AUFS whiteout of `name` (".wh.NAME").
   bool LowerAufsWhiteout(const LowerSearch& d, const std::string& name);
-  // Whether the lower directory `name` just found in d (its fd, or -1, and
-  // stat) is opaque.
-  bool ProbedDirIsOpaque(const LowerSearch& d, int fd, const struct stat& st);
+  // The marks of the lower directory just found in d (its fd, or -1, and
+  // stat).
+  DirMarks ProbedDirMarks(const LowerSearch& d, int fd, const struct stat& st);
+  // Whether the entry of d found with stat `st` (and its O_PATH fd, or -1
+  // to open `name`) is a whiteout kept as an xattr: only in a directory
+  // marked for them, only a zero-size regular file.
+  bool LowerXattrWhiteout(const LowerSearch& d, const std::string& name, int fd,
+                          const struct stat& st);
 
   // --- copy_up.cc ---
  public:
@@ -347,7 +352,7 @@ class UnionFs {
   std::function<void()> lazy_copy_up_prepare_;
   std::function<void(int upper_fd)> lazy_copy_up_committed_;
   std::mutex served_opaque_mu_;
-  std::unordered_map<uint64_t, bool> served_opaque_;  // MixIno(layer, ino) -> opaque
+  std::unordered_map<uint64_t, DirMarks> served_opaque_;  // MixIno(layer, ino) -> marks
 
   friend class CredScope;
 };

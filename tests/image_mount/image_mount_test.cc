@@ -349,6 +349,26 @@ TEST_F(ImageMountTest, AufsMarkersInAnImageHideWhatIsBelow) {
   EXPECT_EQ(ListDir(M()), (std::vector<std::string>{"dir", "gone", "shown"}));
 }
 
+// Whiteouts kept as xattrs (an empty file with trusted.overlay.whiteout in
+// a directory whose trusted.overlay.opaque is "x") in an image hide what is
+// below as in a plain-directory lower: asked of the image's tree.
+TEST_F(ImageMountTest, XattrWhiteoutsInAnImageHideWhatIsBelow) {
+  MakeDirs(B("img/dir"));
+  ASSERT_EQ(setxattr(B("img/dir").c_str(), "trusted.overlay.opaque", "x", 1, 0), 0);
+  WriteFile(B("img/dir/gone"), "");
+  ASSERT_EQ(setxattr(B("img/dir/gone").c_str(), "trusted.overlay.whiteout", "", 0, 0), 0);
+  WriteFile(B("img/dir/kept"), "img");
+  ASSERT_NO_FATAL_FAILURE(Import("xwh", B("img")));
+  MakeDirs(B("plain/dir"));
+  WriteFile(B("plain/dir/gone"), "plain");
+  WriteFile(B("plain/dir/below"), "plain");
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:xwh:" + B("plain")));
+  EXPECT_EQ(ListDir(M("dir")), (std::vector<std::string>{"below", "kept"}));
+  struct stat st;
+  EXPECT_EQ(it::Err(lstat(M("dir/gone").c_str(), &st)), it::Errno{ENOENT});
+  EXPECT_EQ(ReadFile(M("dir/below")), "plain");
+}
+
 // A damaged catalog entry (a name whose inode has no node) is listed and
 // fails its stat with EIO, with the damage in the daemon's log; the other
 // entries read on. (A listing that carries attributes must not drop it.)

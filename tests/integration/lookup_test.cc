@@ -145,6 +145,73 @@ TEST_F(LookupTest, WhiteoutInUpperLowerHidesOnlyLayersBelow) {
   EXPECT_EQ(ReadFile(M("g")), "upper g");
 }
 
+// Whiteouts kept as xattrs (Linux 6.7+, what nested overlays and
+// composefs put in lower layers): in a directory whose overlay opaque
+// xattr is "x" (which does not make it opaque), an empty regular file with
+// trusted.overlay.whiteout hides the name in the layers below, for lookup,
+// readdir and emptiness alike. A file with content, or one in a directory
+// not so marked, is an ordinary file.
+TEST_F(LookupTest, XattrWhiteoutsInALowerLayer) {
+  MakeDirs(L(1, "d/sub"));
+  WriteFile(L(1, "d/gone"), "bottom");
+  WriteFile(L(1, "d/kept"), "bottom");
+  WriteFile(L(1, "d/full"), "bottom");
+  WriteFile(L(1, "d/sub/inside"), "bottom");
+  MakeDirs(L(0, "d"));
+  SetXattr(L(0, "d"), "trusted.overlay.opaque", "x");
+  for (const char* w : {"d/gone", "d/sub"}) {
+    WriteFile(L(0, w), "");
+    SetXattr(L(0, w), "trusted.overlay.whiteout", "");
+  }
+  WriteFile(L(0, "d/full"), "middle");  // not empty: a file
+  SetXattr(L(0, "d/full"), "trusted.overlay.whiteout", "");
+  WriteFile(L(0, "d/own"), "middle");
+  // Only whiteouts over everything below: an empty directory.
+  MakeDirs(L(1, "e"));
+  WriteFile(L(1, "e/only"), "bottom");
+  MakeDirs(L(0, "e"));
+  SetXattr(L(0, "e"), "trusted.overlay.opaque", "x");
+  WriteFile(L(0, "e/only"), "");
+  SetXattr(L(0, "e/only"), "trusted.overlay.whiteout", "");
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  struct stat st;
+  EXPECT_EQ(Err(lstat(M("d/gone").c_str(), &st)), Errno{ENOENT});
+  EXPECT_EQ(Err(lstat(M("d/sub").c_str(), &st)), Errno{ENOENT});
+  EXPECT_EQ(Err(lstat(M("d/sub/inside").c_str(), &st)), Errno{ENOENT});
+  EXPECT_EQ(ReadFile(M("d/full")), "middle");
+  EXPECT_EQ(ReadFile(M("d/kept")), "bottom") << "\"x\" does not make d opaque";
+  EXPECT_EQ(ListDir(M("d")), (std::vector<std::string>{"full", "kept", "own"}));
+  EXPECT_EQ(ListDir(M("e")), std::vector<std::string>{});
+  // KERNEL (6.18): ENOTEMPTY, though its readdir shows e empty (rm -r then
+  // fails). overtier: empty is empty.
+  EXPECT_EQ(Err(rmdir(M("e").c_str())), IsKernel() ? Errno{ENOTEMPTY} : kOk);
+  EXPECT_EQ(Exists(M("e")), IsKernel());
+  // A name hidden that way can be made again.
+  WriteFile(M("d/gone"), "new");
+  EXPECT_EQ(ReadFile(M("d/gone")), "new");
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  EXPECT_EQ(ListDir(M("d")), (std::vector<std::string>{"full", "gone", "kept", "own"}));
+}
+
+// The same file in a directory without the "x" mark is an ordinary one for
+// overtier (the mark is what says a directory's empty files need a look at
+// their xattrs). KERNEL (6.18): its readdir lists it, its lookup takes it
+// for a whiteout (ENOENT): overtier stays with what readdir shows.
+TEST_F(LookupTest, AnXattrWhiteoutOutsideAMarkedDirectoryIsAFile) {
+  MakeDirs(L(1, "d"));
+  WriteFile(L(1, "d/f"), "bottom");
+  MakeDirs(L(0, "d"));
+  WriteFile(L(0, "d/f"), "");
+  SetXattr(L(0, "d/f"), "trusted.overlay.whiteout", "");
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  EXPECT_EQ(ListDir(M("d")), std::vector<std::string>{"f"});
+  struct stat st;
+  EXPECT_EQ(Err(lstat(M("d/f").c_str(), &st)), IsKernel() ? Errno{ENOENT} : kOk);
+  if (!IsKernel()) {
+    EXPECT_EQ(ReadFile(M("d/f")), "");
+  }
+}
+
 TEST_F(LookupTest, OpaqueUpperDirStopsFallThrough) {
   MakeDirs(L(0, "d"));
   WriteFile(L(0, "d/lower_file"), "x");

@@ -113,10 +113,7 @@ static DirMarks ReadDirMarks(int dfd, const XattrNames& xn) {
   DirMarks m;
   std::string v;
   bool present = false;
-  if (GetXattrFd(dfd, xn.opaque(), &v, &present).ok() && present) {
-    m.opaque = v == "y" || v == "Y";
-    m.xwhiteouts = v == kXattrWhiteoutsMark;
-  }
+  if (GetXattrFd(dfd, xn.opaque(), &v, &present).ok() && present) m = OpaqueValueMarks(v);
   struct stat st;
   if (!m.opaque) {
     m.opaque = fstatat(dfd, std::string(kAufsOpaque).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
@@ -179,8 +176,7 @@ DirMarks UnionFs::ProbedDirMarks(const LowerSearch& d, int fd, const struct stat
   std::string v;
   bool present = false;
   if (d.tree->GetXattr(st.st_ino, xn_.opaque(), &v, &present).ok() && present) {
-    m.opaque = v == "y" || v == "Y";
-    m.xwhiteouts = v == kXattrWhiteoutsMark;
+    m = OpaqueValueMarks(v);
   }
   struct stat ost;
   if (!m.opaque) m.opaque = d.tree->Lookup(st.st_ino, std::string(kAufsOpaque), &ost).ok();

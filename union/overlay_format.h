@@ -41,6 +41,10 @@ struct DirMarks {
   bool opaque = false;
   bool xwhiteouts = false;
 };
+// What a directory's opaque xattr value says (the AUFS marker aside).
+inline DirMarks OpaqueValueMarks(std::string_view value) {
+  return {.opaque = value == "y" || value == "Y", .xwhiteouts = value == kXattrWhiteoutsMark};
+}
 
 // Names of the xattrs that carry union state. overlayfs keeps them in
 // "trusted.overlay." (or "user.overlay." with the userxattr option); ours

@@ -87,12 +87,12 @@ Status UnionFs::Create(const MountOptions& opts, std::unique_ptr<UnionFs>* out) 
     for (int l = ls.first_lower(); l < ls.size(); ++l) {
       RealRef ref;
       OVT_RETURN_IF_ERROR(ref_for(l, &ref));
-      bool opaque = false;
       std::string v;
       bool present = false;
       OVT_RETURN_IF_ERROR(GetXattrFd(ref.fd->get(), fs->xn_.opaque(), &v, &present));
-      opaque = present && v == "y";
-      ref.xwhiteouts = present && v == kXattrWhiteoutsMark;
+      const DirMarks marks = present ? OpaqueValueMarks(v) : DirMarks();
+      bool opaque = marks.opaque;
+      ref.xwhiteouts = marks.xwhiteouts;
       struct stat ost;
       if (fstatat(ref.fd->get(), std::string(kAufsOpaque).c_str(), &ost, AT_SYMLINK_NOFOLLOW) == 0)
         opaque = true;

@@ -109,11 +109,13 @@ bool HasXattr(int fd, const std::string& name) {
 
 // A lower directory is opaque by the overlay xattr ("y") or by an AUFS
 // marker; the xattr's "x" marks one holding whiteouts kept as xattrs.
-static DirMarks ReadDirMarks(int dfd, const XattrNames& xn) {
+DirMarks UnionFs::ReadDirMarks(int dfd, const XattrNames& xn, Status* err) {
   DirMarks m;
   std::string v;
   bool present = false;
-  if (GetXattrFd(dfd, xn.opaque(), &v, &present).ok() && present) m = OpaqueValueMarks(v);
+  Status s = GetXattrFd(dfd, xn.opaque(), &v, &present);
+  if (s.ok() && present) m = OpaqueValueMarks(v);
+  if (err != nullptr) *err = std::move(s);
   struct stat st;
   if (!m.opaque) {
     m.opaque = fstatat(dfd, std::string(kAufsOpaque).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;

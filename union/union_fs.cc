@@ -87,17 +87,12 @@ Status UnionFs::Create(const MountOptions& opts, std::unique_ptr<UnionFs>* out) 
     for (int l = ls.first_lower(); l < ls.size(); ++l) {
       RealRef ref;
       OVT_RETURN_IF_ERROR(ref_for(l, &ref));
-      std::string v;
-      bool present = false;
-      OVT_RETURN_IF_ERROR(GetXattrFd(ref.fd->get(), fs->xn_.opaque(), &v, &present));
-      const DirMarks marks = present ? OpaqueValueMarks(v) : DirMarks();
-      bool opaque = marks.opaque;
+      Status err;
+      const DirMarks marks = ReadDirMarks(ref.fd->get(), fs->xn_, &err);
+      OVT_RETURN_IF_ERROR(err);
       ref.xwhiteouts = marks.xwhiteouts;
-      struct stat ost;
-      if (fstatat(ref.fd->get(), std::string(kAufsOpaque).c_str(), &ost, AT_SYMLINK_NOFOLLOW) == 0)
-        opaque = true;
       root->lower_dirs.push_back(std::move(ref));
-      if (opaque) break;
+      if (marks.opaque) break;
     }
   }
   root->lower_path.assign(1, '/');  // (not = "/": GCC 12 -Wrestrict false positive)

@@ -269,6 +269,10 @@ class UnionFs {
   // served layers (images): they never change, and each answer there is a
   // getxattr request to the image file system (FUSE does not cache xattrs).
   DirMarks LowerDirMarks(int layer, int fd, const struct stat& st);
+  // The marks of the lower directory dfd, read from it. A failed getxattr
+  // counts as no xattr mark; err (if given) receives its status, for the
+  // mount, which refuses a root it cannot read.
+  static DirMarks ReadDirMarks(int dfd, const XattrNames& xn, Status* err = nullptr);
   // A lower directory to search: through its layer's ServedTree (tree set,
   // no fd: nothing is opened) or through its fd.
   struct LowerSearch {

@@ -1,5 +1,6 @@
 #include "union/layer.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "overtier/printable.h"
 #include "union/acl_xattr.h"
 #include "union/fs_util.h"
 
@@ -25,6 +27,9 @@ std::atomic<long> g_live_fds{0};
 
 constexpr const char kWorkTemp[] = "work";
 constexpr const char kWorkIndex[] = "overtier-index";
+constexpr const char kIncompat[] = "incompat";
+constexpr const char kVolatile[] = "volatile";
+
 
 Status OpenLayerRoot(const std::string& path, const char* what, Layer* l) {
   l->path = path;
@@ -70,6 +75,67 @@ Status EnsureDirAt(int dirfd, const char* name, int* fd) {
   if (*fd < 0) return Status::FromErrno(std::string("open work directory ") + name);
   return Status::OK();
 }
+// The kernel's overlayfs marks a feature that no later mount may ignore by
+// an entry in work/incompat, and refuses such a workdir. The one it makes,
+// work/incompat/volatile/dirty, says that a volatile mount (no syncs) used
+// this upper: a crash of the machine may have lost its writes, so its
+// content is not to be trusted. We refuse it too, before cleaning work/
+// would erase the mark (and so would let a later kernel mount trust it).
+// containers/storage removes work/incompat/volatile before each mount of a
+// container whose upper it knows to be whole.
+Status CheckIncompat(int work_fd, const std::string& workdir) {
+  const int fd = openat(work_fd, kIncompat, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) return Status::OK();
+    return Status::FromErrno("workdir '" + workdir + "/work/" + kIncompat + "'");
+  }
+  DIR* d = fdopendir(fd);
+  if (d == nullptr) {
+    Status s = Status::FromErrno("workdir '" + workdir + "/work/" + kIncompat + "'");
+    close(fd);
+    return s;
+  }
+  std::string feature;
+  errno = 0;
+  for (struct dirent* e; feature.empty() && (e = readdir(d)) != nullptr;) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
+      feature = e->d_name;
+  }
+  const int err = errno;
+  closedir(d);
+  if (feature.empty() && err != 0)
+    return Status::Errno(err, "workdir '" + workdir + "/work/" + kIncompat + "'");
+  if (feature.empty()) return Status::OK();  // an empty one is cleaned like the rest
+  std::string msg = "workdir '" + workdir + "': overlay with incompat feature '" +
+                    MessageSafe(feature) + "' cannot be mounted";
+  if (feature == kVolatile) {
+    msg += " (a volatile mount used this upper and work directory, and a crash may have lost "
+           "its writes: use new ones, or remove '" +
+           workdir + "/work/" + kIncompat + "/" + kVolatile +
+           "' if the upper directory is known to be complete)";
+  }
+  return Status::InvalidArgument(msg);
+}
+
+// The kernel's mark of a volatile mount (above), for the next mount of
+// either. Not synced (nor by the kernel): a journalling file system commits
+// these directory operations no later than those of the upper's files.
+Status MarkVolatile(int work_fd, const std::string& workdir) {
+  const std::string what = "workdir '" + workdir + "/work/" + kIncompat + "/" + kVolatile + "'";
+  int incompat = -1, vol = -1;
+  Status s = EnsureDirAt(work_fd, kIncompat, &incompat);
+  if (s.ok()) s = EnsureDirAt(incompat, kVolatile, &vol);
+  if (s.ok()) {
+    const int fd = openat(vol, "dirty", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (fd < 0) s = Status::FromErrno();
+    if (fd >= 0) close(fd);
+  }
+  for (int fd : {incompat, vol})
+    if (fd >= 0) close(fd);
+  if (!s.ok()) return Status::Errno(s.err(), "mark " + what + ": " + s.message());
+  return Status::OK();
+}
+
 // One mount at a time per upper and work directory, as the kernel
 // overlayfs (EBUSY with index=on, which the hard-link index here always
 // is): a second daemon would empty work/work under the first one's
@@ -180,10 +246,12 @@ Status LayerSet::Open(const MountOptions& opts, std::unique_ptr<LayerSet>* out) 
                       ust.st_ino == wst.st_ino;
     if (!same) OVT_RETURN_IF_ERROR(LockDirectory(ls->workdir_fd_, "workdir", opts.workdir));
     OVT_RETURN_IF_ERROR(EnsureDirAt(ls->workdir_fd_, kWorkTemp, &ls->work_fd_));
+    OVT_RETURN_IF_ERROR(CheckIncompat(ls->work_fd_, opts.workdir));
     // Whatever a crash left half-made in work/work was never visible: drop it.
     Status s = EmptyDirAt(ls->work_fd_);
     if (!s.ok())
       return Status::Errno(s.err(), "clean workdir '" + opts.workdir + "/work': " + s.message());
+    if (opts.is_volatile) OVT_RETURN_IF_ERROR(MarkVolatile(ls->work_fd_, opts.workdir));
     // Objects are built in work/work and renamed into place: an ACL they
     // inherited from it would stay with them (a default ACL the work
     // directory got from workdir's). Like overlayfs, drop its ACLs.

@@ -30,7 +30,6 @@ constexpr const char kWorkIndex[] = "overtier-index";
 constexpr const char kIncompat[] = "incompat";
 constexpr const char kVolatile[] = "volatile";
 
-
 Status OpenLayerRoot(const std::string& path, const char* what, Layer* l) {
   l->path = path;
   l->root_fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -98,8 +97,7 @@ Status CheckIncompat(int work_fd, const std::string& workdir) {
   std::string feature;
   errno = 0;
   for (struct dirent* e; feature.empty() && (e = readdir(d)) != nullptr;) {
-    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
-      feature = e->d_name;
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) feature = e->d_name;
   }
   const int err = errno;
   closedir(d);
@@ -109,10 +107,11 @@ Status CheckIncompat(int work_fd, const std::string& workdir) {
   std::string msg = "workdir '" + workdir + "': overlay with incompat feature '" +
                     MessageSafe(feature) + "' cannot be mounted";
   if (feature == kVolatile) {
-    msg += " (a volatile mount used this upper and work directory, and a crash may have lost "
-           "its writes: use new ones, or remove '" +
-           workdir + "/work/" + kIncompat + "/" + kVolatile +
-           "' if the upper directory is known to be complete)";
+    msg +=
+        " (a volatile mount used this upper and work directory, and a crash may have lost "
+        "its writes: use new ones, or remove '" +
+        workdir + "/work/" + kIncompat + "/" + kVolatile +
+        "' if the upper directory is known to be complete)";
   }
   return Status::InvalidArgument(msg);
 }

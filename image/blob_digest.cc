@@ -1,8 +1,8 @@
 #include "image/blob_digest.h"
 
-#include <openssl/evp.h>
-
 #include <cerrno>
+
+#include "image/digest_api.h"
 
 namespace overtier {
 
@@ -20,24 +20,28 @@ bool DigestOfBlobPath(std::string_view rel, std::string* algorithm, std::string*
 }
 
 struct BlobHasher::Ctx {
+  const DigestApi* api = nullptr;
   EVP_MD_CTX* md = nullptr;
   ~Ctx() {
-    if (md != nullptr) EVP_MD_CTX_free(md);
+    if (md != nullptr) api->EVP_MD_CTX_free(md);
   }
 };
 
 Status BlobHasher::Create(std::string_view algorithm, std::unique_ptr<BlobHasher>* out) {
+  const DigestApi* api = nullptr;
+  OVT_RETURN_IF_ERROR(LoadDigestApi(&api));
   const EVP_MD* md = nullptr;
-  if (algorithm == "sha256") md = EVP_sha256();
-  if (algorithm == "sha384") md = EVP_sha384();
-  if (algorithm == "sha512") md = EVP_sha512();
+  if (algorithm == "sha256") md = api->EVP_sha256();
+  if (algorithm == "sha384") md = api->EVP_sha384();
+  if (algorithm == "sha512") md = api->EVP_sha512();
   if (md == nullptr)
     return Status::Errno(ENOTSUP, "digest algorithm '" + std::string(algorithm) +
                                       "' is not one OCI registers (sha256, sha384, sha512)");
   std::unique_ptr<BlobHasher> h(new BlobHasher());
   h->ctx_ = std::make_unique<Ctx>();
-  h->ctx_->md = EVP_MD_CTX_new();
-  if (h->ctx_->md == nullptr || EVP_DigestInit_ex(h->ctx_->md, md, nullptr) != 1)
+  h->ctx_->api = api;
+  h->ctx_->md = api->EVP_MD_CTX_new();
+  if (h->ctx_->md == nullptr || api->EVP_DigestInit_ex(h->ctx_->md, md, nullptr) != 1)
     return Status::Errno(ENOMEM, "cannot start a " + std::string(algorithm) + " digest");
   *out = std::move(h);
   return Status::OK();
@@ -46,13 +50,13 @@ Status BlobHasher::Create(std::string_view algorithm, std::unique_ptr<BlobHasher
 BlobHasher::~BlobHasher() = default;
 
 void BlobHasher::Update(std::string_view data) {
-  EVP_DigestUpdate(ctx_->md, data.data(), data.size());
+  ctx_->api->EVP_DigestUpdate(ctx_->md, data.data(), data.size());
 }
 
 std::string BlobHasher::FinishHex() {
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  EVP_DigestFinal_ex(ctx_->md, d, &n);
+  ctx_->api->EVP_DigestFinal_ex(ctx_->md, d, &n);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   for (unsigned int i = 0; i < n; i++) {

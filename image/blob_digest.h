@@ -3,7 +3,8 @@
 // manifest names its layers by digest. Import checks them all before it
 // stores anything, so a damaged or tampered archive is refused instead of
 // imported (xxHash, which the store uses, is no defence against tampering;
-// SHA-256 is). The hashing is OpenSSL's (libcrypto).
+// SHA-256 is). The hashing is OpenSSL's (libcrypto, loaded when first
+// needed: image/digest_api.h).
 #ifndef OVERTIER_IMAGE_BLOB_DIGEST_H_
 #define OVERTIER_IMAGE_BLOB_DIGEST_H_
 

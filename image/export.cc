@@ -1,7 +1,5 @@
 #include "image/export.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "image/archive_api.h"
 #include "image/image_format.h"
 #include "image/tar_source.h"
 #include "overtier/time_ns.h"
@@ -28,7 +27,7 @@ namespace {
 constexpr size_t kIoSize = size_t{1} << 20;
 
 struct EntryDeleter {
-  void operator()(struct archive_entry* e) const { archive_entry_free(e); }
+  void operator()(struct archive_entry* e) const { Archive().archive_entry_free(e); }
 };
 using EntryPtr = std::unique_ptr<struct archive_entry, EntryDeleter>;
 
@@ -106,8 +105,8 @@ class Exporter {
   }
 
   Status ArchiveError(const std::string& path, std::string_view doing) {
-    const char* m = archive_error_string(a_);
-    int err = archive_errno(a_);
+    const char* m = Archive().archive_error_string(a_);
+    int err = Archive().archive_errno(a_);
     return Status::Errno(err > 0 ? err : EIO, "image '" + image_ + "': '" + path +
                                                   "': " + std::string(doing) +
                                                   (m != nullptr ? ": " + std::string(m) : ""));
@@ -117,36 +116,36 @@ class Exporter {
   // non-empty: a hard link to that earlier path.
   Status Write(const std::string& path, const NodeRecord& n, uint64_t ino,
                const std::string& hardlink) {
-    EntryPtr e(archive_entry_new());
+    EntryPtr e(Archive().archive_entry_new());
     std::string name = path == "." ? "./" : path;
-    archive_entry_set_pathname(e.get(), name.c_str());
-    archive_entry_set_mode(e.get(), n.mode);
-    archive_entry_set_uid(e.get(), n.uid);
-    archive_entry_set_gid(e.get(), n.gid);
+    Archive().archive_entry_set_pathname(e.get(), name.c_str());
+    Archive().archive_entry_set_mode(e.get(), n.mode);
+    Archive().archive_entry_set_uid(e.get(), n.uid);
+    Archive().archive_entry_set_gid(e.get(), n.gid);
     const struct timespec mtime = NsToTimespec(n.mtime_ns), atime = NsToTimespec(n.atime_ns),
                           ctime = NsToTimespec(n.ctime_ns);
-    archive_entry_set_mtime(e.get(), mtime.tv_sec, mtime.tv_nsec);
-    archive_entry_set_atime(e.get(), atime.tv_sec, atime.tv_nsec);
-    archive_entry_set_ctime(e.get(), ctime.tv_sec, ctime.tv_nsec);
+    Archive().archive_entry_set_mtime(e.get(), mtime.tv_sec, mtime.tv_nsec);
+    Archive().archive_entry_set_atime(e.get(), atime.tv_sec, atime.tv_nsec);
+    Archive().archive_entry_set_ctime(e.get(), ctime.tv_sec, ctime.tv_nsec);
     bool opaque = IsOpaqueDir(n);
     for (const auto& [k, v] : n.xattrs) {
       if (opaque && k == kOpaqueXattr) continue;  // becomes .wh..wh..opq
-      archive_entry_xattr_add_entry(e.get(), k.c_str(), v.data(), v.size());
+      Archive().archive_entry_xattr_add_entry(e.get(), k.c_str(), v.data(), v.size());
     }
     FileRecord content;
     std::vector<std::pair<uint64_t, uint64_t>> regions;  // data: offset, length
     bool sparse = false;
     if (!hardlink.empty()) {
-      archive_entry_set_hardlink(e.get(), hardlink.c_str());
-      archive_entry_set_size(e.get(), 0);
+      Archive().archive_entry_set_hardlink(e.get(), hardlink.c_str());
+      Archive().archive_entry_set_size(e.get(), 0);
     } else if (S_ISLNK(n.mode)) {
-      archive_entry_set_symlink(e.get(), n.symlink_target.c_str());
-      archive_entry_set_size(e.get(), 0);
+      Archive().archive_entry_set_symlink(e.get(), n.symlink_target.c_str());
+      Archive().archive_entry_set_size(e.get(), 0);
     } else if (S_ISCHR(n.mode) || S_ISBLK(n.mode)) {
-      archive_entry_set_rdev(e.get(), static_cast<dev_t>(n.rdev));
-      archive_entry_set_size(e.get(), 0);
+      Archive().archive_entry_set_rdev(e.get(), static_cast<dev_t>(n.rdev));
+      Archive().archive_entry_set_size(e.get(), 0);
     } else if (S_ISREG(n.mode)) {
-      archive_entry_set_size(e.get(), static_cast<la_int64_t>(n.size));
+      Archive().archive_entry_set_size(e.get(), static_cast<la_int64_t>(n.size));
       if (ino != 0 && n.has_content && n.size > 0) {
         Status s = store_->catalog()->GetFile(n.content, &content);
         if (!s.ok()) {
@@ -172,24 +171,24 @@ class Exporter {
         sparse = covered < n.size;
         if (sparse) {
           for (const auto& [off, len] : regions) {
-            archive_entry_sparse_add_entry(e.get(), static_cast<la_int64_t>(off),
-                                           static_cast<la_int64_t>(len));
+            Archive().archive_entry_sparse_add_entry(e.get(), static_cast<la_int64_t>(off),
+                                                     static_cast<la_int64_t>(len));
           }
           if (regions.empty() || regions.back().first + regions.back().second < n.size) {
             // A zero-length block at the end records the size (GNU sparse
             // convention) when the file ends in a hole.
-            archive_entry_sparse_add_entry(e.get(), static_cast<la_int64_t>(n.size), 0);
+            Archive().archive_entry_sparse_add_entry(e.get(), static_cast<la_int64_t>(n.size), 0);
           }
         }
       } else if (n.size > 0) {
         // A file whose content is not in the store: all zeros, all hole.
-        archive_entry_sparse_add_entry(e.get(), static_cast<la_int64_t>(n.size), 0);
+        Archive().archive_entry_sparse_add_entry(e.get(), static_cast<la_int64_t>(n.size), 0);
         sparse = true;
       }
     } else {
-      archive_entry_set_size(e.get(), 0);
+      Archive().archive_entry_set_size(e.get(), 0);
     }
-    if (archive_write_header(a_, e.get()) < ARCHIVE_WARN) {
+    if (Archive().archive_write_header(a_, e.get()) < ARCHIVE_WARN) {
       return ArchiveError(path, "writing the header");
     }
     stats_->entries++;
@@ -197,7 +196,7 @@ class Exporter {
       OVT_RETURN_IF_ERROR(Data(path, n, content, regions, sparse));
       stats_->files++;
     }
-    if (archive_write_finish_entry(a_) < ARCHIVE_WARN) {
+    if (Archive().archive_write_finish_entry(a_) < ARCHIVE_WARN) {
       return ArchiveError(path, "finishing the entry");
     }
     if (opaque) {
@@ -214,7 +213,7 @@ class Exporter {
   Status Put(const std::string& path, const char* p, size_t n) {
     // With a sparse map, libarchive consumes the whole logical stream and
     // drops the hole parts itself.
-    la_ssize_t w = archive_write_data(a_, p, n);
+    la_ssize_t w = Archive().archive_write_data(a_, p, n);
     if (w < 0) return ArchiveError(path, "writing data");
     return Status::OK();
   }
@@ -278,23 +277,26 @@ Status ExportImageToFd(Store* store, std::string_view name, int fd, const Export
   if (s.err() == ENOENT)
     return Status::NotFound("image '" + std::string(name) + "' does not exist");
   OVT_RETURN_IF_ERROR(s);
+  const ArchiveApi* api = nullptr;
+  OVT_RETURN_IF_ERROR(LoadArchiveApi(&api));
   ScopedUtf8Locale utf8;
-  struct archive* a = archive_write_new();
+  struct archive* a = api->archive_write_new();
   if (a == nullptr) return Status::Errno(ENOMEM, "archive_write_new");
-  archive_write_set_format_pax(a);
+  Archive().archive_write_set_format_pax(a);
   // Write blocks as they fill, not padded to 10 KiB records at the end only.
-  archive_write_set_bytes_in_last_block(a, 1);
-  if (archive_write_open_fd(a, fd) != ARCHIVE_OK) {
-    s = Status::Errno(EIO, std::string("opening the archive: ") + archive_error_string(a));
+  Archive().archive_write_set_bytes_in_last_block(a, 1);
+  if (Archive().archive_write_open_fd(a, fd) != ARCHIVE_OK) {
+    s = Status::Errno(EIO,
+                      std::string("opening the archive: ") + Archive().archive_error_string(a));
   } else {
     Exporter ex(store, std::string(name), img.image_id, a, options, stats);
     s = ex.Root(img.root_inode);
-    if (archive_write_close(a) != ARCHIVE_OK && s.ok()) {
-      const char* m = archive_error_string(a);
+    if (Archive().archive_write_close(a) != ARCHIVE_OK && s.ok()) {
+      const char* m = Archive().archive_error_string(a);
       s = Status::Errno(EIO, "closing the archive: " + std::string(m != nullptr ? m : "error"));
     }
   }
-  archive_write_free(a);
+  Archive().archive_write_free(a);
   return s;
 }
 

@@ -1,13 +1,12 @@
 #include "image/tar_source.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <locale.h>
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <string>
 
+#include "image/archive_api.h"
 #include "image/posix_acl.h"
 #include "overtier/time_ns.h"
 
@@ -44,15 +43,16 @@ uint16_t KernelAclTag(int tag) {
 // that the mode is the header's again and agrees with the ACL as the kernel
 // would have it after `tar -x --acls`.
 void ReadAcls(struct archive_entry* ae, TarEntry* e) {
-  const int types = archive_entry_acl_types(ae);
+  const int types = Archive().archive_entry_acl_types(ae);
   e->has_nfs4_acl = (types & ARCHIVE_ENTRY_ACL_TYPE_NFS4) != 0;
   const int posix = ARCHIVE_ENTRY_ACL_TYPE_ACCESS | ARCHIVE_ENTRY_ACL_TYPE_DEFAULT;
   if ((types & posix) == 0) return;
-  archive_entry_acl_reset(ae, posix);
+  Archive().archive_entry_acl_reset(ae, posix);
   int type, perm, tag, id;
   const char* name;
   bool extended = false;
-  while (archive_entry_acl_next(ae, posix, &type, &perm, &tag, &id, &name) == ARCHIVE_OK) {
+  while (Archive().archive_entry_acl_next(ae, posix, &type, &perm, &tag, &id, &name) ==
+         ARCHIVE_OK) {
     TarAclEntry a;
     a.tag = KernelAclTag(tag);
     if (a.tag == 0) continue;
@@ -92,12 +92,12 @@ ScopedUtf8Locale::~ScopedUtf8Locale() {
 }
 
 TarReader::~TarReader() {
-  if (a_ != nullptr) archive_read_free(a_);
+  if (a_ != nullptr) Archive().archive_read_free(a_);
 }
 
 Status TarReader::Error(std::string_view doing) const {
-  int err = a_ != nullptr ? archive_errno(a_) : 0;
-  const char* msg = a_ != nullptr ? archive_error_string(a_) : nullptr;
+  int err = a_ != nullptr ? Archive().archive_errno(a_) : 0;
+  const char* msg = a_ != nullptr ? Archive().archive_error_string(a_) : nullptr;
   std::string m = "tar '" + what_ + "'";
   if (!entry_path_.empty()) m += ", entry '" + entry_path_ + "'";
   m += ": " + std::string(doing);
@@ -110,20 +110,24 @@ Status TarReader::Error(std::string_view doing) const {
 
 Status TarReader::Start(std::string what) {
   what_ = std::move(what);
-  a_ = archive_read_new();
+  const ArchiveApi* api = nullptr;
+  Status s = LoadArchiveApi(&api);
+  if (!s.ok()) return Status::Errno(s.err(), "tar '" + what_ + "': " + s.message());
+  a_ = api->archive_read_new();
   if (a_ == nullptr) return Status::Errno(ENOMEM, "tar '" + what_ + "': archive_read_new");
   // Every compression libarchive knows (gzip, zstd, xz, bzip2, lz4...), but
   // only tar formats: a zip or cpio is not an image.
-  archive_read_support_filter_all(a_);
-  archive_read_support_format_tar(a_);
-  archive_read_support_format_gnutar(a_);
+  Archive().archive_read_support_filter_all(a_);
+  Archive().archive_read_support_format_tar(a_);
+  Archive().archive_read_support_format_gnutar(a_);
   return Status::OK();
 }
 
 Status TarReader::OpenFd(int fd, std::string what, std::unique_ptr<TarReader>* out) {
   std::unique_ptr<TarReader> r(new TarReader);
   OVT_RETURN_IF_ERROR(r->Start(std::move(what)));
-  if (archive_read_open_fd(r->a_, fd, 1 << 20) != ARCHIVE_OK) return r->Error("cannot open");
+  if (Archive().archive_read_open_fd(r->a_, fd, 1 << 20) != ARCHIVE_OK)
+    return r->Error("cannot open");
   *out = std::move(r);
   return Status::OK();
 }
@@ -131,13 +135,14 @@ Status TarReader::OpenFd(int fd, std::string what, std::unique_ptr<TarReader>* o
 long TarReader::ReadCallback(struct archive*, void* data, const void** buf) {
   auto* self = static_cast<TarReader*>(data);
   self->outer_buf_.resize(1 << 20);
-  la_ssize_t n =
-      archive_read_data(self->outer_->a_, self->outer_buf_.data(), self->outer_buf_.size());
+  la_ssize_t n = Archive().archive_read_data(self->outer_->a_, self->outer_buf_.data(),
+                                             self->outer_buf_.size());
   if (n < 0) {
-    archive_set_error(
-        self->a_, EIO, "reading the enclosing archive '%s': %s", self->outer_->what_.c_str(),
-        archive_error_string(self->outer_->a_) != nullptr ? archive_error_string(self->outer_->a_)
-                                                          : "error");
+    Archive().archive_set_error(self->a_, EIO, "reading the enclosing archive '%s': %s",
+                                self->outer_->what_.c_str(),
+                                Archive().archive_error_string(self->outer_->a_) != nullptr
+                                    ? Archive().archive_error_string(self->outer_->a_)
+                                    : "error");
     return -1;
   }
   *buf = self->outer_buf_.data();
@@ -150,7 +155,8 @@ Status TarReader::OpenEntry(TarReader* outer, std::string what, std::unique_ptr<
   OVT_RETURN_IF_ERROR(r->Start(std::move(what)));
   r->outer_ = outer;
   outer->data_consumed_ = true;
-  if (archive_read_open(r->a_, r.get(), nullptr, &TarReader::ReadCallback, nullptr) != ARCHIVE_OK) {
+  if (Archive().archive_read_open(r->a_, r.get(), nullptr, &TarReader::ReadCallback, nullptr) !=
+      ARCHIVE_OK) {
     return r->Error("cannot open");
   }
   *out = std::move(r);
@@ -159,7 +165,7 @@ Status TarReader::OpenEntry(TarReader* outer, std::string what, std::unique_ptr<
 
 uint64_t TarReader::input_bytes() const {
   if (outer_ != nullptr) return outer_pos_;
-  la_int64_t n = archive_filter_bytes(a_, -1);
+  la_int64_t n = Archive().archive_filter_bytes(a_, -1);
   return n > 0 ? static_cast<uint64_t>(n) : 0;
 }
 
@@ -167,7 +173,7 @@ Status TarReader::Next(TarEntry* e, bool* eof) {
   *eof = false;
   ScopedUtf8Locale utf8;
   struct archive_entry* ae = nullptr;
-  int r = archive_read_next_header(a_, &ae);
+  int r = Archive().archive_read_next_header(a_, &ae);
   if (r == ARCHIVE_EOF) {
     *eof = true;
     return Status::OK();
@@ -177,35 +183,35 @@ Status TarReader::Next(TarEntry* e, bool* eof) {
   // matters is checked below; a warning is not worth refusing an image for.
   if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return Error("cannot read the next header");
   data_consumed_ = false;
-  const char* path = archive_entry_pathname(ae);
+  const char* path = Archive().archive_entry_pathname(ae);
   if (path == nullptr) return Error("entry without a (readable) path name");
   entry_path_ = path;
   *e = TarEntry();
   e->path = path;
-  if (const char* h = archive_entry_hardlink(ae)) e->hardlink = h;
-  if (const char* s = archive_entry_symlink(ae)) e->symlink = s;
-  e->mode = archive_entry_mode(ae);
-  e->uid = archive_entry_uid(ae);
-  e->gid = archive_entry_gid(ae);
-  e->rdev = archive_entry_rdev(ae);
-  e->size = archive_entry_size_is_set(ae) ? archive_entry_size(ae) : 0;
-  e->mtime_ns =
-      ClampedTimeNs(archive_entry_mtime(ae), archive_entry_mtime_nsec(ae), &e->times_clamped);
-  if (archive_entry_atime_is_set(ae)) {
+  if (const char* h = Archive().archive_entry_hardlink(ae)) e->hardlink = h;
+  if (const char* s = Archive().archive_entry_symlink(ae)) e->symlink = s;
+  e->mode = Archive().archive_entry_mode(ae);
+  e->uid = Archive().archive_entry_uid(ae);
+  e->gid = Archive().archive_entry_gid(ae);
+  e->rdev = Archive().archive_entry_rdev(ae);
+  e->size = Archive().archive_entry_size_is_set(ae) ? Archive().archive_entry_size(ae) : 0;
+  e->mtime_ns = ClampedTimeNs(Archive().archive_entry_mtime(ae),
+                              Archive().archive_entry_mtime_nsec(ae), &e->times_clamped);
+  if (Archive().archive_entry_atime_is_set(ae)) {
     e->has_atime = true;
-    e->atime_ns =
-        ClampedTimeNs(archive_entry_atime(ae), archive_entry_atime_nsec(ae), &e->times_clamped);
+    e->atime_ns = ClampedTimeNs(Archive().archive_entry_atime(ae),
+                                Archive().archive_entry_atime_nsec(ae), &e->times_clamped);
   }
-  if (archive_entry_ctime_is_set(ae)) {
+  if (Archive().archive_entry_ctime_is_set(ae)) {
     e->has_ctime = true;
-    e->ctime_ns =
-        ClampedTimeNs(archive_entry_ctime(ae), archive_entry_ctime_nsec(ae), &e->times_clamped);
+    e->ctime_ns = ClampedTimeNs(Archive().archive_entry_ctime(ae),
+                                Archive().archive_entry_ctime_nsec(ae), &e->times_clamped);
   }
-  archive_entry_xattr_reset(ae);
+  Archive().archive_entry_xattr_reset(ae);
   const char* name;
   const void* value;
   size_t len;
-  while (archive_entry_xattr_next(ae, &name, &value, &len) == ARCHIVE_OK) {
+  while (Archive().archive_entry_xattr_next(ae, &name, &value, &len) == ARCHIVE_OK) {
     if (name == nullptr || *name == '\0') continue;
     e->xattrs[name] = std::string(static_cast<const char*>(value), len);
   }
@@ -220,7 +226,7 @@ Status TarReader::ReadData(
     const void* buf = nullptr;
     size_t n = 0;
     la_int64_t off = 0;
-    int r = archive_read_data_block(a_, &buf, &n, &off);
+    int r = Archive().archive_read_data_block(a_, &buf, &n, &off);
     if (r == ARCHIVE_EOF) return Status::OK();
     if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return Error("cannot read the data");
     if (off < 0) return Error("data at a negative offset");

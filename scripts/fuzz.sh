@@ -36,6 +36,7 @@ fi
 ninja -C build-fuzz $(printf 'fuzz/%s_fuzz ' "${targets[@]}")
 
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS=suppressions=$PWD/fuzz/lsan.supp
 export TMPDIR=${TMPDIR:-/tmp}
 status=0
 for t in "${targets[@]}"; do

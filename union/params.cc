@@ -84,11 +84,20 @@ Status ParseLowerdirs(std::string_view value, std::vector<LowerDir>* out) {
   std::string cur;
   bool escaped = false;  // cur holds an escape: never the "image" word
   bool image_next = false;
-  auto finish = [&]() -> Status {
+  // at_end: the entry ends the value (else a ':' follows it).
+  auto finish = [&](bool at_end) -> Status {
     if (cur.empty()) {
       if (image_next) {
         return Status::InvalidArgument("lowerdir " + Quoted(value) +
                                        ": 'image:' needs an image name");
+      }
+      // "L1::D1" is the kernel's (Linux 6.5) mark of data-only lower
+      // layers, read only through metacopy redirects (composefs).
+      if (!dirs.empty() && !at_end) {
+        return Status::InvalidArgument(
+            "lowerdir " + Quoted(value) +
+            " has an empty entry: '::' marks data-only lower layers in the kernel overlayfs, "
+            "which overtier does not support (write '\\:' for a ':' in a path)");
       }
       return Status::InvalidArgument("lowerdir " + Quoted(value) +
                                      " has an empty entry (write '\\:' for a ':' in a path)");
@@ -111,12 +120,12 @@ Status ParseLowerdirs(std::string_view value, std::vector<LowerDir>* out) {
       cur += value[++i];
       escaped = true;
     } else if (value[i] == ':') {
-      OVT_RETURN_IF_ERROR(finish());
+      OVT_RETURN_IF_ERROR(finish(/*at_end=*/false));
     } else {
       cur += value[i];
     }
   }
-  OVT_RETURN_IF_ERROR(finish());
+  OVT_RETURN_IF_ERROR(finish(/*at_end=*/true));
   if (image_next) {
     return Status::InvalidArgument("lowerdir " + Quoted(value) + ": 'image:' needs an image name");
   }

@@ -357,6 +357,12 @@ TEST(ParseOptions, EmptyLowerdirEntries) {
     EXPECT_TRUE(HasSubstr(s.message(), "empty entry")) << text;
     EXPECT_TRUE(o.lowerdirs.empty()) << text;
   }
+  // The kernel's data-only layers ("::") are named as such.
+  MountOptions o;
+  Status s = ParseOpt("lowerdir=/a::/b", &o);
+  EXPECT_TRUE(HasSubstr(s.message(), "'::' marks data-only lower layers")) << s.message();
+  s = ParseOpt("lowerdir=/a:", &o);
+  EXPECT_FALSE(HasSubstr(s.message(), "data-only")) << s.message();
 }
 
 TEST(ParseOptions, EmptyPathValues) {

@@ -11,20 +11,6 @@ namespace {
 // libarchive's soname has been .13 since 3.0 (2011).
 constexpr const char kSoname[] = "libarchive.so.13";
 
-struct Loaded {
-  ArchiveApi api;
-  Status status;
-};
-
-const Loaded& TheLoaded() {
-  static const Loaded loaded = [] {  // thread-safe, once
-    Loaded l;
-    l.status = BindArchiveApi(kSoname, &l.api);
-    return l;
-  }();
-  return loaded;
-}
-
 }  // namespace
 
 Status BindArchiveApi(const char* soname, ArchiveApi* out) {
@@ -38,13 +24,8 @@ Status BindArchiveApi(const char* soname, ArchiveApi* out) {
   return DlBound(lib, soname, missing);
 }
 
-Status LoadArchiveApi(const ArchiveApi** out) {
-  const Loaded& l = TheLoaded();
-  if (!l.status.ok()) return l.status;
-  *out = &l.api;
-  return Status::OK();
-}
+Status LoadArchiveApi(const ArchiveApi** out) { return DlLoad(kSoname, BindArchiveApi, out); }
 
-const ArchiveApi& Archive() { return TheLoaded().api; }
+const ArchiveApi& Archive() { return DlLoadOnce(kSoname, BindArchiveApi).api; }
 
 }  // namespace overtier

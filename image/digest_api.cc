@@ -29,19 +29,6 @@ Status BindDigestApi(const char* soname, DigestApi* out) {
   return DlBound(lib, soname, missing);
 }
 
-Status LoadDigestApi(const DigestApi** out) {
-  struct Loaded {
-    DigestApi api;
-    Status status;
-  };
-  static const Loaded loaded = [] {  // thread-safe, once
-    Loaded l;
-    l.status = BindDigestApi(kSoname, &l.api);
-    return l;
-  }();
-  if (!loaded.status.ok()) return loaded.status;
-  *out = &loaded.api;
-  return Status::OK();
-}
+Status LoadDigestApi(const DigestApi** out) { return DlLoad(kSoname, BindDigestApi, out); }
 
 }  // namespace overtier

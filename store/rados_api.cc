@@ -6,15 +6,6 @@
 
 namespace overtier {
 
-namespace {
-
-struct Loaded {
-  RadosApi api{};
-  Status status;
-};
-
-}  // namespace
-
 Status BindRadosApi(const char* library, RadosApi* out) {
   void* lib = nullptr;
   OVT_RETURN_IF_ERROR(DlOpen(library, "install librados2 for RADOS volume sets", &lib));
@@ -52,15 +43,6 @@ Status BindRadosApi(const char* library, RadosApi* out) {
   return DlBound(lib, library, missing);
 }
 
-Status LoadRadosApi(const RadosApi** out) {
-  static const Loaded loaded = [] {  // thread-safe, once
-    Loaded l;
-    l.status = BindRadosApi("librados.so.2", &l.api);
-    return l;
-  }();
-  if (!loaded.status.ok()) return loaded.status;
-  *out = &loaded.api;
-  return Status::OK();
-}
+Status LoadRadosApi(const RadosApi** out) { return DlLoad("librados.so.2", BindRadosApi, out); }
 
 }  // namespace overtier

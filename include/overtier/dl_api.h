@@ -52,6 +52,34 @@ inline Status DlBound(void* lib, const char* soname, const std::string& missing)
                                     ": not the library overtier was built for, or too old");
 }
 
+// A table of a library's functions and how binding it went.
+template <typename Api>
+struct DlTable {
+  Api api{};
+  Status status;
+};
+
+// Binds Api from `soname` with bind(soname, &api) the first time, for the
+// rest of the process: later calls (from any thread) get that answer.
+template <typename Api>
+const DlTable<Api>& DlLoadOnce(const char* soname, Status (*bind)(const char*, Api*)) {
+  static const DlTable<Api> table = [&] {  // once per Api, thread-safe
+    DlTable<Api> t;
+    t.status = bind(soname, &t.api);
+    return t;
+  }();
+  return table;
+}
+
+// DlLoadOnce's table in *out, or why it could not be bound.
+template <typename Api>
+Status DlLoad(const char* soname, Status (*bind)(const char*, Api*), const Api** out) {
+  const DlTable<Api>& t = DlLoadOnce(soname, bind);
+  if (!t.status.ok()) return t.status;
+  *out = &t.api;
+  return Status::OK();
+}
+
 }  // namespace overtier
 
 #endif  // OVERTIER_DL_API_H_

@@ -65,10 +65,12 @@ Status UnionFs::StatNode(Node* node, struct stat* out) {
       OVT_RETURN_IF_ERROR(source(&node->lower_dirs[0], &src));
       layer = node->lower_dirs[0].layer;
     } else {
-      OVT_RETURN_IF_ERROR(source(&node->lower, &src));
-      layer = node->lower.layer;
+      RealRef* meta = node->lower_meta.valid() ? &node->lower_meta : &node->lower;
+      OVT_RETURN_IF_ERROR(source(meta, &src));
+      layer = meta->layer;
     }
-    metacopy = node->metacopy && node->lower.valid();
+    metacopy =
+        (node->upper.valid() ? node->metacopy : node->lower_meta.valid()) && node->lower.valid();
     indexed = node->indexed && node->upper.valid();
     if (metacopy) OVT_RETURN_IF_ERROR(source(&node->lower, &lsrc));
     merged_dir = node->is_dir() &&
@@ -283,6 +285,7 @@ Status UnionFs::FileAttrIoctl(Node* node, unsigned cmd, void* arg) {
   {
     std::lock_guard<std::mutex> g(node->mu);
     RealRef* ref = node->upper.valid()        ? &node->upper
+                   : node->lower_meta.valid() ? &node->lower_meta
                    : !node->is_dir()          ? &node->lower
                    : node->lower_dirs.empty() ? nullptr
                                               : &node->lower_dirs[0];

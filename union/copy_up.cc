@@ -227,10 +227,15 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
   FdPtr pupper;
   OVT_RETURN_IF_ERROR(ParentUpperFd(parent, &pupper));
   FdPtr src;
-  RealRef* srcref =
-      node->is_dir() ? (node->lower_dirs.empty() ? nullptr : &node->lower_dirs[0]) : &node->lower;
+  // The metadata's source; a lower metadata-only copy keeps its data in
+  // node->lower.
+  RealRef* srcref = node->is_dir() ? (node->lower_dirs.empty() ? nullptr : &node->lower_dirs[0])
+                    : node->lower_meta.valid() ? &node->lower_meta
+                                               : &node->lower;
   if (srcref == nullptr) return Status::Errno(ESTALE);
   OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, srcref, &src));
+  FdPtr data = src;
+  if (srcref == &node->lower_meta) OVT_RETURN_IF_ERROR(nodes_.FdLocked(node, &node->lower, &data));
   struct stat st;
   if (fstat(src->get(), &st) != 0) return Status::FromErrno("stat copy-up source");
 
@@ -271,7 +276,7 @@ Status UnionFs::CopyUpNew(Node* node, Node* parent, const std::string& name, boo
     dfd = openat(work, tmp.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, st.st_mode & 07777);
     if (dfd >= 0) {
       if (with_data) {
-        int rfd = open(ProcPath(src->get()).c_str(), O_RDONLY | O_NOATIME | O_CLOEXEC);
+        int rfd = open(ProcPath(data->get()).c_str(), O_RDONLY | O_NOATIME | O_CLOEXEC);
         if (rfd < 0) {
           s = Status::FromErrno("open lower for copy-up");
         } else {

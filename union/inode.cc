@@ -71,6 +71,7 @@ Node* NodeTable::Intern(std::unique_ptr<Node> fresh, Node* parent, const std::st
             o.fd = std::move(f.fd);
         };
         adopt(old->lower, fresh->lower);
+        adopt(old->lower_meta, fresh->lower_meta);
         if (old->lower_dirs.size() == fresh->lower_dirs.size()) {
           for (size_t i = 0; i < old->lower_dirs.size(); i++)
             adopt(old->lower_dirs[i], fresh->lower_dirs[i]);
@@ -200,6 +201,7 @@ void NodeTable::MaybeEvict() {
     };
     drop(n->upper);
     drop(n->lower);
+    drop(n->lower_meta);
     for (auto& d : n->lower_dirs) drop(d);
     n->mu.unlock();
     auto victim = it;

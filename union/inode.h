@@ -39,6 +39,9 @@ struct RealRef {
   // A lower directory whose opaque xattr is "x": its empty regular files
   // may be whiteouts kept as xattrs (XattrNames::whiteout).
   bool xwhiteouts = false;
+  // A lower directory marked impure: its regular files may be
+  // metadata-only copies (overlay xattr "metacopy") whose data lies below.
+  bool impure = false;
   bool valid() const { return layer >= 0; }
 };
 
@@ -64,8 +67,11 @@ class Node {
   // copy-up locks child then parent (walking up), so nothing locks parent
   // then child while holding both.
   std::mutex mu;
-  RealRef upper;                    // the object in the upper layer, if any
-  RealRef lower;                    // non-dir: the lower object (data source)
+  RealRef upper;  // the object in the upper layer, if any
+  RealRef lower;  // non-dir: the lower object (data source)
+  // reg: a metadata-only copy in a lower layer (an upper layer reused as a
+  // lower one) whose metadata the file shows; its data is `lower`.
+  RealRef lower_meta;
   std::vector<RealRef> lower_dirs;  // dir: merged lower dirs, top-most first
   std::string lower_path;           // dir: absolute path of the lower dirs
   bool opaque = false;              // dir: no fall-through below the upper dir

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdio>
@@ -115,6 +116,8 @@ DirMarks UnionFs::ReadDirMarks(int dfd, const XattrNames& xn, Status* err) {
   bool present = false;
   Status s = GetXattrFd(dfd, xn.opaque(), &v, &present);
   if (s.ok() && present) m = OpaqueValueMarks(v);
+  if (s.ok()) s = GetXattrFd(dfd, xn.impure(), &v, &present);
+  m.impure = s.ok() && present && v == "y";
   if (err != nullptr) *err = std::move(s);
   struct stat st;
   if (!m.opaque) {
@@ -142,6 +145,7 @@ Status UnionFs::LowerSearchLocked(Node* dir, std::vector<LowerSearch>* out) {
     LowerSearch ls;
     ls.layer = d.layer;
     ls.xwhiteouts = d.xwhiteouts;
+    ls.impure = d.impure;
     ServedTree* tree = layers_->layer(d.layer).tree;
     if (tree != nullptr && d.tree_ino != 0) {
       ls.tree = tree;
@@ -180,6 +184,7 @@ DirMarks UnionFs::ProbedDirMarks(const LowerSearch& d, int fd, const struct stat
   if (d.tree->GetXattr(st.st_ino, xn_.opaque(), &v, &present).ok() && present) {
     m = OpaqueValueMarks(v);
   }
+  m.impure = d.tree->GetXattr(st.st_ino, xn_.impure(), &v, &present).ok() && present && v == "y";
   struct stat ost;
   if (!m.opaque) m.opaque = d.tree->Lookup(st.st_ino, std::string(kAufsOpaque), &ost).ok();
   return m;
@@ -317,9 +322,9 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
       // Absolute redirect: the lower objects live at that path of each
       // lower layer, wherever the parent's lower dirs are.
       if (S_ISDIR(r->type)) {
-        OVT_RETURN_IF_ERROR(ResolveLowerDirs(r->redirect, &r->lower_dirs));
+        OVT_RETURN_IF_ERROR(ResolveLowerDirs(r->redirect, /*above=*/0, &r->lower_dirs));
       } else {
-        Status s = FindLowerByPath(r->redirect, &r->lower, &r->lower_st);
+        Status s = FindLowerByPath(r->redirect, /*above=*/0, &r->lower, &r->lower_st);
         if (!s.ok() && s.err() != ENOENT) return s;
       }
       // Where the lower part lives, for the redirect a later rename writes
@@ -350,13 +355,10 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
         drop(fd);
         break;
       }
-      if (r->metacopy) {  // looking for the data of a metadata-only copy
-        if (S_ISREG(st.st_mode)) {
-          OVT_RETURN_IF_ERROR(make_ref(layer, fd, &r->lower, st.st_ino));
-          r->lower_st = st;
-        } else {
-          drop(fd);
-        }
+      // Looking for the data of a metadata-only copy (upper or lower)?
+      const bool seeking = r->metacopy || r->lower_meta.valid();
+      if (seeking && !S_ISREG(st.st_mode)) {
+        drop(fd);
         break;
       }
       if (!S_ISDIR(st.st_mode)) {
@@ -364,18 +366,73 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
           drop(fd);
           break;
         }
+        // A metadata-only copy in a lower layer (an upper layer reused as
+        // a lower one): the first one found gives the file's metadata, and
+        // the search goes on below for its data, as the kernel overlayfs
+        // does with metacopy=on. Copy-ups mark their directory impure, so
+        // only there (and when following one) is the mark read.
+        LowerMeta meta;
+        if (S_ISREG(st.st_mode) && (seeking || d.impure))
+          OVT_RETURN_IF_ERROR(ReadLowerMeta(d, fd, st, &meta));
+        if (meta.metacopy) {
+          if (!r->found) {
+            OVT_RETURN_IF_ERROR(make_ref(layer, fd, &r->lower_meta, st.st_ino));
+            r->found = true;
+            r->type = S_IFREG;
+            r->st = st;
+          } else {
+            drop(fd);
+          }
+          if (meta.redirect.empty()) continue;  // the same name, further down
+          Status rs = CheckRedirect(meta.redirect);
+          if (!rs.ok()) {
+            ReportBadRedirect(name, meta.redirect, rs);
+            return rs;
+          }
+          if (meta.redirect[0] != '/') {
+            sname = meta.redirect;  // a sibling name, further down
+            continue;
+          }
+          Status fs = FindLowerByPath(meta.redirect, layer, &r->lower, &r->lower_st);
+          if (!fs.ok() && fs.err() != ENOENT) return fs;
+          break;
+        }
         OVT_RETURN_IF_ERROR(make_ref(layer, fd, &r->lower, st.st_ino));
         r->lower_st = st;
-        r->found = true;
-        r->type = st.st_mode & S_IFMT;
-        r->st = st;
+        if (!r->found) {
+          r->found = true;
+          r->type = st.st_mode & S_IFMT;
+          r->st = st;
+        }
         break;
       }
       // A directory: merge it.
       const DirMarks marks = ProbedDirMarks(d, fd, st);
+      // Renamed within its layer (an upper layer reused as a lower one:
+      // renames put the directory in an impure parent)? Then the layers
+      // below hold it under the path its redirect names.
+      std::string redirect;
+      if (d.impure && !marks.opaque) {
+        bool present = false;
+        if (d.tree != nullptr) {
+          OVT_RETURN_IF_ERROR(d.tree->GetXattr(st.st_ino, xn_.redirect(), &redirect, &present));
+        } else {
+          OVT_RETURN_IF_ERROR(GetXattrFd(fd, xn_.redirect(), &redirect, &present));
+        }
+        if (!present) redirect.clear();
+        if (!redirect.empty()) {
+          Status rs = CheckRedirect(redirect);
+          if (!rs.ok()) {
+            drop(fd);
+            ReportBadRedirect(name, redirect, rs);
+            return rs;
+          }
+        }
+      }
       RealRef ref;
       OVT_RETURN_IF_ERROR(make_ref(layer, fd, &ref, st.st_ino));
       ref.xwhiteouts = marks.xwhiteouts;
+      ref.impure = marks.impure;
       if (!r->found) {
         r->found = true;
         r->type = S_IFDIR;
@@ -385,10 +442,16 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
       r->lower_dirs.push_back(std::move(ref));
       want_dirs_only = true;
       if (marks.opaque) break;
+      if (!redirect.empty() && redirect[0] == '/') {
+        OVT_RETURN_IF_ERROR(ResolveLowerDirs(redirect, layer, &r->lower_dirs));
+        break;
+      }
+      if (!redirect.empty()) sname = redirect;  // a sibling name, further down
     }
   }
   if (!r->found) return Status::OK();
-  if (r->upper.valid() && r->metacopy && !r->lower.valid()) {
+  if ((r->upper.valid() && r->metacopy && !r->lower.valid()) ||
+      (r->lower_meta.valid() && !r->lower.valid())) {
     // A metadata-only copy whose data no lower layer holds any more (a
     // lower layer changed under the upper one): its upper file is a hole
     // of the file's size, which must not be read as the user's data. The
@@ -399,7 +462,8 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
 
   // Hard links of a lower file: if one of its names was copied up, every
   // name shows that copy (the index entry), so identity and content agree.
-  if (!r->upper.valid() && S_ISREG(r->type) && r->lower_st.st_nlink > 1 && layers_->has_upper()) {
+  if (!r->upper.valid() && !r->lower_meta.valid() && S_ISREG(r->type) && r->lower_st.st_nlink > 1 &&
+      layers_->has_upper()) {
     uint64_t key = layers_->MixIno(r->lower.layer, r->lower_st.st_ino);
     char iname[32];
     std::snprintf(iname, sizeof(iname), "%016llx", static_cast<unsigned long long>(key));
@@ -421,7 +485,8 @@ Status UnionFs::LookupReal(Node* parent, std::string_view name_sv, LookupResult*
   return Status::OK();
 }
 
-Status UnionFs::ResolveLowerDirs(const std::string& abs_path, std::vector<RealRef>* dirs) {
+Status UnionFs::ResolveLowerDirs(const std::string& abs_path, int above,
+                                 std::vector<RealRef>* dirs) {
   // Walks the path component by component from each lower layer's root
   // (openat + O_NOFOLLOW, no "." or "..": a redirect can never leave a
   // layer).
@@ -432,7 +497,7 @@ Status UnionFs::ResolveLowerDirs(const std::string& abs_path, std::vector<RealRe
     if (j > i) comps.emplace_back(abs_path.substr(i, j - i));
     i = j + 1;
   }
-  for (int l = layers_->first_lower(); l < layers_->size(); ++l) {
+  for (int l = std::max(layers_->first_lower(), above + 1); l < layers_->size(); ++l) {
     int cur = openat(layers_->layer(l).root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (cur < 0) return Status::FromErrno("open lower root");
     bool stop = false, ok = true;
@@ -472,13 +537,27 @@ Status UnionFs::ResolveLowerDirs(const std::string& abs_path, std::vector<RealRe
       const DirMarks marks = layers_->layer(l).served && fstat(cur, &cst) == 0
                                  ? LowerDirMarks(l, cur, cst)
                                  : ReadDirMarks(cur, xn_);
+      // A directory renamed within this layer (an upper layer reused as a
+      // lower one) is found below under the path its redirect names.
+      std::string redirect;
+      bool present = false;
+      OVT_RETURN_IF_ERROR(GetXattrFd(cur, xn_.redirect(), &redirect, &present));
       RealRef ref;
       ref.layer = l;
       ref.fd = std::make_shared<const class Fd>(cur);
       ref.xwhiteouts = marks.xwhiteouts;
+      ref.impure = marks.impure;
       if (layers_->layer(l).tree != nullptr && fstat(cur, &cst) == 0) ref.tree_ino = cst.st_ino;
       dirs->push_back(std::move(ref));
       if (marks.opaque) break;
+      if (present && !redirect.empty()) {
+        OVT_RETURN_IF_ERROR(CheckRedirect(redirect));
+        if (redirect[0] != '/') {
+          if (!comps.empty()) comps.back() = redirect;  // a sibling, further down
+        } else {
+          return ResolveLowerDirs(redirect, l, dirs);
+        }
+      }
     } else {
       close(cur);
     }
@@ -487,24 +566,58 @@ Status UnionFs::ResolveLowerDirs(const std::string& abs_path, std::vector<RealRe
   return Status::OK();
 }
 
-Status UnionFs::FindLowerByPath(const std::string& abs_path, RealRef* out, struct stat* st) {
+Status UnionFs::FindLowerByPath(const std::string& abs_path, int above, RealRef* out,
+                                struct stat* st) {
   size_t slash = abs_path.rfind('/');
   std::string dir = abs_path.substr(0, slash), base = abs_path.substr(slash + 1);
   std::vector<RealRef> dirs;
-  OVT_RETURN_IF_ERROR(ResolveLowerDirs(dir.empty() ? "/" : dir, &dirs));
+  OVT_RETURN_IF_ERROR(ResolveLowerDirs(dir.empty() ? "/" : dir, above, &dirs));
   for (auto& d : dirs) {
     int fd;
-    if (OpenReal(d.fd->get(), base.c_str(), &fd, st).ok()) {
-      if (!S_ISREG(st->st_mode)) {
+    if (!OpenReal(d.fd->get(), base.c_str(), &fd, st).ok()) continue;
+    if (!S_ISREG(st->st_mode)) {
+      close(fd);
+      break;
+    }
+    // Another metadata-only copy (a lower layer that was an upper one):
+    // its data is further down, where its own redirect or name says.
+    LowerSearch ls;
+    ls.layer = d.layer;
+    ls.fd = d.fd;
+    LowerMeta meta;
+    Status ms = ReadLowerMeta(ls, fd, *st, &meta);
+    if (!ms.ok() || !meta.metacopy) {
+      if (!ms.ok()) {
         close(fd);
-        break;
+        return ms;
       }
       out->layer = d.layer;
       out->fd = std::make_shared<const class Fd>(fd);
       return Status::OK();
     }
+    close(fd);
+    if (meta.redirect.empty()) continue;
+    OVT_RETURN_IF_ERROR(CheckRedirect(meta.redirect));
+    if (meta.redirect[0] == '/') return FindLowerByPath(meta.redirect, d.layer, out, st);
+    base = meta.redirect;
   }
   return Status::Errno(ENOENT);
+}
+
+Status UnionFs::ReadLowerMeta(const LowerSearch& d, int fd, const struct stat& st, LowerMeta* out) {
+  std::string v;
+  bool present = false;
+  if (d.tree != nullptr) {
+    OVT_RETURN_IF_ERROR(d.tree->GetXattr(st.st_ino, xn_.metacopy(), &v, &present));
+    out->metacopy = present;
+    if (present) OVT_RETURN_IF_ERROR(d.tree->GetXattr(st.st_ino, xn_.redirect(), &v, &present));
+  } else {
+    OVT_RETURN_IF_ERROR(GetXattrFd(fd, xn_.metacopy(), &v, &present));
+    out->metacopy = present;
+    if (present) OVT_RETURN_IF_ERROR(GetXattrFd(fd, xn_.redirect(), &v, &present));
+  }
+  if (out->metacopy && present) out->redirect = std::move(v);
+  return Status::OK();
 }
 
 Status UnionFs::NodeFromResult(LookupResult* r, std::unique_ptr<Node>* out) {
@@ -515,12 +628,16 @@ Status UnionFs::NodeFromResult(LookupResult* r, std::unique_ptr<Node>* out) {
     key = layers_->MixIno(0, r->upper_st.st_ino);
   } else if (!r->lower_dirs.empty()) {
     key = layers_->MixIno(r->lower_dirs[0].layer, r->lower_st.st_ino);
+  } else if (r->lower_meta.valid()) {
+    // The metadata-only copy's number, which readdir shows for its name.
+    key = layers_->MixIno(r->lower_meta.layer, r->st.st_ino);
   } else {
     key = layers_->MixIno(r->lower.layer, r->lower_st.st_ino);
   }
   auto n = std::make_unique<Node>(key, r->type);
   n->upper = std::move(r->upper);
   n->lower = std::move(r->lower);
+  n->lower_meta = std::move(r->lower_meta);
   n->lower_dirs = std::move(r->lower_dirs);
   n->lower_path = std::move(r->lower_path);
   n->opaque = r->opaque;

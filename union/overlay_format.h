@@ -36,10 +36,13 @@ inline std::string AufsWhiteoutName(std::string_view name) {
 inline constexpr std::string_view kXattrWhiteoutsMark = "x";
 
 // What a lower directory's marks say: opaque (overlay xattr "y", or the
-// AUFS marker), or holding whiteouts kept as xattrs (overlay xattr "x").
+// AUFS marker), or holding whiteouts kept as xattrs (overlay xattr "x");
+// impure (overlay xattr "impure"): it was an upper directory that got
+// copied-up objects, some of which may be metadata-only copies.
 struct DirMarks {
   bool opaque = false;
   bool xwhiteouts = false;
+  bool impure = false;
 };
 // What a directory's opaque xattr value says (the AUFS marker aside).
 inline DirMarks OpaqueValueMarks(std::string_view value) {

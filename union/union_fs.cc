@@ -91,6 +91,7 @@ Status UnionFs::Create(const MountOptions& opts, std::unique_ptr<UnionFs>* out) 
       const DirMarks marks = ReadDirMarks(ref.fd->get(), fs->xn_, &err);
       OVT_RETURN_IF_ERROR(err);
       ref.xwhiteouts = marks.xwhiteouts;
+      ref.impure = marks.impure;
       root->lower_dirs.push_back(std::move(ref));
       if (marks.opaque) break;
     }

@@ -248,6 +248,7 @@ class UnionFs {
     struct stat upper_st {};
     RealRef lower;
     struct stat lower_st {};
+    RealRef lower_meta;  // Node::lower_meta
     std::vector<RealRef> lower_dirs;
     std::string lower_path;
     bool opaque = false, impure = false, metacopy = false, indexed = false;
@@ -257,8 +258,13 @@ class UnionFs {
   };
   Status LookupReal(Node* parent, std::string_view name, LookupResult* r);
   Status NodeFromResult(LookupResult* r, std::unique_ptr<Node>* out);
-  Status ResolveLowerDirs(const std::string& abs_path, std::vector<RealRef>* dirs);
-  Status FindLowerByPath(const std::string& abs_path, RealRef* out, struct stat* st);
+  // The lower directories at abs_path in the layers below layer `above`,
+  // top-most first, following the redirects of those directories.
+  Status ResolveLowerDirs(const std::string& abs_path, int above, std::vector<RealRef>* dirs);
+  // The regular file at abs_path in the lower layers below layer `above`
+  // (the data of a metadata-only copy: metadata-only copies found there
+  // are followed to their own data). ENOENT if none.
+  Status FindLowerByPath(const std::string& abs_path, int above, RealRef* out, struct stat* st);
   Status StatNode(Node* node, struct stat* out);
   // Does any lower layer show `name` below parent (for whiteout decisions)?
   Status LowerHasName(Node* parent, std::string_view name, bool* has);
@@ -281,6 +287,7 @@ class UnionFs {
     ServedTree* tree = nullptr;
     uint64_t ino = 0;         // with tree: the directory's inode in the layer
     bool xwhiteouts = false;  // RealRef::xwhiteouts
+    bool impure = false;      // RealRef::impure
   };
   // The lower directories of dir, top-most first (dir->mu held).
   Status LowerSearchLocked(Node* dir, std::vector<LowerSearch>* out);
@@ -294,6 +301,15 @@ class UnionFs {
   // The marks of the lower directory just found in d (its fd, or -1, and
   // stat).
   DirMarks ProbedDirMarks(const LowerSearch& d, int fd, const struct stat& st);
+  // Whether a regular file of a lower layer is a metadata-only copy, and
+  // where its data is (its redirect: "" for the same name further down).
+  struct LowerMeta {
+    bool metacopy = false;
+    std::string redirect;
+  };
+  // Reads them from the file found in d (its O_PATH fd, or through d's
+  // tree; stat st).
+  Status ReadLowerMeta(const LowerSearch& d, int fd, const struct stat& st, LowerMeta* out);
   // Whether the entry of d found with stat `st` (and its O_PATH fd, or -1
   // to open `name`) is a whiteout kept as an xattr: only in a directory
   // marked for them, only a zero-size regular file.

@@ -37,7 +37,7 @@ namespace {
 RealRef* XattrSource(Node* node) {
   if (node->upper.valid()) return &node->upper;
   if (node->is_dir()) return node->lower_dirs.empty() ? nullptr : &node->lower_dirs[0];
-  return &node->lower;
+  return node->lower_meta.valid() ? &node->lower_meta : &node->lower;
 }
 }  // namespace
 

@@ -490,5 +490,74 @@ TEST_F(CopyUpTest, DirectoryCopyUpKeepsAttributesAndStaysMerged) {
   EXPECT_FALSE(Exists(U("d/old")));
 }
 
+// An upper layer reused as a lower one (a LiveCD's saved session under the
+// next one, an image made of a container's upper directory): its
+// metadata-only copies get their data from the layers below, its renamed
+// directories still merge with what they were renamed from, as the kernel
+// overlayfs does with metacopy=on. Reading them as plain files would show
+// holes (zeros) and lose the untouched entries of renamed directories.
+TEST_F(CopyUpTest, AnUpperLayerReusedAsALowerOneKeepsItsMetadataOnlyCopies) {
+  // Large enough that its data, copied, would not pass for a block of xattrs.
+  std::string fdata(256 << 10, '\0');
+  for (size_t i = 0; i < fdata.size(); ++i) fdata[i] = static_cast<char>('a' + (i * 31) % 26);
+  WriteFile(L(1, "f"), fdata, 0644);
+  ASSERT_EQ(mkdir(L(1, "d").c_str(), 0755), 0);
+  WriteFile(L(1, "d/g"), "g, renamed in d", 0644);
+  WriteFile(L(1, "d/h"), "h, untouched in d", 0644);
+  WriteFile(L(1, "r"), "r, renamed", 0644);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  ASSERT_EQ(chmod(M("f").c_str(), 0600), 0);
+  ASSERT_EQ(rename(M("d/g").c_str(), M("d/g2").c_str()), 0);
+  ASSERT_EQ(rename(M("d").c_str(), M("d2").c_str()), 0);
+  ASSERT_EQ(rename(M("r").c_str(), M("r2").c_str()), 0);
+  const TreeSnapshot before = SnapshotTree(M());
+  Unmount();
+  ASSERT_EQ(GetXattr(U("f"), "trusted.overlay.metacopy"), "") << "not a metadata-only copy";
+  ASSERT_LT(Lstat(U("f")).st_blocks * 512, 64 << 10) << "not a metadata-only copy";
+
+  // The session's upper and work directories become the top lower layer
+  // under a fresh upper.
+  const std::string saved = base() + "/saved-upper";
+  ASSERT_EQ(rename(U().c_str(), saved.c_str()), 0);
+  ASSERT_EQ(rename(work().c_str(), (base() + "/saved-work").c_str()), 0);
+  ASSERT_EQ(mkdir(U().c_str(), 0755), 0);
+  ASSERT_EQ(mkdir(work().c_str(), 0755), 0);
+  MountConfig cfg;
+  cfg.overtier_lowerdir = saved + ":" + L(0) + ":" + L(1);
+  ASSERT_NO_FATAL_FAILURE(Mount(cfg));
+  EXPECT_EQ(DiffTrees(before, "the session", SnapshotTree(M()), "stacked"), "");
+  EXPECT_TRUE(ReadFile(M("f")) == fdata) << "the data of the metadata-only copy differs";
+  EXPECT_EQ(Lstat(M("f")).st_mode & 07777, 0600u);
+  EXPECT_EQ(ReadFile(M("d2/g2")), "g, renamed in d");
+  EXPECT_EQ(ReadFile(M("d2/h")), "h, untouched in d");
+  EXPECT_EQ(ReadFile(M("r2")), "r, renamed");
+  struct stat st;
+  EXPECT_NE(lstat(M("d").c_str(), &st), 0) << "the session's whiteout of d does not hide it";
+
+  // Writing copies the data up from the bottom layer, the metadata from
+  // the metadata-only copy; renaming again keeps both reachable.
+  {
+    Fd fd(open(M("f").c_str(), O_WRONLY | O_APPEND));
+    ASSERT_TRUE(fd.valid()) << strerror(errno);
+    ASSERT_EQ(write(fd.get(), "+", 1), 1);
+  }
+  ASSERT_EQ(chmod(M("r2").c_str(), 0640), 0);
+  ASSERT_EQ(rename(M("d2").c_str(), M("d3").c_str()), 0);
+  for (int pass = 0; pass < 2; ++pass) {
+    SCOPED_TRACE(pass == 0 ? "mounted" : "remounted");
+    EXPECT_TRUE(ReadFile(M("f")) == fdata + "+");
+    EXPECT_EQ(Lstat(M("f")).st_mode & 07777, 0600u);
+    EXPECT_TRUE(ReadFile(U("f")) == fdata + "+") << "the upper copy lacks the data";
+    EXPECT_EQ(ReadFile(M("r2")), "r, renamed");
+    EXPECT_EQ(Lstat(M("r2")).st_mode & 07777, 0640u);
+    EXPECT_EQ(ReadFile(M("d3/g2")), "g, renamed in d");
+    EXPECT_EQ(ReadFile(M("d3/h")), "h, untouched in d");
+    EXPECT_EQ(ListDir(M("d3")), (std::vector<std::string>{"g2", "h"}));
+    if (pass == 0) {
+      ASSERT_NO_FATAL_FAILURE(Remount());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace overtier::it

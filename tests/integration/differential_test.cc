@@ -787,6 +787,24 @@ class DifferentialTest : public UnionFsTest, public ::testing::WithParamInterfac
                               << "'s upper layer differently:\n"
                               << diff;
     Unmount();
+
+    // That upper layer as the top lower one (a saved session under the
+    // next): its metadata-only copies and renamed directories lead to the
+    // layers below, for the kernel (metacopy=on) as for the target.
+    MountConfig stacked = MountConfig::On(Target::kKernel);
+    stacked.upper = false;
+    stacked.follow_metacopy = true;
+    stacked.overtier_lowerdir = U() + ":" + L(0) + ":" + L(1);
+    ASSERT_NO_FATAL_FAILURE(Mount(stacked));
+    const TreeSnapshot kernel_stacked = View();
+    Unmount();
+    stacked.target = target();
+    ASSERT_NO_FATAL_FAILURE(Mount(stacked));
+    diff = DiffTrees(kernel_stacked, "kernel", View(), name);
+    EXPECT_TRUE(diff.empty()) << "seed " << seed << ": " << name << "'s upper layer as a lower one "
+                              << "reads differently:\n"
+                              << diff;
+    Unmount();
   }
 
   // A kernel overlayfs at `path` (its layers beside it), unmounted at the

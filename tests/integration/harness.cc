@@ -677,6 +677,7 @@ void UnionFsTest::MountKernel(const MountConfig& cfg) {
     // Without an upper layer the kernel rejects index=on/metacopy=on only
     // with a warning; keep the read-only mount minimal.
     opts += ",redirect_dir=on";
+    if (cfg.follow_metacopy) opts += ",metacopy=on";
   }
   ASSERT_EQ(mount("overlay", mnt_.c_str(), "overlay", 0, opts.c_str()), 0)
       << "mount -t overlay -o " << opts << ": " << LastError() << " (see dmesg)";

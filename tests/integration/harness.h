@@ -198,7 +198,10 @@ std::string DiffTrees(const TreeSnapshot& a, std::string_view a_name, const Tree
 struct MountConfig {
   std::optional<Target> target;  // default: SelectedTarget()
   bool upper = true;             // false: read-only union of the lowers
-  int lowers = 2;                // how many of lower0.. lowerN-1, top-most first
+  // Without an upper layer: the kernel follows metadata-only copies in its
+  // lower layers (metacopy=on), as over an earlier upper layer.
+  bool follow_metacopy = false;
+  int lowers = 2;  // how many of lower0.. lowerN-1, top-most first
   // More -o options for the overtier daemon ("noacl", "uidmapping=..."),
   // after the harness's own; the kernel target does not take them.
   std::string overtier_opts;

@@ -76,18 +76,46 @@ Status GetXattrFd(int fd, const std::string& name, std::string* value, bool* pre
   return Status::OK();
 }
 
+Status ListXattrNamesFd(int fd, std::string* names) {
+  ProcPath p(fd);
+  char buf[1024];
+  ssize_t len = listxattr(p.c_str(), buf, sizeof(buf));
+  if (len >= 0) {
+    names->assign(buf, len);
+    return Status::OK();
+  }
+  for (int attempt = 0; errno == ERANGE && attempt < 4; ++attempt) {
+    len = listxattr(p.c_str(), nullptr, 0);  // grown meanwhile? ask again
+    if (len < 0) break;
+    names->resize(len);
+    len = listxattr(p.c_str(), names->data(), names->size());
+    if (len >= 0) {
+      names->resize(len);
+      return Status::OK();
+    }
+  }
+  names->clear();
+  if (errno == ENOTSUP) return Status::OK();
+  return Status::FromErrno("listxattr");
+}
+
+bool HasXattrName(std::string_view names, std::string_view name) {
+  for (size_t pos = 0; pos < names.size();) {
+    const size_t end = names.find('\0', pos);
+    const std::string_view n =
+        names.substr(pos, (end == std::string_view::npos ? names.size() : end) - pos);
+    if (n == name) return true;
+    if (end == std::string_view::npos) break;
+    pos = end + 1;
+  }
+  return false;
+}
+
 Status CopyXattrs(int src, int dst, const std::function<bool(std::string_view)>& skip,
                   const std::function<Status(std::string_view, std::string*)>& adjust) {
-  ProcPath sp(src), dp(dst);
-  ssize_t len = listxattr(sp.c_str(), nullptr, 0);
-  if (len < 0) {
-    if (errno == ENOTSUP) return Status::OK();
-    return Status::FromErrno("listxattr");
-  }
-  std::string names(len, '\0');
-  len = listxattr(sp.c_str(), names.data(), names.size());
-  if (len < 0) return Status::FromErrno("listxattr");
-  names.resize(len);
+  ProcPath dp(dst);
+  std::string names;
+  OVT_RETURN_IF_ERROR(ListXattrNamesFd(src, &names));
   std::string value;
   for (size_t pos = 0; pos < names.size();) {
     std::string name(names.c_str() + pos);

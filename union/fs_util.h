@@ -38,6 +38,13 @@ Status EmptyDirAt(int dirfd);
 // the file system has no xattrs), errors other than that are returned.
 Status GetXattrFd(int fd, const std::string& name, std::string* value, bool* present);
 
+// The names of the xattrs of the object behind fd, each followed by a NUL
+// (empty when it has none, or the file system has no xattrs). One
+// listxattr when they fit in a small buffer, as they do on most objects.
+Status ListXattrNamesFd(int fd, std::string* names);
+// Whether a ListXattrNamesFd list holds `name`.
+bool HasXattrName(std::string_view names, std::string_view name);
+
 // Copies every xattr of src to dst (both any fds, O_PATH allowed), except
 // those for which skip(name) is true. Symlinks included: through the
 // fd's magic link the calls act on the symlink itself. ENOTSUP on either side is not an error

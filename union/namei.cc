@@ -114,10 +114,18 @@ DirMarks UnionFs::ReadDirMarks(int dfd, const XattrNames& xn, Status* err) {
   DirMarks m;
   std::string v;
   bool present = false;
-  Status s = GetXattrFd(dfd, xn.opaque(), &v, &present);
-  if (s.ok() && present) m = OpaqueValueMarks(v);
-  if (s.ok()) s = GetXattrFd(dfd, xn.impure(), &v, &present);
-  m.impure = s.ok() && present && v == "y";
+  // One listxattr says which marks are there: most lower directories have
+  // none (or only a security label), and then no getxattr follows.
+  std::string names;
+  Status s = ListXattrNamesFd(dfd, &names);
+  if (s.ok() && HasXattrName(names, xn.opaque())) {
+    s = GetXattrFd(dfd, xn.opaque(), &v, &present);
+    if (s.ok() && present) m = OpaqueValueMarks(v);
+  }
+  if (s.ok() && HasXattrName(names, xn.impure())) {
+    s = GetXattrFd(dfd, xn.impure(), &v, &present);
+    m.impure = s.ok() && present && v == "y";
+  }
   if (err != nullptr) *err = std::move(s);
   struct stat st;
   if (!m.opaque) {

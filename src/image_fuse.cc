@@ -826,6 +826,23 @@ class ImageTree : public ServedTree {
     return Status::OK();
   }
 
+  Status GetXattrs(uint64_t ino, const std::vector<std::string_view>& names,
+                   std::vector<std::optional<std::string>>* values) override {
+    values->assign(names.size(), std::nullopt);
+    uint64_t vino;
+    const ImageView* v = impl_->View(ino, &vino);
+    if (v == nullptr) return Status::Errno(ESTALE);
+    NodeRecord n;
+    Status s = v->GetNode(vino, &n);
+    if (s.err() == ENOENT) return Status::Errno(ESTALE);
+    if (!s.ok()) return Logged(s);
+    for (size_t i = 0; i < names.size(); ++i) {
+      auto it = n.xattrs.find(std::string(names[i]));
+      if (it != n.xattrs.end()) (*values)[i] = std::move(it->second);
+    }
+    return Status::OK();
+  }
+
   Status ReadLink(uint64_t ino, std::string* target) override {
     uint64_t vino;
     const ImageView* v = impl_->View(ino, &vino);

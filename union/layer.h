@@ -11,7 +11,9 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "overtier/status.h"
@@ -61,6 +63,10 @@ class ServedTree {
   // *present false when the object has no such xattr.
   virtual Status GetXattr(uint64_t ino, const std::string& name, std::string* value,
                           bool* present) = 0;
+  // Several of the object's xattrs with one read of it: (*values)[i] for
+  // names[i], std::nullopt when absent.
+  virtual Status GetXattrs(uint64_t ino, const std::vector<std::string_view>& names,
+                           std::vector<std::optional<std::string>>* values) = 0;
   virtual Status ReadLink(uint64_t ino, std::string* target) = 0;
   // The file handle of `ino` (the bytes GetHandle stores), for
   // OpenByHandle through the layer's root.

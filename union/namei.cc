@@ -187,12 +187,11 @@ bool UnionFs::LowerAufsWhiteout(const LowerSearch& d, const std::string& name) {
 DirMarks UnionFs::ProbedDirMarks(const LowerSearch& d, int fd, const struct stat& st) {
   if (d.tree == nullptr) return LowerDirMarks(d.layer, fd, st);
   DirMarks m;
-  std::string v;
-  bool present = false;
-  if (d.tree->GetXattr(st.st_ino, xn_.opaque(), &v, &present).ok() && present) {
-    m = OpaqueValueMarks(v);
+  std::vector<std::optional<std::string>> v;  // one read of the node for both marks
+  if (d.tree->GetXattrs(st.st_ino, {xn_.opaque(), xn_.impure()}, &v).ok()) {
+    if (v[0]) m = OpaqueValueMarks(*v[0]);
+    m.impure = v[1] == "y";
   }
-  m.impure = d.tree->GetXattr(st.st_ino, xn_.impure(), &v, &present).ok() && present && v == "y";
   struct stat ost;
   if (!m.opaque) m.opaque = d.tree->Lookup(st.st_ino, std::string(kAufsOpaque), &ost).ok();
   return m;
@@ -616,9 +615,11 @@ Status UnionFs::ReadLowerMeta(const LowerSearch& d, int fd, const struct stat& s
   std::string v;
   bool present = false;
   if (d.tree != nullptr) {
-    OVT_RETURN_IF_ERROR(d.tree->GetXattr(st.st_ino, xn_.metacopy(), &v, &present));
-    out->metacopy = present;
-    if (present) OVT_RETURN_IF_ERROR(d.tree->GetXattr(st.st_ino, xn_.redirect(), &v, &present));
+    std::vector<std::optional<std::string>> vals;  // one read of the node
+    OVT_RETURN_IF_ERROR(d.tree->GetXattrs(st.st_ino, {xn_.metacopy(), xn_.redirect()}, &vals));
+    out->metacopy = vals[0].has_value();
+    present = vals[1].has_value();
+    if (present) v = std::move(*vals[1]);
   } else {
     OVT_RETURN_IF_ERROR(GetXattrFd(fd, xn_.metacopy(), &v, &present));
     out->metacopy = present;

@@ -369,6 +369,32 @@ TEST_F(ImageMountTest, XattrWhiteoutsInAnImageHideWhatIsBelow) {
   EXPECT_EQ(ReadFile(M("dir/below")), "plain");
 }
 
+// An upper layer kept as an image (imported with its overlay xattrs) over
+// the layer it was an upper of: its metadata-only copy and its renamed
+// directory lead to that layer, read through the image's tree as through a
+// directory (copy_up_test AnUpperLayerReusedAsALowerOne... for plain ones).
+TEST_F(ImageMountTest, AnUpperKeptAsAnImageKeepsItsMetadataOnlyCopies) {
+  MakeDirs(B("img/d2"));
+  for (const char* dir : {"img", "img/d2"})
+    ASSERT_EQ(setxattr(B(dir).c_str(), "trusted.overlay.impure", "y", 1, 0), 0);
+  ASSERT_EQ(setxattr(B("img/d2").c_str(), "trusted.overlay.redirect", "/d", 2, 0), 0);
+  WriteFile(B("img/f"), "");
+  ASSERT_EQ(truncate(B("img/f").c_str(), 10), 0);  // a hole: the data is below
+  ASSERT_EQ(chmod(B("img/f").c_str(), 0600), 0);
+  ASSERT_EQ(setxattr(B("img/f").c_str(), "trusted.overlay.metacopy", "", 0, 0), 0);
+  ASSERT_NO_FATAL_FAILURE(Import("session", B("img")));
+  MakeDirs(B("plain/d"));
+  WriteFile(B("plain/f"), "plain data");
+  WriteFile(B("plain/d/g"), "g below");
+  ASSERT_NO_FATAL_FAILURE(MountUnion("image:session:" + B("plain")));
+  EXPECT_EQ(ReadFile(M("f")), "plain data");
+  struct stat st;
+  ASSERT_EQ(lstat(M("f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u) << "the metadata is the image's";
+  EXPECT_EQ(ListDir(M("d2")), (std::vector<std::string>{"g"}));
+  EXPECT_EQ(ReadFile(M("d2/g")), "g below");
+}
+
 // A damaged catalog entry (a name whose inode has no node) is listed and
 // fails its stat with EIO, with the damage in the daemon's log; the other
 // entries read on. (A listing that carries attributes must not drop it.)

@@ -787,13 +787,10 @@ class ImageTree : public ServedTree {
   }
 
   Status Stat(uint64_t ino, struct stat* st) override {
+    const ImageView* v;
     uint64_t vino;
-    const ImageView* v = impl_->View(ino, &vino);
-    if (v == nullptr) return Status::Errno(ESTALE);
     NodeRecord n;
-    Status s = v->GetNode(vino, &n);
-    if (s.err() == ENOENT) return Status::Errno(ESTALE);
-    if (!s.ok()) return Logged(s);
+    OVT_RETURN_IF_ERROR(NodeOf(ino, &v, &vino, &n));
     return Fill(*v, vino, n, st);
   }
 
@@ -829,13 +826,10 @@ class ImageTree : public ServedTree {
   Status GetXattrs(uint64_t ino, const std::vector<std::string_view>& names,
                    std::vector<std::optional<std::string>>* values) override {
     values->assign(names.size(), std::nullopt);
+    const ImageView* v;
     uint64_t vino;
-    const ImageView* v = impl_->View(ino, &vino);
-    if (v == nullptr) return Status::Errno(ESTALE);
     NodeRecord n;
-    Status s = v->GetNode(vino, &n);
-    if (s.err() == ENOENT) return Status::Errno(ESTALE);
-    if (!s.ok()) return Logged(s);
+    OVT_RETURN_IF_ERROR(NodeOf(ino, &v, &vino, &n));
     for (size_t i = 0; i < names.size(); ++i) {
       auto it = n.xattrs.find(std::string(names[i]));
       if (it != n.xattrs.end()) (*values)[i] = std::move(it->second);
@@ -854,6 +848,17 @@ class ImageTree : public ServedTree {
   std::string Handle(uint64_t ino) override { return FuseHandle(impl_->handle_type, ino); }
 
  private:
+  // The node of `ino` and its image view: ESTALE when the inode or its
+  // node is gone (an image removed under the mount), other errors logged.
+  Status NodeOf(uint64_t ino, const ImageView** v, uint64_t* vino, NodeRecord* n) {
+    *v = impl_->View(ino, vino);
+    if (*v == nullptr) return Status::Errno(ESTALE);
+    Status s = (*v)->GetNode(*vino, n);
+    if (s.err() == ENOENT) return Status::Errno(ESTALE);
+    if (!s.ok()) return Logged(s);
+    return Status::OK();
+  }
+
   Status Fill(const ImageView& v, uint64_t ino, const NodeRecord& n, struct stat* st) {
     if (!NodeStat(v, ino, n, st)) {
       return Logged(
